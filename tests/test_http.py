@@ -1,0 +1,381 @@
+"""The resilient HTTP helper against small local servers on 127.0.0.1."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pybreaker
+import pytest
+
+from zerog_cli.errors import ConfigError, NetworkUnavailable, ProtocolError
+from zerog_cli.infra.http import (
+    NO_RETRY,
+    UNSENT_ONLY,
+    BreakerSettings,
+    HttpClient,
+    RetryPolicy,
+    Timeouts,
+    endpoint_of,
+)
+
+FAST = RetryPolicy(max_tries=4, max_time=10, base_delay=0.01, max_delay=0.02)
+
+
+class Script:
+    """What the server answers: a queue of (status, headers, body), then 200."""
+
+    def __init__(self) -> None:
+        self.queue: list[tuple[int, dict[str, str], bytes]] = []
+        self.hits = 0
+        self.delay = 0.0
+        self.lock = threading.Lock()
+
+    def next(self) -> tuple[int, dict[str, str], bytes]:
+        with self.lock:
+            self.hits += 1
+            if self.queue:
+                return self.queue.pop(0)
+        return 200, {"Content-Type": "application/json"}, b'{"ok": true}'
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[str, Script]]:
+    script = Script()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def _answer(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length:
+                self.rfile.read(length)
+            status, headers, body = script.next()
+            if script.delay:
+                time.sleep(script.delay)
+            if status == 0:  # drop the connection without an answer
+                self.close_connection = True
+                self.wfile.flush()
+                self.connection.shutdown(2)
+                return
+            self.send_response(status)
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = _answer
+        do_POST = _answer
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", script
+    httpd.shutdown()
+    httpd.server_close()
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.done: list[tuple[str, str, int | None]] = []
+        self.retries: list[str] = []
+        self.changes: list[tuple[str | None, str]] = []
+        self.rejected = 0
+
+    def request_done(self, endpoint: str, method: str, status: int | None, seconds: float) -> None:
+        self.done.append((endpoint, method, status))
+
+    def retry(self, endpoint: str, reason: str) -> None:
+        self.retries.append(reason)
+
+    def breaker_state_change(self, endpoint: str, old: str | None, new: str) -> None:
+        self.changes.append((old, new))
+
+    def breaker_rejected(self, endpoint: str) -> None:
+        self.rejected += 1
+
+
+def test_fails_then_succeeds(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.queue = [(503, {}, b"busy"), (502, {}, b""), (500, {}, b"")]
+    observer = Recorder()
+    client = HttpClient(retry=FAST, observer=observer)
+    response = client.request("GET", url + "/x")
+    assert response.status == 200 and response.content == b'{"ok": true}'
+    assert script.hits == 4
+    assert len(observer.retries) == 3
+    assert [d[2] for d in observer.done] == [503, 502, 500, 200]
+
+
+def test_400_is_not_retried_and_returned(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.queue = [(400, {}, b"bad request")]
+    client = HttpClient(retry=FAST)
+    response = client.request("POST", url, json={"a": 1})
+    assert response.status == 400 and response.text == "bad request"
+    assert script.hits == 1
+
+
+def test_retries_exhausted_names_endpoint_and_error(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.queue = [(503, {}, b"")] * 4
+    client = HttpClient(retry=FAST)
+    with pytest.raises(NetworkUnavailable) as info:
+        client.request("GET", url)
+    message = str(info.value)
+    assert endpoint_of(url) in message and "4 attempts" in message and "503" in message
+    assert script.hits == 4
+
+
+def test_connection_refused_is_retried_then_network_unavailable() -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = HttpClient(retry=FAST)
+    with pytest.raises(NetworkUnavailable) as info:
+        client.request("GET", f"http://127.0.0.1:{port}/")
+    assert "refused" in str(info.value).lower()
+
+
+def test_retry_after_seconds_is_honoured(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.queue = [(429, {"Retry-After": "1"}, b"")]
+    client = HttpClient(retry=FAST)
+    started = time.monotonic()
+    assert client.request("GET", url).status == 200
+    assert time.monotonic() - started >= 0.95
+
+
+def test_retry_after_http_date_is_capped(server: tuple[str, Script]) -> None:
+    url, script = server
+    far = "Wed, 21 Oct 2099 07:28:00 GMT"
+    script.queue = [(503, {"Retry-After": far}, b"")]
+    client = HttpClient(retry=RetryPolicy(base_delay=0.01, retry_after_cap=0.3))
+    started = time.monotonic()
+    assert client.request("GET", url).status == 200
+    assert 0.25 <= time.monotonic() - started < 5
+
+
+def test_unsent_only_does_not_retry_a_500_or_a_dropped_answer(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.queue = [(500, {}, b"")]
+    client = HttpClient(retry=UNSENT_ONLY)
+    with pytest.raises(NetworkUnavailable):
+        client.request("POST", url, json={})
+    assert script.hits == 1
+    script.queue = [(0, {}, b"")]
+    with pytest.raises(NetworkUnavailable):
+        client.request("POST", url, json={})
+    assert script.hits == 2
+
+
+def test_read_timeout_is_retried_for_idempotent_calls(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.delay = 0.5
+    client = HttpClient(retry=FAST, timeouts=Timeouts(connect=1, read=0.1))
+    with pytest.raises(NetworkUnavailable) as info:
+        client.request("GET", url)
+    assert "read timeout" in str(info.value)
+    assert script.hits == 4
+
+
+def test_response_size_limit(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.queue = [(200, {}, b"x" * 5000)]
+    client = HttpClient(retry=FAST)
+    with pytest.raises(ProtocolError):
+        client.request("GET", url, max_bytes=1000)
+
+
+def test_bad_url_is_a_config_error() -> None:
+    with pytest.raises(ConfigError):
+        HttpClient().request("GET", "ftp://127.0.0.1/")
+
+
+def test_endpoint_drops_credentials_path_and_query() -> None:
+    assert endpoint_of("https://user:pw@RPC.example:8545/v3/KEY?x=1") == "https://rpc.example:8545"
+    assert endpoint_of("http://127.0.0.1/", "/v1/proxy/") == "http://127.0.0.1:80/v1/proxy"
+
+
+def test_breaker_opens_fails_fast_and_half_opens(server: tuple[str, Script]) -> None:
+    url, script = server
+    observer = Recorder()
+    client = HttpClient(
+        retry=NO_RETRY,
+        breaker=BreakerSettings(fail_max=3, reset_timeout=0.5),
+        observer=observer,
+    )
+    script.queue = [(503, {}, b"")] * 3
+    for _ in range(3):
+        with pytest.raises(NetworkUnavailable):
+            client.request("GET", url)
+    assert script.hits == 3
+    assert observer.changes == [("closed", "open")]
+    with pytest.raises(NetworkUnavailable) as info:
+        client.request("GET", url)
+    assert script.hits == 3, "an open breaker must not reach the server"
+    assert "circuit breaker open" in str(info.value) and "half-opens at" in str(info.value)
+    assert endpoint_of(url) in str(info.value)
+    assert observer.rejected == 1
+    time.sleep(0.6)
+    assert client.request("GET", url).status == 200
+    assert observer.changes[-2:] == [("open", "half-open"), ("half-open", "closed")]
+    assert client.breaker_status(endpoint_of(url)).state == "closed"
+
+
+def test_one_logical_call_is_one_breaker_failure(server: tuple[str, Script]) -> None:
+    url, script = server
+    client = HttpClient(retry=FAST, breaker=BreakerSettings(fail_max=2))
+    script.queue = [(503, {}, b"")] * 4
+    with pytest.raises(NetworkUnavailable):
+        client.request("GET", url)
+    assert client.breaker_status(endpoint_of(url)).failures == 1
+    assert client.breaker_status(endpoint_of(url)).state == "closed"
+
+
+def test_4xx_does_not_count_against_the_breaker(server: tuple[str, Script]) -> None:
+    url, script = server
+    client = HttpClient(retry=NO_RETRY, breaker=BreakerSettings(fail_max=1))
+    script.queue = [(404, {}, b"")] * 3
+    for _ in range(3):
+        assert client.request("GET", url).status == 404
+    assert client.breaker_status(endpoint_of(url)).state == "closed"
+
+
+def test_parallel_calls_to_one_endpoint_are_not_serialised(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.delay = 0.3
+    client = HttpClient(retry=NO_RETRY)
+    threads = [threading.Thread(target=client.request, args=("GET", url)) for _ in range(6)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert time.monotonic() - started < 1.2
+
+
+def test_streaming_lines(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.queue = [(200, {"Content-Type": "text/event-stream"}, b"data: 1\r\n\ndata: 2\n")]
+    client = HttpClient(retry=UNSENT_ONLY)
+    with client.stream("POST", url, json={}) as response:
+        assert response.ok
+        assert list(response.iter_lines()) == ["data: 1", "", "data: 2"]
+
+
+class FileStorage(pybreaker.CircuitBreakerStorage):
+    """A breaker store in a JSON file, locked with flock: shared by processes."""
+
+    def __init__(self, path: Path, name: str) -> None:
+        super().__init__(name)
+        self.path = path
+
+    def _update(self, change: object = None) -> dict[str, object]:
+        with open(self.path, "a+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            handle.seek(0)
+            text = handle.read()
+            data: dict[str, object] = json.loads(text) if text else {}
+            data.setdefault("state", "closed")
+            data.setdefault("counter", 0)
+            data.setdefault("success", 0)
+            data.setdefault("opened_at", None)
+            if callable(change):
+                change(data)
+                handle.seek(0)
+                handle.truncate()
+                handle.write(json.dumps(data))
+                handle.flush()
+                os.fsync(handle.fileno())
+            return data
+
+    @property
+    def state(self) -> str:
+        return str(self._update()["state"])
+
+    @state.setter
+    def state(self, state: str) -> None:
+        self._update(lambda d: d.__setitem__("state", state))
+
+    def increment_counter(self) -> None:
+        self._update(lambda d: d.__setitem__("counter", d["counter"] + 1))
+
+    def reset_counter(self) -> None:
+        self._update(lambda d: d.__setitem__("counter", 0))
+
+    def increment_success_counter(self) -> None:
+        self._update(lambda d: d.__setitem__("success", d["success"] + 1))
+
+    def reset_success_counter(self) -> None:
+        self._update(lambda d: d.__setitem__("success", 0))
+
+    @property
+    def counter(self) -> int:
+        return int(self._update()["counter"])  # type: ignore[call-overload]
+
+    @property
+    def success_counter(self) -> int:
+        return int(self._update()["success"])  # type: ignore[call-overload]
+
+    @property
+    def opened_at(self) -> datetime | None:
+        value = self._update()["opened_at"]
+        return None if value is None else datetime.fromtimestamp(float(value), UTC)  # type: ignore[arg-type]
+
+    @opened_at.setter
+    def opened_at(self, when: datetime) -> None:
+        self._update(lambda d: d.__setitem__("opened_at", when.timestamp()))
+
+
+CHILD = """
+import sys
+from pathlib import Path
+sys.path.insert(0, {root!r})
+from tests.test_http import FileStorage
+from zerog_cli.errors import NetworkUnavailable
+from zerog_cli.infra.http import HttpClient, NO_RETRY
+client = HttpClient(retry=NO_RETRY,
+                    breaker_storage=lambda name: FileStorage(Path({path!r}), name))
+try:
+    client.request("GET", {url!r})
+except NetworkUnavailable as exc:
+    print("refused:", exc)
+else:
+    print("passed")
+"""
+
+
+def test_second_process_sees_the_breaker_open(server: tuple[str, Script], tmp_path: Path) -> None:
+    url, script = server
+    path = tmp_path / "breakers.json"
+    client = HttpClient(
+        retry=NO_RETRY,
+        breaker=BreakerSettings(fail_max=2, reset_timeout=60),
+        breaker_storage=lambda name: FileStorage(path, name),
+    )
+    script.queue = [(500, {}, b"")] * 2
+    for _ in range(2):
+        with pytest.raises(NetworkUnavailable):
+            client.request("GET", url)
+    assert script.hits == 2
+    root = str(Path(__file__).resolve().parent.parent)
+    code = CHILD.format(root=root, path=str(path), url=url)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.startswith("refused: circuit breaker open"), result.stdout + result.stderr
+    assert script.hits == 2, "the second process must not reach the server"

@@ -1,0 +1,667 @@
+"""The one HTTP helper every outbound call goes through.
+
+Layers, outermost first, for one logical call:
+
+1. a ``pybreaker.CircuitBreaker`` per endpoint. An open breaker fails fast
+   with :class:`~zerog_cli.errors.NetworkUnavailable` and no network call;
+2. ``backoff`` retries (exponential, full jitter) on connection errors,
+   timeouts, HTTP 429 and 5xx only, honouring ``Retry-After``;
+3. one ``requests.Session`` (connection pooling) with connect/read timeouts.
+
+A breaker failure is one logical call that ended in ``NetworkUnavailable``
+after its retries, not each attempt. Answers the server did give (2xx, other
+4xx, the indexer gateway's 600) are returned to the caller and count as
+successes for the breaker: the endpoint is up.
+
+Breaker state lives in a ``pybreaker.CircuitBreakerStorage`` made by a factory
+``breaker_storage(name)``, where ``name`` is the endpoint string. The default
+keeps it in memory; the ledger provides one shared across processes. What the
+breaker calls on it (pybreaker 1.4), and so what such a storage must implement:
+
+- ``state`` (get/set): ``"closed"``, ``"open"`` or ``"half-open"``; read on
+  every call, so another process's change is seen at once;
+- ``counter`` (get), ``increment_counter()``, ``reset_counter()``: consecutive
+  failures; the increment must be atomic across processes;
+- ``success_counter`` (get), ``increment_success_counter()``,
+  ``reset_success_counter()``: successes while half-open;
+- ``opened_at`` (get/set): timezone-aware UTC ``datetime`` of the last trip,
+  or None; keep sub-second precision (reset timeouts in tests are short).
+
+Retry policy per call (:class:`RetryPolicy`): the default retries anything
+retryable and is right for idempotent reads (JSON-RPC reads, GETs) and for
+``eth_sendRawTransaction`` (resending the same signed bytes names the same
+transaction hash, so a duplicate is "already known", never a second
+payment). :data:`UNSENT_ONLY` retries only failures where the request can
+not have reached the server (connection refused, connect timeout, 429): use
+it for a POST that must not run twice, such as paid inference.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import urlsplit
+
+from zerog_cli.errors import ConfigError, NetworkUnavailable, ProtocolError
+
+if TYPE_CHECKING:
+    import pybreaker
+    import requests
+
+log = logging.getLogger("zerog.http")
+
+RETRYABLE_STATUSES: frozenset[int] = frozenset({429, *range(500, 600)})
+
+BreakerStorageFactory = Callable[[str], "pybreaker.CircuitBreakerStorage"]
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Seconds to wait for a TCP connection and between bytes of the answer."""
+
+    connect: float = 5.0
+    read: float = 30.0
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How one call is retried.
+
+    Waits are full jitter: uniform in ``[0, min(max_delay, base_delay * 2**n)]``
+    before retry ``n + 1``. A ``Retry-After`` header replaces that wait, capped
+    at ``retry_after_cap``. ``max_time`` bounds the whole retry loop.
+    """
+
+    max_tries: int = 4
+    max_time: float = 60.0
+    base_delay: float = 0.5
+    max_delay: float = 8.0
+    retry_after_cap: float = 30.0
+    retry_statuses: frozenset[int] = RETRYABLE_STATUSES
+    retry_after_send: bool = True
+    """Retry failures that may have happened after the server got the request
+    (read timeouts, dropped connections). False for non-idempotent calls."""
+
+
+IDEMPOTENT = RetryPolicy()
+UNSENT_ONLY = RetryPolicy(retry_statuses=frozenset({429}), retry_after_send=False)
+NO_RETRY = RetryPolicy(max_tries=1)
+
+
+@dataclass(frozen=True)
+class BreakerSettings:
+    fail_max: int = 5
+    reset_timeout: float = 60.0
+
+
+class HttpObserver(Protocol):
+    """Receives events for metrics; every method must be cheap and not raise."""
+
+    def request_done(self, endpoint: str, method: str, status: int | None, seconds: float) -> None:
+        """One attempt finished; ``status`` is None when no HTTP answer came."""
+
+    def retry(self, endpoint: str, reason: str) -> None:
+        """An attempt failed with a retryable error and will be retried."""
+
+    def breaker_state_change(self, endpoint: str, old: str | None, new: str) -> None:
+        """The endpoint's breaker moved (``closed``, ``open``, ``half-open``)."""
+
+    def breaker_rejected(self, endpoint: str) -> None:
+        """A call failed fast because the breaker is open."""
+
+
+@dataclass
+class HttpResponse:
+    """A complete answer with a non-retryable status (the body is read)."""
+
+    status: int
+    headers: Mapping[str, str]
+    content: bytes
+    endpoint: str
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", errors="replace")
+
+
+class StreamingResponse:
+    """An answer whose body is read incrementally (server-sent events).
+
+    Transport errors while reading become ``NetworkUnavailable``; they are
+    never retried, since part of the answer was already consumed.
+    """
+
+    def __init__(self, response: requests.Response, endpoint: str) -> None:
+        self._response = response
+        self.endpoint = endpoint
+        self.status: int = response.status_code
+        self.headers: Mapping[str, str] = response.headers
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    def iter_lines(self, max_line_bytes: int = 1 << 20) -> Iterator[str]:
+        """Yield decoded lines without their line ending."""
+        import requests
+
+        buffer = b""
+        try:
+            for piece in self._response.iter_content(chunk_size=8192):
+                buffer += piece
+                while True:
+                    cut = buffer.find(b"\n")
+                    if cut < 0:
+                        break
+                    line, buffer = buffer[:cut], buffer[cut + 1 :]
+                    yield line.rstrip(b"\r").decode("utf-8", errors="replace")
+                if len(buffer) > max_line_bytes:
+                    raise ProtocolError(
+                        f"{self.endpoint} sent a line longer than {max_line_bytes} bytes"
+                    )
+        except requests.RequestException as exc:
+            raise NetworkUnavailable(f"{self.endpoint}: stream broke: {_describe(exc)}") from None
+        if buffer:
+            yield buffer.rstrip(b"\r").decode("utf-8", errors="replace")
+
+    def read(self, max_bytes: int = 1 << 20) -> bytes:
+        """The rest of the body, at most ``max_bytes`` (for error answers)."""
+        import requests
+
+        try:
+            return _read_limited(self._response, max_bytes, self.endpoint)
+        except requests.RequestException as exc:
+            raise NetworkUnavailable(f"{self.endpoint}: stream broke: {_describe(exc)}") from None
+
+    def close(self) -> None:
+        self._response.close()
+
+    def __enter__(self) -> StreamingResponse:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+@dataclass(frozen=True)
+class BreakerStatus:
+    endpoint: str
+    state: str
+    failures: int
+    opened_at: datetime | None
+    half_opens_at: datetime | None
+
+
+def endpoint_of(url: str, path_prefix: str = "") -> str:
+    """``scheme://host:port`` of ``url`` plus an optional path prefix.
+
+    User info, the path and the query are dropped by default because RPC URLs
+    often carry API keys there; the endpoint name appears in messages, logs
+    and the ledger.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"not an http(s) URL: {_redact(url)}")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise ConfigError(f"bad port in URL: {_redact(url)}") from None
+    host = parts.hostname.lower()
+    if ":" in host:
+        host = f"[{host}]"
+    prefix = ""
+    if path_prefix:
+        prefix = "/" + path_prefix.strip("/")
+    return f"{parts.scheme}://{host}:{port}{prefix}"
+
+
+class _Retryable(Exception):
+    """One attempt failed in a way the policy retries."""
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+class HttpClient:
+    """Pooled, retried, breaker-guarded HTTP. Safe to share between threads.
+
+    ``breaker_storage`` makes the state store of one endpoint's breaker (see
+    the module docstring). ``observer`` receives metrics events.
+    """
+
+    def __init__(
+        self,
+        *,
+        timeouts: Timeouts | None = None,
+        retry: RetryPolicy | None = None,
+        breaker: BreakerSettings | None = None,
+        breaker_storage: BreakerStorageFactory | None = None,
+        observer: HttpObserver | None = None,
+        user_agent: str = "zerog-cli",
+        pool_size: int = 32,
+    ) -> None:
+        self.timeouts = timeouts or Timeouts()
+        self.retry = retry or IDEMPOTENT
+        self.breaker_settings = breaker or BreakerSettings()
+        self._storage_factory = breaker_storage
+        self.observer = observer
+        self._user_agent = user_agent
+        self._pool_size = pool_size
+        self._session: requests.Session | None = None
+        self._breakers: dict[str, pybreaker.CircuitBreaker] = {}
+        self._lock = threading.Lock()
+
+    # -- public API -----------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        endpoint: str | None = None,
+        json: Any = None,
+        data: bytes | None = None,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: Timeouts | None = None,
+        retry: RetryPolicy | None = None,
+        max_bytes: int = 64 << 20,
+    ) -> HttpResponse:
+        """Send one logical request and return the read answer.
+
+        Raises ``NetworkUnavailable`` (breaker open, retries exhausted, or a
+        non-retried transport failure) and ``ProtocolError`` (answer larger
+        than ``max_bytes``).
+        """
+        name = endpoint or endpoint_of(url)
+
+        def attempt() -> HttpResponse:
+            response = self._send(method, url, name, json, data, params, headers, timeout)
+            import requests
+
+            try:
+                body = _read_limited(response, max_bytes, name)
+            except requests.RequestException as exc:
+                raise _AttemptFailed(_describe(exc), unsent=False) from None
+            finally:
+                response.close()
+            return HttpResponse(response.status_code, response.headers, body, name)
+
+        return self._guarded(name, method, retry or self.retry, attempt)
+
+    def stream(
+        self,
+        method: str,
+        url: str,
+        *,
+        endpoint: str | None = None,
+        json: Any = None,
+        data: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: Timeouts | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> StreamingResponse:
+        """Send a request and return once the status line and headers arrive.
+
+        Retries and the breaker cover the call up to the headers. Use as a
+        context manager so the connection goes back to the pool.
+        """
+        name = endpoint or endpoint_of(url)
+
+        def attempt() -> StreamingResponse:
+            response = self._send(method, url, name, json, data, None, headers, timeout)
+            return StreamingResponse(response, name)
+
+        return self._guarded(name, method, retry or self.retry, attempt)
+
+    def breaker(self, endpoint: str) -> pybreaker.CircuitBreaker:
+        """The breaker of ``endpoint``, created on first use."""
+        with self._lock:
+            found = self._breakers.get(endpoint)
+            if found is None:
+                found = self._make_breaker(endpoint)
+                self._breakers[endpoint] = found
+            return found
+
+    def breaker_status(self, endpoint: str) -> BreakerStatus:
+        """What the breaker's storage says now (for `zerog status`)."""
+        storage = self.breaker(endpoint)._state_storage
+        opened_at = storage.opened_at
+        half_opens_at = None
+        state = storage.state
+        if state == "open" and opened_at is not None:
+            half_opens_at = opened_at + timedelta(seconds=self.breaker_settings.reset_timeout)
+        return BreakerStatus(endpoint, state, storage.counter, opened_at, half_opens_at)
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    # -- internals ------------------------------------------------------
+
+    def _session_for_use(self) -> requests.Session:
+        with self._lock:
+            if self._session is None:
+                import requests
+                from requests.adapters import HTTPAdapter
+
+                session = requests.Session()
+                session.headers["User-Agent"] = self._user_agent
+                adapter = HTTPAdapter(
+                    pool_connections=self._pool_size, pool_maxsize=self._pool_size
+                )
+                session.mount("http://", adapter)
+                session.mount("https://", adapter)
+                self._session = session
+            return self._session
+
+    def _make_breaker(self, endpoint: str) -> pybreaker.CircuitBreaker:
+        import pybreaker
+
+        if self._storage_factory is not None:
+            storage = self._storage_factory(endpoint)
+        else:
+            storage = pybreaker.CircuitMemoryStorage(pybreaker.STATE_CLOSED)
+        return pybreaker.CircuitBreaker(
+            fail_max=self.breaker_settings.fail_max,
+            reset_timeout=self.breaker_settings.reset_timeout,
+            exclude=[lambda exc: not isinstance(exc, NetworkUnavailable)],
+            listeners=[_breaker_listener(endpoint, self)],
+            state_storage=storage,
+            name=endpoint,
+            throw_new_error_on_trip=False,
+        )
+
+    def _guarded(
+        self, endpoint: str, method: str, policy: RetryPolicy, attempt: Callable[[], Any]
+    ) -> Any:
+        import pybreaker
+
+        breaker = self.breaker(endpoint)
+        try:
+            # calling() holds pybreaker's lock only while deciding, not during
+            # the request, so parallel calls to one endpoint stay parallel.
+            with breaker.calling():
+                return self._with_retries(endpoint, policy, attempt)
+        except pybreaker.CircuitBreakerError:
+            if self.observer is not None:
+                self.observer.breaker_rejected(endpoint)
+            raise NetworkUnavailable(self._open_message(endpoint, breaker)) from None
+
+    def _open_message(self, endpoint: str, breaker: pybreaker.CircuitBreaker) -> str:
+        opened_at = breaker._state_storage.opened_at
+        if opened_at is None:
+            return f"circuit breaker open for {endpoint}"
+        half_open = opened_at + timedelta(seconds=breaker.reset_timeout)
+        wait = max(0.0, (half_open - datetime.now(UTC)).total_seconds())
+        return (
+            f"circuit breaker open for {endpoint} after repeated failures; "
+            f"it half-opens at {half_open.strftime('%Y-%m-%dT%H:%M:%SZ')} (in {wait:.0f} s)"
+        )
+
+    def _with_retries(self, endpoint: str, policy: RetryPolicy, attempt: Callable[[], Any]) -> Any:
+        import backoff
+
+        gave_up: dict[str, Any] = {}
+
+        def on_backoff(details: Any) -> None:
+            reason = str(details["exception"])
+            log.info(
+                "%s: attempt %d failed (%s); retrying in %.2f s",
+                endpoint,
+                details["tries"],
+                reason,
+                details["wait"],
+            )
+            if self.observer is not None:
+                self.observer.retry(endpoint, reason)
+
+        def on_giveup(details: Any) -> None:
+            gave_up.update(details)
+
+        def giveup(exc: Exception) -> bool:
+            if isinstance(exc, _AttemptFailed):
+                return not (exc.unsent or policy.retry_after_send)
+            if isinstance(exc, _StatusFailed):
+                return exc.status not in policy.retry_statuses
+            return False
+
+        retried = backoff.on_exception(
+            _wait_gen,
+            _Retryable,
+            max_tries=max(1, policy.max_tries),
+            max_time=policy.max_time,
+            jitter=None,
+            giveup=giveup,
+            on_backoff=on_backoff,
+            on_giveup=on_giveup,
+            logger=None,
+            policy=policy,
+        )(attempt)
+        try:
+            return retried()
+        except _Retryable as exc:
+            tries = gave_up.get("tries", 1)
+            noun = "attempt" if tries == 1 else "attempts"
+            raise NetworkUnavailable(
+                f"{endpoint} unavailable after {tries} {noun}: {exc.reason}"
+            ) from None
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        endpoint: str,
+        json: Any,
+        data: bytes | None,
+        params: Mapping[str, str] | None,
+        headers: Mapping[str, str] | None,
+        timeout: Timeouts | None,
+    ) -> requests.Response:
+        """One attempt: a response with a non-retryable status, or an exception."""
+        import requests
+
+        limits = timeout or self.timeouts
+        started = time.monotonic()
+        try:
+            response = self._session_for_use().request(
+                method,
+                url,
+                json=json,
+                data=data,
+                params=params,
+                headers=dict(headers) if headers else None,
+                timeout=(limits.connect, limits.read),
+                stream=True,
+                allow_redirects=False,
+            )
+        except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema) as exc:
+            raise ConfigError(f"bad URL for {endpoint}: {type(exc).__name__}") from None
+        except requests.RequestException as exc:
+            self._report(endpoint, method, None, started)
+            raise _AttemptFailed(_describe(exc), unsent=_never_reached_server(exc)) from None
+        self._report(endpoint, method, response.status_code, started)
+        if response.status_code in RETRYABLE_STATUSES:
+            retry_after = _parse_retry_after(response.headers.get("Retry-After"))
+            snippet = _status_text(response)
+            response.close()
+            raise _StatusFailed(
+                f"HTTP {response.status_code}{snippet}",
+                status=response.status_code,
+                retry_after=retry_after,
+            )
+        return response
+
+    def _report(self, endpoint: str, method: str, status: int | None, started: float) -> None:
+        if self.observer is not None:
+            self.observer.request_done(endpoint, method, status, time.monotonic() - started)
+
+
+class _AttemptFailed(_Retryable):
+    """A transport failure; ``unsent`` when the server cannot have seen it."""
+
+    def __init__(self, reason: str, *, unsent: bool) -> None:
+        super().__init__(reason)
+        self.unsent = unsent
+
+
+class _StatusFailed(_Retryable):
+    def __init__(self, reason: str, *, status: int, retry_after: float | None) -> None:
+        super().__init__(reason, retry_after)
+        self.status = status
+
+
+def _wait_gen(policy: RetryPolicy) -> Any:
+    """backoff wait generator: full-jitter exponential, or Retry-After.
+
+    backoff sends each caught exception in, so the server's Retry-After can
+    replace the computed wait (jitter is applied here, not by backoff, so a
+    server-given wait is not shortened).
+    """
+    import backoff
+
+    attempt = 0
+    exc = yield
+    while True:
+        if isinstance(exc, _Retryable) and exc.retry_after is not None:
+            delay = max(0.0, min(exc.retry_after, policy.retry_after_cap))
+        else:
+            ceiling = min(policy.max_delay, policy.base_delay * (2**attempt))
+            delay = backoff.full_jitter(ceiling)
+        attempt += 1
+        exc = yield delay
+
+
+def _breaker_listener(endpoint: str, client: HttpClient) -> pybreaker.CircuitBreakerListener:
+    """A listener that logs state changes and forwards them to the observer."""
+    import pybreaker
+
+    class Listener(pybreaker.CircuitBreakerListener):
+        def state_change(self, cb: Any, old_state: Any, new_state: Any) -> None:
+            old = old_state.name if old_state is not None else None
+            new = new_state.name
+            level = logging.WARNING if new == "open" else logging.INFO
+            log.log(level, "circuit breaker for %s: %s -> %s", endpoint, old, new)
+            if client.observer is not None:
+                client.observer.breaker_state_change(endpoint, old, new)
+
+    return Listener()
+
+
+def _read_limited(response: requests.Response, max_bytes: int, endpoint: str) -> bytes:
+    declared = response.headers.get("Content-Length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise ProtocolError(f"{endpoint} answered {declared} bytes, more than {max_bytes} allowed")
+    pieces: list[bytes] = []
+    total = 0
+    for piece in response.iter_content(chunk_size=1 << 16):
+        total += len(piece)
+        if total > max_bytes:
+            raise ProtocolError(f"{endpoint} answered more than {max_bytes} bytes")
+        pieces.append(piece)
+    return b"".join(pieces)
+
+
+def _parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _status_text(response: requests.Response) -> str:
+    reason = (response.reason or "").strip()
+    return f" {reason}" if reason else ""
+
+
+def _describe(exc: BaseException) -> str:
+    """A one-line description of a requests failure, without the URL."""
+    import requests
+
+    kinds: list[tuple[type[BaseException], str]] = [
+        (requests.exceptions.ConnectTimeout, "connect timeout"),
+        (requests.exceptions.ReadTimeout, "read timeout"),
+        (requests.exceptions.SSLError, "TLS error"),
+        (requests.exceptions.ProxyError, "proxy error"),
+        (requests.exceptions.ChunkedEncodingError, "connection broken mid-answer"),
+        (requests.exceptions.ConnectionError, "connection failed"),
+    ]
+    for kind, text in kinds:
+        if isinstance(exc, kind):
+            detail = _root_cause(exc)
+            return f"{text} ({detail})" if detail else text
+    return type(exc).__name__
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The innermost OS-level reason, e.g. 'Connection refused'."""
+    seen: BaseException | None = exc
+    text = ""
+    for _ in range(8):
+        if seen is None:
+            break
+        reason = getattr(seen, "reason", None)
+        if isinstance(reason, BaseException):
+            seen = reason
+            continue
+        if isinstance(seen, OSError) and seen.strerror:
+            return seen.strerror
+        args = getattr(seen, "args", ())
+        nested = next((a for a in args if isinstance(a, BaseException)), None)
+        if nested is None:
+            break
+        seen = nested
+    if seen is not None and seen is not exc:
+        text = str(seen).split(": ", 1)[-1]
+    return text[:120]
+
+
+def _never_reached_server(exc: BaseException) -> bool:
+    """True when the request cannot have been delivered (safe to resend)."""
+    import requests
+    from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    if not isinstance(exc, requests.exceptions.ConnectionError):
+        return False
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return False
+        if isinstance(seen, NewConnectionError | ConnectTimeoutError | ConnectionRefusedError):
+            return True
+        reason = getattr(seen, "reason", None)
+        if isinstance(reason, BaseException):
+            seen = reason
+            continue
+        seen = next((a for a in getattr(seen, "args", ()) if isinstance(a, BaseException)), None)
+    return False
+
+
+def _redact(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or "?"
+    return f"{parts.scheme}://{host}" if parts.scheme else "<unparseable URL>"
