@@ -174,6 +174,15 @@ class StreamingResponse:
         if buffer:
             yield buffer.rstrip(b"\r").decode("utf-8", errors="replace")
 
+    def iter_bytes(self, chunk_size: int = 1 << 16) -> Iterator[bytes]:
+        """Yield the raw body in pieces of at most ``chunk_size`` bytes."""
+        import requests
+
+        try:
+            yield from self._response.iter_content(chunk_size=chunk_size)
+        except requests.RequestException as exc:
+            raise NetworkUnavailable(f"{self.endpoint}: stream broke: {_describe(exc)}") from None
+
     def read(self, max_bytes: int = 1 << 20) -> bytes:
         """The rest of the body, at most ``max_bytes`` (for error answers)."""
         import requests

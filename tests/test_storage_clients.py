@@ -1,0 +1,460 @@
+"""JSON-RPC, storage node, indexer and EVM clients against hostile local peers."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from zerog_cli.errors import (
+    IntegrityError,
+    NetworkUnavailable,
+    NotFound,
+    ProtocolError,
+    QuotaExceeded,
+    RemoteError,
+)
+from zerog_cli.infra.http import HttpClient, RetryPolicy
+from zerog_cli.zerog.evm import EvmClient
+from zerog_cli.zerog.indexer import IndexerClient
+from zerog_cli.zerog.jsonrpc import JsonRpcClient, classify
+from zerog_cli.zerog.merkle import (
+    segment_root,
+    tree_from_bytes,
+    verify_segment_proof,
+)
+from zerog_cli.zerog.storage_node import SegmentWithProof, StorageNodeClient
+
+ROOT = "0x" + "ab" * 32
+FAST = RetryPolicy(max_tries=2, base_delay=0.01, max_delay=0.01)
+
+Answer = Callable[[Any, BaseHTTPRequestHandler], tuple[int, dict[str, str], bytes]]
+
+
+class Peer:
+    """A scripted peer: ``answer(request_json, handler)`` -> (status, headers, body)."""
+
+    def __init__(self) -> None:
+        self.answer: Answer = lambda req, h: (200, {}, b"{}")
+        self.requests: list[Any] = []
+
+    def rpc(self, result: Any) -> None:
+        self.answer = lambda req, h: (
+            200,
+            {"Content-Type": "application/json"},
+            json.dumps({"jsonrpc": "2.0", "id": req["id"], "result": result}).encode(),
+        )
+
+    def raw(self, body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> None:
+        self.answer = lambda req, h: (status, headers or {}, body)
+
+    def error(self, code: int, message: str, data: Any = None) -> None:
+        error: dict[str, Any] = {"code": code, "message": message}
+        if data is not None:
+            error["data"] = data
+        self.answer = lambda req, h: (
+            200,
+            {},
+            json.dumps({"jsonrpc": "2.0", "id": req["id"], "error": error}).encode(),
+        )
+
+
+@pytest.fixture
+def peer() -> Iterator[tuple[str, Peer]]:
+    state = Peer()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def _serve(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            request = json.loads(body) if body else None
+            state.requests.append(request)
+            status, headers, payload = state.answer(request, self)
+            self.send_response(status)
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        do_POST = _serve
+        do_GET = _serve
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", state
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def http() -> HttpClient:
+    return HttpClient(retry=FAST)
+
+
+def one_line(error: BaseException) -> str:
+    text = str(error)
+    assert "\n" not in text and "Traceback" not in text
+    return text
+
+
+FILE_INFO = {
+    "tx": {
+        "streamIds": [],
+        "data": [],
+        "dataMerkleRoot": ROOT,
+        "merkleNodes": [[11, ROOT]],
+        "startEntryIndex": 1024,
+        "size": 300000,
+        "seq": 1,
+    },
+    "finalized": True,
+    "isCached": False,
+    "uploadedSegNum": 2,
+    "pruned": False,
+}
+
+
+# -- JSON-RPC ---------------------------------------------------------------
+
+
+def test_call_and_null_result(peer: tuple[str, Peer]) -> None:
+    url, state = peer
+    rpc = JsonRpcClient(http(), url)
+    state.rpc(None)
+    assert rpc.call("zgs_uploadSegment", [1]) is None
+    assert state.requests[-1]["params"] == [1] and state.requests[-1]["jsonrpc"] == "2.0"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "fragment"),
+    [
+        (b'{"jsonrpc":"2.0","id":1,"res', 200, "truncated JSON"),
+        (b"<html><body>502 Bad Gateway</body></html>", 404, "HTML page"),
+        (b'{"jsonrpc":"2.0","id":1}', 200, "without a result"),
+        (b"[1,2]", 200, "batch"),
+        (b'"hello"', 200, "other than a JSON-RPC object"),
+        (b'{"jsonrpc":"2.0","id":1,"result":NaN}', 200, "malformed"),
+        (b"", 200, "empty answer"),
+        (b"[" * 100000, 200, "malformed"),
+        (b'{"jsonrpc":"2.0","id":1,"error":"boom"}', 200, "malformed error"),
+        (b'{"jsonrpc":"1.0","id":1,"result":1}', 200, "version"),
+    ],
+)
+def test_hostile_answers_are_protocol_errors(
+    peer: tuple[str, Peer], body: bytes, status: int, fragment: str
+) -> None:
+    url, state = peer
+    state.raw(body, status)
+    with pytest.raises(ProtocolError) as info:
+        JsonRpcClient(http(), url).call("zgs_getStatus")
+    assert fragment in one_line(info.value)
+    assert not isinstance(info.value, RemoteError)
+
+
+def test_oversized_answer(peer: tuple[str, Peer]) -> None:
+    url, state = peer
+    state.raw(b'{"result": "' + b"x" * 5000 + b'"}')
+    with pytest.raises(ProtocolError, match="more than"):
+        JsonRpcClient(http(), url, max_response_bytes=1000).call("zgs_getStatus")
+
+
+def test_error_object_is_classified(peer: tuple[str, Peer]) -> None:
+    url, state = peer
+    rpc = JsonRpcClient(http(), url)
+    state.error(-32602, "Invalid params: root", "already uploaded and finalized")
+    with pytest.raises(RemoteError) as info:
+        rpc.call("zgs_uploadSegmentsByTxSeq", [[], 1])
+    assert info.value.kind == "already-exists" and info.value.code == -32602
+    assert "already uploaded and finalized" in one_line(info.value)
+    state.error(-32000, "too many data writing: 16")
+    with pytest.raises(RemoteError) as info:
+        rpc.call("zgs_uploadSegmentsByTxSeq", [[], 1])
+    assert info.value.kind == "retryable"
+
+
+def test_classify_table() -> None:
+    assert classify("Invalid params: root", "already uploaded and finalized") == "already-exists"
+    assert classify("segment has already been uploaded or is being uploaded") == "already-exists"
+    assert classify("too many data writing: 16") == "retryable"
+    assert classify("Invalid params: root", "already pruned") == "fatal"
+    assert classify("segment file size not matched with tx file size") == "fatal"
+    assert classify("Internal error", "data root and tx seq not match") == "fatal"
+    assert classify("file not found") == "not-found"
+    assert classify("Invalid params: proof", "validation failed") == "fatal"
+    assert classify("x", {"message": "too many data writing"}) == "retryable"
+
+
+def test_batch(peer: tuple[str, Peer]) -> None:
+    url, state = peer
+
+    def answer(req: Any, handler: Any) -> tuple[int, dict[str, str], bytes]:
+        items = [
+            {"jsonrpc": "2.0", "id": req[1]["id"], "error": {"code": 3, "message": "nope"}},
+            {"jsonrpc": "2.0", "id": req[0]["id"], "result": "0x1"},
+        ]
+        return 200, {}, json.dumps(items).encode()
+
+    state.answer = answer
+    results = JsonRpcClient(http(), url).batch([("eth_chainId", []), ("eth_call", [{}])])
+    assert results[0] == "0x1"
+    assert isinstance(results[1], RemoteError)
+
+
+def test_http_500_is_network_unavailable(peer: tuple[str, Peer]) -> None:
+    url, state = peer
+    state.raw(b"oops", 500)
+    with pytest.raises(NetworkUnavailable):
+        JsonRpcClient(http(), url).call("zgs_getStatus")
+    assert len(state.requests) == 2
+
+
+# -- storage node -------------------------------------------------------------
+
+
+def test_status_and_shard_config(peer: tuple[str, Peer]) -> None:
+    url, state = peer
+    node = StorageNodeClient(http(), url)
+    state.rpc(
+        {
+            "connectedPeers": 1,
+            "logSyncHeight": 5,
+            "logSyncBlock": ROOT,
+            "nextTxSeq": 3,
+            "networkIdentity": {
+                "chainId": 31337,
+                "flowAddress": "0x22E03a6A89B950F1c82ec5e74F8eCa321a105296",
+                "p2pProtocolVersion": {"major": 0, "minor": 4, "build": 0},
+            },
+        }
+    )
+    status = node.get_status()
+    assert status.network_identity.flow_address == "0x22e03a6a89b950f1c82ec5e74f8eca321a105296"
+    state.rpc({"shardId": 1, "numShard": 4})
+    config = node.get_shard_config()
+    assert (config.shard_id, config.num_shard) == (1, 4)
+    state.rpc({"shardId": 4, "numShard": 4})
+    with pytest.raises(ProtocolError, match="invalid shard config"):
+        node.get_shard_config()
+    state.rpc({"shardId": 0, "numShard": 3})
+    with pytest.raises(ProtocolError, match="invalid shard config"):
+        node.get_shard_config()
+
+
+def test_file_info_parses_and_null(peer: tuple[str, Peer]) -> None:
+    url, state = peer
+    node = StorageNodeClient(http(), url)
+    state.rpc(FILE_INFO)
+    info = node.get_file_info(ROOT, True)
+    assert info is not None and info.tx.seq == 1 and info.tx.size == 300000 and info.finalized
+    old = {k: v for k, v in FILE_INFO.items() if k != "pruned"}
+    state.rpc(old)
+    info = node.get_file_info_by_tx_seq(1)
+    assert info is not None and info.pruned is False
+    state.rpc(None)
+    assert node.get_file_info(ROOT, False) is None
+
+
+def _with(path: str, value: Any) -> dict[str, Any]:
+    info = json.loads(json.dumps(FILE_INFO))
+    target = info
+    keys = path.split(".")
+    for key in keys[:-1]:
+        target = target[key]
+    target[keys[-1]] = value
+    return info
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "fragment"),
+    [
+        ("tx.size", "300000", "tx.size is not an integer (string)"),
+        ("tx.size", 1 << 80, "tx.size is out of range"),
+        ("tx.seq", -1, "tx.seq is out of range"),
+        ("tx.seq", 1.5, "tx.seq is not an integer"),
+        ("tx.startEntryIndex", 10**400, "out of range"),
+        ("finalized", "true", "finalized is not a boolean"),
+        ("tx.dataMerkleRoot", "0x1234", "tx.root is not a 0x-prefixed 32-byte hex"),
+        ("tx.merkleNodes", [[1]], "is not a [depth, root] pair"),
+        ("tx", None, "tx is not a JSON object"),
+        ("uploadedSegNum", True, "uploadedSegNum is not an integer (boolean)"),
+    ],
+)
+def test_hostile_file_info(peer: tuple[str, Peer], path: str, value: Any, fragment: str) -> None:
+    url, state = peer
+    if isinstance(value, int) and value > 1 << 300:
+        state.raw(
+            json.dumps({"jsonrpc": "2.0", "id": 1, "result": _with(path, 0)})
+            .replace('"startEntryIndex": 0', '"startEntryIndex": ' + "9" * 400)
+            .encode()
+        )
+    else:
+        state.rpc(_with(path, value))
+    with pytest.raises(ProtocolError) as info:
+        StorageNodeClient(http(), url).get_file_info(ROOT, True)
+    message = one_line(info.value)
+    assert fragment in message, message
+
+
+def _segment_json(data: bytes, tree_data: bytes, index: int = 0) -> dict[str, Any]:
+    tree = tree_from_bytes(tree_data)
+    return SegmentWithProof(
+        root=tree.root_hex, data=data, index=index, proof=tree.proof(index), file_size=tree.size
+    ).to_json()
+
+
+def test_segment_download_and_verification(peer: tuple[str, Peer]) -> None:
+    url, state = peer
+    content = bytes(range(256)) * 1100
+    tree = tree_from_bytes(content)
+    node = StorageNodeClient(http(), url)
+    state.rpc(_segment_json(content[256 * 1024 :] + bytes(256 - len(content) % 256), content, 1))
+    segment = node.download_segment_with_proof_by_tx_seq(1, 1)
+    assert segment is not None
+    seg_root = segment_root(segment.data, tree.segment_leaf_count(1))
+    verify_segment_proof(tree.root, seg_root, 1, tree.num_padded_segments, segment.proof)
+    with pytest.raises(IntegrityError):
+        verify_segment_proof(tree.root, seg_root, 0, tree.num_padded_segments, segment.proof)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "fragment"),
+    [
+        (lambda s: s.update(data="not base64!!"), "not valid base64"),
+        (lambda s: s.update(data=base64.b64encode(b"x" * 100).decode()), "whole 256-byte chunks"),
+        (lambda s: s.update(data="QUFB" * 200_000), "longer than"),
+        (lambda s: s["proof"].update(lemma=s["proof"]["lemma"][:1]), "lemma entries"),
+        (lambda s: s["proof"].update(path=["yes"]), "booleans"),
+        (lambda s: s.update(index=-1), "index is out of range"),
+        (lambda s: s.update(fileSize="big"), "fileSize is not an integer"),
+        (lambda s: s.pop("proof"), "proof is missing"),
+    ],
+)
+def test_hostile_segments(peer: tuple[str, Peer], mutate: Any, fragment: str) -> None:
+    url, state = peer
+    content = bytes(range(256)) * 2048
+    segment = _segment_json(content[: 256 * 1024], content, 0)
+    mutate(segment)
+    state.rpc(segment)
+    with pytest.raises(ProtocolError) as info:
+        StorageNodeClient(http(), url).download_segment_with_proof_by_tx_seq(1, 0)
+    message = one_line(info.value)
+    assert fragment in message, message
+
+
+def test_download_without_proof_checks_length(peer: tuple[str, Peer]) -> None:
+    url, state = peer
+    node = StorageNodeClient(http(), url)
+    state.rpc(base64.b64encode(bytes(512)).decode())
+    assert node.download_segment_by_tx_seq(1, 0, 2) == bytes(512)
+    with pytest.raises(ProtocolError, match="expected 768"):
+        node.download_segment_by_tx_seq(1, 0, 3)
+
+
+def test_check_file_finalized(peer: tuple[str, Peer]) -> None:
+    url, state = peer
+    node = StorageNodeClient(http(), url)
+    for value in (True, False, None):
+        state.rpc(value)
+        assert node.check_file_finalized(1) is value
+    state.rpc("yes")
+    with pytest.raises(ProtocolError):
+        node.check_file_finalized(ROOT)
+
+
+# -- indexer ------------------------------------------------------------------
+
+
+def test_indexer_nodes_and_locations(peer: tuple[str, Peer]) -> None:
+    url, state = peer
+    indexer = IndexerClient(http(), url)
+    entry = {"url": "http://127.0.0.1:5678", "config": {"shardId": 0, "numShard": 1}}
+    state.rpc({"trusted": [dict(entry, latency=3, since=5)], "discovered": None})
+    nodes = indexer.get_sharded_nodes()
+    assert nodes.trusted[0].url == entry["url"] and nodes.discovered == []
+    state.rpc(None)
+    assert indexer.get_file_locations(ROOT) == []
+    state.error(-32000, "file not found")
+    assert indexer.get_file_locations(ROOT) == []
+    state.rpc([{"url": "file:///etc/passwd", "config": {"shardId": 0, "numShard": 1}}])
+    with pytest.raises(ProtocolError, match="not an http"):
+        indexer.get_file_locations(ROOT)
+    state.rpc([{"url": entry["url"], "config": {"shardId": "0", "numShard": 1}}])
+    with pytest.raises(ProtocolError, match="shardId is not an integer"):
+        indexer.get_file_locations(ROOT)
+
+
+def test_gateway_json_error_even_on_200(peer: tuple[str, Peer]) -> None:
+    url, state = peer
+    indexer = IndexerClient(http(), url)
+    state.raw(json.dumps({"code": 101, "message": "File not found", "data": None}).encode())
+    with pytest.raises(NotFound):
+        indexer.gateway_download(ROOT, io.BytesIO())
+    state.raw(json.dumps({"code": 2, "message": "boom", "data": None}).encode(), 600)
+    with pytest.raises(RemoteError, match="boom"):
+        indexer.gateway_download(ROOT, io.BytesIO())
+    state.raw(b"raw bytes but no attachment header")
+    with pytest.raises(ProtocolError):
+        indexer.gateway_download(ROOT, io.BytesIO())
+    state.raw(b"file-bytes", headers={"Content-Disposition": "attachment; filename=x"})
+    sink = io.BytesIO()
+    assert indexer.gateway_download(ROOT, sink) == 10 and sink.getvalue() == b"file-bytes"
+    state.raw(json.dumps({"code": 0, "message": "", "data": FILE_INFO}).encode())
+    assert indexer.gateway_file_info(ROOT).tx.seq == 1
+    state.raw(json.dumps({"code": 103, "message": "File not finalized yet"}).encode())
+    with pytest.raises(RemoteError, match="not finalized"):
+        indexer.gateway_file_info(1)
+
+
+# -- EVM ----------------------------------------------------------------------
+
+
+def test_evm_quantities_and_hostile_values(peer: tuple[str, Peer]) -> None:
+    url, state = peer
+    evm = EvmClient(http(), url)
+    state.rpc("0x7a69")
+    assert evm.chain_id() == 31337
+    state.rpc("0x" + "f" * 65)
+    with pytest.raises(ProtocolError, match="hex quantity"):
+        evm.gas_price()
+    state.rpc(12)
+    with pytest.raises(ProtocolError, match="hex quantity"):
+        evm.block_number()
+
+
+def test_evm_revert_is_decoded(peer: tuple[str, Peer]) -> None:
+    from zerog_cli.zerog.flow_abi import describe_revert, encode_not_enough_fee
+
+    url, state = peer
+    evm = EvmClient(http(), url, decode_revert=describe_revert)
+    data = "0x" + encode_not_enough_fee(10, 18, 5).hex()
+    state.error(3, "execution reverted", data)
+    with pytest.raises(RemoteError, match="NotEnoughFee"):
+        evm.call("0x" + "11" * 20, b"\x01")
+    state.error(-32000, "insufficient funds for gas * price + value")
+    with pytest.raises(QuotaExceeded):
+        evm.estimate_gas({"to": "0x" + "11" * 20})
+
+
+def test_send_raw_transaction_checks_hash_and_already_known(peer: tuple[str, Peer]) -> None:
+    from zerog_cli.zerog.merkle import keccak256
+
+    url, state = peer
+    evm = EvmClient(http(), url)
+    raw = b"\x02signed"
+    good = "0x" + keccak256(raw).hex()
+    state.rpc(good)
+    assert evm.send_raw_transaction(raw) == good
+    state.rpc("0x" + "00" * 32)
+    with pytest.raises(ProtocolError, match="does not match"):
+        evm.send_raw_transaction(raw)
+    state.error(-32000, "already known")
+    assert evm.send_raw_transaction(raw) == good

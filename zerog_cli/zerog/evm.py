@@ -1,0 +1,440 @@
+"""A minimal EVM JSON-RPC client and the Flow ``submit`` transaction.
+
+Only what storage uploads need: chain id, nonce, fees (legacy and EIP-1559),
+gas estimation, ``eth_call``, raw transaction broadcast, receipts, balance.
+Transactions are signed locally with eth-account from a key the caller
+passes; the key is never logged nor put in a message.
+
+Resending ``eth_sendRawTransaction`` is safe: the same signed bytes name the
+same transaction hash, and a node that already has it answers "already
+known", which is read as success here. So the default (retrying) HTTP policy
+is used for it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from zerog_cli.errors import (
+    ConfigError,
+    NetworkUnavailable,
+    ProtocolError,
+    QuotaExceeded,
+    RemoteError,
+)
+from zerog_cli.zerog.jsonrpc import JsonRpcClient, Reader, one_line
+
+if TYPE_CHECKING:
+    from zerog_cli.infra.http import HttpClient, Timeouts
+    from zerog_cli.zerog.flow_abi import Submission
+    from zerog_cli.zerog.merkle import FileTree
+
+RevertDecoder = Callable[[bytes], str]
+GAS_LIMIT_MARGIN_PERCENT = 20
+_ALREADY_KNOWN = ("already known", "known transaction", "already imported")
+_NO_FUNDS = ("insufficient funds",)
+
+
+def describe_standard_revert(data: bytes) -> str:
+    """``Error(string)`` and ``Panic(uint256)``; anything else as hex."""
+    if data[:4] == bytes.fromhex("08c379a0"):
+        try:
+            from eth_abi import decode
+
+            (message,) = decode(["string"], data[4:])
+            return one_line(str(message))
+        except Exception:  # eth-abi raises several unrelated classes
+            pass
+    if data[:4] == bytes.fromhex("4e487b71") and len(data) == 36:
+        return f"panic 0x{int.from_bytes(data[4:], 'big'):x}"
+    return f"execution reverted: 0x{data[:256].hex()}" if data else "execution reverted"
+
+
+@dataclass(frozen=True)
+class Receipt:
+    tx_hash: str
+    status: int
+    block_number: int
+    gas_used: int
+    effective_gas_price: int | None
+    logs: tuple[Mapping[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class FeeParams:
+    """Either ``gas_price`` (legacy) or the two EIP-1559 fields."""
+
+    gas_price: int | None = None
+    max_fee_per_gas: int | None = None
+    max_priority_fee_per_gas: int | None = None
+
+    @property
+    def eip1559(self) -> bool:
+        return self.max_fee_per_gas is not None
+
+    @property
+    def worst_case_price(self) -> int:
+        return self.max_fee_per_gas if self.max_fee_per_gas is not None else self.gas_price or 0
+
+
+def account_address(private_key: str | bytes) -> str:
+    """The checksummed address of a key; ConfigError (without the key) if invalid."""
+    from eth_account import Account
+
+    try:
+        return str(Account.from_key(private_key).address)
+    except Exception:  # eth-account raises several classes; none may leak the key
+        raise ConfigError("the private key is not a valid secp256k1 key") from None
+
+
+class EvmClient:
+    """JSON-RPC to one EVM endpoint. ``decode_revert`` renders revert data."""
+
+    def __init__(
+        self,
+        http: HttpClient,
+        url: str,
+        *,
+        timeout: Timeouts | None = None,
+        decode_revert: RevertDecoder = describe_standard_revert,
+    ) -> None:
+        self.rpc = JsonRpcClient(http, url, timeout=timeout, max_response_bytes=8 << 20)
+        self.endpoint = self.rpc.endpoint
+        self.decode_revert = decode_revert
+        self._chain_id: int | None = None
+
+    def _reader(self, method: str) -> Reader:
+        return Reader(f"{self.endpoint} {method}")
+
+    def _quantity(self, method: str, params: list[Any] | None = None) -> int:
+        return self._reader(method).quantity(self.rpc.call(method, params or []), "result")
+
+    def chain_id(self) -> int:
+        if self._chain_id is None:
+            self._chain_id = self._quantity("eth_chainId")
+        return self._chain_id
+
+    def block_number(self) -> int:
+        return self._quantity("eth_blockNumber")
+
+    def nonce(self, address: str, block: str = "pending") -> int:
+        return self._quantity("eth_getTransactionCount", [address, block])
+
+    def balance(self, address: str, block: str = "latest") -> int:
+        return self._quantity("eth_getBalance", [address, block])
+
+    def gas_price(self) -> int:
+        return self._quantity("eth_gasPrice")
+
+    def base_fee(self) -> int | None:
+        """``baseFeePerGas`` of the latest block; None on a legacy chain."""
+        method = "eth_getBlockByNumber"
+        r = self._reader(method)
+        block = r.obj(self.rpc.call(method, ["latest", False]), "result")
+        value = block.get("baseFeePerGas")
+        return None if value is None else r.quantity(value, "baseFeePerGas")
+
+    def max_priority_fee(self) -> int | None:
+        """``eth_maxPriorityFeePerGas``, or None when the node does not offer it."""
+        try:
+            return self._quantity("eth_maxPriorityFeePerGas")
+        except RemoteError:
+            return None
+
+    def fee_params(self, gas_price: int | None = None) -> FeeParams:
+        """EIP-1559 fees when the chain has a base fee, else legacy.
+
+        A caller-given ``gas_price`` forces a legacy transaction at that price.
+        """
+        if gas_price is not None:
+            return FeeParams(gas_price=gas_price)
+        base = self.base_fee()
+        price = self.gas_price()
+        if base is None:
+            return FeeParams(gas_price=price)
+        tip = self.max_priority_fee()
+        if tip is None:
+            tip = max(0, price - base)
+        return FeeParams(max_fee_per_gas=2 * base + tip, max_priority_fee_per_gas=tip)
+
+    def call(
+        self, to: str, data: bytes, *, sender: str | None = None, block: str = "latest"
+    ) -> bytes:
+        """``eth_call``; a revert raises RemoteError with the decoded reason."""
+        request: dict[str, Any] = {"to": to, "data": "0x" + data.hex()}
+        if sender is not None:
+            request["from"] = sender
+        method = "eth_call"
+        try:
+            value = self.rpc.call(method, [request, block])
+        except RemoteError as error:
+            raise self._revert_error(error, method) from None
+        return self._reader(method).hex_bytes(value, "result")
+
+    def estimate_gas(self, tx: Mapping[str, Any]) -> int:
+        method = "eth_estimateGas"
+        try:
+            return self._quantity(method, [dict(tx)])
+        except RemoteError as error:
+            raise self._revert_error(error, method) from None
+
+    def send_raw_transaction(self, raw: bytes) -> str:
+        """Broadcast signed bytes; returns the hash (checked against the bytes)."""
+        from zerog_cli.zerog.merkle import keccak256
+
+        expected = "0x" + keccak256(raw).hex()
+        method = "eth_sendRawTransaction"
+        try:
+            value = self.rpc.call(method, ["0x" + raw.hex()])
+        except RemoteError as error:
+            text = str(error).lower()
+            if any(marker in text for marker in _ALREADY_KNOWN):
+                return expected
+            if any(marker in text for marker in _NO_FUNDS):
+                raise QuotaExceeded(
+                    f"{self.endpoint}: the account cannot pay for the transaction "
+                    "(insufficient funds for gas and value)"
+                ) from None
+            raise
+        got = self._reader(method).hash(value, "result")
+        if got != expected:
+            raise ProtocolError(f"{self.endpoint} {method}: returned a hash that does not match")
+        return got
+
+    def receipt(self, tx_hash: str) -> Receipt | None:
+        method = "eth_getTransactionReceipt"
+        value = self.rpc.call(method, [tx_hash])
+        if value is None:
+            return None
+        r = self._reader(method)
+        obj = r.obj(value, "result")
+        logs = []
+        for i, item in enumerate(r.array(r.get(obj, "logs", "logs"), "logs", max_len=10_000)):
+            entry = r.obj(item, f"logs[{i}]")
+            topics = r.array(r.get(entry, "topics", "topics"), f"logs[{i}].topics", max_len=4)
+            logs.append(
+                {
+                    "address": r.address(r.get(entry, "address", "address"), f"logs[{i}].address"),
+                    "topics": [r.hash(t, f"logs[{i}].topics") for t in topics],
+                    "data": "0x"
+                    + r.hex_bytes(r.get(entry, "data", "data"), f"logs[{i}].data").hex(),
+                }
+            )
+        gas_price = obj.get("effectiveGasPrice")
+        return Receipt(
+            tx_hash=r.hash(r.get(obj, "transactionHash", "transactionHash"), "transactionHash"),
+            status=r.quantity(r.get(obj, "status", "status"), "status", high=1),
+            block_number=r.quantity(r.get(obj, "blockNumber", "blockNumber"), "blockNumber"),
+            gas_used=r.quantity(r.get(obj, "gasUsed", "gasUsed"), "gasUsed"),
+            effective_gas_price=None
+            if gas_price is None
+            else r.quantity(gas_price, "effectiveGasPrice"),
+            logs=tuple(logs),
+        )
+
+    def wait_for_receipt(
+        self, tx_hash: str, *, timeout: float = 300.0, poll: float = 1.0
+    ) -> Receipt:
+        """Poll until the transaction is mined; NetworkUnavailable after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.receipt(tx_hash)
+            if found is not None:
+                return found
+            if time.monotonic() >= deadline:
+                raise NetworkUnavailable(
+                    f"{self.endpoint}: transaction {tx_hash} not mined within {timeout:.0f} s"
+                )
+            time.sleep(poll)
+
+    def send_transaction(
+        self,
+        private_key: str | bytes,
+        *,
+        to: str,
+        data: bytes,
+        value: int = 0,
+        gas_limit: int | None = None,
+        gas_price: int | None = None,
+        nonce: int | None = None,
+    ) -> str:
+        """Build, sign and broadcast a transaction; returns its hash."""
+        from eth_account import Account
+
+        sender = account_address(private_key)
+        tx: dict[str, Any] = {
+            "chainId": self.chain_id(),
+            "nonce": self.nonce(sender) if nonce is None else nonce,
+            "to": _checksum(to),
+            "value": value,
+            "data": "0x" + data.hex(),
+        }
+        if gas_limit is None:
+            estimate = self.estimate_gas(
+                {"from": sender, "to": tx["to"], "data": tx["data"], "value": hex(value)}
+            )
+            gas_limit = estimate + estimate * GAS_LIMIT_MARGIN_PERCENT // 100
+        tx["gas"] = gas_limit
+        fees = self.fee_params(gas_price)
+        if fees.eip1559:
+            tx["type"] = 2
+            tx["maxFeePerGas"] = fees.max_fee_per_gas
+            tx["maxPriorityFeePerGas"] = fees.max_priority_fee_per_gas
+        else:
+            tx["gasPrice"] = fees.gas_price
+        try:
+            signed = Account.sign_transaction(tx, private_key)
+        except Exception:  # never let a library message carry the key
+            raise ConfigError("could not sign the transaction with the given key") from None
+        return self.send_raw_transaction(bytes(signed.raw_transaction))
+
+    def _revert_error(self, error: RemoteError, method: str) -> RemoteError:
+        data = error.data
+        if isinstance(data, dict):
+            data = data.get("data")
+        revert = b""
+        if isinstance(data, str) and data.startswith("0x"):
+            try:
+                revert = bytes.fromhex(data[2:])
+            except ValueError:
+                revert = b""
+        if not revert:
+            text = str(error)
+            if any(marker in text.lower() for marker in _NO_FUNDS):
+                raise QuotaExceeded(
+                    f"{self.endpoint}: the account cannot pay for the transaction "
+                    "(insufficient funds for gas and value)"
+                )
+            return error
+        return RemoteError(
+            f"{self.endpoint} {method}: reverted: {self.decode_revert(revert)}",
+            code=error.code,
+            data=error.data,
+            kind="fatal",
+            endpoint=self.endpoint,
+        )
+
+
+def _checksum(address: str) -> str:
+    from eth_utils import to_checksum_address
+
+    return str(to_checksum_address(address))
+
+
+# -- Flow submission ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FeeQuote:
+    flow_address: str
+    market_address: str
+    price_per_sector: int
+    sectors: int
+
+    @property
+    def fee(self) -> int:
+        """Neuron to send with ``submit``: sectors x pricePerSector."""
+        return self.sectors * self.price_per_sector
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    tx_hash: str
+    tx_seq: int
+    start_entry_index: int
+    sectors: int
+    fee: int
+    gas_used: int
+    effective_gas_price: int | None
+    block_number: int
+
+
+def build_submission(tree: FileTree, submitter: str, tags: bytes = b"") -> Submission:
+    """Spec 5.2: length in bytes, tags, the tree's submission nodes, submitter."""
+    from zerog_cli.zerog.flow_abi import ZERO_ADDRESS, Submission, SubmissionData
+
+    if submitter.lower() == ZERO_ADDRESS:
+        raise ConfigError("the submitter must not be the zero address")
+    data = SubmissionData(length=tree.size, tags=tags, nodes=tuple(tree.submission_nodes))
+    return Submission(data=data, submitter=submitter)
+
+
+def quote_fee(evm: EvmClient, flow_address: str, tree: FileTree) -> FeeQuote:
+    """Read ``Flow.market()`` then ``market.pricePerSector()``; no transaction."""
+    from zerog_cli.zerog import flow_abi
+
+    where = f"{evm.endpoint} eth_call"
+    try:
+        market = flow_abi.decode_address_word(evm.call(flow_address, flow_abi.MARKET_SELECTOR))
+        price = flow_abi.decode_uint_word(evm.call(market, flow_abi.PRICE_PER_SECTOR_SELECTOR))
+    except ValueError as error:
+        raise ProtocolError(
+            f"{where}: malformed market answer: {one_line(str(error), 120)}"
+        ) from None
+    return FeeQuote(
+        flow_address=flow_address.lower(),
+        market_address=market.lower(),
+        price_per_sector=price,
+        sectors=tree.fee_sectors,
+    )
+
+
+def submit_file(
+    evm: EvmClient,
+    flow_address: str,
+    tree: FileTree,
+    private_key: str | bytes,
+    *,
+    fee: int | None = None,
+    tags: bytes = b"",
+    gas_price: int | None = None,
+    gas_limit: int | None = None,
+    receipt_timeout: float = 300.0,
+    receipt_poll: float = 1.0,
+) -> SubmitResult:
+    """Pay for ``tree`` on the Flow contract and return its txSeq (spec 5.4, 5.5).
+
+    ``fee`` defaults to the quoted sectors x pricePerSector. Any excess over
+    the fee stays in the Flow contract, so never pass more than the quote.
+    """
+    from zerog_cli.zerog import flow_abi
+
+    if fee is None:
+        fee = quote_fee(evm, flow_address, tree).fee
+    submission = build_submission(tree, account_address(private_key), tags)
+    tx_hash = evm.send_transaction(
+        private_key,
+        to=flow_address,
+        data=flow_abi.encode_submit_calldata(submission),
+        value=fee,
+        gas_limit=gas_limit,
+        gas_price=gas_price,
+    )
+    receipt = evm.wait_for_receipt(tx_hash, timeout=receipt_timeout, poll=receipt_poll)
+    if receipt.status != 1:
+        raise RemoteError(
+            f"{evm.endpoint}: Flow submit transaction {tx_hash} reverted",
+            kind="fatal",
+            endpoint=evm.endpoint,
+        )
+    events = flow_abi.find_submit_events(receipt.logs, flow_address)
+    if len(events) != 1:
+        raise ProtocolError(
+            f"{evm.endpoint}: receipt of {tx_hash} holds {len(events)} Submit events, expected 1"
+        )
+    event = events[0]
+    if tuple(event.submission.data.nodes) != tuple(tree.submission_nodes):
+        raise ProtocolError(f"{evm.endpoint}: the Submit event of {tx_hash} names other nodes")
+    return SubmitResult(
+        tx_hash=tx_hash,
+        tx_seq=event.tx_seq,
+        start_entry_index=event.start_pos,
+        sectors=event.sectors,
+        fee=fee,
+        gas_used=receipt.gas_used,
+        effective_gas_price=receipt.effective_gas_price,
+        block_number=receipt.block_number,
+    )
