@@ -1,0 +1,40 @@
+# zerog: `make demo` runs the main job against a local devnet; `make test` runs what CI runs.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install test test-fast lint demo bench soak clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]' --config-settings editable_mode=compat
+	touch $(STAMP)
+
+test: install
+	$(BIN)/python tests/run_suite.py
+
+test-fast: install
+	$(BIN)/pytest -q -m "not interop and not promtool and not slow"
+
+lint: install
+	$(BIN)/ruff check zerog_cli tests bench
+	$(BIN)/ruff format --check zerog_cli tests bench
+	$(BIN)/mypy
+
+demo: install
+	$(BIN)/python -m zerog_cli.demo
+
+bench: install
+	$(BIN)/python bench/startup.py
+	$(BIN)/python bench/merkle.py
+	$(BIN)/python bench/transfer.py
+
+soak: install
+	ZEROG_SOAK=1 $(BIN)/pytest -q tests/reliability
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .cache

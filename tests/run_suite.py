@@ -1,0 +1,36 @@
+"""`make test`: lint, then the whole pytest suite; any non-zero exit fails CI.
+
+pytest's exit code 5 ("no tests ran") is reported as a failure explicitly, so a
+broken collection can never pass silently.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def run(step: str, *command: str) -> None:
+    print(f"== {step}: {' '.join(command)}", flush=True)
+    code = subprocess.call(command, cwd=REPO)
+    if code == 5 and step == "pytest":
+        sys.exit("pytest collected no tests: failing on purpose")
+    if code != 0:
+        sys.exit(f"{step} failed with exit code {code}")
+
+
+def main() -> None:
+    os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
+    run("ruff", str(BIN / "ruff"), "check", "zerog_cli", "tests", "bench")
+    run("ruff format", str(BIN / "ruff"), "format", "--check", "zerog_cli", "tests", "bench")
+    run("mypy", str(BIN / "mypy"))
+    run("pytest", str(BIN / "pytest"), "-q", *sys.argv[1:])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+"""The ledger: migrations up and down, file modes, status, backup, read-only SQL."""
+
+from __future__ import annotations
+
+import sqlite3
+import stat
+from pathlib import Path
+
+import pytest
+
+from zerog_cli.errors import ConfigError
+from zerog_cli.ledger.db import open_ledger
+from zerog_cli.ledger.migrations import INITIAL_TABLES, LATEST_VERSION, migrate
+
+
+def _tables(path: Path) -> set[str]:
+    with sqlite3.connect(path) as conn:
+        return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+def test_migrations_from_empty_then_down_and_up_again(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    ledger = open_ledger(path)
+    assert ledger.schema_version() == LATEST_VERSION
+    assert set(INITIAL_TABLES) <= _tables(path)
+    steps = migrate(ledger, 0)
+    assert [s[0] for s in steps] == ["down"] * LATEST_VERSION
+    assert _tables(path) == {"schema_migrations"}
+    migrate(ledger)
+    assert ledger.schema_version() == LATEST_VERSION
+    assert set(INITIAL_TABLES) <= _tables(path)
+    ledger.close()
+
+
+def test_each_migration_steps_from_the_previous_one(tmp_path: Path) -> None:
+    ledger = open_ledger(tmp_path / "l.db", migrate=False)
+    for version in range(1, LATEST_VERSION + 1):
+        migrate(ledger, version)
+        assert ledger.schema_version() == version
+    for version in range(LATEST_VERSION - 1, -1, -1):
+        migrate(ledger, version)
+        assert ledger.schema_version() == version
+    ledger.close()
+
+
+def test_ledger_files_are_private_and_wal(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "ledger.db"
+    ledger = open_ledger(path)
+    with ledger.transaction() as conn:
+        conn.execute(
+            "INSERT INTO alerts (created_at, level, kind, subject, message)"
+            " VALUES ('t', 'info', 'k', 's', 'm')"
+        )
+    for candidate in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        assert stat.S_IMODE(candidate.stat().st_mode) == 0o600, candidate
+    assert ledger.query_one("PRAGMA journal_mode")["journal_mode"] == "wal"
+    ledger.close()
+
+
+def test_transaction_rolls_back_on_error(tmp_path: Path) -> None:
+    ledger = open_ledger(tmp_path / "l.db")
+    with pytest.raises(RuntimeError), ledger.transaction() as conn:
+        conn.execute("INSERT INTO nonces (scope, nonce, seen_at) VALUES ('s', 'n', 't')")
+        raise RuntimeError("boom")
+    assert ledger.query("SELECT * FROM nonces") == []
+    ledger.close()
+
+
+def test_not_a_sqlite_file_is_a_config_error_naming_the_path(
+    tmp_path: Path, zerog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bogus = tmp_path / "notes.txt"
+    bogus.write_text("these are not the tables you are looking for\n")
+    with pytest.raises(ConfigError, match="not a SQLite database"):
+        open_ledger(bogus)
+    monkeypatch.setenv("ZEROG_LEDGER_PATH", str(bogus))
+    result = zerog("ledger", "status")
+    assert result.exit_code == 8
+    assert str(bogus) in result.stderr
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "l.db"
+    open_ledger(path).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("INSERT INTO schema_migrations VALUES (99, 'future', 'later')")
+    with pytest.raises(ConfigError, match="newer than this zerog"):
+        open_ledger(path)
+
+
+def test_ledger_commands(zerog, tmp_path: Path) -> None:
+    path = zerog("ledger", "path").stdout.strip()
+    assert path.endswith("ledger.db")
+    status = zerog("ledger", "status", "--json")
+    assert status.exit_code == 0, status
+    assert status.json["integrity"] == "ok"
+    assert status.json["schema_version"] == LATEST_VERSION
+    assert status.json["mode"] == "0o600"
+    down = zerog("ledger", "migrate", "--to", "0", "--json")
+    assert down.json["version"] == 0
+    up = zerog("ledger", "migrate", "--json")
+    assert up.json["version"] == LATEST_VERSION
+    destination = tmp_path / "copy.db"
+    backup = zerog("ledger", "backup", str(destination), "--json")
+    assert backup.exit_code == 0, backup
+    assert stat.S_IMODE(destination.stat().st_mode) == 0o600
+    assert set(INITIAL_TABLES) <= _tables(destination)
+    again = zerog("ledger", "backup", str(destination))
+    assert again.exit_code == 2
+    assert zerog("ledger", "backup", str(destination), "--force").exit_code == 0
+
+
+def test_ledger_sql_reads_and_refuses_writes(zerog) -> None:
+    zerog("ledger", "status")
+    rows = zerog("ledger", "sql", "SELECT version, name FROM schema_migrations", "--json")
+    assert rows.exit_code == 0, rows
+    assert rows.json[0]["version"] == 1
+    for statement in (
+        "DELETE FROM schema_migrations",
+        "  insert into nonces values ('a','b','c','d')",
+        "/* sneaky */ DROP TABLE objects",
+        "PRAGMA journal_mode = DELETE",
+        "WITH x AS (SELECT 1) DELETE FROM nonces",
+    ):
+        result = zerog("ledger", "sql", statement)
+        assert result.exit_code == 2, (statement, result)
+        assert "read-only" in result.stderr
+    assert zerog("ledger", "sql", "SELECT 1; SELECT 2").exit_code == 2
+    assert zerog("ledger", "sql", "SELECT * FROM no_such_table").exit_code == 2

@@ -1,0 +1,3 @@
+from zerog_cli.cli.app import main
+
+main()

@@ -1,0 +1,105 @@
+"""What every command shares: the invocation state and the common options.
+
+`command(app)` registers a function as a Typer command and gives it
+``--json`` and ``-v/--verbose`` (accepted before or after the subcommand), so
+no command writes its own ``if json:`` flag handling. Commands then call
+`state()` for the `Output` and the services `Context`.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from zerog_cli.infra.output import Output
+from zerog_cli.services.context import Context
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class State:
+    output: Output = field(default_factory=Output)
+    context: Context = field(default_factory=Context)
+
+
+_current = State()
+
+
+def state() -> State:
+    """The state of this invocation (set up by the root callback)."""
+    return _current
+
+
+def reset_state(new: State) -> None:
+    global _current
+    _current = new
+
+
+def _common_parameters() -> list[inspect.Parameter]:
+    json_option = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+    verbose_option = Annotated[
+        bool, typer.Option("--verbose", "-v", help="More detail on stderr; tracebacks on bugs.")
+    ]
+    return [
+        inspect.Parameter(
+            "json_", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=json_option
+        ),
+        inspect.Parameter(
+            "verbose_", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=verbose_option
+        ),
+    ]
+
+
+def command(app: typer.Typer, name: str | None = None, **kwargs: Any) -> Callable[[F], F]:
+    """Register ``fn`` on ``app`` with the common ``--json`` / ``--verbose`` options."""
+
+    def decorate(fn: F) -> F:
+        # Resolve the (string) annotations in fn's own module now: Typer reads
+        # them from the wrapper, whose globals are this module's.
+        hints = typing.get_type_hints(fn, include_extras=True)
+        signature = inspect.signature(fn)
+        parameters = [
+            parameter.replace(annotation=hints.get(name, parameter.annotation))
+            for name, parameter in signature.parameters.items()
+        ]
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, json_: bool = False, verbose_: bool = False, **kw: Any) -> Any:
+            output = state().output
+            output.json_mode = output.json_mode or json_
+            output.verbose = output.verbose or verbose_
+            return fn(*args, **kw)
+
+        all_parameters = [*parameters, *_common_parameters()]
+        wrapper.__signature__ = signature.replace(  # type: ignore[attr-defined]
+            parameters=all_parameters, return_annotation=None
+        )
+        wrapper.__annotations__ = {p.name: p.annotation for p in all_parameters}
+        app.command(name, **kwargs)(wrapper)
+        return fn
+
+    return decorate
+
+
+def new_app(help_text: str) -> typer.Typer:
+    """A command group with zerog's defaults (no locals in tracebacks, no completion)."""
+    return typer.Typer(
+        help=help_text,
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_show_locals=False,
+        rich_markup_mode=None,
+    )
+
+
+def examples(*lines: str) -> str:
+    """An epilog listing example invocations, kept verbatim by the help formatter."""
+    body = "\n".join(f"  $ {line}" for line in lines)
+    return f"\b\nExamples:\n{body}"

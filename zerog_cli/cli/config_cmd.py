@@ -1,0 +1,126 @@
+"""`zerog config show|set` and `zerog init`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from zerog_cli.cli.common import command, examples, new_app, state
+from zerog_cli.infra.output import Column
+
+app = new_app("Show and change configuration (flag > ZEROG_* env > config file > profile).")
+
+INIT_EXAMPLES = examples("zerog init", "zerog init --profile testnet --user alice")
+
+
+@command(
+    app, "show", epilog=examples("zerog config show", "zerog --profile mainnet config show --json")
+)
+def show() -> None:
+    """Show every setting, its value and where the value came from."""
+    from zerog_cli.infra.config import KEYS, config_path
+
+    current = state()
+    settings = current.context.settings
+    rows = [
+        {
+            "key": key,
+            "value": settings.values[key],
+            "shown": KEYS[key].display(settings.values[key]),
+            "source": settings.sources[key],
+            "help": KEYS[key].help,
+        }
+        for key in KEYS
+    ]
+    tiers = {
+        name: {
+            "storage_bytes": tier.storage_bytes,
+            "tokens": tier.tokens,
+            "monthly_usd_micro": tier.monthly_usd_micro,
+        }
+        for name, tier in settings.tiers.items()
+    }
+    document = {
+        "profile": settings.profile,
+        "config_file": str(config_path()),
+        "settings": {row["key"]: {"value": row["value"], "source": row["source"]} for row in rows},
+        "tiers": tiers,
+    }
+
+    def human() -> None:
+        current.output.echo(f"profile {settings.profile} · config file {config_path()}")
+        current.output.table(
+            rows,
+            [Column("key", "key"), Column("shown", "value"), Column("source", "source")],
+        )
+
+    current.output.result(document, human)
+
+
+@command(
+    app,
+    "set",
+    epilog=examples(
+        "zerog config set user alice",
+        "zerog config set max_upload_size 50MB",
+        "zerog config set rpc_url https://evmrpc-testnet.0g.ai --profile testnet",
+        "zerog config set tiers.premium.monthly_usd 750",
+    ),
+)
+def set_value(
+    key: Annotated[
+        str, typer.Argument(help="Setting name, or tiers.NAME.storage|tokens|monthly_usd.")
+    ],
+    value: Annotated[str, typer.Argument(help="New value (sizes like 10MB, durations like 60s).")],
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            "--profile", help="Store it for one profile only ([profiles.NAME]).", show_default=False
+        ),
+    ] = None,
+) -> None:
+    """Store one setting in the config file (validated; the file stays 0600)."""
+    from zerog_cli.infra.config import config_path, set_config_value
+
+    stored = set_config_value(key, value, profile=profile)
+    document: dict[str, Any] = {
+        "key": key,
+        "value": stored,
+        "profile": profile,
+        "file": str(config_path()),
+    }
+    where = f" for profile {profile}" if profile else ""
+    state().output.result(document, f"{key} = {value}{where} ({config_path()})")
+
+
+def init(
+    profile: Annotated[
+        str, typer.Option("--profile", "-p", help="devnet, testnet or mainnet.")
+    ] = "devnet",
+    user: Annotated[
+        str | None, typer.Option("--user", help="Default acting user.", show_default=False)
+    ] = None,
+) -> None:
+    """Create $ZEROG_HOME, the config file (0600) and the ledger for a profile."""
+    from zerog_cli.services.setup import initialise
+
+    current = state()
+    current.context.override(profile=profile)
+    report = initialise(current.context, profile=profile, user=user)
+
+    def human() -> None:
+        out = current.output
+        out.fields(
+            [
+                ("profile", report["profile"]),
+                ("config", report["config_file"]),
+                ("ledger", report["ledger"]),
+                ("user", report["user"]),
+                ("wallet", report["wallet"]),
+            ]
+        )
+
+    current.output.result(report, human)
+    for step in report["next_steps"]:
+        current.output.info(f"next: {step}")

@@ -1,0 +1,113 @@
+"""`zerog ledger path|status|migrate|backup|sql`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from zerog_cli.cli.common import command, examples, new_app, state
+from zerog_cli.infra.output import Column
+from zerog_cli.infra.units import format_size
+
+app = new_app("Inspect and maintain the local SQLite ledger.")
+
+
+@command(
+    app, "path", epilog=examples("zerog ledger path", 'sqlite3 "$(zerog ledger path)" .tables')
+)
+def path() -> None:
+    """Print the ledger's file path."""
+    ledger_file = state().context.settings.ledger_file
+    state().output.result({"path": str(ledger_file)}, str(ledger_file))
+
+
+@command(app, "status", epilog=examples("zerog ledger status", "zerog ledger status --json"))
+def status() -> None:
+    """Schema version, size, integrity and row counts."""
+    from zerog_cli.ledger import admin
+
+    current = state()
+    report = admin.status(current.context.ledger)
+
+    def human() -> None:
+        out = current.output
+        out.fields(
+            [
+                ("path", report["path"]),
+                ("schema", f"{report['schema_version']} (latest {report['latest_version']})"),
+                ("size", format_size(report["size_bytes"])),
+                ("mode", report["mode"]),
+                ("journal", report["journal_mode"]),
+                ("integrity", report["integrity"]),
+            ]
+        )
+        rows = [{"table": t, "rows": n} for t, n in report["tables"].items()]
+        out.table(rows, [Column("table", "table"), Column("rows", "rows", justify="right")])
+
+    current.output.result(report, human)
+
+
+@command(app, "migrate", epilog=examples("zerog ledger migrate", "zerog ledger migrate --to 0"))
+def migrate(
+    to: Annotated[
+        int | None,
+        typer.Option("--to", help="Target version (default: latest).", show_default=False),
+    ] = None,
+) -> None:
+    """Apply migrations up (or down with --to) to a version."""
+    from zerog_cli.ledger.db import open_ledger
+    from zerog_cli.ledger.migrations import migrate as run_migrations
+
+    current = state()
+    ledger = open_ledger(current.context.settings.ledger_file, migrate=False)
+    try:
+        steps = run_migrations(ledger, to)
+        version = ledger.schema_version()
+    finally:
+        ledger.close()
+    document = {
+        "version": version,
+        "steps": [{"direction": d, "version": v, "name": n} for d, v, n in steps],
+    }
+    lines = [f"{d} {v}: {n}" for d, v, n in steps] or [f"already at version {version}"]
+    current.output.result(document, "\n".join(lines))
+
+
+@command(
+    app,
+    "backup",
+    epilog=examples(
+        "zerog ledger backup /var/backups/zerog-ledger.db", "zerog ledger backup ./ --force"
+    ),
+)
+def backup(
+    destination: Annotated[Path, typer.Argument(help="File or folder for the copy.")],
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing file.")] = False,
+) -> None:
+    """Copy the ledger consistently while it is in use (appears atomically, 0600)."""
+    from zerog_cli.ledger import admin
+
+    current = state()
+    report = admin.backup(current.context.ledger, destination, overwrite=force)
+    current.output.result(report, f"ledger copied to {report['destination']}")
+
+
+@command(
+    app,
+    "sql",
+    epilog=examples(
+        'zerog ledger sql "SELECT name, owner FROM namespaces"',
+        'zerog ledger sql "SELECT service, SUM(usd_micro) FROM cost_tracking GROUP BY 1" --json',
+    ),
+)
+def sql(statement: Annotated[str, typer.Argument(help="One read-only SQL statement.")]) -> None:
+    """Run a read-only query against the ledger (writes are refused)."""
+    from zerog_cli.ledger import admin
+
+    current = state()
+    ledger_file = current.context.ledger.path
+    rows = admin.run_readonly_sql(ledger_file, statement)
+    columns = [Column(key, key) for key in (rows[0] if rows else {})]
+    current.output.result(rows, lambda: current.output.table(rows, columns, empty="(no rows)"))

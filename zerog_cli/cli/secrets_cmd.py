@@ -1,0 +1,116 @@
+"""`zerog secrets set|ls|rm|doctor`: names and sources only, never values."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from zerog_cli.cli.common import command, examples, new_app, state
+from zerog_cli.errors import ConfigError, UsageError
+from zerog_cli.infra.output import Column
+
+app = new_app("Manage secrets: environment, NAME_FILE paths, the OS keyring or zerog's 0600 store.")
+
+
+def _read_value(name: str, from_stdin: bool) -> str:
+    if from_stdin:
+        value = sys.stdin.read().removesuffix("\n")
+    elif sys.stdin.isatty():
+        value = typer.prompt(f"{name}", hide_input=True, confirmation_prompt=True)
+    else:
+        raise UsageError("stdin is not a terminal; pass --stdin to read the value from it")
+    if not value:
+        raise UsageError(f"no value given for {name}")
+    return value
+
+
+@command(
+    app,
+    "set",
+    epilog=examples(
+        "zerog secrets set ZEROG_STORAGE_PRIVATE_KEY",
+        "cat /run/secrets/key | zerog secrets set ZEROG_STORAGE_PRIVATE_KEY --stdin",
+    ),
+)
+def set_secret(
+    name: Annotated[str, typer.Argument(help="Secret name, e.g. ZEROG_STORAGE_PRIVATE_KEY.")],
+    from_stdin: Annotated[bool, typer.Option("--stdin", help="Read the value from stdin.")] = False,
+    store: Annotated[
+        str, typer.Option("--store", help="auto (keyring, else file), keyring or file.")
+    ] = "auto",
+) -> None:
+    """Store a secret (hidden prompt, or --stdin). Never echoed."""
+    from zerog_cli.infra.secrets import validate_name
+    from zerog_cli.infra.signing import COMPUTE_KEY, STORAGE_KEY, normalise_private_key
+
+    if store not in ("auto", "keyring", "file"):
+        raise UsageError(f"--store must be auto, keyring or file, not {store!r}")
+    validate_name(name)
+    current = state()
+    value = _read_value(name, from_stdin)
+    if name in (STORAGE_KEY, COMPUTE_KEY):
+        value = normalise_private_key(value, name)
+    where = current.context.secrets.set(name, value, store=store)
+    for warning in current.context.secrets.warnings:
+        current.output.warn(warning)
+    current.output.result({"name": name, "stored_in": where}, f"{name} stored in {where}")
+
+
+@command(app, "ls", epilog=examples("zerog secrets ls", "zerog secrets ls --json"))
+def list_command() -> None:
+    """List secret names, whether each is present and where it was found."""
+    from zerog_cli.services.secrets_report import list_secrets
+
+    current = state()
+    rows = list_secrets(current.context.secrets)
+    columns = [
+        Column("name", "name"),
+        Column("present", "present", lambda v: "yes" if v else "no"),
+        Column("source", "source", lambda v: v or "-"),
+        Column("purpose", "purpose"),
+    ]
+    current.output.result(rows, lambda: current.output.table(rows, columns))
+
+
+@command(app, "rm", epilog=examples("zerog secrets rm JWT_SECRET"))
+def remove(name: Annotated[str, typer.Argument(help="Secret name.")]) -> None:
+    """Remove a secret from the keyring and zerog's file store."""
+    current = state()
+    removed = current.context.secrets.remove(name)
+    if not removed:
+        current.output.warn(
+            f"{name} was not in the keyring or the file store (env and _FILE are yours to unset)"
+        )
+    current.output.result(
+        {"name": name, "removed_from": removed},
+        f"{name} removed from {', '.join(removed) or 'nowhere'}",
+    )
+
+
+@command(app, "doctor", epilog=examples("zerog secrets doctor", "zerog secrets doctor --json"))
+def doctor() -> None:
+    """Check keys parse, secret files are 0600 and the keyring works. Exit 8 on problems."""
+    from zerog_cli.services.secrets_report import doctor as run_doctor
+
+    current = state()
+    report = run_doctor(current.context.secrets)
+
+    def human() -> None:
+        out = current.output
+        out.echo(f"keyring: {report['keyring']}")
+        out.table(
+            report["secrets"],
+            [
+                Column("name", "name"),
+                Column("status", "status"),
+                Column("source", "source", lambda v: v or "-"),
+            ],
+        )
+        for warning in report["warnings"]:
+            out.warn(warning)
+
+    current.output.result(report, human)
+    if report["problems"]:
+        raise ConfigError("; ".join(report["problems"]))

@@ -1,0 +1,449 @@
+"""Configuration: profiles, the config file and the precedence rules.
+
+Precedence, highest first: command-line flag > ``ZEROG_<KEY>`` environment
+variable > config file (the active profile's ``[profiles.NAME]`` table, then
+the top level) > profile defaults > global defaults. Every resolved value
+remembers where it came from, so `zerog config show` can say.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from zerog_cli.errors import ConfigError, UsageError
+from zerog_cli.infra.files import atomic_write_text, ensure_private_dir
+from zerog_cli.infra.units import format_size, format_usd, parse_duration, parse_size, parse_usd
+
+PROFILES = ("devnet", "testnet", "mainnet")
+DEFAULT_PROFILE = "devnet"
+DEVNET_DEFAULT_URL = "http://127.0.0.1:8545"
+
+
+def _as_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise UsageError(f"expected a whole number, got {value!r}")
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"expected a whole number, got {value!r}") from None
+
+
+def _as_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off"}:
+        return False
+    raise UsageError(f"expected true or false, got {value!r}")
+
+
+def _as_address(value: Any) -> str:
+    text = str(value).strip()
+    if len(text) != 42 or not text.startswith("0x"):
+        raise UsageError(f"expected a 0x address of 40 hex digits, got {value!r}")
+    try:
+        int(text[2:], 16)
+    except ValueError:
+        raise UsageError(f"expected a 0x address of 40 hex digits, got {value!r}") from None
+    return text
+
+
+def _as_url(value: Any) -> str:
+    text = str(value).strip().rstrip("/")
+    if not text.startswith(("http://", "https://")):
+        raise UsageError(f"expected an http(s) URL, got {value!r}")
+    return text
+
+
+def _as_str(value: Any) -> str:
+    return str(value)
+
+
+def _as_choice(*choices: str) -> Callable[[Any], str]:
+    def convert(value: Any) -> str:
+        text = str(value).strip()
+        if text not in choices:
+            raise UsageError(f"expected one of {', '.join(choices)}, got {value!r}")
+        return text
+
+    return convert
+
+
+def _as_size(value: Any) -> int:
+    return parse_size(value if isinstance(value, int) else str(value))
+
+
+def _as_duration(value: Any) -> int:
+    return value if isinstance(value, int) and value >= 0 else parse_duration(str(value))
+
+
+def _as_usd(value: Any) -> int:
+    return parse_usd(value)
+
+
+@dataclass(frozen=True)
+class Key:
+    """One configuration key: its converter, global default and help text."""
+
+    name: str
+    convert: Callable[[Any], Any]
+    default: Any
+    help: str
+
+    def display(self, value: Any) -> str:
+        """The value as an operator writes it: sizes and money in units, not raw integers."""
+        if value is None:
+            return ""
+        if self.convert is _as_size:
+            return format_size(int(value))
+        if self.convert is _as_usd:
+            return format_usd(int(value))
+        if self.convert is _as_duration:
+            return f"{value}s"
+        return str(value)
+
+
+KEYS: dict[str, Key] = {
+    key.name: key
+    for key in (
+        Key("profile", _as_choice(*PROFILES), DEFAULT_PROFILE, "network profile in use"),
+        Key("user", _as_str, None, "acting user (default: the login name)"),
+        Key("rpc_url", _as_url, None, "EVM JSON-RPC endpoint"),
+        Key("indexer_url", _as_url, None, "0G storage indexer endpoint"),
+        Key("chain_id", _as_int, None, "expected EVM chain id"),
+        Key("flow_address", _as_address, None, "Flow contract (default: read from the nodes)"),
+        Key("ledger_manager_address", _as_address, None, "compute LedgerManager contract"),
+        Key("inference_serving_address", _as_address, None, "compute InferenceServing contract"),
+        Key("compute_provider", _as_address, None, "default inference provider address"),
+        Key("compute_model", _as_str, None, "default inference model"),
+        Key(
+            "verify_response", _as_choice("auto", "always", "never"), "auto", "check TEE signatures"
+        ),
+        Key("replicas", _as_int, 1, "copies of every segment an upload asks for"),
+        Key("max_upload_size", _as_size, 10_000_000, "largest file upload accepts (policy)"),
+        Key("upload_concurrency", _as_int, 4, "segment requests in flight per transfer"),
+        Key("timezone", _as_str, "UTC", "timezone of monthly quota periods"),
+        Key("storage_usd_per_gb", _as_usd, 100_000, "storage price, micro-USD per GB"),
+        Key("compute_usd_per_1k_tokens", _as_usd, 20_000, "compute price, micro-USD per 1K tokens"),
+        Key("default_tier", _as_str, "free", "tier given to users seen for the first time"),
+        Key("breaker_fail_max", _as_int, 5, "failures that open an endpoint's circuit breaker"),
+        Key("breaker_reset_timeout", _as_duration, 60, "seconds before an open breaker half-opens"),
+        Key("http_connect_timeout", _as_duration, 5, "seconds to connect"),
+        Key("http_read_timeout", _as_duration, 30, "seconds to wait for an answer"),
+        Key("http_max_tries", _as_int, 4, "attempts per call on retryable errors"),
+        Key("wait_timeout", _as_duration, 300, "seconds to wait for a tx or finality"),
+        Key("metrics_file", _as_str, None, "textfile for node_exporter (atomic write)"),
+        Key("pushgateway", _as_url, None, "Pushgateway URL for batch metrics"),
+        Key("ledger_path", _as_str, None, "SQLite ledger (default: $ZEROG_HOME/ledger.db)"),
+        Key("secret_cache_ttl", _as_duration, 300, "seconds a looked-up secret stays cached"),
+        Key("keyring", _as_bool, True, "look secrets up in the OS keyring"),
+    )
+}
+
+PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "devnet": {
+        "chain_id": 31337,
+        "ledger_manager_address": "0x9fE46736679d2D9a65F0992F2272dE9f3c7fa6e0",
+        "inference_serving_address": "0x0165878A594ca255338adfa4d48449f69242Eb8F",
+        "breaker_reset_timeout": 5,
+    },
+    "testnet": {
+        "rpc_url": "https://evmrpc-testnet.0g.ai",
+        "indexer_url": "https://indexer-storage-testnet-turbo.0g.ai",
+        "chain_id": 16602,
+        "ledger_manager_address": "0xE70830508dAc0A97e6c087c75f402f9Be669E406",
+        "inference_serving_address": "0xa79F4c8311FF93C06b8CfB403690cc987c93F91E",
+    },
+    "mainnet": {
+        "rpc_url": "https://evmrpc.0g.ai",
+        "indexer_url": "https://indexer-storage-turbo.0g.ai",
+        "chain_id": 16661,
+        "ledger_manager_address": "0x2dE54c845Cd948B72D2e32e39586fe89607074E3",
+        "inference_serving_address": "0x47340d900bdFec2BD393c626E12ea0656F938d84",
+    },
+}
+
+DEFAULT_TIERS: dict[str, dict[str, Any]] = {
+    "free": {"storage": "1GB", "tokens": 100_000, "monthly_usd": "5"},
+    "premium": {"storage": "100GB", "tokens": 10_000_000, "monthly_usd": "500"},
+}
+
+
+def zerog_home() -> Path:
+    """``$ZEROG_HOME``, default ``~/.config/zerog``."""
+    home = os.environ.get("ZEROG_HOME")
+    return Path(home).expanduser() if home else Path.home() / ".config" / "zerog"
+
+
+def config_path() -> Path:
+    return zerog_home() / "config.toml"
+
+
+def env_name(key: str) -> str:
+    return "ZEROG_" + key.upper()
+
+
+@dataclass(frozen=True)
+class Tier:
+    name: str
+    storage_bytes: int | None
+    tokens: int | None
+    monthly_usd_micro: int | None
+
+
+@dataclass
+class Settings:
+    """Resolved configuration: ``values[key]`` and ``sources[key]`` for every key."""
+
+    values: dict[str, Any]
+    sources: dict[str, str]
+    tiers: dict[str, Tier] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.__dict__["values"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    @property
+    def profile(self) -> str:
+        return str(self.values["profile"])
+
+    @property
+    def home(self) -> Path:
+        return zerog_home()
+
+    @property
+    def ledger_file(self) -> Path:
+        configured = self.values.get("ledger_path")
+        return Path(configured).expanduser() if configured else zerog_home() / "ledger.db"
+
+    @property
+    def acting_user(self) -> str:
+        return str(self.values.get("user") or _login_name())
+
+    @property
+    def is_devnet(self) -> bool:
+        return self.profile == "devnet"
+
+    def network_label(self) -> str:
+        """What stderr says before network work: profile, chain id and endpoint."""
+        return f"{self.profile} (chain {self.values.get('chain_id')}, {self.values.get('rpc_url')})"
+
+    def tier(self, name: str) -> Tier:
+        try:
+            return self.tiers[name]
+        except KeyError:
+            known = ", ".join(sorted(self.tiers))
+            raise UsageError(f"unknown tier {name!r} (known: {known})") from None
+
+
+def _login_name() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "operator"
+
+
+def read_config_file(path: Path | None = None) -> dict[str, Any]:
+    """The parsed config file, or {} when absent. A broken file is exit 8."""
+    path = path or config_path()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def _devnet_base_url() -> tuple[str, str]:
+    """Where the local devnet listens: env, the running devnet's state file, or the default."""
+    explicit = os.environ.get("ZEROG_DEVNET_URL")
+    if explicit:
+        return explicit.rstrip("/"), "env"
+    state_file = zerog_home() / "devnet" / "devnet.json"
+    try:
+        state = json.loads(state_file.read_text(encoding="utf-8"))
+        return str(state["url"]).rstrip("/"), "devnet"
+    except (OSError, ValueError, KeyError, TypeError):
+        return DEVNET_DEFAULT_URL, "profile"
+
+
+def _profile_defaults(profile: str) -> dict[str, tuple[Any, str]]:
+    defaults = {key: (value, "profile") for key, value in PROFILE_DEFAULTS[profile].items()}
+    if profile == "devnet":
+        base, source = _devnet_base_url()
+        defaults["rpc_url"] = (base, source)
+        defaults["indexer_url"] = (base + "/indexer", source)
+    return defaults
+
+
+def _convert(key: str, raw: Any, where: str) -> Any:
+    try:
+        return KEYS[key].convert(raw)
+    except UsageError as exc:
+        raise ConfigError(f"{key} from {where}: {exc}") from None
+
+
+def _parse_tiers(table: Mapping[str, Any]) -> dict[str, Tier]:
+    tiers: dict[str, Tier] = {}
+    for name, spec in table.items():
+        if not isinstance(spec, Mapping):
+            raise ConfigError(f"tier {name!r} in the config file must be a table")
+        unknown = set(spec) - {"storage", "tokens", "monthly_usd"}
+        if unknown:
+            raise ConfigError(f"tier {name!r} has unknown keys: {', '.join(sorted(unknown))}")
+        try:
+            tiers[name] = Tier(
+                name=name,
+                storage_bytes=_optional(spec.get("storage"), _as_size),
+                tokens=_optional(spec.get("tokens"), _as_int),
+                monthly_usd_micro=_optional(spec.get("monthly_usd"), _as_usd),
+            )
+        except UsageError as exc:
+            raise ConfigError(f"tier {name!r}: {exc}") from None
+    return tiers
+
+
+def _optional(value: Any, convert: Callable[[Any], Any]) -> Any:
+    return None if value is None or value == "" else convert(value)
+
+
+def load_settings(
+    flags: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    file_data: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Resolve every key by the precedence rules. ``flags`` holds only flags given."""
+    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    environ = os.environ if environ is None else environ
+    data = read_config_file() if file_data is None else file_data
+    unknown = set(data) - set(KEYS) - {"profiles", "tiers"}
+    if unknown:
+        raise ConfigError(
+            f"unknown key(s) in {config_path()}: {', '.join(sorted(unknown))}",
+            hint="see `zerog config show` for the known keys",
+        )
+
+    def lookup(key: str, profile_layer: Mapping[str, Any]) -> tuple[Any, str]:
+        if key in flags:
+            return _convert(key, flags[key], "the command line"), "flag"
+        if env_name(key) in environ:
+            return _convert(key, environ[env_name(key)], env_name(key)), "env"
+        if key in profile_layer:
+            return _convert(key, profile_layer[key], "the config file"), "file"
+        if key in data:
+            return _convert(key, data[key], "the config file"), "file"
+        if key in defaults:
+            value, source = defaults[key]
+            return value, source
+        return KEYS[key].default, "default"
+
+    defaults: dict[str, tuple[Any, str]] = {}
+    profile, profile_source = lookup("profile", {})
+    profiles_table = data.get("profiles", {})
+    if not isinstance(profiles_table, Mapping):
+        raise ConfigError("[profiles] in the config file must be a table")
+    profile_layer = profiles_table.get(profile, {})
+    for name, table in profiles_table.items():
+        if name not in PROFILES:
+            raise ConfigError(f"unknown profile [profiles.{name}] in the config file")
+        unknown_in_profile = set(table) - set(KEYS) - {"profile"}
+        if unknown_in_profile:
+            raise ConfigError(
+                f"unknown key(s) in [profiles.{name}]: {', '.join(sorted(unknown_in_profile))}"
+            )
+    defaults = _profile_defaults(profile)
+
+    values: dict[str, Any] = {"profile": profile}
+    sources: dict[str, str] = {"profile": profile_source}
+    for key in KEYS:
+        if key != "profile":
+            values[key], sources[key] = lookup(key, profile_layer)
+
+    tiers = _parse_tiers(DEFAULT_TIERS)
+    file_tiers = data.get("tiers", {})
+    if not isinstance(file_tiers, Mapping):
+        raise ConfigError("[tiers] in the config file must be a table")
+    tiers.update(_parse_tiers(file_tiers))
+    return Settings(values=values, sources=sources, tiers=tiers)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    return json.dumps(str(value))
+
+
+def dump_toml(data: Mapping[str, Any]) -> str:
+    """Write the small TOML subset zerog's config uses: scalars and nested tables."""
+    lines: list[str] = []
+
+    def emit_table(prefix: str, table: Mapping[str, Any]) -> None:
+        scalars = {k: v for k, v in table.items() if not isinstance(v, Mapping)}
+        tables = {k: v for k, v in table.items() if isinstance(v, Mapping)}
+        if prefix and scalars:
+            lines.append(f"\n[{prefix}]")
+        for key in sorted(scalars):
+            lines.append(f"{key} = {_toml_value(scalars[key])}")
+        for key in sorted(tables):
+            emit_table(f"{prefix}.{key}" if prefix else key, tables[key])
+
+    emit_table("", data)
+    return "\n".join(lines).lstrip("\n") + "\n"
+
+
+def set_config_value(dotted_key: str, raw_value: str, profile: str | None = None) -> Any:
+    """Validate and store one value in the config file (0600, atomic). Returns it."""
+    data = read_config_file()
+    parts = dotted_key.split(".")
+    if parts[0] == "tiers" and len(parts) == 3:
+        tier_table = {parts[2]: raw_value}
+        _parse_tiers({parts[1]: tier_table})
+        data.setdefault("tiers", {}).setdefault(parts[1], {})[parts[2]] = _tier_scalar(
+            parts[2], raw_value
+        )
+        value: Any = raw_value
+    elif len(parts) == 1 and dotted_key in KEYS:
+        key = KEYS[dotted_key]
+        value = key.convert(raw_value)
+        stored = value if key.convert in (_as_int, _as_bool) else raw_value
+        if profile:
+            if profile not in PROFILES:
+                raise UsageError(f"unknown profile {profile!r} (known: {', '.join(PROFILES)})")
+            data.setdefault("profiles", {}).setdefault(profile, {})[dotted_key] = stored
+        else:
+            data[dotted_key] = stored
+    else:
+        raise UsageError(
+            f"unknown config key {dotted_key!r}",
+            hint="see `zerog config show`; tiers are tiers.NAME.storage|tokens|monthly_usd",
+        )
+    write_config_file(data)
+    return value
+
+
+def _tier_scalar(field_name: str, raw_value: str) -> Any:
+    return _as_int(raw_value) if field_name == "tokens" else raw_value
+
+
+def write_config_file(data: Mapping[str, Any]) -> Path:
+    path = config_path()
+    ensure_private_dir(path.parent)
+    atomic_write_text(path, dump_toml(data), mode=0o600)
+    return path

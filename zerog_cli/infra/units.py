@@ -1,0 +1,142 @@
+"""Parsing and formatting of sizes, durations, money and chain amounts.
+
+Everything is integer arithmetic: sizes in bytes, durations in seconds, money
+in micro-USD, chain amounts in neuron (1 0G = 10**18 neuron). Decimal input is
+parsed exactly with `decimal.Decimal`; a value that does not land on a whole
+unit is refused rather than rounded silently.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+
+from zerog_cli.errors import UsageError
+
+MICRO_PER_USD = 1_000_000
+NEURON_PER_0G = 10**18
+
+_SIZE_UNITS = {
+    "": 1,
+    "B": 1,
+    "K": 1000,
+    "KB": 1000,
+    "M": 1000**2,
+    "MB": 1000**2,
+    "G": 1000**3,
+    "GB": 1000**3,
+    "T": 1000**4,
+    "TB": 1000**4,
+    "KIB": 1024,
+    "MIB": 1024**2,
+    "GIB": 1024**3,
+    "TIB": 1024**4,
+}
+_SIZE_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*$")
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_DURATION_RE = re.compile(r"([0-9]+)([smhdw])")
+
+
+def parse_size(text: str | int) -> int:
+    """Parse '10MB', '1.5GiB', '4096' into bytes (SI units are powers of 1000)."""
+    if isinstance(text, int):
+        if text < 0:
+            raise UsageError(f"size must not be negative: {text}")
+        return text
+    match = _SIZE_RE.match(text)
+    unit = match.group(2).upper() if match else None
+    if match is None or unit not in _SIZE_UNITS:
+        raise UsageError(f"not a size: {text!r} (examples: 4096, 10MB, 1.5GiB)")
+    value = Decimal(match.group(1)) * _SIZE_UNITS[unit]
+    if value != value.to_integral_value():
+        raise UsageError(f"size {text!r} is not a whole number of bytes")
+    return int(value)
+
+
+def format_size(size: int) -> str:
+    """Human size with SI units, exact for small values: 999 B, 10.0 MB, 1.50 GB."""
+    if size < 1000:
+        return f"{size} B"
+    for unit, factor in (("TB", 1000**4), ("GB", 1000**3), ("MB", 1000**2), ("KB", 1000)):
+        if size >= factor:
+            return f"{size / factor:.2f} {unit}"
+    raise AssertionError("unreachable")
+
+
+def parse_duration(text: str) -> int:
+    """Parse '90s', '15m', '24h', '7d', '1h30m' or a bare number of seconds."""
+    cleaned = text.strip().lower()
+    if cleaned.isdigit():
+        return int(cleaned)
+    parts = _DURATION_RE.findall(cleaned)
+    if not parts or "".join(n + u for n, u in parts) != cleaned:
+        raise UsageError(f"not a duration: {text!r} (examples: 90s, 15m, 24h, 7d, 1h30m)")
+    return sum(int(number) * _DURATION_UNITS[unit] for number, unit in parts)
+
+
+def format_duration(seconds: float) -> str:
+    """Short human duration: 45s, 12m, 3h05m, 2d04h."""
+    total = int(seconds)
+    if total < 60:
+        return f"{total}s"
+    if total < 3600:
+        return f"{total // 60}m"
+    if total < 86400:
+        return f"{total // 3600}h{total % 3600 // 60:02d}m"
+    return f"{total // 86400}d{total % 86400 // 3600:02d}h"
+
+
+def _parse_decimal(text: str | int | float, what: str) -> Decimal:
+    try:
+        value = Decimal(str(text).strip().lstrip("$"))
+    except InvalidOperation:
+        raise UsageError(f"not a {what}: {text!r}") from None
+    if not value.is_finite():
+        raise UsageError(f"not a {what}: {text!r}")
+    if value < 0:
+        raise UsageError(f"{what} must not be negative: {text!r}")
+    return value
+
+
+def parse_usd(text: str | int | float) -> int:
+    """Parse a dollar amount ('5', '0.10', '$12.50') into integer micro-USD."""
+    micro = _parse_decimal(text, "USD amount") * MICRO_PER_USD
+    if micro != micro.to_integral_value():
+        raise UsageError(f"USD amount {text!r} has more than 6 decimal places")
+    return int(micro)
+
+
+def format_usd(micro: int) -> str:
+    """Micro-USD as dollars: 1234567 -> '$1.234567', 100000 -> '$0.10'."""
+    sign = "-" if micro < 0 else ""
+    dollars, rest = divmod(abs(micro), MICRO_PER_USD)
+    cents_and_more = f"{rest:06d}".rstrip("0").ljust(2, "0")
+    return f"{sign}${dollars}.{cents_and_more}"
+
+
+def parse_0g(text: str | int) -> int:
+    """Parse a decimal 0G amount ('1.5') into integer neuron, exactly."""
+    neuron = _parse_decimal(text, "0G amount") * NEURON_PER_0G
+    if neuron != neuron.to_integral_value():
+        raise UsageError(f"0G amount {text!r} has more than 18 decimal places")
+    return int(neuron)
+
+
+def format_0g(neuron: int) -> str:
+    """Neuron as a decimal 0G string without trailing zeros: 1500000000000000000 -> '1.5'."""
+    sign = "-" if neuron < 0 else ""
+    whole, rest = divmod(abs(neuron), NEURON_PER_0G)
+    fraction = f"{rest:018d}".rstrip("0")
+    return f"{sign}{whole}.{fraction}" if fraction else f"{sign}{whole}"
+
+
+def parse_positive_int(text: str | int, what: str) -> int:
+    """Parse a non-negative integer such as a token count, refusing junk."""
+    try:
+        value = int(str(text).strip().replace("_", ""))
+    except ValueError:
+        raise UsageError(f"not a whole number for {what}: {text!r}") from None
+    if value < 0:
+        raise UsageError(f"{what} must not be negative: {text!r}")
+    return value

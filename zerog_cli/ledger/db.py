@@ -1,0 +1,144 @@
+"""The ledger connection: one SQLite file, WAL, busy timeout, 0600, migrated on open.
+
+Writes that belong together run in `Ledger.transaction()`, which is
+``BEGIN IMMEDIATE``: the write lock is taken before anything is read, so a
+quota check and the spend it guards can never interleave with another
+process's. The busy timeout makes concurrent writers queue instead of
+failing with "database is locked".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from zerog_cli.errors import ConfigError
+from zerog_cli.infra.files import create_private_file, ensure_private_dir
+
+if TYPE_CHECKING:
+    import sqlite_utils
+
+BUSY_TIMEOUT_MS = 30_000
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def utc_now() -> str:
+    """Timestamps are ISO 8601 UTC with seconds, sortable as text."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _check_is_sqlite(path: Path) -> None:
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(len(SQLITE_MAGIC))
+    except OSError as exc:
+        raise ConfigError(f"ledger {path} cannot be read: {exc.strerror}") from None
+    if head and head != SQLITE_MAGIC:
+        raise ConfigError(f"ledger {path} is not a SQLite database")
+
+
+class Ledger:
+    """A migrated ledger. ``db`` is the sqlite-utils Database; ``conn`` the raw connection."""
+
+    def __init__(self, path: Path, db: sqlite_utils.Database) -> None:
+        self.path = path
+        self.db = db
+        self.conn: sqlite3.Connection = db.conn
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE`` … ``COMMIT``; rolls back on any exception."""
+        self._begin_immediate()
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    def _begin_immediate(self) -> None:
+        # sqlite3's busy handler covers most waits; this loop covers the
+        # WAL-recovery window in which SQLite returns BUSY without waiting.
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        while True:
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def query(
+        self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()
+    ) -> list[dict[str, Any]]:
+        cursor = self.conn.execute(sql, params)
+        columns = [c[0] for c in cursor.description or ()]
+        return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
+    def query_one(
+        self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()
+    ) -> dict[str, Any] | None:
+        rows = self.query(sql, params)
+        return rows[0] if rows else None
+
+    def schema_version(self) -> int:
+        row = self.query_one("SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations")
+        return int(row["v"]) if row else 0
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
+    """A raw connection with zerog's pragmas; creates the file 0600 when missing."""
+    if path.exists():
+        _check_is_sqlite(path)
+    elif read_only:
+        raise ConfigError(
+            f"ledger {path} does not exist", hint="run any zerog command to create it"
+        )
+    else:
+        ensure_private_dir(path.parent)
+        create_private_file(path)
+    uri = f"file:{path}?mode=ro" if read_only else str(path)
+    try:
+        conn = sqlite3.connect(
+            uri,
+            uri=read_only,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        if not read_only:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+    except sqlite3.DatabaseError as exc:
+        raise ConfigError(f"ledger {path} cannot be opened as SQLite: {exc}") from None
+    return conn
+
+
+def open_ledger(path: Path, *, migrate: bool = True) -> Ledger:
+    """Open (creating if needed) and bring the schema up to date."""
+    import sqlite_utils
+
+    from zerog_cli.ledger.migrations import migrate_to_latest
+
+    conn = connect(path)
+    ledger = Ledger(path, sqlite_utils.Database(conn))
+    try:
+        if migrate:
+            migrate_to_latest(ledger)
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise ConfigError(f"ledger {path} is damaged or not a zerog ledger: {exc}") from None
+    return ledger

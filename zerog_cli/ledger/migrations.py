@@ -1,0 +1,277 @@
+"""Numbered schema migrations, each with an ``up`` and a ``down``.
+
+Applied versions are recorded in ``schema_migrations``. `migrate_to_latest`
+runs on every open; `migrate(ledger, to=N)` moves up or down to any version.
+Each step runs in its own ``BEGIN IMMEDIATE`` transaction, so a crash leaves
+the ledger at a recorded version.
+
+Conventions: money is integer micro-USD (``*_micro``); chain amounts are
+neuron, stored as decimal TEXT because they can exceed SQLite's 64-bit
+INTEGER; sizes are integer bytes; timestamps ISO 8601 UTC text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from zerog_cli.errors import ConfigError, UsageError
+
+if TYPE_CHECKING:
+    import sqlite_utils
+
+    from zerog_cli.ledger.db import Ledger
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    up: Callable[[sqlite_utils.Database], None]
+    down: Callable[[sqlite_utils.Database], None]
+
+
+def _initial_up(db: sqlite_utils.Database) -> None:
+    db.table("namespaces").create(
+        {
+            "name": str,
+            "owner": str,
+            "quota_bytes": int,
+            "used_bytes": int,
+            "max_object_bytes": int,
+            "encrypt_by_default": int,
+            "metadata": str,
+            "created_at": str,
+        },
+        pk="name",
+        not_null={"owner", "used_bytes", "encrypt_by_default", "metadata", "created_at"},
+        defaults={"used_bytes": 0, "encrypt_by_default": 0, "metadata": "{}"},
+    )
+    db.table("namespace_acl").create(
+        {"namespace": str, "user": str, "role": str, "granted_by": str, "granted_at": str},
+        pk=("namespace", "user"),
+        not_null={"role", "granted_by", "granted_at"},
+        foreign_keys=[("namespace", "namespaces", "name")],
+    )
+    db.table("user_quotas").create(
+        {
+            "user": str,
+            "tier": str,
+            "storage_limit_bytes": int,
+            "token_limit": int,
+            "monthly_usd_limit_micro": int,
+            "storage_used_bytes": int,
+            "tokens_used": int,
+            "monthly_usd_used_micro": int,
+            "period": str,
+            "created_at": str,
+            "updated_at": str,
+        },
+        pk="user",
+        not_null={
+            "tier",
+            "storage_used_bytes",
+            "tokens_used",
+            "monthly_usd_used_micro",
+            "period",
+            "created_at",
+            "updated_at",
+        },
+        defaults={"storage_used_bytes": 0, "tokens_used": 0, "monthly_usd_used_micro": 0},
+    )
+    db.table("objects").create(
+        {
+            "id": int,
+            "namespace": str,
+            "name": str,
+            "root": str,
+            "tx_seq": int,
+            "size": int,
+            "sha256": str,
+            "network": str,
+            "encrypted": int,
+            "uploader": str,
+            "fee_neuron": str,
+            "created_at": str,
+        },
+        pk="id",
+        not_null={
+            "namespace",
+            "name",
+            "root",
+            "size",
+            "sha256",
+            "network",
+            "encrypted",
+            "created_at",
+        },
+        foreign_keys=[("namespace", "namespaces", "name")],
+    )
+    db.table("objects").create_index(["network", "namespace", "name"], unique=True)
+    db.table("objects").create_index(["root"])
+    db.table("cost_tracking").create(
+        {
+            "id": int,
+            "created_at": str,
+            "period": str,
+            "user": str,
+            "namespace": str,
+            "service": str,
+            "operation": str,
+            "quantity": int,
+            "unit": str,
+            "usd_micro": int,
+            "neuron": str,
+            "reference": str,
+            "network": str,
+        },
+        pk="id",
+        not_null={"created_at", "period", "user", "service", "operation", "usd_micro", "neuron"},
+    )
+    db.table("cost_tracking").create_index(["period", "user"])
+    db.table("storage_backups").create(
+        {
+            "id": int,
+            "namespace": str,
+            "label": str,
+            "source_path": str,
+            "object_id": int,
+            "root": str,
+            "tx_seq": int,
+            "size": int,
+            "sha256": str,
+            "encrypted": int,
+            "network": str,
+            "created_at": str,
+            "retired_at": str,
+            "retired_reason": str,
+        },
+        pk="id",
+        not_null={"namespace", "source_path", "root", "size", "sha256", "network", "created_at"},
+        foreign_keys=[("object_id", "objects", "id")],
+    )
+    db.table("verifications").create(
+        {
+            "id": int,
+            "backup_id": int,
+            "run_id": str,
+            "status": str,
+            "duration_ms": int,
+            "bytes_checked": int,
+            "error": str,
+            "checked_at": str,
+        },
+        pk="id",
+        not_null={"backup_id", "status", "checked_at"},
+        foreign_keys=[("backup_id", "storage_backups", "id")],
+    )
+    db.table("verifications").create_index(["backup_id", "checked_at"])
+    db.table("alerts").create(
+        {
+            "id": int,
+            "created_at": str,
+            "level": str,
+            "kind": str,
+            "subject": str,
+            "message": str,
+            "value": float,
+            "threshold": float,
+            "period": str,
+        },
+        pk="id",
+        not_null={"created_at", "level", "kind", "subject", "message"},
+    )
+    db.table("nonces").create(
+        {"scope": str, "nonce": str, "address": str, "seen_at": str},
+        pk=("scope", "nonce"),
+        not_null={"seen_at"},
+    )
+    db.table("breaker_state").create(
+        {
+            "name": str,
+            "state": str,
+            "fail_counter": int,
+            "success_counter": int,
+            "opened_at": float,
+            "updated_at": str,
+        },
+        pk="name",
+        not_null={"state", "fail_counter", "success_counter", "updated_at"},
+        defaults={"fail_counter": 0, "success_counter": 0},
+    )
+
+
+INITIAL_TABLES = (
+    "breaker_state",
+    "nonces",
+    "alerts",
+    "verifications",
+    "storage_backups",
+    "cost_tracking",
+    "objects",
+    "user_quotas",
+    "namespace_acl",
+    "namespaces",
+)
+
+
+def _initial_down(db: sqlite_utils.Database) -> None:
+    for table in INITIAL_TABLES:
+        db.table(table).drop()
+
+
+MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", _initial_up, _initial_down),)
+
+LATEST_VERSION = MIGRATIONS[-1].version
+
+
+def _ensure_table(ledger: Ledger) -> None:
+    ledger.conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+    )
+
+
+def migrate(ledger: Ledger, to: int | None = None) -> list[tuple[str, int, str]]:
+    """Move the schema to version ``to`` (default: latest). Returns the steps taken."""
+    from zerog_cli.ledger.db import utc_now
+
+    target = LATEST_VERSION if to is None else to
+    if not 0 <= target <= LATEST_VERSION:
+        raise UsageError(f"no migration {target}: versions run from 0 to {LATEST_VERSION}")
+    _ensure_table(ledger)
+    steps: list[tuple[str, int, str]] = []
+    while True:
+        with ledger.transaction():
+            current = ledger.schema_version()
+            if current == target:
+                return steps
+            if current < target:
+                step = MIGRATIONS[current]
+                step.up(ledger.db)
+                ledger.conn.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    (step.version, step.name, utc_now()),
+                )
+                steps.append(("up", step.version, step.name))
+            else:
+                step = MIGRATIONS[current - 1]
+                step.down(ledger.db)
+                ledger.conn.execute(
+                    "DELETE FROM schema_migrations WHERE version = ?", (step.version,)
+                )
+                steps.append(("down", step.version, step.name))
+
+
+def migrate_to_latest(ledger: Ledger) -> None:
+    _ensure_table(ledger)
+    version = ledger.schema_version()
+    if version > LATEST_VERSION:
+        raise ConfigError(
+            f"ledger {ledger.path} has schema version {version}, newer than this zerog "
+            f"understands ({LATEST_VERSION})",
+            hint="upgrade zerog, or restore a ledger backup",
+        )
+    if version < LATEST_VERSION:
+        migrate(ledger)

@@ -1,0 +1,75 @@
+"""What `zerog secrets ls|doctor` report: names, sources and problems, never values."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+from zerog_cli.errors import ConfigError
+from zerog_cli.infra.secrets import KNOWN_SECRETS, SecretStore
+from zerog_cli.infra.signing import COMPUTE_KEY, STORAGE_KEY, normalise_private_key
+
+PRIVATE_KEY_SECRETS = (STORAGE_KEY, COMPUTE_KEY)
+
+
+def list_secrets(store: SecretStore) -> list[dict[str, Any]]:
+    rows = []
+    for name in store.names():
+        found = store.lookup(name)
+        rows.append(
+            {
+                "name": name,
+                "present": found.present,
+                "source": found.source,
+                "purpose": KNOWN_SECRETS.get(name, "custom"),
+            }
+        )
+    return rows
+
+
+def _file_problem(path: Path) -> str | None:
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        return f"{path}: {exc.strerror}"
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        return f"{path} is readable by group or others (mode {oct(mode & 0o777)}); chmod 600 it"
+    return None
+
+
+def doctor(store: SecretStore) -> dict[str, Any]:
+    """Checks that never reveal a value: formats of keys, file modes, keyring health."""
+    problems: list[str] = []
+    checks: list[dict[str, Any]] = []
+    for row in list_secrets(store):
+        name = row["name"]
+        status = "missing" if not row["present"] else "ok"
+        if row["present"] and name in PRIVATE_KEY_SECRETS:
+            try:
+                normalise_private_key(store.get(name) or "", name)
+            except ConfigError as exc:
+                status = "invalid"
+                problems.append(str(exc))
+        source = row["source"] or ""
+        if source.startswith(("file:", "store:")):
+            problem = _file_problem(Path(source.split(":", 1)[1]))
+            if problem:
+                status = "unsafe"
+                problems.append(problem)
+        checks.append({**row, "status": status})
+    if store.file_dir.exists() and store.file_dir.stat().st_mode & 0o077:
+        problems.append(f"{store.file_dir} is accessible by group or others; chmod 700 it")
+    env_exposed = [n for n in PRIVATE_KEY_SECRETS if os.environ.get(n)]
+    warnings = [
+        f"{name} is set directly in the environment; prefer {name}_FILE or the keyring"
+        for name in env_exposed
+    ]
+    return {
+        "keyring": store.keyring_status(),
+        "secrets": checks,
+        "problems": problems,
+        "warnings": warnings + store.warnings,
+        "ok": not problems,
+    }

@@ -1,0 +1,47 @@
+"""`zerog init`: make a machine ready for a profile."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from zerog_cli.errors import ConfigError
+from zerog_cli.infra.config import config_path, read_config_file, write_config_file, zerog_home
+from zerog_cli.infra.files import ensure_private_dir
+from zerog_cli.infra.signing import wallet_key
+from zerog_cli.services.context import Context
+
+
+def initialise(context: Context, *, profile: str, user: str | None) -> dict[str, Any]:
+    """Write the profile (and user) to the config file, create the ledger, check the wallet."""
+    ensure_private_dir(zerog_home())
+    data = read_config_file()
+    data["profile"] = profile
+    if user:
+        data["user"] = user
+    write_config_file(data)
+    context.override(profile=profile)
+    settings = context.settings
+    ledger = context.ledger
+    try:
+        key = wallet_key(context.secrets, devnet=settings.is_devnet)
+        wallet = f"{key.address} ({key.secret_name} from {key.source})"
+    except ConfigError as exc:
+        wallet = f"missing: {exc}"
+    next_steps = (
+        ["zerog devnet up --detach", "zerog upload FILE"]
+        if settings.is_devnet
+        else [
+            "zerog secrets set ZEROG_STORAGE_PRIVATE_KEY",
+            "zerog status",
+        ]
+    )
+    return {
+        "profile": profile,
+        "home": str(zerog_home()),
+        "config_file": str(config_path()),
+        "ledger": str(ledger.path),
+        "schema_version": ledger.schema_version(),
+        "user": settings.acting_user,
+        "wallet": wallet,
+        "next_steps": next_steps,
+    }
