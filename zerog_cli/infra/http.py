@@ -234,6 +234,13 @@ def endpoint_of(url: str, path_prefix: str = "") -> str:
     return f"{parts.scheme}://{host}:{port}{prefix}"
 
 
+def endpoint_with_path(url: str) -> str:
+    """``scheme://host:port/path`` of ``url``: for services told apart by path
+    (storage nodes and the indexer behind one gateway, or the devnet's single
+    port), whose URLs carry no secrets."""
+    return endpoint_of(url, urlsplit(url).path)
+
+
 class _Retryable(Exception):
     """One attempt failed in a way the policy retries."""
 

@@ -73,9 +73,11 @@ class IndexerClient:
     """The indexer at ``url`` (one base URL for JSON-RPC and the gateway)."""
 
     def __init__(self, http: HttpClient, url: str, *, timeout: Timeouts | None = None) -> None:
+        from zerog_cli.infra.http import endpoint_with_path
+
         self.http = http
         self.url = url.rstrip("/")
-        self.rpc = JsonRpcClient(http, url, timeout=timeout)
+        self.rpc = JsonRpcClient(http, url, endpoint=endpoint_with_path(url), timeout=timeout)
         self.endpoint = self.rpc.endpoint
         self.timeout = timeout
 
