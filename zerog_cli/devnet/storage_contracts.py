@@ -1,0 +1,169 @@
+"""The storage contracts: Flow (``FixedPriceFlow``) and its FixedPrice market.
+
+Behaviour follows specs/0g-storage.md 5.3-5.5 and specs/0g-interop.md 6.2:
+
+- ``submit`` in both forms (current ``0xbc8c11f8`` with an explicit
+  submitter, older ``0xef3e12dc`` where the submitter is ``msg.sender``);
+- ``Submission.valid()``: non-zero submitter, nodes present, heights strictly
+  decreasing, first - last < 4, first < 64, length within capacity and no more
+  than the minimum padding; failure reverts with ``Error("Invalid submission")``;
+- the fee: ``sectors x pricePerSector`` must be covered by the Flow
+  contract's **balance** (this call's value plus anything left over from
+  earlier overpayments, as in ``FixedPriceFlow``), else
+  ``NotEnoughFee(price, sectors, paid = balance)``; exactly the fee moves to
+  the market and any excess stays in Flow;
+- placement in the flow per the contract's rule, so no file crosses a
+  segment boundary unless it starts on one.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from zerog_cli.devnet.contracts import ChainContext, Contract, Log, Revert
+from zerog_cli.zerog.flow_abi import (
+    MARKET_SELECTOR,
+    PRICE_PER_SECTOR_SELECTOR,
+    Submission,
+    SubmissionData,
+    decode_submit_calldata,
+    encode_address_word,
+    encode_error_string,
+    encode_not_enough_fee,
+    encode_submit_log,
+    encode_submit_return,
+    encode_uint_word,
+    is_submit_calldata,
+)
+from zerog_cli.zerog.merkle import SEGMENT_CHUNKS, SubmissionNode, fold_submission_root
+
+
+def submission_is_valid(data: SubmissionData, submitter: str) -> bool:
+    """``Submission.valid()`` of the Flow contract."""
+    if int(submitter, 16) == 0 or not data.nodes:
+        return False
+    heights = [node.height for node in data.nodes]
+    if heights[0] >= 64 or heights[0] - heights[-1] >= 4:
+        return False
+    if any(later >= earlier for earlier, later in itertools.pairwise(heights)):
+        return False
+    capacity = sum(1 << height for height in heights)
+    if data.length > capacity * 256:
+        return False
+    if capacity < 16:
+        last = capacity - 1
+    elif len(heights) == 1:
+        last = capacity - capacity // 16
+    else:
+        last = capacity - (1 << (heights[0] - 3))
+    return data.length > last * 256
+
+
+def _align_up(value: int, height: int) -> int:
+    size = 1 << height
+    return (value + size - 1) // size * size
+
+
+def place_submission(flow_length: int, nodes: tuple[SubmissionNode, ...]) -> tuple[int, int]:
+    """Where a submission lands: ``(startPos, new flow length)`` (interop 6.2)."""
+    size = sum(1 << node.height for node in nodes)
+    start = _align_up(flow_length, nodes[0].height)
+    if start % SEGMENT_CHUNKS and start // SEGMENT_CHUNKS != (start + size - 1) // SEGMENT_CHUNKS:
+        flow_length = start - start % SEGMENT_CHUNKS + SEGMENT_CHUNKS
+    first = None
+    for node in nodes:
+        position = _align_up(flow_length, node.height)
+        if first is None:
+            first = position
+        flow_length = position + (1 << node.height)
+    assert first is not None
+    return first, flow_length
+
+
+class MarketContract(Contract):
+    """``FixedPrice`` market: ``pricePerSector()``; receives the fees."""
+
+    name = "FixedPrice"
+    execution_gas = 5_000
+
+    def __init__(self, address: str, price_per_sector: int) -> None:
+        super().__init__(address)
+        self.price_per_sector = price_per_sector
+
+    def call(self, chain: ChainContext, sender: str, data: bytes, value: int) -> bytes:
+        if data[:4] == PRICE_PER_SECTOR_SELECTOR and value == 0:
+            return encode_uint_word(self.price_per_sector)
+        raise Revert(b"", "execution reverted")
+
+    def transact(self, chain: ChainContext, sender: str, data: bytes, value: int) -> list[Log]:
+        if not data:
+            return []  # plain transfers (the fee forwarded by Flow) are accepted
+        return super().transact(chain, sender, data, value)
+
+
+class FlowContract(Contract):
+    """``FixedPriceFlow``: ``submit`` (both forms) and ``market()``."""
+
+    name = "FixedPriceFlow"
+    execution_gas = 150_000
+
+    def __init__(self, address: str, market: MarketContract) -> None:
+        super().__init__(address)
+        self.market = market
+        self.flow_length = 1  # flow sector 0 is reserved
+        self.submissions = 0
+
+    def call(self, chain: ChainContext, sender: str, data: bytes, value: int) -> bytes:
+        """Views, plus ``submit`` simulated (the chain discards its effects)."""
+        if data[:4] == MARKET_SELECTOR and value == 0:
+            return encode_address_word(self.market.address)
+        if is_submit_calldata(data):
+            return self._submit(chain, sender, data)[0]
+        raise Revert(b"", "execution reverted")
+
+    def transact(self, chain: ChainContext, sender: str, data: bytes, value: int) -> list[Log]:
+        if is_submit_calldata(data):
+            return self._submit(chain, sender, data)[1]
+        return super().transact(chain, sender, data, value)
+
+    def _submit(self, chain: ChainContext, sender: str, data: bytes) -> tuple[bytes, list[Log]]:
+        try:
+            submission = decode_submit_calldata(data, sender=sender)
+        except ValueError as error:
+            raise Revert(b"", f"execution reverted: {error}") from error
+        if not submission_is_valid(submission.data, submission.submitter):
+            raise Revert(encode_error_string("Invalid submission"), "Invalid submission")
+        sectors = submission.data.sectors
+        price = self.market.price_per_sector
+        fee = sectors * price
+        paid = chain.balance(self.address)
+        if fee > paid:
+            raise Revert(
+                encode_not_enough_fee(price, sectors, paid),
+                f"NotEnoughFee(price={price}, sectors={sectors}, paid={paid})",
+            )
+        chain.transfer(self.address, self.market.address, fee)
+        start, self.flow_length = place_submission(self.flow_length, submission.data.nodes)
+        index = self.submissions
+        self.submissions += 1
+        emitted = Submission(data=submission.data, submitter=submission.submitter)
+        topics, log_data = encode_submit_log(index, start, emitted)
+        digest = fold_submission_root(list(submission.data.nodes))
+        result = encode_submit_return(index, digest, start, sectors)
+        return result, [Log(address=self.address, topics=topics, data=log_data)]
+
+    def export_state(self) -> Any:
+        return {"flowLength": self.flow_length, "submissions": self.submissions}
+
+    def import_state(self, state: Any) -> None:
+        self.flow_length = int(state["flowLength"])
+        self.submissions = int(state["submissions"])
+
+
+def storage_contracts(
+    flow_address: str, market_address: str, price_per_sector: int
+) -> tuple[FlowContract, MarketContract]:
+    """The Flow contract and its market, ready to register with a chain."""
+    market = MarketContract(market_address, price_per_sector)
+    return FlowContract(flow_address, market), market
