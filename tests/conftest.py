@@ -21,6 +21,8 @@ TEST_PRIVATE_KEY = "0xa0ac914a2b37a6a6c604ac4362218d5692109c13aea88ac6cece7e8f17
 TEST_ADDRESS = "0x9C6b7c376CC2204EeDAB4480Ccf280a7d76154ac"
 
 ISOLATED_ENV_PREFIXES = ("ZEROG_",)
+# Test-harness settings, not zerog configuration: kept when the environment is cleared.
+HARNESS_ENV_NAMES = ("ZEROG_CONFORMANCE_DIR", "ZEROG_NPM_CACHE", "ZEROG_SOAK")
 ISOLATED_ENV_NAMES = (
     "CIRCLE_API_KEY",
     "DATABASE_PASSWORD",
@@ -49,7 +51,7 @@ class Result:
 def zerog_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Point ZEROG_HOME at a temp folder and clear every zerog variable and secret."""
     for name in list(os.environ):
-        if name.startswith(ISOLATED_ENV_PREFIXES) or name.split("_FILE")[0] in ISOLATED_ENV_NAMES:
+        if name.startswith(ISOLATED_ENV_PREFIXES) and name not in HARNESS_ENV_NAMES:
             monkeypatch.delenv(name, raising=False)
     for name in ISOLATED_ENV_NAMES:
         monkeypatch.delenv(name, raising=False)
@@ -72,7 +74,7 @@ def zerog(capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
             import io
 
             old_stdin = sys.stdin
-            sys.stdin = io.StringIO(stdin)
+            sys.stdin = io.TextIOWrapper(io.BytesIO(stdin.encode("utf-8")), encoding="utf-8")
             try:
                 code = run(list(args))
             finally:

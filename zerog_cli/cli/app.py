@@ -10,18 +10,22 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 import traceback
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from zerog_cli import __version__
-from zerog_cli.cli import auth, config_cmd, ledger_cmd, secrets_cmd
+from zerog_cli.cli import auth, config_cmd, hash_cmd, ledger_cmd, secrets_cmd
 from zerog_cli.cli.common import State, command, examples, reset_state, state
 from zerog_cli.errors import EXIT_CODE_MEANINGS, ExitCode, ZerogError
 from zerog_cli.infra import redaction
 from zerog_cli.infra.output import Output
 from zerog_cli.services.context import Context
+
+if TYPE_CHECKING:
+    from typer._click import Command as ClickCommand
 
 _EXIT_CODES_HELP = "\b\nExit codes:\n" + "\n".join(
     f"  {int(code)}  {meaning}" for code, meaning in EXIT_CODE_MEANINGS.items()
@@ -79,6 +83,7 @@ command(app, "init", epilog=config_cmd.INIT_EXAMPLES)(config_cmd.init)
 app.add_typer(ledger_cmd.app, name="ledger")
 app.add_typer(secrets_cmd.app, name="secrets")
 app.add_typer(auth.app, name="auth")
+hash_cmd.register(app)
 
 
 class _ScrubbingFormatter(logging.Formatter):
@@ -104,12 +109,21 @@ def _verbose_requested(argv: list[str]) -> bool:
     return state().output.verbose or any(arg in ("-v", "--verbose") for arg in argv)
 
 
-def run(argv: list[str] | None = None) -> int:
-    """Run the CLI and return the exit code (what `main` passes to sys.exit)."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    reset_state(State())
-    _configure_logging(any(arg in ("-v", "--verbose") for arg in args))
-    command = typer.main.get_command(app)
+def _command_path(group: ClickCommand, args: list[str]) -> str:
+    """The subcommand names in ``args`` ("backup create"), for metrics labels."""
+    names: list[str] = []
+    current = group
+    for arg in args:
+        commands = getattr(current, "commands", None)
+        if commands is None:
+            break
+        if arg in commands:
+            names.append(arg)
+            current = commands[arg]
+    return " ".join(names) or "zerog"
+
+
+def _dispatch(command: ClickCommand, args: list[str]) -> int:
     try:
         result = command.main(args=args, prog_name="zerog", standalone_mode=False)
         return int(result) if isinstance(result, int) else 0
@@ -137,8 +151,25 @@ def run(argv: list[str] | None = None) -> int:
                 "(run with --verbose for the traceback; this is a bug, please report it)\n"
             )
         return int(ExitCode.INTERNAL)
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI and return the exit code (what `main` passes to sys.exit)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    reset_state(State())
+    _configure_logging(any(arg in ("-v", "--verbose") for arg in args))
+    command = typer.main.get_command(app)
+    started = time.monotonic()
+    code = _dispatch(command, args)
+    context = state().context
+    try:
+        for problem in context.finish(
+            _command_path(command, args), code, time.monotonic() - started
+        ):
+            sys.stderr.write(redaction.scrub(f"warning: {problem}") + "\n")
     finally:
-        state().context.close()
+        context.close()
+    return code
 
 
 def main() -> None:

@@ -10,12 +10,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zerog_cli.infra.config import Settings, load_settings
 from zerog_cli.infra.secrets import SecretStore
 
 if TYPE_CHECKING:
+    from zerog_cli.infra.http import HttpClient
+    from zerog_cli.infra.metrics import Metrics
+    from zerog_cli.ledger.breakers import BreakerTable
     from zerog_cli.ledger.db import Ledger
 
 
@@ -31,6 +35,9 @@ class Context:
     _settings: Settings | None = None
     _ledger: Ledger | None = None
     _secrets: SecretStore | None = None
+    _http: HttpClient | None = None
+    _metrics: Metrics | None = None
+    _breakers: BreakerTable | None = None
     _network_announced: bool = False
 
     @property
@@ -59,6 +66,72 @@ class Context:
         return self._secrets
 
     @property
+    def metrics(self) -> Metrics:
+        """This run's metrics registry (created on first use; written out by `finish`)."""
+        if self._metrics is None:
+            from zerog_cli.infra.metrics import Metrics
+
+            self._metrics = Metrics()
+        return self._metrics
+
+    @property
+    def breaker_table(self) -> BreakerTable:
+        if self._breakers is None:
+            from zerog_cli.ledger.breakers import BreakerTable
+
+            self.ledger  # noqa: B018 - opening it creates and migrates the file first
+            self._breakers = BreakerTable(self.settings.ledger_file)
+        return self._breakers
+
+    @property
+    def http(self) -> HttpClient:
+        """The resilient HTTP client: timeouts, retries, breakers shared through the ledger."""
+        if self._http is None:
+            from zerog_cli.infra.http import BreakerSettings, HttpClient, RetryPolicy, Timeouts
+            from zerog_cli.infra.metrics import MetricsObserver
+
+            settings = self.settings
+            self._http = HttpClient(
+                timeouts=Timeouts(
+                    connect=float(settings.http_connect_timeout),
+                    read=float(settings.http_read_timeout),
+                ),
+                retry=RetryPolicy(max_tries=int(settings.http_max_tries)),
+                breaker=BreakerSettings(
+                    fail_max=int(settings.breaker_fail_max),
+                    reset_timeout=float(settings.breaker_reset_timeout),
+                ),
+                breaker_storage=self.breaker_table.storage,
+                observer=MetricsObserver(self.metrics),
+            )
+        return self._http
+
+    def finish(self, command: str, exit_code: int, seconds: float) -> list[str]:
+        """Write this run's metrics where configured; returns problems (never raises)."""
+        if self._metrics is None:
+            return []
+        self._metrics.finish_run(command, exit_code, seconds)
+        problems: list[str] = []
+        settings = self.settings
+        if settings.metrics_file:
+            try:
+                self._metrics.write_textfile(Path(settings.metrics_file))
+            except OSError as exc:
+                problems.append(
+                    f"cannot write metrics file {settings.metrics_file}: {exc.strerror}"
+                )
+        if settings.pushgateway:
+            from zerog_cli.errors import ZerogError
+
+            try:
+                self._metrics.push(
+                    settings.pushgateway, f"zerog_{command.replace(' ', '_')}", self.http
+                )
+            except ZerogError as exc:
+                problems.append(f"metrics push failed: {exc}")
+        return problems
+
+    @property
     def acting_user(self) -> str:
         return self.settings.acting_user
 
@@ -76,6 +149,12 @@ class Context:
             self.notify(f"network: {self.settings.network_label()}")
 
     def close(self) -> None:
+        if self._http is not None:
+            self._http.close()
+            self._http = None
+        if self._breakers is not None:
+            self._breakers.close()
+            self._breakers = None
         if self._ledger is not None:
             self._ledger.close()
             self._ledger = None
