@@ -1,0 +1,308 @@
+"""Segment hashing in worker processes, for inputs large enough to pay for them.
+
+Design: the caller's process reads the input straight into a ring of blocks in
+one shared memory file (memfd), computes the SHA-256 there, and sends each full
+block's (offset, length) as 12 bytes down a worker's stdin; the worker hashes the
+segments in place and answers with 32 bytes per segment root. No file data is
+copied between processes and memory stays at `ring slots x block size`.
+
+Workers are plain `subprocess` children (no fork of a threaded process, no
+re-import of `__main__`), so this works from any thread. They run in their own
+session, so a terminal's Ctrl-C reaches only the caller, which kills and reaps
+them; if the caller dies, their stdin closes and they exit. The coordinator is
+single-threaded: it waits on the workers' stdout pipes with a selector.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mmap
+import os
+import selectors
+import struct
+import subprocess
+import sys
+import tempfile
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+from zerog_cli.errors import UsageError, ZerogError
+from zerog_cli.zerog.merkle import SEGMENT_SIZE, TreeBuilder, full_segment_roots
+
+_JOB = struct.Struct(">QI")
+_ROOT_SIZE = 32
+_READY = b"R"
+_DEPTH = 2
+"""Jobs queued per worker: one being hashed and the next one ready."""
+_START_TIMEOUT = 60.0
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+_BOOT = (
+    "import sys; sys.path.insert(0, sys.argv[1]); "
+    "from zerog_cli.zerog.merkle_pool import worker_main; worker_main(sys.argv[2:])"
+)
+
+
+class PoolUnavailable(Exception):
+    """Worker processes could not be started; the caller hashes in-process instead."""
+
+
+def _shared_file(size: int) -> int:
+    """A file descriptor of `size` bytes of shared memory that vanishes with its last user."""
+    if hasattr(os, "memfd_create"):
+        fd = os.memfd_create("zerog-merkle", os.MFD_CLOEXEC)
+    else:
+        with tempfile.TemporaryFile() as handle:
+            fd = os.dup(handle.fileno())
+    os.ftruncate(fd, size)
+    return fd
+
+
+class SegmentPool:
+    """Hash blocks of full segments in `workers` processes; roots come back in order.
+
+    Use as a context manager: `buffer()` gives the next free block to fill,
+    `submit(length)` sends its first `length` bytes (whole segments) to a worker,
+    `results()` waits for everything and returns all roots in submission order.
+    Leaving the block with an exception kills the workers.
+    """
+
+    def __init__(self, workers: int, block_size: int) -> None:
+        if workers < 1 or block_size < SEGMENT_SIZE or block_size % SEGMENT_SIZE:
+            raise UsageError("a segment pool needs workers and a block of whole segments")
+        self._block_size = block_size
+        self._workers = workers
+        slots = workers * _DEPTH + 1
+        self._free: deque[int] = deque(range(slots))
+        self._filling: int | None = None
+        self._memory: mmap.mmap | None = None
+        self._size = slots * block_size
+        self._procs: list[subprocess.Popen[bytes]] = []
+        self._jobs: list[deque[tuple[int, int, int]]] = []
+        self._received: list[bytearray] = []
+        self._roots: list[list[bytes] | None] = []
+        self._selector = selectors.DefaultSelector()
+
+    def __enter__(self) -> SegmentPool:
+        try:
+            self._start()
+        except BaseException:
+            self._close(abort=True)
+            raise
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self._close(abort=kind is not None)
+
+    def _start(self) -> None:
+        if not sys.executable:
+            raise PoolUnavailable("no Python executable to start workers with")
+        try:
+            fd = _shared_file(self._size)
+        except OSError as error:
+            raise PoolUnavailable(f"no shared memory: {error}") from error
+        try:
+            self._memory = mmap.mmap(fd, self._size)
+            for _ in range(self._workers):
+                self._procs.append(
+                    subprocess.Popen(
+                        [
+                            sys.executable,
+                            "-P",
+                            "-c",
+                            _BOOT,
+                            _PACKAGE_ROOT,
+                            str(fd),
+                            str(self._size),
+                        ],
+                        stdin=subprocess.PIPE,
+                        stdout=subprocess.PIPE,
+                        bufsize=0,
+                        pass_fds=(fd,),
+                        start_new_session=True,
+                    )
+                )
+        except (OSError, ValueError) as error:
+            raise PoolUnavailable(f"cannot start worker processes: {error}") from error
+        finally:
+            os.close(fd)
+        for index, proc in enumerate(self._procs):
+            self._selector.register(_stdout(proc), selectors.EVENT_READ, index)
+            self._jobs.append(deque())
+            self._received.append(bytearray())
+        waiting = set(range(self._workers))
+        while waiting:
+            events = self._selector.select(_START_TIMEOUT)
+            if not events:
+                raise PoolUnavailable("worker processes did not start in time")
+            for key, _ in events:
+                if os.read(key.fd, 1) != _READY:
+                    raise PoolUnavailable("a worker process failed to start")
+                waiting.discard(key.data)
+
+    def buffer(self) -> memoryview:
+        """The next block to fill (waits for a free one); pass its filled length to `submit`."""
+        if self._memory is None:
+            raise UsageError("the segment pool is not started")
+        if self._filling is None:
+            while not self._free:
+                self._collect()
+            self._filling = self._free.popleft()
+        start = self._filling * self._block_size
+        return memoryview(self._memory)[start : start + self._block_size]
+
+    def submit(self, length: int) -> None:
+        """Hash the first `length` bytes (whole segments) of the block from `buffer()`."""
+        slot = self._filling
+        if slot is None or length % SEGMENT_SIZE or not 0 < length <= self._block_size:
+            raise UsageError("submit() needs a filled buffer() of whole segments")
+        worker = min(range(self._workers), key=lambda i: len(self._jobs[i]))
+        while len(self._jobs[worker]) >= _DEPTH:
+            self._collect()
+            worker = min(range(self._workers), key=lambda i: len(self._jobs[i]))
+        try:
+            _write_all(_stdin(self._procs[worker]), _JOB.pack(slot * self._block_size, length))
+        except BrokenPipeError:
+            code = self._procs[worker].poll()
+            raise ZerogError(f"a Merkle worker process exited unexpectedly (code {code})") from None
+        self._jobs[worker].append((len(self._roots), slot, length // SEGMENT_SIZE))
+        self._roots.append(None)
+        self._filling = None
+
+    def results(self) -> list[bytes]:
+        """Wait for every submitted block; all segment roots in submission order."""
+        while any(self._jobs):
+            self._collect()
+        roots: list[bytes] = []
+        for block in self._roots:
+            if block is None:
+                raise ZerogError("a Merkle worker lost a block")
+            roots.extend(block)
+        return roots
+
+    def _collect(self) -> None:
+        """Wait for at least one worker answer and file every finished block."""
+        for key, _ in self._selector.select():
+            worker = key.data
+            data = os.read(key.fd, 1 << 16)
+            if not data:
+                code = self._procs[worker].poll()
+                raise ZerogError(f"a Merkle worker process exited unexpectedly (code {code})")
+            received = self._received[worker]
+            received += data
+            jobs = self._jobs[worker]
+            while jobs and len(received) >= jobs[0][2] * _ROOT_SIZE:
+                sequence, slot, count = jobs.popleft()
+                size = count * _ROOT_SIZE
+                self._roots[sequence] = [
+                    bytes(received[i : i + _ROOT_SIZE]) for i in range(0, size, _ROOT_SIZE)
+                ]
+                del received[:size]
+                self._free.append(slot)
+            if not jobs and received:
+                raise ZerogError("a Merkle worker sent more data than asked")
+
+    def _close(self, *, abort: bool) -> None:
+        for proc in self._procs:
+            if abort:
+                proc.kill()
+            with contextlib.suppress(OSError):
+                _stdin(proc).close()
+        for proc in self._procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            _stdout(proc).close()
+        self._procs = []
+        self._selector.close()
+        if self._memory is not None:
+            with contextlib.suppress(BufferError):
+                self._memory.close()
+            self._memory = None
+
+
+def _stdin(proc: subprocess.Popen[bytes]) -> IO[bytes]:
+    if proc.stdin is None:
+        raise ZerogError("worker process has no stdin")
+    return proc.stdin
+
+
+def _stdout(proc: subprocess.Popen[bytes]) -> IO[bytes]:
+    if proc.stdout is None:
+        raise ZerogError("worker process has no stdout")
+    return proc.stdout
+
+
+def _write_all(handle: IO[bytes], data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = handle.write(view)
+        view = view[written or 0 :]
+
+
+def hash_rest_pooled(
+    readinto: Callable[[memoryview], int],
+    builder: TreeBuilder,
+    workers: int,
+    block_size: int,
+) -> None:
+    """Feed everything `readinto` still yields to `builder`, hashing full blocks in workers.
+
+    `builder` must be on a segment boundary. Raises PoolUnavailable before reading
+    anything if the workers cannot start.
+    """
+    with SegmentPool(workers, block_size) as pool:
+        while True:
+            buffer = pool.buffer()
+            filled = readinto(buffer)
+            whole = filled - filled % SEGMENT_SIZE
+            if whole:
+                builder._account(buffer[:whole])
+                pool.submit(whole)
+            if filled < block_size:
+                tail = bytes(buffer[whole:filled])
+                break
+        buffer.release()
+        builder._extend_roots(pool.results())
+    if tail:
+        builder.update(tail)
+
+
+def _read_exact(fd: int, buffer: memoryview) -> bool:
+    """Fill `buffer` from `fd`; False on a clean end of input before any byte."""
+    filled = 0
+    while filled < len(buffer):
+        got = os.readv(fd, [buffer[filled:]])
+        if not got:
+            if filled:
+                raise EOFError("input ended inside a job")
+            return False
+        filled += got
+    return True
+
+
+def worker_main(argv: list[str]) -> None:
+    """Entry point of a worker process: `argv` = [shared memory fd, its size]."""
+    fd, size = int(argv[0]), int(argv[1])
+    memory = mmap.mmap(fd, size)
+    os.close(fd)
+    shared = memoryview(memory)
+    header = memoryview(bytearray(_JOB.size))
+    try:
+        os.write(1, _READY)
+        while _read_exact(0, header):
+            offset, length = _JOB.unpack(header)
+            answer = memoryview(b"".join(full_segment_roots(shared[offset : offset + length])))
+            while answer:
+                answer = answer[os.write(1, answer) :]
+    except BrokenPipeError:
+        return
