@@ -186,8 +186,16 @@ class StorageNodeClient:
         timeout: Timeouts | None = None,
         max_response_bytes: int = 8 << 20,
     ) -> None:
+        from zerog_cli.infra.http import endpoint_with_path
+
         self.url = url
-        self.rpc = JsonRpcClient(http, url, timeout=timeout, max_response_bytes=max_response_bytes)
+        self.rpc = JsonRpcClient(
+            http,
+            url,
+            endpoint=endpoint_with_path(url),
+            timeout=timeout,
+            max_response_bytes=max_response_bytes,
+        )
         self.endpoint = self.rpc.endpoint
 
     def _where(self, method: str) -> str:

@@ -709,7 +709,9 @@ def _read_back(
 @dataclass(frozen=True)
 class DownloadOptions:
     concurrency: int = 6
-    recheck_root: bool = True
+    rehash_stream: bool = False
+    """Also hash the whole written stream again. Off by default: the final
+    check already rebuilds the root from the verified segment roots."""
     require_finalized: bool = True
 
 
@@ -741,8 +743,8 @@ def _expected_data_length(size: int, index: int) -> int:
 
 def _check_segment(
     segment: SegmentWithProof, root: bytes, size: int, index: int, where: str
-) -> None:
-    """Raise IntegrityError unless ``segment`` is segment ``index`` of the file."""
+) -> bytes:
+    """The segment root; IntegrityError unless ``segment`` is segment ``index`` of the file."""
     from zerog_cli.zerog.merkle import (
         num_padded_segments,
         segment_leaf_count,
@@ -762,6 +764,7 @@ def _check_segment(
         verify_segment_proof(root, seg_root, index, num_padded_segments(size), segment.proof)
     except IntegrityError as error:
         raise IntegrityError(f"{where}: {error}") from None
+    return seg_root
 
 
 def download(
@@ -790,6 +793,8 @@ def download(
     from zerog_cli.zerog.merkle import TreeBuilder
 
     opts = options or DownloadOptions()
+    if opts.concurrency < 1:
+        raise UsageError("concurrency must be at least 1")
     root = root.lower()
     root_bytes = _root_bytes(root)
     started = time.monotonic()
@@ -803,14 +808,15 @@ def download(
         from zerog_cli.zerog.encryption import StreamDecryptor
 
         decryptor = StreamDecryptor(symmetric_key=symmetric_key, private_key=private_key)
-    builder = TreeBuilder() if opts.recheck_root else None
+    builder = TreeBuilder() if opts.rehash_stream else None
+    segment_roots: list[bytes] = []
     healed = 0
     written = 0
     used: set[str] = set()
 
     mark = time.monotonic()
     pool = ThreadPoolExecutor(max_workers=opts.concurrency, thread_name_prefix="zerog-down")
-    window: list[Future[tuple[bytes, str, bool]]] = []
+    window: list[Future[tuple[bytes, bytes, str, bool]]] = []
     try:
         next_index = 0
         for index in range(num_segments):
@@ -819,7 +825,8 @@ def download(
                     pool.submit(_fetch_segment, network, holders_, root_bytes, size, next_index)
                 )
                 next_index += 1
-            data, node_url, was_healed = window.pop(0).result()
+            data, seg_root, node_url, was_healed = window.pop(0).result()
+            segment_roots.append(seg_root)
             used.add(node_url)
             healed += was_healed
             data = data[: size - index * SEGMENT_SIZE]
@@ -837,6 +844,7 @@ def download(
 
     if decryptor is not None:
         decryptor.finish()
+    _check_root(segment_roots, root_bytes, size)
     if builder is not None:
         tree = builder.finish()
         if tree.root != root_bytes or tree.size != size:
@@ -856,6 +864,25 @@ def download(
         encrypted=decryptor is not None,
         timings=timings,
     )
+
+
+def _check_root(data_segment_roots: list[bytes], root: bytes, size: int) -> None:
+    """The file root rebuilt from the verified data segments plus flow padding."""
+    from zerog_cli.zerog.merkle import (
+        empty_subtree_root,
+        num_padded_segments,
+        segment_leaf_count,
+        tree_root,
+    )
+
+    roots = list(data_segment_roots)
+    for index in range(len(roots), num_padded_segments(size)):
+        roots.append(empty_subtree_root(segment_leaf_count(size, index)))
+    rebuilt = tree_root(roots)
+    if rebuilt != root:
+        raise IntegrityError(
+            f"the downloaded segments rebuild root 0x{rebuilt.hex()}, expected 0x{root.hex()}"
+        )
 
 
 def _root_bytes(root: str) -> bytes:
@@ -918,9 +945,9 @@ def _fetch_segment(
     root: bytes,
     size: int,
     index: int,
-) -> tuple[bytes, str, bool]:
-    """Verified data of segment ``index``, the node that served it, and whether
-    another node failed first. Tries every node holding the segment, rotating."""
+) -> tuple[bytes, bytes, str, bool]:
+    """Verified data and root of segment ``index``, the node that served it, and
+    whether another node failed first. Tries every node holding it, rotating."""
     candidates = [h for h in holders_ if h.node.config.holds(h.first_segment + index)]
     shift = index % len(candidates) if candidates else 0
     candidates = candidates[shift:] + candidates[:shift]
@@ -938,12 +965,12 @@ def _fetch_segment(
             failures.append(f"{url}: no data")
             continue
         try:
-            _check_segment(segment, root, size, index, url)
+            seg_root = _check_segment(segment, root, size, index, url)
         except IntegrityError as error:
             corrupt.append(str(error))
             log.warning("segment %d from %s is corrupt: %s", index, url, error)
             continue
-        return segment.data, url, bool(corrupt or failures)
+        return segment.data, seg_root, url, bool(corrupt or failures)
     if corrupt:
         raise IntegrityError(
             f"no storage node served segment {index} matching root 0x{root.hex()} "
