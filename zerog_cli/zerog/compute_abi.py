@@ -313,17 +313,17 @@ INFERENCE_SERVING = ContractAbi(
     ],
 )
 
-_STANDARD_ERRORS = [
-    AbiError("Error", ["string"], lambda a: f"execution reverted: {a[0]}"),
-    AbiError("Panic", ["uint256"], lambda a: f"execution reverted with panic code {a[0]:#x}"),
-]
+ERROR_STRING = AbiError("Error", ["string"], lambda a: f"execution reverted: {a[0]}")
+"""Solidity's ``require(cond, "reason")`` revert."""
+PANIC = AbiError("Panic", ["uint256"], lambda a: f"execution reverted with panic code {a[0]:#x}")
 
 
 def _known_errors() -> list[AbiError]:
     return [
         *LEDGER_MANAGER.errors.values(),
         *INFERENCE_SERVING.errors.values(),
-        *_STANDARD_ERRORS,
+        ERROR_STRING,
+        PANIC,
     ]
 
 
