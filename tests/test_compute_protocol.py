@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.conformance import load_vectors
 from zerog_cli.errors import (
     ConfigError,
     IntegrityError,
@@ -41,19 +40,7 @@ INFERENCE_CA = "0x0165878A594ca255338adfa4d48449f69242Eb8F"
 OTHER_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"  # Hardhat #1
 
 
-def _load_vectors() -> dict[str, Any]:
-    try:
-        from tests.conformance import load_vectors
-    except ImportError:
-        folder = os.environ.get("ZEROG_CONFORMANCE_DIR")
-        base = (
-            Path(folder) if folder else Path(__file__).resolve().parents[2] / "shared/conformance"
-        )
-        return json.loads((base / "compute-headers.json").read_text())
-    return load_vectors("compute-headers.json")
-
-
-VECTORS = _load_vectors()
+VECTORS = load_vectors("compute-headers.json")
 AUTH_CASES = VECTORS["auth_header_cases"]
 FEE_CASES = VECTORS["fee_cases"]
 VERIFY_CASES = VECTORS["response_verification_cases"]
