@@ -425,6 +425,18 @@ def test_acknowledgement_rules(net: DevnetProcess) -> None:
     assert revert_of(net, user, NETWORK.inference, unacknowledge).startswith(
         "CannotRevokeWithNonZeroBalance"
     )
+    paid_transfer = revert_of(net, user, NETWORK.ledger, transfer, value=ZG)
+    assert "without a reason" in paid_transfer, "transferFund is not payable"
+
+
+def test_deposit_for_someone_else(net: DevnetProcess) -> None:
+    _, recipient = wallet("recipient")
+    deposit_for = compute.encode_deposit_fund_for(recipient)
+    assert transact(net, DEV_ACCOUNT_KEY, NETWORK.ledger, deposit_for, 3 * ZG)
+    ledger = contracts(net).get_ledger(recipient)
+    assert ledger is not None and ledger.total_balance == 3 * ZG
+    add_again = compute.encode_add_ledger("")
+    assert "already exists" in revert_of(net, recipient, NETWORK.ledger, add_again, 3 * ZG)
 
 
 def test_retrieve_after_lock_time_and_refund(net: DevnetProcess) -> None:

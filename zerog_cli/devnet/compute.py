@@ -94,6 +94,7 @@ MAX_PROVIDERS_PER_USER = 50
 MAX_REFUNDS = 30
 MAX_SYNTHETIC_PER_CALL = 500
 ZERO_ADDRESS = "0x" + "00" * 20
+_PAYABLE = frozenset({"addLedger", "depositFund", "depositFundFor"})
 
 DEVNET_REGISTER_SERVICES = AbiFunction("devnetRegisterServices", ["uint256"])
 """Devnet-only, owner-only: register synthetic services (not part of the real ABI)."""
@@ -262,11 +263,8 @@ class InferenceServingContract(Contract):
 
     # -- ABI --------------------------------------------------------------------
 
-    def call(self, chain: ChainContext, sender: str, data: bytes, value: int) -> bytes:
-        if data[:4] == DEVNET_REGISTER_SERVICES.selector:
-            self.transact(chain, sender, data, value)
-            return b""
-        function, args = _decode(INFERENCE_SERVING, data)
+    def _view(self, function: AbiFunction, args: tuple[Any, ...]) -> bytes | None:
+        """The result of a view function; None when ``function`` is not one."""
         if function.name == "getAllServices":
             offset, limit = args
             if limit > MAX_PAGE_SIZE:
@@ -285,15 +283,29 @@ class InferenceServingContract(Contract):
             return function.encode_output(self.lock_time)
         if function.name == "getAccount":
             return function.encode_output(self.account(args[0], args[1]).to_abi())
+        return None
+
+    def call(self, chain: ChainContext, sender: str, data: bytes, value: int) -> bytes:
+        if data[:4] != DEVNET_REGISTER_SERVICES.selector:
+            result = self._view(*_decode(INFERENCE_SERVING, data))
+            if result is not None:
+                return result
         self.transact(chain, sender, data, value)
         return b""
 
     def transact(self, chain: ChainContext, sender: str, data: bytes, value: int) -> list[Log]:
         if data[:4] == DEVNET_REGISTER_SERVICES.selector:
-            (count,) = DEVNET_REGISTER_SERVICES.decode_input(data)
+            try:
+                (count,) = DEVNET_REGISTER_SERVICES.decode_input(data)
+            except Exception:  # eth_abi raises several types for malformed calldata
+                raise Revert(b"", "execution reverted: malformed calldata") from None
             self._register_synthetic(chain, sender, count)
             return []
         function, args = _decode(INFERENCE_SERVING, data)
+        if self._view(function, args) is not None:
+            return []
+        if value:
+            raise Revert(b"", f"execution reverted: {function.name} is not payable")
         if function.name == "acknowledgeTEESigner":
             provider, acknowledged = args
             account = self.account(sender, provider)
@@ -319,7 +331,7 @@ class InferenceServingContract(Contract):
             account = self.account(sender, args[0])
             self._store(replace(account, generation=account.generation + 1, revoked_bitmap=0))
         else:
-            self.call(chain, sender, data, value)
+            raise Revert(b"", f"execution reverted: {function.name} is not implemented")
         return []
 
     def _register_synthetic(self, chain: ChainContext, sender: str, count: int) -> None:
@@ -405,8 +417,8 @@ class LedgerManagerContract(Contract):
         if name != SERVICE_NAME:
             raise _revert(LEDGER_MANAGER.error("ServiceNotFound"), ZERO_ADDRESS)
 
-    def call(self, chain: ChainContext, sender: str, data: bytes, value: int) -> bytes:
-        function, args = _decode(LEDGER_MANAGER, data)
+    def _view(self, function: AbiFunction, args: tuple[Any, ...]) -> bytes | None:
+        """The result of a view function; None when ``function`` is not one."""
         if function.name == "getLedger":
             return function.encode_output(self.ledger(args[0]).to_abi())
         if function.name == "getLedgerProviders":
@@ -417,6 +429,12 @@ class LedgerManagerContract(Contract):
             if _key(args[0]) != self.inference.address:
                 raise _revert(LEDGER_MANAGER.error("ServiceNotFound"), checksum_address(args[0]))
             return function.encode_output(self.service_info().to_abi())
+        return None
+
+    def call(self, chain: ChainContext, sender: str, data: bytes, value: int) -> bytes:
+        result = self._view(*_decode(LEDGER_MANAGER, data))
+        if result is not None:
+            return result
         self.transact(chain, sender, data, value)
         return b""
 
@@ -435,6 +453,10 @@ class LedgerManagerContract(Contract):
 
     def transact(self, chain: ChainContext, sender: str, data: bytes, value: int) -> list[Log]:
         function, args = _decode(LEDGER_MANAGER, data)
+        if self._view(function, args) is not None:
+            return []
+        if value and function.name not in _PAYABLE:
+            raise Revert(b"", f"execution reverted: {function.name} is not payable")
         if function.name == "addLedger":
             if _key(sender) in self.ledgers:
                 raise _require("a ledger already exists for this account; use depositFund")
@@ -450,7 +472,7 @@ class LedgerManagerContract(Contract):
         elif function.name == "refund":
             self._refund(chain, sender, args[0])
         else:
-            self.call(chain, sender, data, value)
+            raise Revert(b"", f"execution reverted: {function.name} is not implemented")
         return []
 
     def _transfer(self, user: str, provider: str, name: str, amount: int) -> None:
