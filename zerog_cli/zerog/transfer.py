@@ -300,8 +300,7 @@ def plan_upload(
     """
     candidates = network.trusted_nodes()
     nodes = select_nodes(candidates, replicas, "min")
-    status = network.node(nodes[0].url).get_status()
-    flow_address = status.network_identity.flow_address
+    flow_address = _flow_address(network, [*nodes, *candidates])
     existing: FileInfo | None = None
     existing_node: str | None = None
     reusable: FileInfo | None = None
@@ -333,6 +332,21 @@ def plan_upload(
     if quote and plan.needs_payment:
         plan.quote = estimate_fee(network, tree, flow_address)
     return plan
+
+
+def _flow_address(network: StorageNetwork, nodes: Sequence[ShardedNode]) -> str:
+    """The Flow contract named by the first node that answers (selected ones first)."""
+    problems = []
+    seen: set[str] = set()
+    for node in nodes:
+        if node.url in seen:
+            continue
+        seen.add(node.url)
+        try:
+            return network.node(node.url).get_status().network_identity.flow_address
+        except ZerogError as error:
+            problems.append(str(error))
+    raise NetworkUnavailable(f"no storage node answered zgs_getStatus ({problems[0]})")
 
 
 def upload(
