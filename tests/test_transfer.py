@@ -250,3 +250,70 @@ def test_sharded_nodes(tmp_path: Path, shards: str, replicas: int) -> None:
         sink = io.BytesIO()
         download(network, "0x" + root.hex(), sink)
         assert sink.getvalue() == data
+
+
+class FakeNode:
+    """Answers uploads with a scripted list of errors, then success."""
+
+    def __init__(self, errors: list[Exception]) -> None:
+        self.errors = errors
+        self.calls = 0
+
+    def upload_segments_by_tx_seq(self, segments: list[object], tx_seq: int) -> None:
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+
+
+class FakeNetwork:
+    def __init__(self, node: FakeNode) -> None:
+        self._node = node
+
+    def node(self, url: str) -> FakeNode:
+        return self._node
+
+
+def run_one_task(errors: list[Exception]) -> tuple[int, FakeNode, dict[str, str]]:
+    from zerog_cli.zerog.selection import ShardConfig, ShardedNode
+    from zerog_cli.zerog.transfer import _UploadJob
+
+    data = pattern(1000, seed=3)
+    tree = tree_from_bytes(data)
+
+    class Source:
+        size = len(data)
+
+        def read_at(self, offset: int, length: int) -> bytes:
+            return data[offset : offset + length]
+
+    fake = FakeNode(errors)
+    job = _UploadJob(
+        FakeNetwork(fake),  # type: ignore[arg-type]
+        Source(),
+        tree,
+        replace(QUICK, busy_retries=3, busy_pause=0.01),
+        tx_seq=1,
+        start_entry_index=0,
+        progress=None,
+    )
+    node = ShardedNode("http://127.0.0.1:1/node/0", ShardConfig(0, 1))
+    sent = job._run_task(node, (0,))
+    return sent, fake, job.failed
+
+
+def test_busy_node_is_retried_and_duplicates_count_as_success() -> None:
+    from zerog_cli.errors import RemoteError
+
+    busy = RemoteError("too many data writing: 16", kind="retryable")
+    sent, fake, failed = run_one_task([busy, busy])
+    assert sent == 1024 and fake.calls == 3 and not failed
+    done = RemoteError(
+        "Invalid params: root: already uploaded and finalized", kind="already-exists"
+    )
+    sent, fake, failed = run_one_task([done])
+    assert sent == 1024 and fake.calls == 1 and not failed
+    sent, fake, failed = run_one_task([busy] * 5)
+    assert sent == 0 and fake.calls == 4 and "too many data writing" in failed[next(iter(failed))]
+    fatal = RemoteError("Invalid params: proof: validation failed", kind="fatal")
+    sent, fake, failed = run_one_task([fatal])
+    assert sent == 0 and fake.calls == 1 and failed
