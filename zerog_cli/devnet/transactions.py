@@ -73,13 +73,25 @@ def _bytes_list(value: object, expected: int, what: str) -> list[bytes]:
     return value
 
 
-def _recover(raw: bytes) -> str:
-    from eth_account import Account
+SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
+
+def _recover(signing_payload: bytes, recovery_id: int, r: int, s: int) -> str:
+    """The address that signed ``keccak256(signing_payload)``.
+
+    Uses eth-keys directly: importing eth-account costs seconds, which would
+    delay the devnet's first transaction.
+    """
+    from eth_keys import keys
+
+    if recovery_id not in (0, 1) or not 0 < r < SECP256K1_N or not 0 < s <= SECP256K1_N // 2:
+        raise TransactionError("invalid sender: invalid transaction v, r, s values")
     try:
-        return str(Account.recover_transaction(raw)).lower()
-    except Exception as error:  # eth-account raises several unrelated classes
+        signature = keys.Signature(vrs=(recovery_id, r, s))
+        public_key = signature.recover_public_key_from_msg_hash(keccak256(signing_payload))
+    except Exception as error:  # eth-keys raises several unrelated classes
         raise TransactionError(f"invalid sender: {error}") from error
+    return str(public_key.to_checksum_address()).lower()
 
 
 def decode_raw_transaction(raw: bytes) -> SignedTransaction:
@@ -98,8 +110,12 @@ def decode_raw_transaction(raw: bytes) -> SignedTransaction:
         v_int = _int(v)
         if v_int in (27, 28):
             chain_id = None
+            payload = rlp.encode(fields[:6])
+            recovery_id = v_int - 27
         elif v_int >= 35:
             chain_id = (v_int - 35) // 2
+            payload = rlp.encode([*fields[:6], chain_id, 0, 0])
+            recovery_id = v_int - 35 - 2 * chain_id
         else:
             raise TransactionError("invalid sender: invalid transaction v, r, s values")
         return SignedTransaction(
@@ -118,7 +134,7 @@ def decode_raw_transaction(raw: bytes) -> SignedTransaction:
             v=v_int,
             r=_int(r),
             s=_int(s),
-            sender=_recover(raw),
+            sender=_recover(payload, recovery_id, _int(r), _int(s)),
         )
     tx_type = raw[0]
     if tx_type not in (1, 2):
@@ -154,7 +170,9 @@ def decode_raw_transaction(raw: bytes) -> SignedTransaction:
         v=_int(y_item),
         r=_int(r_item),
         s=_int(s_item),
-        sender=_recover(raw),
+        sender=_recover(
+            bytes([tx_type]) + rlp.encode(items[:-3]), _int(y_item), _int(r_item), _int(s_item)
+        ),
     )
 
 

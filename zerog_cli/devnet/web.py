@@ -118,10 +118,16 @@ def _read_chunked(stream: Any, limit: int) -> bytes:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out as separate writes; with Nagle's algorithm and
+    # delayed ACKs every answer would wait about 40 ms.
+    disable_nagle_algorithm = True
     server_version = "zerog-devnet"
     sys_version = ""
     timeout = 300
     router: Router
+
+    def version_string(self) -> str:
+        return self.server_version
 
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug("%s " + format, self.address_string(), *args)
