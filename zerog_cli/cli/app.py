@@ -17,7 +17,17 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from zerog_cli import __version__
-from zerog_cli.cli import auth, config_cmd, hash_cmd, ledger_cmd, secrets_cmd
+from zerog_cli.cli import (
+    auth,
+    config_cmd,
+    devnet,
+    hash_cmd,
+    ledger_cmd,
+    ns,
+    quota,
+    secrets_cmd,
+    storage,
+)
 from zerog_cli.cli.common import State, command, examples, reset_state, state
 from zerog_cli.errors import EXIT_CODE_MEANINGS, ExitCode, ZerogError
 from zerog_cli.infra import redaction
@@ -83,7 +93,11 @@ command(app, "init", epilog=config_cmd.INIT_EXAMPLES)(config_cmd.init)
 app.add_typer(ledger_cmd.app, name="ledger")
 app.add_typer(secrets_cmd.app, name="secrets")
 app.add_typer(auth.app, name="auth")
+storage.register(app)
 hash_cmd.register(app)
+app.add_typer(ns.app, name="ns")
+app.add_typer(quota.app, name="quota")
+app.add_typer(devnet.app, name="devnet")
 
 
 class _ScrubbingFormatter(logging.Formatter):

@@ -1,17 +1,20 @@
 """What every command shares: the invocation state and the common options.
 
 `command(app)` registers a function as a Typer command and gives it
-``--json`` and ``-v/--verbose`` (accepted before or after the subcommand), so
+``--json``, ``-v/--verbose`` and ``-q/--quiet`` (accepted before or after the
+subcommand), so
 no command writes its own ``if json:`` flag handling. Commands then call
 `state()` for the `Output` and the services `Context`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
+import sys
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar
 
@@ -47,18 +50,18 @@ def _common_parameters() -> list[inspect.Parameter]:
     verbose_option = Annotated[
         bool, typer.Option("--verbose", "-v", help="More detail on stderr; tracebacks on bugs.")
     ]
+    quiet_option = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")]
+    options = {"json_": json_option, "verbose_": verbose_option, "quiet_": quiet_option}
     return [
         inspect.Parameter(
-            "json_", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=json_option
-        ),
-        inspect.Parameter(
-            "verbose_", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=verbose_option
-        ),
+            name, inspect.Parameter.KEYWORD_ONLY, default=False, annotation=annotation
+        )
+        for name, annotation in options.items()
     ]
 
 
 def command(app: typer.Typer, name: str | None = None, **kwargs: Any) -> Callable[[F], F]:
-    """Register ``fn`` on ``app`` with the common ``--json`` / ``--verbose`` options."""
+    """Register ``fn`` on ``app`` with the common ``--json``, ``-v`` and ``-q`` options."""
 
     def decorate(fn: F) -> F:
         # Resolve the (string) annotations in fn's own module now: Typer reads
@@ -71,10 +74,13 @@ def command(app: typer.Typer, name: str | None = None, **kwargs: Any) -> Callabl
         ]
 
         @functools.wraps(fn)
-        def wrapper(*args: Any, json_: bool = False, verbose_: bool = False, **kw: Any) -> Any:
+        def wrapper(
+            *args: Any, json_: bool = False, verbose_: bool = False, quiet_: bool = False, **kw: Any
+        ) -> Any:
             output = state().output
             output.json_mode = output.json_mode or json_
             output.verbose = output.verbose or verbose_
+            output.quiet = output.quiet or quiet_
             return fn(*args, **kw)
 
         all_parameters = [*parameters, *_common_parameters()]
@@ -103,3 +109,36 @@ def examples(*lines: str) -> str:
     """An epilog listing example invocations, kept verbatim by the help formatter."""
     body = "\n".join(f"  $ {line}" for line in lines)
     return f"\b\nExamples:\n{body}"
+
+
+@contextlib.contextmanager
+def progress_bar(description: str) -> Iterator[Callable[[str, int, int], None] | None]:
+    """A rich progress bar on stderr when it is a terminal (and not --quiet); else None."""
+    output = state().output
+    if output.quiet or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=output.console(sys.stderr),
+        transient=True,
+    ) as bar:
+        task = bar.add_task(description, total=None)
+
+        def update(phase: str, done: int, total: int) -> None:
+            bar.update(task, description=f"{description} ({phase})", completed=done, total=total)
+
+        yield update

@@ -221,7 +221,49 @@ def _initial_down(db: sqlite_utils.Database) -> None:
         db.table(table).drop()
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", _initial_up, _initial_down),)
+def _reservations_up(db: sqlite_utils.Database) -> None:
+    db.table("quota_reservations").create(
+        {
+            "id": int,
+            "user": str,
+            "namespace": str,
+            "namespace_bytes": int,
+            "storage_bytes": int,
+            "tokens": int,
+            "usd_micro": int,
+            "purpose": str,
+            "pid": int,
+            "host": str,
+            "created_at": str,
+        },
+        pk="id",
+        not_null={
+            "user",
+            "namespace_bytes",
+            "storage_bytes",
+            "tokens",
+            "usd_micro",
+            "purpose",
+            "created_at",
+        },
+        defaults={"namespace_bytes": 0, "storage_bytes": 0, "tokens": 0, "usd_micro": 0},
+    )
+    db.table("quota_reservations").create_index(["user"])
+
+
+def _reservations_down(db: sqlite_utils.Database) -> None:
+    db.table("quota_reservations").drop()
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial schema", _initial_up, _initial_down),
+    Migration(
+        2,
+        "quota reservations held while money is being spent",
+        _reservations_up,
+        _reservations_down,
+    ),
+)
 
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -1,0 +1,141 @@
+"""`zerog devnet up|status|down`: a local 0G network on 127.0.0.1."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from zerog_cli.cli.common import command, examples, new_app, state
+
+if TYPE_CHECKING:
+    from zerog_cli.devnet.control import DevnetInfo
+
+app = new_app("A local 0G network (chain, storage nodes, indexer, compute provider) on 127.0.0.1.")
+
+
+def _print_info(info: DevnetInfo) -> None:
+    out = state().output
+    out.fields(
+        [
+            ("url", info.url),
+            ("evm rpc", info.rpc_url),
+            ("indexer", info.indexer_url),
+            ("nodes", ", ".join(info.node_urls)),
+            ("provider", info.provider_url),
+            ("chain id", info.chain_id),
+            ("data", info.data_dir),
+            ("pid", info.pid),
+            ("dev account", info.dev_account_address),
+            ("dev key", f"{info.dev_account_key} (public Hardhat #0 key: devnet only)"),
+        ]
+    )
+    out.info("the devnet profile now uses it: `zerog upload FILE` works with no other set-up")
+
+
+@command(
+    app,
+    "up",
+    epilog=examples(
+        "zerog devnet up --detach",
+        "zerog devnet up --port 0 --nodes 3 --data-dir /tmp/devnet",
+        "zerog devnet up --detach --fail-rate 0.2 --corrupt-rate 0.01",
+    ),
+)
+def up(
+    host: Annotated[str, typer.Option("--host", help="127.0.0.1 or localhost only.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port (0 picks a free one).")] = 8545,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data-dir", help="Default $ZEROG_HOME/devnet.", show_default=False),
+    ] = None,
+    nodes: Annotated[int, typer.Option("--nodes", help="Storage nodes.", min=1)] = 2,
+    detach: Annotated[
+        bool, typer.Option("--detach", help="Run in the background (pid file + log).")
+    ] = False,
+    fail_rate: Annotated[
+        float, typer.Option("--fail-rate", help="Fraction of requests that fail.")
+    ] = 0.0,
+    latency_ms: Annotated[int, typer.Option("--latency-ms", help="Added latency per request.")] = 0,
+    corrupt_rate: Annotated[
+        float, typer.Option("--corrupt-rate", help="Fraction of segments corrupted.")
+    ] = 0.0,
+    drop_rate: Annotated[
+        float, typer.Option("--drop-rate", help="Fraction of connections dropped.")
+    ] = 0.0,
+) -> None:
+    """Start a devnet; with --detach it runs in the background until `devnet down`."""
+    from zerog_cli.devnet import control
+    from zerog_cli.devnet.faults import FaultConfigError, FaultSettings
+    from zerog_cli.devnet.network import DevnetConfig
+    from zerog_cli.errors import UsageError
+
+    try:
+        faults = FaultSettings().updated(
+            {
+                "fail_rate": fail_rate,
+                "latency_ms": latency_ms,
+                "corrupt_rate": corrupt_rate,
+                "drop_rate": drop_rate,
+            }
+        )
+    except FaultConfigError as exc:
+        raise UsageError(str(exc)) from None
+    config = DevnetConfig(host=host, port=port, data_dir=data_dir, nodes=nodes, faults=faults)
+    output = state().output
+    if detach:
+        info = control.start_detached(config)
+        output.result(info.to_json(with_key=True), lambda: _print_info(info))
+        return
+
+    def ready(info: DevnetInfo) -> None:
+        output.result(info.to_json(with_key=True), lambda: _print_info(info))
+        output.info("running in the foreground; Ctrl-C stops it")
+
+    control.run_foreground(config, on_ready=ready)
+
+
+@command(app, "status", epilog=examples("zerog devnet status", "zerog devnet status --json"))
+def status(
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data-dir", help="Default $ZEROG_HOME/devnet.", show_default=False),
+    ] = None,
+) -> None:
+    """Is the devnet running, where, and how is it doing? Exit 6 when it is not running."""
+    from zerog_cli.devnet import control
+    from zerog_cli.errors import NetworkUnavailable
+
+    result = control.status(data_dir)
+    document = result.to_json()
+
+    def human() -> None:
+        if result.running and result.info is not None:
+            _print_info(result.info)
+        else:
+            state().output.echo(
+                f"devnet not running ({result.problem or 'no devnet in ' + result.data_dir})"
+            )
+
+    state().output.result(document, human)
+    if not result.running:
+        raise NetworkUnavailable(f"no devnet is running in {result.data_dir}")
+
+
+@command(
+    app, "down", epilog=examples("zerog devnet down", "zerog devnet down --data-dir /tmp/devnet")
+)
+def down(
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data-dir", help="Default $ZEROG_HOME/devnet.", show_default=False),
+    ] = None,
+) -> None:
+    """Stop the devnet started with --detach (exactly the process in its pid file)."""
+    from zerog_cli.devnet import control
+
+    result = control.stop(data_dir)
+    state().output.result(
+        {"stopped": result.stopped, "pid": result.pid, "message": result.message}, result.message
+    )

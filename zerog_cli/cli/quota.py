@@ -1,0 +1,209 @@
+"""`zerog quota show|set|reset|report|tiers`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from zerog_cli.cli.common import command, examples, new_app, state
+from zerog_cli.errors import UsageError
+from zerog_cli.infra.output import Column
+from zerog_cli.infra.units import (
+    format_0g,
+    format_size,
+    format_usd,
+    parse_positive_int,
+    parse_size,
+    parse_usd,
+)
+
+app = new_app("Per-user limits (storage bytes, tokens, USD per month), tiers and cost reports.")
+
+_FORMATS = {"storage": format_size, "tokens": str, "monthly_usd": format_usd}
+
+
+def _limit_rows(status: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for name, entry in status["limits"].items():
+        show = _FORMATS[name]
+        rows.append(
+            {
+                "limit_name": name,
+                "used": show(entry["used"]),
+                "reserved": show(entry["reserved"]) if entry["reserved"] else "",
+                "limit": "unlimited" if entry["limit"] is None else show(entry["limit"]),
+                "ratio": "" if entry["ratio"] is None else f"{entry['ratio']:.0%}",
+                "source": "user" if entry["overridden"] else "tier",
+            }
+        )
+    return rows
+
+
+def _print_status(statuses: list[dict[str, Any]]) -> None:
+    out = state().output
+    for status in statuses:
+        out.echo(f"{status['user']} · tier {status['tier']} · period {status['period']}")
+        out.table(
+            _limit_rows(status),
+            [
+                Column("limit_name", "limit"),
+                Column("used", "used", justify="right"),
+                Column("reserved", "in flight", justify="right"),
+                Column("limit", "of", justify="right"),
+                Column("ratio", "%", justify="right"),
+                Column("source", "from"),
+            ],
+        )
+
+
+@command(
+    app,
+    "show",
+    epilog=examples("zerog quota show", "zerog quota show alice --json", "zerog quota show --all"),
+)
+def show(
+    user: Annotated[
+        str | None, typer.Argument(help="User (default: the acting user).", show_default=False)
+    ] = None,
+    everyone: Annotated[bool, typer.Option("--all", help="Every user.")] = False,
+) -> None:
+    """Usage against limits for the current month."""
+    from zerog_cli.services import quotas
+
+    statuses = quotas.show(state().context, user, everyone=everyone)
+    document: Any = statuses if everyone else statuses[0]
+    state().output.result(document, lambda: _print_status(statuses))
+
+
+def _limit(value: str | None, parse: Any) -> tuple[bool, int | None]:
+    if value is None:
+        return False, None
+    if value.strip().lower() == "tier":
+        return True, None
+    return True, parse(value)
+
+
+@command(
+    app,
+    "set",
+    epilog=examples(
+        "zerog quota set alice --tier premium",
+        "zerog quota set bob --storage 20GB --tokens 500000 --monthly-usd 25",
+        "zerog quota set bob --storage tier",
+    ),
+)
+def set_quota(
+    user: Annotated[str, typer.Argument(help="User (created if new).")],
+    tier: Annotated[
+        str | None, typer.Option("--tier", help="Tier name from `quota tiers`.", show_default=False)
+    ] = None,
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            "--storage", help="Bytes per month, e.g. 20GB; 'tier' clears.", show_default=False
+        ),
+    ] = None,
+    tokens: Annotated[
+        str | None,
+        typer.Option("--tokens", help="Tokens per month; 'tier' clears.", show_default=False),
+    ] = None,
+    monthly_usd: Annotated[
+        str | None,
+        typer.Option(
+            "--monthly-usd", help="Budget in USD per month; 'tier' clears.", show_default=False
+        ),
+    ] = None,
+) -> None:
+    """Set a user's tier or explicit limits (explicit limits beat the tier's)."""
+    from zerog_cli.services import quotas
+
+    limits: dict[str, int | None] = {}
+    for name, raw, parse in (
+        ("storage", storage, parse_size),
+        ("tokens", tokens, lambda v: parse_positive_int(v, "--tokens")),
+        ("monthly_usd", monthly_usd, parse_usd),
+    ):
+        given, value = _limit(raw, parse)
+        if given:
+            limits[name] = value
+    if tier is None and not limits:
+        raise UsageError("nothing to set: give --tier, --storage, --tokens or --monthly-usd")
+    status = quotas.set_quota(state().context, user, tier=tier, limits=limits)
+    state().output.result(status, lambda: _print_status([status]))
+
+
+@command(app, "reset", epilog=examples("zerog quota reset bob", "zerog quota reset --all"))
+def reset(
+    user: Annotated[str | None, typer.Argument(help="User.", show_default=False)] = None,
+    everyone: Annotated[bool, typer.Option("--all", help="Every user.")] = False,
+) -> None:
+    """Zero this month's usage (monthly resets also happen by themselves)."""
+    from zerog_cli.services import quotas
+
+    if (user is None) == (not everyone):
+        raise UsageError("give a USER or --all")
+    changed = quotas.reset(state().context, None if everyone else user)
+    state().output.result({"reset": changed}, f"usage reset for {changed} user(s)")
+
+
+@command(
+    app,
+    "report",
+    epilog=examples("zerog quota report", "zerog quota report --month 2026-10 --by ns --json"),
+)
+def report(
+    month: Annotated[
+        str | None,
+        typer.Option("--month", help="YYYY-MM (default: this month).", show_default=False),
+    ] = None,
+    by: Annotated[str, typer.Option("--by", help="Group by user, ns or service.")] = "user",
+) -> None:
+    """Costs for a month from the ledger, grouped by user, namespace or service."""
+    from zerog_cli.services import quotas
+
+    data = quotas.report(state().context, month, by)
+
+    def human() -> None:
+        out = state().output
+        out.echo(f"costs for {data['period']} by {by}: total {format_usd(data['total_usd_micro'])}")
+        out.table(
+            data["groups"],
+            [
+                Column(by, by),
+                Column("operations", "ops", justify="right"),
+                Column("bytes", "bytes", format_size, justify="right"),
+                Column("tokens", "tokens", justify="right"),
+                Column("usd_micro", "USD", format_usd, justify="right"),
+                Column("neuron", "0G", lambda v: format_0g(int(v)), justify="right"),
+            ],
+            empty="(no costs recorded)",
+        )
+
+    state().output.result(data, human)
+
+
+@command(
+    app,
+    "tiers",
+    epilog=examples("zerog quota tiers", "zerog config set tiers.premium.storage 200GB"),
+)
+def tiers() -> None:
+    """List the tiers defined in config and their limits."""
+    from zerog_cli.services import quotas
+
+    rows = quotas.tiers(state().context)
+    columns = [
+        Column("tier", "tier"),
+        Column(
+            "storage_bytes", "storage/month", lambda v: "unlimited" if v is None else format_size(v)
+        ),
+        Column("tokens", "tokens/month", lambda v: "unlimited" if v is None else str(v)),
+        Column(
+            "monthly_usd_micro",
+            "budget/month",
+            lambda v: "unlimited" if v is None else format_usd(v),
+        ),
+        Column("default", "default", lambda v: "yes" if v else ""),
+    ]
+    state().output.result(rows, lambda: state().output.table(rows, columns))

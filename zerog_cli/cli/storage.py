@@ -1,0 +1,150 @@
+"""`zerog upload` and `zerog download`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from zerog_cli.cli.common import command, examples, progress_bar, state
+from zerog_cli.errors import UsageError
+from zerog_cli.infra.units import format_0g, format_size, format_usd, parse_size
+
+WAIT_HELP = "finalized (default: data stored and read back), uploaded, or none."
+
+
+def register(app: typer.Typer) -> None:
+    command(
+        app,
+        "upload",
+        epilog=examples(
+            "zerog upload report.pdf --ns docs",
+            "zerog upload db.dump --ns backups --name db-2026-11-26.dump --encrypt",
+            "zerog upload big.iso --max-size 5GB --dry-run --json",
+        ),
+    )(upload)
+    command(
+        app,
+        "download",
+        epilog=examples(
+            "zerog download docs/report.pdf",
+            "zerog download 0x2a82…f9d4 -o restored.bin",
+            "zerog download backups/db.dump -o - | pg_restore -d app",
+        ),
+    )(download)
+
+
+def _print_upload(report: dict[str, Any]) -> None:
+    out = state().output
+    if report.get("dry_run"):
+        out.echo("dry run: nothing was sent or recorded")
+    out.fields(
+        [
+            ("object", f"{report['namespace']}/{report['name']}"),
+            ("root", report["root"]),
+            ("size", format_size(report["size"])),
+            ("sha256", report["sha256"]),
+            ("encrypted", "yes" if report["encrypted"] else "no"),
+            ("fee", f"{format_0g(int(report['fee_neuron']))} 0G"),
+            ("cost", format_usd(report["usd_micro"])),
+        ]
+        + ([("tx seq", report["tx_seq"])] if "tx_seq" in report else [])
+        + ([("on network", "already (not paid again)")] if report["already_on_network"] else [])
+    )
+    for name, entry in report.get("quota_after", {}).items():
+        limit = "unlimited" if entry["limit"] is None else entry["limit"]
+        fits = "fits" if entry["fits"] else "OVER LIMIT"
+        out.echo(f"quota after: {name} {entry['used']} of {limit} ({fits})")
+
+
+def upload(
+    path: Annotated[Path, typer.Argument(help="File to upload.")],
+    ns: Annotated[
+        str | None, typer.Option("--ns", help="Namespace (default: 'default').", show_default=False)
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            "--name", help="Name in the namespace (default: file name).", show_default=False
+        ),
+    ] = None,
+    as_user: Annotated[
+        str | None, typer.Option("--as", help="Act as this user.", show_default=False)
+    ] = None,
+    encrypt: Annotated[
+        bool | None,
+        typer.Option(
+            "--encrypt/--no-encrypt",
+            help="AES-256-CTR with ENCRYPTION_KEY (default: the namespace's).",
+            show_default=False,
+        ),
+    ] = None,
+    replicas: Annotated[
+        int | None,
+        typer.Option("--replicas", help="Copies of each segment.", show_default=False, min=1),
+    ] = None,
+    wait: Annotated[str, typer.Option("--wait", help=WAIT_HELP)] = "finalized",
+    max_size: Annotated[
+        str | None,
+        typer.Option(
+            "--max-size", help="Size limit for this upload, e.g. 2GB.", show_default=False
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print root, fee, cost and quota after; send nothing.")
+    ] = False,
+) -> None:
+    """Store a file on 0G: verify policy and quota, pay once, wait until it reads back."""
+    from zerog_cli.services.upload import UploadRequest
+    from zerog_cli.services.upload import upload as run_upload
+
+    if wait not in ("finalized", "uploaded", "none"):
+        raise UsageError(f"--wait must be finalized, uploaded or none, not {wait!r}")
+    current = state()
+    current.context.override(user=as_user)
+    request = UploadRequest(
+        path=path,
+        namespace=ns,
+        name=name,
+        encrypt=encrypt,
+        replicas=replicas,
+        wait=wait,
+        max_size=parse_size(max_size) if max_size else None,
+        dry_run=dry_run,
+    )
+    with progress_bar(f"upload {path.name}") as progress:
+        report = run_upload(current.context, request, progress=progress)
+    for warning in report.get("warnings", []):
+        current.output.warn(warning)
+    current.output.result(report, lambda: _print_upload(report))
+
+
+def download(
+    ref: Annotated[str, typer.Argument(help="A 0x root, or NAMESPACE/NAME.")],
+    output: Annotated[
+        str | None,
+        typer.Option("--output", "-o", help="File, folder, or - for stdout.", show_default=False),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    as_user: Annotated[
+        str | None, typer.Option("--as", help="Act as this user.", show_default=False)
+    ] = None,
+) -> None:
+    """Fetch a file, check every segment proof and the ledger's SHA-256, then write it."""
+    from zerog_cli.services.download import download_to
+
+    current = state()
+    if output == "-" and current.output.json_mode:
+        raise UsageError("--json and -o - both want stdout; pick one")
+    current.context.override(user=as_user)
+    with progress_bar(f"download {ref[:24]}") as progress:
+        report = download_to(current.context, ref, output, force=force, progress=progress)
+    if output == "-":
+        current.output.info(f"{report['size']} bytes verified ({report['root']})")
+        return
+    current.output.result(
+        report,
+        f"{report['output']}: {format_size(report['size'])} verified (root {report['root']}, "
+        f"sha256 {report['sha256'][:16]}…)",
+    )

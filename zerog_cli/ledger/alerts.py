@@ -1,0 +1,35 @@
+"""``alerts``: threshold crossings and failures worth an operator's attention."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from zerog_cli.ledger.db import Ledger, utc_now
+
+
+def record(
+    conn: sqlite3.Connection,
+    *,
+    level: str,
+    kind: str,
+    subject: str,
+    message: str,
+    value: float | None = None,
+    threshold: float | None = None,
+    period: str | None = None,
+) -> int:
+    cursor = conn.execute(
+        "INSERT INTO alerts (created_at, level, kind, subject, message, value, threshold, period)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (utc_now(), level, kind, subject, message, value, threshold, period),
+    )
+    return int(cursor.lastrowid or 0)
+
+
+def recent(ledger: Ledger, limit: int = 50, kind: str | None = None) -> list[dict[str, Any]]:
+    if kind is None:
+        return ledger.query("SELECT * FROM alerts ORDER BY id DESC LIMIT ?", (limit,))
+    return ledger.query(
+        "SELECT * FROM alerts WHERE kind = ? ORDER BY id DESC LIMIT ?", (kind, limit)
+    )

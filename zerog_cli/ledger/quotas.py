@@ -1,0 +1,201 @@
+"""Per-user quota rows, monthly periods and reservations (all SQL for quotas).
+
+Every function that changes a row takes the connection of an open
+``Ledger.transaction()`` (``BEGIN IMMEDIATE``), so the check the service does
+and the change it makes cannot interleave with another process. A
+*reservation* holds quota while money is being spent on the network (an upload
+or an inference); it is released, or turned into usage, in the transaction
+that records the outcome. Reservations of processes that died are expired.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+from zerog_cli.ledger.db import Ledger, utc_now
+
+LIMIT_COLUMNS = {
+    "storage": "storage_limit_bytes",
+    "tokens": "token_limit",
+    "monthly_usd": "monthly_usd_limit_micro",
+}
+
+
+@dataclass(frozen=True)
+class QuotaRow:
+    user: str
+    tier: str
+    storage_limit_bytes: int | None
+    token_limit: int | None
+    monthly_usd_limit_micro: int | None
+    storage_used_bytes: int
+    tokens_used: int
+    monthly_usd_used_micro: int
+    period: str
+
+
+@dataclass(frozen=True)
+class Reserved:
+    storage_bytes: int = 0
+    tokens: int = 0
+    usd_micro: int = 0
+
+
+_ROW_COLUMNS = (
+    "user, tier, storage_limit_bytes, token_limit, monthly_usd_limit_micro,"
+    " storage_used_bytes, tokens_used, monthly_usd_used_micro, period"
+)
+
+
+def _row(values: tuple[Any, ...] | None) -> QuotaRow | None:
+    return None if values is None else QuotaRow(*values)
+
+
+def get(conn: sqlite3.Connection, user: str) -> QuotaRow | None:
+    return _row(
+        conn.execute(f"SELECT {_ROW_COLUMNS} FROM user_quotas WHERE user = ?", (user,)).fetchone()
+    )
+
+
+def all_rows(ledger: Ledger) -> list[QuotaRow]:
+    rows = ledger.conn.execute(f"SELECT {_ROW_COLUMNS} FROM user_quotas ORDER BY user").fetchall()
+    return [QuotaRow(*row) for row in rows]
+
+
+def exists(conn: sqlite3.Connection, user: str) -> bool:
+    return conn.execute("SELECT 1 FROM user_quotas WHERE user = ?", (user,)).fetchone() is not None
+
+
+def ensure(conn: sqlite3.Connection, user: str, tier: str, period: str) -> QuotaRow:
+    """The user's row, created with ``tier`` and the current period when missing."""
+    now = utc_now()
+    conn.execute(
+        "INSERT OR IGNORE INTO user_quotas (user, tier, period, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (user, tier, period, now, now),
+    )
+    row = get(conn, user)
+    assert row is not None
+    return row
+
+
+def roll_period(conn: sqlite3.Connection, row: QuotaRow, period: str) -> QuotaRow:
+    """Start a new monthly period: usage back to zero. No-op within the same period."""
+    if row.period == period:
+        return row
+    conn.execute(
+        "UPDATE user_quotas SET storage_used_bytes = 0, tokens_used = 0,"
+        " monthly_usd_used_micro = 0, period = ?, updated_at = ? WHERE user = ?",
+        (period, utc_now(), row.user),
+    )
+    updated = get(conn, row.user)
+    assert updated is not None
+    return updated
+
+
+def set_limits(
+    conn: sqlite3.Connection,
+    user: str,
+    *,
+    tier: str | None,
+    limits: dict[str, int | None],
+) -> None:
+    """Change the tier and/or explicit limits (None in ``limits`` = back to the tier's)."""
+    assignments = ["updated_at = ?"]
+    params: list[Any] = [utc_now()]
+    if tier is not None:
+        assignments.append("tier = ?")
+        params.append(tier)
+    for name, value in limits.items():
+        assignments.append(f"{LIMIT_COLUMNS[name]} = ?")
+        params.append(value)
+    conn.execute(f"UPDATE user_quotas SET {', '.join(assignments)} WHERE user = ?", (*params, user))
+
+
+def reset_usage(conn: sqlite3.Connection, user: str | None) -> int:
+    """Zero the usage of one user (or everyone); returns rows changed."""
+    sql = (
+        "UPDATE user_quotas SET storage_used_bytes = 0, tokens_used = 0,"
+        " monthly_usd_used_micro = 0, updated_at = ?"
+    )
+    if user is None:
+        return conn.execute(sql, (utc_now(),)).rowcount
+    return conn.execute(sql + " WHERE user = ?", (utc_now(), user)).rowcount
+
+
+def add_usage(
+    conn: sqlite3.Connection,
+    user: str,
+    *,
+    storage_bytes: int = 0,
+    tokens: int = 0,
+    usd_micro: int = 0,
+) -> None:
+    conn.execute(
+        "UPDATE user_quotas SET storage_used_bytes = storage_used_bytes + ?,"
+        " tokens_used = tokens_used + ?, monthly_usd_used_micro = monthly_usd_used_micro + ?,"
+        " updated_at = ? WHERE user = ?",
+        (storage_bytes, tokens, usd_micro, utc_now(), user),
+    )
+
+
+def reserved_by_user(conn: sqlite3.Connection, user: str) -> Reserved:
+    row = conn.execute(
+        "SELECT COALESCE(SUM(storage_bytes), 0), COALESCE(SUM(tokens), 0),"
+        " COALESCE(SUM(usd_micro), 0) FROM quota_reservations WHERE user = ?",
+        (user,),
+    ).fetchone()
+    return Reserved(int(row[0]), int(row[1]), int(row[2]))
+
+
+def reserved_in_namespace(conn: sqlite3.Connection, namespace: str) -> int:
+    row = conn.execute(
+        "SELECT COALESCE(SUM(namespace_bytes), 0) FROM quota_reservations WHERE namespace = ?",
+        (namespace,),
+    ).fetchone()
+    return int(row[0])
+
+
+def reserve(
+    conn: sqlite3.Connection,
+    user: str,
+    namespace: str | None,
+    amounts: Reserved,
+    *,
+    namespace_bytes: int,
+    purpose: str,
+    pid: int,
+    host: str,
+) -> int:
+    cursor = conn.execute(
+        "INSERT INTO quota_reservations (user, namespace, namespace_bytes, storage_bytes,"
+        " tokens, usd_micro, purpose, pid, host, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            user,
+            namespace,
+            namespace_bytes,
+            amounts.storage_bytes,
+            amounts.tokens,
+            amounts.usd_micro,
+            purpose,
+            pid,
+            host,
+            utc_now(),
+        ),
+    )
+    return int(cursor.lastrowid or 0)
+
+
+def release(conn: sqlite3.Connection, reservation_id: int) -> None:
+    conn.execute("DELETE FROM quota_reservations WHERE id = ?", (reservation_id,))
+
+
+def reservations(ledger: Ledger) -> list[dict[str, Any]]:
+    return ledger.query("SELECT * FROM quota_reservations ORDER BY id")
+
+
+def expire_reservations(conn: sqlite3.Connection, ids: list[int]) -> None:
+    conn.executemany("DELETE FROM quota_reservations WHERE id = ?", [(i,) for i in ids])

@@ -1,0 +1,173 @@
+"""Namespaces: names, owners, ACL roles, per-namespace quota and policy.
+
+Roles: the owner and ``admin`` manage the namespace (grant, revoke, remove,
+change settings), ``write`` uploads into it, ``read`` downloads and lists.
+Anyone else is refused with PermissionDenied (exit 5).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from zerog_cli.errors import NotFound, PermissionDenied, UsageError
+from zerog_cli.ledger import namespaces as rows
+from zerog_cli.ledger import objects
+from zerog_cli.ledger.db import utc_now
+from zerog_cli.ledger.namespaces import Namespace
+from zerog_cli.services import quotas
+from zerog_cli.services.context import Context
+
+NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}\Z")
+ROLES = ("read", "write", "admin")
+DEFAULT_NAMESPACE = "default"
+
+_CAN = {
+    "read": {"owner", "admin", "write", "read"},
+    "write": {"owner", "admin", "write"},
+    "manage": {"owner", "admin"},
+}
+
+
+def validate_name(name: str) -> str:
+    if not NAME_PATTERN.match(name):
+        raise UsageError(
+            f"not a namespace name: {name!r} (lowercase letters, digits, '.', '_', '-';"
+            " starts with a letter or digit; at most 63 characters)"
+        )
+    return name
+
+
+def parse_metadata(pairs: list[str]) -> dict[str, str]:
+    metadata: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"metadata must be key=value, not {pair!r}")
+        metadata[key] = value
+    return metadata
+
+
+def require(context: Context, name: str, user: str, action: str) -> Namespace:
+    """The namespace if ``user`` may ``action`` it (read, write, manage); else exit 5 or 7."""
+    validate_name(name)
+    namespace = rows.get(context.ledger.conn, name)
+    if namespace is None:
+        raise NotFound(f"no namespace {name!r}", hint="create it with `zerog ns create NAME`")
+    role = rows.role_of(context.ledger.conn, namespace, user)
+    if role not in _CAN[action]:
+        held = f"has role {role}" if role else "has no role"
+        raise PermissionDenied(f"{user} may not {action} namespace {name!r} ({held} there)")
+    return namespace
+
+
+def create(
+    context: Context,
+    name: str,
+    *,
+    owner: str,
+    quota_bytes: int | None = None,
+    max_object_bytes: int | None = None,
+    metadata: dict[str, str] | None = None,
+    encrypt_by_default: bool = False,
+) -> Namespace:
+    validate_name(name)
+    namespace = Namespace(
+        name=name,
+        owner=owner,
+        quota_bytes=quota_bytes,
+        used_bytes=0,
+        max_object_bytes=max_object_bytes,
+        encrypt_by_default=encrypt_by_default,
+        metadata=metadata or {},
+        created_at=utc_now(),
+    )
+    with context.ledger.transaction() as conn:
+        if rows.get(conn, name) is not None:
+            raise UsageError(f"namespace {name!r} already exists")
+        quotas.ensure_user(conn, context, owner)
+        rows.insert(conn, namespace)
+    return namespace
+
+
+def find(context: Context, name: str) -> Namespace | None:
+    return rows.get(context.ledger.conn, name)
+
+
+def ensure_default(context: Context, user: str) -> Namespace:
+    """The ``default`` namespace, created on first use with ``user`` as its owner."""
+    existing = rows.get(context.ledger.conn, DEFAULT_NAMESPACE)
+    if existing is not None:
+        return existing
+    try:
+        return create(context, DEFAULT_NAMESPACE, owner=user)
+    except UsageError:
+        found = rows.get(context.ledger.conn, DEFAULT_NAMESPACE)
+        assert found is not None
+        return found
+
+
+def describe(namespace: Namespace, object_count: int | None = None) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "name": namespace.name,
+        "owner": namespace.owner,
+        "quota_bytes": namespace.quota_bytes,
+        "used_bytes": namespace.used_bytes,
+        "max_object_bytes": namespace.max_object_bytes,
+        "encrypt_by_default": namespace.encrypt_by_default,
+        "metadata": namespace.metadata,
+        "created_at": namespace.created_at,
+    }
+    if object_count is not None:
+        data["objects"] = object_count
+    return data
+
+
+def list_namespaces(context: Context) -> list[dict[str, Any]]:
+    return [describe(ns, count) for ns, count in rows.list_all(context.ledger)]
+
+
+def show(context: Context, name: str, user: str) -> dict[str, Any]:
+    namespace = require(context, name, user, "read")
+    data = describe(namespace, len(objects.in_namespace(context.ledger, name)))
+    data["acl"] = rows.acl(context.ledger.conn, name)
+    data["your_role"] = rows.role_of(context.ledger.conn, namespace, user)
+    return data
+
+
+def list_objects(context: Context, name: str, user: str) -> list[dict[str, Any]]:
+    require(context, name, user, "read")
+    return [obj.to_json() for obj in objects.in_namespace(context.ledger, name)]
+
+
+def grant(context: Context, name: str, grantee: str, role: str, user: str) -> dict[str, Any]:
+    if role not in ROLES:
+        raise UsageError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+    namespace = require(context, name, user, "manage")
+    with context.ledger.transaction() as conn:
+        quotas.require_known_user(conn, grantee)
+        if grantee == namespace.owner:
+            raise UsageError(f"{grantee} owns {name!r} already")
+        rows.grant(conn, name, grantee, role, user)
+    return {"namespace": name, "user": grantee, "role": role, "granted_by": user}
+
+
+def revoke(context: Context, name: str, grantee: str, user: str) -> dict[str, Any]:
+    require(context, name, user, "manage")
+    with context.ledger.transaction() as conn:
+        if not rows.revoke(conn, name, grantee):
+            raise NotFound(f"{grantee} has no role in namespace {name!r}")
+    return {"namespace": name, "user": grantee, "revoked": True}
+
+
+def remove(context: Context, name: str, user: str, *, force: bool) -> dict[str, Any]:
+    """Delete the namespace's records. The data on 0G is immutable and stays there."""
+    require(context, name, user, "manage")
+    with context.ledger.transaction() as conn:
+        count = objects.count_in_namespace(conn, name)
+        if count and not force:
+            raise UsageError(
+                f"namespace {name!r} holds {count} object record(s); pass --force to remove them"
+            )
+        removed = rows.delete(conn, name)
+    return {"namespace": name, "removed": removed}

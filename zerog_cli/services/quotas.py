@@ -1,0 +1,433 @@
+"""Quotas, tiers, monthly periods, reservations and cost reports.
+
+A user's limits are the tier's (from config) unless overridden on the user's
+row. Usage is per calendar month in the configured timezone and resets itself
+on first use in a new month. Anything that spends money first *reserves* the
+amount: one ``BEGIN IMMEDIATE`` transaction checks used + reserved + asked
+against every limit and inserts the reservation, so concurrent commands
+cannot both pass a limit only one of them fits. The outcome is recorded with
+`settle`, in the transaction that writes the object or the inference, which
+also turns the reservation into usage. Crossing 80 % of a limit writes an
+alert and returns a warning.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from zerog_cli.errors import ConfigError, NotFound, QuotaExceeded, UsageError
+from zerog_cli.infra.config import Settings, Tier
+from zerog_cli.infra.units import format_size, format_usd
+from zerog_cli.ledger import alerts, costs, quotas
+from zerog_cli.ledger import namespaces as namespace_rows
+from zerog_cli.ledger.quotas import QuotaRow, Reserved
+from zerog_cli.services.context import Context
+
+ALERT_RATIO = 0.8
+STALE_RESERVATION_SECONDS = 24 * 3600
+LIMIT_NAMES = ("storage", "tokens", "monthly_usd")
+
+
+@dataclass(frozen=True)
+class Limits:
+    storage_bytes: int | None
+    tokens: int | None
+    monthly_usd_micro: int | None
+
+
+@dataclass(frozen=True)
+class Reservation:
+    id: int
+    user: str
+    namespace: str | None
+    amounts: Reserved
+
+
+@dataclass
+class SettleOutcome:
+    warnings: list[str] = field(default_factory=list)
+    ratios: dict[str, float] = field(default_factory=dict)
+
+
+def period_of(moment: datetime, timezone: str) -> str:
+    """The YYYY-MM month that ``moment`` falls in, in ``timezone``."""
+    try:
+        zone = ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"unknown timezone {timezone!r} in the timezone setting") from None
+    return moment.astimezone(zone).strftime("%Y-%m")
+
+
+def current_period(context: Context) -> str:
+    return period_of(context.clock(), context.settings.timezone)
+
+
+def storage_usd_micro(size_bytes: int, settings: Settings) -> int:
+    """USD (micro) of storing ``size_bytes`` at the configured price per GB, rounded up."""
+    return -(-size_bytes * int(settings.storage_usd_per_gb) // 1_000_000_000)
+
+
+def compute_usd_micro(tokens: int, settings: Settings) -> int:
+    """USD (micro) of ``tokens`` at the configured price per 1K tokens, rounded up."""
+    return -(-tokens * int(settings.compute_usd_per_1k_tokens) // 1000)
+
+
+def effective_limits(row: QuotaRow, tier: Tier) -> Limits:
+    return Limits(
+        storage_bytes=row.storage_limit_bytes
+        if row.storage_limit_bytes is not None
+        else tier.storage_bytes,
+        tokens=row.token_limit if row.token_limit is not None else tier.tokens,
+        monthly_usd_micro=(
+            row.monthly_usd_limit_micro
+            if row.monthly_usd_limit_micro is not None
+            else tier.monthly_usd_micro
+        ),
+    )
+
+
+def _tier_for(settings: Settings, row: QuotaRow) -> Tier:
+    try:
+        return settings.tier(row.tier)
+    except UsageError:
+        raise ConfigError(
+            f"user {row.user} has tier {row.tier!r}, which the config no longer defines"
+        ) from None
+
+
+def _ensure_current(conn: sqlite3.Connection, context: Context, user: str) -> QuotaRow:
+    row = quotas.ensure(conn, user, context.settings.default_tier, current_period(context))
+    return quotas.roll_period(conn, row, current_period(context))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _expire_dead_reservations(conn: sqlite3.Connection, context: Context) -> None:
+    host = socket.gethostname()
+    now = context.clock().timestamp()
+    stale: list[int] = []
+    for rid, pid, rhost, created in conn.execute(
+        "SELECT id, pid, host, created_at FROM quota_reservations"
+    ).fetchall():
+        age = now - datetime.fromisoformat(created.replace("Z", "+00:00")).timestamp()
+        dead_here = rhost == host and pid != os.getpid() and not _pid_alive(int(pid))
+        if dead_here or age > STALE_RESERVATION_SECONDS:
+            stale.append(int(rid))
+    if stale:
+        quotas.expire_reservations(conn, stale)
+
+
+def _over(
+    what: str, used: int, reserved: int, asked: int, limit: int | None, show: Any
+) -> str | None:
+    if limit is None or used + reserved + asked <= limit:
+        return None
+    held = f" + {show(reserved)} held by running commands" if reserved else ""
+    return f"{what}: {show(used)} used{held} + {show(asked)} asked > limit {show(limit)}"
+
+
+def reserve(
+    context: Context,
+    user: str,
+    namespace: str | None,
+    amounts: Reserved,
+    *,
+    purpose: str,
+    namespace_bytes: int = 0,
+) -> Reservation:
+    """Check every limit and hold ``amounts``; QuotaExceeded (exit 4) spends nothing.
+
+    ``namespace_bytes`` counts against the namespace's quota (object records),
+    ``amounts.storage_bytes`` against the user's monthly storage (bytes paid for).
+    """
+    ledger = context.ledger
+    with ledger.transaction() as conn:
+        _expire_dead_reservations(conn, context)
+        row = _ensure_current(conn, context, user)
+        limits = effective_limits(row, _tier_for(context.settings, row))
+        held = quotas.reserved_by_user(conn, user)
+        problems = [
+            _over(
+                "storage",
+                row.storage_used_bytes,
+                held.storage_bytes,
+                amounts.storage_bytes,
+                limits.storage_bytes,
+                format_size,
+            ),
+            _over("tokens", row.tokens_used, held.tokens, amounts.tokens, limits.tokens, str),
+            _over(
+                "monthly budget",
+                row.monthly_usd_used_micro,
+                held.usd_micro,
+                amounts.usd_micro,
+                limits.monthly_usd_micro,
+                format_usd,
+            ),
+        ]
+        if namespace is not None and namespace_bytes:
+            ns = namespace_rows.get(conn, namespace)
+            if ns is not None and ns.quota_bytes is not None:
+                problems.append(
+                    _over(
+                        f"namespace {namespace}",
+                        ns.used_bytes,
+                        quotas.reserved_in_namespace(conn, namespace),
+                        namespace_bytes,
+                        ns.quota_bytes,
+                        format_size,
+                    )
+                )
+        refused = [p for p in problems if p]
+        if refused:
+            raise QuotaExceeded(
+                f"quota exceeded for {user} ({row.tier} tier, {row.period}): " + "; ".join(refused),
+                hint=f"see `zerog quota show {user}`; raise it with `zerog quota set {user} …`",
+            )
+        reservation_id = quotas.reserve(
+            conn,
+            user,
+            namespace,
+            amounts,
+            namespace_bytes=namespace_bytes,
+            purpose=purpose,
+            pid=os.getpid(),
+            host=socket.gethostname(),
+        )
+    return Reservation(reservation_id, user, namespace, amounts)
+
+
+def release(context: Context, reservation: Reservation) -> None:
+    """Give a reservation back (the operation failed before spending)."""
+    with context.ledger.transaction() as conn:
+        quotas.release(conn, reservation.id)
+
+
+def settle(
+    conn: sqlite3.Connection,
+    context: Context,
+    reservation: Reservation,
+    spent: Reserved,
+    cost: costs.CostEntry | None,
+    *,
+    namespace_bytes: int = 0,
+) -> SettleOutcome:
+    """Inside the caller's transaction: reservation → usage, cost row, 80 % alerts."""
+    quotas.release(conn, reservation.id)
+    before = _ensure_current(conn, context, reservation.user)
+    quotas.add_usage(
+        conn,
+        reservation.user,
+        storage_bytes=spent.storage_bytes,
+        tokens=spent.tokens,
+        usd_micro=spent.usd_micro,
+    )
+    if reservation.namespace is not None and namespace_bytes:
+        namespace_rows.add_used_bytes(conn, reservation.namespace, namespace_bytes)
+    if cost is not None:
+        costs.record(conn, cost)
+    after = quotas.get(conn, reservation.user)
+    assert after is not None
+    return _threshold_alerts(conn, context, before, after)
+
+
+def _ratios(row: QuotaRow, limits: Limits) -> dict[str, float]:
+    pairs = {
+        "storage": (row.storage_used_bytes, limits.storage_bytes),
+        "tokens": (row.tokens_used, limits.tokens),
+        "monthly_usd": (row.monthly_usd_used_micro, limits.monthly_usd_micro),
+    }
+    return {name: used / limit for name, (used, limit) in pairs.items() if limit}
+
+
+def _threshold_alerts(
+    conn: sqlite3.Connection, context: Context, before: QuotaRow, after: QuotaRow
+) -> SettleOutcome:
+    limits = effective_limits(after, _tier_for(context.settings, after))
+    old, new = _ratios(before, limits), _ratios(after, limits)
+    outcome = SettleOutcome(ratios=new)
+    for name, ratio in new.items():
+        if ratio >= ALERT_RATIO > old.get(name, 0.0):
+            message = f"{after.user} has used {ratio:.0%} of the {name} limit for {after.period}"
+            alerts.record(
+                conn,
+                level="warning",
+                kind="quota",
+                subject=after.user,
+                message=message,
+                value=ratio,
+                threshold=ALERT_RATIO,
+                period=after.period,
+            )
+            outcome.warnings.append(message)
+    return outcome
+
+
+def _status_of(context: Context, row: QuotaRow, held: Reserved) -> dict[str, Any]:
+    limits = effective_limits(row, _tier_for(context.settings, row))
+    usage = {
+        "storage": (
+            row.storage_used_bytes,
+            held.storage_bytes,
+            limits.storage_bytes,
+            row.storage_limit_bytes,
+        ),
+        "tokens": (row.tokens_used, held.tokens, limits.tokens, row.token_limit),
+        "monthly_usd": (
+            row.monthly_usd_used_micro,
+            held.usd_micro,
+            limits.monthly_usd_micro,
+            row.monthly_usd_limit_micro,
+        ),
+    }
+    return {
+        "user": row.user,
+        "tier": row.tier,
+        "period": row.period,
+        "limits": {
+            name: {
+                "used": used,
+                "reserved": reserved,
+                "limit": limit,
+                "overridden": override is not None,
+                "ratio": None if not limit else round(used / limit, 4),
+            }
+            for name, (used, reserved, limit, override) in usage.items()
+        },
+    }
+
+
+def show(context: Context, user: str | None, *, everyone: bool = False) -> list[dict[str, Any]]:
+    """Quota status of one known user, of the acting user (registered on first use), or of all."""
+    ledger = context.ledger
+    with ledger.transaction() as conn:
+        if everyone:
+            rows = [
+                quotas.roll_period(conn, r, current_period(context))
+                for r in quotas.all_rows(ledger)
+            ]
+        elif user is None:
+            rows = [_ensure_current(conn, context, context.acting_user)]
+        else:
+            require_known_user(conn, user)
+            rows = [_ensure_current(conn, context, user)]
+        return [_status_of(context, row, quotas.reserved_by_user(conn, row.user)) for row in rows]
+
+
+def preview(context: Context, user: str) -> dict[str, Any]:
+    """Status of ``user`` without writing anything (a new user shows the default tier)."""
+    conn = context.ledger.conn
+    period = current_period(context)
+    row = quotas.get(conn, user)
+    if row is None or row.period != period:
+        base = row or QuotaRow(
+            user, context.settings.default_tier, None, None, None, 0, 0, 0, period
+        )
+        row = QuotaRow(
+            base.user,
+            base.tier,
+            base.storage_limit_bytes,
+            base.token_limit,
+            base.monthly_usd_limit_micro,
+            0,
+            0,
+            0,
+            period,
+        )
+    return _status_of(context, row, quotas.reserved_by_user(conn, user))
+
+
+def set_quota(
+    context: Context,
+    user: str,
+    *,
+    tier: str | None,
+    limits: dict[str, int | None],
+) -> dict[str, Any]:
+    """Change a user's tier and/or explicit limits; creates the user when new."""
+    if tier is not None:
+        context.settings.tier(tier)
+    with context.ledger.transaction() as conn:
+        _ensure_current(conn, context, user)
+        quotas.set_limits(conn, user, tier=tier, limits=limits)
+        row = quotas.get(conn, user)
+        assert row is not None
+        return _status_of(context, row, quotas.reserved_by_user(conn, user))
+
+
+def reset(context: Context, user: str | None) -> int:
+    """Zero usage of ``user`` (None: everyone). NotFound for an unknown user."""
+    with context.ledger.transaction() as conn:
+        if user is not None and not quotas.exists(conn, user):
+            raise NotFound(f"no quota record for user {user!r}")
+        return quotas.reset_usage(conn, user)
+
+
+def report(context: Context, month: str | None, by: str) -> dict[str, Any]:
+    if by not in costs.GROUP_COLUMNS:
+        raise UsageError(f"--by must be one of {', '.join(costs.GROUP_COLUMNS)}, not {by!r}")
+    period = month or current_period(context)
+    try:
+        datetime.strptime(period, "%Y-%m")
+    except ValueError:
+        raise UsageError(f"--month must look like 2026-11, not {period!r}") from None
+    groups = costs.report(context.ledger, period, by)
+    total_usd = sum(g.usd_micro for g in groups)
+    return {
+        "period": period,
+        "by": by,
+        "groups": [
+            {
+                by: g.key,
+                "operations": g.operations,
+                "bytes": g.bytes,
+                "tokens": g.tokens,
+                "usd_micro": g.usd_micro,
+                "neuron": str(g.neuron),
+            }
+            for g in groups
+        ],
+        "total_usd_micro": total_usd,
+    }
+
+
+def tiers(context: Context) -> list[dict[str, Any]]:
+    default = context.settings.default_tier
+    return [
+        {
+            "tier": tier.name,
+            "storage_bytes": tier.storage_bytes,
+            "tokens": tier.tokens,
+            "monthly_usd_micro": tier.monthly_usd_micro,
+            "default": tier.name == default,
+        }
+        for tier in context.settings.tiers.values()
+    ]
+
+
+def ensure_user(conn: sqlite3.Connection, context: Context, user: str) -> QuotaRow:
+    """Register ``user`` (default tier) if new, inside the caller's transaction."""
+    return _ensure_current(conn, context, user)
+
+
+def require_known_user(conn: sqlite3.Connection, user: str) -> None:
+    """NotFound (exit 7) unless ``user`` has a quota record (acted before, or was set up)."""
+    if not quotas.exists(conn, user):
+        raise NotFound(
+            f"unknown user {user!r}",
+            hint=f"create the user with `zerog quota set {user} --tier free`",
+        )

@@ -1,0 +1,299 @@
+"""`zerog upload`: policy checks, one hashing pass, quota reservation, upload, record.
+
+Order matters for money: everything that can refuse (ACL, size policy, name
+taken, quota) refuses before the Flow transaction is sent. The quota is
+*reserved* before paying and settled in the same transaction that records the
+object and its cost, so a crash never leaves a half-recorded object, and a
+re-run finds the data on the network and does not pay again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from zerog_cli.errors import UsageError, ZerogError
+from zerog_cli.infra.signing import wallet_key
+from zerog_cli.infra.units import format_size
+from zerog_cli.ledger import costs, objects
+from zerog_cli.ledger.quotas import Reserved
+from zerog_cli.services import namespaces, quotas
+from zerog_cli.services.context import Context
+from zerog_cli.services.network import check_chain_id, storage_network
+
+if TYPE_CHECKING:
+    from zerog_cli.zerog.encryption import EncryptionHeader
+    from zerog_cli.zerog.merkle import FileTree
+    from zerog_cli.zerog.transfer import SegmentSource, UploadPlan
+
+Progress = Callable[[str, int, int], None]
+ENCRYPTION_KEY = "ENCRYPTION_KEY"
+
+
+@dataclass(frozen=True)
+class UploadRequest:
+    path: Path
+    namespace: str | None = None
+    name: str | None = None
+    encrypt: bool | None = None
+    replicas: int | None = None
+    wait: str = "finalized"
+    max_size: int | None = None
+    dry_run: bool = False
+    operation: str = "upload"
+
+
+class _SealingReader(io.RawIOBase):
+    """Reads a plaintext file once: feeds its SHA-256 and yields ``header || ciphertext``.
+
+    Used for the single hashing pass of an encrypted upload: the 0G root is over
+    the encrypted stream, the recorded SHA-256 over the plaintext the user holds.
+    """
+
+    def __init__(self, plaintext: BinaryIO, key: bytes, header: EncryptionHeader) -> None:
+        from zerog_cli.zerog.encryption import StreamEncryptor
+
+        super().__init__()
+        self._plaintext = plaintext
+        self._encryptor = StreamEncryptor(key, header)
+        self._pending = b""
+        self.sha256 = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        while len(self._pending) < len(view):
+            block = self._plaintext.read(max(len(view), 1 << 16))
+            if not block:
+                break
+            self.sha256.update(block)
+            self._pending += self._encryptor.update(block)
+        count = min(len(view), len(self._pending))
+        view[:count] = self._pending[:count]
+        self._pending = self._pending[count:]
+        return count
+
+
+def _check_file(path: Path, limit: int) -> int:
+    if not path.exists():
+        raise UsageError(f"{path}: no such file")
+    if not path.is_file():
+        raise UsageError(f"{path} is not a regular file")
+    size = path.stat().st_size
+    if size == 0:
+        raise UsageError(f"{path} is empty: 0G cannot store an empty file")
+    if size > limit:
+        raise UsageError(
+            f"{path} is {format_size(size)}, over the {format_size(limit)} upload limit",
+            hint="raise it with --max-size or `zerog config set max_upload_size`",
+        )
+    return size
+
+
+def encryption_key(context: Context) -> bytes:
+    from zerog_cli.zerog.encryption import parse_symmetric_key
+
+    value = context.secrets.require(ENCRYPTION_KEY, "client-side encryption")
+    return parse_symmetric_key(value, name=ENCRYPTION_KEY)
+
+
+OpenSource = Callable[[], AbstractContextManager["SegmentSource"]]
+
+
+def _hash_source(path: Path, key: bytes | None) -> tuple[FileTree, str, OpenSource]:
+    """One read of the file: (tree of what is uploaded, plaintext SHA-256, source factory)."""
+    from zerog_cli.zerog.merkle import tree_from_path, tree_from_stream
+    from zerog_cli.zerog.transfer import FileSource
+
+    if key is None:
+        tree, sha256 = tree_from_path(path)
+        assert sha256 is not None
+        return tree, sha256, lambda: FileSource(path)
+    from zerog_cli.zerog.encryption import EncryptedReader, new_header_v1
+
+    header = new_header_v1()
+    with path.open("rb") as plaintext:
+        sealing = _SealingReader(plaintext, key, header)
+        tree, _ = tree_from_stream(sealing, with_sha256=False, name=str(path))
+    return tree, sealing.sha256.hexdigest(), lambda: EncryptedReader.from_path(path, key, header)
+
+
+def _resolve_namespace(
+    context: Context, request: UploadRequest, user: str, dry_run: bool
+) -> namespaces.Namespace | None:
+    if request.namespace is None:
+        if dry_run:
+            return namespaces.find(context, namespaces.DEFAULT_NAMESPACE)
+        return namespaces.ensure_default(context, user)
+    return namespaces.require(context, request.namespace, user, "write")
+
+
+def upload(
+    context: Context, request: UploadRequest, progress: Progress | None = None
+) -> dict[str, Any]:
+    """Upload one file and record it; returns the report the CLI prints."""
+    from zerog_cli.zerog.transfer import UploadOptions, plan_upload
+    from zerog_cli.zerog.transfer import upload as send
+
+    settings = context.settings
+    user = context.acting_user
+    started = time.monotonic()
+    namespace = _resolve_namespace(context, request, user, request.dry_run)
+    if namespace is not None and request.namespace is None:
+        namespaces.require(context, namespace.name, user, "write")
+    ns_name = namespace.name if namespace else namespaces.DEFAULT_NAMESPACE
+    limit = request.max_size or (
+        namespace.max_object_bytes if namespace and namespace.max_object_bytes else None
+    )
+    plain_size = _check_file(request.path, limit or int(settings.max_upload_size))
+    name = request.name or request.path.name
+    network_name = settings.profile
+    if objects.by_name(context.ledger.conn, network_name, ns_name, name) is not None:
+        raise UsageError(f"{ns_name}/{name} already exists", hint="pick another --name")
+    encrypt = (
+        request.encrypt
+        if request.encrypt is not None
+        else bool(namespace and namespace.encrypt_by_default)
+    )
+    key = encryption_key(context) if encrypt else None
+
+    tree, sha256, open_source = _hash_source(request.path, key)
+    network = storage_network(context)
+    plan: UploadPlan = plan_upload(
+        network, tree, replicas=request.replicas or int(settings.replicas)
+    )
+    usd = quotas.storage_usd_micro(tree.size, settings) if plan.needs_payment else 0
+    charged = Reserved(storage_bytes=tree.size if plan.needs_payment else 0, usd_micro=usd)
+    report: dict[str, Any] = {
+        "namespace": ns_name,
+        "name": name,
+        "path": str(request.path),
+        "size": plain_size,
+        "stored_size": tree.size,
+        "sha256": sha256,
+        "root": tree.root_hex,
+        "encrypted": key is not None,
+        "fee_neuron": str(plan.fee_neuron),
+        "usd_micro": usd,
+        "already_on_network": not plan.needs_payment,
+    }
+    if request.dry_run:
+        report["dry_run"] = True
+        report["quota_after"] = _quota_after(context, user, charged)
+        return report
+
+    signer = wallet_key(context.secrets, devnet=settings.is_devnet)
+    if plan.needs_payment:
+        check_chain_id(network, context)
+    reservation = quotas.reserve(
+        context, user, ns_name, charged, purpose=request.operation, namespace_bytes=tree.size
+    )
+    metrics = context.metrics
+    try:
+        with open_source() as source:
+            result = send(
+                network,
+                source,
+                tree,
+                private_key=signer.private_key,
+                options=UploadOptions(
+                    replicas=request.replicas or int(settings.replicas),
+                    wait=request.wait,
+                    concurrency=int(settings.upload_concurrency),
+                    receipt_timeout=float(settings.wait_timeout),
+                    finality_timeout=float(settings.wait_timeout),
+                ),
+                plan=plan,
+                progress=progress,
+            )
+    except BaseException as error:
+        quotas.release(context, reservation)
+        result_label = "error" if isinstance(error, ZerogError) else "interrupted"
+        metrics.storage_operations.labels(request.operation, result_label).inc()
+        raise
+    paid = result.fee_neuron > 0
+    spent = Reserved(storage_bytes=tree.size if paid else 0, usd_micro=usd if paid else 0)
+    with context.ledger.transaction() as conn:
+        object_id = objects.insert(
+            conn,
+            namespace=ns_name,
+            name=name,
+            root=result.root,
+            tx_seq=result.tx_seq,
+            size=plain_size,
+            sha256=sha256,
+            network=network_name,
+            encrypted=key is not None,
+            uploader=user,
+            fee_neuron=result.fee_neuron,
+        )
+        outcome = quotas.settle(
+            conn,
+            context,
+            reservation,
+            spent,
+            costs.CostEntry(
+                period=quotas.current_period(context),
+                user=user,
+                namespace=ns_name,
+                service="storage",
+                operation=request.operation,
+                quantity=tree.size,
+                unit="bytes",
+                usd_micro=spent.usd_micro,
+                neuron=result.fee_neuron,
+                reference=result.root,
+                network=network_name,
+            ),
+            namespace_bytes=tree.size,
+        )
+    metrics.storage_operations.labels(request.operation, "ok").inc()
+    metrics.storage_bytes.labels("upload").inc(result.bytes_sent)
+    metrics.storage_duration.labels(request.operation).observe(time.monotonic() - started)
+    metrics.cost_usd.labels("storage").inc(spent.usd_micro / 1_000_000)
+    for limit_name, ratio in outcome.ratios.items():
+        metrics.quota_usage.labels(user, limit_name).set(ratio)
+    report.update(
+        {
+            "object_id": object_id,
+            "tx_seq": result.tx_seq,
+            "tx_hash": result.tx_hash,
+            "fee_neuron": str(result.fee_neuron),
+            "usd_micro": spent.usd_micro,
+            "deduped": result.deduped,
+            "reused_tx": result.reused_tx,
+            "finalized": result.finalized,
+            "wait": request.wait,
+            "nodes": result.nodes,
+            "replaced_nodes": result.failed_nodes,
+            "seconds": round(time.monotonic() - started, 3),
+            "warnings": outcome.warnings,
+        }
+    )
+    return report
+
+
+def _quota_after(context: Context, user: str, charged: Reserved) -> dict[str, Any]:
+    statuses = quotas.preview(context, user)
+    after = {}
+    for limit_name, entry in statuses["limits"].items():
+        extra = {
+            "storage": charged.storage_bytes,
+            "tokens": charged.tokens,
+            "monthly_usd": charged.usd_micro,
+        }[limit_name]
+        used = entry["used"] + entry["reserved"] + extra
+        after[limit_name] = {
+            "used": used,
+            "limit": entry["limit"],
+            "fits": entry["limit"] is None or used <= entry["limit"],
+        }
+    return after
