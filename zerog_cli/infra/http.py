@@ -38,7 +38,6 @@ it for a POST that must not run twice, such as paid inference.
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import threading
 import time
@@ -598,6 +597,8 @@ def _parse_retry_after(value: str | None) -> float | None:
     value = value.strip()
     if value.isdigit():
         return float(value)
+    import email.utils
+
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
