@@ -1,0 +1,207 @@
+"""The official 0G TypeScript SDK (1.2.8, pinned) uploads to and downloads from the devnet.
+
+The SDK and ethers are installed with ``npm ci`` from tests/interop/package-lock.json
+into ``$ZEROG_NPM_CACHE`` (default ``<repo>/.cache/npm-interop``) when missing or
+out of date; tests/interop/sdk_interop.cjs drives them and prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.devnet_harness import DevnetProcess, pattern, rpc, start_devnet
+from zerog_cli.devnet.constants import DEV_ACCOUNT_KEY
+from zerog_cli.zerog import merkle
+
+pytestmark = [pytest.mark.interop, pytest.mark.devnet]
+
+REPO = Path(__file__).resolve().parent.parent
+INTEROP = REPO / "tests" / "interop"
+SDK_VERSION = "1.2.8"
+NODE_TIMEOUT = 180
+THREE_SEGMENTS = 2 * merkle.SEGMENT_SIZE + 1000
+AES_KEY = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+
+
+def npm_cache() -> Path:
+    configured = os.environ.get("ZEROG_NPM_CACHE")
+    return Path(configured) if configured else REPO / ".cache" / "npm-interop"
+
+
+def _installed(cache: Path) -> bool:
+    lock = cache / "package-lock.json"
+    manifest = cache / "node_modules" / "@0gfoundation" / "0g-ts-sdk" / "package.json"
+    if not lock.is_file() or not manifest.is_file():
+        return False
+    if lock.read_bytes() != (INTEROP / "package-lock.json").read_bytes():
+        return False
+    return bool(json.loads(manifest.read_text(encoding="utf-8"))["version"] == SDK_VERSION)
+
+
+@pytest.fixture(scope="session")
+def node_modules() -> Path:
+    """Install the pinned SDK into the cache (once; a file lock guards parallel runs)."""
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.skip("node and npm are needed for the TS SDK interop tests")
+    cache = npm_cache()
+    cache.mkdir(parents=True, exist_ok=True)
+    with (cache / ".install.lock").open("w") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        if not _installed(cache):
+            for name in ("package.json", "package-lock.json"):
+                shutil.copyfile(INTEROP / name, cache / name)
+            subprocess.run(
+                ["npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts"],
+                cwd=cache,
+                check=True,
+                capture_output=True,
+                timeout=600,
+            )
+        assert _installed(cache)
+    return cache / "node_modules"
+
+
+@pytest.fixture(scope="module")
+def sdk_devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevnetProcess]:
+    with start_devnet(tmp_path_factory.mktemp("interop")) as handle:
+        yield handle
+
+
+def run_sdk(node_modules: Path, mode: str, config: dict[str, Any]) -> dict[str, Any]:
+    env = {
+        **os.environ,
+        "NODE_PATH": str(node_modules),
+        "NO_PROXY": "127.0.0.1,localhost",
+        "no_proxy": "127.0.0.1,localhost",
+    }
+    started = time.monotonic()
+    completed = subprocess.run(
+        ["node", str(INTEROP / "sdk_interop.cjs"), mode, json.dumps(config)],
+        capture_output=True,
+        env=env,
+        timeout=NODE_TIMEOUT,
+        check=False,
+    )
+    elapsed = time.monotonic() - started
+    lines = completed.stdout.decode("utf-8", "replace").strip().splitlines()
+    stderr = completed.stderr.decode("utf-8", "replace")[-3000:]
+    assert lines, f"node printed nothing (exit {completed.returncode}); stderr: {stderr}"
+    report: dict[str, Any] = json.loads(lines[-1])
+    assert completed.returncode == 0 and "error" not in report, (report, stderr)
+    report["wallSeconds"] = round(elapsed, 2)
+    print(f"TS SDK {mode}: {json.dumps(report)}")
+    return report
+
+
+def sdk_config(devnet: DevnetProcess, source: Path, output: Path) -> dict[str, Any]:
+    return {
+        "rpc": devnet.rpc_url,
+        "indexer": devnet.indexer_url,
+        "key": DEV_ACCOUNT_KEY,
+        "input": str(source),
+        "output": str(output),
+        "aesKey": AES_KEY,
+    }
+
+
+def transactions(devnet: DevnetProcess) -> int:
+    return int(devnet.stats()["transactions"])
+
+
+def test_sdk_uploads_three_segments_and_downloads_them(
+    node_modules: Path, sdk_devnet: DevnetProcess, tmp_path: Path
+) -> None:
+    data = pattern(THREE_SEGMENTS, seed=100)
+    source = tmp_path / "three-segments.bin"
+    source.write_bytes(data)
+    before = transactions(sdk_devnet)
+    report = run_sdk(node_modules, "plain", sdk_config(sdk_devnet, source, tmp_path / "out.bin"))
+    tree = merkle.tree_from_bytes(data)
+    assert tree.num_data_segments == 3
+    assert report["rootHash"] == report["localRoot"] == tree.root_hex
+    assert (tmp_path / "out.bin").read_bytes() == data
+    assert transactions(sdk_devnet) == before + 1
+    receipt = rpc(sdk_devnet.rpc_url, "eth_getTransactionReceipt", [report["txHash"]])
+    assert receipt["status"] == "0x1"
+    info = rpc(sdk_devnet.node_urls[0], "zgs_getFileInfoByTxSeq", [report["txSeq"]])
+    assert info["finalized"] is True and info["tx"]["size"] == len(data)
+
+
+def test_sdk_encrypted_upload_and_decrypting_download(
+    node_modules: Path, sdk_devnet: DevnetProcess, tmp_path: Path
+) -> None:
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    data = pattern(THREE_SEGMENTS, seed=101)
+    source = tmp_path / "secret.bin"
+    source.write_bytes(data)
+    report = run_sdk(node_modules, "encrypted", sdk_config(sdk_devnet, source, tmp_path / "out"))
+    assert (tmp_path / "out").read_bytes() == data
+    # what the network stores is header (0x01 + nonce) + AES-256-CTR ciphertext
+    stored = _gateway_bytes(sdk_devnet, report["rootHash"])
+    assert len(stored) == len(data) + 17 and stored[0] == 1
+    nonce = stored[1:17]
+    decryptor = Cipher(algorithms.AES(bytes.fromhex(AES_KEY)), modes.CTR(nonce)).decryptor()
+    assert decryptor.update(stored[17:]) + decryptor.finalize() == data
+    assert report["rootHash"] == merkle.tree_from_bytes(stored).root_hex != report["localRoot"]
+
+
+def _gateway_bytes(devnet: DevnetProcess, root: str) -> bytes:
+    import requests
+
+    answer = requests.get(
+        f"{devnet.indexer_url}/file", params={"root": root}, timeout=30, proxies={"http": ""}
+    )
+    assert "attachment" in answer.headers.get("Content-Disposition", ""), answer.text
+    return answer.content
+
+
+def test_sdk_second_upload_takes_the_dedupe_path(
+    node_modules: Path, sdk_devnet: DevnetProcess, tmp_path: Path
+) -> None:
+    data = pattern(THREE_SEGMENTS, seed=102)
+    source = tmp_path / "twice.bin"
+    source.write_bytes(data)
+    config = sdk_config(sdk_devnet, source, tmp_path / "unused")
+    first = run_sdk(node_modules, "upload", config)
+    assert first["txHash"]
+    before = transactions(sdk_devnet)
+    sdk_devnet.reset_stats()
+    second = run_sdk(node_modules, "upload", config)
+    stats = sdk_devnet.stats()
+    assert second["txHash"] == "" and second["txSeq"] == first["txSeq"]
+    assert second["rootHash"] == first["rootHash"]
+    assert transactions(sdk_devnet) == before
+    methods = stats["methods"]
+    assert not any(name.startswith("rpc:") for name in methods), methods
+    assert not any("uploadSegment" in name for name in methods), methods
+    assert methods.get("indexer:indexer_getShardedNodes") == 1
+
+
+@contextlib.contextmanager
+def _fresh_devnet(tmp_path: Path, *args: str) -> Iterator[DevnetProcess]:
+    with start_devnet(tmp_path / "devnet", extra_args=args) as handle:
+        yield handle
+
+
+def test_sdk_legacy_transactions_without_base_fee(node_modules: Path, tmp_path: Path) -> None:
+    """Blocks without baseFeePerGas make ethers send a legacy EIP-155 transaction."""
+    with _fresh_devnet(tmp_path, "--legacy-fees") as devnet:
+        data = pattern(5000, seed=103)
+        source = tmp_path / "small.bin"
+        source.write_bytes(data)
+        report = run_sdk(node_modules, "plain", sdk_config(devnet, source, tmp_path / "o"))
+        assert (tmp_path / "o").read_bytes() == data
+        tx = rpc(devnet.rpc_url, "eth_getTransactionByHash", [report["txHash"]])
+        assert tx["type"] == "0x0"
