@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+pytest_plugins = ["tests.devnet_harness"]
+
 REPO = Path(__file__).resolve().parent.parent
 
 # A throwaway test wallet: never the devnet's published key, so the secret scan

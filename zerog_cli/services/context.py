@@ -30,7 +30,7 @@ def _utc_now() -> datetime:
 @dataclass
 class Context:
     flags: dict[str, Any] = field(default_factory=dict)
-    clock: Callable[[], datetime] = _utc_now
+    clock: Callable[[], datetime] | None = None
     notify: Callable[[str], None] = lambda message: None
     _settings: Settings | None = None
     _ledger: Ledger | None = None
@@ -39,6 +39,10 @@ class Context:
     _metrics: Metrics | None = None
     _breakers: BreakerTable | None = None
     _network_announced: bool = False
+
+    def now(self) -> datetime:
+        """The current time: the injected clock, else the wall clock (tests freeze either)."""
+        return (self.clock or _utc_now)()
 
     @property
     def settings(self) -> Settings:

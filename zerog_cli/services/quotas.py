@@ -65,7 +65,7 @@ def period_of(moment: datetime, timezone: str) -> str:
 
 
 def current_period(context: Context) -> str:
-    return period_of(context.clock(), context.settings.timezone)
+    return period_of(context.now(), context.settings.timezone)
 
 
 def storage_usd_micro(size_bytes: int, settings: Settings) -> int:
@@ -118,7 +118,7 @@ def _pid_alive(pid: int) -> bool:
 
 def _expire_dead_reservations(conn: sqlite3.Connection, context: Context) -> None:
     host = socket.gethostname()
-    now = context.clock().timestamp()
+    now = context.now().timestamp()
     stale: list[int] = []
     for rid, pid, rhost, created in conn.execute(
         "SELECT id, pid, host, created_at FROM quota_reservations"
