@@ -11,6 +11,10 @@ re-import of `__main__`), so this works from any thread. They run in their own
 session, so a terminal's Ctrl-C reaches only the caller, which kills and reaps
 them; if the caller dies, their stdin closes and they exit. The coordinator is
 single-threaded: it waits on the workers' stdout pipes with a selector.
+
+Workers import this module too, so the modules only the coordinator needs
+(subprocess, selectors, tempfile) are imported inside the functions that use
+them: a worker starts in the time of a bare interpreter plus `merkle`.
 """
 
 from __future__ import annotations
@@ -18,19 +22,21 @@ from __future__ import annotations
 import contextlib
 import mmap
 import os
-import selectors
 import struct
-import subprocess
 import sys
-import tempfile
 from collections import deque
-from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from zerog_cli.errors import UsageError, ZerogError
-from zerog_cli.zerog.merkle import SEGMENT_SIZE, TreeBuilder, full_segment_roots
+from zerog_cli.zerog.merkle import SEGMENT_SIZE, full_segment_roots
+
+if TYPE_CHECKING:
+    import subprocess
+    from collections.abc import Callable
+    from types import TracebackType
+
+    from zerog_cli.zerog.merkle import TreeBuilder
 
 _JOB = struct.Struct(">QI")
 _ROOT_SIZE = 32
@@ -51,6 +57,8 @@ class PoolUnavailable(Exception):
 
 def _shared_file(size: int) -> int:
     """A file descriptor of `size` bytes of shared memory that vanishes with its last user."""
+    import tempfile
+
     if hasattr(os, "memfd_create"):
         fd = os.memfd_create("zerog-merkle", os.MFD_CLOEXEC)
     else:
@@ -70,6 +78,8 @@ class SegmentPool:
     """
 
     def __init__(self, workers: int, block_size: int) -> None:
+        import selectors
+
         if workers < 1 or block_size < SEGMENT_SIZE or block_size % SEGMENT_SIZE:
             raise UsageError("a segment pool needs workers and a block of whole segments")
         self._block_size = block_size
@@ -102,6 +112,9 @@ class SegmentPool:
         self._close(abort=kind is not None)
 
     def _start(self) -> None:
+        import selectors
+        import subprocess
+
         if not sys.executable:
             raise PoolUnavailable("no Python executable to start workers with")
         try:
@@ -210,6 +223,8 @@ class SegmentPool:
                 raise ZerogError("a Merkle worker sent more data than asked")
 
     def _close(self, *, abort: bool) -> None:
+        import subprocess
+
         for proc in self._procs:
             if abort:
                 proc.kill()
