@@ -26,6 +26,7 @@ from zerog_cli.cli import (
     ns,
     quota,
     secrets_cmd,
+    status,
     storage,
 )
 from zerog_cli.cli.common import State, command, examples, reset_state, state
@@ -95,6 +96,7 @@ app.add_typer(secrets_cmd.app, name="secrets")
 app.add_typer(auth.app, name="auth")
 storage.register(app)
 hash_cmd.register(app)
+status.register(app)
 app.add_typer(ns.app, name="ns")
 app.add_typer(quota.app, name="quota")
 app.add_typer(devnet.app, name="devnet")

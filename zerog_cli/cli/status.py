@@ -1,0 +1,88 @@
+"""`zerog status`: readiness for monitoring and for humans."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from zerog_cli.cli.common import command, examples, state
+from zerog_cli.infra.output import Column
+from zerog_cli.infra.units import format_duration, format_size
+
+
+def register(app: typer.Typer) -> None:
+    command(
+        app,
+        "status",
+        epilog=examples("zerog status", "zerog status --json", "zerog status --no-probe"),
+    )(status)
+
+
+def _print(document: dict[str, Any]) -> None:
+    out = state().output
+    ledger = document["ledger"]
+    out.echo(f"profile {document['profile']} (chain {document['chain_id']})")
+    out.table(
+        document["endpoints"],
+        [
+            Column("endpoint", "endpoint"),
+            Column("url", "url"),
+            Column("reachable", "reachable", lambda v: "yes" if v else "NO"),
+            Column("latency_ms", "ms", lambda v: "" if v is None else str(v), justify="right"),
+        ],
+        empty="(not probed)",
+    )
+    out.table(
+        document["breakers"],
+        [
+            Column("endpoint", "breaker"),
+            Column("state", "state"),
+            Column("failures", "failures", justify="right"),
+        ],
+        empty="(no breaker has tripped or counted yet)",
+    )
+    out.echo(
+        f"ledger {ledger['path']}: schema {ledger['schema_version']}, "
+        f"{format_size(ledger['size_bytes'])}, integrity {ledger['integrity']}"
+    )
+    present = [s["name"] for s in document["secrets"] if s["present"]]
+    out.echo(f"secrets present: {', '.join(present) or 'none'}")
+    out.table(
+        document["verifications"],
+        [
+            Column("namespace", "namespace"),
+            Column("backups", "backups", justify="right"),
+            Column(
+                "age_seconds",
+                "last good verify",
+                lambda v: "never" if v is None else format_duration(v) + " ago",
+            ),
+        ],
+        empty="(no backups)",
+    )
+    for problem in document["problems"]:
+        out.warn(problem["problem"])
+    out.echo(
+        "status: ok"
+        if document["ok"]
+        else f"status: {len(document['problems'])} problem(s) need attention"
+    )
+
+
+def status(
+    probe: Annotated[
+        bool, typer.Option("--probe/--no-probe", help="Contact the endpoints.")
+    ] = True,
+) -> None:
+    """Network, endpoints, breakers, ledger, secrets, verification freshness.
+
+    Exits non-zero when something needs attention: 8 config/ledger, 3 stale
+    verification, 6 unreachable endpoint or open breaker.
+    """
+    from zerog_cli.services.status import gather
+
+    document, exit_code = gather(state().context, probe=probe)
+    state().output.result(document, lambda: _print(document))
+    if exit_code:
+        raise typer.Exit(exit_code)

@@ -1,0 +1,160 @@
+"""`zerog status`: is this machine ready, and what needs attention?
+
+Reports the network and whether each endpoint answers (probed with one
+attempt, outside the shared breakers so a status check never trips one), the
+breaker states recorded in the ledger, ledger integrity and size, which
+secrets are present (never their values) and the last good verification per
+namespace. Every problem carries the exit code it maps to; the command exits
+with the most important one, so monitoring can call it.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Any
+
+from zerog_cli.errors import ExitCode, ZerogError
+from zerog_cli.infra.signing import STORAGE_KEY
+from zerog_cli.ledger import admin
+from zerog_cli.services.context import Context
+from zerog_cli.services.secrets_report import list_secrets
+
+STALE_VERIFICATION_SECONDS = 26 * 3600
+_PRIORITY = (ExitCode.CONFIG, ExitCode.INTEGRITY, ExitCode.NETWORK)
+
+
+def _probe(name: str, url: str, call: Any) -> dict[str, Any]:
+    started = time.monotonic()
+    try:
+        detail = call()
+    except ZerogError as exc:
+        return {"endpoint": name, "url": url, "reachable": False, "error": str(exc)}
+    return {
+        "endpoint": name,
+        "url": url,
+        "reachable": True,
+        "latency_ms": round((time.monotonic() - started) * 1000, 1),
+        "detail": detail,
+    }
+
+
+def _probes(context: Context) -> list[dict[str, Any]]:
+    from zerog_cli.infra.http import NO_RETRY, HttpClient, Timeouts
+    from zerog_cli.zerog.evm import EvmClient
+    from zerog_cli.zerog.indexer import IndexerClient
+
+    settings = context.settings
+    http = HttpClient(timeouts=Timeouts(connect=3.0, read=5.0), retry=NO_RETRY)
+    results = []
+    try:
+        if settings.rpc_url:
+            evm = EvmClient(http, settings.rpc_url)
+            results.append(_probe("evm", settings.rpc_url, lambda: {"chain_id": evm.chain_id()}))
+        if settings.indexer_url:
+            indexer = IndexerClient(http, settings.indexer_url)
+            results.append(
+                _probe(
+                    "indexer",
+                    settings.indexer_url,
+                    lambda: {"trusted_nodes": len(indexer.get_sharded_nodes().trusted)},
+                )
+            )
+    finally:
+        http.close()
+    return results
+
+
+def _age_seconds(timestamp: str | None, now: datetime) -> float | None:
+    if timestamp is None:
+        return None
+    when = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+    return (now - when).total_seconds()
+
+
+def gather(context: Context, *, probe: bool = True) -> tuple[dict[str, Any], int]:
+    """The status document and the exit code it implies (0 when all is well)."""
+    from zerog_cli.ledger.breakers import breaker_rows
+
+    settings = context.settings
+    problems: list[dict[str, Any]] = []
+    ledger = context.ledger
+    ledger_report = admin.status(ledger)
+    if ledger_report["integrity"] != "ok":
+        problems.append(
+            {
+                "code": int(ExitCode.CONFIG),
+                "problem": f"ledger integrity: {ledger_report['integrity']}",
+            }
+        )
+
+    endpoints = _probes(context) if probe else []
+    for entry in endpoints:
+        if not entry["reachable"]:
+            problems.append(
+                {"code": int(ExitCode.NETWORK), "problem": f"{entry['endpoint']} unreachable"}
+            )
+        elif (
+            entry["endpoint"] == "evm"
+            and settings.chain_id is not None
+            and entry["detail"]["chain_id"] != int(settings.chain_id)
+        ):
+            problems.append(
+                {
+                    "code": int(ExitCode.CONFIG),
+                    "problem": f"rpc_url serves chain {entry['detail']['chain_id']}, "
+                    f"profile expects {settings.chain_id}",
+                }
+            )
+
+    breakers = breaker_rows(context.breaker_table)
+    for row in breakers:
+        if row["state"] != "closed":
+            problems.append(
+                {
+                    "code": int(ExitCode.NETWORK),
+                    "problem": f"breaker {row['state']}: {row['endpoint']}",
+                }
+            )
+
+    secrets = [
+        {k: row[k] for k in ("name", "present", "source")} for row in list_secrets(context.secrets)
+    ]
+    if not settings.is_devnet and not any(
+        s["present"] for s in secrets if s["name"] == STORAGE_KEY
+    ):
+        problems.append({"code": int(ExitCode.CONFIG), "problem": f"{STORAGE_KEY} is not set"})
+
+    now = context.now()
+    verifications = []
+    for row in admin.last_good_verification_by_namespace(ledger):
+        age = _age_seconds(row["last_ok"], now)
+        stale = age is None or age > STALE_VERIFICATION_SECONDS
+        verifications.append(
+            {**row, "age_seconds": None if age is None else int(age), "stale": stale}
+        )
+        if stale:
+            problems.append(
+                {
+                    "code": int(ExitCode.INTEGRITY),
+                    "problem": f"backups in {row['namespace']} not verified recently",
+                }
+            )
+
+    document = {
+        "profile": settings.profile,
+        "chain_id": settings.chain_id,
+        "endpoints": endpoints,
+        "breakers": breakers,
+        "ledger": {
+            k: ledger_report[k]
+            for k in ("path", "schema_version", "size_bytes", "integrity", "mode")
+        },
+        "secrets": secrets,
+        "verifications": verifications,
+        "problems": problems,
+        "ok": not problems,
+    }
+    codes = {p["code"] for p in problems}
+    exit_code = next((int(code) for code in _PRIORITY if int(code) in codes), 0)
+    return document, exit_code
