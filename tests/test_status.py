@@ -1,0 +1,78 @@
+"""`zerog status` exits non-zero when something needs attention."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.devnet_harness import DevnetProcess, start_devnet
+from zerog_cli.ledger.breakers import BreakerTable
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevnetProcess]:
+    with start_devnet(tmp_path_factory.mktemp("devnet")) as devnet:
+        yield devnet
+
+
+@pytest.fixture
+def cli(zerog, net: DevnetProcess, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("ZEROG_DEVNET_URL", net.base_url)
+    return zerog
+
+
+def test_healthy_devnet_is_ok(cli) -> None:
+    result = cli("status", "--json")
+    assert result.exit_code == 0, result
+    document = result.json
+    assert document["ok"] is True
+    assert {e["endpoint"] for e in document["endpoints"]} == {"evm", "indexer"}
+    assert all(e["reachable"] for e in document["endpoints"])
+    assert document["ledger"]["integrity"] == "ok"
+
+
+def test_unreachable_endpoint_is_exit_6(zerog, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ZEROG_DEVNET_URL", "http://127.0.0.1:9")
+    result = zerog("status", "--json")
+    assert result.exit_code == 6
+    assert any("unreachable" in p["problem"] for p in result.json["problems"])
+
+
+def test_open_breaker_is_reported_and_exit_6(cli, zerog_home: Path) -> None:
+    cli("ledger", "status")
+    table = BreakerTable(zerog_home / "ledger.db")
+    storage = table.storage("http://127.0.0.1:1/node/0")
+    storage.state = "open"
+    table.close()
+    result = cli("status", "--json")
+    assert result.exit_code == 6
+    assert {"endpoint": "http://127.0.0.1:1/node/0", "state": "open"}.items() <= result.json[
+        "breakers"
+    ][0].items()
+
+
+def test_missing_key_on_testnet_is_exit_8_and_values_never_shown(
+    zerog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("JWT_SECRET", "jwt-value-that-must-not-show")
+    result = zerog("--profile", "testnet", "status", "--no-probe", "--json")
+    assert result.exit_code == 8
+    assert "jwt-value-that-must-not-show" not in result.stdout + result.stderr
+    rows = {s["name"]: s for s in result.json["secrets"]}
+    assert rows["JWT_SECRET"]["present"] is True
+
+
+def test_stale_verification_is_exit_3(cli, zerog_home: Path) -> None:
+    cli("ledger", "status")
+    with sqlite3.connect(zerog_home / "ledger.db") as conn:
+        conn.execute(
+            "INSERT INTO storage_backups"
+            " (namespace, source_path, root, size, sha256, network, created_at)"
+            " VALUES ('backups', '/etc/x', '0xab', 1, 'aa', 'devnet', '2026-01-01T00:00:00Z')"
+        )
+    result = cli("status", "--json")
+    assert result.exit_code == 3
+    assert result.json["verifications"][0]["stale"] is True
