@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 
 from zerog_cli.devnet import control
 from zerog_cli.devnet.constants import (
@@ -61,7 +62,7 @@ def _config(args: argparse.Namespace) -> DevnetConfig:
     return DevnetConfig(
         host=args.host,
         port=args.port,
-        data_dir=args.data_dir,
+        data_dir=Path(args.data_dir) if args.data_dir else None,
         nodes=args.nodes,
         shards=parse_shards(args.shards) if args.shards else None,
         chain_id=args.chain_id,

@@ -131,8 +131,13 @@ class JsonRpcService:
         version = request.get("jsonrpc", "2.0")
         if version != "2.0":
             return _error_response(request_id, RpcError(INVALID_REQUEST, "Invalid request"))
-        notification = "id" not in request
         self.faults.count_method(self.counter_name, method)
+        answer = self._call(request_id, method, request.get("params", []), decision)
+        return None if "id" not in request else answer
+
+    def _call(
+        self, request_id: Any, method: str, params: Any, decision: FaultDecision
+    ) -> dict[str, Any]:
         if decision.fail_rpc:
             return _error_response(request_id, RpcError(SERVER_ERROR, INJECTED_FAULT_MESSAGE))
         handler = self.methods.get(method)
@@ -140,7 +145,6 @@ class JsonRpcService:
             return _error_response(
                 request_id, RpcError(METHOD_NOT_FOUND, self._method_not_found(method))
             )
-        params = request.get("params", [])
         if params is None:
             params = []
         if not isinstance(params, list):
@@ -151,12 +155,10 @@ class JsonRpcService:
         try:
             result = handler(params)
         except RpcError as error:
-            return None if notification else _error_response(request_id, error)
+            return _error_response(request_id, error)
         except Exception:
             logger.exception("JSON-RPC method %s failed", method)
             return _error_response(request_id, RpcError(INTERNAL_ERROR, "Internal error"))
-        if notification:
-            return None
         return {"jsonrpc": "2.0", "id": request_id, "result": result}
 
 

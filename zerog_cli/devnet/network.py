@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zerog_cli.devnet.chain import Chain, ChainConfig
+from zerog_cli.devnet.chain import Chain, ChainConfig, ChainError
 from zerog_cli.devnet.constants import (
     ADMIN_PREFIX,
     ALLOWED_HOSTS,
@@ -148,7 +148,10 @@ class Devnet:
         self.chain.register_contract(self.market)
         self.chain.register_contract(self.flow)
         _call_hook("zerog_cli.devnet.compute", "register_contracts", self.chain)
-        self.chain.load()
+        try:
+            self.chain.load()
+        except ChainError as error:
+            raise UsageError(error.message) from None
         try:
             self._server: DevnetHTTPServer = make_server(bind_host, config.port, self.router)
         except OSError as error:
