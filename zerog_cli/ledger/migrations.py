@@ -255,6 +255,55 @@ def _reservations_down(db: sqlite_utils.Database) -> None:
     db.table("quota_reservations").drop()
 
 
+def _inference_log_up(db: sqlite_utils.Database) -> None:
+    db.table("inference_log").create(
+        {
+            "id": int,
+            "created_at": str,
+            "user": str,
+            "network": str,
+            "wallet": str,
+            "provider": str,
+            "model": str,
+            "system": str,
+            "prompt": str,
+            "response": str,
+            "prompt_tokens": int,
+            "completion_tokens": int,
+            "cost_neuron": str,
+            "usd_micro": int,
+            "chat_id": str,
+            "duration_ms": int,
+            "status": str,
+            "verified": int,
+            "verification": str,
+            "error": str,
+            "stream": int,
+            "max_tokens": int,
+            "finish_reason": str,
+        },
+        pk="id",
+        not_null={
+            "created_at",
+            "user",
+            "network",
+            "wallet",
+            "provider",
+            "model",
+            "prompt",
+            "duration_ms",
+            "status",
+            "stream",
+            "max_tokens",
+        },
+    )
+    db.table("inference_log").create_index(["user", "id"])
+
+
+def _inference_log_down(db: sqlite_utils.Database) -> None:
+    db.table("inference_log").drop()
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial_up, _initial_down),
     Migration(
@@ -262,6 +311,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         "quota reservations held while money is being spent",
         _reservations_up,
         _reservations_down,
+    ),
+    Migration(
+        3,
+        "inference log: every paid prompt, answer, tokens, cost and signature check",
+        _inference_log_up,
+        _inference_log_down,
     ),
 )
 

@@ -1,0 +1,111 @@
+"""``inference_log``: one row per inference request that reached the sending stage.
+
+Every paid request is written here (prompt, answer, model, provider, token
+counts, cost in neuron and micro-USD, chat id, duration, outcome, signature
+check), in the same transaction that settles its quota reservation, so the log
+and the quota never disagree. Token counts and cost are NULL when the provider
+never said how many tokens it billed (a failed request, or a stream without
+``usage``).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+from zerog_cli.ledger.db import Ledger, utc_now
+
+STATUSES = ("ok", "mismatch", "unverified", "error")
+"""``ok``: answered (and verified when checked); ``mismatch``: answered but the
+response signature failed (exit 3); ``unverified``: answered but the signature
+could not be fetched; ``error``: no usable answer."""
+
+
+@dataclass(frozen=True)
+class InferenceRecord:
+    user: str
+    network: str
+    wallet: str
+    provider: str
+    model: str
+    system: str | None
+    prompt: str
+    response: str | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    cost_neuron: int | None
+    usd_micro: int | None
+    chat_id: str | None
+    duration_ms: int
+    status: str
+    verified: bool | None
+    verification: str | None
+    error: str | None
+    stream: bool
+    max_tokens: int
+    finish_reason: str | None
+
+
+_COLUMNS = (
+    "user, network, wallet, provider, model, system, prompt, response, prompt_tokens,"
+    " completion_tokens, cost_neuron, usd_micro, chat_id, duration_ms, status, verified,"
+    " verification, error, stream, max_tokens, finish_reason"
+)
+
+
+def insert(conn: sqlite3.Connection, record: InferenceRecord) -> int:
+    """Write one row in the caller's transaction; neuron as decimal text (may exceed 64 bits)."""
+    if record.status not in STATUSES:
+        raise ValueError(f"unknown inference status {record.status!r}")
+    cursor = conn.execute(
+        f"INSERT INTO inference_log (created_at, {_COLUMNS})"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            utc_now(),
+            record.user,
+            record.network,
+            record.wallet,
+            record.provider,
+            record.model,
+            record.system,
+            record.prompt,
+            record.response,
+            record.prompt_tokens,
+            record.completion_tokens,
+            None if record.cost_neuron is None else str(record.cost_neuron),
+            record.usd_micro,
+            record.chat_id,
+            record.duration_ms,
+            record.status,
+            None if record.verified is None else int(record.verified),
+            record.verification,
+            record.error,
+            int(record.stream),
+            record.max_tokens,
+            record.finish_reason,
+        ),
+    )
+    return int(cursor.lastrowid or 0)
+
+
+def _row(row: dict[str, Any]) -> dict[str, Any]:
+    row["verified"] = None if row["verified"] is None else bool(row["verified"])
+    row["stream"] = bool(row["stream"])
+    return row
+
+
+def recent(ledger: Ledger, user: str | None, limit: int) -> list[dict[str, Any]]:
+    """The newest ``limit`` rows of ``user`` (None: everyone), newest first."""
+    if user is None:
+        rows = ledger.query(
+            f"SELECT id, created_at, {_COLUMNS} FROM inference_log ORDER BY id DESC LIMIT ?",
+            (limit,),
+        )
+    else:
+        rows = ledger.query(
+            f"SELECT id, created_at, {_COLUMNS} FROM inference_log WHERE user = ?"
+            " ORDER BY id DESC LIMIT ?",
+            (user, limit),
+        )
+    return [_row(row) for row in rows]
