@@ -33,7 +33,7 @@ from zerog_cli.zerog import flow_abi, merkle
 
 pytestmark = pytest.mark.devnet
 
-__all__ = ["devnet"]
+__all__ = ["devnet"]  # the imported fixture, re-exported so pytest finds it
 
 THREE_SEGMENTS = 2 * merkle.SEGMENT_SIZE + 12_345
 

@@ -416,6 +416,12 @@ class Chain:
                 logger.info("transaction %s reverted: %s", hex_data(tx.hash), revert.message)
                 snapshot.restore(self)
                 status, logs = 0, []
+            except Exception:
+                # A bug in a contract must not leave half-applied state behind:
+                # the transaction fails like an EVM-level exception would.
+                logger.exception("contract code failed on transaction %s", hex_data(tx.hash))
+                snapshot.restore(self)
+                status, logs = 0, []
             finally:
                 self._execution = None
         self._balances[tx.sender] += (tx.gas - gas_used) * price
