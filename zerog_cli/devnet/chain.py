@@ -307,8 +307,9 @@ class Chain:
         if value == 0:
             return
         if sender is None or self._balances.get(normalize_address(sender), 0) < value:
-            # eth_call without a funded sender: geth credits nothing and the
-            # call sees the value anyway; mint it inside the simulation.
+            # No sender, or one short of funds: lend the value for this
+            # simulation so the contract still sees msg.value (geth would
+            # refuse the call instead; the devnet is lenient here).
             self._balances[contract_address] = self._balances.get(contract_address, 0) + value
             return
         self.transfer(sender, contract_address, value)

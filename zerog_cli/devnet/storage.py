@@ -288,9 +288,10 @@ class StorageNode:
         with self._lock:
             return self._txs[seq].tx if 0 <= seq < len(self._txs) else None
 
-    def _select(self, root: bytes, need_available: bool) -> _TxState | None:
-        """zgs_getFileInfo's rule: first finalized tx, else the first one (nothing
-        is ever pruned on the devnet, so ``need_available`` changes nothing)."""
+    def _select(self, root: bytes) -> _TxState | None:
+        """zgs_getFileInfo's rule: the first finalized tx with ``root``, else the
+        first one. (The rule's ``needAvailable`` flag only skips pruned txs, and
+        the devnet never prunes.)"""
         seqs = self._by_root.get(root, [])
         for seq in seqs:
             if self._txs[seq].finalized:
@@ -303,7 +304,7 @@ class StorageNode:
 
     def finalized_tx_for_root(self, root: bytes) -> FlowTx | None:
         with self._lock:
-            state = self._select(root, True)
+            state = self._select(root)
             return state.tx if state is not None and state.finalized else None
 
     def file_info(self, state: _TxState) -> dict[str, Any]:
@@ -319,7 +320,7 @@ class StorageNode:
 
     def file_info_by_root(self, root: bytes) -> dict[str, Any] | None:
         with self._lock:
-            state = self._select(root, True)
+            state = self._select(root)
             return self.file_info(state) if state is not None else None
 
     def file_info_by_seq(self, seq: int) -> dict[str, Any] | None:
@@ -446,7 +447,7 @@ class StorageNode:
 
     def _tx_for_root(self, root: bytes) -> FlowTx | None:
         with self._lock:
-            state = self._select(root, False)
+            state = self._select(root)
             return state.tx if state is not None else None
 
     def put_segment(self, segment: UploadSegment, tx: FlowTx | None) -> None:
@@ -589,7 +590,7 @@ class StorageNode:
         root = hash_param(param(params, 0, "data_root"), "data_root")
         start, end = self._chunk_range(params)
         with self._lock:
-            state = self._select(root, True)
+            state = self._select(root)
         if state is None:
             return None
         return self._encode_download(self.read_chunks(state.tx, start, end))
@@ -615,7 +616,7 @@ class StorageNode:
         root = hash_param(param(params, 0, "data_root"), "data_root")
         index = int_param(params, 1, "index")
         with self._lock:
-            state = self._select(root, True)
+            state = self._select(root)
         return self._with_proof_json(state.tx if state else None, index)
 
     def _download_with_proof_by_tx_seq(self, params: list[Any]) -> Any:
