@@ -12,7 +12,6 @@ from tests.devnet_harness import (
     NO_PROXY,
     DevnetProcess,
     RpcFailure,
-    devnet,
     pattern,
     rpc,
     rpc_raw,
@@ -31,8 +30,6 @@ from zerog_cli.devnet.constants import (
 from zerog_cli.zerog import flow_abi, merkle
 
 pytestmark = pytest.mark.devnet
-
-__all__ = ["devnet"]  # the imported fixture, re-exported so pytest finds it
 
 # Hardhat account #5: a valid key the devnet never funds.
 UNFUNDED_KEY = "0x8b3a350cf5c34c9194ca85829a2df0ec3153be0318b5e2d3348e872092edffba"

@@ -18,7 +18,6 @@ from tests.devnet_harness import (
     NO_PROXY,
     DevnetProcess,
     RpcFailure,
-    devnet,
     download_file,
     pattern,
     rpc,
@@ -32,8 +31,6 @@ from zerog_cli.devnet.constants import DEFAULT_PRICE_PER_SECTOR, FLOW_ADDRESS
 from zerog_cli.zerog import flow_abi, merkle
 
 pytestmark = pytest.mark.devnet
-
-__all__ = ["devnet"]  # the imported fixture, re-exported so pytest finds it
 
 THREE_SEGMENTS = 2 * merkle.SEGMENT_SIZE + 12_345
 
