@@ -9,7 +9,11 @@ import typer
 
 from zerog_cli.cli.common import command, examples, new_app, state
 
-app = new_app("Show the wallet address, sign and verify messages (EIP-191, EIP-712).")
+app = new_app(
+    "Show the wallet address, sign and verify messages (EIP-191, EIP-712).",
+    "zerog auth address",
+    'zerog auth sign "hello"',
+)
 
 Purpose = Annotated[str, typer.Option("--key", help="Which wallet key: storage or compute.")]
 

@@ -94,10 +94,11 @@ def command(app: typer.Typer, name: str | None = None, **kwargs: Any) -> Callabl
     return decorate
 
 
-def new_app(help_text: str) -> typer.Typer:
+def new_app(help_text: str, *example_lines: str) -> typer.Typer:
     """A command group with zerog's defaults (no locals in tracebacks, no completion)."""
     return typer.Typer(
         help=help_text,
+        epilog=examples(*example_lines) if example_lines else None,
         no_args_is_help=True,
         add_completion=False,
         pretty_exceptions_show_locals=False,

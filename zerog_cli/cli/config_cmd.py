@@ -9,7 +9,11 @@ import typer
 from zerog_cli.cli.common import command, examples, new_app, state
 from zerog_cli.infra.output import Column
 
-app = new_app("Show and change configuration (flag > ZEROG_* env > config file > profile).")
+app = new_app(
+    "Show and change configuration (flag > ZEROG_* env > config file > profile).",
+    "zerog config show",
+    "zerog config set user alice",
+)
 
 INIT_EXAMPLES = examples("zerog init", "zerog init --profile testnet --user alice")
 

@@ -12,7 +12,11 @@ from zerog_cli.cli.common import command, examples, new_app, state
 if TYPE_CHECKING:
     from zerog_cli.devnet.control import DevnetInfo
 
-app = new_app("A local 0G network (chain, storage nodes, indexer, compute provider) on 127.0.0.1.")
+app = new_app(
+    "A local 0G network (chain, storage nodes, indexer, compute provider) on 127.0.0.1.",
+    "zerog devnet up --detach",
+    "zerog devnet down",
+)
 
 
 def _print_info(info: DevnetInfo) -> None:

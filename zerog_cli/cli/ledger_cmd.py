@@ -11,7 +11,11 @@ from zerog_cli.cli.common import command, examples, new_app, state
 from zerog_cli.infra.output import Column
 from zerog_cli.infra.units import format_size
 
-app = new_app("Inspect and maintain the local SQLite ledger.")
+app = new_app(
+    "Inspect and maintain the local SQLite ledger.",
+    "zerog ledger status",
+    "zerog ledger backup /var/backups/ledger.db",
+)
 
 
 @command(

@@ -10,7 +10,11 @@ from zerog_cli.cli.common import command, examples, new_app, state
 from zerog_cli.infra.output import Column
 from zerog_cli.infra.units import format_size, parse_size
 
-app = new_app("Namespaces: named groups of objects with an owner, an ACL and a quota.")
+app = new_app(
+    "Namespaces: named groups of objects with an owner, an ACL and a quota.",
+    "zerog ns create backups --quota 50GB",
+    "zerog ns grant backups bob write",
+)
 
 AsUser = Annotated[
     str | None,

@@ -18,7 +18,11 @@ from zerog_cli.infra.units import (
     parse_usd,
 )
 
-app = new_app("Per-user limits (storage bytes, tokens, USD per month), tiers and cost reports.")
+app = new_app(
+    "Per-user limits (storage bytes, tokens, USD per month), tiers and cost reports.",
+    "zerog quota show alice",
+    "zerog quota report --by service",
+)
 
 _FORMATS = {"storage": format_size, "tokens": str, "monthly_usd": format_usd}
 

@@ -11,7 +11,11 @@ from zerog_cli.cli.common import command, examples, new_app, state
 from zerog_cli.errors import ConfigError, UsageError
 from zerog_cli.infra.output import Column
 
-app = new_app("Manage secrets: environment, NAME_FILE paths, the OS keyring or zerog's 0600 store.")
+app = new_app(
+    "Manage secrets: environment, NAME_FILE paths, the OS keyring or zerog's 0600 store.",
+    "zerog secrets ls",
+    "zerog secrets set ZEROG_STORAGE_PRIVATE_KEY",
+)
 
 
 def _read_value(name: str, from_stdin: bool) -> str:
