@@ -145,6 +145,7 @@ def test_call_and_null_result(peer: tuple[str, Peer]) -> None:
         (b'{"jsonrpc":"2.0","id":1,"result":NaN}', 200, "malformed"),
         (b"", 200, "empty answer"),
         (b"[" * 100000, 200, "malformed"),
+        (b'{"a":' * 50000 + b"1" + b"}" * 50000, 200, "malformed"),
         (b'{"jsonrpc":"2.0","id":1,"error":"boom"}', 200, "malformed error"),
         (b'{"jsonrpc":"1.0","id":1,"result":1}', 200, "version"),
     ],
@@ -458,3 +459,35 @@ def test_send_raw_transaction_checks_hash_and_already_known(peer: tuple[str, Pee
         evm.send_raw_transaction(raw)
     state.error(-32000, "already known")
     assert evm.send_raw_transaction(raw) == good
+
+
+def test_send_transaction_refetches_a_taken_nonce(peer: tuple[str, Peer]) -> None:
+    from zerog_cli.devnet.constants import DEV_ACCOUNT_KEY
+    from zerog_cli.zerog.merkle import keccak256
+
+    url, state = peer
+    sent: list[str] = []
+    nonces = iter([5, 6])
+
+    def answer(req: Any, handler: Any) -> tuple[int, dict[str, str], bytes]:
+        method = req["method"]
+        body: dict[str, Any] = {"jsonrpc": "2.0", "id": req["id"]}
+        if method == "eth_sendRawTransaction":
+            sent.append(req["params"][0])
+            if len(sent) == 1:
+                body["error"] = {"code": -32000, "message": "nonce too low: tx 5 state 6"}
+            else:
+                body["result"] = "0x" + keccak256(bytes.fromhex(sent[-1][2:])).hex()
+        elif method == "eth_getTransactionCount":
+            body["result"] = hex(next(nonces))
+        elif method == "eth_getBlockByNumber":
+            body["result"] = {"baseFeePerGas": "0x10"}
+        else:
+            body["result"] = {"eth_chainId": "0x7a69"}.get(method, "0x5208")
+        return 200, {}, json.dumps(body).encode()
+
+    state.answer = answer
+    evm = EvmClient(http(), url)
+    tx_hash = evm.send_transaction(DEV_ACCOUNT_KEY, to="0x" + "11" * 20, data=b"")
+    assert len(sent) == 2 and sent[0] != sent[1]
+    assert tx_hash == "0x" + keccak256(bytes.fromhex(sent[1][2:])).hex()

@@ -36,6 +36,8 @@ RevertDecoder = Callable[[bytes], str]
 GAS_LIMIT_MARGIN_PERCENT = 20
 _ALREADY_KNOWN = ("already known", "known transaction", "already imported")
 _NO_FUNDS = ("insufficient funds",)
+_NONCE_TAKEN = ("nonce too low", "replacement transaction underpriced")
+NONCE_ATTEMPTS = 6
 
 
 def describe_standard_revert(data: bytes) -> str:
@@ -261,13 +263,19 @@ class EvmClient:
         gas_price: int | None = None,
         nonce: int | None = None,
     ) -> str:
-        """Build, sign and broadcast a transaction; returns its hash."""
+        """Build, sign and broadcast a transaction; returns its hash.
+
+        Without an explicit ``nonce``, a "nonce too low" answer (another
+        process of the same account got there first) makes it fetch the
+        pending nonce again and re-sign, a few times.
+        """
+        import random
+
         from eth_account import Account
 
         sender = account_address(private_key)
         tx: dict[str, Any] = {
             "chainId": self.chain_id(),
-            "nonce": self.nonce(sender) if nonce is None else nonce,
             "to": _checksum(to),
             "value": value,
             "data": "0x" + data.hex(),
@@ -285,11 +293,21 @@ class EvmClient:
             tx["maxPriorityFeePerGas"] = fees.max_priority_fee_per_gas
         else:
             tx["gasPrice"] = fees.gas_price
-        try:
-            signed = Account.sign_transaction(tx, private_key)
-        except Exception:  # never let a library message carry the key
-            raise ConfigError("could not sign the transaction with the given key") from None
-        return self.send_raw_transaction(bytes(signed.raw_transaction))
+        attempt = 0
+        while True:
+            attempt += 1
+            tx["nonce"] = self.nonce(sender) if nonce is None else nonce
+            try:
+                signed = Account.sign_transaction(tx, private_key)
+            except Exception:  # never let a library message carry the key
+                raise ConfigError("could not sign the transaction with the given key") from None
+            try:
+                return self.send_raw_transaction(bytes(signed.raw_transaction))
+            except RemoteError as error:
+                taken = any(marker in str(error).lower() for marker in _NONCE_TAKEN)
+                if not taken or nonce is not None or attempt >= NONCE_ATTEMPTS:
+                    raise
+                time.sleep(random.uniform(0.05, 0.3))
 
     def _revert_error(self, error: RemoteError, method: str) -> RemoteError:
         data = error.data

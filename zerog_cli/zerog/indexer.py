@@ -8,13 +8,12 @@ JSON body with ``code`` and ``message`` is read as an error.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import quote
 
 from zerog_cli.errors import NotFound, ProtocolError, RemoteError
-from zerog_cli.zerog.jsonrpc import JsonRpcClient, Reader, one_line
+from zerog_cli.zerog.jsonrpc import JsonRpcClient, Reader, loads_untrusted, one_line
 from zerog_cli.zerog.selection import ShardConfig, ShardedNode
 from zerog_cli.zerog.storage_node import FileInfo, parse_file_info
 
@@ -140,8 +139,8 @@ class IndexerClient:
     def _gateway_json(self, content: bytes, status: int, where: str) -> Any:
         """``data`` of a gateway JSON answer, or the error it describes."""
         try:
-            answer = json.loads(content)
-        except (ValueError, RecursionError):
+            answer = loads_untrusted(content)
+        except ValueError:
             raise ProtocolError(
                 f"{where}: answered HTTP {status} with a body that is not gateway JSON"
             ) from None

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 U64_MAX = (1 << 64) - 1
 U256_MAX = (1 << 256) - 1
 DEFAULT_MAX_RESPONSE_BYTES = 16 << 20
+MAX_JSON_DEPTH = 64
+_NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
 _HASH_RE = re.compile(r"0x[0-9a-fA-F]{64}\Z")
 _ADDRESS_RE = re.compile(r"0x[0-9a-fA-F]{40}\Z")
 _QUANTITY_RE = re.compile(r"0x[0-9a-fA-F]{1,64}\Z")
@@ -57,6 +59,26 @@ def classify(message: str, data: object = None) -> str:
         if needle in text:
             return kind
     return "fatal"
+
+
+def loads_untrusted(content: bytes) -> Any:
+    """``json.loads`` for a peer's bytes: no NaN/Infinity, nesting at most 64 deep.
+
+    The depth check runs first because a deeply nested document can exhaust
+    the C stack inside the json module before any RecursionError is raised.
+    Raises ``ValueError``.
+    """
+    brackets = content.translate(None, _NOT_BRACKETS)
+    if len(brackets) > MAX_JSON_DEPTH:
+        depth = 0
+        for byte in brackets:
+            depth += 1 if byte in b"[{" else -1
+            if depth > MAX_JSON_DEPTH:
+                raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        return json.loads(content, parse_constant=_reject_constant)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
 
 
 def one_line(text: str, limit: int = 240) -> str:
@@ -179,8 +201,8 @@ class JsonRpcClient:
         if not content.strip():
             raise self._bad(method, f"sent an empty answer (HTTP {response.status})")
         try:
-            answer = json.loads(content, parse_constant=_reject_constant)
-        except (ValueError, RecursionError):
+            answer = loads_untrusted(content)
+        except ValueError:
             head = content.lstrip()[:1]
             what = "an HTML page" if head == b"<" else "malformed or truncated JSON"
             raise self._bad(method, f"answered {what} (HTTP {response.status})") from None
