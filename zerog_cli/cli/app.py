@@ -22,6 +22,7 @@ from zerog_cli.cli import (
     config_cmd,
     devnet,
     hash_cmd,
+    infer,
     ledger_cmd,
     ns,
     quota,
@@ -100,6 +101,7 @@ status.register(app)
 app.add_typer(ns.app, name="ns")
 app.add_typer(quota.app, name="quota")
 app.add_typer(devnet.app, name="devnet")
+app.add_typer(infer.app, name="infer")
 
 
 class _ScrubbingFormatter(logging.Formatter):

@@ -109,6 +109,13 @@ class Metrics:
             buckets=_OPERATION_BUCKETS,
             registry=r,
         )
+        self.compute_verifications = Counter(
+            "zerog_compute_verifications_total",
+            "Inference response signature checks by result "
+            "(verified, mismatch, unavailable, skipped).",
+            ["result"],
+            registry=r,
+        )
         self.cost_usd = Counter(
             "zerog_cost_usd_total",
             "Cost recorded in the ledger, in dollars.",

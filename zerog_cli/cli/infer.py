@@ -1,0 +1,479 @@
+"""`zerog infer`: paid chat inference on 0G compute, and its providers, account, funds and log.
+
+``infer`` is a group whose default subcommand is ``ask``: when the first
+word after ``infer`` is not a subcommand name (or ``--help``), ``ask`` is
+implied, so ``zerog infer "hello"`` is ``zerog infer ask "hello"`` and
+``echo hi | zerog infer -`` reads the prompt from stdin. Subcommand names
+therefore win: to ask the literal prompt "log", write ``zerog infer ask log``.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from zerog_cli.cli.common import command, examples, state
+from zerog_cli.errors import UsageError
+from zerog_cli.infra.output import Column
+from zerog_cli.infra.units import format_usd
+
+DEFAULT_COMMAND = "ask"
+
+
+class _DefaultAskGroup(TyperGroup):
+    """A group that runs ``ask`` when the first argument is not one of its commands."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            args = [DEFAULT_COMMAND, *args]
+        return super().parse_args(ctx, args)
+
+
+app = typer.Typer(
+    cls=_DefaultAskGroup,
+    help=(
+        "Paid chat inference on the 0G compute network, budgeted and logged. "
+        "`zerog infer PROMPT` is short for `zerog infer ask PROMPT`."
+    ),
+    epilog=examples(
+        'zerog infer "Summarise RFC 9110 in one line"',
+        "git diff | zerog infer - --system 'Review this patch' --max-tokens 400",
+        "zerog infer providers --json",
+        "zerog infer account",
+        "zerog infer log -n 5",
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+    rich_markup_mode=None,
+)
+fund_app = typer.Typer(
+    help="Fund 0G compute: deposit into the ledger, transfer to a provider, acknowledge it.",
+    epilog=examples(
+        "zerog infer fund deposit 5",
+        "zerog infer fund transfer 0x70997970C51812dc3A010C7d01b50e0d17dc79C8 2 --yes",
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+    rich_markup_mode=None,
+)
+app.add_typer(fund_app, name="fund")
+
+AsUser = Annotated[str | None, typer.Option("--as", help="Act as this user.", show_default=False)]
+Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+
+
+def _read_prompt(prompt: str) -> str:
+    if prompt != "-":
+        return prompt
+    if sys.stdin.isatty():
+        raise UsageError("PROMPT is '-' but stdin is a terminal; pipe the prompt in")
+    return sys.stdin.read().rstrip("\n")
+
+
+def _short(address: str) -> str:
+    return f"{address[:6]}…{address[-4:]}" if len(address) > 12 else address
+
+
+def _print_estimate(report: dict[str, Any]) -> None:
+    out = state().output
+    bound = report["cost_upper_bound"]
+    spendable = report["spendable"]
+    out.fields(
+        [
+            ("provider", report["provider"]),
+            ("model", report["model"]),
+            ("prompt tokens", f"~{report['prompt_tokens']} (4 bytes per token)"),
+            ("max tokens", report["max_tokens"]),
+            ("upper bound", f"{bound['0g']} 0G, {format_usd(bound['usd_micro'])}"),
+            ("spendable", "no sub-account" if spendable is None else f"{spendable['0g']} 0G"),
+            ("verify", "yes" if report["verify"] else "no"),
+            ("balance", "fits" if report["fits_balance"] else report["balance_problem"]),
+            ("budget", "fits" if report["fits_budget"] else report["budget_problem"]),
+        ]
+    )
+    out.info("estimate only: nothing was sent or recorded")
+
+
+def _summary(report: dict[str, Any]) -> str:
+    usage = report["usage"]
+    tokens = (
+        "usage unknown"
+        if usage is None
+        else f"{usage['prompt_tokens']}+{usage['completion_tokens']} tokens"
+    )
+    cost = report["cost"]
+    verified = "signature verified" if report["verified"] else "signature not checked"
+    return (
+        f"{report['model']} via {_short(report['provider'])} · {tokens} · {cost['0g']} 0G · "
+        f"{format_usd(cost['usd_micro'])} · {verified} · log #{report['log_id']}"
+    )
+
+
+@command(
+    app,
+    "ask",
+    epilog=examples(
+        'zerog infer ask "What is 0G?"',
+        'zerog infer "Explain this error" --model devnet-echo-1 --max-tokens 200',
+        "echo 'hi' | zerog infer - --no-stream --json",
+        'zerog infer "Draft a reply" --estimate',
+        'zerog infer "Is this signed?" --verify-response --provider 0x7099…79C8',
+    ),
+)
+def ask(
+    prompt: Annotated[str, typer.Argument(help="The prompt, or - to read it from stdin.")],
+    provider: Annotated[
+        str | None,
+        typer.Option(
+            "--provider",
+            help="Provider address (default: compute_provider, else the cheapest for --model).",
+            show_default=False,
+        ),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            help="Model id (default: compute_model, else the service's).",
+            show_default=False,
+        ),
+    ] = None,
+    system: Annotated[
+        str | None, typer.Option("--system", help="A system message.", show_default=False)
+    ] = None,
+    max_tokens: Annotated[
+        int, typer.Option("--max-tokens", help="Most output tokens (bounds the cost).")
+    ] = 1024,
+    temperature: Annotated[
+        float | None, typer.Option("--temperature", help="0 to 2.", show_default=False)
+    ] = None,
+    stream: Annotated[
+        bool | None,
+        typer.Option(
+            "--stream/--no-stream",
+            help="Print tokens as they arrive (default: when stdout is a terminal).",
+            show_default=False,
+        ),
+    ] = None,
+    as_user: AsUser = None,
+    estimate: Annotated[
+        bool, typer.Option("--estimate", help="Only estimate tokens, cost, balance and budget.")
+    ] = False,
+    verify_response: Annotated[
+        bool | None,
+        typer.Option(
+            "--verify-response/--no-verify-response",
+            help="Check the TEE signature (default: verify_response; auto = TeeML services).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Ask one question, pay the provider, print the answer; every request is logged.
+
+    Refuses (exit 4, nothing sent) when the sub-account or the user's token or
+    USD budget cannot cover the request's upper bound. A failed signature check
+    is exit 3 and is recorded.
+    """
+    from zerog_cli.services.infer import AskRequest
+    from zerog_cli.services.infer import ask as run_ask
+
+    current = state()
+    out = current.output
+    current.context.override(user=as_user)
+    streaming = stream if stream is not None else (sys.stdout.isatty() and not out.json_mode)
+    request = AskRequest(
+        prompt=_read_prompt(prompt),
+        system=system,
+        provider=provider,
+        model=model,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        stream=streaming,
+        verify=verify_response,
+        estimate_only=estimate,
+    )
+    printed: list[str] = []
+
+    def show(delta: str) -> None:
+        printed.append(delta)
+        out.stdout.write(delta)
+        out.stdout.flush()
+
+    on_delta = None if out.json_mode or estimate else show
+    try:
+        report = run_ask(current.context, request, on_delta=on_delta)
+    finally:
+        if printed:
+            out.echo("")
+    if estimate:
+        out.result(report, lambda: _print_estimate(report))
+        return
+    for warning in report["warnings"]:
+        out.warn(warning)
+    if not printed and not out.json_mode:
+        out.echo(report["answer"])
+    out.result(report, None)
+    out.info(_summary(report))
+
+
+@command(
+    app,
+    "providers",
+    epilog=examples(
+        "zerog infer providers",
+        "zerog infer providers --model devnet-echo-1 --json",
+        "zerog --profile testnet infer providers --all",
+    ),
+)
+def providers(
+    model: Annotated[
+        str | None, typer.Option("--model", help="Only services of this model.", show_default=False)
+    ] = None,
+    include_all: Annotated[
+        bool, typer.Option("--all", help="Include services whose TEE signer is not acknowledged.")
+    ] = False,
+) -> None:
+    """Services on chain (every page, not only the first 50), prices in neuron per token."""
+    from zerog_cli.services.infer_info import providers as list_providers
+
+    current = state()
+    rows = list_providers(current.context, model=model, include_unacknowledged=include_all)
+    current.output.result(
+        rows,
+        lambda: current.output.table(
+            rows,
+            [
+                Column("provider", "provider"),
+                Column("type", "type"),
+                Column("model", "model"),
+                Column("input_price", "input/token", justify="right"),
+                Column("output_price", "output/token", justify="right"),
+                Column("verifiability", "verify"),
+                Column("acknowledged", "ack", lambda v: "yes" if v else "no"),
+            ],
+            empty="no services",
+        ),
+    )
+
+
+def _print_account(report: dict[str, Any]) -> None:
+    out = state().output
+    ledger = report["ledger"]
+    out.fields(
+        [
+            ("wallet", report["wallet"]),
+            ("network", f"{report['network']} (chain {report['chain_id']})"),
+            ("wallet balance", f"{report['wallet_balance']['0g']} 0G"),
+        ]
+        + (
+            [("ledger", "none (run `zerog infer fund deposit 3`)")]
+            if ledger is None
+            else [
+                (
+                    "ledger total",
+                    f"{ledger['total']['0g']} 0G ({ledger['total']['neuron']} neuron)",
+                ),
+                ("available", f"{ledger['available']['0g']} 0G"),
+                ("locked", f"{ledger['locked']['0g']} 0G (in provider sub-accounts)"),
+            ]
+        )
+    )
+    if ledger is None:
+        return
+    rows = [
+        {
+            "provider": sub["provider"],
+            "model": sub["model"] or "",
+            "balance": f"{sub['balance']['0g']} 0G",
+            "neuron": sub["balance"]["neuron"],
+            "pending_refund": f"{sub['pending_refund']['0g']} 0G",
+            "unsettled": "?" if sub["unsettled"] is None else f"{sub['unsettled']['0g']} 0G",
+            "spendable": f"{sub['spendable']['0g']} 0G",
+            "acknowledged": "yes" if sub["acknowledged"] else "no",
+        }
+        for sub in report["sub_accounts"]
+    ]
+    out.table(
+        rows,
+        [
+            Column("provider", "provider"),
+            Column("model", "model"),
+            Column("balance", "balance", justify="right"),
+            Column("neuron", "neuron", justify="right"),
+            Column("pending_refund", "refund pending", justify="right"),
+            Column("unsettled", "unsettled", justify="right"),
+            Column("spendable", "spendable", justify="right"),
+            Column("acknowledged", "ack"),
+        ],
+        title="sub-accounts",
+        empty="none (run `zerog infer fund transfer PROVIDER 1`)",
+    )
+
+
+@command(app, "account", epilog=examples("zerog infer account", "zerog infer account --json"))
+def account() -> None:
+    """The wallet's compute ledger and per-provider sub-accounts, in 0G and neuron.
+
+    spendable = balance - pending refund - unsettled fees - the provider's 1 0G reserve.
+    """
+    from zerog_cli.services.infer_info import account as read_account
+
+    current = state()
+    report = read_account(current.context)
+    current.output.result(report, lambda: _print_account(report))
+
+
+def _confirmer(yes: bool) -> Any:
+    def confirm(question: str) -> None:
+        if yes:
+            return
+        if not sys.stdin.isatty():
+            raise UsageError(
+                "this sends a transaction and stdin is not a terminal to confirm it",
+                hint="pass --yes",
+            )
+        if not typer.confirm(question, default=False, err=True):
+            raise UsageError("not confirmed; nothing was sent")
+
+    return confirm
+
+
+def _print_funding(report: dict[str, Any]) -> None:
+    out = state().output
+    if report.get("already"):
+        out.echo(f"provider {report['provider']} is already acknowledged; nothing was sent")
+        return
+    pairs: list[tuple[str, Any]] = [("transaction", report["tx_hash"]), ("block", report["block"])]
+    if "amount" in report:
+        pairs.insert(0, (report["action"], f"{report['amount']['0g']} 0G"))
+    ledger = report.get("ledger")
+    if ledger is not None:
+        pairs.append(
+            ("ledger", f"{ledger['total']['0g']} 0G, {ledger['available']['0g']} 0G available")
+        )
+    sub = report.get("sub_account")
+    if sub is not None:
+        acknowledged = "acknowledged" if sub["acknowledged"] else "not acknowledged"
+        pairs.append(("sub-account", f"{sub['balance']['0g']} 0G ({acknowledged})"))
+    out.fields(pairs)
+
+
+@command(
+    fund_app,
+    "deposit",
+    epilog=examples("zerog infer fund deposit 3", "zerog infer fund deposit 0.5 --yes --json"),
+)
+def fund_deposit(
+    amount: Annotated[str, typer.Argument(help="0G to move from the wallet, e.g. 3 or 0.5.")],
+    yes: Yes = False,
+) -> None:
+    """Deposit 0G from the wallet into its compute ledger (the first deposit is ≥ 3 0G)."""
+    from zerog_cli.services.infer_funding import deposit
+
+    current = state()
+    report = deposit(current.context, amount, _confirmer(yes))
+    current.output.result(report, lambda: _print_funding(report))
+
+
+@command(
+    fund_app,
+    "transfer",
+    epilog=examples(
+        "zerog infer fund transfer 0x70997970C51812dc3A010C7d01b50e0d17dc79C8 1",
+        "zerog infer fund transfer 0x70997970C51812dc3A010C7d01b50e0d17dc79C8 2.5 --yes",
+    ),
+)
+def fund_transfer(
+    provider: Annotated[str, typer.Argument(help="Provider address.")],
+    amount: Annotated[str, typer.Argument(help="0G to move from the ledger to the provider.")],
+    yes: Yes = False,
+) -> None:
+    """Move 0G from the compute ledger to a provider's sub-account (first: ≥ 1 0G, acknowledges)."""
+    from zerog_cli.services.infer_funding import transfer
+
+    current = state()
+    report = transfer(current.context, provider, amount, _confirmer(yes))
+    current.output.result(report, lambda: _print_funding(report))
+
+
+@command(
+    fund_app,
+    "acknowledge",
+    epilog=examples(
+        "zerog infer fund acknowledge 0x70997970C51812dc3A010C7d01b50e0d17dc79C8 --yes"
+    ),
+)
+def fund_acknowledge(
+    provider: Annotated[str, typer.Argument(help="Provider address.")],
+    yes: Yes = False,
+) -> None:
+    """Acknowledge a provider whose sub-account exists but is not acknowledged."""
+    from zerog_cli.services.infer_funding import acknowledge
+
+    current = state()
+    report = acknowledge(current.context, provider, _confirmer(yes))
+    current.output.result(report, lambda: _print_funding(report))
+
+
+def _one_line(text: str | None, width: int) -> str:
+    flat = " ".join((text or "").split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+@command(
+    app,
+    "log",
+    epilog=examples(
+        "zerog infer log",
+        "zerog infer log -n 50 --as alice --json",
+        "zerog infer log --all",
+    ),
+)
+def log(
+    count: Annotated[int, typer.Option("-n", "--count", help="How many, newest first.")] = 20,
+    as_user: AsUser = None,
+    everyone: Annotated[bool, typer.Option("--all", help="Every user's requests.")] = False,
+) -> None:
+    """Logged requests: prompt, answer, model, provider, tokens, cost, duration, status."""
+    from zerog_cli.services.infer_info import log as read_log
+
+    current = state()
+    rows = read_log(current.context, user=as_user, limit=count, everyone=everyone)
+    table_rows = [
+        {
+            **row,
+            "tokens": ""
+            if row["prompt_tokens"] is None
+            else f"{row['prompt_tokens']}+{row['completion_tokens']}",
+            "usd": "" if row["usd_micro"] is None else format_usd(row["usd_micro"]),
+            "checked": {None: "-", True: "yes", False: "NO"}[row["verified"]],
+            "prompt_line": _one_line(row["prompt"], 40),
+            "provider_short": _short(row["provider"]),
+        }
+        for row in rows
+    ]
+    current.output.result(
+        rows,
+        lambda: current.output.table(
+            table_rows,
+            [
+                Column("id", "id", justify="right"),
+                Column("created_at", "when"),
+                Column("user", "user"),
+                Column("model", "model"),
+                Column("provider_short", "provider"),
+                Column("tokens", "tokens", justify="right"),
+                Column("usd", "cost", justify="right"),
+                Column("duration_ms", "ms", justify="right"),
+                Column("status", "status"),
+                Column("checked", "verified"),
+                Column("prompt_line", "prompt"),
+            ],
+            empty="no requests logged",
+        ),
+    )

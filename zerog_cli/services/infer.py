@@ -1,0 +1,777 @@
+"""`zerog infer`: paid chat inference on the 0G compute network, budgeted and logged.
+
+One request (`ask`) follows specs/0g-compute.md section 8:
+
+1. validate the input (exit 2 before any network call);
+2. pick the provider: ``--provider``, else the ``compute_provider`` setting,
+   else the acknowledged chatbot service serving the model that is cheapest
+   for this request (all pages of ``getAllServices``);
+3. read the service and the wallet's sub-account; estimate the request's
+   upper bound (prompt at 4 bytes per token plus ``max_tokens`` of output);
+   refuse with exit 4 and a funding command when the sub-account is missing,
+   not acknowledged or short of ``fee + unsettled + 1 0G``;
+4. reserve the estimate against the user's token limit and monthly budget
+   (exit 4 when it does not fit; nothing is sent);
+5. POST the chat request with the cached auth token, retrying only what the
+   spec allows (connection failures that never reached the provider, 429
+   after ``Retry-After``, 502/503/504), behind the route's circuit breaker;
+   a token the provider rejects is re-signed once;
+6. check the TEE response signature when asked (``verify_response=auto``:
+   TeeML services);
+7. in one transaction: the `inference_log` row, the quota usage and the
+   ``cost_tracking`` row, from the provider's own ``usage`` numbers.
+
+Funding is never a side effect: ``zerog infer fund …`` sends transactions,
+``ask`` only reads the chain.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from zerog_cli.errors import (
+    IntegrityError,
+    NetworkUnavailable,
+    NotFound,
+    ProtocolError,
+    QuotaExceeded,
+    UsageError,
+    ZerogError,
+)
+from zerog_cli.infra.units import format_0g, format_usd
+from zerog_cli.ledger import inference as inference_rows
+from zerog_cli.ledger import quotas as quota_rows
+from zerog_cli.ledger.costs import CostEntry
+from zerog_cli.ledger.quotas import Reserved
+from zerog_cli.services import quotas
+from zerog_cli.services.context import Context
+from zerog_cli.services.infer_chain import (
+    ComputeLink,
+    connect,
+    parse_address,
+    route_endpoint,
+    unsettled_fee,
+)
+
+if TYPE_CHECKING:
+    from zerog_cli.infra.http import RetryPolicy, Timeouts
+    from zerog_cli.zerog.compute import (
+        ChatStream,
+        Pricing,
+        ProviderFailure,
+        Service,
+        SubAccount,
+    )
+
+DEFAULT_MAX_TOKENS = 1024
+MAX_TOKENS_LIMIT = 1_000_000
+CHAT_RETRY_STATUSES = frozenset({429, 502, 503, 504})
+MIN_CHAT_READ_TIMEOUT = 120.0
+"""Seconds to wait for the first byte of an answer: models think before they speak."""
+
+DeltaSink = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class AskRequest:
+    prompt: str
+    system: str | None = None
+    provider: str | None = None
+    model: str | None = None
+    max_tokens: int = DEFAULT_MAX_TOKENS
+    temperature: float | None = None
+    stream: bool = False
+    verify: bool | None = None
+    """None: follow the ``verify_response`` setting."""
+    estimate_only: bool = False
+
+
+def validate(request: AskRequest) -> None:
+    """Bad input is exit 2, before any network call."""
+    if not request.prompt.strip():
+        raise UsageError("the prompt is empty")
+    if request.system is not None and not request.system.strip():
+        raise UsageError("--system is empty")
+    if not 1 <= request.max_tokens <= MAX_TOKENS_LIMIT:
+        raise UsageError(
+            f"--max-tokens must be between 1 and {MAX_TOKENS_LIMIT}, got {request.max_tokens}"
+        )
+    if request.temperature is not None and not 0.0 <= request.temperature <= 2.0:
+        raise UsageError(f"--temperature must be between 0 and 2, got {request.temperature}")
+    if request.provider is not None:
+        parse_address(request.provider)
+    if request.model is not None and not request.model.strip():
+        raise UsageError("--model is empty")
+
+
+def _amount(neuron: int) -> dict[str, str]:
+    return {"neuron": str(neuron), "0g": format_0g(neuron)}
+
+
+def _messages(request: AskRequest) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = []
+    if request.system is not None:
+        messages.append({"role": "system", "content": request.system})
+    messages.append({"role": "user", "content": request.prompt})
+    return messages
+
+
+def _estimated_prompt_tokens(messages: list[dict[str, Any]]) -> int:
+    from zerog_cli.zerog.compute import estimate_tokens
+
+    return sum(estimate_tokens(str(message["content"])) for message in messages)
+
+
+# --- planning: provider, account, estimate -------------------------------------------------
+
+
+@dataclass
+class _Plan:
+    link: ComputeLink
+    service: Service
+    pricing: Pricing
+    model: str
+    messages: list[dict[str, Any]]
+    prompt_tokens: int
+    max_tokens: int
+    fee_bound: int
+    tokens_bound: int
+    usd_bound: int
+    account: SubAccount | None
+    unsettled: int | None
+    verify: bool
+
+
+def _request_bound(service: Service, prompt_tokens: int, max_tokens: int) -> int:
+    from zerog_cli.zerog.compute import Pricing, estimate_chat_fee
+
+    return estimate_chat_fee(prompt_tokens, max_tokens, Pricing.from_service(service)).fee
+
+
+def _resolve_service(
+    link: ComputeLink, request: AskRequest, prompt_tokens: int, model: str | None
+) -> Service:
+    settings = link.context.settings
+    chosen = request.provider or settings.compute_provider
+    if chosen:
+        return link.contracts.get_service(parse_address(chosen))
+    candidates = [
+        service
+        for service in link.contracts.list_services()
+        if service.service_type == "chatbot" and (model is None or service.model == model)
+    ]
+    if not candidates:
+        serving = f" serving model {model!r}" if model else ""
+        raise NotFound(
+            f"no acknowledged chatbot service{serving} on {settings.profile}",
+            hint="see `zerog infer providers`, or pass --provider",
+        )
+    return min(
+        candidates,
+        key=lambda s: (_request_bound(s, prompt_tokens, request.max_tokens), s.provider.lower()),
+    )
+
+
+def _verify_wanted(request: AskRequest, setting: str, service: Service) -> bool:
+    """``--verify-response`` wins; else ``verify_response``: auto (TeeML), always, never."""
+    wanted = request.verify
+    if wanted is None:
+        if setting == "never":
+            return False
+        if setting == "auto":
+            return service.verifiability == "TeeML"
+        wanted = True
+    if wanted and not service.verifiable:
+        raise IntegrityError(
+            f"provider {service.provider} cannot prove its answers "
+            f"(verifiability {service.verifiability!r}); refusing to pay for an unverifiable one",
+            hint="drop --verify-response, or set verify_response to auto",
+        )
+    return wanted
+
+
+def _funding_problem(plan: _Plan) -> QuotaExceeded | None:
+    """What the provider would refuse, as an error naming the command that fixes it."""
+    from zerog_cli.zerog.compute import require_funds, spendable
+
+    provider = plan.service.provider
+    wallet = plan.link.address
+    account = plan.account
+    if account is None:
+        if plan.link.contracts.get_ledger(wallet) is None:
+            return QuotaExceeded(
+                f"wallet {wallet} has no 0G compute ledger, so provider {provider} cannot be paid",
+                hint=(
+                    "run `zerog infer fund deposit 3`, then "
+                    f"`zerog infer fund transfer {provider} 1`; a first deposit is at least "
+                    "3 0G, a first transfer at least 1 0G"
+                ),
+            )
+        return QuotaExceeded(
+            f"wallet {wallet} has no sub-account at provider {provider}",
+            hint=(
+                f"run `zerog infer fund transfer {provider} 1`; a first transfer is at least "
+                "1 0G and also acknowledges the provider"
+            ),
+        )
+    if not account.acknowledged:
+        return QuotaExceeded(
+            f"wallet {wallet} has not acknowledged provider {provider}",
+            hint=f"run `zerog infer fund acknowledge {provider}`",
+        )
+    short = plan.fee_bound - spendable(account, plan.unsettled or 0)
+    if short <= 0:
+        return None
+    try:
+        require_funds(account, provider, fee=plan.fee_bound, unsettled=plan.unsettled or 0)
+    except QuotaExceeded as refused:
+        return QuotaExceeded(
+            str(refused.args[0]),
+            hint=f"run `zerog infer fund transfer {provider} {format_0g(short)}`",
+        )
+    return None
+
+
+def _plan(context: Context, request: AskRequest) -> _Plan:
+    from zerog_cli.zerog.compute import Pricing
+
+    validate(request)
+    link = connect(context)
+    messages = _messages(request)
+    prompt_tokens = _estimated_prompt_tokens(messages)
+    wanted_model = request.model or context.settings.compute_model
+    service = _resolve_service(link, request, prompt_tokens, wanted_model)
+    if service.service_type != "chatbot":
+        raise UsageError(
+            f"provider {service.provider} offers {service.service_type!r}, not chatbot",
+            hint="see `zerog infer providers`",
+        )
+    if not service.tee_signer_acknowledged:
+        raise IntegrityError(
+            f"provider {service.provider}'s TEE signer is not acknowledged on chain: "
+            "its answers cannot be trusted",
+            hint="pick an acknowledged provider (`zerog infer providers`)",
+        )
+    verify = _verify_wanted(request, str(context.settings.verify_response), service)
+    pricing = Pricing.from_service(service)
+    tokens_bound = prompt_tokens + request.max_tokens
+    account = link.contracts.get_account(link.address, service.provider)
+    return _Plan(
+        link=link,
+        service=service,
+        pricing=pricing,
+        model=wanted_model or service.model,
+        messages=messages,
+        prompt_tokens=prompt_tokens,
+        max_tokens=request.max_tokens,
+        fee_bound=_request_bound(service, prompt_tokens, request.max_tokens),
+        tokens_bound=tokens_bound,
+        usd_bound=quotas.compute_usd_micro(tokens_bound, context.settings),
+        account=account,
+        unsettled=unsettled_fee(link, service, account),
+        verify=verify,
+    )
+
+
+def _budget_problem(context: Context, user: str, tokens: int, usd_micro: int) -> str | None:
+    status = quotas.preview(context, user)
+    problems = []
+    for name, asked, show in (
+        ("tokens", tokens, str),
+        ("monthly_usd", usd_micro, format_usd),
+    ):
+        entry = status["limits"][name]
+        limit = entry["limit"]
+        held = entry["used"] + entry["reserved"]
+        if limit is not None and held + asked > limit:
+            problems.append(
+                f"{name}: {show(held)} used + {show(asked)} asked > limit {show(limit)}"
+            )
+    return "; ".join(problems) or None
+
+
+def _estimate_report(context: Context, plan: _Plan) -> dict[str, Any]:
+    from zerog_cli.zerog.compute import spendable
+
+    user = context.acting_user
+    funding = _funding_problem(plan)
+    budget = _budget_problem(context, user, plan.tokens_bound, plan.usd_bound)
+    account = plan.account
+    return {
+        "estimate": True,
+        "user": user,
+        "provider": plan.service.provider,
+        "model": plan.model,
+        "prompt_tokens": plan.prompt_tokens,
+        "max_tokens": plan.max_tokens,
+        "tokens_upper_bound": plan.tokens_bound,
+        "cost_upper_bound": {**_amount(plan.fee_bound), "usd_micro": plan.usd_bound},
+        "prices": {
+            "input": str(plan.pricing.input_price),
+            "output": str(plan.pricing.output_price),
+        },
+        "spendable": None
+        if account is None
+        else _amount(max(spendable(account, plan.unsettled or 0), 0)),
+        "unsettled": None if plan.unsettled is None else _amount(plan.unsettled),
+        "verify": plan.verify,
+        "fits_balance": funding is None,
+        "balance_problem": None if funding is None else str(funding),
+        "fits_budget": budget is None,
+        "budget_problem": budget,
+    }
+
+
+# --- the exchange with the provider -------------------------------------------------------
+
+
+@dataclass
+class _Exchange:
+    """What came back so far; kept so a failure half-way can still be recorded."""
+
+    request_body: bytes
+    answered: bool = False
+    raw: bytearray = field(default_factory=bytearray)
+    stream: ChatStream | None = None
+    text: str = ""
+    usage: dict[str, Any] | None = None
+    chat_id: str | None = None
+    finish_reason: str | None = None
+
+    @property
+    def partial_text(self) -> str:
+        return self.stream.text if self.stream is not None else self.text
+
+
+def _chat_policy(context: Context) -> tuple[RetryPolicy, Timeouts]:
+    from zerog_cli.infra.http import RetryPolicy, Timeouts
+
+    settings = context.settings
+    policy = RetryPolicy(
+        max_tries=int(settings.http_max_tries),
+        retry_statuses=CHAT_RETRY_STATUSES,
+        retry_after_send=False,
+    )
+    timeouts = Timeouts(
+        connect=float(settings.http_connect_timeout),
+        read=max(float(settings.http_read_timeout), MIN_CHAT_READ_TIMEOUT),
+    )
+    return policy, timeouts
+
+
+def _read_plain(answer: bytes, headers: Any, exchange: _Exchange) -> None:
+    from zerog_cli.zerog.compute import chat_answer, chat_id_from
+
+    try:
+        document = json.loads(answer)
+    except ValueError:
+        raise ProtocolError("the provider's answer is not JSON") from None
+    if not isinstance(document, dict):
+        raise ProtocolError("the provider's answer is not a JSON object")
+    exchange.text = chat_answer(document)
+    usage = document.get("usage")
+    exchange.usage = usage if isinstance(usage, dict) else None
+    exchange.chat_id = chat_id_from(headers, document)
+    choices = document.get("choices")
+    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+        reason = choices[0].get("finish_reason")
+        exchange.finish_reason = reason if isinstance(reason, str) else None
+
+
+def _send_once(
+    plan: _Plan, exchange: _Exchange, authorization: str, stream: bool, on_delta: DeltaSink | None
+) -> ProviderFailure | None:
+    """One logical POST (the HTTP helper retries inside); a failure is returned, not raised."""
+    from zerog_cli.zerog.compute import (
+        ChatStream,
+        chat_completions_url,
+        chat_id_from,
+        classify_provider_error,
+    )
+
+    context = plan.link.context
+    url = chat_completions_url(plan.service.url)
+    endpoint = route_endpoint(plan.service.url, "v1/proxy/chat/completions")
+    policy, timeouts = _chat_policy(context)
+    headers = {
+        "Content-Type": "application/json",
+        "Accept": "text/event-stream" if stream else "application/json",
+        "Authorization": authorization,
+    }
+    if not stream:
+        response = context.http.request(
+            "POST",
+            url,
+            endpoint=endpoint,
+            data=exchange.request_body,
+            headers=headers,
+            timeout=timeouts,
+            retry=policy,
+        )
+        if not response.ok:
+            return classify_provider_error(response.status, response.content, response.headers)
+        exchange.answered = True
+        exchange.raw += response.content
+        _read_plain(response.content, response.headers, exchange)
+        return None
+    with context.http.stream(
+        "POST",
+        url,
+        endpoint=endpoint,
+        data=exchange.request_body,
+        headers=headers,
+        timeout=timeouts,
+        retry=policy,
+    ) as streamed:
+        if not streamed.ok:
+            return classify_provider_error(
+                streamed.status, streamed.read(64 << 10), streamed.headers
+            )
+        exchange.answered = True
+        parser = exchange.stream = ChatStream()
+        for chunk in streamed.iter_bytes():
+            exchange.raw += chunk
+            for delta in parser.feed(chunk):
+                if on_delta is not None:
+                    on_delta(delta)
+        for delta in parser.close():
+            if on_delta is not None:
+                on_delta(delta)
+        exchange.text = parser.text
+        exchange.usage = parser.usage
+        exchange.chat_id = chat_id_from(
+            streamed.headers, {"id": parser.chat_id} if parser.chat_id else None
+        )
+        exchange.finish_reason = parser.finish_reason
+    return None
+
+
+def _exchange(plan: _Plan, exchange: _Exchange, stream: bool, on_delta: DeltaSink | None) -> None:
+    """Send, re-signing once if the provider rejects the (cached) token."""
+    assert plan.account is not None
+    provider = plan.service.provider
+    endpoint = route_endpoint(plan.service.url, "v1/proxy/chat/completions")
+    for attempt in (1, 2):
+        authorization = plan.link.authorization(provider, plan.account.generation)
+        failure = _send_once(plan, exchange, authorization, stream, on_delta)
+        if failure is None:
+            return
+        if failure.kind == "auth" and attempt == 1:
+            plan.link.forget_token(provider)
+            continue
+        raise failure.to_error(endpoint)
+
+
+# --- verification ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Verification:
+    status: str
+    """verified, mismatch or unavailable."""
+    reason: str
+    expected_signer: str | None = None
+    recovered_signer: str | None = None
+    bound_to_bytes: bool = False
+    error: ZerogError | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "reason": self.reason,
+            "expected_signer": self.expected_signer,
+            "recovered_signer": self.recovered_signer,
+            "bound_to_bytes": self.bound_to_bytes,
+        }
+
+
+def _verify(plan: _Plan, exchange: _Exchange, stream: bool) -> _Verification:
+    """Fetch the chat's signature and check it against the service's TEE signer.
+
+    For a plain answer the signed text must also be the hashes of the exact
+    request and response bytes. For a stream only the signer is required
+    (which bytes a real broker hashes for streams is not confirmed); whether
+    the text also matches the stream's bytes is reported as ``bound_to_bytes``.
+    """
+    from zerog_cli.zerog.compute import (
+        check_response_signature,
+        provider_error_message,
+        response_signing_text,
+        signature_url,
+    )
+
+    if not exchange.chat_id:
+        reason = "the provider gave no chat id to fetch a signature for"
+        return _Verification("mismatch", reason)
+    service = plan.service
+    try:
+        response = plan.link.context.http.request(
+            "GET",
+            signature_url(service.url, exchange.chat_id, plan.model),
+            endpoint=route_endpoint(service.url, "v1/proxy/signature"),
+            max_bytes=1 << 20,
+        )
+    except NetworkUnavailable as unreachable:
+        return _Verification("unavailable", str(unreachable), error=unreachable)
+    if not response.ok:
+        reason = (
+            f"signature not available (HTTP {response.status}: "
+            f"{provider_error_message(response.content)})"
+        )
+        return _Verification("unavailable", reason, error=IntegrityError(reason))
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        return _Verification("mismatch", "the signature answer is not a JSON object")
+    request_body = exchange.request_body
+    response_body = bytes(exchange.raw)
+    if stream:
+        check = check_response_signature(service, body)
+        bound = check.verified and body.get("text") == response_signing_text(
+            request_body, response_body
+        )
+    else:
+        check = check_response_signature(
+            service, body, request_body=request_body, response_body=response_body
+        )
+        bound = check.verified
+    return _Verification(
+        "verified" if check.verified else "mismatch",
+        check.reason,
+        check.expected_signer,
+        check.recovered_signer,
+        bound,
+    )
+
+
+# --- recording ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Spent:
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    neuron: int
+    tokens: int
+    usd_micro: int
+    usage_known: bool
+
+
+def _spent(context: Context, plan: _Plan, exchange: _Exchange) -> _Spent:
+    """From the provider's usage; without it (or after a broken answer), the upper bound."""
+    from zerog_cli.zerog.compute import chat_fee
+
+    if exchange.usage is None:
+        return _Spent(None, None, plan.fee_bound, plan.tokens_bound, plan.usd_bound, False)
+    fee = chat_fee(exchange.usage, plan.pricing)
+    tokens = fee.input_count + fee.output_count
+    return _Spent(
+        fee.input_count,
+        fee.output_count,
+        fee.fee,
+        tokens,
+        quotas.compute_usd_micro(tokens, context.settings),
+        True,
+    )
+
+
+def _record(
+    context: Context,
+    plan: _Plan,
+    request: AskRequest,
+    reservation: quotas.Reservation,
+    exchange: _Exchange,
+    *,
+    status: str,
+    spent: _Spent | None,
+    verification: _Verification | None,
+    error: str | None,
+    duration_ms: int,
+) -> tuple[int, quotas.SettleOutcome | None]:
+    """Log row and quota/cost in one transaction; ``spent`` None releases the reservation."""
+    settings = context.settings
+    user = reservation.user
+    record = inference_rows.InferenceRecord(
+        user=user,
+        network=settings.profile,
+        wallet=plan.link.address,
+        provider=plan.service.provider,
+        model=plan.model,
+        system=request.system,
+        prompt=request.prompt,
+        response=exchange.partial_text if exchange.answered else None,
+        prompt_tokens=None if spent is None else spent.prompt_tokens,
+        completion_tokens=None if spent is None else spent.completion_tokens,
+        cost_neuron=None if spent is None else spent.neuron,
+        usd_micro=None if spent is None else spent.usd_micro,
+        chat_id=exchange.chat_id,
+        duration_ms=duration_ms,
+        status=status,
+        verified=None if verification is None else verification.status == "verified",
+        verification=None if verification is None else verification.reason,
+        error=error,
+        stream=request.stream,
+        max_tokens=request.max_tokens,
+        finish_reason=exchange.finish_reason,
+    )
+    with context.ledger.transaction() as conn:
+        row_id = inference_rows.insert(conn, record)
+        if spent is None:
+            quota_rows.release(conn, reservation.id)
+            return row_id, None
+        outcome = quotas.settle(
+            conn,
+            context,
+            reservation,
+            Reserved(tokens=spent.tokens, usd_micro=spent.usd_micro),
+            CostEntry(
+                period=quotas.current_period(context),
+                user=user,
+                namespace=None,
+                service="compute",
+                operation="infer",
+                quantity=spent.tokens,
+                unit="tokens",
+                usd_micro=spent.usd_micro,
+                neuron=spent.neuron,
+                reference=exchange.chat_id,
+                network=settings.profile,
+            ),
+        )
+    return row_id, outcome
+
+
+def _count(
+    context: Context, plan: _Plan, result: str, seconds: float, spent: _Spent | None
+) -> None:
+    metrics = context.metrics
+    metrics.compute_requests.labels(plan.model, result).inc()
+    metrics.compute_duration.labels(plan.model).observe(seconds)
+    if spent is None:
+        return
+    if spent.prompt_tokens is not None and spent.completion_tokens is not None:
+        metrics.compute_tokens.labels("prompt").inc(spent.prompt_tokens)
+        metrics.compute_tokens.labels("completion").inc(spent.completion_tokens)
+    metrics.cost_usd.labels("compute").inc(spent.usd_micro / 1_000_000)
+
+
+# --- the use case ---------------------------------------------------------------------------
+
+
+def ask(context: Context, request: AskRequest, on_delta: DeltaSink | None = None) -> dict[str, Any]:
+    """Run one paid chat request (or only estimate it); returns the report the CLI prints.
+
+    ``on_delta`` receives streamed text as it arrives. Raises QuotaExceeded (4)
+    before sending when funds or budget fall short, IntegrityError (3) after a
+    failed signature check (the answer is still recorded), NetworkUnavailable
+    (6) when the provider cannot be reached.
+    """
+    from zerog_cli.zerog.compute import chat_request_body
+
+    plan = _plan(context, request)
+    if request.estimate_only:
+        return _estimate_report(context, plan)
+    funding = _funding_problem(plan)
+    if funding is not None:
+        raise funding
+    user = context.acting_user
+    reservation = quotas.reserve(
+        context,
+        user,
+        None,
+        Reserved(tokens=plan.tokens_bound, usd_micro=plan.usd_bound),
+        purpose="infer",
+    )
+    exchange = _Exchange(
+        chat_request_body(
+            plan.model,
+            plan.messages,
+            max_tokens=request.max_tokens,
+            stream=request.stream,
+            temperature=request.temperature,
+        )
+    )
+    started = time.monotonic()
+    try:
+        _exchange(plan, exchange, request.stream, on_delta)
+    except BaseException as failure:
+        seconds = time.monotonic() - started
+        # A provider that started answering has billed: charge the upper bound then.
+        spent = _spent(context, plan, exchange) if exchange.answered else None
+        message = str(failure) if isinstance(failure, ZerogError) else type(failure).__name__
+        _record(
+            context,
+            plan,
+            request,
+            reservation,
+            exchange,
+            status="error",
+            spent=spent,
+            verification=None,
+            error=message,
+            duration_ms=int(seconds * 1000),
+        )
+        _count(context, plan, "error", seconds, spent)
+        raise
+    seconds = time.monotonic() - started
+    verification = _verify(plan, exchange, request.stream) if plan.verify else None
+    context.metrics.compute_verifications.labels(
+        "skipped" if verification is None else verification.status
+    ).inc()
+    status = "ok"
+    if verification is not None and verification.status != "verified":
+        status = "mismatch" if verification.status == "mismatch" else "unverified"
+    spent = _spent(context, plan, exchange)
+    warnings = [] if spent.usage_known else ["the provider sent no usage: charged the upper bound"]
+    log_id, outcome = _record(
+        context,
+        plan,
+        request,
+        reservation,
+        exchange,
+        status=status,
+        spent=spent,
+        verification=verification,
+        error=None if verification is None or status == "ok" else verification.reason,
+        duration_ms=int(seconds * 1000),
+    )
+    _count(context, plan, status, seconds, spent)
+    if outcome is not None:
+        warnings += outcome.warnings
+        for limit_name, ratio in outcome.ratios.items():
+            context.metrics.quota_usage.labels(user, limit_name).set(ratio)
+    if verification is not None and status != "ok":
+        if verification.error is not None and status == "unverified":
+            raise verification.error
+        raise IntegrityError(
+            f"response signature check failed for chat {exchange.chat_id}: "
+            f"{verification.reason} (logged as #{log_id}; do not trust this answer)"
+        )
+    return {
+        "answer": exchange.text,
+        "model": plan.model,
+        "provider": plan.service.provider,
+        "user": user,
+        "usage": None
+        if not spent.usage_known
+        else {
+            "prompt_tokens": spent.prompt_tokens,
+            "completion_tokens": spent.completion_tokens,
+            "total_tokens": spent.tokens,
+        },
+        "cost": {**_amount(spent.neuron), "usd_micro": spent.usd_micro},
+        "chat_id": exchange.chat_id,
+        "verified": None if verification is None else True,
+        "verification": None if verification is None else verification.to_json(),
+        "stream": request.stream,
+        "finish_reason": exchange.finish_reason,
+        "duration_ms": int(seconds * 1000),
+        "log_id": log_id,
+        "warnings": warnings,
+    }

@@ -1,0 +1,176 @@
+"""Wiring `zerog infer` to the configured chain and to providers.
+
+`connect` gives the wallet, an `EvmClient` on the profile's RPC (chain id
+checked against the profile, so a mainnet key is never used on the wrong
+chain) and `ComputeContracts` at the profile's (or the chain's known)
+LedgerManager / InferenceServing addresses. The provider helpers name each
+provider route as its own circuit-breaker endpoint: a model that keeps failing
+opens the breaker of ``…/v1/proxy/chat/completions`` without blocking the
+signature or unsettled-fee routes of the same broker, and without touching the
+RPC endpoint (on the devnet, one port serves both).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from zerog_cli.errors import ConfigError, UsageError, ZerogError
+from zerog_cli.infra.signing import WalletKey, wallet_key
+from zerog_cli.services.context import Context
+from zerog_cli.services.infer_tokens import TokenCache
+
+if TYPE_CHECKING:
+    from zerog_cli.zerog.compute import ComputeContracts, Service, SubAccount
+    from zerog_cli.zerog.evm import EvmClient
+
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def parse_address(text: str, what: str = "provider") -> str:
+    """A 0x address in EIP-55 form; UsageError (exit 2) for anything else.
+
+    A mixed-case address must carry a valid checksum: that catches typos.
+    """
+    from zerog_cli.zerog.compute import checksum_address
+
+    value = text.strip()
+    body = value[2:] if value[:2] in ("0x", "0X") else ""
+    if len(body) != 40 or not set(body) <= _HEX:
+        raise UsageError(f"{what} must be a 0x address of 40 hex digits, got {text!r}")
+    checksummed = checksum_address("0x" + body)
+    mixed = body != body.lower() and body != body.upper()
+    if mixed and checksummed[2:] != body:
+        raise UsageError(f"{what} {text!r} has a bad EIP-55 checksum (a typo?)")
+    return checksummed
+
+
+@dataclass
+class ComputeChain:
+    """The chain side: RPC client and contract reader (no wallet needed)."""
+
+    context: Context
+    evm: EvmClient
+    contracts: ComputeContracts
+    chain_id: int
+
+
+@dataclass
+class ComputeLink:
+    """A chain plus the wallet that pays: what inference and funding need."""
+
+    chain: ComputeChain
+    key: WalletKey
+    address: str
+
+    @property
+    def contracts(self) -> ComputeContracts:
+        return self.chain.contracts
+
+    @property
+    def context(self) -> Context:
+        return self.chain.context
+
+    def _tokens(self) -> TokenCache:
+        return TokenCache(self.context.settings.home)
+
+    def authorization(self, provider: str, generation: int) -> str:
+        """The cached (or a fresh) ``Bearer app-sk-…`` for ``provider``; never print it."""
+        return self._tokens().authorization(
+            self.key.private_key,
+            chain_id=self.chain.chain_id,
+            wallet=self.address,
+            provider=provider,
+            generation=generation,
+        )
+
+    def forget_token(self, provider: str) -> None:
+        self._tokens().forget(chain_id=self.chain.chain_id, wallet=self.address, provider=provider)
+
+
+def _describe_revert(data: bytes) -> str:
+    from zerog_cli.zerog.compute import decode_revert
+
+    return decode_revert(data).message
+
+
+def open_chain(context: Context) -> ComputeChain:
+    """RPC client and contract reader for this profile; the chain id must match it."""
+    from zerog_cli.zerog.compute import ComputeContracts, network_for_chain
+    from zerog_cli.zerog.evm import EvmClient
+
+    settings = context.settings
+    if not settings.rpc_url:
+        raise ConfigError(f"no rpc_url configured for profile {settings.profile}")
+    context.announce_network()
+    evm = EvmClient(context.http, settings.rpc_url, decode_revert=_describe_revert)
+    chain_id = evm.chain_id()
+    expected = settings.chain_id
+    if expected is not None and chain_id != int(expected):
+        raise ConfigError(
+            f"{settings.rpc_url} is chain {chain_id}, but profile {settings.profile} "
+            f"expects chain {expected}",
+            hint="fix rpc_url or chain_id (`zerog config show`)",
+        )
+    ledger_address = settings.ledger_manager_address
+    inference_address = settings.inference_serving_address
+    if not ledger_address or not inference_address:
+        known = network_for_chain(chain_id)
+        ledger_address = ledger_address or known.ledger
+        inference_address = inference_address or known.inference
+    contracts = ComputeContracts(evm.call, ledger=ledger_address, inference=inference_address)
+    return ComputeChain(context=context, evm=evm, contracts=contracts, chain_id=chain_id)
+
+
+def connect(context: Context) -> ComputeLink:
+    """The wallet key (exit 8 when missing) and the chain it pays on."""
+    from zerog_cli.zerog.compute import address_of
+
+    settings = context.settings
+    key = wallet_key(context.secrets, devnet=settings.is_devnet, purpose="compute")
+    chain = open_chain(context)
+    return ComputeLink(chain=chain, key=key, address=address_of(key.private_key))
+
+
+def route_endpoint(service_url: str, route: str) -> str:
+    """Breaker name of one provider route: ``scheme://host:port/<service path>/<route>``."""
+    from urllib.parse import urlsplit
+
+    from zerog_cli.infra.http import endpoint_of
+
+    base_path = urlsplit(service_url).path.rstrip("/")
+    return endpoint_of(service_url, f"{base_path}/{route.strip('/')}")
+
+
+def unsettled_fee(link: ComputeLink, service: Service, account: SubAccount | None) -> int | None:
+    """Fees the provider served but has not settled on chain; None when it will not say.
+
+    Best effort: older providers answer non-2xx, and an unreachable provider is
+    reported by the chat request itself, not here.
+    """
+    from zerog_cli.infra.http import NO_RETRY, Timeouts
+    from zerog_cli.zerog.compute import parse_unsettled_fee, unsettled_fee_url
+
+    if account is None or not account.acknowledged:
+        return None
+    authorization = link.authorization(service.provider, account.generation)
+    try:
+        response = link.context.http.request(
+            "GET",
+            unsettled_fee_url(service.url, link.address),
+            endpoint=route_endpoint(service.url, "v1/user"),
+            headers={"Authorization": authorization},
+            timeout=Timeouts(connect=3.0, read=10.0),
+            retry=NO_RETRY,
+            max_bytes=64 << 10,
+        )
+    except ZerogError:
+        return None
+    if not response.ok:
+        return None
+    try:
+        body = json.loads(response.content)
+        return parse_unsettled_fee(body) if isinstance(body, dict) else None
+    except (ValueError, ZerogError):
+        return None

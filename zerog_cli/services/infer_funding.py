@@ -1,0 +1,197 @@
+"""Funding 0G compute: deposit into the ledger, transfer to a provider, acknowledge it.
+
+These are the only `zerog infer` operations that send transactions, and each
+one asks first: the caller passes ``confirm(question)``, which returns only
+when the operator said yes (the CLI refuses without ``--yes`` when stdin is
+not a terminal). Everything that can be checked from the chain is checked
+before asking, so a confirmed transaction is one the contracts accept:
+first deposit ≥ 3 0G, first transfer ≥ 1 0G, enough available balance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from zerog_cli.errors import QuotaExceeded, RemoteError, UsageError
+from zerog_cli.infra.units import format_0g, parse_0g
+from zerog_cli.services.context import Context
+from zerog_cli.services.infer_chain import ComputeLink, connect, parse_address
+
+if TYPE_CHECKING:
+    from zerog_cli.zerog.compute import Ledger, SubAccount
+    from zerog_cli.zerog.evm import Receipt
+
+Confirm = Callable[[str], None]
+"""Returns when the operator agreed; raises otherwise."""
+
+
+def _amount_of(text: str) -> int:
+    neuron = parse_0g(text)
+    if neuron <= 0:
+        raise UsageError(f"the amount must be more than 0 0G, got {text!r}")
+    return neuron
+
+
+def _amount(neuron: int) -> dict[str, str]:
+    return {"neuron": str(neuron), "0g": format_0g(neuron)}
+
+
+def _ledger_view(ledger: Ledger | None) -> dict[str, Any] | None:
+    if ledger is None:
+        return None
+    return {
+        "total": _amount(ledger.total_balance),
+        "available": _amount(ledger.available_balance),
+        "locked": _amount(ledger.locked),
+    }
+
+
+def _account_view(account: SubAccount | None) -> dict[str, Any] | None:
+    if account is None:
+        return None
+    return {
+        "balance": _amount(account.balance),
+        "pending_refund": _amount(account.pending_refund),
+        "acknowledged": account.acknowledged,
+    }
+
+
+def _send(link: ComputeLink, *, to: str, data: bytes, value: int = 0) -> Receipt:
+    """Sign, send and wait; contract reverts become their project errors (e.g. exit 4)."""
+    from zerog_cli.zerog.compute import revert_data_from, revert_error
+
+    settings = link.context.settings
+    try:
+        tx_hash = link.chain.evm.send_transaction(
+            link.key.private_key, to=to, data=data, value=value
+        )
+    except RemoteError as failure:
+        revert = revert_data_from(failure)
+        if revert:
+            raise revert_error(revert) from None
+        raise
+    receipt = link.chain.evm.wait_for_receipt(
+        tx_hash, timeout=float(settings.wait_timeout), poll=0.5
+    )
+    if receipt.status != 1:
+        raise RemoteError(f"transaction {tx_hash} reverted on chain", kind="fatal")
+    return receipt
+
+
+def _receipt_view(receipt: Receipt) -> dict[str, Any]:
+    return {"tx_hash": receipt.tx_hash, "block": receipt.block_number, "gas_used": receipt.gas_used}
+
+
+def deposit(context: Context, amount_text: str, confirm: Confirm) -> dict[str, Any]:
+    """``depositFund``: wallet → compute ledger (creating it, then at least 3 0G)."""
+    from zerog_cli.zerog.compute import MIN_ACCOUNT_BALANCE, encode_deposit_fund
+
+    amount = _amount_of(amount_text)
+    link = connect(context)
+    contracts = link.contracts
+    ledger = contracts.get_ledger(link.address)
+    if ledger is None and amount < MIN_ACCOUNT_BALANCE:
+        raise UsageError(
+            f"wallet {link.address} has no compute ledger yet: the first deposit creates it "
+            f"and must be at least {format_0g(MIN_ACCOUNT_BALANCE)} 0G"
+        )
+    held = link.chain.evm.balance(link.address)
+    if held <= amount:
+        raise QuotaExceeded(
+            f"wallet {link.address} holds {format_0g(held)} 0G: not enough to deposit "
+            f"{format_0g(amount)} 0G and pay gas"
+        )
+    confirm(
+        f"Deposit {format_0g(amount)} 0G from wallet {link.address} into its 0G compute "
+        f"ledger on {context.settings.profile} (chain {link.chain.chain_id})?"
+    )
+    receipt = _send(link, to=contracts.ledger_address, data=encode_deposit_fund(), value=amount)
+    return {
+        "action": "deposit",
+        "wallet": link.address,
+        "amount": _amount(amount),
+        **_receipt_view(receipt),
+        "ledger": _ledger_view(contracts.get_ledger(link.address)),
+    }
+
+
+def transfer(
+    context: Context, provider_text: str, amount_text: str, confirm: Confirm
+) -> dict[str, Any]:
+    """``transferFund``: compute ledger → the provider's sub-account (a first one acknowledges)."""
+    from zerog_cli.zerog.compute import MIN_TRANSFER_AMOUNT, encode_transfer_fund
+
+    provider = parse_address(provider_text)
+    amount = _amount_of(amount_text)
+    link = connect(context)
+    contracts = link.contracts
+    service = contracts.get_service(provider)
+    ledger = contracts.get_ledger(link.address)
+    if ledger is None:
+        raise QuotaExceeded(
+            f"wallet {link.address} has no 0G compute ledger to transfer from",
+            hint="run `zerog infer fund deposit 3` first; a first deposit is at least 3 0G",
+        )
+    account = contracts.get_account(link.address, provider)
+    if account is None and amount < MIN_TRANSFER_AMOUNT:
+        raise UsageError(
+            f"the first transfer to provider {provider} must be at least "
+            f"{format_0g(MIN_TRANSFER_AMOUNT)} 0G"
+        )
+    from_ledger = amount - min(account.pending_refund if account else 0, amount)
+    if ledger.available_balance < from_ledger:
+        raise QuotaExceeded(
+            f"the compute ledger of {link.address} has {format_0g(ledger.available_balance)} 0G "
+            f"available, less than the {format_0g(from_ledger)} 0G this transfer takes",
+            hint=(
+                "run `zerog infer fund deposit "
+                f"{format_0g(from_ledger - ledger.available_balance)}` first"
+            ),
+        )
+    confirm(
+        f"Transfer {format_0g(amount)} 0G from the compute ledger of {link.address} to "
+        f"provider {provider} ({service.model}) on {context.settings.profile}?"
+    )
+    name = contracts.inference_service_name()
+    receipt = _send(
+        link, to=contracts.ledger_address, data=encode_transfer_fund(provider, name, amount)
+    )
+    return {
+        "action": "transfer",
+        "wallet": link.address,
+        "provider": provider,
+        "amount": _amount(amount),
+        **_receipt_view(receipt),
+        "ledger": _ledger_view(contracts.get_ledger(link.address)),
+        "sub_account": _account_view(contracts.get_account(link.address, provider)),
+    }
+
+
+def acknowledge(context: Context, provider_text: str, confirm: Confirm) -> dict[str, Any]:
+    """``acknowledgeTEESigner(provider, true)`` for a sub-account that exists but is not."""
+    from zerog_cli.zerog.compute import encode_acknowledge_tee_signer
+
+    provider = parse_address(provider_text)
+    link = connect(context)
+    contracts = link.contracts
+    contracts.get_service(provider)
+    account = contracts.get_account(link.address, provider)
+    if account is None:
+        raise QuotaExceeded(
+            f"wallet {link.address} has no sub-account at provider {provider}",
+            hint=f"run `zerog infer fund transfer {provider} 1`; a first transfer acknowledges",
+        )
+    report: dict[str, Any] = {"action": "acknowledge", "wallet": link.address, "provider": provider}
+    if account.acknowledged:
+        return {**report, "already": True, "sub_account": _account_view(account)}
+    confirm(f"Acknowledge provider {provider} for wallet {link.address}?")
+    receipt = _send(
+        link, to=contracts.inference_address, data=encode_acknowledge_tee_signer(provider, True)
+    )
+    return {
+        **report,
+        "already": False,
+        **_receipt_view(receipt),
+        "sub_account": _account_view(contracts.get_account(link.address, provider)),
+    }

@@ -1,0 +1,97 @@
+"""Read-only `zerog infer` views: providers on chain, the wallet's account, the request log."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from zerog_cli.errors import NotFound, UsageError
+from zerog_cli.infra.units import format_0g
+from zerog_cli.ledger import inference as inference_rows
+from zerog_cli.services.context import Context
+from zerog_cli.services.infer_chain import connect, open_chain, unsettled_fee
+
+if TYPE_CHECKING:
+    from zerog_cli.zerog.compute import Service
+
+
+def _amount(neuron: int) -> dict[str, str]:
+    return {"neuron": str(neuron), "0g": format_0g(neuron)}
+
+
+def _service_row(service: Service) -> dict[str, Any]:
+    return {
+        "provider": service.provider,
+        "type": service.service_type,
+        "model": service.model,
+        "url": service.url,
+        "input_price": str(service.input_price),
+        "output_price": str(service.output_price),
+        "verifiability": service.verifiability,
+        "tee_signer": service.tee_signer_address,
+        "acknowledged": service.tee_signer_acknowledged,
+    }
+
+
+def providers(
+    context: Context, *, model: str | None = None, include_unacknowledged: bool = False
+) -> list[dict[str, Any]]:
+    """Every service on chain (all pages), optionally only those serving ``model``."""
+    chain = open_chain(context)
+    services = chain.contracts.list_services(include_unacknowledged=include_unacknowledged)
+    return [_service_row(s) for s in services if model is None or s.model == model]
+
+
+def account(context: Context) -> dict[str, Any]:
+    """The wallet's ledger and per-provider sub-accounts, with what each provider will spend."""
+    from zerog_cli.zerog.compute import spendable
+
+    link = connect(context)
+    contracts = link.contracts
+    ledger = contracts.get_ledger(link.address)
+    report: dict[str, Any] = {
+        "wallet": link.address,
+        "network": context.settings.profile,
+        "chain_id": link.chain.chain_id,
+        "wallet_balance": _amount(link.chain.evm.balance(link.address)),
+        "ledger": None,
+        "sub_accounts": [],
+    }
+    if ledger is None:
+        return report
+    report["ledger"] = {
+        "total": _amount(ledger.total_balance),
+        "available": _amount(ledger.available_balance),
+        "locked": _amount(ledger.locked),
+    }
+    for provider in contracts.get_ledger_providers(
+        link.address, contracts.inference_service_name()
+    ):
+        sub = contracts.get_account(link.address, provider)
+        if sub is None:
+            continue
+        try:
+            service: Service | None = contracts.get_service(provider)
+        except NotFound:
+            service = None
+        unsettled = unsettled_fee(link, service, sub) if service is not None else None
+        report["sub_accounts"].append(
+            {
+                "provider": provider,
+                "model": None if service is None else service.model,
+                "balance": _amount(sub.balance),
+                "pending_refund": _amount(sub.pending_refund),
+                "unsettled": None if unsettled is None else _amount(unsettled),
+                "spendable": _amount(max(spendable(sub, unsettled or 0), 0)),
+                "acknowledged": sub.acknowledged,
+                "generation": sub.generation,
+            }
+        )
+    return report
+
+
+def log(context: Context, *, user: str | None, limit: int, everyone: bool) -> list[dict[str, Any]]:
+    """The newest ``limit`` requests of ``user`` (default: the acting user) or of everyone."""
+    if limit < 1:
+        raise UsageError(f"-n must be at least 1, got {limit}")
+    who = None if everyone else (user or context.acting_user)
+    return inference_rows.recent(context.ledger, who, limit)
