@@ -26,7 +26,7 @@ lint: install
 	$(BIN)/mypy
 
 demo: install
-	$(BIN)/python -m zerog_cli.demo
+	PATH="$(CURDIR)/$(BIN):$$PATH" bash tools/demo.sh
 
 bench: install
 	$(BIN)/python bench/startup.py
