@@ -45,6 +45,23 @@ class WalletKey:
         return self.account().address
 
 
+def warm_up() -> None:
+    """Import eth-account in a background thread (it takes about a second).
+
+    Called by commands that will sign after other slow work, such as hashing a
+    file, so the import overlaps that work instead of following it.
+    """
+    import importlib
+    import threading
+
+    threading.Thread(
+        target=importlib.import_module,
+        args=("eth_account",),
+        name="eth-account-import",
+        daemon=True,
+    ).start()
+
+
 def normalise_private_key(raw: str, secret_name: str) -> str:
     """A 0x-prefixed 64-hex-digit key, or ConfigError naming the secret (never its value)."""
     text = raw.strip()

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from zerog_cli.errors import UsageError, ZerogError
-from zerog_cli.infra.signing import wallet_key
+from zerog_cli.infra.signing import wallet_key, warm_up
 from zerog_cli.infra.units import format_size
 from zerog_cli.ledger import costs, objects
 from zerog_cli.ledger.quotas import Reserved
@@ -165,6 +165,8 @@ def upload(
     )
     key = encryption_key(context) if encrypt else None
 
+    if not request.dry_run:
+        warm_up()
     tree, sha256, open_source = _hash_source(request.path, key)
     network = storage_network(context)
     plan: UploadPlan = plan_upload(
