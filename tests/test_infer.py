@@ -606,3 +606,31 @@ def test_help_has_examples_for_every_infer_command(zerog) -> None:
         assert result.exit_code == 0, (args, result)
         assert "Examples:" in result.stdout, args
         assert "$ zerog infer" in result.stdout, args
+
+
+def test_a_missing_signature_is_exit_3_and_logged_unverified(
+    cli, zerog_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = compute.signature_url
+    monkeypatch.setattr(
+        compute, "signature_url", lambda url, chat_id, model: real(url, "gone", model)
+    )
+    result = cli("infer", "sign this", "--json")
+    assert result.exit_code == 3, result
+    assert "signature not available (HTTP 404: chat_id_not_found)" in result.stderr
+    (logged,) = rows(zerog_home / "ledger.db", "SELECT status, verified FROM inference_log")
+    assert logged == {"status": "unverified", "verified": 0}
+
+
+def test_metrics_file_counts_requests_tokens_and_checks(
+    cli, zerog_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    metrics_file = zerog_home / "zerog.prom"
+    monkeypatch.setenv("ZEROG_METRICS_FILE", str(metrics_file))
+    assert cli("infer", "count me").exit_code == 0
+    text = metrics_file.read_text()
+    assert 'zerog_compute_requests_total{model="devnet-echo-1",result="ok"} 1.0' in text
+    prompt_tokens, completion_tokens = expected_usage("count me")
+    assert f'zerog_compute_tokens_total{{kind="prompt"}} {float(prompt_tokens)}' in text
+    assert f'zerog_compute_tokens_total{{kind="completion"}} {float(completion_tokens)}' in text
+    assert 'zerog_compute_verifications_total{result="verified"} 1.0' in text

@@ -27,17 +27,13 @@ Funding is never a side effect: ``zerog infer fund …`` sends transactions,
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from zerog_cli.errors import (
     IntegrityError,
-    NetworkUnavailable,
     NotFound,
-    ProtocolError,
     QuotaExceeded,
     UsageError,
     ZerogError,
@@ -49,31 +45,18 @@ from zerog_cli.ledger.costs import CostEntry
 from zerog_cli.ledger.quotas import Reserved
 from zerog_cli.services import quotas
 from zerog_cli.services.context import Context
-from zerog_cli.services.infer_chain import (
-    ComputeLink,
-    connect,
-    parse_address,
-    route_endpoint,
-    unsettled_fee,
-)
+from zerog_cli.services.infer_chain import ComputeLink, connect, parse_address, unsettled_fee
+from zerog_cli.services.infer_exchange import DeltaSink, Exchange, Verification, send, verify
 
 if TYPE_CHECKING:
-    from zerog_cli.infra.http import RetryPolicy, Timeouts
     from zerog_cli.zerog.compute import (
-        ChatStream,
         Pricing,
-        ProviderFailure,
         Service,
         SubAccount,
     )
 
 DEFAULT_MAX_TOKENS = 1024
 MAX_TOKENS_LIMIT = 1_000_000
-CHAT_RETRY_STATUSES = frozenset({429, 502, 503, 504})
-MIN_CHAT_READ_TIMEOUT = 120.0
-"""Seconds to wait for the first byte of an answer: models think before they speak."""
-
-DeltaSink = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -326,230 +309,6 @@ def _estimate_report(context: Context, plan: _Plan) -> dict[str, Any]:
     }
 
 
-# --- the exchange with the provider -------------------------------------------------------
-
-
-@dataclass
-class _Exchange:
-    """What came back so far; kept so a failure half-way can still be recorded."""
-
-    request_body: bytes
-    answered: bool = False
-    raw: bytearray = field(default_factory=bytearray)
-    stream: ChatStream | None = None
-    text: str = ""
-    usage: dict[str, Any] | None = None
-    chat_id: str | None = None
-    finish_reason: str | None = None
-
-    @property
-    def partial_text(self) -> str:
-        return self.stream.text if self.stream is not None else self.text
-
-
-def _chat_policy(context: Context) -> tuple[RetryPolicy, Timeouts]:
-    from zerog_cli.infra.http import RetryPolicy, Timeouts
-
-    settings = context.settings
-    policy = RetryPolicy(
-        max_tries=int(settings.http_max_tries),
-        retry_statuses=CHAT_RETRY_STATUSES,
-        retry_after_send=False,
-    )
-    timeouts = Timeouts(
-        connect=float(settings.http_connect_timeout),
-        read=max(float(settings.http_read_timeout), MIN_CHAT_READ_TIMEOUT),
-    )
-    return policy, timeouts
-
-
-def _read_plain(answer: bytes, headers: Any, exchange: _Exchange) -> None:
-    from zerog_cli.zerog.compute import chat_answer, chat_id_from
-
-    try:
-        document = json.loads(answer)
-    except ValueError:
-        raise ProtocolError("the provider's answer is not JSON") from None
-    if not isinstance(document, dict):
-        raise ProtocolError("the provider's answer is not a JSON object")
-    exchange.text = chat_answer(document)
-    usage = document.get("usage")
-    exchange.usage = usage if isinstance(usage, dict) else None
-    exchange.chat_id = chat_id_from(headers, document)
-    choices = document.get("choices")
-    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
-        reason = choices[0].get("finish_reason")
-        exchange.finish_reason = reason if isinstance(reason, str) else None
-
-
-def _send_once(
-    plan: _Plan, exchange: _Exchange, authorization: str, stream: bool, on_delta: DeltaSink | None
-) -> ProviderFailure | None:
-    """One logical POST (the HTTP helper retries inside); a failure is returned, not raised."""
-    from zerog_cli.zerog.compute import (
-        ChatStream,
-        chat_completions_url,
-        chat_id_from,
-        classify_provider_error,
-    )
-
-    context = plan.link.context
-    url = chat_completions_url(plan.service.url)
-    endpoint = route_endpoint(plan.service.url, "v1/proxy/chat/completions")
-    policy, timeouts = _chat_policy(context)
-    headers = {
-        "Content-Type": "application/json",
-        "Accept": "text/event-stream" if stream else "application/json",
-        "Authorization": authorization,
-    }
-    if not stream:
-        response = context.http.request(
-            "POST",
-            url,
-            endpoint=endpoint,
-            data=exchange.request_body,
-            headers=headers,
-            timeout=timeouts,
-            retry=policy,
-        )
-        if not response.ok:
-            return classify_provider_error(response.status, response.content, response.headers)
-        exchange.answered = True
-        exchange.raw += response.content
-        _read_plain(response.content, response.headers, exchange)
-        return None
-    with context.http.stream(
-        "POST",
-        url,
-        endpoint=endpoint,
-        data=exchange.request_body,
-        headers=headers,
-        timeout=timeouts,
-        retry=policy,
-    ) as streamed:
-        if not streamed.ok:
-            return classify_provider_error(
-                streamed.status, streamed.read(64 << 10), streamed.headers
-            )
-        exchange.answered = True
-        parser = exchange.stream = ChatStream()
-        for chunk in streamed.iter_bytes():
-            exchange.raw += chunk
-            for delta in parser.feed(chunk):
-                if on_delta is not None:
-                    on_delta(delta)
-        for delta in parser.close():
-            if on_delta is not None:
-                on_delta(delta)
-        exchange.text = parser.text
-        exchange.usage = parser.usage
-        exchange.chat_id = chat_id_from(
-            streamed.headers, {"id": parser.chat_id} if parser.chat_id else None
-        )
-        exchange.finish_reason = parser.finish_reason
-    return None
-
-
-def _exchange(plan: _Plan, exchange: _Exchange, stream: bool, on_delta: DeltaSink | None) -> None:
-    """Send, re-signing once if the provider rejects the (cached) token."""
-    assert plan.account is not None
-    provider = plan.service.provider
-    endpoint = route_endpoint(plan.service.url, "v1/proxy/chat/completions")
-    for attempt in (1, 2):
-        authorization = plan.link.authorization(provider, plan.account.generation)
-        failure = _send_once(plan, exchange, authorization, stream, on_delta)
-        if failure is None:
-            return
-        if failure.kind == "auth" and attempt == 1:
-            plan.link.forget_token(provider)
-            continue
-        raise failure.to_error(endpoint)
-
-
-# --- verification ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Verification:
-    status: str
-    """verified, mismatch or unavailable."""
-    reason: str
-    expected_signer: str | None = None
-    recovered_signer: str | None = None
-    bound_to_bytes: bool = False
-    error: ZerogError | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "status": self.status,
-            "reason": self.reason,
-            "expected_signer": self.expected_signer,
-            "recovered_signer": self.recovered_signer,
-            "bound_to_bytes": self.bound_to_bytes,
-        }
-
-
-def _verify(plan: _Plan, exchange: _Exchange, stream: bool) -> _Verification:
-    """Fetch the chat's signature and check it against the service's TEE signer.
-
-    For a plain answer the signed text must also be the hashes of the exact
-    request and response bytes. For a stream only the signer is required
-    (which bytes a real broker hashes for streams is not confirmed); whether
-    the text also matches the stream's bytes is reported as ``bound_to_bytes``.
-    """
-    from zerog_cli.zerog.compute import (
-        check_response_signature,
-        provider_error_message,
-        response_signing_text,
-        signature_url,
-    )
-
-    if not exchange.chat_id:
-        reason = "the provider gave no chat id to fetch a signature for"
-        return _Verification("mismatch", reason)
-    service = plan.service
-    try:
-        response = plan.link.context.http.request(
-            "GET",
-            signature_url(service.url, exchange.chat_id, plan.model),
-            endpoint=route_endpoint(service.url, "v1/proxy/signature"),
-            max_bytes=1 << 20,
-        )
-    except NetworkUnavailable as unreachable:
-        return _Verification("unavailable", str(unreachable), error=unreachable)
-    if not response.ok:
-        reason = (
-            f"signature not available (HTTP {response.status}: "
-            f"{provider_error_message(response.content)})"
-        )
-        return _Verification("unavailable", reason, error=IntegrityError(reason))
-    try:
-        body = json.loads(response.content)
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        return _Verification("mismatch", "the signature answer is not a JSON object")
-    request_body = exchange.request_body
-    response_body = bytes(exchange.raw)
-    if stream:
-        check = check_response_signature(service, body)
-        bound = check.verified and body.get("text") == response_signing_text(
-            request_body, response_body
-        )
-    else:
-        check = check_response_signature(
-            service, body, request_body=request_body, response_body=response_body
-        )
-        bound = check.verified
-    return _Verification(
-        "verified" if check.verified else "mismatch",
-        check.reason,
-        check.expected_signer,
-        check.recovered_signer,
-        bound,
-    )
-
-
 # --- recording ------------------------------------------------------------------------------
 
 
@@ -563,7 +322,7 @@ class _Spent:
     usage_known: bool
 
 
-def _spent(context: Context, plan: _Plan, exchange: _Exchange) -> _Spent:
+def _spent(context: Context, plan: _Plan, exchange: Exchange) -> _Spent:
     """From the provider's usage; without it (or after a broken answer), the upper bound."""
     from zerog_cli.zerog.compute import chat_fee
 
@@ -586,11 +345,11 @@ def _record(
     plan: _Plan,
     request: AskRequest,
     reservation: quotas.Reservation,
-    exchange: _Exchange,
+    exchange: Exchange,
     *,
     status: str,
     spent: _Spent | None,
-    verification: _Verification | None,
+    verification: Verification | None,
     error: str | None,
     duration_ms: int,
 ) -> tuple[int, quotas.SettleOutcome | None]:
@@ -605,7 +364,7 @@ def _record(
         model=plan.model,
         system=request.system,
         prompt=request.prompt,
-        response=exchange.partial_text if exchange.answered else None,
+        response=exchange.received_text if exchange.answered else None,
         prompt_tokens=None if spent is None else spent.prompt_tokens,
         completion_tokens=None if spent is None else spent.completion_tokens,
         cost_neuron=None if spent is None else spent.neuron,
@@ -613,7 +372,7 @@ def _record(
         chat_id=exchange.chat_id,
         duration_ms=duration_ms,
         status=status,
-        verified=None if verification is None else verification.status == "verified",
+        verified=None if verification is None else verification.verified,
         verification=None if verification is None else verification.reason,
         error=error,
         stream=request.stream,
@@ -688,7 +447,7 @@ def ask(context: Context, request: AskRequest, on_delta: DeltaSink | None = None
         Reserved(tokens=plan.tokens_bound, usd_micro=plan.usd_bound),
         purpose="infer",
     )
-    exchange = _Exchange(
+    exchange = Exchange(
         chat_request_body(
             plan.model,
             plan.messages,
@@ -697,9 +456,18 @@ def ask(context: Context, request: AskRequest, on_delta: DeltaSink | None = None
             temperature=request.temperature,
         )
     )
+    assert plan.account is not None  # _funding_problem refused a missing one
+    generation = plan.account.generation
     started = time.monotonic()
     try:
-        _exchange(plan, exchange, request.stream, on_delta)
+        send(
+            plan.link,
+            plan.service,
+            exchange,
+            generation=generation,
+            stream=request.stream,
+            on_delta=on_delta,
+        )
     except BaseException as failure:
         seconds = time.monotonic() - started
         # A provider that started answering has billed: charge the upper bound then.
@@ -720,12 +488,16 @@ def ask(context: Context, request: AskRequest, on_delta: DeltaSink | None = None
         _count(context, plan, "error", seconds, spent)
         raise
     seconds = time.monotonic() - started
-    verification = _verify(plan, exchange, request.stream) if plan.verify else None
+    verification = (
+        verify(plan.link, plan.service, plan.model, exchange, stream=request.stream)
+        if plan.verify
+        else None
+    )
     context.metrics.compute_verifications.labels(
         "skipped" if verification is None else verification.status
     ).inc()
     status = "ok"
-    if verification is not None and verification.status != "verified":
+    if verification is not None and not verification.verified:
         status = "mismatch" if verification.status == "mismatch" else "unverified"
     spent = _spent(context, plan, exchange)
     warnings = [] if spent.usage_known else ["the provider sent no usage: charged the upper bound"]
@@ -746,8 +518,8 @@ def ask(context: Context, request: AskRequest, on_delta: DeltaSink | None = None
         warnings += outcome.warnings
         for limit_name, ratio in outcome.ratios.items():
             context.metrics.quota_usage.labels(user, limit_name).set(ratio)
-    if verification is not None and status != "ok":
-        if verification.error is not None and status == "unverified":
+    if verification is not None and not verification.verified:
+        if verification.error is not None:
             raise verification.error
         raise IntegrityError(
             f"response signature check failed for chat {exchange.chat_id}: "
