@@ -634,3 +634,47 @@ def test_metrics_file_counts_requests_tokens_and_checks(
     assert f'zerog_compute_tokens_total{{kind="prompt"}} {float(prompt_tokens)}' in text
     assert f'zerog_compute_tokens_total{{kind="completion"}} {float(completion_tokens)}' in text
     assert 'zerog_compute_verifications_total{result="verified"} 1.0' in text
+
+
+def test_provider_resolution_flag_then_config_then_cheapest_for_the_model(
+    cli, net: DevnetProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    response = requests.post(
+        f"{net.provider_url}/devnet/services", json={"count": 1}, timeout=30, proxies=NO_PROXY
+    )
+    response.raise_for_status()
+    synthetic = [
+        row
+        for row in cli("infer", "providers", "--json").json
+        if row["model"].startswith("devnet-synthetic-")
+    ][-1]
+    # Config model: the only service serving it is chosen (and the wallet has no sub-account there).
+    monkeypatch.setenv("ZEROG_COMPUTE_MODEL", synthetic["model"])
+    refused = cli("infer", "hi")
+    assert refused.exit_code == 4, refused
+    assert f"no sub-account at provider {synthetic['provider']}" in refused.stderr
+    # --model beats the config.
+    assert (
+        cli("infer", "hi", "--model", DEVNET_MODEL, "--json").json["provider"] == PROVIDER_ADDRESS
+    )
+    unknown = cli("infer", "hi", "--model", "no-such-model")
+    assert unknown.exit_code == 7
+    assert "no acknowledged chatbot service serving model 'no-such-model'" in unknown.stderr
+    # Config provider beats model selection; the flag beats the config.
+    monkeypatch.delenv("ZEROG_COMPUTE_MODEL")
+    monkeypatch.setenv("ZEROG_COMPUTE_PROVIDER", synthetic["provider"])
+    assert cli("infer", "hi").exit_code == 4
+    flagged = cli("infer", "hi", "--provider", PROVIDER_ADDRESS, "--json")
+    assert flagged.exit_code == 0, flagged
+    assert flagged.json["provider"] == PROVIDER_ADDRESS
+
+
+def test_a_model_the_provider_does_not_serve_is_a_usage_error_and_costs_nothing(
+    cli, zerog_home: Path
+) -> None:
+    result = cli("infer", "hi", "--provider", PROVIDER_ADDRESS, "--model", "other-model")
+    assert result.exit_code == 2, result
+    assert "unknown model" in result.stderr
+    (logged,) = rows(zerog_home / "ledger.db", "SELECT status, usd_micro FROM inference_log")
+    assert logged == {"status": "error", "usd_micro": None}
+    assert rows(zerog_home / "ledger.db", "SELECT * FROM cost_tracking") == []
