@@ -137,6 +137,18 @@ class Metrics:
         self.verify_bytes = Counter(
             "zerog_verify_bytes_total", "Bytes read back and checked by verify.", registry=r
         )
+        self.verify_duration = Histogram(
+            "zerog_verify_backup_duration_seconds",
+            "Time to read back and check one backup.",
+            buckets=_OPERATION_BUCKETS,
+            registry=r,
+        )
+        self.verify_pending = Gauge(
+            "zerog_verify_pending_backups",
+            "Backups selected by the last verify run but not checked (stopped by "
+            "--max-duration or a network failure); the next run starts with them.",
+            registry=r,
+        )
         self.last_run = Gauge(
             "zerog_last_run_timestamp_seconds",
             "When a zerog command last finished.",

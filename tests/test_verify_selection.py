@@ -1,0 +1,292 @@
+"""Verify's selection, rotation and --max-duration, with the download replaced by a stub.
+
+The stub records a verification row exactly as the real check does, so these
+tests exercise the real ordering (least recently *conclusively* checked
+first) and a deterministic clock; the devnet tests do the same for real.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Result
+from tests.test_backups_ledger import ledger_at, record_check, seed_backup
+from zerog_cli.errors import ExitCode, LockHeld, NotFound, UsageError
+from zerog_cli.ledger import verifications
+from zerog_cli.ledger.backups import Backup
+from zerog_cli.services import verify
+from zerog_cli.services.backups import format_time
+from zerog_cli.services.context import Context
+
+
+class Clock:
+    """A monotonic clock that moves only when the stub check runs, and a wall clock beside it."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.wall = datetime(2026, 3, 10, tzinfo=UTC)
+
+    def monotonic(self) -> float:
+        return self.seconds
+
+    def now(self) -> datetime:
+        return self.wall
+
+    def advance(self, seconds: float) -> None:
+        self.seconds += seconds
+        self.wall += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def stub(monkeypatch: pytest.MonkeyPatch, clock: Clock) -> Iterator[dict[int, str]]:
+    """Replace the download with 10 s of fake work; statuses per backup id (default ok)."""
+    statuses: dict[int, str] = {}
+
+    def fake_check(context: Context, backup: Backup, run_id: str) -> verify.ItemResult:
+        clock.advance(10)
+        status = statuses.get(backup.id, "ok")
+        codes = {"ok": 0, "mismatch": 3, "missing": 7, "error": 6}
+        item = verify.ItemResult(
+            backup_id=backup.id,
+            namespace=backup.namespace,
+            name=backup.name,
+            root=backup.root,
+            status=status,
+            duration_ms=10_000,
+            bytes_checked=backup.size if status == "ok" else 0,
+            error=None if status == "ok" else f"stub {status}",
+            checked_at=format_time(context.now()),
+            exit_code=codes[status],
+        )
+        with context.ledger.transaction() as conn:
+            verifications.record(
+                conn,
+                backup_id=item.backup_id,
+                run_id=run_id,
+                status=item.status,
+                duration_ms=item.duration_ms,
+                bytes_checked=item.bytes_checked,
+                error=item.error,
+                checked_at=item.checked_at,
+            )
+        return item
+
+    monkeypatch.setattr(verify, "check", fake_check)
+    yield statuses
+
+
+def seeded(home: Path, count: int) -> list[int]:
+    ledger = ledger_at(home)
+    ids = [
+        seed_backup(ledger, created_at=f"2026-03-{day + 1:02d}T01:00:00Z") for day in range(count)
+    ]
+    ledger.close()
+    return ids
+
+
+def run(
+    clock: Clock, selection: verify.Selection | None = None, **kwargs: object
+) -> verify.VerifyReport:
+    context = Context(clock=clock.now)
+    try:
+        return verify.run(
+            context,
+            selection or verify.Selection(),
+            clock=clock.monotonic,
+            **kwargs,  # type: ignore[arg-type]
+        )
+    finally:
+        context.close()
+
+
+def checked(report: verify.VerifyReport) -> list[int]:
+    return [item.backup_id for item in report.items]
+
+
+def test_max_duration_continues_where_the_previous_run_stopped(
+    zerog_home: Path, clock: Clock, stub: dict[int, str]
+) -> None:
+    ids = seeded(zerog_home, 7)
+    first = run(clock, max_duration=25)
+    assert checked(first) == ids[:3]
+    assert first.stopped == "max-duration reached"
+    assert first.not_checked == ids[3:]
+    assert first.exit_code == 0
+    second = run(clock, max_duration=25)
+    assert checked(second) == ids[3:6]
+    third = run(clock, max_duration=25)
+    assert checked(third) == [ids[6], ids[0], ids[1]]
+    assert third.stopped == "max-duration reached"
+
+
+def test_the_first_backup_is_always_checked(
+    zerog_home: Path, clock: Clock, stub: dict[int, str]
+) -> None:
+    ids = seeded(zerog_home, 2)
+    report = run(clock, max_duration=1)
+    assert checked(report) == ids[:1]
+    assert report.not_checked == ids[1:]
+
+
+def test_errors_do_not_count_as_a_verification_for_rotation(
+    zerog_home: Path, clock: Clock, stub: dict[int, str]
+) -> None:
+    ids = seeded(zerog_home, 3)
+    stub[ids[0]] = "error"
+    stub[ids[1]] = "mismatch"
+    report = run(clock)
+    assert checked(report) == ids
+    assert report.exit_code == ExitCode.INTEGRITY
+    stub.clear()
+    again = run(clock, max_duration=5)
+    assert checked(again) == [ids[0]], "an errored backup was never really checked: first again"
+    assert run(clock).exit_code == 0
+
+
+def test_exit_codes_prefer_integrity_then_network(
+    zerog_home: Path, clock: Clock, stub: dict[int, str]
+) -> None:
+    ids = seeded(zerog_home, 2)
+    stub[ids[0]] = "error"
+    assert run(clock).exit_code == ExitCode.NETWORK
+    stub[ids[1]] = "missing"
+    report = run(clock)
+    assert report.exit_code == ExitCode.INTEGRITY
+    assert report.counts() == {"ok": 0, "mismatch": 0, "missing": 1, "error": 1}
+    assert "1 missing, 1 error" in report.summary()
+
+
+def test_network_failures_stop_the_run_early(
+    zerog_home: Path, clock: Clock, stub: dict[int, str]
+) -> None:
+    ids = seeded(zerog_home, 6)
+    for backup_id in ids:
+        stub[backup_id] = "error"
+    report = run(clock)
+    assert checked(report) == ids[: verify.NETWORK_GIVE_UP]
+    assert report.stopped == "network unavailable"
+    assert report.not_checked == ids[verify.NETWORK_GIVE_UP :]
+    assert report.exit_code == ExitCode.NETWORK
+
+
+def test_subset_covers_everything_over_t_runs(
+    zerog_home: Path, clock: Clock, stub: dict[int, str]
+) -> None:
+    ids = seeded(zerog_home, 10)
+    seen: list[int] = []
+    for n in (1, 2, 3):
+        part = checked(run(clock, verify.Selection(subset=(n, 3))))
+        assert all(backup_id % 3 == n - 1 for backup_id in part)
+        seen += part
+    assert sorted(seen) == ids
+
+
+def test_older_than_sample_namespace_and_ids(
+    zerog_home: Path, clock: Clock, stub: dict[int, str]
+) -> None:
+    ids = seeded(zerog_home, 10)
+    ledger = ledger_at(zerog_home)
+    other = seed_backup(ledger, created_at="2026-03-02T00:00:00Z", namespace="docs", label="d")
+    for backup_id in ids[:4]:
+        record_check(ledger, backup_id, "ok", "2026-03-09T12:00:00Z")
+    record_check(ledger, ids[4], "ok", "2026-03-01T12:00:00Z")
+    ledger.close()
+
+    old = checked(run(clock, verify.Selection(older_than=24 * 3600, namespace="backups")))
+    assert old == [*ids[5:], ids[4]], "never checked first, then the longest ago"
+    assert other not in old
+
+    sample = run(clock, verify.Selection(sample_percent=25), rng=random.Random(7))
+    assert len(sample.items) == 3  # ceil(11 * 25 %)
+
+    chosen = run(clock, verify.Selection(ids=(ids[2], other, ids[2])))
+    assert checked(chosen) == [ids[2], other]
+    with pytest.raises(NotFound):
+        run(clock, verify.Selection(ids=(999,)))
+
+
+@pytest.mark.parametrize(
+    ("text", "ok"),
+    [("1/7", (1, 7)), (" 7 / 7 ", (7, 7)), ("0/7", None), ("8/7", None), ("1-7", None)],
+)
+def test_parse_subset(text: str, ok: tuple[int, int] | None) -> None:
+    if ok is None:
+        with pytest.raises(UsageError):
+            verify.parse_subset(text)
+    else:
+        assert verify.parse_subset(text) == ok
+
+
+@pytest.mark.parametrize(
+    ("text", "ok"), [("10", 10.0), ("2.5%", 2.5), ("0", None), ("101", None), ("x", None)]
+)
+def test_parse_percent(text: str, ok: float | None) -> None:
+    if ok is None:
+        with pytest.raises(UsageError):
+            verify.parse_percent(text)
+    else:
+        assert verify.parse_percent(text) == ok
+
+
+def test_conflicting_selection_is_a_usage_error() -> None:
+    with pytest.raises(UsageError):
+        verify.Selection(ids=(1,), all=True)
+    with pytest.raises(UsageError):
+        verify.Selection(all=True, subset=(1, 2))
+
+
+def test_a_held_lock_is_exit_9_at_once_and_names_the_holder(
+    zerog_home: Path, clock: Clock, stub: dict[int, str]
+) -> None:
+    from zerog_cli.infra.locking import RunLock, lock_path
+
+    seeded(zerog_home, 1)
+    holder = RunLock(lock_path(zerog_home, verify.LOCK_NAME), "zerog verify")
+    holder.acquire()
+    try:
+        with pytest.raises(LockHeld) as refused:
+            run(clock)
+        assert "zerog verify (pid" in str(refused.value)
+        assert refused.value.exit_code == ExitCode.LOCKED
+    finally:
+        holder.release()
+    assert run(clock).exit_code == 0
+
+
+def test_cli_lines_are_quiet_on_success_and_one_per_problem(
+    zerog: Callable[..., Result], zerog_home: Path, stub: dict[int, str]
+) -> None:
+    ids = seeded(zerog_home, 3)
+    quiet = zerog("verify")
+    assert (quiet.exit_code, quiet.stdout, quiet.stderr) == (0, "", "")
+    loud = zerog("verify", "-v")
+    assert [line.split()[:2] for line in loud.stdout.splitlines()] == [["=", str(i)] for i in ids]
+    stub[ids[1]] = "mismatch"
+    stub[ids[2]] = "missing"
+    bad = zerog("verify")
+    assert bad.exit_code == 3
+    assert bad.stdout.splitlines() == [
+        f"! {ids[1]} backups/db/20260302T010000Z-1.dump: stub mismatch",
+        f"- {ids[2]} backups/db/20260303T010000Z-2.dump: stub missing",
+    ]
+    assert (
+        bad.stderr.strip() == "error: verify: 3 of 3 backup(s) checked: 1 ok, 1 mismatch, 1 missing"
+    )
+    document = zerog("verify", "--json", str(ids[0]))
+    assert document.exit_code == 0
+    assert document.json["counts"]["ok"] == 1
+    assert document.json["items"][0]["backup_id"] == ids[0]
+    assert zerog("verify", "--all", "--subset", "1/2").exit_code == 2
+    assert zerog("verify", "--subset", "3/2").exit_code == 2
+    assert zerog("verify", "x1").exit_code == 2
+    assert zerog("verify", "--max-duration", "0s").exit_code == 2

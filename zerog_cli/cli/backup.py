@@ -1,0 +1,337 @@
+"""`zerog backup create|ls|show|restore|prune|unverified`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from zerog_cli.cli.common import command, examples, new_app, progress_bar, state
+from zerog_cli.errors import IntegrityError, UsageError
+from zerog_cli.infra.output import Column
+from zerog_cli.infra.units import format_duration, format_size, parse_duration
+
+app = new_app(
+    "Backups: uploads with a record, verified restores, restic-style pruning, staleness checks."
+)
+
+AsUser = Annotated[
+    str | None,
+    typer.Option(
+        "--as", help="Act as this user (default: config user, then login).", show_default=False
+    ),
+]
+Namespace = Annotated[
+    str | None,
+    typer.Option("--ns", help="Namespace (default: all you may read).", show_default=False),
+]
+Label = Annotated[
+    str | None, typer.Option("--label", help="Only backups with this label.", show_default=False)
+]
+BackupId = Annotated[int, typer.Argument(help="Backup id (see `zerog backup ls`).", min=1)]
+
+
+def _acting(user: str | None) -> None:
+    state().context.override(user=user)
+
+
+def _last_check(row: dict[str, Any]) -> str:
+    text = (
+        "never" if row["last_status"] is None else f"{row['last_status']} {row['last_checked_at']}"
+    )
+    return f"{text} (retired)" if row["retired_at"] else text
+
+
+@command(
+    app,
+    "create",
+    epilog=examples(
+        "zerog backup create /var/backups/db.dump --ns backups --label db",
+        "zerog backup create secrets.tar --ns vault --encrypt --json",
+    ),
+)
+def create(
+    path: Annotated[Path, typer.Argument(help="File to back up.")],
+    ns: Annotated[
+        str | None, typer.Option("--ns", help="Namespace (default: 'default').", show_default=False)
+    ] = None,
+    label: Annotated[
+        str | None,
+        typer.Option(
+            "--label",
+            help="Series name for listing and pruning (default: file name).",
+            show_default=False,
+        ),
+    ] = None,
+    encrypt: Annotated[
+        bool | None,
+        typer.Option(
+            "--encrypt/--no-encrypt",
+            help="AES-256-CTR with ENCRYPTION_KEY (default: the namespace's).",
+            show_default=False,
+        ),
+    ] = None,
+    as_user: AsUser = None,
+) -> None:
+    """Upload a file as a backup named LABEL/<UTC time>-<file> and record it."""
+    from zerog_cli.services import backups
+
+    _acting(as_user)
+    current = state()
+    with progress_bar(f"backup {path.name}") as progress:
+        report = backups.create(
+            current.context, path, namespace=ns, label=label, encrypt=encrypt, progress=progress
+        )
+    for warning in report.get("warnings", []):
+        current.output.warn(warning)
+    current.output.result(
+        report,
+        lambda: current.output.fields(
+            [
+                ("backup", report["backup_id"]),
+                ("object", f"{report['namespace']}/{report['name']}"),
+                ("label", report["label"]),
+                ("size", format_size(report["size"])),
+                ("sha256", report["sha256"]),
+                ("root", report["root"]),
+                ("tx seq", report["tx_seq"]),
+                ("encrypted", "yes" if report["encrypted"] else "no"),
+            ]
+        ),
+    )
+
+
+@command(
+    app,
+    "ls",
+    epilog=examples(
+        "zerog backup ls",
+        "zerog backup ls --ns backups --label db --json",
+        "zerog backup ls --unverified",
+    ),
+)
+def list_command(
+    ns: Namespace = None,
+    label: Label = None,
+    unverified: Annotated[
+        bool, typer.Option("--unverified", help="Only backups never verified OK.")
+    ] = False,
+    retired: Annotated[bool, typer.Option("--retired", help="Include retired backups.")] = False,
+    as_user: AsUser = None,
+) -> None:
+    """List backups with their last verification (oldest first)."""
+    from zerog_cli.services import backups
+
+    _acting(as_user)
+    rows = backups.list_backups(
+        state().context, namespace=ns, label=label, unverified=unverified, include_retired=retired
+    )
+    table_rows = [{**row, "last_check": _last_check(row)} for row in rows]
+    columns = [
+        Column("id", "id", justify="right"),
+        Column("namespace", "ns"),
+        Column("label", "label"),
+        Column("created_at", "created"),
+        Column("size", "size", format_size, justify="right"),
+        Column("last_check", "last check"),
+        Column("last_ok_at", "last ok", lambda v: v or "never"),
+    ]
+    state().output.result(rows, lambda: state().output.table(table_rows, columns))
+
+
+@command(app, "show", epilog=examples("zerog backup show 12", "zerog backup show 12 --json"))
+def show(backup_id: BackupId, as_user: AsUser = None) -> None:
+    """Show one backup and its recent verifications."""
+    from zerog_cli.services import backups
+
+    _acting(as_user)
+    data = backups.show(state().context, backup_id)
+
+    def human() -> None:
+        out = state().output
+        out.fields(
+            [
+                ("backup", data["id"]),
+                ("object", f"{data['namespace']}/{data['name']}"),
+                ("label", data["label"]),
+                ("source", data["source_path"]),
+                ("created", data["created_at"]),
+                ("size", format_size(data["size"])),
+                ("sha256", data["sha256"]),
+                ("root", data["root"]),
+                ("tx seq", data["tx_seq"]),
+                ("encrypted", "yes" if data["encrypted"] else "no"),
+                ("network", data["network"]),
+                ("last ok", data["last_ok_at"] or "never"),
+                (
+                    "retired",
+                    f"{data['retired_at']} ({data['retired_reason']})"
+                    if data["retired_at"]
+                    else "no",
+                ),
+            ]
+        )
+        out.table(
+            data["verifications"],
+            [
+                Column("checked_at", "checked"),
+                Column("status", "status"),
+                Column("duration_ms", "ms", justify="right"),
+                Column("bytes_checked", "bytes", justify="right"),
+                Column("error", "error"),
+            ],
+            title="verifications",
+        )
+
+    state().output.result(data, human)
+
+
+@command(
+    app,
+    "restore",
+    epilog=examples(
+        "zerog backup restore 12 -o /srv/restore/db.dump",
+        "zerog backup restore 12 -o - | pg_restore -d app",
+    ),
+)
+def restore(
+    backup_id: BackupId,
+    output: Annotated[
+        str | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="File, folder, or - for stdout (default: the source's name).",
+            show_default=False,
+        ),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    as_user: AsUser = None,
+) -> None:
+    """Download a backup, check every proof, its size and SHA-256, then write it (exit 3 if not)."""
+    from zerog_cli.services import backups
+
+    current = state()
+    if output == "-" and current.output.json_mode:
+        raise UsageError("--json and -o - both want stdout; pick one")
+    _acting(as_user)
+    with progress_bar(f"restore {backup_id}") as progress:
+        report = backups.restore(current.context, backup_id, output, force=force, progress=progress)
+    if output == "-":
+        current.output.info(f"backup {backup_id}: {report['size']} bytes verified")
+        return
+    current.output.result(
+        report,
+        f"{report['output']}: backup {backup_id} restored, {format_size(report['size'])} "
+        f"verified (sha256 {report['sha256'][:16]}…)",
+    )
+
+
+def _print_prune(report: dict[str, Any]) -> None:
+    out = state().output
+    if report["dry_run"]:
+        out.echo("dry run: nothing is retired")
+    for group in report["groups"]:
+        out.echo(
+            f"{group['namespace']} · {group['label']}: keep {len(group['keep'])}, "
+            f"{'would retire' if report['dry_run'] else 'retire'} {len(group['retire'])}"
+        )
+        entries = [("keep", e) for e in group["keep"]] + [("retire", e) for e in group["retire"]]
+        entries.sort(key=lambda pair: (pair[1]["created_at"], pair[1]["id"]), reverse=True)
+        for action, entry in entries:
+            why = ", ".join(entry["reasons"])
+            out.echo(f"  {action:<6} {entry['id']:>6}  {entry['created_at']}  {why}".rstrip())
+    if not report["groups"]:
+        out.echo("no live backups match")
+    for name in report["skipped_namespaces"]:
+        out.warn(f"skipped namespace {name}: you may not write it")
+
+
+@command(
+    app,
+    "prune",
+    epilog=examples(
+        "zerog backup prune --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --dry-run",
+        "zerog backup prune --keep-last 3 --ns backups --label db",
+    ),
+)
+def prune(
+    keep_last: Annotated[int, typer.Option("--keep-last", help="Keep the N newest.", min=0)] = 0,
+    keep_daily: Annotated[
+        int, typer.Option("--keep-daily", help="Newest of each of the last N days with one.", min=0)
+    ] = 0,
+    keep_weekly: Annotated[
+        int, typer.Option("--keep-weekly", help="Newest of each of the last N ISO weeks.", min=0)
+    ] = 0,
+    keep_monthly: Annotated[
+        int, typer.Option("--keep-monthly", help="Newest of each of the last N months.", min=0)
+    ] = 0,
+    ns: Namespace = None,
+    label: Label = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Print what would be kept and retired; change nothing."),
+    ] = False,
+    as_user: AsUser = None,
+) -> None:
+    """Retire backups no --keep-* rule keeps (restic's forget rules, per namespace and label).
+
+    0G storage is immutable: retiring removes a backup from listings, verify and
+    metrics; the data stays on the network.
+    """
+    from zerog_cli.services import backups
+
+    _acting(as_user)
+    policy = backups.KeepPolicy(
+        last=keep_last, daily=keep_daily, weekly=keep_weekly, monthly=keep_monthly
+    )
+    report = backups.prune(state().context, policy, namespace=ns, label=label, dry_run=dry_run)
+    state().output.info(f"note: {report['note']}")
+    state().output.result(report, lambda: _print_prune(report))
+
+
+@command(
+    app,
+    "unverified",
+    epilog=examples(
+        "zerog backup unverified --max-age 24h",
+        "zerog backup unverified --max-age 7d --ns backups --json",
+    ),
+)
+def unverified(
+    max_age: Annotated[
+        str, typer.Option("--max-age", help="How recent an OK verification must be (24h, 7d…).")
+    ] = "24h",
+    ns: Annotated[
+        str | None, typer.Option("--ns", help="Only this namespace.", show_default=False)
+    ] = None,
+) -> None:
+    """Exit 3 when a live backup had no OK verification within --max-age, and list them.
+
+    A backup never verified counts from its creation, so a new backup is only
+    flagged once verify had --max-age to reach it.
+    """
+    from zerog_cli.services import backups
+
+    seconds = parse_duration(max_age)
+    report = backups.unverified(state().context, seconds, namespace=ns)
+    stale = report["unverified"]
+    out = state().output
+
+    def human() -> None:
+        if not stale:
+            out.detail(f"all {report['live_backups']} live backup(s) verified within {max_age}")
+            return
+        for row in stale:
+            since = "never verified" if row["never_verified"] else f"last ok {row['last_ok_at']}"
+            out.echo(
+                f"{row['id']} {row['namespace']}/{row['name']}: {since} "
+                f"({format_duration(row['age_seconds'])} ago)"
+            )
+
+    out.result(report, human)
+    if stale:
+        raise IntegrityError(
+            f"{len(stale)} of {report['live_backups']} live backup(s) not verified within {max_age}"
+        )

@@ -1,0 +1,49 @@
+"""`zerog metrics serve|show`: ledger-derived gauges for Prometheus."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from zerog_cli.cli.common import command, examples, new_app, state
+
+app = new_app(
+    "Prometheus metrics read from the ledger: quotas, costs, breakers, backup verification."
+)
+
+
+@command(
+    app,
+    "serve",
+    epilog=examples(
+        "zerog metrics serve",
+        "zerog metrics serve --port 9791 --host 127.0.0.1",
+    ),
+)
+def serve(
+    port: Annotated[
+        int, typer.Option("--port", help="TCP port (0 picks a free one).", min=0, max=65535)
+    ] = 9791,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+) -> None:
+    """Serve /metrics for Prometheus; every scrape reads the ledger. Stops on Ctrl-C or SIGTERM."""
+    from zerog_cli.services import metrics_server
+
+    out = state().output
+    metrics_server.serve(
+        state().context, host, port, on_ready=lambda url: out.info(f"serving metrics on {url}")
+    )
+
+
+@command(app, "show", epilog=examples("zerog metrics show", "zerog metrics show --json"))
+def show() -> None:
+    """Print what `zerog metrics serve` would answer now (text exposition, or --json)."""
+    from zerog_cli.services import metrics_server
+
+    context = state().context
+    out = state().output
+    if out.json_mode:
+        out.result(metrics_server.as_json(context))
+        return
+    out.echo(metrics_server.exposition(context).decode("utf-8").rstrip("\n"))

@@ -1,0 +1,137 @@
+"""`zerog verify`: the cron job that reads backups back and checks them."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from zerog_cli.cli.common import command, examples, state
+from zerog_cli.infra.units import format_size, parse_duration
+
+if TYPE_CHECKING:
+    from zerog_cli.infra.locking import Holder
+    from zerog_cli.services.verify import ItemResult
+
+EPILOG = examples(
+    "zerog verify --older-than 24h --max-duration 30m --metrics-file /var/lib/zerog/verify.prom",
+    "zerog verify --subset 3/7 --pushgateway http://127.0.0.1:9091",
+    "zerog verify 12 15 -v",
+    "zerog verify --sample 10 --json",
+) + (
+    "\n\n\b\nOutput (one line per backup, like rclone check --combined; ok lines only with -v):\n"
+    "  = ID NS/NAME          verified\n"
+    "  ! ID NS/NAME: why     mismatch (proof, root, size or SHA-256)\n"
+    "  - ID NS/NAME: why     missing on the network\n"
+    "  * ID NS/NAME: why     could not be checked (network, key…)\n"
+    "Exit 0 all good, 3 any mismatch or missing, 6 network unavailable, 9 lock held."
+)
+
+
+def register(app: typer.Typer) -> None:
+    command(app, "verify", epilog=EPILOG)(verify)
+
+
+def verify(
+    ids: Annotated[
+        list[str] | None,
+        typer.Argument(help="Backup ids (default: every live backup).", show_default=False),
+    ] = None,
+    all_backups: Annotated[
+        bool, typer.Option("--all", help="Every live backup (the default; no filters).")
+    ] = False,
+    ns: Annotated[
+        str | None, typer.Option("--ns", help="Only this namespace.", show_default=False)
+    ] = None,
+    older_than: Annotated[
+        str | None,
+        typer.Option(
+            "--older-than",
+            help="Only backups not verified OK within AGE (24h, 7d…).",
+            show_default=False,
+        ),
+    ] = None,
+    subset: Annotated[
+        str | None,
+        typer.Option(
+            "--subset",
+            help="Subset n of t by backup id (run n=1..t on t nights).",
+            show_default=False,
+        ),
+    ] = None,
+    sample: Annotated[
+        str | None,
+        typer.Option("--sample", help="A random PERCENT of the selection.", show_default=False),
+    ] = None,
+    max_duration: Annotated[
+        str | None,
+        typer.Option(
+            "--max-duration",
+            help="Stop between backups after this long (30m); the next run continues.",
+            show_default=False,
+        ),
+    ] = None,
+    metrics_file: Annotated[
+        str | None,
+        typer.Option(
+            "--metrics-file",
+            help="Write metrics here for node_exporter (atomic).",
+            show_default=False,
+        ),
+    ] = None,
+    pushgateway: Annotated[
+        str | None,
+        typer.Option(
+            "--pushgateway", help="Push metrics to this Pushgateway URL.", show_default=False
+        ),
+    ] = None,
+    wait_lock: Annotated[
+        bool, typer.Option("--wait-lock", help="Wait for a running verify instead of exit 9.")
+    ] = False,
+) -> None:
+    """Read backups back from 0G with every proof, compare size and SHA-256, record the result.
+
+    Least recently verified first; takes a lock so cron runs never overlap.
+    Silent on success unless -v.
+    """
+    from zerog_cli.services import verify as service
+
+    current = state()
+    out = current.output
+    current.context.override(metrics_file=metrics_file, pushgateway=pushgateway)
+    current.context.notify = out.detail
+    selection = service.Selection(
+        ids=service.ids_from(ids or []),
+        all=all_backups,
+        namespace=ns,
+        older_than=parse_duration(older_than) if older_than else None,
+        subset=service.parse_subset(subset) if subset else None,
+        sample_percent=service.parse_percent(sample) if sample else None,
+    )
+    limit = parse_duration(max_duration) if max_duration else None
+
+    def waiting(holder: Holder | None) -> None:
+        who = holder.describe() if holder else "another run"
+        out.info(f"waiting for the verify lock held by {who}")
+
+    def item_done(item: ItemResult) -> None:
+        if item.status != "ok" or out.verbose:
+            out.echo(item.line())
+
+    report = service.run(
+        current.context,
+        selection,
+        max_duration=limit,
+        wait_lock=wait_lock,
+        on_wait=waiting,
+        on_item=item_done,
+    )
+    out.result(report.to_json())
+    out.detail(
+        f"verify: {report.summary()}; {format_size(report.bytes_checked)} in {report.seconds:.1f}s"
+    )
+    if report.not_checked and report.exit_code == 0:
+        out.detail(f"stopped ({report.stopped}); the next run starts with the rest")
+    if report.exit_code:
+        out.error(f"verify: {report.summary()}")
+        raise typer.Exit(report.exit_code)

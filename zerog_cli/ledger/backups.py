@@ -1,0 +1,157 @@
+"""``storage_backups``: one row per backup, with its verification state joined in.
+
+A backup row points at the ``objects`` row its upload recorded and repeats the
+facts a restore or a verify checks against (root, size, SHA-256). Data on 0G
+is immutable, so a pruned backup is *retired* (``retired_at``,
+``retired_reason``), never deleted. Timestamps are ISO 8601 UTC text, so they
+sort and compare as text.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+CONCLUSIVE = ("ok", "mismatch", "missing")
+"""Verification statuses that say something about the backup; ``error`` says the
+check itself could not finish (network, configuration)."""
+
+
+@dataclass(frozen=True)
+class Backup:
+    id: int
+    namespace: str
+    name: str | None
+    label: str | None
+    source_path: str
+    object_id: int | None
+    root: str
+    tx_seq: int | None
+    size: int
+    sha256: str
+    encrypted: bool
+    network: str
+    created_at: str
+    retired_at: str | None
+    retired_reason: str | None
+    last_status: str | None
+    last_checked_at: str | None
+    last_ok_at: str | None
+    last_conclusive_status: str | None
+    last_conclusive_at: str | None
+
+    @property
+    def live(self) -> bool:
+        return self.retired_at is None
+
+    @property
+    def failed(self) -> bool:
+        """Its latest conclusive verification found it bad (mismatch or missing)."""
+        return self.last_conclusive_status in ("mismatch", "missing")
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+_LATEST = (
+    "SELECT v.{column} FROM verifications v WHERE v.backup_id = b.id{where}"
+    " ORDER BY v.checked_at DESC, v.id DESC LIMIT 1"
+)
+_CONCLUSIVE_WHERE = " AND v.status IN ('ok', 'mismatch', 'missing')"
+
+_SELECT = (
+    "SELECT b.id, b.namespace, o.name, b.label, b.source_path, b.object_id, b.root, b.tx_seq,"
+    " b.size, b.sha256, b.encrypted, b.network, b.created_at, b.retired_at, b.retired_reason,"
+    f" ({_LATEST.format(column='status', where='')}) AS last_status,"
+    f" ({_LATEST.format(column='checked_at', where='')}) AS last_checked_at,"
+    " (SELECT MAX(v.checked_at) FROM verifications v"
+    "  WHERE v.backup_id = b.id AND v.status = 'ok') AS last_ok_at,"
+    f" ({_LATEST.format(column='status', where=_CONCLUSIVE_WHERE)}) AS last_conclusive_status,"
+    f" ({_LATEST.format(column='checked_at', where=_CONCLUSIVE_WHERE)}) AS last_conclusive_at"
+    " FROM storage_backups b LEFT JOIN objects o ON o.id = b.object_id"
+)
+
+
+def _backup(row: tuple[Any, ...]) -> Backup:
+    values = list(row)
+    values[10] = bool(values[10])
+    return Backup(*values)
+
+
+def insert(
+    conn: sqlite3.Connection,
+    *,
+    namespace: str,
+    label: str | None,
+    source_path: str,
+    object_id: int,
+    root: str,
+    tx_seq: int | None,
+    size: int,
+    sha256: str,
+    encrypted: bool,
+    network: str,
+    created_at: str,
+) -> int:
+    cursor = conn.execute(
+        "INSERT INTO storage_backups (namespace, label, source_path, object_id, root, tx_seq,"
+        " size, sha256, encrypted, network, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            namespace,
+            label,
+            source_path,
+            object_id,
+            root,
+            tx_seq,
+            size,
+            sha256,
+            int(encrypted),
+            network,
+            created_at,
+        ),
+    )
+    return int(cursor.lastrowid or 0)
+
+
+def get(conn: sqlite3.Connection, backup_id: int) -> Backup | None:
+    row = conn.execute(f"{_SELECT} WHERE b.id = ?", (backup_id,)).fetchone()
+    return None if row is None else _backup(row)
+
+
+def select(
+    conn: sqlite3.Connection,
+    *,
+    network: str,
+    namespaces: Sequence[str] | None = None,
+    label: str | None = None,
+    ids: Sequence[int] | None = None,
+    include_retired: bool = False,
+) -> list[Backup]:
+    """Backups on ``network`` matching every filter given, oldest first (by time, then id)."""
+    where = ["b.network = ?"]
+    params: list[Any] = [network]
+    if namespaces is not None:
+        where.append(f"b.namespace IN ({', '.join('?' for _ in namespaces)})")
+        params.extend(namespaces)
+    if label is not None:
+        where.append("b.label = ?")
+        params.append(label)
+    if ids is not None:
+        where.append(f"b.id IN ({', '.join('?' for _ in ids)})")
+        params.extend(ids)
+    if not include_retired:
+        where.append("b.retired_at IS NULL")
+    sql = f"{_SELECT} WHERE {' AND '.join(where)} ORDER BY b.created_at, b.id"
+    return [_backup(row) for row in conn.execute(sql, params).fetchall()]
+
+
+def retire(conn: sqlite3.Connection, backup_id: int, *, when: str, reason: str) -> bool:
+    """Mark a live backup retired; False when it was retired already."""
+    cursor = conn.execute(
+        "UPDATE storage_backups SET retired_at = ?, retired_reason = ?"
+        " WHERE id = ? AND retired_at IS NULL",
+        (when, reason, backup_id),
+    )
+    return cursor.rowcount == 1

@@ -1,0 +1,50 @@
+"""``verifications``: one row per backup checked by `zerog verify`."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+STATUSES = ("ok", "mismatch", "missing", "error")
+
+
+def record(
+    conn: sqlite3.Connection,
+    *,
+    backup_id: int,
+    run_id: str,
+    status: str,
+    duration_ms: int,
+    bytes_checked: int,
+    error: str | None,
+    checked_at: str,
+) -> int:
+    if status not in STATUSES:
+        raise ValueError(f"unknown verification status {status!r}")
+    cursor = conn.execute(
+        "INSERT INTO verifications (backup_id, run_id, status, duration_ms, bytes_checked, error,"
+        " checked_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (backup_id, run_id, status, duration_ms, bytes_checked, error, checked_at),
+    )
+    return int(cursor.lastrowid or 0)
+
+
+def history(conn: sqlite3.Connection, backup_id: int, limit: int = 20) -> list[dict[str, Any]]:
+    """The most recent checks of one backup, newest first."""
+    cursor = conn.execute(
+        "SELECT id, run_id, status, duration_ms, bytes_checked, error, checked_at"
+        " FROM verifications WHERE backup_id = ? ORDER BY checked_at DESC, id DESC LIMIT ?",
+        (backup_id, limit),
+    )
+    columns = [c[0] for c in cursor.description]
+    return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
+
+def of_run(conn: sqlite3.Connection, run_id: str) -> list[dict[str, Any]]:
+    cursor = conn.execute(
+        "SELECT backup_id, status, duration_ms, bytes_checked, error, checked_at"
+        " FROM verifications WHERE run_id = ? ORDER BY id",
+        (run_id,),
+    )
+    columns = [c[0] for c in cursor.description]
+    return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]

@@ -1,0 +1,429 @@
+"""Backups: an upload plus a record, restore with every check, restic-style pruning.
+
+A backup is an ordinary upload (operation ``backup``) under a generated unique
+name, ``<label>/<UTC time>-<file name>``, plus a ``storage_backups`` row with
+the source path, size, SHA-256, 0G root and txSeq. Data on 0G is immutable:
+pruning *retires* records (they leave listings, verification and metrics) and
+the data stays on the network.
+
+`plan_prune` is restic's ``forget`` policy as a pure function: backups are
+walked newest first; ``--keep-last N`` keeps the N newest; ``--keep-daily N``
+keeps the newest backup of each of the N most recent days that have a backup
+(likewise weeks and months), buckets being counted back from the newest
+backup, not from today. A backup kept for several rules lists every reason.
+Policies apply per group of (namespace, label), as restic groups by host and
+paths, so one series can never push another out.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from zerog_cli.errors import ConfigError, IntegrityError, NotFound, PermissionDenied, UsageError
+from zerog_cli.ledger import backups as rows
+from zerog_cli.ledger import objects, verifications
+from zerog_cli.ledger.backups import Backup
+from zerog_cli.services import namespaces
+from zerog_cli.services.context import Context
+
+Progress = Callable[[str, int, int], None]
+
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+NAME_TIME_FORMAT = "%Y%m%dT%H%M%SZ"
+LABEL_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
+IMMUTABLE_NOTE = (
+    "0G storage is immutable: prune retires backup records (no longer listed, verified or "
+    "counted); the data stays on the network"
+)
+
+
+def format_time(moment: datetime) -> str:
+    """Ledger timestamps: ISO 8601 UTC with seconds, sortable as text."""
+    return moment.astimezone(UTC).strftime(TIME_FORMAT)
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=UTC)
+
+
+def age_seconds(context: Context, stamp: str) -> int:
+    return max(0, int((context.now() - parse_time(stamp)).total_seconds()))
+
+
+def validate_label(label: str) -> str:
+    if not LABEL_PATTERN.match(label):
+        raise UsageError(
+            f"not a backup label: {label!r} (letters, digits, '.', '_', '-';"
+            " starts with a letter or digit; at most 64 characters)"
+        )
+    return label
+
+
+def object_name(label: str, path: Path, moment: datetime, taken: Callable[[str], bool]) -> str:
+    """``<label>/<UTC time>-<file name>``, with ``.2``, ``.3``… when that second is taken."""
+    base = f"{label}/{moment.astimezone(UTC).strftime(NAME_TIME_FORMAT)}-{path.name}"
+    name, counter = base, 1
+    while taken(name):
+        counter += 1
+        name = f"{base}.{counter}"
+    return name
+
+
+def create(
+    context: Context,
+    path: Path,
+    *,
+    namespace: str | None = None,
+    label: str | None = None,
+    encrypt: bool | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Upload ``path`` as a backup and record it; returns the upload report plus the id."""
+    from zerog_cli.services.upload import UploadRequest, upload
+
+    if label is not None:
+        validate_label(label)
+    if not path.is_file():
+        raise UsageError(f"{path}: no such file" if not path.exists() else f"{path} is not a file")
+    effective_label = label or path.name
+    moment = context.now()
+    network = context.settings.profile
+    conn = context.ledger.conn
+    ns_for_name = namespace or namespaces.DEFAULT_NAMESPACE
+    name = object_name(
+        effective_label,
+        path,
+        moment,
+        lambda candidate: objects.by_name(conn, network, ns_for_name, candidate) is not None,
+    )
+    report = upload(
+        context,
+        UploadRequest(
+            path=path, namespace=namespace, name=name, encrypt=encrypt, operation="backup"
+        ),
+        progress,
+    )
+    with context.ledger.transaction() as tx:
+        backup_id = rows.insert(
+            tx,
+            namespace=report["namespace"],
+            label=effective_label,
+            source_path=str(path.resolve()),
+            object_id=int(report["object_id"]),
+            root=report["root"],
+            tx_seq=report["tx_seq"],
+            size=int(report["size"]),
+            sha256=report["sha256"],
+            encrypted=bool(report["encrypted"]),
+            network=network,
+            created_at=format_time(moment),
+        )
+    return {"backup_id": backup_id, "label": effective_label, **report}
+
+
+def _permitted(context: Context, names: Sequence[str], user: str, action: str) -> list[str]:
+    allowed = []
+    for name in names:
+        try:
+            namespaces.require(context, name, user, action)
+        except PermissionDenied:
+            continue
+        allowed.append(name)
+    return allowed
+
+
+def _namespaces_for(
+    context: Context, namespace: str | None, action: str
+) -> tuple[list[str], list[str]]:
+    """(namespaces the acting user may ``action``, namespaces skipped for lack of a role)."""
+    user = context.acting_user
+    if namespace is not None:
+        namespaces.require(context, namespace, user, action)
+        return [namespace], []
+    known = sorted({b.namespace for b in _all(context, include_retired=True)})
+    allowed = _permitted(context, known, user, action)
+    return allowed, [name for name in known if name not in allowed]
+
+
+def _all(context: Context, *, include_retired: bool = False) -> list[Backup]:
+    return rows.select(
+        context.ledger.conn, network=context.settings.profile, include_retired=include_retired
+    )
+
+
+def describe(context: Context, backup: Backup) -> dict[str, Any]:
+    data = backup.to_json()
+    data["verification_age_seconds"] = (
+        None if backup.last_ok_at is None else age_seconds(context, backup.last_ok_at)
+    )
+    return data
+
+
+def list_backups(
+    context: Context,
+    *,
+    namespace: str | None = None,
+    label: str | None = None,
+    unverified: bool = False,
+    include_retired: bool = False,
+) -> list[dict[str, Any]]:
+    """Backups in namespaces the acting user may read, oldest first."""
+    allowed, _ = _namespaces_for(context, namespace, "read")
+    found = rows.select(
+        context.ledger.conn,
+        network=context.settings.profile,
+        namespaces=allowed,
+        label=label,
+        include_retired=include_retired,
+    )
+    if unverified:
+        found = [b for b in found if b.last_ok_at is None]
+    return [describe(context, b) for b in found]
+
+
+def get(context: Context, backup_id: int) -> Backup:
+    backup = rows.get(context.ledger.conn, backup_id)
+    if backup is None or backup.network != context.settings.profile:
+        raise NotFound(f"no backup {backup_id} on {context.settings.profile}")
+    return backup
+
+
+def show(context: Context, backup_id: int) -> dict[str, Any]:
+    backup = get(context, backup_id)
+    namespaces.require(context, backup.namespace, context.acting_user, "read")
+    data = describe(context, backup)
+    data["verifications"] = verifications.history(context.ledger.conn, backup_id)
+    return data
+
+
+def restore(
+    context: Context,
+    backup_id: int,
+    output: str | None,
+    *,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Download a backup with every check (proofs, size, SHA-256); no partial file on failure.
+
+    The default output is the source file's name in the current folder.
+    """
+    from zerog_cli.services.download import download_to
+
+    backup = get(context, backup_id)
+    record = objects.by_id(context.ledger.conn, backup.object_id or 0)
+    if record is None or backup.name is None:
+        raise NotFound(f"backup {backup_id} has no object record (was its namespace removed?)")
+    if (record.root, record.size, record.sha256) != (backup.root, backup.size, backup.sha256):
+        raise IntegrityError(
+            f"backup {backup_id}: the backup record and object {record.id} disagree on "
+            "root, size or SHA-256"
+        )
+    destination = output if output is not None else Path(backup.source_path).name
+    report = download_to(
+        context,
+        f"{backup.namespace}/{backup.name}",
+        destination,
+        force=force,
+        progress=progress,
+        operation="restore",
+    )
+    return {"backup_id": backup_id, **report}
+
+
+# -- pruning -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KeepPolicy:
+    last: int = 0
+    daily: int = 0
+    weekly: int = 0
+    monthly: int = 0
+
+    def __post_init__(self) -> None:
+        for rule, count in self.counts().items():
+            if count < 0:
+                raise UsageError(f"--keep-{rule} must be 0 or more, not {count}")
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "last": self.last,
+            "daily": self.daily,
+            "weekly": self.weekly,
+            "monthly": self.monthly,
+        }
+
+    @property
+    def empty(self) -> bool:
+        return not any(self.counts().values())
+
+    def describe(self) -> str:
+        return " ".join(f"keep-{rule}={count}" for rule, count in self.counts().items() if count)
+
+
+def _bucket(rule: str, moment: datetime, item_id: int) -> str:
+    if rule == "last":
+        return f"#{item_id}"
+    if rule == "daily":
+        return moment.strftime("%Y-%m-%d")
+    if rule == "weekly":
+        year, week, _ = moment.isocalendar()
+        return f"{year}-W{week:02d}"
+    return moment.strftime("%Y-%m")
+
+
+@dataclass
+class PruneDecision:
+    id: int
+    created_at: datetime
+    keep: bool = False
+    reasons: list[str] = field(default_factory=list)
+    """Each rule that keeps it with its bucket: ``last``, ``daily 2026-11-26``, …"""
+
+
+def plan_prune(
+    items: Sequence[tuple[int, datetime]], policy: KeepPolicy, zone: ZoneInfo | None = None
+) -> list[PruneDecision]:
+    """restic's ``forget`` rules over (id, created_at) pairs; newest first in the result.
+
+    Days, weeks (ISO) and months are taken in ``zone`` (default UTC).
+    """
+    zone = zone or ZoneInfo("UTC")
+    ordered = sorted(items, key=lambda item: (item[1], item[0]), reverse=True)
+    remaining = policy.counts()
+    last_bucket: dict[str, str | None] = dict.fromkeys(remaining)
+    decisions = []
+    for item_id, created in ordered:
+        decision = PruneDecision(item_id, created)
+        local = created.astimezone(zone)
+        for rule in remaining:
+            if remaining[rule] <= 0:
+                continue
+            bucket = _bucket(rule, local, item_id)
+            if bucket == last_bucket[rule]:
+                continue
+            last_bucket[rule] = bucket
+            remaining[rule] -= 1
+            decision.keep = True
+            decision.reasons.append(rule if rule == "last" else f"{rule} {bucket}")
+        decisions.append(decision)
+    return decisions
+
+
+def _zone(context: Context) -> ZoneInfo:
+    name = context.settings.timezone
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"unknown timezone {name!r} in the timezone setting") from None
+
+
+def _entry(backup: Backup, decision: PruneDecision) -> dict[str, Any]:
+    return {
+        "id": backup.id,
+        "name": backup.name,
+        "created_at": backup.created_at,
+        "size": backup.size,
+        "reasons": decision.reasons,
+    }
+
+
+def prune(
+    context: Context,
+    policy: KeepPolicy,
+    *,
+    namespace: str | None = None,
+    label: str | None = None,
+    dry_run: bool = False,
+) -> dict[str, Any]:
+    """Apply ``policy`` per (namespace, label) group; retire what no rule keeps."""
+    if policy.empty:
+        raise UsageError(
+            "no policy given: pass at least one --keep-last/--keep-daily/--keep-weekly/"
+            "--keep-monthly (nothing was retired)"
+        )
+    if label is not None:
+        validate_label(label)
+    allowed, skipped = _namespaces_for(context, namespace, "write")
+    live = rows.select(
+        context.ledger.conn,
+        network=context.settings.profile,
+        namespaces=allowed,
+        label=label,
+    )
+    groups: dict[tuple[str, str], list[Backup]] = {}
+    for backup in live:
+        groups.setdefault((backup.namespace, backup.label or ""), []).append(backup)
+    zone = _zone(context)
+    reason = f"pruned by policy {policy.describe()}"
+    when = format_time(context.now())
+    result_groups = []
+    to_retire: list[int] = []
+    for (ns_name, group_label), members in sorted(groups.items()):
+        by_id = {b.id: b for b in members}
+        decisions = plan_prune([(b.id, parse_time(b.created_at)) for b in members], policy, zone)
+        kept = [_entry(by_id[d.id], d) for d in decisions if d.keep]
+        retired = [_entry(by_id[d.id], d) for d in decisions if not d.keep]
+        to_retire.extend(entry["id"] for entry in retired)
+        result_groups.append(
+            {"namespace": ns_name, "label": group_label, "keep": kept, "retire": retired}
+        )
+    if not dry_run and to_retire:
+        with context.ledger.transaction() as conn:
+            for backup_id in to_retire:
+                rows.retire(conn, backup_id, when=when, reason=reason)
+    return {
+        "dry_run": dry_run,
+        "policy": policy.counts(),
+        "timezone": context.settings.timezone,
+        "groups": result_groups,
+        "kept": sum(len(g["keep"]) for g in result_groups),
+        "retired": 0 if dry_run else len(to_retire),
+        "would_retire": len(to_retire) if dry_run else 0,
+        "skipped_namespaces": skipped,
+        "note": IMMUTABLE_NOTE,
+    }
+
+
+# -- unverified backups ----------------------------------------------------------------------
+
+
+def unverified(
+    context: Context, max_age_seconds: int, *, namespace: str | None = None
+) -> dict[str, Any]:
+    """Live backups whose last OK verification is older than ``max_age_seconds``.
+
+    A backup never verified counts from its creation, so a new backup is not
+    flagged before verify had ``max_age`` to reach it. Fleet-wide (no ACL): this
+    is a monitoring check.
+    """
+    if max_age_seconds <= 0:
+        raise UsageError("--max-age must be more than 0 seconds")
+    now = context.now()
+    cutoff = format_time(now - timedelta(seconds=max_age_seconds))
+    found = rows.select(
+        context.ledger.conn,
+        network=context.settings.profile,
+        namespaces=None if namespace is None else [namespace],
+    )
+    stale = []
+    for backup in found:
+        reference = backup.last_ok_at or backup.created_at
+        if reference < cutoff:
+            entry = describe(context, backup)
+            entry["never_verified"] = backup.last_ok_at is None
+            entry["age_seconds"] = age_seconds(context, reference)
+            stale.append(entry)
+    return {
+        "max_age_seconds": max_age_seconds,
+        "checked_at": format_time(now),
+        "live_backups": len(found),
+        "unverified": stale,
+    }

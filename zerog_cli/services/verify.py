@@ -1,0 +1,346 @@
+"""`zerog verify`: read backups back from 0G under a run lock and record what was found.
+
+Each selected backup is downloaded with every segment proof checked into a
+hashing sink (nothing is kept on disk), then its size and SHA-256 are
+compared with the ledger. One ``verifications`` row is written per backup as
+soon as it is checked, so a run that is stopped or killed keeps its progress.
+
+Statuses: ``ok``; ``mismatch`` (a proof, the root, the size or the SHA-256
+did not match); ``missing`` (no storage node has the file); ``error`` (the
+check could not finish: network, missing key…). ``error`` says nothing about
+the backup, so it does not count as a verification when choosing what to
+check next: the default order is least recently *conclusively* checked
+first, which is also what makes ``--max-duration`` resume where the previous
+run stopped. ``--subset n/t`` takes backups whose id is ``n-1`` modulo ``t``
+(restic's ``--read-data-subset``), so t nightly runs read everything.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from zerog_cli.errors import (
+    ExitCode,
+    IntegrityError,
+    NetworkUnavailable,
+    NotFound,
+    UsageError,
+    ZerogError,
+)
+from zerog_cli.infra.locking import Holder, RunLock, lock_path
+from zerog_cli.ledger import backups as rows
+from zerog_cli.ledger import objects, verifications
+from zerog_cli.ledger.backups import Backup
+from zerog_cli.services.backups import format_time
+from zerog_cli.services.context import Context
+
+LOCK_NAME = "verify"
+NETWORK_GIVE_UP = 3
+"""Consecutive backups failing for network reasons after which a run stops early."""
+
+SYMBOLS = {"ok": "=", "mismatch": "!", "missing": "-", "error": "*"}
+_SUBSET = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What to verify. Filters combine; with nothing given, every live backup."""
+
+    ids: tuple[int, ...] = ()
+    all: bool = False
+    namespace: str | None = None
+    older_than: int | None = None
+    subset: tuple[int, int] | None = None
+    sample_percent: float | None = None
+
+    def __post_init__(self) -> None:
+        filters = (self.older_than, self.subset, self.sample_percent, self.namespace)
+        if self.ids and self.all:
+            raise UsageError("give backup ids or --all, not both")
+        if self.all and any(value is not None for value in filters):
+            raise UsageError("--all means every live backup: drop it to use a filter")
+
+
+def parse_subset(text: str) -> tuple[int, int]:
+    """``n/t`` with 1 <= n <= t (restic's --read-data-subset)."""
+    match = _SUBSET.match(text)
+    if match is None:
+        raise UsageError(f"--subset must look like n/t (e.g. 2/7), not {text!r}")
+    n, t = int(match.group(1)), int(match.group(2))
+    if not 1 <= n <= t:
+        raise UsageError(f"--subset {text}: n must be between 1 and t")
+    return n, t
+
+
+def parse_percent(text: str) -> float:
+    cleaned = text.strip().removesuffix("%")
+    try:
+        value = float(cleaned)
+    except ValueError:
+        raise UsageError(
+            f"--sample must be a percentage such as 10 or 2.5%, not {text!r}"
+        ) from None
+    if not 0 < value <= 100:
+        raise UsageError(f"--sample must be more than 0 and at most 100, not {text!r}")
+    return value
+
+
+@dataclass
+class ItemResult:
+    backup_id: int
+    namespace: str
+    name: str | None
+    root: str
+    status: str
+    duration_ms: int
+    bytes_checked: int
+    error: str | None
+    checked_at: str
+    exit_code: int = 0
+
+    @property
+    def symbol(self) -> str:
+        return SYMBOLS[self.status]
+
+    @property
+    def label(self) -> str:
+        return f"{self.namespace}/{self.name}" if self.name else f"{self.namespace} {self.root}"
+
+    def line(self) -> str:
+        """One line like rclone's ``check --combined``: symbol, id, ns/name, why."""
+        text = f"{self.symbol} {self.backup_id} {self.label}"
+        return f"{text}: {self.error}" if self.error else text
+
+    def to_json(self) -> dict[str, Any]:
+        data = dict(self.__dict__)
+        del data["exit_code"]
+        return data
+
+
+@dataclass
+class VerifyReport:
+    run_id: str
+    started_at: str
+    selected: int = 0
+    items: list[ItemResult] = field(default_factory=list)
+    not_checked: list[int] = field(default_factory=list)
+    stopped: str | None = None
+    seconds: float = 0.0
+
+    def counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(SYMBOLS, 0)
+        for item in self.items:
+            counts[item.status] += 1
+        return counts
+
+    @property
+    def bytes_checked(self) -> int:
+        return sum(item.bytes_checked for item in self.items)
+
+    @property
+    def exit_code(self) -> int:
+        """3 if any backup is bad; else 6 if the network failed; else another error's code."""
+        if any(item.status in ("mismatch", "missing") for item in self.items):
+            return int(ExitCode.INTEGRITY)
+        errors = [item.exit_code for item in self.items if item.status == "error"]
+        if int(ExitCode.NETWORK) in errors:
+            return int(ExitCode.NETWORK)
+        return errors[0] if errors else 0
+
+    def summary(self) -> str:
+        counts = self.counts()
+        bad = ", ".join(f"{n} {status}" for status, n in counts.items() if n and status != "ok")
+        text = f"{len(self.items)} of {self.selected} backup(s) checked: {counts['ok']} ok"
+        if bad:
+            text += f", {bad}"
+        if self.not_checked:
+            text += f"; {len(self.not_checked)} not checked ({self.stopped})"
+        return text
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "started_at": self.started_at,
+            "selected": self.selected,
+            "checked": len(self.items),
+            "counts": self.counts(),
+            "bytes_checked": self.bytes_checked,
+            "seconds": round(self.seconds, 3),
+            "bytes_per_second": (
+                round(self.bytes_checked / self.seconds) if self.seconds > 0 else None
+            ),
+            "stopped": self.stopped,
+            "not_checked": self.not_checked,
+            "exit_code": self.exit_code,
+            "items": [item.to_json() for item in self.items],
+        }
+
+
+def _rotation_key(backup: Backup) -> tuple[bool, str, int]:
+    """Never conclusively checked first, then the longest ago, then by id."""
+    return (backup.last_conclusive_at is not None, backup.last_conclusive_at or "", backup.id)
+
+
+def select(
+    context: Context, selection: Selection, rng: random.Random | None = None
+) -> list[Backup]:
+    """The backups to check, in the order they will be checked."""
+    conn = context.ledger.conn
+    network = context.settings.profile
+    if selection.ids:
+        wanted = list(dict.fromkeys(selection.ids))
+        found = {
+            b.id: b for b in rows.select(conn, network=network, ids=wanted, include_retired=True)
+        }
+        unknown = [str(i) for i in wanted if i not in found]
+        if unknown:
+            raise NotFound(f"no backup {', '.join(unknown)} on {network}")
+        return [found[i] for i in wanted]
+    candidates = rows.select(
+        conn,
+        network=network,
+        namespaces=None if selection.namespace is None else [selection.namespace],
+    )
+    if selection.older_than is not None:
+        cutoff = format_time(context.now() - timedelta(seconds=selection.older_than))
+        candidates = [b for b in candidates if b.last_ok_at is None or b.last_ok_at < cutoff]
+    if selection.subset is not None:
+        n, t = selection.subset
+        candidates = [b for b in candidates if b.id % t == n - 1]
+    if selection.sample_percent is not None and candidates:
+        count = math.ceil(len(candidates) * selection.sample_percent / 100)
+        candidates = (rng or random.Random()).sample(candidates, count)
+    return sorted(candidates, key=_rotation_key)
+
+
+class _HashingSink:
+    """Counts what the verified download writes and drops it (the hash is done upstream)."""
+
+    def __init__(self) -> None:
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.size += len(data)
+        return len(data)
+
+
+def check(context: Context, backup: Backup, run_id: str) -> ItemResult:
+    """Download one backup with every check, record the outcome, return it."""
+    from zerog_cli.services.download import Target, fetch_verified
+
+    metrics = context.metrics
+    started = time.monotonic()
+    sink = _HashingSink()
+    status, error, exit_code = "ok", None, 0
+    try:
+        record = objects.by_id(context.ledger.conn, backup.object_id or 0)
+        if record is None:
+            raise ZerogError(f"backup {backup.id} has no object record")
+        if (record.root, record.size, record.sha256) != (backup.root, backup.size, backup.sha256):
+            raise IntegrityError(
+                f"the backup record and object {record.id} disagree on root, size or SHA-256"
+            )
+        fetch_verified(context, Target(backup.root, record), sink)  # type: ignore[arg-type]
+    except IntegrityError as exc:
+        status, error, exit_code = "mismatch", str(exc), int(exc.exit_code)
+    except NotFound as exc:
+        status, error, exit_code = "missing", str(exc), int(exc.exit_code)
+    except ZerogError as exc:
+        status, error, exit_code = "error", str(exc), int(exc.exit_code)
+    seconds = time.monotonic() - started
+    item = ItemResult(
+        backup_id=backup.id,
+        namespace=backup.namespace,
+        name=backup.name,
+        root=backup.root,
+        status=status,
+        duration_ms=round(seconds * 1000),
+        bytes_checked=sink.size,
+        error=error,
+        checked_at=format_time(context.now()),
+        exit_code=exit_code,
+    )
+    with context.ledger.transaction() as conn:
+        verifications.record(
+            conn,
+            backup_id=item.backup_id,
+            run_id=run_id,
+            status=item.status,
+            duration_ms=item.duration_ms,
+            bytes_checked=item.bytes_checked,
+            error=item.error,
+            checked_at=item.checked_at,
+        )
+    metrics.verify_results.labels(status).inc()
+    metrics.verify_bytes.inc(sink.size)
+    metrics.verify_duration.observe(seconds)
+    metrics.storage_operations.labels("verify", "ok" if status == "ok" else "error").inc()
+    metrics.storage_bytes.labels("download").inc(sink.size)
+    return item
+
+
+def run(
+    context: Context,
+    selection: Selection,
+    *,
+    max_duration: float | None = None,
+    wait_lock: bool = False,
+    on_wait: Callable[[Holder | None], None] | None = None,
+    on_item: Callable[[ItemResult], None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    rng: random.Random | None = None,
+) -> VerifyReport:
+    """Take the verify lock, select, check one backup after another, and report.
+
+    ``max_duration`` is checked between backups (the first is always checked),
+    so a run never stops halfway through one. ``clock`` is injectable for tests.
+    """
+    if max_duration is not None and max_duration <= 0:
+        raise UsageError("--max-duration must be more than 0 seconds")
+    lock = RunLock(lock_path(context.settings.home, LOCK_NAME), "zerog verify")
+    lock.acquire(wait=wait_lock, on_wait=on_wait)
+    try:
+        report = VerifyReport(run_id=uuid.uuid4().hex[:12], started_at=format_time(context.now()))
+        chosen = select(context, selection, rng)
+        report.selected = len(chosen)
+        context.metrics.verify_pending.set(len(chosen))
+        started = clock()
+        network_failures = 0
+        for index, backup in enumerate(chosen):
+            if index and max_duration is not None and clock() - started >= max_duration:
+                report.stopped = "max-duration reached"
+            elif network_failures >= NETWORK_GIVE_UP:
+                report.stopped = "network unavailable"
+            if report.stopped:
+                report.not_checked = [b.id for b in chosen[index:]]
+                break
+            item = check(context, backup, report.run_id)
+            report.items.append(item)
+            context.metrics.verify_pending.dec()
+            network_failures = (
+                network_failures + 1 if item.exit_code == NetworkUnavailable.exit_code else 0
+            )
+            if on_item is not None:
+                on_item(item)
+        report.seconds = clock() - started
+        return report
+    finally:
+        lock.release()
+
+
+def ids_from(values: Sequence[str]) -> tuple[int, ...]:
+    """Backup ids from the command line; a non-number is a usage error."""
+    ids = []
+    for value in values:
+        if not value.isdigit():
+            raise UsageError(f"not a backup id: {value!r}")
+        ids.append(int(value))
+    return tuple(ids)
