@@ -17,9 +17,10 @@ Settings (all changeable at run time through ``POST /admin/faults``):
 - ``seed``: seed of the random generator, for reproducible runs.
 
 Faults never apply to ``/admin``. Counters: every request is counted per
-service (``requests``) and every JSON-RPC call per ``service:method``
-(``methods``); ``GET /admin/stats`` reads them, ``POST /admin/stats/reset``
-clears them.
+service (``requests``), every JSON-RPC call per ``service:method``
+(``methods``) and every injected fault per kind (``faults``: ``http_error``,
+``rpc_error``, ``drop``, ``node_down``, ``corrupt``); ``GET /admin/stats``
+reads them, ``POST /admin/stats/reset`` clears them.
 """
 
 from __future__ import annotations
@@ -124,6 +125,7 @@ class FaultInjector:
         self._random = random.Random(self._settings.seed)
         self._requests: Counter[str] = Counter()
         self._methods: Counter[str] = Counter()
+        self._injected: Counter[str] = Counter()
 
     @property
     def settings(self) -> FaultSettings:
@@ -144,6 +146,7 @@ class FaultInjector:
         with self._lock:
             settings = self._settings
             if node is not None and node in settings.fail_nodes:
+                self._injected["node_down"] += 1
                 return FaultDecision(fail_http=True)
             if service not in settings.targets:
                 return NO_FAULT
@@ -152,10 +155,13 @@ class FaultInjector:
                 mode = settings.fail_mode
                 if mode == "mixed":
                     mode = self._random.choice(("http", "rpc"))
+                self._injected[f"{mode}_error"] += 1
                 return FaultDecision(
                     latency_s=latency, fail_http=mode == "http", fail_rpc=mode == "rpc"
                 )
             drop = bool(settings.drop_rate) and self._random.random() < settings.drop_rate
+            if drop:
+                self._injected["drop"] += 1
             return FaultDecision(latency_s=latency, drop=drop)
 
     def corrupt(self, node: int, data: bytes) -> bytes:
@@ -167,6 +173,7 @@ class FaultInjector:
                 hit = self._random.random() < settings.corrupt_rate
             if not hit or not data:
                 return data
+            self._injected["corrupt"] += 1
             position = self._random.randrange(len(data))
         flipped = bytearray(data)
         flipped[position] ^= 0xFF
@@ -185,6 +192,7 @@ class FaultInjector:
             return {
                 "requests": dict(self._requests),
                 "methods": dict(self._methods),
+                "faults": dict(self._injected),
                 "total": sum(self._requests.values()),
             }
 
@@ -192,3 +200,4 @@ class FaultInjector:
         with self._lock:
             self._requests.clear()
             self._methods.clear()
+            self._injected.clear()
