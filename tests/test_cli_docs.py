@@ -39,3 +39,21 @@ def test_cli_reference_is_up_to_date() -> None:
         text=True,
     )
     assert checked.returncode == 0, checked.stderr
+
+
+def test_root_summaries_match_each_command_help() -> None:
+    from zerog_cli.cli.lazy import ENTRIES
+
+    for name, entry in ENTRIES.items():
+        first_line = (entry.build().help or "").strip().splitlines()[0]
+        assert first_line.startswith(entry.summary), name
+
+
+def test_help_imports_no_command_module() -> None:
+    code = (
+        "import sys; from zerog_cli.cli.app import run; run(['--help']);"
+        "print(sorted(m for m in sys.modules if m.startswith(('zerog_cli.cli.', 'zerog_cli.services'))))"
+    )
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = shown.stdout.strip().splitlines()[-1]
+    assert loaded == "['zerog_cli.cli.app', 'zerog_cli.cli.common', 'zerog_cli.cli.lazy']"

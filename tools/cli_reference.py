@@ -25,8 +25,9 @@ this file and the code disagree. Exit codes are listed under `zerog --help`.
 def walk(command: object, path: list[str]) -> Iterator[tuple[list[str], object]]:
     """Every command in the tree, depth first, in registration order."""
     yield path, command
-    for name, sub in getattr(command, "commands", {}).items():
-        yield from walk(sub, [*path, name])
+    if hasattr(command, "list_commands"):
+        for name in command.list_commands(None):
+            yield from walk(command.get_command(None, name), [*path, name])
 
 
 def help_text(command: object, path: list[str]) -> str:

@@ -11,30 +11,16 @@ from __future__ import annotations
 import logging
 import sys
 import time
-import traceback
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from zerog_cli import __version__
-from zerog_cli.cli import (
-    auth,
-    config_cmd,
-    devnet,
-    hash_cmd,
-    infer,
-    ledger_cmd,
-    ns,
-    quota,
-    secrets_cmd,
-    status,
-    storage,
-)
-from zerog_cli.cli.common import State, command, examples, reset_state, state
+from zerog_cli.cli.common import State, examples, reset_state, state
+from zerog_cli.cli.lazy import ENTRIES, LazyGroup
 from zerog_cli.errors import EXIT_CODE_MEANINGS, ExitCode, ZerogError
 from zerog_cli.infra import redaction
 from zerog_cli.infra.output import Output
-from zerog_cli.services.context import Context
 
 if TYPE_CHECKING:
     from typer._click import Command as ClickCommand
@@ -44,6 +30,7 @@ _EXIT_CODES_HELP = "\b\nExit codes:\n" + "\n".join(
 )
 
 app = typer.Typer(
+    cls=LazyGroup,
     name="zerog",
     help="Operate a service on 0G Storage and 0G Compute: store, verify, back up, infer.",
     epilog=examples(
@@ -86,22 +73,7 @@ def root(
 ) -> None:
     """Operate a service on 0G Storage and 0G Compute: store, verify, back up, infer."""
     output = Output(json_mode=json_output, verbose=verbose, quiet=quiet)
-    flags = {"profile": profile} if profile else {}
-    reset_state(State(output=output, context=Context(flags=flags, notify=output.info)))
-
-
-app.add_typer(config_cmd.app, name="config")
-command(app, "init", epilog=config_cmd.INIT_EXAMPLES)(config_cmd.init)
-app.add_typer(ledger_cmd.app, name="ledger")
-app.add_typer(secrets_cmd.app, name="secrets")
-app.add_typer(auth.app, name="auth")
-storage.register(app)
-hash_cmd.register(app)
-status.register(app)
-app.add_typer(ns.app, name="ns")
-app.add_typer(quota.app, name="quota")
-app.add_typer(devnet.app, name="devnet")
-app.add_typer(infer.app, name="infer")
+    reset_state(State(output=output, flags={"profile": profile} if profile else {}))
 
 
 class _ScrubbingFormatter(logging.Formatter):
@@ -127,11 +99,16 @@ def _verbose_requested(argv: list[str]) -> bool:
     return state().output.verbose or any(arg in ("-v", "--verbose") for arg in argv)
 
 
-def _command_path(group: ClickCommand, args: list[str]) -> str:
+def _command_path(root: ClickCommand, args: list[str]) -> str:
     """The subcommand names in ``args`` ("backup create"), for metrics labels."""
     names: list[str] = []
-    current = group
+    current: object = None
     for arg in args:
+        if current is None:
+            if arg in ENTRIES:
+                names.append(arg)
+                current = root.get_command(None, arg)  # type: ignore[attr-defined]
+            continue
         commands = getattr(current, "commands", None)
         if commands is None:
             break
@@ -163,6 +140,8 @@ def _dispatch(command: ClickCommand, args: list[str]) -> int:
     except Exception as exc:
         _print_error(f"internal error: {type(exc).__name__}: {exc}")
         if _verbose_requested(args):
+            import traceback
+
             sys.stderr.write(redaction.scrub("".join(traceback.format_exc())))
         else:
             sys.stderr.write(
@@ -179,14 +158,13 @@ def run(argv: list[str] | None = None) -> int:
     command = typer.main.get_command(app)
     started = time.monotonic()
     code = _dispatch(command, args)
-    context = state().context
+    current = state()
     try:
-        for problem in context.finish(
-            _command_path(command, args), code, time.monotonic() - started
-        ):
+        seconds = time.monotonic() - started
+        for problem in current.finish(_command_path(command, args), code, seconds):
             sys.stderr.write(redaction.scrub(f"warning: {problem}") + "\n")
     finally:
-        context.close()
+        current.close()
     return code
 
 

@@ -16,20 +16,43 @@ import sys
 import typing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from zerog_cli.infra.output import Output
-from zerog_cli.services.context import Context
+
+if TYPE_CHECKING:
+    from zerog_cli.services.context import Context
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 @dataclass
 class State:
+    """This invocation's output settings and (built on first use) its services context."""
+
     output: Output = field(default_factory=Output)
-    context: Context = field(default_factory=Context)
+    flags: dict[str, Any] = field(default_factory=dict)
+    _context: Context | None = None
+
+    @property
+    def context(self) -> Context:
+        if self._context is None:
+            from zerog_cli.services.context import Context
+
+            self._context = Context(flags=dict(self.flags), notify=self.output.info)
+        return self._context
+
+    def finish(self, command: str, exit_code: int, seconds: float) -> list[str]:
+        """Write the run's metrics if a context was used; returns problems to warn about."""
+        if self._context is None:
+            return []
+        return self._context.finish(command, exit_code, seconds)
+
+    def close(self) -> None:
+        if self._context is not None:
+            self._context.close()
 
 
 _current = State()

@@ -98,6 +98,10 @@ def set_value(
     state().output.result(document, f"{key} = {value}{where} ({config_path()})")
 
 
+def register(app: typer.Typer) -> None:
+    command(app, "init", epilog=INIT_EXAMPLES)(init)
+
+
 def init(
     profile: Annotated[
         str, typer.Option("--profile", "-p", help="devnet, testnet or mainnet.")

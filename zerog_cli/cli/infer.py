@@ -17,6 +17,7 @@ from typer.core import TyperGroup
 
 from zerog_cli.cli.common import command, examples, state
 from zerog_cli.errors import UsageError
+from zerog_cli.infra import redaction
 from zerog_cli.infra.output import Column
 from zerog_cli.infra.units import format_usd
 
@@ -122,7 +123,8 @@ def _summary(report: dict[str, Any]) -> str:
         'zerog infer "Explain this error" --model devnet-echo-1 --max-tokens 200',
         "echo 'hi' | zerog infer - --no-stream --json",
         'zerog infer "Draft a reply" --estimate',
-        'zerog infer "Is this signed?" --verify-response --provider 0x7099…79C8',
+        "zerog infer 'Is this signed?' --verify-response "
+        "--provider 0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
     ),
 )
 def ask(
@@ -201,7 +203,7 @@ def ask(
 
     def show(delta: str) -> None:
         printed.append(delta)
-        out.stdout.write(delta)
+        out.stdout.write(redaction.scrub(delta))
         out.stdout.flush()
 
     on_delta = None if out.json_mode or estimate else show

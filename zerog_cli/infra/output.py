@@ -127,21 +127,32 @@ class Output:
         title: str | None = None,
         empty: str = "(none)",
     ) -> None:
-        """A rich table on stdout (human mode only; callers emit JSON via `result`)."""
+        """An aligned plain-text table on stdout (human mode only; JSON goes via `result`)."""
         if self.json_mode:
             return
         columns = list(columns)
         if not rows:
             self.echo(empty if not title else f"{title}: {empty}")
             return
-        from rich.table import Table
+        cells = [[redaction.scrub(column.render(row)) for column in columns] for row in rows]
+        headers = [column.header for column in columns]
+        widths = [
+            max(len(headers[i]), *(len(line[i]) for line in cells)) for i in range(len(columns))
+        ]
 
-        table = Table(title=title, title_justify="left", box=None, header_style="bold")
-        for column in columns:
-            table.add_column(column.header, justify=column.justify)  # type: ignore[arg-type]
-        for row in rows:
-            table.add_row(*(redaction.scrub(column.render(row)) for column in columns))
-        self.console().print(table)
+        def line(values: Sequence[str]) -> str:
+            parts = [
+                value.rjust(width) if column.justify == "right" else value.ljust(width)
+                for value, width, column in zip(values, widths, columns, strict=True)
+            ]
+            return "  ".join(parts).rstrip()
+
+        if title:
+            self.echo(title)
+        header = line(headers)
+        self.echo(f"\x1b[1m{header}\x1b[0m" if self.color and self.stdout.isatty() else header)
+        for values in cells:
+            self.echo(line(values))
 
     def fields(self, pairs: Sequence[tuple[str, Any]]) -> None:
         """Aligned ``key: value`` lines on stdout (human mode only)."""

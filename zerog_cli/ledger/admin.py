@@ -9,7 +9,7 @@ from typing import Any
 from zerog_cli.errors import ConfigError, UsageError
 from zerog_cli.infra.files import atomic_path
 from zerog_cli.ledger.db import Ledger, connect
-from zerog_cli.ledger.migrations import INITIAL_TABLES, LATEST_VERSION
+from zerog_cli.ledger.migrations import LATEST_VERSION
 
 _WRITE_KEYWORDS = {
     "insert",
@@ -37,8 +37,8 @@ def status(ledger: Ledger, *, integrity: bool = True) -> dict[str, Any]:
     """Schema version, size, journal mode, integrity and row counts per table."""
     row_counts = {
         table: int(ledger.query(f'SELECT COUNT(*) AS n FROM "{table}"')[0]["n"])
-        for table in sorted(ledger.db.table_names())
-        if table in INITIAL_TABLES or table == "schema_migrations"
+        for table in ledger.table_names()
+        if not table.startswith("sqlite_")
     }
     files = [ledger.path, Path(f"{ledger.path}-wal")]
     size = sum(p.stat().st_size for p in files if p.exists())

@@ -43,12 +43,32 @@ def _check_is_sqlite(path: Path) -> None:
 
 
 class Ledger:
-    """A migrated ledger. ``db`` is the sqlite-utils Database; ``conn`` the raw connection."""
+    """A migrated ledger: ``conn`` is the raw connection every query uses.
 
-    def __init__(self, path: Path, db: sqlite_utils.Database) -> None:
+    ``db`` wraps the same connection in a sqlite-utils Database for schema work
+    (migrations create and drop tables through it). It is built on first use:
+    importing sqlite-utils costs about 0.1 s, which commands that only read
+    and write rows should not pay.
+    """
+
+    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
         self.path = path
-        self.db = db
-        self.conn: sqlite3.Connection = db.conn
+        self.conn = conn
+        self._db: sqlite_utils.Database | None = None
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        if self._db is None:
+            import sqlite_utils
+
+            self._db = sqlite_utils.Database(self.conn)
+        return self._db
+
+    def table_names(self) -> list[str]:
+        rows = self.conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
+        ).fetchall()
+        return [str(row[0]) for row in rows]
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -129,12 +149,10 @@ def connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
 
 def open_ledger(path: Path, *, migrate: bool = True) -> Ledger:
     """Open (creating if needed) and bring the schema up to date."""
-    import sqlite_utils
-
     from zerog_cli.ledger.migrations import migrate_to_latest
 
     conn = connect(path)
-    ledger = Ledger(path, sqlite_utils.Database(conn))
+    ledger = Ledger(path, conn)
     try:
         if migrate:
             migrate_to_latest(ledger)

@@ -1,0 +1,56 @@
+"""Cold-start time of `zerog --help` and `zerog ledger status`, next to `import typer`.
+
+Each command runs as a fresh process, several times; the median wall time is
+printed with the ratio to the bare `python -c "import typer"` anchor. Goals:
+`--help` within 150 ms, ledger-only commands within 200 ms.
+
+    python bench/startup.py [--runs 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+GOALS_MS = {"zerog --help": 150, "zerog ledger status": 200}
+
+
+def median_ms(command: list[str], env: dict[str, str], runs: int) -> float:
+    subprocess.run(command, env=env, capture_output=True, check=True)
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run(command, env=env, capture_output=True, check=True)
+        samples.append((time.perf_counter() - started) * 1000)
+    return statistics.median(samples)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=15)
+    args = parser.parse_args()
+    python = sys.executable
+    with tempfile.TemporaryDirectory() as home:
+        env = {**os.environ, "ZEROG_HOME": home, "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring"}
+        subprocess.run([python, "-m", "zerog_cli", "init"], env=env, capture_output=True, check=True)
+        anchor = median_ms([python, "-c", "import typer"], env, args.runs)
+        rows = [("python -c 'import typer'", anchor, None)]
+        for label, argv in (
+            ("zerog --help", ["--help"]),
+            ("zerog ledger status", ["ledger", "status"]),
+            ("zerog quota show", ["quota", "show"]),
+        ):
+            rows.append((label, median_ms([python, "-m", "zerog_cli", *argv], env, args.runs), GOALS_MS.get(label)))
+    print(f"cold start, median of {args.runs} runs")
+    for label, ms, goal in rows:
+        goal_text = f"  goal {goal} ms: {'met' if ms <= goal else 'MISSED'}" if goal else ""
+        print(f"  {label:28s} {ms:7.1f} ms  {ms / anchor:4.2f}x import typer{goal_text}")
+
+
+if __name__ == "__main__":
+    main()
