@@ -52,7 +52,8 @@ def test_root_summaries_match_each_command_help() -> None:
 def test_help_imports_no_command_module() -> None:
     code = (
         "import sys; from zerog_cli.cli.app import run; run(['--help']);"
-        "print(sorted(m for m in sys.modules if m.startswith(('zerog_cli.cli.', 'zerog_cli.services'))))"
+        "prefixes = ('zerog_cli.cli.', 'zerog_cli.services');"
+        "print(sorted(m for m in sys.modules if m.startswith(prefixes)))"
     )
     shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     loaded = shown.stdout.strip().splitlines()[-1]
