@@ -79,6 +79,8 @@ def test_verify_reports_and_records_a_corrupted_backup(
 ) -> None:
     made = make_backups(cli, tmp_path, 3)
     ids = [m["backup_id"] for m in made]
+    silent = cli("verify")
+    assert (silent.exit_code, silent.stdout, silent.stderr) == (0, "", ""), "cron: quiet on success"
     first = cli("verify", "-v")
     assert first.exit_code == 0, first
     assert [line.split()[0] for line in first.stdout.splitlines()] == ["=", "=", "="]

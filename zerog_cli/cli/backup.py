@@ -13,7 +13,10 @@ from zerog_cli.infra.output import Column
 from zerog_cli.infra.units import format_duration, format_size, parse_duration
 
 app = new_app(
-    "Backups: uploads with a record, verified restores, restic-style pruning, staleness checks."
+    "Backups: uploads with a record, verified restores, restic-style pruning, staleness checks.",
+    "zerog backup create /var/backups/db.dump --ns backups --label db",
+    "zerog backup ls --ns backups",
+    "zerog backup prune --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --dry-run",
 )
 
 AsUser = Annotated[

@@ -9,7 +9,9 @@ import typer
 from zerog_cli.cli.common import command, examples, new_app, state
 
 app = new_app(
-    "Prometheus metrics read from the ledger: quotas, costs, breakers, backup verification."
+    "Prometheus metrics read from the ledger: quotas, costs, breakers, backup verification.",
+    "zerog metrics serve --port 9791",
+    "zerog metrics show",
 )
 
 

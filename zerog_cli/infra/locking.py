@@ -20,8 +20,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
-from typing import Any
 
 from zerog_cli.errors import LockHeld
 from zerog_cli.infra.files import ensure_private_dir
@@ -45,9 +43,6 @@ class Holder:
 
     def describe(self) -> str:
         return f"{self.command} (pid {self.pid} on {self.host}, since {self.since})"
-
-    def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 def read_holder(path: Path) -> Holder | None:
@@ -87,10 +82,6 @@ class RunLock:
         self.path = path
         self.command = command
         self._fd: int | None = None
-
-    @property
-    def held(self) -> bool:
-        return self._fd is not None
 
     def _try_lock(self, fd: int) -> bool:
         try:
@@ -161,16 +152,3 @@ class RunLock:
             fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             os.close(fd)
-
-    def __enter__(self) -> RunLock:
-        if self._fd is None:
-            self.acquire()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.release()

@@ -43,10 +43,6 @@ class Backup:
     last_conclusive_at: str | None
 
     @property
-    def live(self) -> bool:
-        return self.retired_at is None
-
-    @property
     def failed(self) -> bool:
         """Its latest conclusive verification found it bad (mismatch or missing)."""
         return self.last_conclusive_status in ("mismatch", "missing")
@@ -59,7 +55,7 @@ _LATEST = (
     "SELECT v.{column} FROM verifications v WHERE v.backup_id = b.id{where}"
     " ORDER BY v.checked_at DESC, v.id DESC LIMIT 1"
 )
-_CONCLUSIVE_WHERE = " AND v.status IN ('ok', 'mismatch', 'missing')"
+_CONCLUSIVE_WHERE = f" AND v.status IN ({', '.join(repr(status) for status in CONCLUSIVE)})"
 
 _SELECT = (
     "SELECT b.id, b.namespace, o.name, b.label, b.source_path, b.object_id, b.root, b.tx_seq,"

@@ -38,13 +38,3 @@ def history(conn: sqlite3.Connection, backup_id: int, limit: int = 20) -> list[d
     )
     columns = [c[0] for c in cursor.description]
     return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
-
-
-def of_run(conn: sqlite3.Connection, run_id: str) -> list[dict[str, Any]]:
-    cursor = conn.execute(
-        "SELECT backup_id, status, duration_ms, bytes_checked, error, checked_at"
-        " FROM verifications WHERE run_id = ? ORDER BY id",
-        (run_id,),
-    )
-    columns = [c[0] for c in cursor.description]
-    return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
