@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -71,6 +73,25 @@ def test_create_records_and_restore_round_trips(
     exists = cli("backup", "restore", str(report["backup_id"]), "-o", str(target))
     assert exists.exit_code == 2
     assert "--force" in exists.stderr
+
+    piped = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "zerog_cli",
+            "backup",
+            "restore",
+            str(report["backup_id"]),
+            "-o",
+            "-",
+        ],
+        capture_output=True,
+        timeout=120,
+        env=os.environ.copy(),
+    )
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stdout == source.read_bytes()
+    assert cli("backup", "restore", str(report["backup_id"]), "-o", "-", "--json").exit_code == 2
 
     monkeypatch.chdir(tmp_path / "out")
     default = cli("backup", "restore", str(report["backup_id"]))

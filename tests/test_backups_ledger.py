@@ -256,3 +256,4 @@ def test_unverified_counts_from_creation_and_exits_3(
     assert f"{fresh} backups/fresh/" in human.stdout
     assert "never verified (1d01h ago)" in human.stdout
     assert zerog("backup", "unverified", "--max-age", "soon").exit_code == 2
+    assert zerog("backup", "unverified", "--ns", "nosuch").exit_code == 7

@@ -213,6 +213,8 @@ def test_older_than_sample_namespace_and_ids(
     assert checked(chosen) == [ids[2], other]
     with pytest.raises(NotFound):
         run(clock, verify.Selection(ids=(999,)))
+    with pytest.raises(NotFound):
+        run(clock, verify.Selection(namespace="nosuch"))
 
 
 @pytest.mark.parametrize(

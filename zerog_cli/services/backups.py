@@ -127,6 +127,13 @@ def create(
     return {"backup_id": backup_id, "label": effective_label, **report}
 
 
+def require_namespace(context: Context, name: str) -> None:
+    """NotFound (exit 7) for an unknown namespace: a typo must not pass as "nothing to check"."""
+    namespaces.validate_name(name)
+    if namespaces.find(context, name) is None:
+        raise NotFound(f"no namespace {name!r}")
+
+
 def _permitted(context: Context, names: Sequence[str], user: str, action: str) -> list[str]:
     allowed = []
     for name in names:
@@ -406,6 +413,8 @@ def unverified(
     """
     if max_age_seconds <= 0:
         raise UsageError("--max-age must be more than 0 seconds")
+    if namespace is not None:
+        require_namespace(context, namespace)
     now = context.now()
     cutoff = format_time(now - timedelta(seconds=max_age_seconds))
     found = rows.select(

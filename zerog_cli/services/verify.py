@@ -39,7 +39,7 @@ from zerog_cli.infra.locking import Holder, RunLock, lock_path
 from zerog_cli.ledger import backups as rows
 from zerog_cli.ledger import objects, verifications
 from zerog_cli.ledger.backups import Backup
-from zerog_cli.services.backups import format_time
+from zerog_cli.services.backups import format_time, require_namespace
 from zerog_cli.services.context import Context
 
 LOCK_NAME = "verify"
@@ -204,6 +204,8 @@ def select(
         if unknown:
             raise NotFound(f"no backup {', '.join(unknown)} on {network}")
         return [found[i] for i in wanted]
+    if selection.namespace is not None:
+        require_namespace(context, selection.namespace)
     candidates = rows.select(
         conn,
         network=network,
