@@ -153,15 +153,10 @@ def _namespaces_for(
     if namespace is not None:
         namespaces.require(context, namespace, user, action)
         return [namespace], []
-    known = sorted({b.namespace for b in _all(context, include_retired=True)})
+    every = rows.select(context.ledger.conn, network=context.settings.profile, include_retired=True)
+    known = sorted({b.namespace for b in every})
     allowed = _permitted(context, known, user, action)
     return allowed, [name for name in known if name not in allowed]
-
-
-def _all(context: Context, *, include_retired: bool = False) -> list[Backup]:
-    return rows.select(
-        context.ledger.conn, network=context.settings.profile, include_retired=include_retired
-    )
 
 
 def describe(context: Context, backup: Backup) -> dict[str, Any]:
