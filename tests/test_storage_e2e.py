@@ -25,7 +25,9 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevnetProcess]:
 
 
 @pytest.fixture
-def cli(zerog: Callable[..., Result], net: DevnetProcess, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
+def cli(
+    zerog: Callable[..., Result], net: DevnetProcess, monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., Result]:
     monkeypatch.setenv("ZEROG_DEVNET_URL", net.base_url)
     net.clear_faults()
     return zerog
@@ -40,7 +42,11 @@ def _file(tmp_path: Path, name: str, size: int, seed: int = 1) -> Path:
 def _tables(ledger: Path) -> dict[str, list[tuple[object, ...]]]:
     with sqlite3.connect(ledger) as conn:
         names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
-        return {n: conn.execute(f'SELECT * FROM "{n}"').fetchall() for n in names if n != "breaker_state"}
+        return {
+            n: conn.execute(f'SELECT * FROM "{n}"').fetchall()
+            for n in names
+            if n != "breaker_state"
+        }
 
 
 @pytest.mark.parametrize("size", [1, 4097, 300_000, 3 * 262_144 + 1])
@@ -96,11 +102,15 @@ def test_dedupe_does_not_pay_twice(cli, net: DevnetProcess, tmp_path: Path) -> N
     assert second.json["fee_neuron"] == "0"
     assert second.json["usd_micro"] == 0
     assert net.stats()["transactions"] == txs
-    rows = cli("ledger", "sql", "SELECT neuron, usd_micro FROM cost_tracking ORDER BY id", "--json").json
+    rows = cli(
+        "ledger", "sql", "SELECT neuron, usd_micro FROM cost_tracking ORDER BY id", "--json"
+    ).json
     assert [r["neuron"] for r in rows][-1] == "0"
 
 
-def test_quota_refusal_spends_and_records_nothing(cli, net: DevnetProcess, tmp_path: Path, zerog_home: Path) -> None:
+def test_quota_refusal_spends_and_records_nothing(
+    cli, net: DevnetProcess, tmp_path: Path, zerog_home: Path
+) -> None:
     assert cli("quota", "set", "alice", "--storage", "100KB").exit_code == 0
     source = _file(tmp_path, "big.bin", 150_000)
     before = _tables(zerog_home / "ledger.db")
@@ -112,7 +122,9 @@ def test_quota_refusal_spends_and_records_nothing(cli, net: DevnetProcess, tmp_p
     after = _tables(zerog_home / "ledger.db")
     changed = {t for t in after if after[t] != before.get(t)}
     assert changed <= {"namespaces", "user_quotas"}, changed
-    assert after["objects"] == before["objects"] and after["cost_tracking"] == before["cost_tracking"]
+    assert (
+        after["objects"] == before["objects"] and after["cost_tracking"] == before["cost_tracking"]
+    )
 
 
 def test_dry_run_touches_nothing(cli, net: DevnetProcess, tmp_path: Path, zerog_home: Path) -> None:
@@ -155,7 +167,9 @@ def test_acl_roles(cli, tmp_path: Path) -> None:
     assert removed.exit_code == 0 and "stay on the network" in removed.stderr
 
 
-def test_corrupt_node_is_healed_and_all_corrupt_is_exit_3(cli, net: DevnetProcess, tmp_path: Path) -> None:
+def test_corrupt_node_is_healed_and_all_corrupt_is_exit_3(
+    cli, net: DevnetProcess, tmp_path: Path
+) -> None:
     source = _file(tmp_path, "heal.bin", 2 * 262_144 + 5)
     uploaded = cli("upload", str(source), "--replicas", "2", "--json")
     assert len(uploaded.json["nodes"]) == 2, uploaded
@@ -178,13 +192,17 @@ def test_corrupt_node_is_healed_and_all_corrupt_is_exit_3(cli, net: DevnetProces
 def test_month_rollover_resets_usage(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from zerog_cli.services import context as context_module
 
-    monkeypatch.setattr(context_module, "_utc_now", lambda: datetime(2026, 10, 31, 23, 0, tzinfo=UTC))
+    monkeypatch.setattr(
+        context_module, "_utc_now", lambda: datetime(2026, 10, 31, 23, 0, tzinfo=UTC)
+    )
     source = _file(tmp_path, "m.bin", 20_000)
     assert cli("upload", str(source), "--as", "mo").exit_code == 0
     october = cli("quota", "show", "mo", "--json").json
     assert october["period"] == "2026-10"
     assert october["limits"]["storage"]["used"] == 20_000
-    monkeypatch.setattr(context_module, "_utc_now", lambda: datetime(2026, 11, 1, 0, 30, tzinfo=UTC))
+    monkeypatch.setattr(
+        context_module, "_utc_now", lambda: datetime(2026, 11, 1, 0, 30, tzinfo=UTC)
+    )
     november = cli("quota", "show", "mo", "--json").json
     assert november["period"] == "2026-11"
     assert november["limits"]["storage"]["used"] == 0
@@ -201,19 +219,28 @@ def test_crossing_80_percent_writes_an_alert(cli, tmp_path: Path) -> None:
     assert {"kind": "quota", "subject": "al"} in alerts
 
 
-def test_eight_processes_never_overspend(net: DevnetProcess, tmp_path: Path, zerog_home: Path) -> None:
+def test_eight_processes_never_overspend(
+    net: DevnetProcess, tmp_path: Path, zerog_home: Path
+) -> None:
     env = {"ZEROG_DEVNET_URL": net.base_url, "ZEROG_HOME": str(zerog_home)}
     assert run_cli_process("quota", "set", "racer", "--storage", "300KB", env=env).exit_code == 0
     files = [_file(tmp_path, f"r{i}.bin", 100_000) for i in range(8)]
     with ThreadPoolExecutor(8) as pool:
         results = list(
-            pool.map(lambda f: run_cli_process("upload", str(f), "--as", "racer", "--wait", "none", env=env), files)
+            pool.map(
+                lambda f: run_cli_process(
+                    "upload", str(f), "--as", "racer", "--wait", "none", env=env
+                ),
+                files,
+            )
         )
     codes = sorted(r.exit_code for r in results)
     assert codes == [0, 0, 0, 4, 4, 4, 4, 4], [(r.exit_code, r.stderr[-300:]) for r in results]
     assert not any("database is locked" in r.stderr for r in results)
     with sqlite3.connect(zerog_home / "ledger.db") as conn:
-        used = conn.execute("SELECT storage_used_bytes FROM user_quotas WHERE user='racer'").fetchone()[0]
+        used = conn.execute(
+            "SELECT storage_used_bytes FROM user_quotas WHERE user='racer'"
+        ).fetchone()[0]
         objects = conn.execute("SELECT COUNT(*) FROM objects WHERE uploader='racer'").fetchone()[0]
         held = conn.execute("SELECT COUNT(*) FROM quota_reservations").fetchone()[0]
     assert used == 300_000 and objects == 3 and held == 0
@@ -269,3 +296,30 @@ def test_existing_output_needs_force(cli, tmp_path: Path) -> None:
     assert target.read_bytes() == b"keep me"
     assert cli("download", root, "-o", str(target), "--force").exit_code == 0
     assert target.read_bytes() == source.read_bytes()
+
+
+def test_encrypted_root_alone_decrypts_with_the_key(
+    cli, tmp_path: Path, zerog_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ENCRYPTION_KEY", ENC_KEY)
+    source = _file(tmp_path, "lost-ledger.bin", 5_000)
+    root = cli("upload", str(source), "--encrypt", "--json").json["root"]
+    monkeypatch.setenv("ZEROG_HOME", str(tmp_path / "fresh-home"))
+    raw = tmp_path / "raw.bin"
+    assert cli("download", root, "-o", str(raw)).exit_code == 0
+    assert raw.read_bytes()[0] == 1 and len(raw.read_bytes()) == 5_017
+    plain = tmp_path / "plain.bin"
+    result = cli("download", root, "-o", str(plain), "--decrypt", "--json")
+    assert result.exit_code == 0, result
+    assert plain.read_bytes() == source.read_bytes()
+    assert result.json["verified_against_ledger"] is False
+
+
+def test_devnet_faults_command_changes_the_running_devnet(cli, net: DevnetProcess) -> None:
+    result = cli(
+        "devnet", "faults", "--data-dir", str(net.data_dir), "--corrupt-node", "1", "--json"
+    )
+    assert result.exit_code == 0, result
+    assert result.json["corrupt_nodes"] == [1]
+    cleared = cli("devnet", "faults", "--data-dir", str(net.data_dir), "--clear", "--json")
+    assert cleared.json["corrupt_nodes"] == [] and cleared.json["fail_rate"] == 0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -98,6 +98,83 @@ def up(
         output.info("running in the foreground; Ctrl-C stops it")
 
     control.run_foreground(config, on_ready=ready)
+
+
+@command(
+    app,
+    "faults",
+    epilog=examples(
+        "zerog devnet faults --fail-rate 0.2 --latency-ms 50",
+        "zerog devnet faults --corrupt-node 0",
+        "zerog devnet faults --clear",
+    ),
+)
+def faults(
+    fail_rate: Annotated[
+        float | None,
+        typer.Option("--fail-rate", help="Fraction of requests that fail.", show_default=False),
+    ] = None,
+    latency_ms: Annotated[
+        int | None,
+        typer.Option("--latency-ms", help="Added latency per request.", show_default=False),
+    ] = None,
+    corrupt_rate: Annotated[
+        float | None,
+        typer.Option(
+            "--corrupt-rate", help="Fraction of segment downloads corrupted.", show_default=False
+        ),
+    ] = None,
+    drop_rate: Annotated[
+        float | None,
+        typer.Option("--drop-rate", help="Fraction of connections dropped.", show_default=False),
+    ] = None,
+    corrupt_node: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--corrupt-node",
+            help="Node index whose downloads are all corrupt (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+    down_node: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--down-node",
+            help="Node index that answers 503 to everything (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="Switch every fault off first.")] = False,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data-dir", help="Default $ZEROG_HOME/devnet.", show_default=False),
+    ] = None,
+) -> None:
+    """Inject faults into the running devnet (rehearse incidents, test resilience)."""
+    from zerog_cli.devnet import control
+
+    changes: dict[str, Any] = {}
+    if clear:
+        changes = {
+            "fail_rate": 0,
+            "latency_ms": 0,
+            "corrupt_rate": 0,
+            "drop_rate": 0,
+            "corrupt_nodes": [],
+            "fail_nodes": [],
+        }
+    given = {
+        "fail_rate": fail_rate,
+        "latency_ms": latency_ms,
+        "corrupt_rate": corrupt_rate,
+        "drop_rate": drop_rate,
+        "corrupt_nodes": corrupt_node,
+        "fail_nodes": down_node,
+    }
+    changes.update({key: value for key, value in given.items() if value is not None})
+    settings = control.set_faults(data_dir, changes)
+    active = {k: v for k, v in settings.items() if v not in (0, 0.0, [], None) and k in given}
+    state().output.result(settings, f"devnet faults: {active or 'none'}")
 
 
 @command(app, "status", epilog=examples("zerog devnet status", "zerog devnet status --json"))

@@ -127,6 +127,10 @@ def download(
         typer.Option("--output", "-o", help="File, folder, or - for stdout.", show_default=False),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    decrypt: Annotated[
+        bool,
+        typer.Option("--decrypt", help="Decrypt with ENCRYPTION_KEY even without a ledger record."),
+    ] = False,
     as_user: Annotated[
         str | None, typer.Option("--as", help="Act as this user.", show_default=False)
     ] = None,
@@ -139,7 +143,9 @@ def download(
         raise UsageError("--json and -o - both want stdout; pick one")
     current.context.override(user=as_user)
     with progress_bar(f"download {ref[:24]}") as progress:
-        report = download_to(current.context, ref, output, force=force, progress=progress)
+        report = download_to(
+            current.context, ref, output, force=force, progress=progress, decrypt=decrypt
+        )
     if output == "-":
         current.output.info(f"{report['size']} bytes verified ({report['root']})")
         return

@@ -325,6 +325,28 @@ def _health(url: str, timeout: float = 2.0) -> dict[str, Any] | None:
     return body if isinstance(body, dict) else None
 
 
+def set_faults(data_dir: Path | str | None, changes: dict[str, Any]) -> dict[str, Any]:
+    """Change the running devnet's fault settings (``POST /admin/faults``); returns them all."""
+    import requests
+
+    current = status(data_dir)
+    if not current.running or current.info is None:
+        raise NetworkUnavailable(f"no devnet is running in {current.data_dir}")
+    try:
+        answer = requests.post(
+            current.info.url + "/admin/faults",
+            json=changes,
+            timeout=10,
+            proxies={"http": "", "https": ""},
+        )
+        body = answer.json()
+    except (requests.RequestException, ValueError) as exc:
+        raise NetworkUnavailable(f"the devnet did not take the fault settings: {exc}") from None
+    if answer.status_code != 200 or not isinstance(body, dict):
+        raise UsageError(f"the devnet refused the fault settings: {body}")
+    return body
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

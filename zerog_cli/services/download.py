@@ -84,8 +84,12 @@ def fetch_verified(
     sink: BinaryIO,
     *,
     progress: Progress | None = None,
+    decrypt: bool = False,
 ) -> tuple[DownloadResult, str, int]:
     """Download into ``sink`` with proof checks, decrypting when the record says so.
+
+    ``decrypt`` decrypts with ENCRYPTION_KEY even without a ledger record: the
+    way back for encrypted data when only its root survived.
 
     Returns (result, sha256 hex, bytes written). Raises IntegrityError when the
     bytes do not match the ledger's size or SHA-256.
@@ -93,7 +97,8 @@ def fetch_verified(
     from zerog_cli.zerog.transfer import download
 
     record = target.record
-    key = encryption_key(context) if record is not None and record.encrypted else None
+    encrypted = decrypt or (record is not None and record.encrypted)
+    key = encryption_key(context) if encrypted else None
     counting = _CountingSink(sink)
     result = download(
         storage_network(context),
@@ -129,6 +134,7 @@ def download_to(
     force: bool = False,
     progress: Progress | None = None,
     operation: str = "download",
+    decrypt: bool = False,
 ) -> dict[str, Any]:
     """Fetch ``ref`` to ``output`` ("-" = stdout) atomically; returns the report."""
     started = time.monotonic()
@@ -136,7 +142,7 @@ def download_to(
     metrics = context.metrics
     try:
         if output == "-":
-            result, sha256, size = _to_stdout(context, target, progress)
+            result, sha256, size = _to_stdout(context, target, progress, decrypt)
             destination = "-"
         else:
             path = Path(output) if output else default_output(target)
@@ -147,7 +153,9 @@ def download_to(
             with atomic_output(
                 path, mode=0o600 if target.record and target.record.encrypted else 0o644
             ) as handle:
-                result, sha256, size = fetch_verified(context, target, handle, progress=progress)
+                result, sha256, size = fetch_verified(
+                    context, target, handle, progress=progress, decrypt=decrypt
+                )
             destination = str(path)
     except Exception:
         metrics.storage_operations.labels(operation, "error").inc()
@@ -171,11 +179,13 @@ def download_to(
 
 
 def _to_stdout(
-    context: Context, target: Target, progress: Progress | None
+    context: Context, target: Target, progress: Progress | None, decrypt: bool
 ) -> tuple[DownloadResult, str, int]:
     """Verify into a private temporary file first: no unverified byte reaches stdout."""
     with tempfile.TemporaryFile(prefix="zerog-") as spool:
-        result, sha256, size = fetch_verified(context, target, spool, progress=progress)
+        result, sha256, size = fetch_verified(
+            context, target, spool, progress=progress, decrypt=decrypt
+        )
         spool.seek(0)
         shutil.copyfileobj(spool, sys.stdout.buffer, 1 << 20)
         sys.stdout.buffer.flush()
