@@ -270,7 +270,10 @@ def prune(
     keep_monthly: Annotated[
         int, typer.Option("--keep-monthly", help="Newest of each of the last N months.", min=0)
     ] = 0,
-    ns: Namespace = None,
+    ns: Annotated[
+        str | None,
+        typer.Option("--ns", help="Namespace (default: all you may write).", show_default=False),
+    ] = None,
     label: Label = None,
     dry_run: Annotated[
         bool,
