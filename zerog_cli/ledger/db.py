@@ -24,22 +24,11 @@ if TYPE_CHECKING:
     import sqlite_utils
 
 BUSY_TIMEOUT_MS = 30_000
-SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
 def utc_now() -> str:
     """Timestamps are ISO 8601 UTC with seconds, sortable as text."""
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _check_is_sqlite(path: Path) -> None:
-    try:
-        with path.open("rb") as handle:
-            head = handle.read(len(SQLITE_MAGIC))
-    except OSError as exc:
-        raise ConfigError(f"ledger {path} cannot be read: {exc.strerror}") from None
-    if head and head != SQLITE_MAGIC:
-        raise ConfigError(f"ledger {path} is not a SQLite database")
 
 
 class Ledger:
@@ -118,17 +107,24 @@ class Ledger:
 
 
 def connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
-    """A raw connection with zerog's pragmas; creates the file 0600 when missing."""
-    if path.exists():
-        _check_is_sqlite(path)
-    elif read_only:
+    """A raw connection with zerog's pragmas; creates the file 0600 when missing.
+
+    The file is only ever opened through SQLite. Opening and closing it any
+    other way (say, to read its header) would drop every POSIX lock this
+    process holds on it, including those of the ledger connection a command
+    already has open: another process could then take the file for its last
+    connection, checkpoint and delete the WAL under us, and our next commits
+    would be lost (or leave the file "malformed").
+    """
+    if not path.exists() and read_only:
         raise ConfigError(
             f"ledger {path} does not exist", hint="run any zerog command to create it"
         )
-    else:
+    elif not path.exists():
         ensure_private_dir(path.parent)
         create_private_file(path)
     uri = f"file:{path}?mode=ro" if read_only else str(path)
+    conn: sqlite3.Connection | None = None
     try:
         conn = sqlite3.connect(
             uri,
@@ -138,11 +134,16 @@ def connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
             check_same_thread=False,
         )
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA schema_version").fetchone()  # reads the header: not a database?
         if not read_only:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
     except sqlite3.DatabaseError as exc:
+        if conn is not None:
+            conn.close()
+        if "not a database" in str(exc):
+            raise ConfigError(f"ledger {path} is not a SQLite database") from None
         raise ConfigError(f"ledger {path} cannot be opened as SQLite: {exc}") from None
     return conn
 
