@@ -237,9 +237,10 @@ def test_each_provider_route_has_its_own_breaker() -> None:
 def test_ask_is_the_default_subcommand(argv: list[str], command: str) -> None:
     import typer
 
-    from zerog_cli.cli.app import app
+    from zerog_cli.cli import infer
 
-    infer_group = typer.main.get_command(app).commands["infer"]  # type: ignore[attr-defined]
+    infer_group = typer.main.get_command(infer.app)
     context = infer_group.make_context("infer", argv[1:], resilient_parsing=True)
-    name, _, _ = infer_group.resolve_command(context, [*context._protected_args, *context.args])
+    rest = [*context._protected_args, *context.args]
+    name, _, _ = infer_group.resolve_command(context, rest)  # type: ignore[attr-defined]
     assert name == command
