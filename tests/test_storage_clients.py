@@ -182,6 +182,32 @@ def test_error_object_is_classified(peer: tuple[str, Peer]) -> None:
     assert info.value.kind == "retryable"
 
 
+def test_transient_server_errors_are_retried_then_unavailable(peer: tuple[str, Peer]) -> None:
+    url, state = peer
+    rpc = JsonRpcClient(http(), url)
+    answers = iter(
+        [
+            {"error": {"code": -32000, "message": "service temporarily unavailable"}},
+            {"result": 7},
+        ]
+    )
+
+    def scripted(req: Any, handler: object) -> tuple[int, dict[str, str], bytes]:
+        return 200, {}, json.dumps({"jsonrpc": "2.0", "id": req["id"], **next(answers)}).encode()
+
+    state.answer = scripted
+    assert rpc.call("zgs_getStatus") == 7
+    state.error(-32603, "Internal error")
+    before = len(state.requests)
+    with pytest.raises(NetworkUnavailable, match=f"after {FAST.max_tries} attempts"):
+        rpc.call("zgs_getStatus")
+    assert len(state.requests) - before == FAST.max_tries
+    state.error(-32603, "Internal error", "data root and tx seq not match")
+    with pytest.raises(RemoteError) as info:
+        rpc.call("zgs_uploadSegmentsByTxSeq", [[], 1])
+    assert info.value.kind == "fatal"
+
+
 def test_classify_table() -> None:
     assert classify("Invalid params: root", "already uploaded and finalized") == "already-exists"
     assert classify("segment has already been uploaded or is being uploaded") == "already-exists"

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import itertools
 import json
+import random
 import re
 import threading
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from zerog_cli.errors import ProtocolError, RemoteError
+from zerog_cli.errors import NetworkUnavailable, ProtocolError, RemoteError
 
 if TYPE_CHECKING:
     from zerog_cli.infra.http import HttpClient, HttpResponse, RetryPolicy, Timeouts
@@ -42,11 +44,21 @@ _KINDS: tuple[tuple[str, str], ...] = (
     ("file info not found", "not-found"),
     ("file not found", "not-found"),
     ("not found", "not-found"),
+    ("temporarily unavailable", "transient"),
+    ("try again", "transient"),
+    ("timed out", "transient"),
 )
+# A JSON-RPC "internal error" is the node's 5xx: worth another attempt on a read.
+_INTERNAL_ERROR = -32603
 
 
-def classify(message: str, data: object = None) -> str:
-    """``retryable``, ``already-exists``, ``not-found`` or ``fatal``."""
+def classify(message: str, data: object = None, code: int | None = None) -> str:
+    """``retryable``, ``already-exists``, ``not-found``, ``transient`` or ``fatal``.
+
+    ``retryable`` is the node's "busy" answer to a write (the uploader pauses
+    and resends); ``transient`` is a server-side failure that an idempotent
+    call retries at once with back-off, like an HTTP 5xx.
+    """
     text = message
     if isinstance(data, str):
         text += " " + data
@@ -58,7 +70,7 @@ def classify(message: str, data: object = None) -> str:
     for needle, kind in _KINDS:
         if needle in text:
             return kind
-    return "fatal"
+    return "transient" if code == _INTERNAL_ERROR else "fatal"
 
 
 def loads_untrusted(content: bytes) -> Any:
@@ -127,13 +139,24 @@ class JsonRpcClient:
         Raises ``RemoteError`` for an error object, ``ProtocolError`` for a
         malformed answer, ``NetworkUnavailable`` from the transport.
         """
-        request_id = self._next_id()
-        body = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": list(params)}
-        response = self._post(body, retry, timeout, max_bytes)
-        answer = self._decode(response, method)
-        if isinstance(answer, list):
-            raise self._bad(method, "answered a batch to a single call")
-        return self._result(answer, method, request_id)
+        policy = retry or self.http.retry
+        attempt = 0
+        while True:
+            attempt += 1
+            request_id = self._next_id()
+            body = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": list(params)}
+            response = self._post(body, retry, timeout, max_bytes)
+            answer = self._decode(response, method)
+            if isinstance(answer, list):
+                raise self._bad(method, "answered a batch to a single call")
+            try:
+                return self._result(answer, method, request_id)
+            except RemoteError as error:
+                if error.kind != "transient" or not policy.retry_after_send:
+                    raise
+                if attempt >= policy.max_tries:
+                    raise NetworkUnavailable(f"{error} (after {attempt} attempts)") from None
+                time.sleep(random.uniform(0, min(policy.max_delay, policy.base_delay * 2**attempt)))
 
     def batch(
         self,
@@ -240,7 +263,7 @@ class JsonRpcClient:
             f"{self.endpoint} {method}: {text}",
             code=code,
             data=data,
-            kind=classify(message, data),
+            kind=classify(message, data, code),
             endpoint=self.endpoint,
         )
 

@@ -918,11 +918,13 @@ def _locate(
         raise NotFound(f"no storage node holds {root}")
     found: list[tuple[ShardedNode, FileInfo]] = []
     problems: list[str] = []
+    unreachable = 0
     for node in locations:
         try:
             info = network.node(node.url).get_file_info(root, True)
         except ZerogError as error:
             problems.append(f"{node.url}: {error}")
+            unreachable += isinstance(error, NetworkUnavailable)
             continue
         if info is None or info.tx.data_merkle_root != root:
             problems.append(f"{node.url}: file not found on node")
@@ -933,6 +935,8 @@ def _locate(
         found.append((node, info))
     if not found:
         detail = problems[0] if problems else "no answer"
+        if unreachable == len(locations):
+            raise NetworkUnavailable(f"no storage node holding {root} answers ({detail})")
         raise NotFound(f"no storage node serves {root} ({detail})")
     if expected_size is not None:
         size = expected_size
