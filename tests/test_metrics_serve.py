@@ -249,18 +249,18 @@ def _serve(*args: str) -> tuple[subprocess.Popen[bytes], str]:
 def test_serve_answers_scrapes_with_current_ledger_state(zerog_home: Path) -> None:
     process, url = _serve("--port", "0")
     try:
-        first = requests.get(url, timeout=10, proxies={"http": ""})
+        first = requests.get(url, timeout=60, proxies={"http": ""})
         assert first.status_code == 200
         assert "zerog_ledger_up 1.0" in first.text
         assert "zerog_backups{" not in first.text
         ledger = ledger_at(zerog_home)
         seed_backup(ledger, created_at="2026-03-01T00:00:00Z")
         ledger.close()
-        second = requests.get(url, timeout=10, proxies={"http": ""})
+        second = requests.get(url, timeout=60, proxies={"http": ""})
         assert 'zerog_backups{namespace="backups"} 1.0' in second.text
     finally:
         process.send_signal(signal.SIGTERM)
-        _, err = process.communicate(timeout=10)
+        _, err = process.communicate(timeout=60)
     assert process.returncode == 0, err
 
 

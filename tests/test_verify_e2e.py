@@ -172,21 +172,28 @@ def test_two_runs_started_together_one_runs_one_reports_the_lock(
     cli: Callable[..., Result], net: DevnetProcess, tmp_path: Path
 ) -> None:
     make_backups(cli, tmp_path, 3, size=5000)
-    net.set_faults(latency_ms=300, targets=["indexer", "node"])
+    net.set_faults(latency_ms=400, targets=["indexer", "node"])
     started = time.monotonic()
     runs = [_slow_verify(net, "--json"), _slow_verify(net, "--json")]
+    finished: dict[int, float] = {}
+    try:
+        while len(finished) < len(runs) and time.monotonic() - started < 120:
+            for index, process in enumerate(runs):
+                if index not in finished and process.poll() is not None:
+                    finished[index] = time.monotonic() - started
+            time.sleep(0.02)
+    finally:
+        net.clear_faults()
     outcomes = []
-    for process in runs:
-        out, err = process.communicate(timeout=120)
-        outcomes.append(
-            (process.returncode, out.decode(), err.decode(), time.monotonic() - started)
-        )
-    net.clear_faults()
+    for index, process in enumerate(runs):
+        out, err = process.communicate(timeout=30)
+        outcomes.append((process.returncode, out.decode(), err.decode(), finished[index]))
     codes = sorted(code for code, *_ in outcomes)
     assert codes == [0, 9], outcomes
     winner = next(o for o in outcomes if o[0] == 0)
     loser = next(o for o in outcomes if o[0] == 9)
     assert json.loads(winner[1])["checked"] == 3
+    assert loser[3] < winner[3], "the refused run exits at once, it does not wait"
     assert loser[1] == ""
     assert "another run holds the lock" in loser[2]
     assert "zerog verify (pid" in loser[2]
@@ -197,8 +204,8 @@ def test_two_runs_started_together_one_runs_one_reports_the_lock(
 def test_wait_lock_waits_for_the_running_verify(
     cli: Callable[..., Result], net: DevnetProcess, tmp_path: Path, zerog_home: Path
 ) -> None:
-    make_backups(cli, tmp_path, 2, size=5000)
-    net.set_faults(latency_ms=300, targets=["indexer", "node"])
+    make_backups(cli, tmp_path, 3, size=5000)
+    net.set_faults(latency_ms=500, targets=["indexer", "node"])
     first = _slow_verify(net)
     try:
         pid = _wait_for_holder(zerog_home, first)

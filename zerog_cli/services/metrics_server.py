@@ -292,6 +292,7 @@ def serve(
 ) -> None:
     """Serve ``/metrics`` on ``host:port`` until interrupted (Ctrl-C or SIGTERM)."""
     import signal
+    import threading
     from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
     from prometheus_client import make_wsgi_app
@@ -309,16 +310,26 @@ def serve(
             f"cannot listen on {host}:{port}: {exc.strerror}", hint="pick another --port"
         ) from None
 
+    # The server runs in a thread and the main thread only waits for a stop
+    # request: wsgiref's request handler catches every exception, so a
+    # KeyboardInterrupt raised by a signal in the middle of a scrape would be
+    # swallowed and the server would keep running.
+    stopping = threading.Event()
+
     def stop(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
+        stopping.set()
 
     previous = signal.signal(signal.SIGTERM, stop)
+    worker = threading.Thread(target=server.serve_forever, name="zerog-metrics", daemon=True)
+    worker.start()
     try:
         if on_ready is not None:
             on_ready(f"http://{host}:{server.server_port}/metrics")
-        server.serve_forever()
+        while not stopping.wait(0.5):
+            pass
     except KeyboardInterrupt:
         pass
     finally:
         signal.signal(signal.SIGTERM, previous)
+        server.shutdown()
         server.server_close()
