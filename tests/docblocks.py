@@ -1,9 +1,10 @@
 """Run the shell blocks of README.md and runbooks/*.md as tests.
 
-Every fenced block tagged ``sh`` runs, in order, in one bash session per
-document, with a fresh ``ZEROG_HOME`` and a scratch working folder, exactly as
-an operator would paste it. A block passes when it exits 0, unless an HTML
-comment right above it says otherwise::
+Every fenced block tagged ``sh`` runs, in order, with a fresh ``ZEROG_HOME``
+and a scratch working folder per document, exactly as an operator would paste
+it into one terminal: each block is its own ``bash`` (errexit, pipefail), and
+what a block exports is still exported in the next one. A block passes when it
+exits 0, unless an HTML comment right above it says otherwise::
 
     <!-- expect: exit=3; stdout~mismatch; stderr~"not verified" -->
 
@@ -119,8 +120,14 @@ class Outcome:
 def run_block(
     block: Block, *, cwd: Path, repo: Path, env: dict[str, str], timeout: float
 ) -> Outcome:
-    """One block in bash with errexit and pipefail, like a careful operator's shell."""
-    script = "set -eo pipefail\n" + block.code + "\n"
+    """One block in bash with errexit and pipefail; exported variables carry over."""
+    state = cwd / ".docblock-exports"
+    script = (
+        f"[ -f {shlex.quote(str(state))} ] && source {shlex.quote(str(state))}\n"
+        f'trap \'export -p | grep -Ev "^declare -x (PWD|OLDPWD|SHLVL|_)=" '
+        f"> {shlex.quote(str(state))}' EXIT\n"
+        "set -eo pipefail\n" + block.code + "\n"
+    )
     completed = subprocess.run(
         ["bash", "-c", script],
         cwd=repo if block.in_repo else cwd,

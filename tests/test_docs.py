@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,13 @@ DOCUMENTS = [REPO / "README.md", *sorted((REPO / "runbooks").glob("*.md"))]
 BLOCK_TIMEOUT = 300
 
 
+def free_port() -> int:
+    """A free loopback port, so the documents' `zerog devnet up` never collides."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 @pytest.mark.parametrize("document", DOCUMENTS, ids=lambda p: p.name)
 def test_document_runs_as_written(document: Path, tmp_path: Path) -> None:
     blocks = parse(document)
@@ -23,6 +31,7 @@ def test_document_runs_as_written(document: Path, tmp_path: Path) -> None:
     home, work = tmp_path / "home", tmp_path / "work"
     work.mkdir()
     env = document_env(home, Path(sys.executable).parent)
+    env["ZEROG_DEVNET_PORT"] = str(free_port())
     failures = []
     try:
         for block in runnable:
@@ -39,6 +48,7 @@ def test_document_runs_as_written(document: Path, tmp_path: Path) -> None:
         subprocess.run(
             ["zerog", "devnet", "down"], env=env, cwd=work, capture_output=True, timeout=60
         )
+        subprocess.run(["pkill", "-f", f"--data-dir {home}"], capture_output=True, timeout=30)
     assert not failures, "\n\n".join(failures)
 
 

@@ -49,7 +49,10 @@ def _print_info(info: DevnetInfo) -> None:
 )
 def up(
     host: Annotated[str, typer.Option("--host", help="127.0.0.1 or localhost only.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="Port (0 picks a free one).")] = 8545,
+    port: Annotated[
+        int,
+        typer.Option("--port", envvar="ZEROG_DEVNET_PORT", help="Port (0 picks a free one)."),
+    ] = 8545,
     data_dir: Annotated[
         Path | None,
         typer.Option("--data-dir", help="Default $ZEROG_HOME/devnet.", show_default=False),

@@ -121,9 +121,10 @@ def run_readonly_sql(path: Path, sql: str, params: tuple[Any, ...] = ()) -> list
 
 
 def last_good_verification_by_namespace(ledger: Ledger) -> list[dict[str, Any]]:
-    """Per namespace with live backups: when a backup there last verified ok (or None)."""
+    """Per namespace with live backups: the last ok verification and the oldest backup."""
     return ledger.query(
         "SELECT b.namespace AS namespace, COUNT(DISTINCT b.id) AS backups,"
+        " MIN(b.created_at) AS oldest_backup_at,"
         " MAX(CASE WHEN v.status = 'ok' THEN v.checked_at END) AS last_ok"
         " FROM storage_backups b LEFT JOIN verifications v ON v.backup_id = b.id"
         " WHERE b.retired_at IS NULL GROUP BY b.namespace ORDER BY b.namespace"

@@ -20,6 +20,7 @@ from zerog_cli.ledger import admin
 from zerog_cli.services.context import Context
 from zerog_cli.services.secrets_report import list_secrets
 
+# A nightly verify leaves at most a day between good checks; 26 h allows for drift.
 STALE_VERIFICATION_SECONDS = 26 * 3600
 _PRIORITY = (ExitCode.CONFIG, ExitCode.INTEGRITY, ExitCode.NETWORK)
 
@@ -129,7 +130,8 @@ def gather(context: Context, *, probe: bool = True) -> tuple[dict[str, Any], int
     verifications = []
     for row in admin.last_good_verification_by_namespace(ledger):
         age = _age_seconds(row["last_ok"], now)
-        stale = age is None or age > STALE_VERIFICATION_SECONDS
+        waiting = _age_seconds(row["oldest_backup_at"], now) if age is None else age
+        stale = waiting is not None and waiting > STALE_VERIFICATION_SECONDS
         verifications.append(
             {**row, "age_seconds": None if age is None else int(age), "stale": stale}
         )
