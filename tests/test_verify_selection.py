@@ -30,6 +30,7 @@ class Clock:
     def __init__(self) -> None:
         self.seconds = 0.0
         self.wall = datetime(2026, 3, 10, tzinfo=UTC)
+        self.wall_rate = 1.0
 
     def monotonic(self) -> float:
         return self.seconds
@@ -39,7 +40,7 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.seconds += seconds
-        self.wall += timedelta(seconds=seconds)
+        self.wall += timedelta(seconds=seconds * self.wall_rate)
 
 
 @pytest.fixture
@@ -127,6 +128,17 @@ def test_max_duration_continues_where_the_previous_run_stopped(
     third = run(clock, max_duration=25)
     assert checked(third) == [ids[6], ids[0], ids[1]]
     assert third.stopped == "max-duration reached"
+
+
+def test_checks_within_the_same_second_still_rotate(
+    zerog_home: Path, clock: Clock, stub: dict[int, str]
+) -> None:
+    ids = seeded(zerog_home, 4)
+    clock.wall_rate = 0  # every check lands in the same second
+    assert checked(run(clock)) == ids
+    assert checked(run(clock, max_duration=5)) == ids[:1]
+    assert checked(run(clock, max_duration=5)) == ids[1:2]
+    assert checked(run(clock, max_duration=15)) == ids[2:4]
 
 
 def test_the_first_backup_is_always_checked(

@@ -41,6 +41,8 @@ class Backup:
     last_ok_at: str | None
     last_conclusive_status: str | None
     last_conclusive_at: str | None
+    last_conclusive_id: int | None
+    """Row id of that verification: orders checks made within the same second."""
 
     @property
     def failed(self) -> bool:
@@ -65,7 +67,8 @@ _SELECT = (
     " (SELECT MAX(v.checked_at) FROM verifications v"
     "  WHERE v.backup_id = b.id AND v.status = 'ok') AS last_ok_at,"
     f" ({_LATEST.format(column='status', where=_CONCLUSIVE_WHERE)}) AS last_conclusive_status,"
-    f" ({_LATEST.format(column='checked_at', where=_CONCLUSIVE_WHERE)}) AS last_conclusive_at"
+    f" ({_LATEST.format(column='checked_at', where=_CONCLUSIVE_WHERE)}) AS last_conclusive_at,"
+    f" ({_LATEST.format(column='id', where=_CONCLUSIVE_WHERE)}) AS last_conclusive_id"
     " FROM storage_backups b LEFT JOIN objects o ON o.id = b.object_id"
 )
 

@@ -184,9 +184,15 @@ class VerifyReport:
         }
 
 
-def _rotation_key(backup: Backup) -> tuple[bool, str, int]:
-    """Never conclusively checked first, then the longest ago, then by id."""
-    return (backup.last_conclusive_at is not None, backup.last_conclusive_at or "", backup.id)
+def _rotation_key(backup: Backup) -> tuple[bool, str, int, int]:
+    """Never conclusively checked first, then the longest ago (in the order the checks
+    were recorded, as timestamps have one-second resolution), then by id."""
+    return (
+        backup.last_conclusive_at is not None,
+        backup.last_conclusive_at or "",
+        backup.last_conclusive_id or 0,
+        backup.id,
+    )
 
 
 def select(
