@@ -52,8 +52,9 @@ def _installed(cache: Path) -> bool:
 @pytest.fixture(scope="session")
 def node_modules() -> Path:
     """Install the pinned SDK into the cache (once; a file lock guards parallel runs)."""
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        pytest.skip("node and npm are needed for the TS SDK interop tests")
+    assert shutil.which("node") and shutil.which("npm"), (
+        "node and npm are needed (Debian: nodejs npm)"
+    )
     cache = npm_cache()
     cache.mkdir(parents=True, exist_ok=True)
     with (cache / ".install.lock").open("w") as lock:
@@ -205,3 +206,42 @@ def test_sdk_legacy_transactions_without_base_fee(node_modules: Path, tmp_path: 
         assert (tmp_path / "o").read_bytes() == data
         tx = rpc(devnet.rpc_url, "eth_getTransactionByHash", [report["txHash"]])
         assert tx["type"] == "0x0"
+
+
+def test_zerog_upload_downloads_byte_identical_with_the_sdk(
+    node_modules: Path,
+    sdk_devnet: DevnetProcess,
+    tmp_path: Path,
+    zerog: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Our client writes, the official SDK reads."""
+    monkeypatch.setenv("ZEROG_DEVNET_URL", sdk_devnet.base_url)
+    source = tmp_path / "by-zerog.bin"
+    source.write_bytes(pattern(2 * 262_144 + 777, seed=7))
+    uploaded = zerog("upload", str(source), "--json")
+    assert uploaded.exit_code == 0, uploaded
+    output = tmp_path / "read-by-sdk.bin"
+    config = {**sdk_config(sdk_devnet, source, output), "root": uploaded.json["root"]}
+    run_sdk(node_modules, "download", config)
+    assert output.read_bytes() == source.read_bytes()
+
+
+def test_sdk_upload_downloads_and_verifies_with_zerog(
+    node_modules: Path,
+    sdk_devnet: DevnetProcess,
+    tmp_path: Path,
+    zerog: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The official SDK writes, our client reads with every proof checked."""
+    source = tmp_path / "by-sdk.bin"
+    source.write_bytes(pattern(262_144 + 4097, seed=8))
+    report = run_sdk(node_modules, "upload", sdk_config(sdk_devnet, source, tmp_path / "unused"))
+    monkeypatch.setenv("ZEROG_DEVNET_URL", sdk_devnet.base_url)
+    output = tmp_path / "read-by-zerog.bin"
+    got = zerog("download", report["rootHash"], "-o", str(output), "--json")
+    assert got.exit_code == 0, got
+    assert output.read_bytes() == source.read_bytes()
+    assert got.json["segments"] == 2
+    assert zerog("hash", str(output), "--expect", report["rootHash"]).exit_code == 0

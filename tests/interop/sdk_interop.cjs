@@ -5,7 +5,8 @@
 //   mode "encrypted": upload with {encryption: {type: 'aes256', key}}, then
 //                     Downloader([StorageNode]).withSymmetricKey(key).download
 //   mode "upload":    Indexer.upload only (a repeat upload shows the dedupe path)
-// Config: {rpc, indexer, key, input, output, aesKey?}
+//   mode "download":  Indexer.download of config.root only (a file another client stored)
+// Config: {rpc, indexer, key, input, output, aesKey?, root?}
 //
 // Prints exactly one JSON line on stdout; the SDK's own progress messages are
 // sent to stderr. Packages are resolved through NODE_PATH (the test's npm cache).
@@ -55,6 +56,13 @@ async function main() {
       report.output = config.output;
     }
     writeResult(report);
+    return;
+  }
+  if (mode === "download") {
+    const started = Date.now();
+    const error = await new Indexer(config.indexer).download(config.root, config.output, true);
+    if (error !== null) throw error;
+    writeResult({ mode, root: config.root, output: config.output, downloadMs: Date.now() - started });
     return;
   }
   if (mode === "encrypted") {
