@@ -1,12 +1,15 @@
 """Scrub secret values from any text before it leaves the process.
 
-Every secret the process reads is registered here (by `infra.secrets`), and
-the CLI's error printer, log handler and ``--verbose`` traceback pass their
-text through `scrub`. Hex keys are registered in the spellings they are
+Every secret the process reads is registered here (by `infra.secrets`), the
+known secrets set in the environment are masked whether read or not, and the
+CLI's error printer, log handler and ``--verbose`` traceback pass their text
+through `scrub`. Hex keys are registered in the spellings they are
 likely to be printed in (with and without ``0x``, either case).
 """
 
 from __future__ import annotations
+
+import os
 
 _MIN_LENGTH = 6
 _registered: set[str] = set()
@@ -30,9 +33,25 @@ def register(value: str) -> None:
     _registered.update(_variants(value))
 
 
+def _in_environment() -> set[str]:
+    """Spellings of the known secrets set in the environment, looked up or not.
+
+    A traceback or a library's message can quote anything the process can
+    see, so a secret is masked even in a run that never asked for it.
+    """
+    from zerog_cli.infra.secrets import KNOWN_SECRETS
+
+    found: set[str] = set()
+    for name in KNOWN_SECRETS:
+        value = os.environ.get(name)
+        if value:
+            found |= _variants(value)
+    return found
+
+
 def scrub(text: str) -> str:
     """``text`` with every registered secret replaced by ``***``."""
-    for secret in sorted(_registered, key=len, reverse=True):
+    for secret in sorted(_registered | _in_environment(), key=len, reverse=True):
         if secret in text:
             text = text.replace(secret, MASK)
     return text
