@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -341,8 +342,10 @@ def test_a_pushgateway_receives_the_push_and_serves_it(
         assert "push failed" not in ran.stderr
         served = gateway.get("/metrics").text
         groups = gateway.get("/api/v1/metrics").json()["data"]
-    assert 'zerog_verify_backups_total{instance="",job="zerog_verify",status="ok"} 1' in served
-    assert [group["labels"]["job"] for group in groups] == ["zerog_verify"]
+    host = socket.gethostname()
+    series = f'zerog_verify_backups_total{{instance="{host}",job="zerog_verify",status="ok"}}'
+    assert f"{series} 1" in served
+    assert {"job": "zerog_verify", "instance": host} in [group["labels"] for group in groups]
 
 
 def test_a_dead_pushgateway_is_a_warning_not_a_failed_verify(

@@ -12,6 +12,7 @@ prometheus_client is not free to import.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -190,10 +191,20 @@ class Metrics:
         atomic_write_bytes(path, self.exposition(), mode=0o644)
 
     def push(self, gateway_url: str, job: str, http: HttpClient) -> None:
-        """PUT the registry to a Pushgateway under ``job`` through the resilient helper."""
+        """PUT the registry to a Pushgateway under ``job`` and this host, via the resilient helper.
+
+        Grouping by host keeps two machines running the same job from
+        overwriting each other's series.
+        """
         from prometheus_client import push_to_gateway
 
-        push_to_gateway(gateway_url, job=job, registry=self.registry, handler=_handler(http))
+        push_to_gateway(
+            gateway_url,
+            job=job,
+            registry=self.registry,
+            grouping_key={"instance": socket.gethostname()},
+            handler=_handler(http),
+        )
 
 
 def _handler(http: HttpClient) -> Callable[..., Callable[[], None]]:

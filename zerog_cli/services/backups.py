@@ -18,6 +18,7 @@ paths, so one series can never push another out.
 from __future__ import annotations
 
 import re
+import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -102,29 +103,37 @@ def create(
         moment,
         lambda candidate: objects.by_name(conn, network, ns_for_name, candidate) is not None,
     )
-    report = upload(
-        context,
-        UploadRequest(
-            path=path, namespace=namespace, name=name, encrypt=encrypt, operation="backup"
-        ),
-        progress,
-    )
-    with context.ledger.transaction() as tx:
+
+    def record_backup(tx: sqlite3.Connection, stored: dict[str, Any]) -> dict[str, Any]:
         backup_id = rows.insert(
             tx,
-            namespace=report["namespace"],
+            namespace=stored["namespace"],
             label=effective_label,
             source_path=str(path.resolve()),
-            object_id=int(report["object_id"]),
-            root=report["root"],
-            tx_seq=report["tx_seq"],
-            size=int(report["size"]),
-            sha256=report["sha256"],
-            encrypted=bool(report["encrypted"]),
+            object_id=int(stored["object_id"]),
+            root=stored["root"],
+            tx_seq=stored["tx_seq"],
+            size=int(stored["size"]),
+            sha256=stored["sha256"],
+            encrypted=bool(stored["encrypted"]),
             network=network,
             created_at=format_time(moment),
         )
-    return {"backup_id": backup_id, "label": effective_label, **report}
+        return {"backup_id": backup_id}
+
+    report = upload(
+        context,
+        UploadRequest(
+            path=path,
+            namespace=namespace,
+            name=name,
+            encrypt=encrypt,
+            operation="backup",
+            also_record=record_backup,
+        ),
+        progress,
+    )
+    return {"label": effective_label, **report}
 
 
 def require_namespace(context: Context, name: str) -> None:

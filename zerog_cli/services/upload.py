@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import sqlite3
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from zerog_cli.zerog.transfer import SegmentSource, UploadPlan
 
 Progress = Callable[[str, int, int], None]
+Recorder = Callable[[sqlite3.Connection, dict[str, Any]], dict[str, Any]]
 ENCRYPTION_KEY = "ENCRYPTION_KEY"
 
 
@@ -47,6 +49,10 @@ class UploadRequest:
     max_size: int | None = None
     dry_run: bool = False
     operation: str = "upload"
+    also_record: Recorder | None = None
+    """Writes more rows (a backup record, say) in the transaction that records the
+    object, so a crash can never leave one without the other. It gets the open
+    connection and the object's fields, and returns fields to add to the report."""
 
 
 class _SealingReader(io.RawIOBase):
@@ -257,6 +263,18 @@ def upload(
             ),
             namespace_bytes=tree.size,
         )
+        recorded = {
+            "object_id": object_id,
+            "namespace": ns_name,
+            "name": name,
+            "root": result.root,
+            "tx_seq": result.tx_seq,
+            "size": plain_size,
+            "sha256": sha256,
+            "encrypted": key is not None,
+            "network": network_name,
+        }
+        extra = request.also_record(conn, recorded) if request.also_record else {}
     metrics.storage_operations.labels(request.operation, "ok").inc()
     metrics.storage_bytes.labels("upload").inc(result.bytes_sent)
     metrics.storage_duration.labels(request.operation).observe(time.monotonic() - started)
@@ -278,6 +296,7 @@ def upload(
             "replaced_nodes": result.failed_nodes,
             "seconds": round(time.monotonic() - started, 3),
             "warnings": outcome.warnings,
+            **extra,
         }
     )
     return report
