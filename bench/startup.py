@@ -31,13 +31,18 @@ def median_ms(command: list[str], env: dict[str, str], runs: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--runs", type=int, default=15)
     args = parser.parse_args()
     python = sys.executable
     with tempfile.TemporaryDirectory() as home:
-        env = {**os.environ, "ZEROG_HOME": home, "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring"}
-        subprocess.run([python, "-m", "zerog_cli", "init"], env=env, capture_output=True, check=True)
+        env = {
+            **os.environ,
+            "ZEROG_HOME": home,
+            "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring",
+        }
+        init = [python, "-m", "zerog_cli", "init"]
+        subprocess.run(init, env=env, capture_output=True, check=True)
         anchor = median_ms([python, "-c", "import typer"], env, args.runs)
         rows = [("python -c 'import typer'", anchor, None)]
         for label, argv in (
@@ -45,7 +50,8 @@ def main() -> None:
             ("zerog ledger status", ["ledger", "status"]),
             ("zerog quota show", ["quota", "show"]),
         ):
-            rows.append((label, median_ms([python, "-m", "zerog_cli", *argv], env, args.runs), GOALS_MS.get(label)))
+            ms = median_ms([python, "-m", "zerog_cli", *argv], env, args.runs)
+            rows.append((label, ms, GOALS_MS.get(label)))
     print(f"cold start, median of {args.runs} runs")
     for label, ms, goal in rows:
         goal_text = f"  goal {goal} ms: {'met' if ms <= goal else 'MISSED'}" if goal else ""
