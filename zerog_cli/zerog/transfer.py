@@ -88,6 +88,8 @@ CHUNK_SIZE = 256
 SEGMENT_CHUNKS = 1024
 SEGMENT_SIZE = CHUNK_SIZE * SEGMENT_CHUNKS
 WAIT_MODES = ("finalized", "uploaded", "none")
+READ_BACK_TRIES = 2
+"""Reads of segment 0 per holder after an upload before trying the next holder."""
 
 Progress = Callable[[str, int, int], None]
 
@@ -704,14 +706,32 @@ def _read_back(
     tx_seq: int,
     start_entry_index: int,
 ) -> None:
-    """Read segment 0 back from a node holding it and check it against the root."""
+    """Read segment 0 back from a node holding it and check it against the root.
+
+    A read that fails its proof is tried once more, then on the next holder: one
+    bad read (a bit flipped in transit, one node's bad copy) must not fail an
+    upload that is paid for and stored. IntegrityError only when every read of
+    every holder came back corrupt.
+    """
     first = start_entry_index // SEGMENT_CHUNKS
+    corrupt: list[str] = []
     for node in holders(list(nodes), first):
-        segment = network.node(node.url).download_segment_with_proof_by_tx_seq(tx_seq, 0)
-        if segment is None:
-            continue
-        _check_segment(segment, tree.root, tree.size, 0, node.url)
-        return
+        for _ in range(READ_BACK_TRIES):
+            segment = network.node(node.url).download_segment_with_proof_by_tx_seq(tx_seq, 0)
+            if segment is None:
+                break
+            try:
+                _check_segment(segment, tree.root, tree.size, 0, node.url)
+            except IntegrityError as error:
+                corrupt.append(str(error))
+                log.warning("segment 0 read back from %s is corrupt: %s", node.url, error)
+                continue
+            return
+    if corrupt:
+        raise IntegrityError(
+            f"segment 0 of {tree.root_hex} came back corrupt in all {len(corrupt)} reads "
+            f"after the upload (first: {corrupt[0]})"
+        )
     raise NetworkUnavailable(
         f"no storage node served segment 0 of {tree.root_hex} back after the upload"
     )
