@@ -8,10 +8,7 @@ out of date; tests/interop/sdk_interop.cjs drives them and prints one JSON line.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
-import os
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -21,56 +18,21 @@ from typing import Any
 import pytest
 
 from tests.devnet_harness import DevnetProcess, pattern, rpc, start_devnet
+from tools.ts_sdk import INTEROP, ensure_installed, node_env
 from zerog_cli.devnet.constants import DEV_ACCOUNT_KEY
 from zerog_cli.zerog import merkle
 
 pytestmark = [pytest.mark.interop, pytest.mark.devnet]
 
-REPO = Path(__file__).resolve().parent.parent
-INTEROP = REPO / "tests" / "interop"
-SDK_VERSION = "1.2.8"
 NODE_TIMEOUT = 180
 THREE_SEGMENTS = 2 * merkle.SEGMENT_SIZE + 1000
 AES_KEY = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
 
 
-def npm_cache() -> Path:
-    configured = os.environ.get("ZEROG_NPM_CACHE")
-    return Path(configured) if configured else REPO / ".cache" / "npm-interop"
-
-
-def _installed(cache: Path) -> bool:
-    lock = cache / "package-lock.json"
-    manifest = cache / "node_modules" / "@0gfoundation" / "0g-ts-sdk" / "package.json"
-    if not lock.is_file() or not manifest.is_file():
-        return False
-    if lock.read_bytes() != (INTEROP / "package-lock.json").read_bytes():
-        return False
-    return bool(json.loads(manifest.read_text(encoding="utf-8"))["version"] == SDK_VERSION)
-
-
 @pytest.fixture(scope="session")
 def node_modules() -> Path:
-    """Install the pinned SDK into the cache (once; a file lock guards parallel runs)."""
-    assert shutil.which("node") and shutil.which("npm"), (
-        "node and npm are needed (Debian: nodejs npm)"
-    )
-    cache = npm_cache()
-    cache.mkdir(parents=True, exist_ok=True)
-    with (cache / ".install.lock").open("w") as lock:
-        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-        if not _installed(cache):
-            for name in ("package.json", "package-lock.json"):
-                shutil.copyfile(INTEROP / name, cache / name)
-            subprocess.run(
-                ["npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts"],
-                cwd=cache,
-                check=True,
-                capture_output=True,
-                timeout=600,
-            )
-        assert _installed(cache)
-    return cache / "node_modules"
+    """The pinned SDK, installed once into the npm cache (tools/ts_sdk.py)."""
+    return ensure_installed()
 
 
 @pytest.fixture(scope="module")
@@ -80,12 +42,7 @@ def sdk_devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevnetProce
 
 
 def run_sdk(node_modules: Path, mode: str, config: dict[str, Any]) -> dict[str, Any]:
-    env = {
-        **os.environ,
-        "NODE_PATH": str(node_modules),
-        "NO_PROXY": "127.0.0.1,localhost",
-        "no_proxy": "127.0.0.1,localhost",
-    }
+    env = node_env(node_modules)
     started = time.monotonic()
     completed = subprocess.run(
         ["node", str(INTEROP / "sdk_interop.cjs"), mode, json.dumps(config)],

@@ -1,0 +1,154 @@
+"""Upload + download throughput of zerog against the official TS SDK, on one devnet.
+
+Starts a devnet on 127.0.0.1, then in the same run:
+
+- zerog: `zerog upload` and `zerog download` of a SIZE file as child processes
+  (each download checks every segment proof and the SHA-256);
+- the official TS SDK 1.2.8: `Indexer.upload` and `Indexer.download` of another
+  file of the same size (fresh bytes, so neither side takes the dedupe path);
+- zerog's peak RSS while uploading files of each --rss-sizes size, to show it
+  is flat in the file size.
+
+Prints MB/s and the zerog/TS ratio (goal: at least 3x end to end; RSS under
+120 MB whatever the size).
+
+    python bench/transfer.py [--size 64MiB] [--rss-sizes 256MiB,1GiB]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tools.ts_sdk import ensure_installed, node_env  # noqa: E402
+from zerog_cli.devnet.constants import DEV_ACCOUNT_KEY  # noqa: E402
+from zerog_cli.infra.units import parse_size  # noqa: E402
+
+MB = 1_000_000
+
+
+def make_file(path: Path, size: int) -> Path:
+    with path.open("wb") as handle:
+        left = size
+        while left:
+            block = os.urandom(min(left, 8 << 20))
+            handle.write(block)
+            left -= len(block)
+    return path
+
+
+def run_child(argv: list[str], env: dict[str, str]) -> tuple[float, int, str]:
+    """Wall seconds, peak RSS (KiB, from wait4) and stdout of one child process."""
+    with tempfile.TemporaryFile() as errors:
+        started = time.perf_counter()
+        process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=errors)
+        assert process.stdout is not None
+        stdout = process.stdout.read()
+        _, status, usage = os.wait4(process.pid, 0)
+        elapsed = time.perf_counter() - started
+        if os.waitstatus_to_exitcode(status) != 0:
+            errors.seek(0)
+            raise SystemExit(f"{' '.join(argv[2:5])} failed: {errors.read().decode()[-800:]}")
+    return elapsed, usage.ru_maxrss, stdout.decode()
+
+
+def zerog(env: dict[str, str], *args: str) -> tuple[float, int, str]:
+    return run_child([sys.executable, "-m", "zerog_cli", *args], env)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--size", default="64MiB")
+    parser.add_argument("--rss-sizes", default="256MiB,1GiB")
+    args = parser.parse_args()
+    size = parse_size(args.size)
+    rss_sizes = [parse_size(s) for s in args.rss_sizes.split(",") if s]
+
+    from zerog_cli.devnet import control
+    from zerog_cli.devnet.network import DevnetConfig
+
+    node_modules = ensure_installed()
+    with tempfile.TemporaryDirectory(prefix="zerog-bench-") as scratch:
+        work = Path(scratch)
+        info = control.start_detached(DevnetConfig(port=0, data_dir=work / "devnet"))
+        try:
+            env = {
+                **os.environ,
+                "ZEROG_HOME": str(work / "home"),
+                "ZEROG_DEVNET_URL": info.url,
+                "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring",
+                "NO_PROXY": "127.0.0.1,localhost",
+            }
+            ours = make_file(work / "zerog.bin", size)
+            up, _, report = zerog(env, "upload", str(ours), "--max-size", "100GB", "--json", "-q")
+            root = json.loads(report)["root"]
+            down, _, _ = zerog(env, "download", root, "-o", str(work / "zerog.out"), "-q")
+            assert (work / "zerog.out").read_bytes() == ours.read_bytes()
+
+            theirs = make_file(work / "sdk.bin", size)
+            config = {
+                "rpc": info.rpc_url,
+                "indexer": info.indexer_url,
+                "key": DEV_ACCOUNT_KEY,
+                "input": str(theirs),
+                "output": str(work / "sdk.out"),
+            }
+            script = REPO / "tests" / "interop" / "sdk_interop.cjs"
+            started = time.perf_counter()
+            completed = subprocess.run(
+                ["node", str(script), "plain", json.dumps(config)],
+                env=node_env(node_modules),
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            sdk_wall = time.perf_counter() - started
+            if completed.returncode != 0:
+                raise SystemExit(
+                    f"TS SDK failed: {completed.stdout[-500:]} {completed.stderr[-500:]}"
+                )
+            sdk = json.loads(completed.stdout.strip().splitlines()[-1])
+            sdk_up, sdk_down = sdk["uploadMs"] / 1000, sdk["downloadMs"] / 1000
+
+            rss = []
+            for rss_size in rss_sizes:
+                path = make_file(work / f"rss-{rss_size}.bin", rss_size)
+                _, peak, _ = zerog(env, "upload", str(path), "--max-size", "100GB", "-q")
+                rss.append((rss_size, peak))
+                path.unlink()
+        finally:
+            control.stop(work / "devnet")
+
+    mb = size / MB
+    ours_total, sdk_total = up + down, sdk_up + sdk_down
+
+    def line(name: str, upload: float, download: float, note: str) -> str:
+        total = upload + download
+        return (
+            f"  {name:7s} upload {upload:6.2f} s {mb / upload:6.1f} MB/s  "
+            f"download {download:6.2f} s {mb / download:6.1f} MB/s  "
+            f"end to end {total:6.2f} s {mb / total:6.1f} MB/s  ({note})"
+        )
+
+    print(f"transfer of {size} bytes ({args.size}) against one devnet, 2 storage nodes")
+    print(line("zerog", up, down, "CLI processes, start-up included"))
+    print(line("TS SDK", sdk_up, sdk_down, f"in-process timers; node wall {sdk_wall:.2f} s"))
+    print(
+        f"  ratio   zerog is {sdk_total / ours_total:.2f}x the TS SDK end to end (goal 3x); "
+        f"upload {sdk_up / up:.2f}x, download {sdk_down / down:.2f}x"
+    )
+    for rss_size, peak in rss:
+        print(f"  peak RSS of `zerog upload`, {rss_size / MB:5.0f} MB file: {peak / 1024:6.1f} MiB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""The official 0G TypeScript SDK, pinned by tests/interop/package-lock.json.
+
+One installer for everything that drives the SDK (interop tests, benchmarks):
+`npm ci` of the committed lock file into a cache folder, `$ZEROG_NPM_CACHE` or
+`<repo>/.cache/npm-interop`, once per lock file; a file lock serialises
+parallel installs. Nothing is installed into the repository itself.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+INTEROP = REPO / "tests" / "interop"
+SDK_PACKAGE = "@0gfoundation/0g-ts-sdk"
+STAMP = ".installed-lock-sha256"
+
+
+def cache_dir() -> Path:
+    configured = os.environ.get("ZEROG_NPM_CACHE")
+    return Path(configured).expanduser() if configured else REPO / ".cache" / "npm-interop"
+
+
+def _lock_digest() -> str:
+    return hashlib.sha256((INTEROP / "package-lock.json").read_bytes()).hexdigest()
+
+
+def _installed(folder: Path) -> bool:
+    stamp = folder / STAMP
+    return (
+        stamp.is_file()
+        and stamp.read_text(encoding="utf-8").strip() == _lock_digest()
+        and (folder / "node_modules" / SDK_PACKAGE / "package.json").is_file()
+    )
+
+
+def ensure_installed(*, timeout: float = 900) -> Path:
+    """The ``node_modules`` folder holding the pinned SDK, installing it when needed."""
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        raise RuntimeError("node and npm are needed to run the official 0G TypeScript SDK")
+    folder = cache_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / ".install.lock").open("w") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        if not _installed(folder):
+            for name in ("package.json", "package-lock.json"):
+                shutil.copyfile(INTEROP / name, folder / name)
+            completed = subprocess.run(
+                ["npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts"],
+                cwd=folder,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
+            if completed.returncode != 0:
+                tail = (completed.stderr or completed.stdout).strip().splitlines()[-5:]
+                raise RuntimeError("npm ci of the 0G TypeScript SDK failed: " + " | ".join(tail))
+            (folder / STAMP).write_text(_lock_digest() + "\n", encoding="utf-8")
+    return folder / "node_modules"
+
+
+def node_env(node_modules: Path) -> dict[str, str]:
+    """Environment for ``node`` so that ``require()`` finds the pinned SDK."""
+    return {
+        **os.environ,
+        "NODE_PATH": str(node_modules),
+        "NO_PROXY": "127.0.0.1,localhost",
+        "no_proxy": "127.0.0.1,localhost",
+    }
