@@ -87,7 +87,9 @@ def main() -> None:
                 "ZEROG_DEVNET_URL": info.url,
                 "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring",
                 "NO_PROXY": "127.0.0.1,localhost",
+                "ZEROG_USER": "bench",
             }
+            zerog(env, "quota", "set", "bench", "--tier", "premium", "-q")
             ours = make_file(work / "zerog.bin", size)
             up, _, report = zerog(env, "upload", str(ours), "--max-size", "100GB", "--json", "-q")
             root = json.loads(report)["root"]
