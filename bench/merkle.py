@@ -3,11 +3,13 @@
 Usage: .venv/bin/python bench/merkle.py [--size 256MiB] [--repeat 1] [--skip-ts] [--json]
 
 Writes a random file of --size bytes in a temporary folder, then measures:
-- zerog `tree_from_path` (with SHA-256, as `zerog hash` runs it), pooled over all
-  CPUs and in one process, each in a fresh child process that also reports its
-  peak RSS (its own, and the largest of its worker processes);
-- the TS SDK 1.2.8 `ZgFile.fromFilePath(path)` -> `merkleTree()` in node (installed
-  into a cache folder by `_tssdk.py`; timed inside node, excluding its start-up);
+- zerog `tree_from_path` (with SHA-256, as `zerog hash` runs it) with its default
+  worker pool (all CPUs, for files of merkle.POOL_MIN_BYTES or more) and in one
+  process, each in a fresh child process that also reports its peak RSS (its
+  own, and the largest of its worker processes);
+- the TS SDK 1.2.8 `ZgFile.fromFilePath(path)` -> `merkleTree()` in node (pinned by
+  tests/interop/package-lock.json and installed into a cache folder by
+  tools/ts_sdk.py; timed inside node, excluding its start-up);
 - the Keccak limit: one Keccak-256 over the same bytes in one process, i.e. the
   raw permutation speed with no per-call cost; the 2-core limit is twice that.
 It checks that every root agrees and exits 1 if not. MB/s are 10^6 bytes per
@@ -28,7 +30,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import _tssdk
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tools.ts_sdk import ensure_installed, node_env  # noqa: E402
 
 UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 1 << 10, "MIB": 1 << 20}
 UNITS["GIB"] = 1 << 30
@@ -78,14 +83,14 @@ def run_zerog(mode: str, path: Path, workers: int | None) -> dict[str, Any]:
 
 
 def run_ts_sdk(path: Path) -> dict[str, Any]:
-    folder = _tssdk.ensure_ts_sdk()
+    node_modules = ensure_installed()
     script = Path(__file__).with_name("merkle_tssdk.js")
     done = subprocess.run(
         ["node", str(script), str(path)],
         check=True,
         capture_output=True,
         text=True,
-        env=_tssdk.node_env(folder),
+        env=node_env(node_modules),
     )
     report = json.loads(done.stdout)
     return {
@@ -197,7 +202,7 @@ def print_table(result: dict[str, Any]) -> None:
     size = result["size_bytes"]
     print(f"file: {size} bytes ({size / (1 << 20):.0f} MiB), {result['cpus']} CPUs")
     rows = [
-        ("zerog pooled", "zerog_pooled", "zerog_pooled_main"),
+        ("zerog, workers=auto", "zerog_pooled", "zerog_pooled_main"),
         ("zerog 1 process", "zerog_single", "zerog_single"),
         ("TS SDK 1.2.8", "ts_sdk", "ts_sdk"),
         ("Keccak limit, 1 core", "keccak_limit_1_core", None),
@@ -217,7 +222,10 @@ def print_table(result: dict[str, Any]) -> None:
     two_cores = result["mb_per_s"]["keccak_limit_2_cores"]
     print(f"  {'Keccak limit, 2 cores':22} {'':10} {two_cores:8.1f} MB/s")
     worker = result["peak_rss_bytes"]["zerog_pooled_largest_worker"]
-    print(f"  largest pooled worker peak RSS {worker / 1e6:.1f} MB")
+    if worker:
+        print(f"  largest worker process peak RSS {worker / 1e6:.1f} MB")
+    else:
+        print("  no worker processes: the file is below merkle.POOL_MIN_BYTES")
     for name, value in result["ratios"].items():
         if value is not None:
             print(f"  {name:36} {value:6.2f}")

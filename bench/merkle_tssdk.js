@@ -1,5 +1,5 @@
 // Root of one file with the official 0G TS SDK, timed inside node.
-// Usage: NODE_PATH=<sdk folder>/node_modules node merkle_tssdk.js FILE
+// Usage: NODE_PATH=<node_modules from tools/ts_sdk.py> node merkle_tssdk.js FILE
 // Prints one JSON line: {"root": "0x...", "ms": <ZgFile.fromFilePath + merkleTree>,
 // "cpuMs": <CPU time of the same>, "maxRssBytes": <peak RSS of the node process>}
 "use strict";
