@@ -416,7 +416,6 @@ def test_short_reads_with_pool_and_without() -> None:
         assert digest == hashlib.sha256(data).hexdigest()
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_pool_leaves_no_processes_on_success_or_failure() -> None:
     before = child_pids()
     data = random.Random(6).randbytes(4 * SEGMENT_SIZE)

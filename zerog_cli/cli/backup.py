@@ -7,7 +7,15 @@ from typing import Annotated, Any
 
 import typer
 
-from zerog_cli.cli.common import command, examples, new_app, progress_bar, state
+from zerog_cli.cli.common import (
+    AsUser,
+    EncryptOption,
+    command,
+    examples,
+    new_app,
+    progress_bar,
+    state,
+)
 from zerog_cli.errors import IntegrityError, UsageError
 from zerog_cli.infra.output import Column
 from zerog_cli.infra.units import format_duration, format_size, parse_duration
@@ -19,12 +27,6 @@ app = new_app(
     "zerog backup prune --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --dry-run",
 )
 
-AsUser = Annotated[
-    str | None,
-    typer.Option(
-        "--as", help="Act as this user (default: config user, then login).", show_default=False
-    ),
-]
 Namespace = Annotated[
     str | None,
     typer.Option("--ns", help="Namespace (default: all you may read).", show_default=False),
@@ -67,14 +69,7 @@ def create(
             show_default=False,
         ),
     ] = None,
-    encrypt: Annotated[
-        bool | None,
-        typer.Option(
-            "--encrypt/--no-encrypt",
-            help="AES-256-CTR with ENCRYPTION_KEY (default: the namespace's).",
-            show_default=False,
-        ),
-    ] = None,
+    encrypt: EncryptOption = None,
     as_user: AsUser = None,
 ) -> None:
     """Upload a file as a backup named LABEL/<UTC time>-<file> and record it."""

@@ -27,6 +27,23 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+AsUser = Annotated[
+    str | None,
+    typer.Option(
+        "--as", help="Act as this user (default: config user, then login).", show_default=False
+    ),
+]
+"""The ``--as USER`` option every command that acts for a user takes."""
+
+EncryptOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--encrypt/--no-encrypt",
+        help="AES-256-CTR with ENCRYPTION_KEY (default: the namespace's setting).",
+        show_default=False,
+    ),
+]
+
 
 @dataclass
 class State:

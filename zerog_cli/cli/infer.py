@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from zerog_cli.cli.common import command, examples, state
+from zerog_cli.cli.common import AsUser, command, examples, state
 from zerog_cli.errors import UsageError
 from zerog_cli.infra import redaction
 from zerog_cli.infra.output import Column
@@ -64,7 +64,6 @@ fund_app = typer.Typer(
 )
 app.add_typer(fund_app, name="fund")
 
-AsUser = Annotated[str | None, typer.Option("--as", help="Act as this user.", show_default=False)]
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 
 

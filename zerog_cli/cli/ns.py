@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from zerog_cli.cli.common import command, examples, new_app, state
+from zerog_cli.cli.common import AsUser, command, examples, new_app, state
 from zerog_cli.infra.output import Column
 from zerog_cli.infra.units import format_size, parse_size
 
@@ -15,13 +15,6 @@ app = new_app(
     "zerog ns create backups --quota 50GB",
     "zerog ns grant backups bob write",
 )
-
-AsUser = Annotated[
-    str | None,
-    typer.Option(
-        "--as", help="Act as this user (default: config user, then login).", show_default=False
-    ),
-]
 
 
 def _acting(user: str | None) -> str:

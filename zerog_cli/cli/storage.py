@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from zerog_cli.cli.common import command, examples, progress_bar, state
+from zerog_cli.cli.common import AsUser, EncryptOption, command, examples, progress_bar, state
 from zerog_cli.errors import UsageError
 from zerog_cli.infra.units import format_0g, format_size, format_usd, parse_size
 
@@ -69,17 +69,8 @@ def upload(
             "--name", help="Name in the namespace (default: file name).", show_default=False
         ),
     ] = None,
-    as_user: Annotated[
-        str | None, typer.Option("--as", help="Act as this user.", show_default=False)
-    ] = None,
-    encrypt: Annotated[
-        bool | None,
-        typer.Option(
-            "--encrypt/--no-encrypt",
-            help="AES-256-CTR with ENCRYPTION_KEY (default: the namespace's).",
-            show_default=False,
-        ),
-    ] = None,
+    as_user: AsUser = None,
+    encrypt: EncryptOption = None,
     replicas: Annotated[
         int | None,
         typer.Option("--replicas", help="Copies of each segment.", show_default=False, min=1),
@@ -131,9 +122,7 @@ def download(
         bool,
         typer.Option("--decrypt", help="Decrypt with ENCRYPTION_KEY even without a ledger record."),
     ] = False,
-    as_user: Annotated[
-        str | None, typer.Option("--as", help="Act as this user.", show_default=False)
-    ] = None,
+    as_user: AsUser = None,
 ) -> None:
     """Fetch a file, check every segment proof and the ledger's SHA-256, then write it."""
     from zerog_cli.services.download import download_to

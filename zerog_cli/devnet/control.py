@@ -35,6 +35,7 @@ from typing import Any
 from zerog_cli.devnet.constants import DEV_ACCOUNT_ADDRESS, DEV_ACCOUNT_KEY
 from zerog_cli.devnet.network import Devnet, DevnetConfig, check_host
 from zerog_cli.errors import NetworkUnavailable, UsageError
+from zerog_cli.infra.processes import pid_alive
 
 logger = logging.getLogger("zerog_cli.devnet")
 
@@ -347,16 +348,6 @@ def set_faults(data_dir: Path | str | None, changes: dict[str, Any]) -> dict[str
     return body
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def status(data_dir: Path | str | None = None) -> DevnetStatus:
     """Is a devnet running for ``data_dir``? Read the pid file and ask it."""
     folder = _resolve(data_dir)
@@ -364,7 +355,7 @@ def status(data_dir: Path | str | None = None) -> DevnetStatus:
     pid = _read_pid(folder)
     if pid is None and info is None:
         return DevnetStatus(running=False, data_dir=str(folder))
-    if pid is None or not _alive(pid):
+    if pid is None or not pid_alive(pid):
         return DevnetStatus(
             running=False, data_dir=str(folder), info=info, problem="stale pid file"
         )
@@ -407,7 +398,7 @@ def stop(data_dir: Path | str | None = None, *, timeout: float = 10.0) -> StopRe
     pid = _read_pid(folder)
     if pid is None:
         return StopResult(False, None, f"no devnet pid file in {folder}")
-    if not _alive(pid):
+    if not pid_alive(pid):
         for name in (STATE_FILE, PID_FILE):
             (folder / name).unlink(missing_ok=True)
         return StopResult(False, pid, f"devnet pid {pid} was not running; stale files removed")
@@ -418,7 +409,7 @@ def stop(data_dir: Path | str | None = None, *, timeout: float = 10.0) -> StopRe
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not _alive(pid) or _reap(pid):
+        if not pid_alive(pid) or _reap(pid):
             break
         time.sleep(0.05)
     else:

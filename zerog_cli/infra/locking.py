@@ -23,6 +23,7 @@ from pathlib import Path
 
 from zerog_cli.errors import LockHeld
 from zerog_cli.infra.files import ensure_private_dir
+from zerog_cli.infra.processes import pid_alive
 
 POLL_SECONDS = 0.2
 
@@ -57,16 +58,6 @@ def read_holder(path: Path) -> Holder | None:
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class RunLock:
@@ -127,7 +118,7 @@ class RunLock:
         holder = read_holder(self.path)
         if holder is None:
             return None
-        if holder.host == socket.gethostname() and not _pid_alive(holder.pid):
+        if holder.host == socket.gethostname() and not pid_alive(holder.pid):
             return None
         return holder
 

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from zerog_cli.errors import ConfigError, NotFound, QuotaExceeded, UsageError
 from zerog_cli.infra.config import Settings, Tier
+from zerog_cli.infra.processes import pid_alive
 from zerog_cli.infra.units import format_size, format_usd
 from zerog_cli.ledger import alerts, costs, quotas
 from zerog_cli.ledger import namespaces as namespace_rows
@@ -106,16 +107,6 @@ def _ensure_current(conn: sqlite3.Connection, context: Context, user: str) -> Qu
     return quotas.roll_period(conn, row, current_period(context))
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _expire_dead_reservations(conn: sqlite3.Connection, context: Context) -> None:
     host = socket.gethostname()
     now = context.now().timestamp()
@@ -124,7 +115,7 @@ def _expire_dead_reservations(conn: sqlite3.Connection, context: Context) -> Non
         "SELECT id, pid, host, created_at FROM quota_reservations"
     ).fetchall():
         age = now - datetime.fromisoformat(created.replace("Z", "+00:00")).timestamp()
-        dead_here = rhost == host and pid != os.getpid() and not _pid_alive(int(pid))
+        dead_here = rhost == host and pid != os.getpid() and not pid_alive(int(pid))
         if dead_here or age > STALE_RESERVATION_SECONDS:
             stale.append(int(rid))
     if stale:
