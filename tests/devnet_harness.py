@@ -10,7 +10,8 @@ Fixtures (import them into a test module, or list this module in
 ``pytest_plugins``):
 
 - ``devnet``: a fresh devnet per test, data in the test's ``tmp_path``;
-- ``devnet_session``: one devnet shared by a whole test session.
+- ``net``: one devnet shared by the tests of a module, and ``cli``: the
+  in-process ``zerog`` runner pointed at it with faults switched off.
 
 The helpers at the bottom (`rpc`, `submit_file`, `upload_file`, ...) are a
 minimal client written straight from the spec, so devnet tests do not depend
@@ -28,7 +29,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -217,11 +218,19 @@ def devnet(tmp_path: Path) -> Iterator[DevnetProcess]:
         yield handle
 
 
-@pytest.fixture(scope="session")
-def devnet_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevnetProcess]:
-    """One two-node devnet shared by the session (reset faults before use)."""
-    with start_devnet(tmp_path_factory.mktemp("devnet-session")) as handle:
+@pytest.fixture(scope="module")
+def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevnetProcess]:
+    """A two-node devnet shared by the tests of one module."""
+    with start_devnet(tmp_path_factory.mktemp("devnet")) as handle:
         yield handle
+
+
+@pytest.fixture
+def cli(zerog: Callable[..., Any], net: DevnetProcess, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The in-process `zerog` runner pointed at the module's devnet, faults switched off."""
+    monkeypatch.setenv("ZEROG_DEVNET_URL", net.base_url)
+    net.clear_faults()
+    return zerog
 
 
 # -- a minimal client, written from the spec ------------------------------------------

@@ -6,32 +6,16 @@ import os
 import stat
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import Result
-from tests.devnet_harness import DevnetProcess, start_devnet
 
 pytestmark = pytest.mark.devnet
 ENC_KEY = "3c" * 32
-
-
-@pytest.fixture(scope="module")
-def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevnetProcess]:
-    with start_devnet(tmp_path_factory.mktemp("devnet"), nodes=2) as devnet:
-        yield devnet
-
-
-@pytest.fixture
-def cli(
-    zerog: Callable[..., Result], net: DevnetProcess, monkeypatch: pytest.MonkeyPatch
-) -> Callable[..., Result]:
-    monkeypatch.setenv("ZEROG_DEVNET_URL", net.base_url)
-    net.clear_faults()
-    return zerog
 
 
 def _file(tmp_path: Path, name: str, size: int) -> Path:

@@ -3,25 +3,11 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.devnet_harness import DevnetProcess, start_devnet
 from zerog_cli.ledger.breakers import BreakerTable
-
-
-@pytest.fixture(scope="module")
-def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevnetProcess]:
-    with start_devnet(tmp_path_factory.mktemp("devnet")) as devnet:
-        yield devnet
-
-
-@pytest.fixture
-def cli(zerog, net: DevnetProcess, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("ZEROG_DEVNET_URL", net.base_url)
-    return zerog
 
 
 def test_healthy_devnet_is_ok(cli) -> None:

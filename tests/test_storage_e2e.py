@@ -5,32 +5,16 @@ from __future__ import annotations
 import os
 import sqlite3
 import stat
-from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import Result, run_cli_process
-from tests.devnet_harness import DevnetProcess, start_devnet
+from tests.conftest import run_cli_process
+from tests.devnet_harness import DevnetProcess
 
 ENC_KEY = "5f" * 32
-
-
-@pytest.fixture(scope="module")
-def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevnetProcess]:
-    with start_devnet(tmp_path_factory.mktemp("devnet"), nodes=2) as devnet:
-        yield devnet
-
-
-@pytest.fixture
-def cli(
-    zerog: Callable[..., Result], net: DevnetProcess, monkeypatch: pytest.MonkeyPatch
-) -> Callable[..., Result]:
-    monkeypatch.setenv("ZEROG_DEVNET_URL", net.base_url)
-    net.clear_faults()
-    return zerog
 
 
 def _file(tmp_path: Path, name: str, size: int, seed: int = 1) -> Path:

@@ -12,7 +12,6 @@ import pytest
 
 from tests.devnet_harness import (
     DevnetProcess,
-    devnet_session,
     pattern,
     start_devnet,
     submit_file,
@@ -34,7 +33,6 @@ from zerog_cli.zerog.transfer import (
 )
 
 pytestmark = pytest.mark.devnet
-__all__ = ["devnet_session"]
 
 SEGMENT = 256 * 1024
 FAST = RetryPolicy(max_tries=2, base_delay=0.01, max_delay=0.05)
@@ -42,15 +40,13 @@ QUICK = UploadOptions(poll_interval=0.1, busy_pause=0.1, tx_known_timeout=30, fi
 
 
 @pytest.fixture
-def net_session(devnet_session: DevnetProcess) -> Iterator[tuple[DevnetProcess, StorageNetwork]]:
-    devnet_session.clear_faults()
+def net_session(net: DevnetProcess) -> Iterator[tuple[DevnetProcess, StorageNetwork]]:
+    net.clear_faults()
     network = StorageNetwork(
-        HttpClient(retry=FAST),
-        indexer_url=devnet_session.indexer_url,
-        evm_rpc_url=devnet_session.rpc_url,
+        HttpClient(retry=FAST), indexer_url=net.indexer_url, evm_rpc_url=net.rpc_url
     )
-    yield devnet_session, network
-    devnet_session.clear_faults()
+    yield net, network
+    net.clear_faults()
     network.http.close()
 
 

@@ -16,7 +16,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -27,21 +27,6 @@ from tests.prometheus_tools import free_port
 from zerog_cli.infra.locking import lock_path, read_holder
 
 pytestmark = pytest.mark.devnet
-
-
-@pytest.fixture(scope="module")
-def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevnetProcess]:
-    with start_devnet(tmp_path_factory.mktemp("devnet"), nodes=2) as devnet:
-        yield devnet
-
-
-@pytest.fixture
-def cli(
-    zerog: Callable[..., Result], net: DevnetProcess, monkeypatch: pytest.MonkeyPatch
-) -> Callable[..., Result]:
-    monkeypatch.setenv("ZEROG_DEVNET_URL", net.base_url)
-    net.clear_faults()
-    return zerog
 
 
 def corrupt_on_disk(devnet: DevnetProcess, root: str) -> int:
