@@ -15,6 +15,12 @@ from zerog_cli.errors import UsageError
 
 MICRO_PER_USD = 1_000_000
 NEURON_PER_0G = 10**18
+INT64_MAX = 2**63 - 1
+"""Largest integer the ledger (SQLite INTEGER) stores: sizes, counts and micro-USD above it
+are refused as input instead of failing later with an OverflowError."""
+MAX_DURATION = 100 * 365 * 86400
+"""Longest duration accepted (100 years): enough for any age or timeout, small enough for
+datetime arithmetic."""
 
 _SIZE_UNITS = {
     "": 1,
@@ -43,6 +49,8 @@ def parse_size(text: str | int) -> int:
     if isinstance(text, int):
         if text < 0:
             raise UsageError(f"size must not be negative: {text}")
+        if text > INT64_MAX:
+            raise UsageError(f"size {text} is too large (at most {INT64_MAX} bytes)")
         return text
     match = _SIZE_RE.match(text)
     unit = match.group(2).upper() if match else None
@@ -51,6 +59,8 @@ def parse_size(text: str | int) -> int:
     value = Decimal(match.group(1)) * _SIZE_UNITS[unit]
     if value != value.to_integral_value():
         raise UsageError(f"size {text!r} is not a whole number of bytes")
+    if value > INT64_MAX:
+        raise UsageError(f"size {text!r} is too large (at most {INT64_MAX} bytes)")
     return int(value)
 
 
@@ -68,11 +78,15 @@ def parse_duration(text: str) -> int:
     """Parse '90s', '15m', '24h', '7d', '1h30m' or a bare number of seconds."""
     cleaned = text.strip().lower()
     if cleaned.isdigit():
-        return int(cleaned)
-    parts = _DURATION_RE.findall(cleaned)
-    if not parts or "".join(n + u for n, u in parts) != cleaned:
-        raise UsageError(f"not a duration: {text!r} (examples: 90s, 15m, 24h, 7d, 1h30m)")
-    return sum(int(number) * _DURATION_UNITS[unit] for number, unit in parts)
+        seconds = int(cleaned)
+    else:
+        parts = _DURATION_RE.findall(cleaned)
+        if not parts or "".join(n + u for n, u in parts) != cleaned:
+            raise UsageError(f"not a duration: {text!r} (examples: 90s, 15m, 24h, 7d, 1h30m)")
+        seconds = sum(int(number) * _DURATION_UNITS[unit] for number, unit in parts)
+    if seconds > MAX_DURATION:
+        raise UsageError(f"duration {text!r} is too long (at most 100 years)")
+    return seconds
 
 
 def format_duration(seconds: float) -> str:
@@ -104,6 +118,8 @@ def parse_usd(text: str | int | float) -> int:
     micro = _parse_decimal(text, "USD amount") * MICRO_PER_USD
     if micro != micro.to_integral_value():
         raise UsageError(f"USD amount {text!r} has more than 6 decimal places")
+    if micro > INT64_MAX:
+        raise UsageError(f"USD amount {text!r} is too large")
     return int(micro)
 
 
@@ -139,4 +155,6 @@ def parse_positive_int(text: str | int, what: str) -> int:
         raise UsageError(f"not a whole number for {what}: {text!r}") from None
     if value < 0:
         raise UsageError(f"{what} must not be negative: {text!r}")
+    if value > INT64_MAX:
+        raise UsageError(f"{what} is too large: {text!r} (at most {INT64_MAX})")
     return value

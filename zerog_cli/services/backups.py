@@ -27,6 +27,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from zerog_cli.errors import ConfigError, IntegrityError, NotFound, PermissionDenied, UsageError
+from zerog_cli.infra.units import INT64_MAX
 from zerog_cli.ledger import backups as rows
 from zerog_cli.ledger import objects, verifications
 from zerog_cli.ledger.backups import Backup
@@ -199,7 +200,7 @@ def list_backups(
 
 
 def get(context: Context, backup_id: int) -> Backup:
-    backup = rows.get(context.ledger.conn, backup_id)
+    backup = rows.get(context.ledger.conn, backup_id) if backup_id <= INT64_MAX else None
     if backup is None or backup.network != context.settings.profile:
         raise NotFound(f"no backup {backup_id} on {context.settings.profile}")
     return backup

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from zerog_cli.errors import NotFound, UsageError
-from zerog_cli.infra.units import format_0g
+from zerog_cli.infra.units import INT64_MAX, format_0g
 from zerog_cli.ledger import inference as inference_rows
 from zerog_cli.services.context import Context
 from zerog_cli.services.infer_chain import connect, open_chain, unsettled_fee
@@ -91,7 +91,7 @@ def account(context: Context) -> dict[str, Any]:
 
 def log(context: Context, *, user: str | None, limit: int, everyone: bool) -> list[dict[str, Any]]:
     """The newest ``limit`` requests of ``user`` (default: the acting user) or of everyone."""
-    if limit < 1:
-        raise UsageError(f"-n must be at least 1, got {limit}")
+    if not 1 <= limit <= INT64_MAX:
+        raise UsageError(f"-n must be between 1 and {INT64_MAX}, got {limit}")
     who = None if everyone else (user or context.acting_user)
     return inference_rows.recent(context.ledger, who, limit)

@@ -36,6 +36,7 @@ from zerog_cli.errors import (
     ZerogError,
 )
 from zerog_cli.infra.locking import Holder, RunLock, lock_path
+from zerog_cli.infra.units import INT64_MAX
 from zerog_cli.ledger import backups as rows
 from zerog_cli.ledger import objects, verifications
 from zerog_cli.ledger.backups import Backup
@@ -348,7 +349,7 @@ def ids_from(values: Sequence[str]) -> tuple[int, ...]:
     """Backup ids from the command line; a non-number is a usage error."""
     ids = []
     for value in values:
-        if not value.isdigit():
+        if not value.isdigit() or int(value) > INT64_MAX:
             raise UsageError(f"not a backup id: {value!r}")
         ids.append(int(value))
     return tuple(ids)
