@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import Result
@@ -343,8 +343,18 @@ def test_generated_arguments(
     out = tmp_path / "out.bin"
     outcomes.check(zerog, "init")
 
+    huge = "9223372036854775808"  # 2**63: one more than SQLite's INTEGER holds
+
     @settings(max_examples=ARGUMENT_EXAMPLES, **SETTINGS)
     @given(args=commands(str(source), str(out)))
+    @example(args=["infer", "log", "-n", huge])
+    @example(args=["backup", "restore", huge, "-o", str(out)])
+    @example(args=["verify", huge])
+    @example(args=["quota", "set", "bob", "--tokens", huge])
+    @example(args=["quota", "set", "bob", "--storage", huge + "GB"])
+    @example(args=["ns", "create", "big", "--quota", huge + "TB"])
+    @example(args=["verify", "--older-than", huge + "w"])
+    @example(args=["config", "set", "breaker_reset_timeout", huge])
     def run(args: list[str]) -> None:
         (zerog_home / "config.toml").unlink(missing_ok=True)
         result = outcomes.check(zerog, *args)
