@@ -362,8 +362,10 @@ def test_generated_arguments(
             assert not out.exists(), (args, result)  # a failed download leaves nothing
         out.unlink(missing_ok=True)
 
-    run()
-    figures.update(outcomes.figures())
+    try:
+        run()
+    finally:
+        figures.update(outcomes.figures())
     assert outcomes.codes
 
 
@@ -388,8 +390,10 @@ def test_generated_config_files(
             result = outcomes.check(zerog, *args)
             assert result.exit_code in (0, 4, 8), (text, args, result)
 
-    run()
-    figures.update(outcomes.figures())
+    try:
+        run()
+    finally:
+        figures.update(outcomes.figures())
     assert outcomes.codes[8] > 0, outcomes.codes
 
 
@@ -534,9 +538,11 @@ def test_hostile_node_answers(
             got = outcomes.check(zerog, "download", result.json["root"], "-o", str(check))
             assert got.exit_code == 0 and check.read_bytes() == source.read_bytes(), (attack, got)
 
-    run()
-    figures.update(outcomes.figures())
-    figures["hostile answers sent, by kind"] = dict(sorted(applied.items()))
-    figures["corrupt files at a destination"] = corrupt
+    try:
+        run()
+    finally:
+        figures.update(outcomes.figures())
+        figures["hostile answers sent, by kind"] = dict(sorted(applied.items()))
+        figures["corrupt files at a destination"] = corrupt
     assert corrupt == 0
     assert sum(applied.values()) > 0
