@@ -944,7 +944,11 @@ def _locate(
             info = network.node(node.url).get_file_info(root, True)
         except ZerogError as error:
             problems.append(f"{node.url}: {error}")
-            unreachable += isinstance(error, NetworkUnavailable)
+            # A node that cannot be reached, or answers garbage or an error other than
+            # "not found", says nothing about whether it holds the file.
+            unreachable += isinstance(error, NetworkUnavailable | ProtocolError) and (
+                getattr(error, "kind", None) != "not-found"
+            )
             continue
         if info is None or info.tx.data_merkle_root != root:
             problems.append(f"{node.url}: file not found on node")
