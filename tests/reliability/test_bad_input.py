@@ -546,3 +546,42 @@ def test_hostile_node_answers(
         figures["corrupt files at a destination"] = corrupt
     assert corrupt == 0
     assert sum(applied.values()) > 0
+
+
+@pytest.mark.devnet
+def test_a_garbage_answer_is_never_evidence_of_a_missing_backup(
+    hostile_net: tuple[DevnetProcess, Hostile],
+    zerog: Callable[..., Result],
+    tmp_path: Path,
+    zerog_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    figures: dict[str, Any],
+) -> None:
+    """A node that answers zgs_getFileInfo with junk cannot be trusted either way: the
+    backup could not be checked (exit 6, status "error"), not "missing" (exit 3)."""
+    _, hostile = hostile_net
+    hostile.disarm()
+    monkeypatch.setenv("ZEROG_DEVNET_URL", hostile.url)
+    monkeypatch.setenv("ZEROG_HTTP_MAX_TRIES", "1")
+    source = tmp_path / "junk.bin"
+    source.write_bytes(random.Random(9).randbytes(5000))
+    made = zerog("backup", "create", str(source), "--label", "junk", "--json")
+    assert made.exit_code == 0, made
+    outcomes = Outcomes()
+    statuses = []
+    for payload in ("surprise", 42, [1, 2], {"tx": None}):
+        hostile.arm(Attack(target="node/0:zgs_getFileInfo", mutation="wrong-type", payload=payload))
+        try:
+            checked = outcomes.check(zerog, "verify", str(made.json["backup_id"]), "--json")
+            restored = outcomes.check(
+                zerog, "backup", "restore", str(made.json["backup_id"]), "-o", str(tmp_path / "r")
+            )
+        finally:
+            hostile.disarm()
+        statuses += [item["status"] for item in checked.json["items"]]
+        assert checked.exit_code == 6, checked
+        assert restored.exit_code == 6, restored
+        assert not (tmp_path / "r").exists()
+    figures["verify statuses with a junk file-info answer"] = statuses
+    figures.update(outcomes.figures())
+    assert set(statuses) == {"error"}
