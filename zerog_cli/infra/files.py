@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import tempfile
 from collections.abc import Iterator
@@ -37,6 +38,18 @@ def _fsync_file(path: Path) -> None:
         os.close(fd)
 
 
+def _remove_orphans(directory: Path, name: str) -> None:
+    """Delete ``.NAME.PID.*.part`` files whose writer process is gone."""
+    from zerog_cli.infra.processes import pid_alive
+
+    prefix = f".{name}."
+    for candidate in directory.glob(f".{glob.escape(name)}.*.part"):
+        pid_text = candidate.name[len(prefix) :].split(".", 1)[0]
+        if pid_text.isdigit() and not pid_alive(int(pid_text)):
+            with contextlib.suppress(FileNotFoundError):
+                candidate.unlink()
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path, *, mode: int = 0o644, overwrite: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success fsync it and rename it into place.
@@ -44,10 +57,17 @@ def atomic_path(path: Path, *, mode: int = 0o644, overwrite: bool = True) -> Ite
     On any exception the temporary file is removed and ``path`` is untouched, so a
     reader never sees a half-written file. With ``overwrite=False`` the final
     step refuses to replace an existing file (hard link + unlink, atomic).
+
+    The temporary name carries the writer's pid (``.NAME.PID.xxxx.part``): a
+    process killed mid-write cannot clean up, so the next write to the same
+    path removes the leftovers of writers that no longer exist.
     """
     directory = path.parent if str(path.parent) else Path(".")
     directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=directory)
+    _remove_orphans(directory, path.name)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{path.name}.{os.getpid()}.", suffix=".part", dir=directory
+    )
     tmp = Path(tmp_name)
     try:
         os.fchmod(fd, mode)
