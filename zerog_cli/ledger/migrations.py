@@ -304,6 +304,45 @@ def _inference_log_down(db: sqlite_utils.Database) -> None:
     db.table("inference_log").drop()
 
 
+def _payments_up(db: sqlite_utils.Database) -> None:
+    db.table("pending_payments").create(
+        {
+            "id": int,
+            "intent": str,
+            "tx_hash": str,
+            "operation": str,
+            "user": str,
+            "namespace": str,
+            "root": str,
+            "size": int,
+            "fee_neuron": str,
+            "usd_micro": int,
+            "network": str,
+            "pid": int,
+            "host": str,
+            "created_at": str,
+        },
+        pk="id",
+        not_null={
+            "intent",
+            "tx_hash",
+            "operation",
+            "user",
+            "root",
+            "size",
+            "fee_neuron",
+            "usd_micro",
+            "network",
+            "created_at",
+        },
+    )
+    db.table("pending_payments").create_index(["intent"])
+
+
+def _payments_down(db: sqlite_utils.Database) -> None:
+    db.table("pending_payments").drop()
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial_up, _initial_down),
     Migration(
@@ -317,6 +356,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         "inference log: every paid prompt, answer, tokens, cost and signature check",
         _inference_log_up,
         _inference_log_down,
+    ),
+    Migration(
+        4,
+        "payments journaled between signing and recording, so a crash never loses one",
+        _payments_up,
+        _payments_down,
     ),
 )
 

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import socket
 import sqlite3
 import time
+import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -22,11 +25,13 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from zerog_cli.errors import UsageError, ZerogError
 from zerog_cli.infra.signing import wallet_key, warm_up
 from zerog_cli.infra.units import format_size
-from zerog_cli.ledger import costs, objects
+from zerog_cli.ledger import costs, objects, payments
+from zerog_cli.ledger.payments import PendingPayment
 from zerog_cli.ledger.quotas import Reserved
 from zerog_cli.services import namespaces, quotas
 from zerog_cli.services.context import Context
 from zerog_cli.services.network import check_chain_id, storage_network
+from zerog_cli.services.payments import settle_abandoned
 
 if TYPE_CHECKING:
     from zerog_cli.zerog.encryption import EncryptionHeader
@@ -199,8 +204,25 @@ def upload(
         return report
 
     signer = wallet_key(context.secrets, devnet=settings.is_devnet)
+    settle_abandoned(context, network.evm)
     if plan.needs_payment:
         check_chain_id(network, context)
+    pending = PendingPayment(
+        intent=uuid.uuid4().hex,
+        operation=request.operation,
+        user=user,
+        namespace=ns_name,
+        root=tree.root_hex,
+        size=tree.size,
+        fee_neuron=plan.fee_neuron,
+        usd_micro=usd,
+        network=network_name,
+    )
+
+    def journal(tx_hash: str) -> None:
+        with context.ledger.transaction() as conn:
+            payments.add(conn, pending, tx_hash, pid=os.getpid(), host=socket.gethostname())
+
     reservation = quotas.reserve(
         context, user, ns_name, charged, purpose=request.operation, namespace_bytes=tree.size
     )
@@ -221,6 +243,7 @@ def upload(
                 ),
                 plan=plan,
                 progress=progress,
+                on_tx_signed=journal,
             )
     except BaseException as error:
         quotas.release(context, reservation)
@@ -230,6 +253,7 @@ def upload(
     paid = result.fee_neuron > 0
     spent = Reserved(storage_bytes=tree.size if paid else 0, usd_micro=usd if paid else 0)
     with context.ledger.transaction() as conn:
+        payments.clear(conn, pending.intent)
         object_id = objects.insert(
             conn,
             namespace=ns_name,

@@ -262,16 +262,21 @@ class EvmClient:
         gas_limit: int | None = None,
         gas_price: int | None = None,
         nonce: int | None = None,
+        on_signed: Callable[[str], None] | None = None,
     ) -> str:
         """Build, sign and broadcast a transaction; returns its hash.
 
         Without an explicit ``nonce``, a "nonce too low" answer (another
         process of the same account got there first) makes it fetch the
-        pending nonce again and re-sign, a few times.
+        pending nonce again and re-sign, a few times. ``on_signed(tx_hash)``
+        runs after each signing and before the broadcast, so a caller can
+        journal a payment that may be mined even if this process dies next.
         """
         import random
 
         from eth_account import Account
+
+        from zerog_cli.zerog.merkle import keccak256
 
         sender = account_address(private_key)
         tx: dict[str, Any] = {
@@ -301,8 +306,11 @@ class EvmClient:
                 signed = Account.sign_transaction(tx, private_key)
             except Exception:  # never let a library message carry the key
                 raise ConfigError("could not sign the transaction with the given key") from None
+            raw = bytes(signed.raw_transaction)
+            if on_signed is not None:
+                on_signed("0x" + keccak256(raw).hex())
             try:
-                return self.send_raw_transaction(bytes(signed.raw_transaction))
+                return self.send_raw_transaction(raw)
             except RemoteError as error:
                 taken = any(marker in str(error).lower() for marker in _NONCE_TAKEN)
                 if not taken or nonce is not None or attempt >= NONCE_ATTEMPTS:
@@ -412,6 +420,7 @@ def submit_file(
     gas_limit: int | None = None,
     receipt_timeout: float = 300.0,
     receipt_poll: float = 1.0,
+    on_signed: Callable[[str], None] | None = None,
 ) -> SubmitResult:
     """Pay for ``tree`` on the Flow contract and return its txSeq (spec 5.4, 5.5).
 
@@ -430,6 +439,7 @@ def submit_file(
         value=fee,
         gas_limit=gas_limit,
         gas_price=gas_price,
+        on_signed=on_signed,
     )
     receipt = evm.wait_for_receipt(tx_hash, timeout=receipt_timeout, poll=receipt_poll)
     if receipt.status != 1:

@@ -360,8 +360,12 @@ def upload(
     options: UploadOptions | None = None,
     plan: UploadPlan | None = None,
     progress: Progress | None = None,
+    on_tx_signed: Callable[[str], None] | None = None,
 ) -> UploadResult:
     """Upload ``source`` (whose tree is ``tree``) and return where it landed.
+
+    ``on_tx_signed(tx_hash)`` runs before the Flow payment is broadcast (see
+    `EvmClient.send_transaction`), so the caller can journal it.
 
     ``private_key`` pays for the Flow transaction; it may be None only when
     the file is already known (the call then raises ``UsageError`` if a
@@ -412,6 +416,7 @@ def upload(
             gas_limit=opts.gas_limit,
             receipt_timeout=opts.receipt_timeout,
             receipt_poll=min(opts.poll_interval, 1.0),
+            on_signed=on_tx_signed,
         )
         tx_hash, tx_seq, start_entry_index = (
             submitted.tx_hash,

@@ -1,0 +1,92 @@
+"""A payment made by a process that then dies is recorded by the next run, once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.devnet_harness import DevnetProcess
+
+
+def _rows(ledger: Path, sql: str) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(ledger) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_killed_after_paying_then_rerun_records_the_payment_once(
+    cli, net: DevnetProcess, tmp_path: Path, zerog_home: Path
+) -> None:
+    source = tmp_path / "paid.bin"
+    source.write_bytes(os.urandom(3 * 262_144))
+    ledger = zerog_home / "ledger.db"
+    cli("ledger", "status")
+    transactions = net.stats()["transactions"]
+    net.set_faults(latency_ms=400, targets=["node"])
+    env = {**os.environ, "ZEROG_HOME": str(zerog_home), "ZEROG_DEVNET_URL": net.base_url}
+    upload = subprocess.Popen(
+        [sys.executable, "-m", "zerog_cli", "upload", str(source), "-q"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            journaled = _rows(ledger, "SELECT fee_neuron FROM pending_payments")
+            if journaled and net.stats()["transactions"] > transactions:
+                break
+            time.sleep(0.05)
+        assert journaled, "the payment was never journaled"
+        upload.send_signal(signal.SIGKILL)
+    finally:
+        upload.wait(30)
+    assert _rows(ledger, "SELECT COUNT(*) FROM objects") == [(0,)]
+    assert _rows(ledger, "SELECT COUNT(*) FROM cost_tracking") == [(0,)]
+    net.clear_faults()
+
+    rerun = cli("upload", str(source), "--json")
+    assert rerun.exit_code == 0, rerun
+    assert rerun.json["fee_neuron"] == "0"
+    assert net.stats()["transactions"] == transactions + 1
+    fee = journaled[0][0]
+    costs = _rows(ledger, "SELECT neuron, reference FROM cost_tracking ORDER BY id")
+    assert costs == [(fee, rerun.json["root"]), ("0", rerun.json["root"])]
+    assert _rows(ledger, "SELECT COUNT(*) FROM pending_payments") == [(0,)]
+    used = _rows(ledger, "SELECT storage_used_bytes FROM user_quotas")
+    assert used == [(3 * 262_144,)]
+    assert "left unrecorded by a process that died" in rerun.stderr
+
+
+def test_a_payment_the_chain_never_saw_is_discarded_after_the_wait(
+    cli, zerog_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cli("ledger", "status")
+    ledger = zerog_home / "ledger.db"
+    with sqlite3.connect(ledger) as conn:
+        conn.execute(
+            "INSERT INTO pending_payments (intent, tx_hash, operation, user, root, size,"
+            " fee_neuron, usd_micro, network, pid, host, created_at)"
+            " VALUES ('lost', ?, 'upload', 'u', '0xab', 1, '5', 1, 'devnet', ?, ?,"
+            " '2026-01-01T00:00:00Z')",
+            ("0x" + "77" * 32, _dead_pid(), os.uname().nodename),
+        )
+    monkeypatch.setenv("ZEROG_WAIT_TIMEOUT", "1")
+    source = tmp_path / "other.bin"
+    source.write_bytes(os.urandom(1000))
+    assert cli("upload", str(source)).exit_code == 0
+    assert _rows(ledger, "SELECT COUNT(*) FROM pending_payments") == [(0,)]
+    assert _rows(ledger, "SELECT COUNT(*) FROM cost_tracking WHERE neuron = '5'") == [(0,)]
