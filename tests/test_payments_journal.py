@@ -60,15 +60,41 @@ def test_killed_after_paying_then_rerun_records_the_payment_once(
 
     rerun = cli("upload", str(source), "--json")
     assert rerun.exit_code == 0, rerun
-    assert rerun.json["fee_neuron"] == "0"
-    assert net.stats()["transactions"] == transactions + 1
+    assert net.stats()["transactions"] == transactions + 1, "the rerun must not pay again"
     fee = journaled[0][0]
+    assert rerun.json["fee_neuron"] == fee
+    assert rerun.json["recovered_payment"].startswith("0x")
     costs = _rows(ledger, "SELECT neuron, reference FROM cost_tracking ORDER BY id")
-    assert costs == [(fee, rerun.json["root"]), ("0", rerun.json["root"])]
+    assert costs == [(fee, rerun.json["root"])]
+    assert _rows(ledger, "SELECT fee_neuron FROM objects") == [(fee,)]
     assert _rows(ledger, "SELECT COUNT(*) FROM pending_payments") == [(0,)]
     used = _rows(ledger, "SELECT storage_used_bytes FROM user_quotas")
     assert used == [(3 * 262_144,)]
     assert "left unrecorded by a process that died" in rerun.stderr
+
+
+def test_a_dead_process_payment_for_another_file_is_recorded_on_its_own(
+    cli, net: DevnetProcess, tmp_path: Path, zerog_home: Path
+) -> None:
+    cli("ledger", "status")
+    ledger = zerog_home / "ledger.db"
+    first = tmp_path / "first.bin"
+    first.write_bytes(os.urandom(4000))
+    paid = cli("upload", str(first), "--json").json
+    with sqlite3.connect(ledger) as conn:
+        conn.execute(
+            "INSERT INTO pending_payments (intent, tx_hash, operation, user, namespace, root,"
+            " size, fee_neuron, usd_micro, network, pid, host, created_at)"
+            " VALUES ('orphan', ?, 'upload', 'someone', 'default', ?, 4000, ?, 1, 'devnet', ?, ?,"
+            " '2026-01-01T00:00:00Z')",
+            (paid["tx_hash"], paid["root"], paid["fee_neuron"], _dead_pid(), os.uname().nodename),
+        )
+    second = tmp_path / "second.bin"
+    second.write_bytes(os.urandom(4000))
+    assert cli("upload", str(second)).exit_code == 0
+    recorded = _rows(ledger, "SELECT user, neuron FROM cost_tracking WHERE user = 'someone'")
+    assert recorded == [("someone", paid["fee_neuron"])]
+    assert _rows(ledger, "SELECT COUNT(*) FROM pending_payments") == [(0,)]
 
 
 def test_a_payment_the_chain_never_saw_is_discarded_after_the_wait(

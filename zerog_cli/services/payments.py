@@ -1,10 +1,13 @@
 """Settle payments a dead or failed process journaled but never recorded.
 
 For each journal entry whose process is gone (on this host) the chain says
-what happened: a mined, successful transaction is recorded as the cost it
-was (cost row, the user's storage and monthly USD usage); a transaction the
-chain does not know after `wait_timeout` was never broadcast or was dropped,
-and its entry is discarded. Entries of live processes are left alone.
+what happened. A mined, successful payment for the file the caller is
+uploading right now is handed back (adopted): the caller records it with the
+object it paid for, in one transaction, so object and cost pair up. Any other
+mined payment is recorded as the cost it was (cost row, the user's storage
+and monthly USD usage). A transaction the chain does not know after
+`wait_timeout` was never broadcast or was dropped; its entry is discarded.
+Entries of live processes are left alone.
 """
 
 from __future__ import annotations
@@ -36,42 +39,41 @@ def _age_seconds(row: dict[str, Any], now: datetime) -> float:
     return (now - created).total_seconds()
 
 
-def settle_abandoned(context: Context, evm: EvmClient) -> list[dict[str, Any]]:
-    """Record or discard journal entries left by processes that are gone; returns what it did."""
+def settle_abandoned(
+    context: Context, evm: EvmClient, *, adopt_root: str, user: str
+) -> dict[str, Any] | None:
+    """Record or discard what dead processes journaled; return a payment to adopt.
+
+    The returned journal row (if any) is a mined payment by ``user`` for
+    ``adopt_root``: the caller records it and clears its intent.
+    """
     network = context.settings.profile
     by_intent: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in payments.all_pending(context.ledger, network):
         by_intent[row["intent"]].append(row)
-    done = []
+    adopted: dict[str, Any] | None = None
     for intent, rows in by_intent.items():
         if not _abandoned(rows):
             continue
         mined = next((row for row in rows if _paid(evm, row["tx_hash"])), None)
         if mined is None:
-            if min(_age_seconds(row, context.now()) for row in rows) < float(
-                context.settings.wait_timeout
-            ):
-                continue
-            with context.ledger.transaction() as conn:
-                payments.clear(conn, intent)
-            done.append({"intent": intent, "outcome": "never mined", "root": rows[0]["root"]})
+            youngest = min(_age_seconds(row, context.now()) for row in rows)
+            if youngest >= float(context.settings.wait_timeout):
+                with context.ledger.transaction() as conn:
+                    payments.clear(conn, intent)
             continue
-        _record(context, mined)
-        done.append(
-            {
-                "intent": intent,
-                "outcome": "recorded",
-                "root": mined["root"],
-                "tx_hash": mined["tx_hash"],
-            }
-        )
         log.warning(
-            "recorded payment %s for %s (%s neuron), left unrecorded by a process that died",
+            "payment %s for %s (%s neuron) was left unrecorded by a process that died;"
+            " recording it now",
             mined["tx_hash"],
             mined["root"],
             mined["fee_neuron"],
         )
-    return done
+        if adopted is None and mined["root"] == adopt_root and mined["user"] == user:
+            adopted = mined
+        else:
+            _record(context, mined)
+    return adopted
 
 
 def _paid(evm: EvmClient, tx_hash: str) -> bool:

@@ -204,7 +204,7 @@ def upload(
         return report
 
     signer = wallet_key(context.secrets, devnet=settings.is_devnet)
-    settle_abandoned(context, network.evm)
+    adopted = settle_abandoned(context, network.evm, adopt_root=tree.root_hex, user=user)
     if plan.needs_payment:
         check_chain_id(network, context)
     pending = PendingPayment(
@@ -250,10 +250,15 @@ def upload(
         result_label = "error" if isinstance(error, ZerogError) else "interrupted"
         metrics.storage_operations.labels(request.operation, result_label).inc()
         raise
-    paid = result.fee_neuron > 0
-    spent = Reserved(storage_bytes=tree.size if paid else 0, usd_micro=usd if paid else 0)
+    fee_neuron, usd_paid = result.fee_neuron, usd
+    if adopted is not None and fee_neuron == 0:
+        fee_neuron, usd_paid = int(adopted["fee_neuron"]), int(adopted["usd_micro"])
+    paid = fee_neuron > 0
+    spent = Reserved(storage_bytes=tree.size if paid else 0, usd_micro=usd_paid if paid else 0)
     with context.ledger.transaction() as conn:
         payments.clear(conn, pending.intent)
+        if adopted is not None:
+            payments.clear(conn, adopted["intent"])
         object_id = objects.insert(
             conn,
             namespace=ns_name,
@@ -265,7 +270,7 @@ def upload(
             network=network_name,
             encrypted=key is not None,
             uploader=user,
-            fee_neuron=result.fee_neuron,
+            fee_neuron=fee_neuron,
         )
         outcome = quotas.settle(
             conn,
@@ -281,7 +286,7 @@ def upload(
                 quantity=tree.size,
                 unit="bytes",
                 usd_micro=spent.usd_micro,
-                neuron=result.fee_neuron,
+                neuron=fee_neuron,
                 reference=result.root,
                 network=network_name,
             ),
@@ -310,9 +315,10 @@ def upload(
             "object_id": object_id,
             "tx_seq": result.tx_seq,
             "tx_hash": result.tx_hash,
-            "fee_neuron": str(result.fee_neuron),
+            "fee_neuron": str(fee_neuron),
             "usd_micro": spent.usd_micro,
             "deduped": result.deduped,
+            "recovered_payment": None if adopted is None else adopted["tx_hash"],
             "reused_tx": result.reused_tx,
             "finalized": result.finalized,
             "wait": request.wait,
