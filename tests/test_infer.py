@@ -432,7 +432,7 @@ def test_tokens_are_cached_privately_reused_and_never_shown(cli, zerog_home: Pat
             "bad EIP-55 checksum",
         ),
         (["infer", "hi", "--temperature", "7"], "--temperature must be between"),
-        (["infer", "log", "-n", "0"], "-n must be at least 1"),
+        (["infer", "log", "-n", "0"], "-n must be between 1"),
         (["infer", "fund", "deposit", "-1", "--yes"], "No such option: -1"),
         (["infer", "fund", "deposit", "--yes", "--", "-1"], "must not be negative"),
         (["infer", "fund", "deposit", "0", "--yes"], "more than 0"),

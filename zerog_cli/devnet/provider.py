@@ -23,8 +23,9 @@ Routes (below ``/provider``):
 Request checks, in order, each failure a 400 ``{"error": "<message>"}`` with
 the broker's wording: the ``Authorization: Bearer app-sk-…`` token (checks 1-6,
 `zerog_cli.zerog.compute_auth`, against the sub-account read from the chain
-at every request: no cache, so revocations apply at once; "now" is the
-chain's clock, so ``evm_increaseTime`` expires tokens); then the body and
+at every request: no cache, so revocations apply at once; "now" is the wall
+clock, as for a real broker, so ``evm_increaseTime`` on the chain does not
+expire tokens); then the body and
 model; then the billing gate: sub-account exists, acknowledged, service's TEE
 signer acknowledged, and ``balance - pendingRefund >= fee + unsettled + 1 0G``
 where ``fee`` is the prompt's input fee (the broker's pre-answer estimate).
@@ -63,6 +64,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -172,6 +174,11 @@ def _zg(neuron: int) -> str:
     """Neuron as 0G with 6 decimals, as the broker's messages show amounts."""
     value = Decimal(neuron) / NEURON_PER_0G
     return str(value.quantize(Decimal("0.000001"), rounding=ROUND_HALF_EVEN))
+
+
+def _now() -> int:
+    """The provider's clock: wall-clock seconds, independent of the devnet chain's."""
+    return int(time.time())
 
 
 def _error(message: str, status: int = 400) -> Response:
@@ -302,7 +309,7 @@ class DevnetProvider:
             token = check_authorization(
                 request.headers.get("Authorization"),
                 provider=self.address,
-                now_s=self.chain.now(),
+                now_s=_now(),
                 account_for=self._sub_account,
             )
         except PermissionDenied as denied:
@@ -347,7 +354,7 @@ class DevnetProvider:
         answer = {
             "id": chat_id,
             "object": "chat.completion",
-            "created": self.chain.now(),
+            "created": _now(),
             "model": model,
             "choices": [
                 {
@@ -394,7 +401,7 @@ class DevnetProvider:
         )
 
     def _stream_chunks(self, chat_id: str, model: str, completion: Completion) -> list[bytes]:
-        created = self.chain.now()
+        created = _now()
 
         def event(choices: list[dict[str, Any]], **extra: Any) -> bytes:
             chunk = {
@@ -419,7 +426,7 @@ class DevnetProvider:
 
     def _remember(self, chat_id: str, request_body: bytes, response_body: bytes) -> None:
         text = response_signing_text(request_body, response_body)
-        signed = _Signed(text, sign_response_text(TEE_SIGNER_KEY, text), self.chain.now())
+        signed = _Signed(text, sign_response_text(TEE_SIGNER_KEY, text), _now())
         with self._lock:
             horizon = signed.created - SIGNATURE_TTL_S
             for key in [k for k, v in self._signatures.items() if v.created < horizon]:
@@ -430,7 +437,7 @@ class DevnetProvider:
         with self._lock:
             signed = self._signatures.get(chat_id)
             tamper = self.settings.tamper_signatures
-        if signed is None or signed.created < self.chain.now() - SIGNATURE_TTL_S:
+        if signed is None or signed.created < _now() - SIGNATURE_TTL_S:
             return _error("chat_id_not_found", 404)
         text = signed.text
         if tamper:
@@ -469,7 +476,7 @@ class DevnetProvider:
             check_authorization(
                 request.headers.get("Authorization"),
                 provider=self.address,
-                now_s=self.chain.now(),
+                now_s=_now(),
                 account_for=self._sub_account,
             )
         except PermissionDenied as denied:
