@@ -8,7 +8,6 @@ only with ``--verbose``, scrubbed of secrets.
 
 from __future__ import annotations
 
-import logging
 import sys
 import time
 from typing import TYPE_CHECKING, Annotated
@@ -76,20 +75,6 @@ def root(
     reset_state(State(output=output, flags={"profile": profile} if profile else {}))
 
 
-class _ScrubbingFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        return redaction.scrub(super().format(record))
-
-
-def _configure_logging(verbose: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_ScrubbingFormatter("%(levelname)s %(name)s: %(message)s"))
-    root_logger = logging.getLogger("zerog")
-    root_logger.handlers[:] = [handler]
-    root_logger.setLevel(logging.DEBUG if verbose else logging.WARNING)
-    root_logger.propagate = False
-
-
 def _print_error(message: str) -> None:
     sys.stderr.write(redaction.scrub(f"error: {message}") + "\n")
     sys.stderr.flush()
@@ -154,7 +139,6 @@ def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return the exit code (what `main` passes to sys.exit)."""
     args = list(sys.argv[1:] if argv is None else argv)
     reset_state(State())
-    _configure_logging(any(arg in ("-v", "--verbose") for arg in args))
     command = typer.main.get_command(app)
     started = time.monotonic()
     code = _dispatch(command, args)

@@ -121,6 +121,9 @@ def command(app: typer.Typer, name: str | None = None, **kwargs: Any) -> Callabl
             output.json_mode = output.json_mode or json_
             output.verbose = output.verbose or verbose_
             output.quiet = output.quiet or quiet_
+            from zerog_cli.infra import logs
+
+            logs.configure(output.verbose)
             return fn(*args, **kw)
 
         all_parameters = [*parameters, *_common_parameters()]

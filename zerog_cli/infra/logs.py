@@ -1,0 +1,29 @@
+"""zerog's loggers write one scrubbed line each to stderr.
+
+Configured when a command runs (not for `--help`, which never logs), so the
+logging package is not imported on the fast path.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from zerog_cli.infra import redaction
+
+
+class ScrubbingFormatter(logging.Formatter):
+    """Formats as usual, then masks every registered secret."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redaction.scrub(super().format(record))
+
+
+def configure(verbose: bool) -> None:
+    """``zerog.*`` loggers: DEBUG with ``--verbose``, else WARNING, to stderr."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(ScrubbingFormatter("%(levelname)s %(name)s: %(message)s"))
+    root_logger = logging.getLogger("zerog")
+    root_logger.handlers[:] = [handler]
+    root_logger.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    root_logger.propagate = False
