@@ -19,8 +19,8 @@ from tests.test_backups_ledger import ledger_at, record_check, seed_backup
 from zerog_cli.errors import ExitCode, LockHeld, NotFound, UsageError
 from zerog_cli.ledger import verifications
 from zerog_cli.ledger.backups import Backup
+from zerog_cli.ledger.db import format_time
 from zerog_cli.services import verify
-from zerog_cli.services.backups import format_time
 from zerog_cli.services.context import Context
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import pybreaker
 
-from zerog_cli.ledger.db import connect, utc_now
+from zerog_cli.ledger.db import connect, format_time, utc_now
 
 _STATES = ("closed", "open", "half-open")
 
@@ -134,7 +134,7 @@ def breaker_rows(table: BreakerTable) -> list[dict[str, Any]]:
             "opened_at": (
                 None
                 if opened_at is None
-                else datetime.fromtimestamp(float(opened_at), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+                else format_time(datetime.fromtimestamp(float(opened_at), UTC))
             ),
             "updated_at": updated_at,
         }

@@ -26,9 +26,20 @@ if TYPE_CHECKING:
 BUSY_TIMEOUT_MS = 30_000
 
 
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+"""Ledger timestamps: ISO 8601 UTC with seconds, sortable as text."""
+
+
+def format_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime(TIME_FORMAT)
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=UTC)
+
+
 def utc_now() -> str:
-    """Timestamps are ISO 8601 UTC with seconds, sortable as text."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_time(datetime.now(UTC))
 
 
 class Ledger:

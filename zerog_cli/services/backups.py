@@ -31,27 +31,18 @@ from zerog_cli.infra.units import INT64_MAX
 from zerog_cli.ledger import backups as rows
 from zerog_cli.ledger import objects, verifications
 from zerog_cli.ledger.backups import Backup
+from zerog_cli.ledger.db import format_time, parse_time
 from zerog_cli.services import namespaces
 from zerog_cli.services.context import Context
 
 Progress = Callable[[str, int, int], None]
 
-TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 NAME_TIME_FORMAT = "%Y%m%dT%H%M%SZ"
 LABEL_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 IMMUTABLE_NOTE = (
     "0G storage is immutable: prune retires backup records (no longer listed, verified or "
     "counted); the data stays on the network"
 )
-
-
-def format_time(moment: datetime) -> str:
-    """Ledger timestamps: ISO 8601 UTC with seconds, sortable as text."""
-    return moment.astimezone(UTC).strftime(TIME_FORMAT)
-
-
-def parse_time(text: str) -> datetime:
-    return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=UTC)
 
 
 def age_seconds(context: Context, stamp: str) -> int:

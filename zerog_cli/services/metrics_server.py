@@ -22,8 +22,8 @@ from zerog_cli.errors import UsageError, ZerogError
 from zerog_cli.ledger import backups as backup_rows
 from zerog_cli.ledger import costs, metrics_views
 from zerog_cli.ledger import quotas as quota_rows
+from zerog_cli.ledger.db import format_time, parse_time
 from zerog_cli.services import quotas
-from zerog_cli.services.backups import format_time, parse_time
 from zerog_cli.services.context import Context
 
 if TYPE_CHECKING:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from zerog_cli.infra.processes import pid_alive
 from zerog_cli.ledger import costs, payments, quotas
+from zerog_cli.ledger.db import parse_time
 from zerog_cli.services.context import Context
 from zerog_cli.services.quotas import current_period, ensure_user
 
@@ -35,8 +36,7 @@ def _abandoned(rows: list[dict[str, Any]]) -> bool:
 
 
 def _age_seconds(row: dict[str, Any], now: datetime) -> float:
-    created = datetime.fromisoformat(str(row["created_at"]).replace("Z", "+00:00"))
-    return (now - created).total_seconds()
+    return (now - parse_time(str(row["created_at"]))).total_seconds()
 
 
 def settle_abandoned(

@@ -27,6 +27,7 @@ from zerog_cli.infra.processes import pid_alive
 from zerog_cli.infra.units import format_size, format_usd
 from zerog_cli.ledger import alerts, costs, quotas
 from zerog_cli.ledger import namespaces as namespace_rows
+from zerog_cli.ledger.db import parse_time
 from zerog_cli.ledger.quotas import QuotaRow, Reserved
 from zerog_cli.services.context import Context
 
@@ -114,7 +115,7 @@ def _expire_dead_reservations(conn: sqlite3.Connection, context: Context) -> Non
     for rid, pid, rhost, created in conn.execute(
         "SELECT id, pid, host, created_at FROM quota_reservations"
     ).fetchall():
-        age = now - datetime.fromisoformat(created.replace("Z", "+00:00")).timestamp()
+        age = now - parse_time(created).timestamp()
         dead_here = rhost == host and pid != os.getpid() and not pid_alive(int(pid))
         if dead_here or age > STALE_RESERVATION_SECONDS:
             stale.append(int(rid))

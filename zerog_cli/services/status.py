@@ -17,6 +17,7 @@ from typing import Any
 from zerog_cli.errors import ExitCode, ZerogError
 from zerog_cli.infra.signing import STORAGE_KEY
 from zerog_cli.ledger import admin
+from zerog_cli.ledger.db import parse_time
 from zerog_cli.services.context import Context
 from zerog_cli.services.secrets_report import list_secrets
 
@@ -69,8 +70,7 @@ def _probes(context: Context) -> list[dict[str, Any]]:
 def _age_seconds(timestamp: str | None, now: datetime) -> float | None:
     if timestamp is None:
         return None
-    when = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
-    return (now - when).total_seconds()
+    return (now - parse_time(timestamp)).total_seconds()
 
 
 def gather(context: Context, *, probe: bool = True) -> tuple[dict[str, Any], int]:

@@ -40,7 +40,8 @@ from zerog_cli.infra.units import INT64_MAX
 from zerog_cli.ledger import backups as rows
 from zerog_cli.ledger import objects, verifications
 from zerog_cli.ledger.backups import Backup
-from zerog_cli.services.backups import format_time, require_namespace
+from zerog_cli.ledger.db import format_time
+from zerog_cli.services.backups import require_namespace
 from zerog_cli.services.context import Context
 
 LOCK_NAME = "verify"
