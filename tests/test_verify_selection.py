@@ -17,7 +17,6 @@ import pytest
 from tests.conftest import Result
 from tests.test_backups_ledger import ledger_at, record_check, seed_backup
 from zerog_cli.errors import ExitCode, LockHeld, NotFound, UsageError
-from zerog_cli.ledger import verifications
 from zerog_cli.ledger.backups import Backup
 from zerog_cli.ledger.db import format_time
 from zerog_cli.services import verify
@@ -69,17 +68,7 @@ def stub(monkeypatch: pytest.MonkeyPatch, clock: Clock) -> Iterator[dict[int, st
             checked_at=format_time(context.now()),
             exit_code=codes[status],
         )
-        with context.ledger.transaction() as conn:
-            verifications.record(
-                conn,
-                backup_id=item.backup_id,
-                run_id=run_id,
-                status=item.status,
-                duration_ms=item.duration_ms,
-                bytes_checked=item.bytes_checked,
-                error=item.error,
-                checked_at=item.checked_at,
-            )
+        verify.record_result(context, run_id, item)
         return item
 
     monkeypatch.setattr(verify, "check", fake_check)

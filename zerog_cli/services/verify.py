@@ -242,6 +242,21 @@ class _HashingSink:
         return len(data)
 
 
+def record_result(context: Context, run_id: str, item: ItemResult) -> None:
+    """One ``verifications`` row for ``item``, in its own transaction."""
+    with context.ledger.transaction() as conn:
+        verifications.record(
+            conn,
+            backup_id=item.backup_id,
+            run_id=run_id,
+            status=item.status,
+            duration_ms=item.duration_ms,
+            bytes_checked=item.bytes_checked,
+            error=item.error,
+            checked_at=item.checked_at,
+        )
+
+
 def check(context: Context, backup: Backup, run_id: str) -> ItemResult:
     """Download one backup with every check, record the outcome, return it."""
     from zerog_cli.services.download import Target, fetch_verified
@@ -278,17 +293,7 @@ def check(context: Context, backup: Backup, run_id: str) -> ItemResult:
         checked_at=format_time(context.now()),
         exit_code=exit_code,
     )
-    with context.ledger.transaction() as conn:
-        verifications.record(
-            conn,
-            backup_id=item.backup_id,
-            run_id=run_id,
-            status=item.status,
-            duration_ms=item.duration_ms,
-            bytes_checked=item.bytes_checked,
-            error=item.error,
-            checked_at=item.checked_at,
-        )
+    record_result(context, run_id, item)
     metrics.verify_results.labels(status).inc()
     metrics.verify_bytes.inc(sink.size)
     metrics.verify_duration.observe(seconds)
