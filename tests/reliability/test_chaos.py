@@ -16,7 +16,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Result
-from tests.devnet_harness import DevnetProcess, start_devnet
+from tests.devnet_harness import DevnetProcess
 from tests.reliability.conftest import (
     Run,
     exit_problems,
@@ -274,12 +274,6 @@ def one_operation(chaos: Chaos, index: int) -> None:
         chaos.seconds.append(run.seconds)
 
 
-@pytest.fixture
-def chaos_net(tmp_path: Path) -> Iterator[DevnetProcess]:
-    with start_devnet(tmp_path / "devnet", nodes=2) as net:
-        yield net
-
-
 def test_fault_counters_count_every_injected_fault() -> None:
     injector = FaultInjector()
     injector.update({"fail_rate": 1.0, "fail_mode": "http", "seed": 1})
@@ -297,14 +291,14 @@ def test_fault_counters_count_every_injected_fault() -> None:
 
 
 def test_chaos_mixed_operations(
-    chaos_net: DevnetProcess,
+    devnet: DevnetProcess,
     zerog: Callable[..., Result],
     tmp_path: Path,
     zerog_home: Path,
     monkeypatch: pytest.MonkeyPatch,
     figures: dict[str, Any],
 ) -> None:
-    net = chaos_net
+    net = devnet
     seed = int(os.environ.get("ZEROG_CHAOS_SEED") or random.SystemRandom().randrange(1 << 32))
     figures["seed (ZEROG_CHAOS_SEED)"] = seed
     monkeypatch.setenv("ZEROG_DEVNET_URL", net.base_url)
@@ -397,7 +391,7 @@ def test_chaos_mixed_operations(
 
 
 def test_a_corrupt_read_back_does_not_fail_a_stored_upload(
-    chaos_net: DevnetProcess,
+    devnet: DevnetProcess,
     zerog: Callable[..., Result],
     tmp_path: Path,
     zerog_home: Path,
@@ -407,7 +401,7 @@ def test_a_corrupt_read_back_does_not_fail_a_stored_upload(
     """Node 0 corrupts every segment it serves: the upload's read-back of segment 0
     moves on to node 1 (both hold it) instead of calling a paid, stored upload an
     integrity failure. With both nodes corrupt it is exit 3 and nothing is recorded."""
-    net = chaos_net
+    net = devnet
     monkeypatch.setenv("ZEROG_DEVNET_URL", net.base_url)
     rng = random.Random(5)
     net.set_faults(corrupt_nodes=[0])

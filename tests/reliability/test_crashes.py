@@ -23,7 +23,7 @@ import random
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Result
-from tests.devnet_harness import DevnetProcess, start_devnet
+from tests.devnet_harness import DevnetProcess
 from tests.reliability.conftest import (
     backup_objects_without_record,
     collect,
@@ -111,21 +111,15 @@ def wait_for_event(
         time.sleep(0.01)
 
 
-@pytest.fixture
-def crash_net(tmp_path: Path) -> Iterator[DevnetProcess]:
-    with start_devnet(tmp_path / "devnet", nodes=2) as net:
-        yield net
-
-
 def test_kill_9_at_random_points(
-    crash_net: DevnetProcess,
+    devnet: DevnetProcess,
     zerog: Callable[..., Result],
     tmp_path: Path,
     zerog_home: Path,
     monkeypatch: pytest.MonkeyPatch,
     figures: dict[str, Any],
 ) -> None:
-    net = crash_net
+    net = devnet
     seed = int(os.environ.get("ZEROG_CRASH_SEED") or random.SystemRandom().randrange(1 << 32))
     figures["seed (ZEROG_CRASH_SEED)"] = seed
     rng = random.Random(seed)
