@@ -8,29 +8,116 @@ from typing import Any
 
 from zerog_cli.errors import ConfigError, UsageError
 from zerog_cli.infra.files import atomic_path
-from zerog_cli.ledger.db import Ledger, connect
+from zerog_cli.ledger.db import Ledger, connect, sqlite_uri
 from zerog_cli.ledger.migrations import LATEST_VERSION
 
-_WRITE_KEYWORDS = {
-    "insert",
-    "update",
-    "delete",
-    "replace",
-    "create",
-    "drop",
-    "alter",
-    "attach",
-    "detach",
-    "vacuum",
-    "reindex",
-    "pragma",
-    "begin",
-    "commit",
-    "rollback",
-    "savepoint",
-    "release",
-    "analyze",
+# SQLite authorizer action codes (sqlite3.h); every statement is checked against them.
+_ACTIONS = {
+    1: "CREATE INDEX",
+    2: "CREATE TABLE",
+    3: "CREATE TEMP INDEX",
+    4: "CREATE TEMP TABLE",
+    5: "CREATE TEMP TRIGGER",
+    6: "CREATE TEMP VIEW",
+    7: "CREATE TRIGGER",
+    8: "CREATE VIEW",
+    9: "DELETE",
+    10: "DROP INDEX",
+    11: "DROP TABLE",
+    12: "DROP TEMP INDEX",
+    13: "DROP TEMP TABLE",
+    14: "DROP TEMP TRIGGER",
+    15: "DROP TEMP VIEW",
+    16: "DROP TRIGGER",
+    17: "DROP VIEW",
+    18: "INSERT",
+    19: "PRAGMA",
+    20: "READ",
+    21: "SELECT",
+    22: "TRANSACTION",
+    23: "UPDATE",
+    24: "ATTACH",
+    25: "DETACH",
+    26: "ALTER TABLE",
+    27: "REINDEX",
+    28: "ANALYZE",
+    29: "CREATE VTABLE",
+    30: "DROP VTABLE",
+    31: "FUNCTION",
+    32: "SAVEPOINT",
+    33: "RECURSIVE",
 }
+_READ_ACTIONS = frozenset(
+    {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_RECURSIVE}
+)
+# Pragmas that only report, whatever their argument (``table_info(objects)``).
+_REPORTING_PRAGMAS = frozenset(
+    {
+        "table_info",
+        "table_xinfo",
+        "table_list",
+        "index_list",
+        "index_info",
+        "index_xinfo",
+        "foreign_key_list",
+        "foreign_key_check",
+        "integrity_check",
+        "quick_check",
+        "collation_list",
+        "function_list",
+        "pragma_list",
+        "module_list",
+        "database_list",
+        "compile_options",
+    }
+)
+# Settings that may be read (no value given) but never set.
+_READABLE_SETTINGS = frozenset(
+    {
+        "user_version",
+        "schema_version",
+        "application_id",
+        "page_count",
+        "page_size",
+        "freelist_count",
+        "journal_mode",
+        "encoding",
+        "foreign_keys",
+        "auto_vacuum",
+        "data_version",
+    }
+)
+
+
+class _ReadOnlyAuthorizer:
+    """SQLite's authorizer callback for `ledger sql`: reads pass, everything else is denied.
+
+    A keyword filter cannot see what SQLite will do (``VACUUM/**/INTO``,
+    ``ATTACH'x'AS x``, a leading ``;``); the authorizer is asked by SQLite
+    itself for every action a statement would take while it is prepared, so
+    an ATTACH (also the one inside ``VACUUM INTO``), a write, a schema change,
+    a transaction or a pragma that sets something never runs. ``refused``
+    names the first denied action, for the error message.
+    """
+
+    def __init__(self) -> None:
+        self.refused: str | None = None
+
+    def __call__(
+        self, action: int, arg1: str | None, arg2: str | None, db: str | None, trigger: str | None
+    ) -> int:
+        if action in _READ_ACTIONS:
+            return sqlite3.SQLITE_OK
+        if action == sqlite3.SQLITE_PRAGMA:
+            name = (arg1 or "").lower()
+            if name in _REPORTING_PRAGMAS or (arg2 is None and name in _READABLE_SETTINGS):
+                return sqlite3.SQLITE_OK
+            if self.refused is None:
+                self.refused = f"PRAGMA {name}" + ("" if arg2 is None else " with a value")
+            return sqlite3.SQLITE_DENY
+        if self.refused is None:
+            self.refused = _ACTIONS.get(action, f"action {action}")
+        return sqlite3.SQLITE_DENY
 
 
 def status(ledger: Ledger, *, integrity: bool = True) -> dict[str, Any]:
@@ -71,7 +158,7 @@ def backup(ledger: Ledger, destination: Path, *, overwrite: bool = False) -> dic
     if destination.resolve() == ledger.path.resolve():
         raise UsageError("the backup destination is the ledger itself")
     with atomic_path(destination, mode=0o600) as temporary:
-        target = sqlite3.connect(temporary)
+        target = sqlite3.connect(sqlite_uri(temporary), uri=True)
         try:
             ledger.conn.backup(target)
             target.execute("PRAGMA journal_mode = DELETE")
@@ -84,38 +171,29 @@ def backup(ledger: Ledger, destination: Path, *, overwrite: bool = False) -> dic
     }
 
 
-def _first_keyword(sql: str) -> str:
-    text = sql.strip()
-    while text.startswith("--") or text.startswith("/*"):
-        if text.startswith("--"):
-            text = text.split("\n", 1)[1].lstrip() if "\n" in text else ""
-        else:
-            text = text.split("*/", 1)[1].lstrip() if "*/" in text else ""
-    return text.split(None, 1)[0].lower() if text else ""
-
-
 def run_readonly_sql(path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
-    """Run one SELECT (or WITH … SELECT) on a read-only connection; writes are refused."""
-    keyword = _first_keyword(sql)
-    if not keyword:
+    """Run one reading statement on a read-only connection; SQLite's authorizer refuses the rest."""
+    if not sql.strip():
         raise UsageError("no SQL statement given")
-    if keyword in _WRITE_KEYWORDS:
-        raise UsageError(f"ledger sql is read-only: {keyword.upper()} statements are refused")
     conn = connect(path, read_only=True)
+    authorizer = _ReadOnlyAuthorizer()
     try:
         conn.execute("PRAGMA query_only = ON")
+        conn.set_authorizer(authorizer)
         cursor = conn.execute(sql, params)
         columns = [c[0] for c in cursor.description or ()]
         return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
     except (sqlite3.Warning, sqlite3.ProgrammingError) as exc:
         raise UsageError(f"ledger sql takes one statement: {exc}") from None
-    except sqlite3.OperationalError as exc:
+    except sqlite3.DatabaseError as exc:
+        if authorizer.refused is not None:
+            raise UsageError(f"ledger sql is read-only: {authorizer.refused} is refused") from None
         message = str(exc)
+        if not isinstance(exc, sqlite3.OperationalError):
+            raise ConfigError(f"ledger {path}: {exc}") from None
         if "readonly" in message or "read-only" in message:
             raise UsageError(f"ledger sql is read-only: {message}") from None
         raise UsageError(f"SQL error: {message}") from None
-    except sqlite3.DatabaseError as exc:
-        raise ConfigError(f"ledger {path}: {exc}") from None
     finally:
         conn.close()
 

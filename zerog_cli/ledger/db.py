@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from zerog_cli.errors import ConfigError
 from zerog_cli.infra.files import create_private_file, ensure_private_dir
@@ -117,6 +118,17 @@ class Ledger:
         self.conn.close()
 
 
+def sqlite_uri(path: Path, *, read_only: bool = False) -> str:
+    """A ``file:`` URI naming exactly ``path``, whatever characters it holds.
+
+    Passed with ``uri=True``, so that a ``?`` or ``#`` in the path (say, in
+    ``ZEROG_HOME``) is part of the file name, percent-escaped, instead of
+    starting a query that would open another file or an in-memory database.
+    """
+    uri = "file:" + quote(str(path.absolute()), safe="/")
+    return uri + "?mode=ro" if read_only else uri
+
+
 def connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
     """A raw connection with zerog's pragmas; creates the file 0600 when missing.
 
@@ -134,12 +146,11 @@ def connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
     elif not path.exists():
         ensure_private_dir(path.parent)
         create_private_file(path)
-    uri = f"file:{path}?mode=ro" if read_only else str(path)
     conn: sqlite3.Connection | None = None
     try:
         conn = sqlite3.connect(
-            uri,
-            uri=read_only,
+            sqlite_uri(path, read_only=read_only),
+            uri=True,
             timeout=BUSY_TIMEOUT_MS / 1000,
             isolation_level=None,
             check_same_thread=False,
