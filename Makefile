@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-fast lint demo bench soak clean
+.PHONY: install test test-tools test-fast lint demo bench soak clean
 
 install: $(STAMP)
 
@@ -14,15 +14,21 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]' --config-settings editable_mode=compat
 	touch $(STAMP)
 
+# Lint, then test-tools' step, then pytest (tests/run_suite.py).
 test: install
 	$(BIN)/python tests/run_suite.py
+
+# Every external tool the tests drive (Debian's Prometheus packages, the pinned TS SDK):
+# installed when missing, quick when present. `make test` runs the same step first.
+test-tools: install
+	$(BIN)/python tools/test_tools.py ensure
 
 test-fast: install
 	$(BIN)/pytest -q -m "not interop and not promtool and not slow"
 
 lint: install
-	$(BIN)/ruff check zerog_cli tests bench
-	$(BIN)/ruff format --check zerog_cli tests bench
+	$(BIN)/ruff check zerog_cli tests bench tools
+	$(BIN)/ruff format --check zerog_cli tests bench tools
 	$(BIN)/mypy
 
 demo: install

@@ -1,19 +1,19 @@
-"""Real Prometheus components for the monitoring tests: find them, install them, run them.
+"""Real Prometheus components for the monitoring tests: find them and run them.
 
 `ensure_prometheus_tools()` returns the paths of ``promtool``, ``prometheus``,
-node_exporter and the Pushgateway. When any is missing it installs Debian's
-``prometheus``, ``prometheus-node-exporter`` and ``prometheus-pushgateway``
-with ``apt-get`` (as `make test` promises), so these tests never skip. The
-Debian packages' services are not started by the install in a container
-(``policy-rc.d``); the tests start their own processes on 127.0.0.1 with a free
-port, and always stop them.
+node_exporter and the Pushgateway, after `tools.test_tools.ensure` has put
+Debian's ``prometheus``, ``prometheus-node-exporter`` and
+``prometheus-pushgateway`` in place: the same step `make test` runs before
+pytest starts, so these tests never skip and never install halfway through a
+run. The Debian packages' services are not started by the install in a
+container (``policy-rc.d``); the tests start their own processes on 127.0.0.1
+with a free port, and always stop them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -24,19 +24,9 @@ from pathlib import Path
 
 import requests
 
-DEBIAN_PACKAGES = ("prometheus", "prometheus-node-exporter", "prometheus-pushgateway")
-BINARIES = {
-    "promtool": ("promtool",),
-    "prometheus": ("prometheus",),
-    "node_exporter": ("prometheus-node-exporter", "node_exporter"),
-    "pushgateway": ("prometheus-pushgateway", "pushgateway"),
-}
+from tools import test_tools
+
 NO_PROXY = {"http": "", "https": ""}
-APT_TIMEOUT = 900
-
-
-class ToolsUnavailable(RuntimeError):
-    """The binaries are missing and could not be installed."""
 
 
 @dataclass(frozen=True)
@@ -47,52 +37,15 @@ class PrometheusTools:
     pushgateway: Path
 
 
-def _find() -> dict[str, Path]:
-    found: dict[str, Path] = {}
-    for key, names in BINARIES.items():
-        for name in names:
-            path = shutil.which(name) or shutil.which(
-                name, path="/usr/bin:/usr/sbin:/usr/local/bin"
-            )
-            if path:
-                found[key] = Path(path)
-                break
-    return found
-
-
-def _apt_get(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    command = ["apt-get", "-o", "DPkg::Lock::Timeout=600", *args]
-    if os.geteuid() != 0 and shutil.which("sudo"):
-        command = ["sudo", "-n", *command]
-    return subprocess.run(
-        command, env=env, capture_output=True, text=True, timeout=APT_TIMEOUT, check=False
-    )
-
-
-def install_debian_packages() -> None:
-    """``apt-get install -y`` the three packages (refreshing the lists once if needed)."""
-    if shutil.which("apt-get") is None:
-        raise ToolsUnavailable("promtool and friends are missing and apt-get is not available")
-    args = ("install", "-y", "--no-install-recommends", *DEBIAN_PACKAGES)
-    result = _apt_get(*args)
-    if result.returncode != 0:
-        _apt_get("update")
-        result = _apt_get(*args)
-    if result.returncode != 0:
-        raise ToolsUnavailable(f"apt-get install failed: {result.stderr[-1500:]}")
-
-
 def ensure_prometheus_tools() -> PrometheusTools:
-    """The four binaries, installed from Debian first when any is missing."""
-    found = _find()
-    if set(found) != set(BINARIES):
-        install_debian_packages()
-        found = _find()
-    missing = sorted(set(BINARIES) - set(found))
-    if missing:
-        raise ToolsUnavailable(f"still missing after apt-get install: {', '.join(missing)}")
-    return PrometheusTools(**found)
+    """The four binaries, installed by the test-tools step when any is missing."""
+    test_tools.ensure(["prometheus"])
+    return PrometheusTools(
+        promtool=test_tools.command_path("promtool"),
+        prometheus=test_tools.command_path("prometheus"),
+        node_exporter=test_tools.command_path("prometheus-node-exporter"),
+        pushgateway=test_tools.command_path("prometheus-pushgateway"),
+    )
 
 
 def free_port() -> int:

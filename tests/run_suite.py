@@ -1,4 +1,8 @@
-"""`make test`: lint, then the whole pytest suite; any non-zero exit fails CI.
+"""`make test`: lint, the external test tools, then the whole pytest suite.
+
+Any non-zero exit fails CI. Every external tool a test drives (Prometheus,
+the official TS SDK, ...) is installed by `tools/test_tools.py ensure` before
+pytest starts, so no test depends on what an earlier run left on the machine.
 
 pytest's exit code 5 ("no tests ran") is reported as a failure explicitly, so a
 broken collection can never pass silently.
@@ -26,9 +30,11 @@ def run(step: str, *command: str) -> None:
 
 def main() -> None:
     os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
-    run("ruff", str(BIN / "ruff"), "check", "zerog_cli", "tests", "bench")
-    run("ruff format", str(BIN / "ruff"), "format", "--check", "zerog_cli", "tests", "bench")
+    sources = ("zerog_cli", "tests", "bench", "tools")
+    run("ruff", str(BIN / "ruff"), "check", *sources)
+    run("ruff format", str(BIN / "ruff"), "format", "--check", *sources)
     run("mypy", str(BIN / "mypy"))
+    run("test tools", sys.executable, "tools/test_tools.py", "ensure")
     run("pytest", str(BIN / "pytest"), "-q", *sys.argv[1:])
 
 

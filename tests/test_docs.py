@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.docblocks import document_env, parse, run_block
+from tools import test_tools
 
 REPO = Path(__file__).resolve().parent.parent
 DOCUMENTS = [REPO / "README.md", *sorted((REPO / "runbooks").glob("*.md"))]
@@ -21,6 +22,12 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="session", autouse=True)
+def document_tools() -> None:
+    """The external commands the documents run (promtool), from the step `make test` runs first."""
+    test_tools.ensure(["prometheus"])
 
 
 @pytest.mark.parametrize("document", DOCUMENTS, ids=lambda p: p.name)

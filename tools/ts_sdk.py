@@ -39,6 +39,11 @@ def _installed(folder: Path) -> bool:
     )
 
 
+def is_installed() -> bool:
+    """Whether the pinned SDK is in the cache folder (no lock, no install)."""
+    return _installed(cache_dir())
+
+
 def ensure_installed(*, timeout: float = 900) -> Path:
     """The ``node_modules`` folder holding the pinned SDK, installing it when needed."""
     if shutil.which("node") is None or shutil.which("npm") is None:
