@@ -39,7 +39,7 @@ def test_verify_rejects_a_tampered_message(zerog, test_key_env: str) -> None:
 
 
 def test_nonce_replay_is_refused(zerog, test_key_env: str) -> None:
-    message = "deploy build 7 nonce=n-42"
+    message = "deploy build 7\nNonce: n-42"
     signature = zerog("auth", "sign", message).stdout.strip()
     first = zerog(
         "auth", "verify", message, signature, "--nonce", "n-42", "--scope", "deploys", "--json"
@@ -67,7 +67,7 @@ def test_sign_typed(zerog, test_key_env: str, tmp_path: Path) -> None:
             "Order": [{"name": "amount", "type": "uint256"}],
         },
         "primaryType": "Order",
-        "domain": {"name": "zerog", "chainId": 16602},
+        "domain": {"name": "zerog", "chainId": 31337},
         "message": {"amount": 5},
     }
     path = tmp_path / "order.json"

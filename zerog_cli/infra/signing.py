@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zerog_cli.errors import ConfigError, UsageError
+from zerog_cli.errors import ConfigError, PermissionDenied, UsageError
 from zerog_cli.infra import redaction
 
 if TYPE_CHECKING:
@@ -22,6 +22,21 @@ if TYPE_CHECKING:
 
 STORAGE_KEY = "ZEROG_STORAGE_PRIVATE_KEY"
 COMPUTE_KEY = "ZEROG_COMPUTE_PRIVATE_KEY"
+SIGNING_KEY = "ZEROG_SIGNING_PRIVATE_KEY"
+
+# The secrets each purpose's key is looked up in, in order. Typed data
+# (permits, orders) is signed with a key of its own, so that a signature
+# asked for by a document never spends from the wallet that pays for storage
+# unless the operator chose that.
+KEY_CHAINS: dict[str, tuple[str, ...]] = {
+    "storage": (STORAGE_KEY,),
+    "compute": (COMPUTE_KEY, STORAGE_KEY),
+    "signing": (SIGNING_KEY, STORAGE_KEY),
+}
+
+# The order of the secp256k1 group. EIP-2: a signature's s must be at most n/2,
+# so that (r, n - s) is not a second valid signature of the same message.
+SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
 # Hardhat / Anvil account #0: published in every Ethereum dev tool, funded only
 # on the local devnet. Never used outside the devnet profile.
@@ -87,8 +102,10 @@ def load_account(private_key: str, secret_name: str) -> LocalAccount:
 
 
 def wallet_key(secrets: SecretStore, *, devnet: bool, purpose: str = "storage") -> WalletKey:
-    """The key for ``purpose`` ("storage" or "compute") from the secret chain."""
-    names = [STORAGE_KEY] if purpose == "storage" else [COMPUTE_KEY, STORAGE_KEY]
+    """The key for ``purpose`` ("storage", "compute" or "signing") from the secret chain."""
+    names = KEY_CHAINS.get(purpose)
+    if names is None:
+        raise UsageError(f"--key must be one of {', '.join(KEY_CHAINS)}, not {purpose!r}")
     for name in names:
         found = secrets.lookup(name)
         if found.value is not None:
@@ -110,11 +127,9 @@ def sign_message(account: LocalAccount, message: str) -> str:
     return "0x" + bytes(signed.signature).hex()
 
 
-def recover_message_signer(message: str, signature: str) -> str:
-    """The checksummed address that signed ``message`` (EIP-191), or UsageError."""
-    from eth_account import Account
-    from eth_account.messages import encode_defunct
-
+def signature_bytes(signature: str) -> bytes:
+    """The 65 bytes of a 0x-hex signature: UsageError when malformed, PermissionDenied when
+    its s is in the upper half of the curve order (malleable; EIP-2 refuses it)."""
     body = signature[2:] if signature.lower().startswith("0x") else signature
     try:
         raw = bytes.fromhex(body)
@@ -122,10 +137,92 @@ def recover_message_signer(message: str, signature: str) -> str:
         raise UsageError("signature is not hex") from None
     if len(raw) != 65:
         raise UsageError(f"signature must be 65 bytes, got {len(raw)}")
+    if int.from_bytes(raw[32:64], "big") > SECP256K1_N // 2:
+        raise PermissionDenied(
+            "signature has a high s value (malleable): EIP-2 refuses it; sign again"
+        )
+    return raw
+
+
+def recover_message_signer(message: str, signature: str) -> str:
+    """The checksummed address that signed ``message`` (EIP-191)."""
+    from eth_account.messages import encode_defunct
+
+    return _recover(encode_defunct(text=message), signature)
+
+
+def recover_typed_signer(typed_data: dict[str, Any], signature: str) -> str:
+    """The checksummed address that signed the EIP-712 ``typed_data``."""
+    return _recover(_encode_typed(typed_data), signature)
+
+
+def _recover(signable: Any, signature: str) -> str:
+    from eth_account import Account
+
+    raw = signature_bytes(signature)
     try:
-        return str(Account.recover_message(encode_defunct(text=message), signature=raw))
+        return str(Account.recover_message(signable, signature=raw))
     except Exception as exc:
         raise UsageError(f"cannot recover a signer from that signature: {exc}") from None
+
+
+def message_nonce(message: str) -> str | None:
+    """The value of the message's ``Nonce:`` line (as in EIP-4361), None when it has none.
+
+    The nonce is a field of its own, matched whole: text that merely contains
+    the nonce somewhere binds nothing. A message with more than one line
+    naming a nonce (in any case) is refused: one signature, one nonce.
+    """
+    found = [
+        line.removesuffix("\r")
+        for line in message.split("\n")
+        if line.strip().lower().startswith("nonce:")
+    ]
+    if not found:
+        return None
+    if len(found) > 1:
+        raise PermissionDenied(
+            f"the signed message has {len(found)} nonce lines: one signature binds one nonce"
+        )
+    value = found[0].removeprefix("Nonce: ")
+    if value == found[0] or not value or value != value.strip():
+        raise PermissionDenied(
+            f"the signed message's nonce line is not `Nonce: VALUE`: {found[0][:80]!r}"
+        )
+    return value
+
+
+def typed_nonce(typed_data: dict[str, Any]) -> str | None:
+    """The ``nonce`` field of the typed data's message, when its primary type declares one.
+
+    Only a declared field is signed: a ``nonce`` key the types do not name is
+    left out of the encoding, so it binds nothing and is not returned.
+    """
+    fields = typed_data["types"].get(typed_data["primaryType"], [])
+    declared = any(isinstance(f, dict) and f.get("name") == "nonce" for f in fields)
+    message = typed_data["message"]
+    if not declared or not isinstance(message, dict) or message.get("nonce") is None:
+        return None
+    return str(message["nonce"])
+
+
+def typed_domain(typed_data: dict[str, Any]) -> dict[str, Any]:
+    """The domain's name, version, chainId (an int, or None) and verifyingContract."""
+    domain = typed_data["domain"] if isinstance(typed_data["domain"], dict) else {}
+    chain_id = domain.get("chainId")
+    if chain_id is not None:
+        try:
+            chain_id = int(chain_id, 0) if isinstance(chain_id, str) else int(chain_id)
+        except (TypeError, ValueError):
+            raise UsageError(
+                f"the EIP-712 domain's chainId is not a number: {chain_id!r}"
+            ) from None
+    return {
+        "name": domain.get("name"),
+        "version": domain.get("version"),
+        "chainId": chain_id,
+        "verifyingContract": domain.get("verifyingContract"),
+    }
 
 
 def load_typed_data(path: Path) -> dict[str, Any]:
@@ -141,16 +238,21 @@ def load_typed_data(path: Path) -> dict[str, Any]:
     )
     if missing:
         raise UsageError(f"{path} is not EIP-712 typed data: missing {', '.join(sorted(missing))}")
+    if not isinstance(data["types"], dict) or not isinstance(data["primaryType"], str):
+        raise UsageError(f"{path} is not EIP-712 typed data: types must be an object")
     return dict(data)
+
+
+def _encode_typed(typed_data: dict[str, Any]) -> Any:
+    from eth_account.messages import encode_typed_data
+
+    try:
+        return encode_typed_data(full_message=typed_data)
+    except Exception as exc:
+        raise UsageError(f"typed data does not encode: {exc}") from None
 
 
 def sign_typed_data(account: LocalAccount, typed_data: dict[str, Any]) -> tuple[str, str]:
     """EIP-712 signature and the digest that was signed, both 0x-hex."""
-    from eth_account.messages import encode_typed_data
-
-    try:
-        signable = encode_typed_data(full_message=typed_data)
-    except Exception as exc:
-        raise UsageError(f"typed data does not encode: {exc}") from None
-    signed = account.sign_message(signable)
+    signed = account.sign_message(_encode_typed(typed_data))
     return "0x" + bytes(signed.signature).hex(), "0x" + bytes(signed.message_hash).hex()
