@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from zerog_cli import __version__
-from zerog_cli.cli.common import State, examples, reset_state, state
+from zerog_cli.cli.common import State, complete_profile, examples, reset_state, state
 from zerog_cli.cli.lazy import ENTRIES, LazyGroup
 from zerog_cli.errors import EXIT_CODE_MEANINGS, ExitCode, ZerogError
 from zerog_cli.infra import redaction
@@ -57,7 +57,13 @@ def _version(value: bool) -> None:
 def root(
     profile: Annotated[
         str | None,
-        typer.Option("--profile", "-p", help="devnet, testnet or mainnet.", show_default=False),
+        typer.Option(
+            "--profile",
+            "-p",
+            help="devnet, testnet or mainnet.",
+            show_default=False,
+            autocompletion=complete_profile,
+        ),
     ] = None,
     json_output: Annotated[
         bool, typer.Option("--json", help="One JSON document on stdout.")

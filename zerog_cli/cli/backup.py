@@ -11,6 +11,8 @@ from zerog_cli.cli.common import (
     AsUser,
     EncryptOption,
     command,
+    complete_backup_id,
+    complete_namespace,
     examples,
     new_app,
     progress_bar,
@@ -29,12 +31,22 @@ app = new_app(
 
 Namespace = Annotated[
     str | None,
-    typer.Option("--ns", help="Namespace (default: all you may read).", show_default=False),
+    typer.Option(
+        "--ns",
+        help="Namespace (default: all you may read).",
+        show_default=False,
+        autocompletion=complete_namespace,
+    ),
 ]
 Label = Annotated[
     str | None, typer.Option("--label", help="Only backups with this label.", show_default=False)
 ]
-BackupId = Annotated[int, typer.Argument(help="Backup id (see `zerog backup ls`).", min=1)]
+BackupId = Annotated[
+    int,
+    typer.Argument(
+        help="Backup id (see `zerog backup ls`).", min=1, autocompletion=complete_backup_id
+    ),
+]
 
 
 def _acting(user: str | None) -> None:
@@ -59,7 +71,13 @@ def _last_check(row: dict[str, Any]) -> str:
 def create(
     path: Annotated[Path, typer.Argument(help="File to back up.")],
     ns: Annotated[
-        str | None, typer.Option("--ns", help="Namespace (default: 'default').", show_default=False)
+        str | None,
+        typer.Option(
+            "--ns",
+            help="Namespace (default: 'default').",
+            show_default=False,
+            autocompletion=complete_namespace,
+        ),
     ] = None,
     label: Annotated[
         str | None,
@@ -267,7 +285,12 @@ def prune(
     ] = 0,
     ns: Annotated[
         str | None,
-        typer.Option("--ns", help="Namespace (default: all you may write).", show_default=False),
+        typer.Option(
+            "--ns",
+            help="Namespace (default: all you may write).",
+            show_default=False,
+            autocompletion=complete_namespace,
+        ),
     ] = None,
     label: Label = None,
     dry_run: Annotated[
@@ -305,7 +328,13 @@ def unverified(
         str, typer.Option("--max-age", help="How recent an OK verification must be (24h, 7d…).")
     ] = "24h",
     ns: Annotated[
-        str | None, typer.Option("--ns", help="Only this namespace.", show_default=False)
+        str | None,
+        typer.Option(
+            "--ns",
+            help="Only this namespace.",
+            show_default=False,
+            autocompletion=complete_namespace,
+        ),
     ] = None,
 ) -> None:
     """Exit 3 when a live backup had no OK verification within --max-age, and list them.

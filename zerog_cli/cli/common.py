@@ -27,6 +27,29 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+
+def complete_profile() -> list[str]:
+    """Profile names, for ``--profile`` (shell completion)."""
+    from zerog_cli.infra.config import PROFILES
+
+    return list(PROFILES)
+
+
+def complete_namespace(ctx: typer.Context) -> list[str]:
+    """Namespace names from the ledger, for shell completion (none when there is no ledger)."""
+    from zerog_cli.services.completion import namespace_names
+
+    return namespace_names(ctx.find_root().params.get("profile"))
+
+
+def complete_backup_id(ctx: typer.Context) -> list[tuple[str, str]]:
+    """Live backup ids from the ledger with what each holds, for shell completion."""
+    from zerog_cli.services.completion import live_backups
+
+    profile = ctx.find_root().params.get("profile")
+    return [(str(backup_id), summary) for backup_id, summary in live_backups(profile)]
+
+
 AsUser = Annotated[
     str | None,
     typer.Option(

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from zerog_cli.cli.common import command, examples, new_app, state
+from zerog_cli.cli.common import command, complete_profile, examples, new_app, state
 from zerog_cli.infra.output import Column
 
 app = new_app(
@@ -80,7 +80,10 @@ def set_value(
     profile: Annotated[
         str | None,
         typer.Option(
-            "--profile", help="Store it for one profile only ([profiles.NAME]).", show_default=False
+            "--profile",
+            help="Store it for one profile only ([profiles.NAME]).",
+            show_default=False,
+            autocompletion=complete_profile,
         ),
     ] = None,
 ) -> None:
@@ -104,7 +107,10 @@ def register(app: typer.Typer) -> None:
 
 def init(
     profile: Annotated[
-        str, typer.Option("--profile", "-p", help="devnet, testnet or mainnet.")
+        str,
+        typer.Option(
+            "--profile", "-p", help="devnet, testnet or mainnet.", autocompletion=complete_profile
+        ),
     ] = "devnet",
     user: Annotated[
         str | None, typer.Option("--user", help="Default acting user.", show_default=False)

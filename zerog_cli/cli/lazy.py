@@ -10,6 +10,8 @@ that every summary here equals the first line of the real command's help.
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -152,6 +154,12 @@ ENTRIES: dict[str, Entry] = {
             "A local 0G network (chain, storage nodes, indexer, compute provider) on 127.0.0.1.",
             group=True,
         ),
+        Entry(
+            "completion",
+            "zerog_cli.cli.completion",
+            "Print the shell completion script for bash, zsh or fish.",
+            group=False,
+        ),
     )
 }
 
@@ -173,6 +181,19 @@ class LazyGroup(TyperGroup):
         if cmd_name not in self._built:
             self._built[cmd_name] = entry.build()
         return self._built[cmd_name]
+
+    def _main_shell_completion(
+        self, ctx_args: Any, prog_name: str, complete_var: str | None = None
+    ) -> None:
+        """Answer a TAB press from `zerog completion SHELL`'s script, then exit.
+
+        Only then is the completion module imported, so other runs do not pay for it.
+        """
+        instruction = os.environ.get("_ZEROG_COMPLETE")
+        if instruction:
+            from zerog_cli.cli.completion import answer
+
+            sys.exit(answer(self, ctx_args, instruction))
 
     def format_commands(self, ctx: Any, formatter: Any) -> None:
         width = max(len(name) for name in ENTRIES)

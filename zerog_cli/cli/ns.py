@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from zerog_cli.cli.common import AsUser, command, examples, new_app, state
+from zerog_cli.cli.common import AsUser, command, complete_namespace, examples, new_app, state
 from zerog_cli.infra.output import Column
 from zerog_cli.infra.units import format_size, parse_size
 
@@ -88,7 +88,10 @@ def list_command() -> None:
 
 
 @command(app, "show", epilog=examples("zerog ns show backups", "zerog ns show backups --json"))
-def show(name: Annotated[str, typer.Argument(help="Namespace.")], as_user: AsUser = None) -> None:
+def show(
+    name: Annotated[str, typer.Argument(help="Namespace.", autocompletion=complete_namespace)],
+    as_user: AsUser = None,
+) -> None:
     """Show a namespace: owner, quota, usage, metadata and ACL."""
     from zerog_cli.services import namespaces
 
@@ -122,7 +125,8 @@ def show(name: Annotated[str, typer.Argument(help="Namespace.")], as_user: AsUse
     app, "objects", epilog=examples("zerog ns objects backups", "zerog ns objects backups --json")
 )
 def list_objects(
-    name: Annotated[str, typer.Argument(help="Namespace.")], as_user: AsUser = None
+    name: Annotated[str, typer.Argument(help="Namespace.", autocompletion=complete_namespace)],
+    as_user: AsUser = None,
 ) -> None:
     """List the objects recorded in a namespace."""
     from zerog_cli.services import namespaces
@@ -146,7 +150,7 @@ def list_objects(
     ),
 )
 def grant(
-    name: Annotated[str, typer.Argument(help="Namespace.")],
+    name: Annotated[str, typer.Argument(help="Namespace.", autocompletion=complete_namespace)],
     user: Annotated[str, typer.Argument(help="User to grant.")],
     role: Annotated[str, typer.Argument(help="read, write or admin.")],
     as_user: AsUser = None,
@@ -160,7 +164,7 @@ def grant(
 
 @command(app, "revoke", epilog=examples("zerog ns revoke backups bob"))
 def revoke(
-    name: Annotated[str, typer.Argument(help="Namespace.")],
+    name: Annotated[str, typer.Argument(help="Namespace.", autocompletion=complete_namespace)],
     user: Annotated[str, typer.Argument(help="User to revoke.")],
     as_user: AsUser = None,
 ) -> None:
@@ -173,7 +177,7 @@ def revoke(
 
 @command(app, "rm", epilog=examples("zerog ns rm scratch", "zerog ns rm old-backups --force"))
 def remove(
-    name: Annotated[str, typer.Argument(help="Namespace.")],
+    name: Annotated[str, typer.Argument(help="Namespace.", autocompletion=complete_namespace)],
     force: Annotated[bool, typer.Option("--force", help="Also remove its object records.")] = False,
     as_user: AsUser = None,
 ) -> None:

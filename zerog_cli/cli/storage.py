@@ -7,7 +7,15 @@ from typing import Annotated, Any
 
 import typer
 
-from zerog_cli.cli.common import AsUser, EncryptOption, command, examples, progress_bar, state
+from zerog_cli.cli.common import (
+    AsUser,
+    EncryptOption,
+    command,
+    complete_namespace,
+    examples,
+    progress_bar,
+    state,
+)
 from zerog_cli.errors import UsageError
 from zerog_cli.infra.units import format_0g, format_size, format_usd, parse_size
 
@@ -61,7 +69,13 @@ def _print_upload(report: dict[str, Any]) -> None:
 def upload(
     path: Annotated[Path, typer.Argument(help="File to upload.")],
     ns: Annotated[
-        str | None, typer.Option("--ns", help="Namespace (default: 'default').", show_default=False)
+        str | None,
+        typer.Option(
+            "--ns",
+            help="Namespace (default: 'default').",
+            show_default=False,
+            autocompletion=complete_namespace,
+        ),
     ] = None,
     name: Annotated[
         str | None,

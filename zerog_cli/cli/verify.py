@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from zerog_cli.cli.common import command, examples, state
+from zerog_cli.cli.common import command, complete_backup_id, complete_namespace, examples, state
 from zerog_cli.infra.units import format_size, parse_duration
 
 if TYPE_CHECKING:
@@ -35,13 +35,23 @@ def register(app: typer.Typer) -> None:
 def verify(
     ids: Annotated[
         list[str] | None,
-        typer.Argument(help="Backup ids (default: every live backup).", show_default=False),
+        typer.Argument(
+            help="Backup ids (default: every live backup).",
+            show_default=False,
+            autocompletion=complete_backup_id,
+        ),
     ] = None,
     all_backups: Annotated[
         bool, typer.Option("--all", help="Every live backup (the default; no filters).")
     ] = False,
     ns: Annotated[
-        str | None, typer.Option("--ns", help="Only this namespace.", show_default=False)
+        str | None,
+        typer.Option(
+            "--ns",
+            help="Only this namespace.",
+            show_default=False,
+            autocompletion=complete_namespace,
+        ),
     ] = None,
     older_than: Annotated[
         str | None,

@@ -119,6 +119,19 @@ def get(conn: sqlite3.Connection, backup_id: int) -> Backup | None:
     return None if row is None else _backup(row)
 
 
+def live_summaries(conn: sqlite3.Connection) -> list[tuple[int, str]]:
+    """``(id, "namespace/name label")`` of every live backup, by id (for shell completion)."""
+    rows = conn.execute(
+        "SELECT b.id, b.namespace, o.name, b.label"
+        " FROM storage_backups b LEFT JOIN objects o ON o.id = b.object_id"
+        " WHERE b.retired_at IS NULL ORDER BY b.id"
+    ).fetchall()
+    return [
+        (int(backup_id), f"{namespace}/{name or '?'} {label or ''}".rstrip())
+        for backup_id, namespace, name, label in rows
+    ]
+
+
 def select(
     conn: sqlite3.Connection,
     *,

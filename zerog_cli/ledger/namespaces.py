@@ -66,6 +66,11 @@ def list_all(ledger: Ledger) -> list[tuple[Namespace, int]]:
     return [(_namespace(row[:-1]), int(row[-1])) for row in rows]
 
 
+def names(conn: sqlite3.Connection) -> list[str]:
+    """Every namespace's name, sorted (for shell completion)."""
+    return [str(row[0]) for row in conn.execute("SELECT name FROM namespaces ORDER BY name")]
+
+
 def role_of(conn: sqlite3.Connection, namespace: Namespace, user: str) -> str | None:
     """'owner', the granted role ('admin', 'write', 'read'), or None."""
     if namespace.owner == user:
