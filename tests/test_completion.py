@@ -37,8 +37,8 @@ def complete(line: str, *, shell: str = "bash", env: dict[str, str] | None = Non
     return run_cli_process(env=variables)
 
 
-def answers(line: str, **kwargs: object) -> list[str]:
-    result = complete(line, **kwargs)  # type: ignore[arg-type]
+def answers(line: str, *, shell: str = "bash") -> list[str]:
+    result = complete(line, shell=shell)
     assert result.exit_code == 0, result
     assert result.stderr == "", result
     return result.stdout.splitlines()
