@@ -408,8 +408,8 @@ def test_cached_tokens_and_tiers() -> None:
     info = {
         "cacheTokenBilling": {"divisor": 10},
         "tieredPricing": {
+            # The broker matches tiers in the order given (getTierMultipliers).
             "tiers": [
-                {"maxInputTokens": 0, "inputMultiplier": 2, "outputMultiplier": 3},
                 {
                     "maxInputTokens": 1000,
                     "inputMultiplier": 1,
@@ -421,6 +421,7 @@ def test_cached_tokens_and_tiers() -> None:
                     "inputMultiplierDenominator": 2,
                     "outputMultiplier": 1.5,
                 },
+                {"maxInputTokens": 0, "inputMultiplier": 2, "outputMultiplier": 3},
             ]
         },
     }

@@ -608,18 +608,27 @@ def test_help_has_examples_for_every_infer_command(zerog) -> None:
         assert "$ zerog infer" in result.stdout, args
 
 
-def test_a_missing_signature_is_exit_3_and_logged_unverified(
+def test_a_missing_signature_warns_under_auto_and_is_exit_3_when_demanded(
     cli, zerog_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     real = compute.signature_url
     monkeypatch.setattr(
         compute, "signature_url", lambda url, chat_id, model: real(url, "gone", model)
     )
-    result = cli("infer", "sign this", "--json")
-    assert result.exit_code == 3, result
-    assert "signature not available (HTTP 404: chat_id_not_found)" in result.stderr
-    (logged,) = rows(zerog_home / "ledger.db", "SELECT status, verified FROM inference_log")
-    assert logged == {"status": "unverified", "verified": 0}
+    monkeypatch.setenv("ZEROG_SIGNATURE_WAIT", "1")
+    shown = cli("infer", "sign this", "--json")
+    assert shown.exit_code == 0, shown
+    assert shown.json["answer"] == "You said: sign this"
+    assert shown.json["verified"] is False
+    assert shown.json["verification"]["status"] == "unavailable"
+    assert shown.json["verification"]["attempts"] >= 2
+    assert "signature unavailable after" in shown.stderr
+    assert "chat_id_not_found" in shown.stderr
+    demanded = cli("infer", "sign this", "--verify-response")
+    assert demanded.exit_code == 3, demanded
+    assert "response signature not verified" in demanded.stderr
+    logged = rows(zerog_home / "ledger.db", "SELECT status, verified FROM inference_log")
+    assert logged == [{"status": "unverified", "verified": 0}] * 2
 
 
 def test_metrics_file_counts_requests_tokens_and_checks(
@@ -674,7 +683,8 @@ def test_a_model_the_provider_does_not_serve_is_a_usage_error_and_costs_nothing(
 ) -> None:
     result = cli("infer", "hi", "--provider", PROVIDER_ADDRESS, "--model", "other-model")
     assert result.exit_code == 2, result
-    assert "unknown model" in result.stderr
-    (logged,) = rows(zerog_home / "ledger.db", "SELECT status, usd_micro FROM inference_log")
-    assert logged == {"status": "error", "usd_micro": None}
+    # Refused before sending: the provider's /v1/models does not list it.
+    assert "does not serve model 'other-model'" in result.stderr
+    assert f"it serves: {DEVNET_MODEL}" in result.stderr
+    assert rows(zerog_home / "ledger.db", "SELECT * FROM inference_log") == []
     assert rows(zerog_home / "ledger.db", "SELECT * FROM cost_tracking") == []

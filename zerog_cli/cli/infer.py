@@ -99,6 +99,15 @@ def _print_estimate(report: dict[str, Any]) -> None:
     out.info("estimate only: nothing was sent or recorded")
 
 
+_BINDING_WORDS = {
+    None: "-",
+    "request_and_response": "request+response",
+    "response_only": "request rewritten",
+    "signer_only": "signer only",
+}
+"""Short words for what a signature bound (zerog_cli.zerog.compute.BINDING_MEANING)."""
+
+
 def _summary(report: dict[str, Any]) -> str:
     usage = report["usage"]
     tokens = (
@@ -107,7 +116,13 @@ def _summary(report: dict[str, Any]) -> str:
         else f"{usage['prompt_tokens']}+{usage['completion_tokens']} tokens"
     )
     cost = report["cost"]
-    verified = "signature verified" if report["verified"] else "signature not checked"
+    verification = report["verification"]
+    if verification is None:
+        verified = "signature not checked"
+    elif verification["status"] == "verified":
+        verified = f"signature verified ({_BINDING_WORDS[verification['binding']]})"
+    else:
+        verified = "signature unavailable"
     return (
         f"{report['model']} via {_short(report['provider'])} · {tokens} · {cost['0g']} 0G · "
         f"{format_usd(cost['usd_micro'])} · {verified} · log #{report['log_id']}"
@@ -169,7 +184,10 @@ def ask(
         bool | None,
         typer.Option(
             "--verify-response/--no-verify-response",
-            help="Check the TEE signature (default: verify_response; auto = TeeML services).",
+            help=(
+                "Check the TEE signature and demand one (default: verify_response; "
+                "auto = TeeML services, a missing signature only warns)."
+            ),
             show_default=False,
         ),
     ] = None,
@@ -177,8 +195,11 @@ def ask(
     """Ask one question, pay the provider, print the answer; every request is logged.
 
     Refuses (exit 4, nothing sent) when the sub-account or the user's token or
-    USD budget cannot cover the request's upper bound. A failed signature check
-    is exit 3 and is recorded.
+    USD budget cannot cover the request's upper bound. A signature by the wrong
+    signer, or over a response other than the one received, is exit 3 and is
+    recorded; so is no signature within ``signature_wait`` seconds when it was
+    demanded (``--verify-response`` or ``verify_response = always``), while
+    ``auto`` warns and shows the answer.
     """
     from zerog_cli.services.infer import AskRequest
     from zerog_cli.services.infer import ask as run_ask
@@ -440,7 +461,13 @@ def log(
     as_user: AsUser = None,
     everyone: Annotated[bool, typer.Option("--all", help="Every user's requests.")] = False,
 ) -> None:
-    """Logged requests: prompt, answer, model, provider, tokens, cost, duration, status."""
+    """Logged requests: prompt, answer, model, provider, tokens, cost, duration, status.
+
+    ``binding`` says what a verified response signature bound: our request and
+    the response ("request+response"), only the response because the provider
+    rewrote the request before forwarding it ("request rewritten"), or only
+    the signer, for a signed text we cannot recompute ("signer only").
+    """
     from zerog_cli.services.infer_info import log as read_log
 
     current = state()
@@ -453,6 +480,7 @@ def log(
             else f"{row['prompt_tokens']}+{row['completion_tokens']}",
             "usd": "" if row["usd_micro"] is None else format_usd(row["usd_micro"]),
             "checked": {None: "-", True: "yes", False: "NO"}[row["verified"]],
+            "bound": _BINDING_WORDS.get(row["binding"], row["binding"]),
             "prompt_line": _one_line(row["prompt"], 40),
             "provider_short": _short(row["provider"]),
         }
@@ -473,6 +501,7 @@ def log(
                 Column("duration_ms", "ms", justify="right"),
                 Column("status", "status"),
                 Column("checked", "verified"),
+                Column("bound", "binding"),
                 Column("prompt_line", "prompt"),
             ],
             empty="no requests logged",

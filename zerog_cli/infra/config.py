@@ -86,6 +86,17 @@ def _as_duration(value: Any) -> int:
     return value if isinstance(value, int) and value >= 0 else parse_duration(str(value))
 
 
+MAX_SIGNATURE_WAIT = 600
+"""Seconds: past ten minutes a broker's signature cache (about 20 minutes) is the wrong wait."""
+
+
+def _as_signature_wait(value: Any) -> int:
+    seconds = _as_duration(value)
+    if seconds > MAX_SIGNATURE_WAIT:
+        raise UsageError(f"signature_wait must be at most {MAX_SIGNATURE_WAIT}s, got {value!r}")
+    return seconds
+
+
 def _as_usd(value: Any) -> int:
     return parse_usd(value)
 
@@ -107,7 +118,7 @@ class Key:
             return format_size(int(value))
         if self.convert is _as_usd:
             return format_usd(int(value))
-        if self.convert is _as_duration:
+        if self.convert in (_as_duration, _as_signature_wait):
             return f"{value}s"
         return str(value)
 
@@ -127,6 +138,12 @@ KEYS: dict[str, Key] = {
         Key("compute_model", _as_str, None, "default inference model"),
         Key(
             "verify_response", _as_choice("auto", "always", "never"), "auto", "check TEE signatures"
+        ),
+        Key(
+            "signature_wait",
+            _as_signature_wait,
+            15,
+            "seconds to keep asking a provider for a response signature",
         ),
         Key("replicas", _as_int, 1, "copies of every segment an upload asks for"),
         Key("max_upload_size", _as_size, 10_000_000, "largest file upload accepts (policy)"),

@@ -2,10 +2,10 @@
 
 Every paid request is written here (prompt, answer, model, provider, token
 counts, cost in neuron and micro-USD, chat id, duration, outcome, signature
-check), in the same transaction that settles its quota reservation, so the log
-and the quota never disagree. Token counts and cost are NULL when the provider
-never said how many tokens it billed (a failed request, or a stream without
-``usage``).
+check and what the signature bound), in the same transaction that settles
+its quota reservation, so the log and the quota never disagree. Token counts
+and cost are NULL when the provider never said how many tokens it billed (a
+failed request, or a stream without ``usage``).
 """
 
 from __future__ import annotations
@@ -45,12 +45,14 @@ class InferenceRecord:
     stream: bool
     max_tokens: int
     finish_reason: str | None
+    binding: str | None = None
+    """What a verified signature bound: request_and_response, response_only, signer_only."""
 
 
 _COLUMNS = (
     "user, network, wallet, provider, model, system, prompt, response, prompt_tokens,"
     " completion_tokens, cost_neuron, usd_micro, chat_id, duration_ms, status, verified,"
-    " verification, error, stream, max_tokens, finish_reason"
+    " verification, error, stream, max_tokens, finish_reason, binding"
 )
 
 
@@ -60,7 +62,7 @@ def insert(conn: sqlite3.Connection, record: InferenceRecord) -> int:
         raise ValueError(f"unknown inference status {record.status!r}")
     cursor = conn.execute(
         f"INSERT INTO inference_log (created_at, {_COLUMNS})"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             utc_now(),
             record.user,
@@ -84,6 +86,7 @@ def insert(conn: sqlite3.Connection, record: InferenceRecord) -> int:
             int(record.stream),
             record.max_tokens,
             record.finish_reason,
+            record.binding,
         ),
     )
     return int(cursor.lastrowid or 0)

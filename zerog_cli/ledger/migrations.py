@@ -343,6 +343,14 @@ def _payments_down(db: sqlite_utils.Database) -> None:
     db.table("pending_payments").drop()
 
 
+def _signature_binding_up(db: sqlite_utils.Database) -> None:
+    db.table("inference_log").add_column("binding", str)
+
+
+def _signature_binding_down(db: sqlite_utils.Database) -> None:
+    db.table("inference_log").transform(drop={"binding"})
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial_up, _initial_down),
     Migration(
@@ -362,6 +370,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         "payments journaled between signing and recording, so a crash never loses one",
         _payments_up,
         _payments_down,
+    ),
+    Migration(
+        5,
+        "inference log says what each response signature bound (request rewritten, or not)",
+        _signature_binding_up,
+        _signature_binding_down,
     ),
 )
 

@@ -7,7 +7,10 @@ One request (`ask`) follows specs/0g-compute.md section 8:
    else the acknowledged chatbot service serving the model that is cheapest
    for this request (all pages of ``getAllServices``);
 3. read the service and the wallet's sub-account; estimate the request's
-   upper bound (prompt at 4 bytes per token plus ``max_tokens`` of output);
+   upper bound (prompt at 4 bytes per token plus ``max_tokens`` of output)
+   at the prices the broker bills: the model's own in ``/v1/models`` for a
+   multi-model service, the highest rate a prompt token can cost (a
+   cache-write premium), the tier of the prompt's size;
    refuse with exit 4 and a funding command when the sub-account is missing,
    not acknowledged or short of ``fee + unsettled + 1 0G``;
 4. reserve the estimate against the user's token limit and monthly budget
@@ -17,7 +20,11 @@ One request (`ask`) follows specs/0g-compute.md section 8:
    after ``Retry-After``, 502/503/504), behind the route's circuit breaker;
    a token the provider rejects is re-signed once;
 6. check the TEE response signature when asked (``verify_response=auto``:
-   TeeML services);
+   TeeML services), retrying while the broker has not signed yet, and say
+   what it binds (request and response, the response only when the broker
+   rewrote the request, or the signer only); a wrong signer or a response
+   hash that is not the bytes received is exit 3, and so is no signature at
+   all when verification was demanded (``always`` / ``--verify-response``);
 7. in one transaction: the `inference_log` row, the quota usage and the
    ``cost_tracking`` row, from the provider's own ``usage`` numbers.
 
@@ -45,7 +52,13 @@ from zerog_cli.ledger.costs import CostEntry
 from zerog_cli.ledger.quotas import Reserved
 from zerog_cli.services import quotas
 from zerog_cli.services.context import Context
-from zerog_cli.services.infer_chain import ComputeLink, connect, parse_address, unsettled_fee
+from zerog_cli.services.infer_chain import (
+    ComputeLink,
+    connect,
+    model_pricing,
+    parse_address,
+    unsettled_fee,
+)
 from zerog_cli.services.infer_exchange import DeltaSink, Exchange, Verification, send, verify
 
 if TYPE_CHECKING:
@@ -127,6 +140,8 @@ class _Plan:
     account: SubAccount | None
     unsettled: int | None
     verify: bool
+    strict_verify: bool
+    """``--verify-response`` or ``verify_response = always``: no signature is exit 3."""
 
 
 def _request_bound(service: Service, prompt_tokens: int, max_tokens: int) -> int:
@@ -220,7 +235,7 @@ def _funding_problem(plan: _Plan) -> QuotaExceeded | None:
 
 
 def _plan(context: Context, request: AskRequest) -> _Plan:
-    from zerog_cli.zerog.compute import Pricing
+    from zerog_cli.zerog.compute import estimate_chat_fee
 
     validate(request)
     link = connect(context)
@@ -240,23 +255,26 @@ def _plan(context: Context, request: AskRequest) -> _Plan:
             hint="pick an acknowledged provider (`zerog infer providers`)",
         )
     verify = _verify_wanted(request, str(context.settings.verify_response), service)
-    pricing = Pricing.from_service(service)
+    model = wanted_model or service.model
+    pricing = model_pricing(link, service, model)
     tokens_bound = prompt_tokens + request.max_tokens
     account = link.contracts.get_account(link.address, service.provider)
     return _Plan(
         link=link,
         service=service,
         pricing=pricing,
-        model=wanted_model or service.model,
+        model=model,
         messages=messages,
         prompt_tokens=prompt_tokens,
         max_tokens=request.max_tokens,
-        fee_bound=_request_bound(service, prompt_tokens, request.max_tokens),
+        fee_bound=estimate_chat_fee(prompt_tokens, request.max_tokens, pricing).fee,
         tokens_bound=tokens_bound,
         usd_bound=quotas.compute_usd_micro(tokens_bound, context.settings),
         account=account,
         unsettled=unsettled_fee(link, service, account),
         verify=verify,
+        strict_verify=verify
+        and (request.verify is True or str(context.settings.verify_response) == "always"),
     )
 
 
@@ -296,6 +314,8 @@ def _estimate_report(context: Context, plan: _Plan) -> dict[str, Any]:
         "prices": {
             "input": str(plan.pricing.input_price),
             "output": str(plan.pricing.output_price),
+            "source": plan.pricing.source,
+            "cache_divisor": plan.pricing.cache_divisor,
         },
         "spendable": None
         if account is None
@@ -374,6 +394,7 @@ def _record(
         status=status,
         verified=None if verification is None else verification.verified,
         verification=None if verification is None else verification.reason,
+        binding=None if verification is None else verification.binding,
         error=error,
         stream=request.stream,
         max_tokens=request.max_tokens,
@@ -488,11 +509,7 @@ def ask(context: Context, request: AskRequest, on_delta: DeltaSink | None = None
         _count(context, plan, "error", seconds, spent)
         raise
     seconds = time.monotonic() - started
-    verification = (
-        verify(plan.link, plan.service, plan.model, exchange, stream=request.stream)
-        if plan.verify
-        else None
-    )
+    verification = verify(plan.link, plan.service, plan.model, exchange) if plan.verify else None
     context.metrics.compute_verifications.labels(
         "skipped" if verification is None else verification.status
     ).inc()
@@ -518,13 +535,19 @@ def ask(context: Context, request: AskRequest, on_delta: DeltaSink | None = None
         warnings += outcome.warnings
         for limit_name, ratio in outcome.ratios.items():
             context.metrics.quota_usage.labels(user, limit_name).set(ratio)
-    if verification is not None and not verification.verified:
-        if verification.error is not None:
-            raise verification.error
+    if verification is not None and verification.status == "mismatch":
         raise IntegrityError(
             f"response signature check failed for chat {exchange.chat_id}: "
             f"{verification.reason} (logged as #{log_id}; do not trust this answer)"
         )
+    if verification is not None and verification.status == "unavailable":
+        if plan.strict_verify:
+            raise IntegrityError(
+                f"response signature not verified for chat {exchange.chat_id}: "
+                f"{verification.reason} (logged as #{log_id}; do not trust this answer)",
+                hint="raise signature_wait, or verify later with the chat id",
+            )
+        warnings.append(f"{verification.reason}: the answer is not verified")
     return {
         "answer": exchange.text,
         "model": plan.model,
@@ -539,7 +562,7 @@ def ask(context: Context, request: AskRequest, on_delta: DeltaSink | None = None
         },
         "cost": {**_amount(spent.neuron), "usd_micro": spent.usd_micro},
         "chat_id": exchange.chat_id,
-        "verified": None if verification is None else True,
+        "verified": None if verification is None else verification.verified,
         "verification": None if verification is None else verification.to_json(),
         "stream": request.stream,
         "finish_reason": exchange.finish_reason,

@@ -22,7 +22,7 @@ from zerog_cli.services.context import Context
 from zerog_cli.services.infer_tokens import TokenCache
 
 if TYPE_CHECKING:
-    from zerog_cli.zerog.compute import ComputeContracts, Service, SubAccount
+    from zerog_cli.zerog.compute import ComputeContracts, Pricing, Service, SubAccount
     from zerog_cli.zerog.evm import EvmClient
 
 _HEX = frozenset("0123456789abcdefABCDEF")
@@ -174,3 +174,53 @@ def unsettled_fee(link: ComputeLink, service: Service, account: SubAccount | Non
         return parse_unsettled_fee(body) if isinstance(body, dict) else None
     except (ValueError, ZerogError):
         return None
+
+
+MODELS_MAX_BYTES = 5 << 20
+"""The official SDK's cap on a ``/v1/models`` answer."""
+
+
+def model_pricing(link: ComputeLink, service: Service, model: str) -> Pricing:
+    """The prices the broker bills ``model`` at, for estimates and admission.
+
+    A single-model service bills its on-chain prices (and the tiers and cache
+    billing of its ``additionalInfo``). A multi-model service, or a model other
+    than the service's own, is billed at that model's entry in ``GET
+    /v1/models`` (or the ``*`` catch-all entry): on chain such a broker only
+    publishes its highest prices (``GetBillingPrices``). When the catalog
+    cannot be read, those on-chain prices are used: they never under-estimate.
+    A model the catalog does not list is a usage error (exit 2), before
+    anything is paid.
+    """
+    from zerog_cli.infra.http import NO_RETRY, Timeouts
+    from zerog_cli.zerog.compute import Pricing, models_url, parse_models
+
+    chain_pricing = Pricing.from_service(service)
+    if service.info.get("MultiModel") is not True and model == service.model:
+        return chain_pricing
+    try:
+        response = link.context.http.request(
+            "GET",
+            models_url(service.url),
+            endpoint=route_endpoint(service.url, "v1/models"),
+            timeout=Timeouts(connect=3.0, read=10.0),
+            retry=NO_RETRY,
+            max_bytes=MODELS_MAX_BYTES,
+        )
+    except ZerogError:
+        return chain_pricing
+    if not response.ok:
+        return chain_pricing
+    try:
+        entries = parse_models(json.loads(response.content))
+    except (ValueError, ZerogError):
+        return chain_pricing
+    by_id = {entry.get("id"): entry for entry in entries}
+    entry = by_id.get(model) or by_id.get("*")
+    if entry is None:
+        served = ", ".join(sorted(str(key) for key in by_id if isinstance(key, str)))
+        raise UsageError(
+            f"provider {service.provider} does not serve model {model!r}",
+            hint=f"it serves: {served}" if served else "see its /v1/models",
+        )
+    return Pricing.from_model_entry(entry) or chain_pricing

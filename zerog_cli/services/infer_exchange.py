@@ -6,8 +6,9 @@ the cached auth token, plain or as a server-sent-event stream, and fills an
 was received for the log. Retries are only those the spec allows for a paid
 request: connection failures that never reached the provider, 429 after its
 ``Retry-After``, 502/503/504; never a 400. A token the provider rejects is
-re-signed once. `verify` fetches ``/v1/proxy/signature/{chatId}`` and checks
-it against the service's TEE signer.
+re-signed once. `verify` fetches ``/v1/proxy/signature/{chatId}`` (retrying
+for ``signature_wait`` seconds while the broker has not signed yet), checks
+it against the service's TEE signer and says what the signature binds.
 
 A provider is a peer, not a friend: its JSON is parsed with a nesting limit
 and stream lines are bounded in length.
@@ -15,11 +16,12 @@ and stream lines are bounded in length.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from zerog_cli.errors import IntegrityError, NetworkUnavailable, ProtocolError, ZerogError
+from zerog_cli.errors import NetworkUnavailable, ProtocolError
 from zerog_cli.services.infer_chain import ComputeLink, route_endpoint
 from zerog_cli.zerog.jsonrpc import loads_untrusted
 
@@ -216,6 +218,11 @@ def send(
         raise failure.to_error(route_endpoint(service.url, CHAT_ROUTE))
 
 
+SIGNATURE_FIRST_PAUSE = 0.25
+SIGNATURE_MAX_PAUSE = 2.0
+"""Backoff between signature fetches: doubling from the first pause, capped."""
+
+
 @dataclass(frozen=True)
 class Verification:
     status: str
@@ -223,9 +230,12 @@ class Verification:
     reason: str
     expected_signer: str | None = None
     recovered_signer: str | None = None
-    bound_to_bytes: bool = False
-    error: ZerogError | None = None
-    """For "unavailable": what to raise (network: exit 6, refused: exit 3)."""
+    family: str | None = None
+    """The signed text's family: A, B, image, e2ee or unknown."""
+    binding: str | None = None
+    """request_and_response, response_only (request rewritten) or signer_only."""
+    routing: dict[str, str] | None = None
+    attempts: int = 0
 
     @property
     def verified(self) -> bool:
@@ -237,66 +247,101 @@ class Verification:
             "reason": self.reason,
             "expected_signer": self.expected_signer,
             "recovered_signer": self.recovered_signer,
-            "bound_to_bytes": self.bound_to_bytes,
+            "family": self.family,
+            "binding": self.binding,
+            "bound_to_bytes": self.binding == "request_and_response",
+            "routing": self.routing,
+            "attempts": self.attempts,
         }
 
 
-def verify(
-    link: ComputeLink, service: Service, model: str, exchange: Exchange, *, stream: bool
-) -> Verification:
-    """Fetch the chat's signature and check it against the service's TEE signer.
+@dataclass(frozen=True)
+class _Fetched:
+    body: dict[str, Any] | None
+    failure: str | None
+    """None, or why there is no body: "mismatch" (junk answer) or "unavailable"."""
+    reason: str
+    attempts: int
 
-    For a plain answer the signed text must also be the hashes of the exact
-    request and response bytes. For a stream only the signer is required
-    (which bytes a real broker hashes for streams is not confirmed); whether
-    the text also matches the stream's bytes is reported as ``bound_to_bytes``.
+
+def _fetch_signature(link: ComputeLink, service: Service, model: str, chat_id: str) -> _Fetched:
+    """The signature answer, retried with backoff while the broker has not signed yet.
+
+    "Not yet" is a 404, an older broker's 400 ``chat_id_not_found`` or no answer at
+    all; it is retried for ``signature_wait`` seconds. Any other refusal is final at once.
     """
     from zerog_cli.zerog.compute import (
-        check_response_signature,
         provider_error_message,
-        response_signing_text,
+        signature_not_ready,
         signature_url,
     )
 
+    wait = float(link.context.settings.signature_wait)
+    deadline = time.monotonic() + wait
+    pause = SIGNATURE_FIRST_PAUSE
+    attempts = 0
+    while True:
+        attempts += 1
+        try:
+            response = link.context.http.request(
+                "GET",
+                signature_url(service.url, chat_id, model),
+                endpoint=route_endpoint(service.url, SIGNATURE_ROUTE),
+                max_bytes=1 << 20,
+            )
+        except NetworkUnavailable as unreachable:
+            why, retry = f"the provider did not answer: {unreachable}", True
+        else:
+            if response.ok:
+                try:
+                    body = loads_untrusted(response.content)
+                except ValueError:
+                    body = None
+                if not isinstance(body, dict):
+                    return _Fetched(
+                        None, "mismatch", "the signature answer is not a JSON object", attempts
+                    )
+                return _Fetched(body, None, "", attempts)
+            why = f"HTTP {response.status}: {provider_error_message(response.content)}"
+            retry = signature_not_ready(response.status, response.content)
+        left = deadline - time.monotonic()
+        if not retry or left <= 0:
+            waited = f" after {attempts} tries in {wait:g}s" if retry else ""
+            reason = f"signature unavailable{waited} ({why})"
+            return _Fetched(None, "unavailable", reason, attempts)
+        time.sleep(min(pause, left))
+        pause = min(pause * 2, SIGNATURE_MAX_PAUSE)
+
+
+def verify(link: ComputeLink, service: Service, model: str, exchange: Exchange) -> Verification:
+    """Fetch the chat's signature and check it against the service's TEE signer.
+
+    The signer must be the service's (exactly as the official SDK checks); then
+    the signed response hash must be that of every byte received (plain or
+    event stream), and the signed request hash is compared with our request:
+    a different one means the broker rewrote the request before forwarding it.
+    """
+    from zerog_cli.zerog.compute import check_response_signature
+
     if not exchange.chat_id:
         return Verification("mismatch", "the provider gave no chat id to fetch a signature for")
-    try:
-        response = link.context.http.request(
-            "GET",
-            signature_url(service.url, exchange.chat_id, model),
-            endpoint=route_endpoint(service.url, SIGNATURE_ROUTE),
-            max_bytes=1 << 20,
-        )
-    except NetworkUnavailable as unreachable:
-        return Verification("unavailable", str(unreachable), error=unreachable)
-    if not response.ok:
-        reason = (
-            f"signature not available (HTTP {response.status}: "
-            f"{provider_error_message(response.content)})"
-        )
-        return Verification("unavailable", reason, error=IntegrityError(reason))
-    try:
-        body = loads_untrusted(response.content)
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        return Verification("mismatch", "the signature answer is not a JSON object")
-    request_body = exchange.request_body
-    response_body = bytes(exchange.raw)
-    if stream:
-        check = check_response_signature(service, body)
-        bound = check.verified and body.get("text") == response_signing_text(
-            request_body, response_body
-        )
-    else:
-        check = check_response_signature(
-            service, body, request_body=request_body, response_body=response_body
-        )
-        bound = check.verified
+    fetched = _fetch_signature(link, service, model, exchange.chat_id)
+    attempts = fetched.attempts
+    if fetched.body is None:
+        return Verification(fetched.failure or "unavailable", fetched.reason, attempts=attempts)
+    check = check_response_signature(
+        service,
+        fetched.body,
+        request_body=exchange.request_body,
+        response_body=bytes(exchange.raw),
+    )
     return Verification(
         "verified" if check.verified else "mismatch",
         check.reason,
         check.expected_signer,
         check.recovered_signer,
-        bound,
+        check.family,
+        check.binding,
+        check.routing,
+        attempts,
     )

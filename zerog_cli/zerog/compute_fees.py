@@ -94,14 +94,90 @@ def _fraction(value: object, denominator: object) -> Fraction:
     return numerator / divisor
 
 
+def _write_multiplier(numerator: object, denominator: object) -> Fraction | None:
+    """A cache-write premium ``numerator / denominator``; None when not configured."""
+    top = usage_count(numerator)
+    bottom = usage_count(denominator)
+    return Fraction(top, bottom) if top > 0 and bottom > 0 else None
+
+
 @dataclass(frozen=True)
 class Pricing:
-    """Prices of one service or model, in neuron per unit."""
+    """Prices of one service or model, in neuron per unit.
+
+    ``cache_divisor`` set means the broker bills cache tokens (cacheTokenBilling
+    enabled): cache reads at ``input / divisor``, cache writes at ``input x
+    cache_write`` (1-hour writes at ``cache_write_1h``, which falls back to
+    ``cache_write``); without a premium a write bills at the full input price.
+    """
 
     input_price: int
     output_price: int
     cache_divisor: int | None = None
     tiers: tuple[PriceTier, ...] = ()
+    cache_write: Fraction | None = None
+    cache_write_1h: Fraction | None = None
+    source: str = "chain"
+    """Where the prices come from: ``chain`` (the service) or ``models`` (``/v1/models``)."""
+
+    @classmethod
+    def from_model_entry(cls, entry: Mapping[str, Any]) -> Pricing | None:
+        """A ``/v1/models`` entry's native ``pricing`` (handler/models.go ``ModelPricing``).
+
+        None when it has no readable per-token prices.
+        """
+        pricing = entry.get("pricing")
+        if not isinstance(pricing, Mapping):
+            return None
+        try:
+            input_price = int(str(pricing.get("prompt")))
+            output_price = int(str(pricing.get("completion")))
+        except ValueError:
+            return None
+        if input_price < 0 or output_price < 0:
+            return None
+        tiers = []
+        raw_tiers = pricing.get("tiered_pricing")
+        for tier in raw_tiers if isinstance(raw_tiers, list) else []:
+            if isinstance(tier, Mapping):
+                tiers.append(
+                    PriceTier(
+                        max_input_tokens=usage_count(tier.get("max_input_tokens")),
+                        input_multiplier=_fraction(
+                            tier.get("input_multiplier"), tier.get("input_multiplier_denominator")
+                        ),
+                        output_multiplier=_fraction(
+                            tier.get("output_multiplier"),
+                            tier.get("output_multiplier_denominator"),
+                        ),
+                    )
+                )
+        cache = pricing.get("cache_token_billing")
+        cache = cache if isinstance(cache, Mapping) else {}
+        write = _write_multiplier(
+            cache.get("write_multiplier_numerator"), cache.get("write_multiplier_denominator")
+        )
+        write_1h = _write_multiplier(
+            cache.get("write_1h_multiplier_numerator"),
+            cache.get("write_1h_multiplier_denominator"),
+        )
+        return cls(
+            input_price=input_price,
+            output_price=output_price,
+            cache_divisor=usage_count(cache.get("divisor")) or None,
+            tiers=tuple(tiers),
+            cache_write=write,
+            cache_write_1h=write_1h or write,
+            source="models",
+        )
+
+    @property
+    def highest_input_rate(self) -> Fraction:
+        """The most one prompt token can cost, as a multiple of the input price."""
+        rates = [Fraction(1)]
+        if self.cache_divisor:
+            rates += [rate for rate in (self.cache_write, self.cache_write_1h) if rate]
+        return max(rates)
 
     @classmethod
     def from_service(cls, service: Service) -> Pricing:
@@ -134,12 +210,16 @@ class Pricing:
         )
 
     def prices_for(self, input_tokens: int) -> tuple[int, int]:
-        """Effective (input, output) prices for a prompt of ``input_tokens``."""
+        """Effective (input, output) prices for a prompt of ``input_tokens``.
+
+        As the broker's ``getTierMultipliers``: the first tier, in the order
+        given, whose ``max_input_tokens`` is 0 or at least the prompt; past
+        every bounded tier, the last one.
+        """
         if not self.tiers:
             return self.input_price, self.output_price
-        ordered = sorted(self.tiers, key=lambda t: (t.max_input_tokens == 0, t.max_input_tokens))
-        chosen = ordered[-1]
-        for tier in ordered:
+        chosen = self.tiers[-1]
+        for tier in self.tiers:
             if tier.max_input_tokens == 0 or input_tokens <= tier.max_input_tokens:
                 chosen = tier
                 break
@@ -149,19 +229,41 @@ class Pricing:
         )
 
 
+def _premium_fee(input_price: int, tokens: int, rate: Fraction) -> int:
+    return input_price * tokens * rate.numerator // rate.denominator
+
+
 def chat_fee(usage: Mapping[str, Any], pricing: Pricing) -> Fee:
-    """Cost of a chat completion from its ``usage`` object."""
+    """Cost of a chat completion from its ``usage`` object, as the broker bills it.
+
+    chatbot.go ``updateAccountWithUsage`` / ``computeInputFee``: tier prices
+    first; with cache billing, ``prompt_tokens_details.cached_tokens`` (read)
+    at ``input / divisor``, then ``cache_write_tokens`` and
+    ``cache_write_1h_tokens`` at their premium (each clamped to what is left of
+    the prompt, and only carved out when a premium is set); the rest at the
+    input price. Each part is floored, in integers.
+    """
     prompt = usage_count(usage.get("prompt_tokens"))
     completion = usage_count(usage.get("completion_tokens"))
-    cached = 0
+    cached = written = written_1h = 0
     if pricing.cache_divisor:
         details = usage.get("prompt_tokens_details")
         if isinstance(details, Mapping):
             cached = min(usage_count(details.get("cached_tokens")), prompt)
+        left = prompt - cached
+        if pricing.cache_write:
+            written = min(usage_count(usage.get("cache_write_tokens")), left)
+            left -= written
+        if pricing.cache_write_1h:
+            written_1h = min(usage_count(usage.get("cache_write_1h_tokens")), left)
     input_price, output_price = pricing.prices_for(prompt)
-    input_fee = (prompt - cached) * input_price
+    input_fee = (prompt - cached - written - written_1h) * input_price
     if cached:
         input_fee += cached * input_price // (pricing.cache_divisor or 1)
+    if written and pricing.cache_write:
+        input_fee += _premium_fee(input_price, written, pricing.cache_write)
+    if written_1h and pricing.cache_write_1h:
+        input_fee += _premium_fee(input_price, written_1h, pricing.cache_write_1h)
     return Fee(prompt, completion, input_fee + completion * output_price, cached)
 
 
@@ -213,9 +315,16 @@ def estimate_tokens(data: bytes | str) -> int:
 
 
 def estimate_chat_fee(prompt_tokens: int, max_tokens: int, pricing: Pricing) -> Fee:
-    """Upper bound before sending: prompt estimate plus ``max_tokens`` of output."""
+    """Upper bound before sending: prompt estimate plus ``max_tokens`` of output.
+
+    Every prompt token is counted at the highest rate the broker may bill it
+    (a cache-write premium above 1 included; a cache read only makes it
+    cheaper).
+    """
     input_price, output_price = pricing.prices_for(prompt_tokens)
-    fee = prompt_tokens * input_price + max_tokens * output_price
+    rate = pricing.highest_input_rate
+    input_fee = input_price * prompt_tokens * rate.numerator // rate.denominator
+    fee = input_fee + max_tokens * output_price
     return Fee(prompt_tokens, max_tokens, fee)
 
 

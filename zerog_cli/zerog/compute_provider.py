@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -72,17 +73,20 @@ def chat_request_body(
     """The exact bytes to POST; keep them, the response signature covers their hash.
 
     Streams ask for ``include_usage`` so the final chunk carries the usage the
-    provider bills from.
+    provider bills from. The bytes are in Go's ``json.Marshal`` form
+    (`go_json_bytes`; an integral temperature as an integer, as Go prints a
+    float64 1.0), so a broker that only re-marshals the body forwards, and
+    signs, the very same bytes.
     """
     body: dict[str, Any] = {"model": model, "messages": messages}
     if max_tokens is not None:
         body["max_tokens"] = max_tokens
     if temperature is not None:
-        body["temperature"] = temperature
+        body["temperature"] = int(temperature) if float(temperature).is_integer() else temperature
     if stream:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return go_json_bytes(body)
 
 
 def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
@@ -146,7 +150,12 @@ _AUTH_PHRASES = (
     "failed to recover public key",
     "ephemeral token",
 )
-_USAGE_PHRASES = ("unknown model", "model not found", "endpoint not supported")
+_USAGE_PHRASES = (
+    "unknown model",
+    "model not found",
+    "model not supported",
+    "endpoint not supported",
+)
 
 
 def provider_error_message(body: bytes | str | None) -> str:
@@ -328,19 +337,129 @@ def iter_stream_deltas(lines: Iterable[bytes | str], stream: ChatStream) -> Iter
 
 
 # --- response signatures -----------------------------------------------------------------------
+#
+# What brokers sign (docs/protocol.md, "Response signatures", has the source lines):
+#
+# - format A, ``sha256hex(request):sha256hex(response)``: a decentralized broker whose
+#   model runs in its own TEE (``signChatWithKey``);
+# - format B, the centralized routing proof
+#   ``sha256hex(request):sha256hex(response):providerType:providerIdentity:tlsFingerprint``
+#   (``signCentralizedRoutingProof`` / ``FormatRoutingProofText``);
+# - images, ``sha256hex(request):sha256hex(img0),sha256hex(img1),…`` (``signImageResponse``);
+# - end-to-end encrypted exchanges, ``zg-sig-v1/<scheme>:<reqH>:<respH>`` over ciphertext.
+#
+# In A and B the request hash covers the body the broker forwarded upstream (after it
+# rewrote it: stream options, LoRA, model enforcement, output cap), and the response
+# hash covers the bytes the client received. The official SDK checks only the signer.
+
+SignedFamily = Literal["A", "B", "image", "e2ee", "unknown"]
+Binding = Literal["request_and_response", "response_only", "signer_only"]
+
+BINDING_MEANING: dict[str, str] = {
+    "request_and_response": "the signature binds our request and the response received",
+    "response_only": "request rewritten by the provider; the response received is bound",
+    "signer_only": "signer verified, content not bound",
+}
+"""What each binding means, as `infer log` and the summary line say it."""
+
+E2EE_SCHEME_PREFIX = "zg-sig-v1/"
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def go_json_bytes(value: Any) -> bytes:
+    """``value`` encoded as Go's ``json.Marshal`` encodes a ``map[string]interface{}``.
+
+    Keys sorted at every level, no whitespace, UTF-8 kept, and ``<``, ``>``,
+    ``&``, U+2028, U+2029 escaped. A broker that rewrites a request body
+    (proxy.go ``EnsureStreamOptions``, ``EnforceConfiguredModel``) re-marshals
+    it this way, so a body already in this form comes out byte-identical and
+    its hash still matches the one the broker signs.
+    """
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    for raw, escaped in (
+        ("<", "\\u003c"),
+        (">", "\\u003e"),
+        ("&", "\\u0026"),
+        ("\u2028", "\\u2028"),
+        ("\u2029", "\\u2029"),
+    ):
+        text = text.replace(raw, escaped)
+    return text.encode("utf-8")
+
+
 def response_signing_text(request_body: bytes, response_body: bytes) -> str:
-    """What a broker signs for a chat response: ``sha256hex(req):sha256hex(resp)``."""
+    """Format A: ``sha256hex(req):sha256hex(resp)`` (broker ``signChatWithKey``)."""
     return sha256_hex(request_body) + ":" + sha256_hex(response_body)
 
 
+def routing_proof_text(
+    request_body: bytes,
+    response_body: bytes,
+    provider_type: str,
+    provider_identity: str,
+    tls_cert_fingerprint: str,
+) -> str:
+    """Format B, the centralized routing proof (broker ``FormatRoutingProofText``)."""
+    return ":".join(
+        (
+            sha256_hex(request_body),
+            sha256_hex(response_body),
+            provider_type,
+            provider_identity,
+            tls_cert_fingerprint,
+        )
+    )
+
+
+@dataclass(frozen=True)
+class SignedText:
+    """A signed text split into its family's fields (hashes lower-case hex)."""
+
+    family: SignedFamily
+    request_hash: str | None = None
+    response_hash: str | None = None
+    provider_type: str | None = None
+    provider_identity: str | None = None
+    tls_cert_fingerprint: str | None = None
+
+
+def parse_signed_text(text: str) -> SignedText:
+    """Which family ``text`` belongs to, and its fields.
+
+    A one-image text has the shape of format A; for a chat service it is read
+    as format A. Format B's identity may itself hold ``:`` (the broker escapes
+    nothing), so it is everything between the type and the 64-hex fingerprint.
+    """
+    if text.startswith(E2EE_SCHEME_PREFIX):
+        return SignedText("e2ee")
+    parts = text.split(":")
+    if len(parts) < 2 or not _HEX64.match(parts[0]):
+        return SignedText("unknown")
+    if len(parts) == 2:
+        if _HEX64.match(parts[1]):
+            return SignedText("A", parts[0], parts[1])
+        images = parts[1].split(",")
+        if all(_HEX64.match(image) for image in images):
+            return SignedText("image", parts[0])
+        return SignedText("unknown")
+    if len(parts) >= 5 and _HEX64.match(parts[1]) and _HEX64.match(parts[-1]):
+        return SignedText(
+            "B",
+            parts[0],
+            parts[1],
+            provider_type=parts[2],
+            provider_identity=":".join(parts[3:-1]),
+            tls_cert_fingerprint=parts[-1],
+        )
+    return SignedText("unknown")
+
+
 def sign_response_text(private_key: str | bytes, text: str) -> str:
-    """EIP-191 personal signature over UTF-8 ``text``, ``0x`` hex (the TEE side)."""
+    """EIP-191 personal signature over UTF-8 ``text``, ``0x`` hex, v in {27, 28} (the TEE side)."""
     from eth_account import Account
     from eth_account.messages import encode_defunct
 
@@ -364,7 +483,7 @@ def expected_response_signer(service: Service) -> str | None:
     """Who must have signed responses; None when ``additionalInfo`` is not a JSON object.
 
     ``TargetTeeAddress`` replaces the broker's TEE signer when the model runs in a
-    separate TEE of a decentralized provider.
+    separate TEE of a decentralized provider (TS SDK ``ResponseProcessor.processResponse``).
     """
     try:
         info = json.loads(service.additional_info)
@@ -393,15 +512,20 @@ def verify_response_signature(text: str, signature: str, expected_signer: str) -
 class SignatureCheck:
     """Outcome of checking one response signature.
 
-    ``status``: "verified"; "mismatch" (wrong signer or the signed text is not
-    this request/response: tampering); "unverifiable" (the service gives nothing
-    to check against).
+    ``status``: "verified" (the TEE signer signed it, and whatever could be
+    bound matched: see ``binding``); "mismatch" (a wrong signer, or a signed
+    response hash that is not the bytes received: tampering); "unverifiable"
+    (the service gives nothing to check against).
     """
 
     status: Literal["verified", "mismatch", "unverifiable"]
     reason: str
     expected_signer: str | None = None
     recovered_signer: str | None = None
+    family: SignedFamily | None = None
+    binding: Binding | None = None
+    routing: dict[str, str] | None = None
+    """Format B only: provider_type, provider_identity, tls_cert_fingerprint as signed."""
 
     @property
     def verified(self) -> bool:
@@ -413,6 +537,19 @@ class SignatureCheck:
             raise IntegrityError(f"response signature not verified: {self.reason}")
 
 
+def _binding(
+    parsed: SignedText, request_body: bytes | None, response_body: bytes | None
+) -> tuple[Binding | None, str]:
+    """What the signed hashes bind; (None, why) when the response hash is not ours."""
+    if parsed.family not in ("A", "B") or response_body is None:
+        return "signer_only", BINDING_MEANING["signer_only"]
+    if parsed.response_hash != sha256_hex(response_body):
+        return None, "the signed response hash is not the hash of the bytes received"
+    if request_body is not None and parsed.request_hash == sha256_hex(request_body):
+        return "request_and_response", BINDING_MEANING["request_and_response"]
+    return "response_only", BINDING_MEANING["response_only"]
+
+
 def check_response_signature(
     service: Service,
     signature_body: Mapping[str, Any],
@@ -420,11 +557,15 @@ def check_response_signature(
     request_body: bytes | None = None,
     response_body: bytes | None = None,
 ) -> SignatureCheck:
-    """Check a ``/v1/proxy/signature/{chatId}`` answer against the service's TEE signer.
+    """Check a ``/v1/proxy/signature/{chatId}`` answer, then bind what can be bound.
 
-    With the exact request and response bytes (non-streamed answers) the signed
-    text must also be their hashes, which the SDK does not check.
-    ``signing_address`` in the body is never trusted.
+    The signer is checked as the official SDK does: the EIP-191 recovery over
+    ``text`` must be the service's expected signer (``signing_address`` in the
+    body is never trusted). Then, for formats A and B, the signed response
+    hash must be that of ``response_body`` (else "mismatch"), and a request
+    hash other than that of ``request_body`` means the broker rewrote the
+    request before forwarding it ("response_only"), which is not tampering.
+    Other families verify the signer only ("signer_only").
     """
     if not service.verifiable:
         return SignatureCheck("unverifiable", f"service verifiability is {service.verifiability!r}")
@@ -442,15 +583,41 @@ def check_response_signature(
         return SignatureCheck(
             "mismatch", f"signed by {recovered}, expected {expected}", expected, recovered
         )
-    if (
-        request_body is not None
-        and response_body is not None
-        and text != response_signing_text(request_body, response_body)
-    ):
+    parsed = parse_signed_text(text)
+    routing = None
+    if parsed.family == "B":
+        routing = {
+            "provider_type": parsed.provider_type or "",
+            "provider_identity": parsed.provider_identity or "",
+            "tls_cert_fingerprint": parsed.tls_cert_fingerprint or "",
+        }
+    binding, reason = _binding(parsed, request_body, response_body)
+    if binding is None:
         return SignatureCheck(
-            "mismatch",
-            "signed text does not match the request and response bytes",
-            expected,
-            recovered,
+            "mismatch", reason, expected, recovered, family=parsed.family, routing=routing
         )
-    return SignatureCheck("verified", "signature by the TEE signer", expected, recovered)
+    return SignatureCheck(
+        "verified",
+        f"signed by the TEE signer (format {parsed.family}); {reason}",
+        expected,
+        recovered,
+        family=parsed.family,
+        binding=binding,
+        routing=routing,
+    )
+
+
+# --- signature retrieval -----------------------------------------------------------------------
+
+
+def signature_not_ready(status: int, body: bytes | str | None) -> bool:
+    """True for a signature answer that means "not signed (yet)": retry it.
+
+    Current brokers answer a cache miss with 404; older ones with the default
+    400 carrying ``chat_id_not_found`` (broker signature_race_test.go). Older
+    brokers also sign only after the body was flushed, and streams after the
+    last chunk, so a prompt fetch can miss.
+    """
+    if status == 404:
+        return True
+    return status == 400 and "chat_id_not_found" in provider_error_message(body)
