@@ -228,7 +228,8 @@ def test_chat_answer_usage_fee_and_signature(net: DevnetProcess) -> None:
     )
     assert check.verified, check.reason
     missing = provider_get(net, "/v1/proxy/signature/nope")
-    assert missing.status_code == 404 and missing.json() == {"error": "chat_id_not_found"}
+    assert missing.status_code == 404
+    assert missing.json() == {"error": "Chat id not found or expired, chat_id_not_found"}
 
 
 def test_max_tokens_truncates(net: DevnetProcess) -> None:

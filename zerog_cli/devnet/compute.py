@@ -26,11 +26,13 @@ never settles fees on chain here (see `zerog_cli.devnet.provider`).
 Genesis state (a fresh data folder): one acknowledged TeeML chatbot service by
 Hardhat account #1 (TEE signer Hardhat #2, model ``devnet-echo-1``, the
 conformance vectors' prices, URL set to the devnet's ``/provider`` at each
-start), and the dev account (Hardhat #0) with a 100 0G ledger of which 10 0G
-are in an acknowledged sub-account at that provider, so inference works out of
-the box. Hardhat #3 (`UNFUNDED_ACCOUNT_ADDRESS`) has no ledger and no
-sub-account. The seeded ledger's 0G is added to the LedgerManager's genesis
-balance.
+start), one more service for each other kind of broker in
+`zerog_cli.devnet.provider_kinds` (format B, rewriting, delayed signature,
+multi-model; no sub-accounts at them), and the dev account (Hardhat #0) with
+a 100 0G ledger of which 10 0G are in an acknowledged sub-account at the
+seeded provider, so inference works out of the box. Hardhat #3
+(`UNFUNDED_ACCOUNT_ADDRESS`) has no ledger and no sub-account. The seeded
+ledger's 0G is added to the LedgerManager's genesis balance.
 
 Devnet-only extension: ``devnetRegisterServices(uint256 count)`` (owner, i.e.
 the dev account, only) registers ``count`` synthetic acknowledged chatbot
@@ -553,6 +555,24 @@ def _seed(ledger: LedgerManagerContract, now: int) -> None:
             tee_signer_acknowledged=True,
         )
     )
+    from zerog_cli.devnet.provider_kinds import EXTRA_KINDS
+
+    for kind in EXTRA_KINDS:
+        ledger.inference.add_service(
+            Service(
+                provider=kind.address,
+                service_type="chatbot",
+                url="",
+                input_price=kind.input_price,
+                output_price=kind.output_price,
+                updated_at=now,
+                model=kind.model,
+                verifiability="TeeML",
+                additional_info=kind.additional_info,
+                tee_signer_address=kind.tee_address,
+                tee_signer_acknowledged=True,
+            )
+        )
     ledger._deposit(DEV_ACCOUNT_ADDRESS, SEED_LEDGER_BALANCE)
     ledger._transfer(DEV_ACCOUNT_ADDRESS, PROVIDER_ADDRESS, SERVICE_NAME, SEED_SUB_ACCOUNT_BALANCE)
 

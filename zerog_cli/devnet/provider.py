@@ -1,18 +1,23 @@
-"""The devnet's compute provider broker, served under ``/provider``.
+"""The devnet's compute provider brokers: the seeded one under ``/provider``, others beside it.
 
-An OpenAI-compatible provider for the seeded InferenceServing service
-(`zerog_cli.devnet.compute`), checking requests as the 0G provider broker does
-(specs/0g-compute.md 3.2, 6.1, 9):
+An OpenAI-compatible provider for each InferenceServing service the devnet
+registers (`zerog_cli.devnet.compute`), one per kind of real broker
+(`zerog_cli.devnet.provider_kinds`: format A, format B, rewriting, delayed
+signature, multi-model), checking requests as the 0G provider broker does
+(specs/0g-compute.md 3.2, 6.1, 9; docs/protocol.md where that spec is wrong):
 
-Routes (below ``/provider``):
+Routes (below each kind's prefix, e.g. ``/provider``):
 
 - ``POST /v1/proxy/chat/completions`` (also ``/v1/proxy/v1/chat/completions``):
   chat, plain or SSE (``"stream": true``), ``usage`` in every answer,
   ``ZG-Res-Key`` header;
 - ``GET /v1/proxy/signature/{chatId}?model=``: ``{text, signature,
-  signing_address, signing_algo}``, kept 20 minutes, else 404
-  ``chat_id_not_found``;
-- ``GET /v1/models``: the catalog (one model, prices read from the chain);
+  signing_address, signing_algo}`` (plus ``provider_type``,
+  ``provider_identity``, ``tls_cert_fingerprint`` for format B), kept 20
+  minutes, else 404 ``chat_id_not_found`` (a delayed broker answers 400
+  ``chat_id_not_found`` until it has signed, as older brokers did);
+- ``GET /v1/models``: the catalog (the service's model with its prices from the
+  chain, or each model of a multi-model service with its own prices);
 - ``GET /v1/user/{address}/unsettledfee``: ``{"unsettledFee": "<neuron>"}``,
   needs the Bearer token;
 - devnet only: ``POST /devnet/settings`` (``tamper_signatures``,
@@ -30,7 +35,12 @@ model; then the billing gate: sub-account exists, acknowledged, service's TEE
 signer acknowledged, and ``balance - pendingRefund >= fee + unsettled + 1 0G``
 where ``fee`` is the prompt's input fee (the broker's pre-answer estimate).
 
-The model ``devnet-echo-1`` is deterministic:
+Before the model sees it, the body is rewritten as the real broker rewrites
+the body it forwards (`DevnetProvider._forward`): ``include_usage`` added to a
+stream that lacks it, the model enforced by centralized brokers, ``max_tokens``
+capped by the rewriting one; each rewrite re-marshals the body as Go does.
+
+Every model (``devnet-echo-1`` and the other kinds' models) is deterministic:
 
 - answer = ``"You said: "`` + the text of the last ``user`` message (string
   content, or the ``text`` parts of list content joined), truncated to
@@ -39,16 +49,20 @@ The model ``devnet-echo-1`` is deterministic:
   boundary; ``finish_reason`` is ``length`` when truncated, else ``stop``;
 - tokens = ceil(UTF-8 bytes / 4) of a text; ``prompt_tokens`` = the sum over
   all messages of their text's tokens, ``completion_tokens`` = the answer's;
-- fee = prompt_tokens x inputPrice + completion_tokens x outputPrice, added to
-  the user's unsettled fees once the answer is produced. Fees are never
+- fee = prompt_tokens x inputPrice + completion_tokens x outputPrice (the
+  model's prices), added to the user's unsettled fees once the answer is
+  produced; a model with cache billing reports half of the prompt as
+  ``prompt_tokens_details.cached_tokens``, billed at inputPrice / divisor. Fees are never
   settled on chain and are kept in memory (a restart forgets them).
 
 Streams send a role chunk, one chunk per word of the answer, a chunk with the
 ``finish_reason``, a chunk with ``usage`` and ``data: [DONE]``. The chat id is
 ``chatcmpl-<uuid>``, used both as the body ``id`` and as ``ZG-Res-Key``. The
-response signature is the TEE key's (Hardhat #2) EIP-191 signature over
-``sha256hex(request body) + ":" + sha256hex(response body)``; for streams the
-response body is every byte of the event stream.
+response signature is the kind's TEE key's EIP-191 signature over format A,
+``sha256hex(forwarded request body) + ":" + sha256hex(response body)``, or
+for a centralized kind format B, the routing proof that appends
+``:centralized:devnet-upstream:<fingerprint>``; for streams the response
+body is every byte of the event stream.
 
 Fault switches (``POST /devnet/settings``): ``tamper_signatures`` makes the
 signature endpoint return a text whose last character is changed, so a client
@@ -67,25 +81,28 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import TYPE_CHECKING, Any
 
 from zerog_cli.devnet.compute import (
-    DEVNET_MODEL,
     DEVNET_REGISTER_SERVICES,
-    PROVIDER_ADDRESS,
-    TEE_SIGNER_ADDRESS,
-    TEE_SIGNER_KEY,
     InferenceServingContract,
 )
 from zerog_cli.devnet.constants import (
     DEV_ACCOUNT_ADDRESS,
     DEV_ACCOUNT_KEY,
     INFERENCE_SERVING_ADDRESS,
-    PROVIDER_PREFIX,
 )
 from zerog_cli.devnet.contracts import Revert
+from zerog_cli.devnet.provider_kinds import (
+    FORMAT_A,
+    KINDS,
+    UPSTREAM_CERT_FINGERPRINT,
+    UPSTREAM_IDENTITY,
+    ModelPrice,
+    ProviderKind,
+)
 from zerog_cli.devnet.web import Request, Response
 from zerog_cli.errors import PermissionDenied
 from zerog_cli.zerog.compute_abi import (
@@ -101,7 +118,9 @@ from zerog_cli.zerog.compute_auth import check_authorization
 from zerog_cli.zerog.compute_fees import MIN_LOCKED_BALANCE, NEURON_PER_0G
 from zerog_cli.zerog.compute_provider import (
     RESPONSE_KEY_HEADER,
+    go_json_bytes,
     response_signing_text,
+    routing_proof_text,
     sign_response_text,
 )
 
@@ -110,7 +129,6 @@ if TYPE_CHECKING:
     from zerog_cli.devnet.network import Devnet
 
 DEFAULT_MAX_TOKENS = 1024
-CONTEXT_LENGTH = 32_768
 SIGNATURE_TTL_S = 20 * 60
 ANSWER_PREFIX = "You said: "
 CHAT_PATHS = ("/v1/proxy/chat/completions", "/v1/proxy/v1/chat/completions")
@@ -146,13 +164,25 @@ class Completion:
     finish_reason: str
     prompt_tokens: int
     completion_tokens: int
+    cached_tokens: int = 0
 
-    def usage(self) -> dict[str, int]:
-        return {
+    def usage(self) -> dict[str, Any]:
+        usage: dict[str, Any] = {
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "total_tokens": self.prompt_tokens + self.completion_tokens,
         }
+        if self.cached_tokens:
+            usage["prompt_tokens_details"] = {"cached_tokens": self.cached_tokens}
+        return usage
+
+    def fee(self, price: ModelPrice) -> int:
+        """What the broker bills (chatbot.go ``computeInputFee``): cached tokens at a discount."""
+        full = self.prompt_tokens - self.cached_tokens
+        cached_fee = 0
+        if self.cached_tokens and price.cache_divisor:
+            cached_fee = self.cached_tokens * price.input_price // price.cache_divisor
+        return full * price.input_price + cached_fee + self.completion_tokens * price.output_price
 
 
 def complete(messages: list[Any], max_tokens: int) -> Completion:
@@ -220,14 +250,64 @@ class _Signed:
     text: str
     signature: str
     created: int
+    ready_at: float
+    """Monotonic time from which the signature is served (a delayed broker's)."""
+    routing: dict[str, str] | None = None
+
+
+def cap_output_tokens(
+    body: dict[str, Any], limit: int, context_length: int, body_size: int
+) -> bool:
+    """The broker's ``CapMaxOutputTokens`` on a parsed body; True when it changed it.
+
+    Per key (``max_tokens``, ``max_completion_tokens``): null or <= 0 is
+    dropped, a value that is not a number becomes ``limit``, a larger one is
+    lowered to it. With no usable cap left, ``max_tokens`` is injected: the
+    limit, or less when the context window (prompt at 3 bytes per token) has
+    less room. Never raised.
+    """
+    changed = False
+    has_cap = False
+    for key in ("max_tokens", "max_completion_tokens"):
+        if key not in body:
+            continue
+        raw = body[key]
+        value: float | None
+        if isinstance(raw, bool) or raw is None:
+            value = None if raw is None else float("nan")
+        elif isinstance(raw, (int, float)):
+            value = float(raw)
+        elif isinstance(raw, str):
+            try:
+                value = float(raw.strip())
+            except ValueError:
+                value = float("nan")
+        else:
+            value = float("nan")
+        if value is None or (value == value and value <= 0):
+            del body[key]
+            changed = True
+            continue
+        has_cap = True
+        if value != value or value > limit:
+            body[key] = limit
+            changed = True
+    if not has_cap:
+        room = context_length - body_size // 3
+        injected = min(limit, room)
+        if injected > 0:
+            body["max_tokens"] = injected
+            changed = True
+    return changed
 
 
 class DevnetProvider:
     """The broker for one provider address, reading state from the devnet chain."""
 
-    def __init__(self, chain: Chain, *, address: str = PROVIDER_ADDRESS) -> None:
+    def __init__(self, chain: Chain, *, kind: ProviderKind = FORMAT_A) -> None:
         self.chain = chain
-        self.address = address
+        self.kind = kind
+        self.address = kind.address
         self.settings = ProviderSettings()
         self._lock = threading.Lock()
         self._unsettled: dict[str, int] = {}
@@ -320,29 +400,33 @@ class DevnetProvider:
             return _error("invalid request body: not JSON")
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
             return _error("invalid request body: messages must be a list")
-        model = body.get("model", DEVNET_MODEL)
-        if model != DEVNET_MODEL:
-            return _error(f"unknown model {model!r}: this provider serves {DEVNET_MODEL}")
+        forwarded = self._forward(request.body, body)
+        if isinstance(forwarded, Response):
+            return forwarded
+        body = json.loads(forwarded)
+        model = body.get("model", self.kind.model)
+        price = self.kind.price_of(model) if isinstance(model, str) else None
+        if price is None:
+            served = ", ".join(m.model for m in self.kind.models) or self.kind.model
+            return _error(f"unknown model {model!r}: this provider serves {served}")
         max_tokens = body.get("max_completion_tokens", body.get("max_tokens", DEFAULT_MAX_TOKENS))
         if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
             return _error("invalid request body: max_tokens must be a positive integer")
         completion = complete(body["messages"], max_tokens)
+        if price.cache_divisor:
+            completion = replace(completion, cached_tokens=completion.prompt_tokens // 2)
         service = self._service()
         with self._lock:
-            refusal = self._billing_gate(token.address, service, completion.prompt_tokens)
+            refusal = self._billing_gate(token.address, service, completion.prompt_tokens, price)
             if refusal is not None:
                 return refusal
-            fee = (
-                completion.prompt_tokens * service.input_price
-                + completion.completion_tokens * service.output_price
-            )
             user = token.address.lower()
-            self._unsettled[user] = self._unsettled.get(user, 0) + fee
+            self._unsettled[user] = self._unsettled.get(user, 0) + completion.fee(price)
             self._served += 1
         chat_id = f"chatcmpl-{uuid.uuid4().hex}"
         if body.get("stream") is True:
             chunks = self._stream_chunks(chat_id, model, completion)
-            self._remember(chat_id, request.body, b"".join(chunks))
+            self._remember(chat_id, forwarded, b"".join(chunks))
             return Response(
                 body=chunks,
                 headers={
@@ -368,10 +452,51 @@ class DevnetProvider:
         response = Response.json(answer)
         response.headers[RESPONSE_KEY_HEADER] = chat_id
         assert isinstance(response.body, bytes)
-        self._remember(chat_id, request.body, response.body)
+        self._remember(chat_id, forwarded, response.body)
         return response
 
-    def _billing_gate(self, user: str, service: Service, prompt_tokens: int) -> Response | None:
+    def _forward(self, raw: bytes, body: dict[str, Any]) -> bytes | Response:
+        """The body this broker would forward upstream, rewritten as the real broker does.
+
+        proxy.go ``PrepareHTTPRequest``: a stream without ``include_usage`` gets it
+        (``EnsureStreamOptions``); a broker with a separate target (centralized)
+        puts in its model or refuses another (``EnforceConfiguredModel``, which
+        re-marshals even an unchanged body); ``enforceMaxCompletionTokens`` caps
+        the output (max_output_cap.go). Each rewrite re-marshals the body the
+        way Go does (`go_json_bytes`); an untouched body is forwarded as received.
+        """
+        rewritten = False
+        if body.get("stream") is True:
+            options = body.get("stream_options")
+            if not isinstance(options, dict):
+                body["stream_options"] = {"include_usage": True}
+                rewritten = True
+            elif "include_usage" not in options:
+                options["include_usage"] = True
+                rewritten = True
+        if self.kind.centralized:
+            model = body.get("model")
+            if model is None:
+                body["model"] = self.kind.model
+            elif not isinstance(model, str):
+                return _error(
+                    "invalid model type in request (expected string), configured model is: "
+                    f"{self.kind.model}"
+                )
+            elif model != self.kind.model:
+                return _error(
+                    f"model not supported: requested '{model}', only '{self.kind.model}' "
+                    "is available for this service"
+                )
+            rewritten = True
+        limit = self.kind.max_completion_tokens
+        if limit is not None and cap_output_tokens(body, limit, self.kind.context_length, len(raw)):
+            rewritten = True
+        return go_json_bytes(body) if rewritten else raw
+
+    def _billing_gate(
+        self, user: str, service: Service, prompt_tokens: int, price: ModelPrice
+    ) -> Response | None:
         """Check 7 of the broker (caller holds the lock); a 400 answer when refused."""
         account = self._sub_account(user)
         if account is None:
@@ -386,7 +511,7 @@ class DevnetProvider:
             )
         if not service.tee_signer_acknowledged:
             return _error("service not acknowledge the tee signer")
-        fee = prompt_tokens * service.input_price
+        fee = prompt_tokens * price.input_price
         unsettled = self._unsettled.get(user.lower(), 0)
         locked = account.balance - account.pending_refund
         required = fee + unsettled + MIN_LOCKED_BALANCE
@@ -425,8 +550,34 @@ class DevnetProvider:
     # -- signatures -------------------------------------------------------------------
 
     def _remember(self, chat_id: str, request_body: bytes, response_body: bytes) -> None:
-        text = response_signing_text(request_body, response_body)
-        signed = _Signed(text, sign_response_text(TEE_SIGNER_KEY, text), _now())
+        """Sign as the broker does (signing.go): format A, or B for a centralized broker.
+
+        ``request_body`` is the body as forwarded upstream, ``response_body``
+        every byte the client receives.
+        """
+        routing = None
+        if self.kind.centralized:
+            text = routing_proof_text(
+                request_body,
+                response_body,
+                "centralized",
+                UPSTREAM_IDENTITY,
+                UPSTREAM_CERT_FINGERPRINT,
+            )
+            routing = {
+                "provider_type": "centralized",
+                "provider_identity": UPSTREAM_IDENTITY,
+                "tls_cert_fingerprint": UPSTREAM_CERT_FINGERPRINT,
+            }
+        else:
+            text = response_signing_text(request_body, response_body)
+        signed = _Signed(
+            text,
+            sign_response_text(self.kind.tee_key, text),
+            _now(),
+            time.monotonic() + self.kind.signature_delay,
+            routing,
+        )
         with self._lock:
             horizon = signed.created - SIGNATURE_TTL_S
             for key in [k for k, v in self._signatures.items() if v.created < horizon]:
@@ -438,38 +589,58 @@ class DevnetProvider:
             signed = self._signatures.get(chat_id)
             tamper = self.settings.tamper_signatures
         if signed is None or signed.created < _now() - SIGNATURE_TTL_S:
-            return _error("chat_id_not_found", 404)
+            return _error("Chat id not found or expired, chat_id_not_found", 404)
+        if time.monotonic() < signed.ready_at:
+            # Not signed yet: older brokers signed after flushing the body and
+            # answered a miss with their default 400 (signature_race_test.go).
+            return _error(
+                "Provider proxy: prepare HTTP request: "
+                "Chat id not found or expired, chat_id_not_found",
+                400,
+            )
         text = signed.text
         if tamper:
             text = text[:-1] + ("0" if text[-1] != "0" else "1")
-        return Response.json(
-            {
-                "text": text,
-                "signature": signed.signature,
-                "signing_address": TEE_SIGNER_ADDRESS,
-                "signing_algo": "ecdsa",
-            }
-        )
+        answer: dict[str, Any] = {
+            "text": text,
+            "signature": signed.signature,
+            "signing_address": self.kind.tee_address,
+            "signing_algo": "ecdsa",
+        }
+        if signed.routing is not None:
+            answer.update(signed.routing)
+        return Response.json(answer)
 
     # -- other provider endpoints ---------------------------------------------------
 
     def _models(self) -> Response:
+        """``GET /v1/models``: one entry per model served, its native prices (handler/models.go)."""
         service = self._service()
-        entry = {
-            "id": DEVNET_MODEL,
-            "object": "model",
-            "type": service.service_type,
-            "context_length": CONTEXT_LENGTH,
-            "max_completion_tokens": DEFAULT_MAX_TOKENS,
-            "pricing": {
-                "prompt": str(service.input_price),
-                "completion": str(service.output_price),
-            },
-            "verifiability": service.verifiability,
-            "tee_attested": service.tee_signer_acknowledged,
-            "tee_verifier": "dstack",
-        }
-        return Response.json({"object": "list", "data": [entry]})
+        prices = self.kind.models or (
+            ModelPrice(self.kind.model, service.input_price, service.output_price),
+        )
+        entries = []
+        for price in prices:
+            pricing: dict[str, Any] = {
+                "prompt": str(price.input_price),
+                "completion": str(price.output_price),
+            }
+            if price.cache_divisor:
+                pricing["cache_token_billing"] = {"divisor": price.cache_divisor}
+            entries.append(
+                {
+                    "id": price.model,
+                    "object": "model",
+                    "type": service.service_type,
+                    "context_length": self.kind.context_length,
+                    "max_completion_tokens": self.kind.max_completion_tokens or DEFAULT_MAX_TOKENS,
+                    "pricing": pricing,
+                    "verifiability": service.verifiability,
+                    "tee_attested": service.tee_signer_acknowledged,
+                    "tee_verifier": "dstack",
+                }
+            )
+        return Response.json({"object": "list", "data": entries})
 
     def _unsettled_fee(self, request: Request, user: str) -> Response:
         try:
@@ -538,9 +709,10 @@ class DevnetProvider:
 
 
 def register_routes(devnet: Devnet) -> None:
-    """The devnet hook: point the seeded service at ``/provider`` and serve it there."""
+    """The devnet hook: serve each kind of broker at its prefix and point its service there."""
     inference = devnet.chain.contract(INFERENCE_SERVING_ADDRESS)
-    if isinstance(inference, InferenceServingContract):
-        inference.set_service_url(PROVIDER_ADDRESS, devnet.provider_url)
-    provider = DevnetProvider(devnet.chain)
-    devnet.add_route(PROVIDER_PREFIX, provider.handle, service="provider")
+    for kind in KINDS:
+        if isinstance(inference, InferenceServingContract):
+            inference.set_service_url(kind.address, devnet.base_url + kind.prefix)
+        provider = DevnetProvider(devnet.chain, kind=kind)
+        devnet.add_route(kind.prefix, provider.handle, service="provider")
