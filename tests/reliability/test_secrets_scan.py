@@ -13,6 +13,12 @@ locks), not in the devnet's files and logs. The one file meant to hold a value,
 zerog's own 0600 secret store entry, holds only its own. ``--verbose``
 tracebacks of forced internal errors whose messages carry the secrets show
 them masked.
+
+Credentials inside URLs are secrets too: the RPC URL carries an API key in
+its query (``?apikey=``, which the devnet ignores) for the whole session, and
+`verify` pushes to a Pushgateway URL with ``user:password@`` that answers 401,
+so the push-failure warning prints it; neither the key nor the password may
+appear anywhere either.
 """
 
 from __future__ import annotations
@@ -23,8 +29,10 @@ import secrets as token_source
 import stat
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +86,28 @@ def secret_net(tmp_path: Path) -> Iterator[DevnetProcess]:
         yield net
 
 
+class RefusingGateway(BaseHTTPRequestHandler):
+    """A Pushgateway stand-in that refuses every push (401), so zerog warns about it."""
+
+    def do_PUT(self) -> None:
+        self.send_response(401)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+
+@pytest.fixture
+def refusing_gateway() -> Iterator[int]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), RefusingGateway)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield int(server.server_address[1])
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def needles(values: dict[str, str]) -> dict[str, bytes]:
     """Lower-case byte strings to look for (the haystack is lower-cased too: any case)."""
     found: dict[str, bytes] = {}
@@ -102,6 +132,7 @@ def test_a_whole_session_never_writes_a_secret(
     zerog_home: Path,
     monkeypatch: pytest.MonkeyPatch,
     figures: dict[str, Any],
+    refusing_gateway: int,
 ) -> None:
     net = secret_net
     receipt = send_transaction(net.rpc_url, to=TEST_ADDRESS, value=50 * ZG)
@@ -111,6 +142,9 @@ def test_a_whole_session_never_writes_a_secret(
     jwt_secret = "jwt-" + token_source.token_urlsafe(24)
     database_password = "pw-" + token_source.token_urlsafe(18)
     circle_key = "circle-" + token_source.token_hex(16)
+    rpc_api_key = "rpc" + token_source.token_hex(12)
+    gateway_password = "gw-" + token_source.token_hex(10)
+    gateway_url = f"http://pusher:{gateway_password}@127.0.0.1:{refusing_gateway}"
     outside = tmp_path / "outside"
     outside.mkdir(mode=0o700)
     circle_file = outside / "circle.key"
@@ -125,6 +159,7 @@ def test_a_whole_session_never_writes_a_secret(
         "DATABASE_PASSWORD": database_password,
         "CIRCLE_API_KEY_FILE": str(circle_file),
         "ZEROG_METRICS_FILE": str(metrics_file),
+        "ZEROG_RPC_URL": f"{net.rpc_url}?apikey={rpc_api_key}",
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -134,6 +169,8 @@ def test_a_whole_session_never_writes_a_secret(
         "JWT_SECRET": jwt_secret,
         "DATABASE_PASSWORD": database_password,
         "CIRCLE_API_KEY": circle_key,
+        "RPC URL api key": rpc_api_key,
+        "Pushgateway URL password": gateway_password,
     }
     looking_for = needles(values)
     plain = random_file(tmp_path / "report.pdf", 120_000, random.Random(3))
@@ -162,7 +199,17 @@ def test_a_whole_session_never_writes_a_secret(
     assert (tmp_path / "out" / "vault.tar").read_bytes() == vaulted.read_bytes()
     zg("download", "default/report.pdf", "-o", str(tmp_path / "out" / "report.pdf"))
     backup = zg("backup", "create", str(vaulted), "--ns", "vault", "--label", "vault", "--json")
-    zg("verify", "-v", "--metrics-file", str(zerog_home / "metrics" / "verify.prom"))
+    verified = zg(
+        "verify",
+        "-v",
+        "--metrics-file",
+        str(zerog_home / "metrics" / "verify.prom"),
+        "--pushgateway",
+        gateway_url,
+    )
+    assert f"metrics push failed: Pushgateway http://***@127.0.0.1:{refusing_gateway}/" in (
+        verified.stderr
+    ), verified
     restored = tmp_path / "out" / "restored.tar"
     zg("backup", "restore", str(backup.json["backup_id"]), "-o", str(restored), "-v")
     assert restored.read_bytes() == vaulted.read_bytes()

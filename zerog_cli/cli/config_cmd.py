@@ -30,7 +30,7 @@ def show() -> None:
     rows = [
         {
             "key": key,
-            "value": settings.values[key],
+            "value": KEYS[key].public(settings.values[key]),
             "shown": KEYS[key].display(settings.values[key]),
             "source": settings.sources[key],
             "help": KEYS[key].help,

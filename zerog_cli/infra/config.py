@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from zerog_cli.errors import ConfigError, UsageError
+from zerog_cli.infra import redaction
 from zerog_cli.infra.files import atomic_write_text, ensure_private_dir
 from zerog_cli.infra.units import format_size, format_usd, parse_duration, parse_size, parse_usd
 
@@ -110,10 +111,19 @@ class Key:
     default: Any
     help: str
 
+    def public(self, value: Any) -> Any:
+        """The value as it may be printed: URLs with their credentials masked."""
+        if self.convert is _as_url and value is not None:
+            return redaction.redact_url(str(value))
+        return value
+
     def display(self, value: Any) -> str:
-        """The value as an operator writes it: sizes and money in units, not raw integers."""
+        """The value as an operator writes it: sizes and money in units, not raw integers;
+        URLs without credentials."""
         if value is None:
             return ""
+        if self.convert is _as_url:
+            return str(self.public(value))
         if self.convert is _as_size:
             return format_size(int(value))
         if self.convert is _as_usd:
@@ -254,7 +264,9 @@ class Settings:
 
     def network_label(self) -> str:
         """What stderr says before network work: profile, chain id and endpoint."""
-        return f"{self.profile} (chain {self.values.get('chain_id')}, {self.values.get('rpc_url')})"
+        rpc_url = self.values.get("rpc_url")
+        shown = None if rpc_url is None else redaction.redact_url(str(rpc_url))
+        return f"{self.profile} (chain {self.values.get('chain_id')}, {shown})"
 
     def tier(self, name: str) -> Tier:
         try:

@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 from zerog_cli.errors import ConfigError, NetworkUnavailable, ProtocolError
+from zerog_cli.infra import redaction
 
 if TYPE_CHECKING:
     import pybreaker
@@ -219,11 +220,11 @@ def endpoint_of(url: str, path_prefix: str = "") -> str:
     """
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"not an http(s) URL: {_redact(url)}")
+        raise ConfigError(f"not an http(s) URL: {redaction.redact_url(url)}")
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
-        raise ConfigError(f"bad port in URL: {_redact(url)}") from None
+        raise ConfigError(f"bad port in URL: {redaction.redact_url(url)}") from None
     host = parts.hostname.lower()
     if ":" in host:
         host = f"[{host}]"
@@ -676,9 +677,3 @@ def _never_reached_server(exc: BaseException) -> bool:
             continue
         seen = next((a for a in getattr(seen, "args", ()) if isinstance(a, BaseException)), None)
     return False
-
-
-def _redact(url: str) -> str:
-    parts = urlsplit(url)
-    host = parts.hostname or "?"
-    return f"{parts.scheme}://{host}" if parts.scheme else "<unparseable URL>"

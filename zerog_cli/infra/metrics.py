@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 
+from zerog_cli.infra import redaction
 from zerog_cli.infra.files import atomic_write_bytes
 
 if TYPE_CHECKING:
@@ -217,7 +218,8 @@ def _handler(http: HttpClient) -> Callable[..., Callable[[], None]]:
             response = http.request(method, url, data=data, headers=dict(headers))
             if not response.ok:
                 raise NetworkUnavailable(
-                    f"Pushgateway {url} answered HTTP {response.status}: {response.text[:200]}"
+                    f"Pushgateway {redaction.redact_url(url)} answered HTTP {response.status}: "
+                    f"{response.text[:200]}"
                 )
 
         return send

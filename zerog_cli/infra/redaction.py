@@ -5,11 +5,18 @@ known secrets set in the environment are masked whether read or not, and the
 CLI's error printer, log handler and ``--verbose`` traceback pass their text
 through `scrub`. Hex keys are registered in the spellings they are
 likely to be printed in (with and without ``0x``, either case).
+
+URLs carry credentials too (``https://host/v2/KEY``, ``?apikey=``,
+``https://user:pass@host``) and are never secrets of their own: `redact_url`
+masks them, and every printer of a URL uses it, as does `scrub` for every URL
+in any text.
 """
 
 from __future__ import annotations
 
 import os
+import re
+from urllib.parse import urlsplit
 
 _MIN_LENGTH = 6
 _registered: set[str] = set()
@@ -50,8 +57,71 @@ def _in_environment() -> set[str]:
 
 
 def scrub(text: str) -> str:
-    """``text`` with every registered secret replaced by ``***``."""
+    """``text`` with every registered secret, and every URL's credentials, replaced by ``***``."""
     for secret in sorted(_registered | _in_environment(), key=len, reverse=True):
         if secret in text:
             text = text.replace(secret, MASK)
-    return text
+    return redact_urls(text)
+
+
+# A query parameter whose name says it holds a credential (apikey, access_token, X-Goog-Signature…).
+_CREDENTIAL_PARAMETER = re.compile(
+    r"key|token|secret|passw|pwd|auth|credential|signature|^sig$", re.IGNORECASE
+)
+# Path segments that look like API keys: long, URL-safe, letters and digits mixed.
+_KEY_LIKE = re.compile(r"[A-Za-z0-9_-]{16,}")
+# A URL in running text: it stops at white space and quotes, and does not take
+# the punctuation that ends a clause ("cannot reach https://host/v3/KEY: refused").
+_URL = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>`\\]*[^\s\"'<>`\\.,;:!?)\]}]")
+
+
+def _key_like(segment: str) -> bool:
+    return (
+        _KEY_LIKE.fullmatch(segment) is not None
+        and any(c.isalpha() for c in segment)
+        and any(c.isdigit() for c in segment)
+    )
+
+
+def _redact_query(query: str) -> str:
+    pairs = []
+    for pair in query.split("&"):
+        name, equals, value = pair.partition("=")
+        secret = equals and value and _CREDENTIAL_PARAMETER.search(name)
+        pairs.append(f"{name}={MASK}" if secret else pair)
+    return "&".join(pairs)
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its credentials masked: user info, query parameters named like
+    key/token/secret/password, and path segments that look like API keys
+    (16 or more of ``[A-Za-z0-9_-]``, letters and digits mixed).
+
+    Text that is not an absolute URL with a host comes back unchanged.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if not parts.scheme or not parts.netloc:
+        return url
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = MASK + "@" + netloc.rpartition("@")[2]
+    path = "/".join(MASK if _key_like(segment) else segment for segment in parts.path.split("/"))
+    query = _redact_query(parts.query) if parts.query else ""
+    if (netloc, path, query) == (parts.netloc, parts.path, parts.query):
+        return url
+    redacted = f"{parts.scheme}://{netloc}{path}"
+    if query:
+        redacted += "?" + query
+    if parts.fragment:
+        redacted += "#" + parts.fragment
+    return redacted
+
+
+def redact_urls(text: str) -> str:
+    """``text`` with `redact_url` applied to every URL in it."""
+    if "://" not in text:
+        return text
+    return _URL.sub(lambda match: redact_url(match.group(0)), text)

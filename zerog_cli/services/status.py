@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from zerog_cli.errors import ExitCode, ZerogError
+from zerog_cli.infra import redaction
 from zerog_cli.infra.signing import STORAGE_KEY
 from zerog_cli.ledger import admin
 from zerog_cli.ledger.db import parse_time
@@ -27,6 +28,7 @@ _PRIORITY = (ExitCode.CONFIG, ExitCode.INTEGRITY, ExitCode.NETWORK)
 
 
 def _probe(name: str, url: str, call: Any) -> dict[str, Any]:
+    url = redaction.redact_url(url)
     started = time.monotonic()
     try:
         detail = call()
