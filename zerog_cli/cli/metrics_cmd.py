@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -21,6 +22,7 @@ app = new_app(
     epilog=examples(
         "zerog metrics serve",
         "zerog metrics serve --port 9791 --host 127.0.0.1",
+        "zerog metrics serve --host 0.0.0.0 --basic-auth-file /etc/zerog/metrics-web.yml",
     ),
 )
 def serve(
@@ -28,13 +30,48 @@ def serve(
         int, typer.Option("--port", help="TCP port (0 picks a free one).", min=0, max=65535)
     ] = 9791,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    basic_auth_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--basic-auth-file",
+            help="Require HTTP basic auth: a basic_auth_users: file (bcrypt or sha256:HEX hashes), "
+            "as in Prometheus' web config.",
+            show_default=False,
+        ),
+    ] = None,
+    no_auth: Annotated[
+        bool,
+        typer.Option(
+            "--no-auth", help="Serve a non-loopback --host without authentication (warned)."
+        ),
+    ] = False,
+    connection_timeout: Annotated[
+        float,
+        typer.Option(
+            "--connection-timeout",
+            help="Seconds an idle or slow client may hold its connection.",
+            min=0.1,
+        ),
+    ] = 10.0,
 ) -> None:
-    """Serve /metrics for Prometheus; every scrape reads the ledger. Stops on Ctrl-C or SIGTERM."""
+    """Serve /metrics for Prometheus; every scrape reads the ledger. Stops on Ctrl-C or SIGTERM.
+
+    Connections are served concurrently, each with a timeout. A --host other than
+    loopback needs --basic-auth-file, or --no-auth: the labels name users and costs.
+    """
     from zerog_cli.services import metrics_server
 
     out = state().output
+    users, warning = metrics_server.exposure(host, basic_auth_file, no_auth)
+    if warning:
+        out.warn(warning)
     metrics_server.serve(
-        state().context, host, port, on_ready=lambda url: out.info(f"serving metrics on {url}")
+        state().context,
+        host,
+        port,
+        on_ready=lambda url: out.info(f"serving metrics on {url}"),
+        users=users,
+        connection_timeout=connection_timeout,
     )
 
 

@@ -15,6 +15,7 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -287,23 +288,114 @@ def as_json(context: Context) -> list[dict[str, Any]]:
     return families
 
 
+# An idle or slow client is dropped after this many seconds; other scrapes never wait for it.
+CONNECTION_TIMEOUT_SECONDS = 10.0
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine only (127.0.0.0/8, ::1, localhost)."""
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def exposure(
+    host: str, basic_auth_file: Path | None, no_auth: bool
+) -> tuple[dict[str, str] | None, str | None]:
+    """Who may scrape: (basic auth users or None, a warning to print or None).
+
+    Per-user cost and quota labels are not for the whole network: off
+    loopback, serving needs a basic auth file, or an explicit ``--no-auth``
+    that is warned about. Decided before anything is bound.
+    """
+    from zerog_cli.infra import basic_auth
+
+    if basic_auth_file is not None and no_auth:
+        raise UsageError("--basic-auth-file and --no-auth contradict each other")
+    if basic_auth_file is not None:
+        return basic_auth.load_users(basic_auth_file), None
+    if is_loopback(host):
+        return None, None
+    if no_auth:
+        return None, (
+            f"serving metrics on {host} without authentication: anyone who can reach it reads "
+            "per-user cost and quota labels"
+        )
+    raise UsageError(
+        f"--host {host} serves per-user cost and quota labels beyond this machine",
+        hint="pass --basic-auth-file FILE (bcrypt or sha256 hashes), or --no-auth to accept that",
+    )
+
+
 def serve(
-    context: Context, host: str, port: int, on_ready: Callable[[str], None] | None = None
+    context: Context,
+    host: str,
+    port: int,
+    on_ready: Callable[[str], None] | None = None,
+    *,
+    users: dict[str, str] | None = None,
+    connection_timeout: float = CONNECTION_TIMEOUT_SECONDS,
 ) -> None:
-    """Serve ``/metrics`` on ``host:port`` until interrupted (Ctrl-C or SIGTERM)."""
+    """Serve ``/metrics`` on ``host:port`` until interrupted (Ctrl-C or SIGTERM).
+
+    Each connection has its own thread and a socket timeout, so an idle or
+    slow client never holds up another scrape; the ledger is read by one
+    scrape at a time (the context's connection is shared). With ``users``,
+    every request needs HTTP basic authentication.
+    """
     import signal
     import threading
+    from socketserver import ThreadingMixIn
     from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
     from prometheus_client import make_wsgi_app
 
+    from zerog_cli.infra import basic_auth
+
     class QuietHandler(WSGIRequestHandler):
+        timeout = connection_timeout
+
         def log_message(self, format: str, *args: Any) -> None:
             log.debug("scrape from %s: " + format, self.client_address[0], *args)
 
+    class ThreadingServer(ThreadingMixIn, WSGIServer):
+        daemon_threads = True
+
+        def handle_error(self, request: Any, client_address: Any) -> None:
+            import sys
+
+            failure = sys.exc_info()[1]
+            if isinstance(failure, OSError):  # timeouts, resets: the client's doing
+                log.debug("connection from %s dropped: %s", client_address[0], failure)
+            else:
+                log.warning("scrape from %s failed: %r", client_address[0], failure)
+
+    metrics_app = make_wsgi_app(registry(context))
+    reading = threading.Lock()
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        if users is not None and not basic_auth.authorised(
+            users, environ.get("HTTP_AUTHORIZATION")
+        ):
+            start_response(
+                "401 Unauthorized",
+                [
+                    ("WWW-Authenticate", 'Basic realm="zerog metrics"'),
+                    ("Content-Type", "text/plain; charset=utf-8"),
+                ],
+            )
+            return [b"authentication required\n"]
+        with reading:
+            return list(metrics_app(environ, start_response))
+
     try:
         server: WSGIServer = make_server(
-            host, port, make_wsgi_app(registry(context)), handler_class=QuietHandler
+            host, port, app, server_class=ThreadingServer, handler_class=QuietHandler
         )
     except OSError as exc:
         raise UsageError(
