@@ -238,3 +238,14 @@ def test_multi_model_admission_uses_the_models_price(cli) -> None:
     refused = cli(*args, "--model", MULTI_LARGE.model)
     assert refused.exit_code == 4, refused
     assert f"zerog infer fund transfer {MULTI_MODEL.address}" in refused.stderr
+
+
+def test_a_model_only_a_multi_model_catalog_lists_finds_its_provider(cli) -> None:
+    """``--model`` alone: a multi-model service serves more than its on-chain model."""
+    report = cli("infer", "who serves large?", "--model", MULTI_LARGE.model, "--json").json
+    assert report["provider"] == MULTI_MODEL.address
+    assert report["model"] == MULTI_LARGE.model
+    assert report["cost"]["neuron"] == str(multi_fee("who serves large?", MULTI_LARGE.model)[2])
+    missing = cli("infer", "anyone?", "--model", "devnet-multi-huge")
+    assert missing.exit_code == 7, missing
+    assert "no acknowledged chatbot service serving model 'devnet-multi-huge'" in missing.stderr

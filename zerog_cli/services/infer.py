@@ -5,7 +5,8 @@ One request (`ask`) follows specs/0g-compute.md section 8:
 1. validate the input (exit 2 before any network call);
 2. pick the provider: ``--provider``, else the ``compute_provider`` setting,
    else the acknowledged chatbot service serving the model that is cheapest
-   for this request (all pages of ``getAllServices``);
+   for this request (all pages of ``getAllServices``; a multi-model service
+   serves every model of its ``/v1/models``, at that model's price);
 3. read the service and the wallet's sub-account; estimate the request's
    upper bound (prompt at 4 bytes per token plus ``max_tokens`` of output)
    at the prices the broker bills: the model's own in ``/v1/models`` for a
@@ -144,34 +145,54 @@ class _Plan:
     """``--verify-response`` or ``verify_response = always``: no signature is exit 3."""
 
 
-def _request_bound(service: Service, prompt_tokens: int, max_tokens: int) -> int:
-    from zerog_cli.zerog.compute import Pricing, estimate_chat_fee
+def _priced_candidates(link: ComputeLink, model: str | None) -> list[tuple[Service, Pricing]]:
+    """Chatbot services that serve ``model`` (any, when None), each with its price for it.
 
-    return estimate_chat_fee(prompt_tokens, max_tokens, Pricing.from_service(service)).fee
+    A service serves its on-chain model; a multi-model service also serves
+    every model its ``/v1/models`` lists, at that model's price.
+    """
+    from zerog_cli.zerog.compute import Pricing
+
+    candidates = []
+    for service in link.contracts.list_services():
+        if service.service_type != "chatbot":
+            continue
+        if model is None or service.model == model:
+            candidates.append((service, Pricing.from_service(service)))
+        elif service.info.get("MultiModel") is True:
+            try:
+                pricing = model_pricing(link, service, model)
+            except UsageError:
+                continue
+            if pricing.source == "models":
+                candidates.append((service, pricing))
+    return candidates
 
 
 def _resolve_service(
     link: ComputeLink, request: AskRequest, prompt_tokens: int, model: str | None
 ) -> Service:
+    from zerog_cli.zerog.compute import estimate_chat_fee
+
     settings = link.context.settings
     chosen = request.provider or settings.compute_provider
     if chosen:
         return link.contracts.get_service(parse_address(chosen))
-    candidates = [
-        service
-        for service in link.contracts.list_services()
-        if service.service_type == "chatbot" and (model is None or service.model == model)
-    ]
+    candidates = _priced_candidates(link, model)
     if not candidates:
         serving = f" serving model {model!r}" if model else ""
         raise NotFound(
             f"no acknowledged chatbot service{serving} on {settings.profile}",
             hint="see `zerog infer providers`, or pass --provider",
         )
-    return min(
+    service, _ = min(
         candidates,
-        key=lambda s: (_request_bound(s, prompt_tokens, request.max_tokens), s.provider.lower()),
+        key=lambda candidate: (
+            estimate_chat_fee(prompt_tokens, request.max_tokens, candidate[1]).fee,
+            candidate[0].provider.lower(),
+        ),
     )
+    return service
 
 
 def _verify_wanted(request: AskRequest, setting: str, service: Service) -> bool:
