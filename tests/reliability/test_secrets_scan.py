@@ -4,12 +4,13 @@ The wallet key is the suite's throwaway TEST_PRIVATE_KEY (not the devnet's
 published development key, which could legitimately appear anywhere), funded
 on the devnet by a transfer from the development account, so every paid path
 (storage submissions, compute deposits and transfers, inference) runs with it.
-ENCRYPTION_KEY, JWT_SECRET (stored with `secrets set --stdin`),
-DATABASE_PASSWORD and CIRCLE_API_KEY (as a NAME_FILE path) carry random
-values. Afterwards the key (with and without 0x, in any case) and the values
-appear nowhere: not in any command's stdout or stderr, not in any file under
-$ZEROG_HOME (config, ledger and its WAL, metrics textfiles, token cache,
-locks), not in the devnet's files and logs. The one file meant to hold a value,
+ZEROG_SIGNING_PRIVATE_KEY (which `auth sign-typed` uses), ENCRYPTION_KEY,
+JWT_SECRET (stored with `secrets set --stdin`), DATABASE_PASSWORD and
+CIRCLE_API_KEY (as a NAME_FILE path) carry random values. Afterwards the key
+(with and without 0x, in any case) and the values appear nowhere: not in any
+command's stdout or stderr, not in any file under $ZEROG_HOME (config, ledger
+and its WAL, metrics textfiles, token cache, locks), not in the devnet's files
+and logs. The one file meant to hold a value,
 zerog's own 0600 secret store entry, holds only its own. ``--verbose``
 tracebacks of forced internal errors whose messages carry the secrets show
 them masked.
@@ -23,6 +24,7 @@ appear anywhere either.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import secrets as token_source
@@ -78,6 +80,21 @@ else:
 from zerog_cli.cli.app import run
 sys.exit(run(sys.argv[2:]))
 """
+
+
+# EIP-712 data for the devnet's chain, signed with ZEROG_SIGNING_PRIVATE_KEY.
+TYPED_ORDER = {
+    "types": {
+        "EIP712Domain": [
+            {"name": "name", "type": "string"},
+            {"name": "chainId", "type": "uint256"},
+        ],
+        "Order": [{"name": "amount", "type": "uint256"}, {"name": "nonce", "type": "uint256"}],
+    },
+    "primaryType": "Order",
+    "domain": {"name": "secrets scan", "chainId": 31337},
+    "message": {"amount": 1, "nonce": 1},
+}
 
 
 @pytest.fixture
@@ -143,6 +160,7 @@ def test_a_whole_session_never_writes_a_secret(
     database_password = "pw-" + token_source.token_urlsafe(18)
     circle_key = "circle-" + token_source.token_hex(16)
     rpc_api_key = "rpc" + token_source.token_hex(12)
+    signing_key = "0x" + token_source.token_hex(32)
     gateway_password = "gw-" + token_source.token_hex(10)
     gateway_url = f"http://pusher:{gateway_password}@127.0.0.1:{refusing_gateway}"
     outside = tmp_path / "outside"
@@ -155,6 +173,7 @@ def test_a_whole_session_never_writes_a_secret(
         "ZEROG_DEVNET_URL": net.base_url,
         "ZEROG_STORAGE_PRIVATE_KEY": TEST_PRIVATE_KEY,
         "ZEROG_COMPUTE_PRIVATE_KEY": TEST_PRIVATE_KEY,
+        "ZEROG_SIGNING_PRIVATE_KEY": signing_key,
         "ENCRYPTION_KEY": encryption_key,
         "DATABASE_PASSWORD": database_password,
         "CIRCLE_API_KEY_FILE": str(circle_file),
@@ -165,6 +184,7 @@ def test_a_whole_session_never_writes_a_secret(
         monkeypatch.setenv(name, value)
     values = {
         "wallet key": TEST_PRIVATE_KEY,
+        "typed-data signing key": signing_key,
         "ENCRYPTION_KEY": encryption_key,
         "JWT_SECRET": jwt_secret,
         "DATABASE_PASSWORD": database_password,
@@ -190,6 +210,10 @@ def test_a_whole_session_never_writes_a_secret(
     zg("secrets", "doctor", "-v")
     assert zg("auth", "address").stdout.strip().lower() == TEST_ADDRESS.lower()
     zg("auth", "sign", "hello from the secrets scan")
+    typed = tmp_path / "order.json"
+    typed.write_text(json.dumps(TYPED_ORDER))
+    signed = zg("auth", "sign-typed", str(typed), "--json", "-v")
+    assert signed.json["secret"] == "ZEROG_SIGNING_PRIVATE_KEY"
     zg("config", "show")
     zg("config", "show", "--json")
     zg("ns", "create", "vault", "--encrypt-by-default")
