@@ -63,7 +63,7 @@ def test_an_internal_error_is_exit_1_without_traceback_unless_verbose(
 
 
 def test_exit_code_enum_matches_the_design() -> None:
-    assert [int(c) for c in ExitCode] == list(range(10))
+    assert [int(c) for c in ExitCode] == [*range(11), 130, 141, 143]
 
 
 def test_no_colour_when_not_a_tty(zerog) -> None:

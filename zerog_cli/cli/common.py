@@ -23,6 +23,8 @@ import typer
 from zerog_cli.infra.output import Output
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from zerog_cli.services.context import Context
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -83,6 +85,11 @@ class State:
 
             self._context = Context(flags=dict(self.flags), notify=self.output.info)
         return self._context
+
+    @property
+    def ledger_path(self) -> Path | None:
+        """The ledger file, once this run has opened it or loaded its settings."""
+        return self._context.ledger_path if self._context is not None else None
 
     def finish(self, command: str, exit_code: int, seconds: float) -> list[str]:
         """Write the run's metrics if a context was used; returns problems to warn about."""

@@ -29,7 +29,11 @@ def path() -> None:
 
 @command(app, "status", epilog=examples("zerog ledger status", "zerog ledger status --json"))
 def status() -> None:
-    """Schema version, size, integrity and row counts."""
+    """Schema version, size, integrity and row counts.
+
+    Exits 8 when SQLite's integrity check finds damage (see runbooks/incident-response.md).
+    """
+    from zerog_cli.errors import LEDGER_RECOVERY_HINT, ExitCode
     from zerog_cli.ledger import admin
 
     current = state()
@@ -51,6 +55,9 @@ def status() -> None:
         out.table(rows, [Column("table", "table"), Column("rows", "rows", justify="right")])
 
     current.output.result(report, human)
+    if report["integrity"] != "ok":
+        current.output.error(f"ledger {report['path']} is damaged ({LEDGER_RECOVERY_HINT})")
+        raise typer.Exit(int(ExitCode.CONFIG))
 
 
 @command(app, "migrate", epilog=examples("zerog ledger migrate", "zerog ledger migrate --to 0"))

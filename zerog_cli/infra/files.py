@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import os
 import tempfile
@@ -50,6 +51,22 @@ def _remove_orphans(directory: Path, name: str) -> None:
                 candidate.unlink()
 
 
+_ENVIRONMENT_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
+)
+
+
+def _restated(path: Path, error: OSError) -> OSError | None:
+    """A full disk or a refused write, restated about ``path`` (else None).
+
+    The user asked for ``path``: messages name it, never the temporary
+    ``.NAME.PID.xxxx.part`` or an anonymous file handle.
+    """
+    if error.errno not in _ENVIRONMENT_ERRNOS:
+        return None
+    return OSError(error.errno, error.strerror, str(path))
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path, *, mode: int = 0o644, overwrite: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success fsync it and rename it into place.
@@ -65,9 +82,15 @@ def atomic_path(path: Path, *, mode: int = 0o644, overwrite: bool = True) -> Ite
     directory = path.parent if str(path.parent) else Path(".")
     directory.mkdir(parents=True, exist_ok=True)
     _remove_orphans(directory, path.name)
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{path.name}.{os.getpid()}.", suffix=".part", dir=directory
-    )
+    try:
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{path.name}.{os.getpid()}.", suffix=".part", dir=directory
+        )
+    except OSError as error:
+        restated = _restated(path, error)
+        if restated is None:
+            raise
+        raise restated from error
     tmp = Path(tmp_name)
     try:
         os.fchmod(fd, mode)
@@ -80,6 +103,13 @@ def atomic_path(path: Path, *, mode: int = 0o644, overwrite: bool = True) -> Ite
             os.link(tmp, path)
             tmp.unlink()
         _fsync_dir(directory)
+    except OSError as error:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        restated = _restated(path, error)
+        if restated is None:
+            raise
+        raise restated from error
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()

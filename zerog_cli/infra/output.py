@@ -86,6 +86,12 @@ class Output:
         elif human is not None:
             self._write(self.stdout, human)
 
+    def failure(self, document: dict[str, Any]) -> None:
+        """With --json, a failure's document on stdout, unless a result was printed already."""
+        if self.json_mode and not self._json_emitted:
+            self._json_emitted = True
+            self._write(self.stdout, to_json(document))
+
     def echo(self, text: str) -> None:
         """A human result line on stdout (nothing in JSON mode)."""
         if not self.json_mode:

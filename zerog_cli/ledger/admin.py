@@ -6,7 +6,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from zerog_cli.errors import ConfigError, UsageError
+from zerog_cli.errors import ConfigError, EnvironmentFailure, UsageError
 from zerog_cli.infra.files import atomic_path
 from zerog_cli.ledger.db import Ledger, connect, sqlite_uri
 from zerog_cli.ledger.migrations import LATEST_VERSION
@@ -162,6 +162,13 @@ def backup(ledger: Ledger, destination: Path, *, overwrite: bool = False) -> dic
         try:
             ledger.conn.backup(target)
             target.execute("PRAGMA journal_mode = DELETE")
+        except sqlite3.OperationalError as exc:
+            if "full" not in str(exc):
+                raise
+            raise EnvironmentFailure(
+                f"no space left on device writing {destination}",
+                hint="free space there or pick another destination, then rerun",
+            ) from None
         finally:
             target.close()
     return {

@@ -5,11 +5,17 @@ Writes that belong together run in `Ledger.transaction()`, which is
 quota check and the spend it guards can never interleave with another
 process's. The busy timeout makes concurrent writers queue instead of
 failing with "database is locked".
+
+A ledger whose folder this process cannot write (a read-only mount, a home
+owned by another user) is opened read-only, so commands that only read
+(`status`, `backup ls`, `ledger sql`, `quota show`) still work there; a
+command that writes fails at its first write with exit 10.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -18,7 +24,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from zerog_cli.errors import ConfigError
+from zerog_cli.errors import (
+    LEDGER_RECOVERY_HINT,
+    ConfigError,
+    EnvironmentFailure,
+    environment_failure,
+)
 from zerog_cli.infra.files import create_private_file, ensure_private_dir
 
 if TYPE_CHECKING:
@@ -52,9 +63,10 @@ class Ledger:
     and write rows should not pay.
     """
 
-    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
+    def __init__(self, path: Path, conn: sqlite3.Connection, *, read_only: bool = False) -> None:
         self.path = path
         self.conn = conn
+        self.read_only = read_only
         self._db: sqlite_utils.Database | None = None
 
     @property
@@ -129,6 +141,18 @@ def sqlite_uri(path: Path, *, read_only: bool = False) -> str:
     return uri + "?mode=ro" if read_only else uri
 
 
+def writable(path: Path) -> bool:
+    """Whether this process may write the ledger file and create its -wal/-shm files."""
+    return os.access(path.parent, os.W_OK) and (not path.exists() or os.access(path, os.W_OK))
+
+
+def _unflushed_wal(path: Path) -> bool:
+    try:
+        return Path(f"{path}-wal").stat().st_size > 0
+    except FileNotFoundError:
+        return False
+
+
 def connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
     """A raw connection with zerog's pragmas; creates the file 0600 when missing.
 
@@ -138,6 +162,10 @@ def connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
     already has open: another process could then take the file for its last
     connection, checkpoint and delete the WAL under us, and our next commits
     would be lost (or leave the file "malformed").
+
+    Read-only, a WAL ledger needs its -shm file, which SQLite cannot create
+    in a folder this process may not write. Such a ledger with no unflushed
+    WAL is opened as immutable: nothing can change it through this folder.
     """
     if not path.exists() and read_only:
         raise ConfigError(
@@ -146,40 +174,76 @@ def connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
     elif not path.exists():
         ensure_private_dir(path.parent)
         create_private_file(path)
-    conn: sqlite3.Connection | None = None
     try:
-        conn = sqlite3.connect(
-            sqlite_uri(path, read_only=read_only),
-            uri=True,
-            timeout=BUSY_TIMEOUT_MS / 1000,
-            isolation_level=None,
-            check_same_thread=False,
-        )
+        return _connect(path, read_only=read_only, immutable=False)
+    except sqlite3.DatabaseError as exc:
+        if not (read_only and "unable to open" in str(exc)):
+            raise _open_failure(path, exc) from None
+        if _unflushed_wal(path):
+            raise EnvironmentFailure(
+                f"ledger {path} has writes not yet moved out of its -wal file,"
+                " and its folder is not writable",
+                hint="make ZEROG_HOME writable for one run of `zerog ledger status`",
+            ) from None
+    try:
+        return _connect(path, read_only=True, immutable=True)
+    except sqlite3.DatabaseError as exc:
+        raise _open_failure(path, exc) from None
+
+
+def _open_failure(path: Path, exc: sqlite3.DatabaseError) -> Exception:
+    if "not a database" in str(exc):
+        return ConfigError(f"ledger {path} is not a SQLite database", hint=LEDGER_RECOVERY_HINT)
+    failure = environment_failure(exc, path)
+    if failure is not None:
+        return failure
+    return ConfigError(f"ledger {path} cannot be opened as SQLite: {exc}")
+
+
+def _connect(path: Path, *, read_only: bool, immutable: bool) -> sqlite3.Connection:
+    uri = sqlite_uri(path, read_only=read_only)
+    conn = sqlite3.connect(
+        uri + "&immutable=1" if immutable else uri,
+        uri=True,
+        timeout=BUSY_TIMEOUT_MS / 1000,
+        isolation_level=None,
+        check_same_thread=False,
+    )
+    try:
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA schema_version").fetchone()  # reads the header: not a database?
         if not read_only:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
-    except sqlite3.DatabaseError as exc:
-        if conn is not None:
-            conn.close()
-        if "not a database" in str(exc):
-            raise ConfigError(f"ledger {path} is not a SQLite database") from None
-        raise ConfigError(f"ledger {path} cannot be opened as SQLite: {exc}") from None
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 
 def open_ledger(path: Path, *, migrate: bool = True) -> Ledger:
-    """Open (creating if needed) and bring the schema up to date."""
+    """Open (creating if needed) and bring the schema up to date.
+
+    Read-only when the ledger exists and this process may not write it (see
+    the module docstring); a schema that needs migrating then fails with
+    exit 10 at the first write.
+    """
     from zerog_cli.ledger.migrations import migrate_to_latest
 
-    conn = connect(path)
-    ledger = Ledger(path, conn)
+    read_only = path.exists() and not writable(path)
+    conn = connect(path, read_only=read_only)
+    ledger = Ledger(path, conn, read_only=read_only)
     try:
         if migrate:
             migrate_to_latest(ledger)
     except sqlite3.DatabaseError as exc:
         conn.close()
-        raise ConfigError(f"ledger {path} is damaged or not a zerog ledger: {exc}") from None
+        if isinstance(exc, sqlite3.OperationalError):
+            failure = environment_failure(exc, path)
+            if failure is not None:
+                raise failure from None
+        raise ConfigError(
+            f"ledger {path} is damaged or not a zerog ledger: {exc}", hint=LEDGER_RECOVERY_HINT
+        ) from None
     return ledger

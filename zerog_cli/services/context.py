@@ -83,9 +83,16 @@ class Context:
         if self._breakers is None:
             from zerog_cli.ledger.breakers import BreakerTable
 
-            self.ledger  # noqa: B018 - opening it creates and migrates the file first
-            self._breakers = BreakerTable(self.settings.ledger_file)
+            ledger = self.ledger  # opening it creates and migrates the file first
+            self._breakers = BreakerTable(ledger.path, read_only=ledger.read_only)
         return self._breakers
+
+    @property
+    def ledger_path(self) -> Path | None:
+        """The ledger file if this run has opened it or loaded its settings (for messages)."""
+        if self._ledger is not None:
+            return self._ledger.path
+        return self._settings.ledger_file if self._settings is not None else None
 
     @property
     def http(self) -> HttpClient:
@@ -105,7 +112,8 @@ class Context:
                     fail_max=int(settings.breaker_fail_max),
                     reset_timeout=float(settings.breaker_reset_timeout),
                 ),
-                breaker_storage=self.breaker_table.storage,
+                # A read-only home keeps this run's breakers in memory.
+                breaker_storage=None if self.ledger.read_only else self.breaker_table.storage,
                 observer=MetricsObserver(self.metrics),
             )
         return self._http

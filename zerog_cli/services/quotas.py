@@ -304,8 +304,18 @@ def _status_of(context: Context, row: QuotaRow, held: Reserved) -> dict[str, Any
 
 
 def show(context: Context, user: str | None, *, everyone: bool = False) -> list[dict[str, Any]]:
-    """Quota status of one known user, of the acting user (registered on first use), or of all."""
+    """Quota status of one known user, of the acting user (registered on first use), or of all.
+
+    On a read-only ledger nothing is registered or rolled over: the same
+    figures come from `preview`.
+    """
     ledger = context.ledger
+    if ledger.read_only:
+        if everyone:
+            return [preview(context, row.user) for row in quotas.all_rows(ledger)]
+        if user is not None:
+            require_known_user(ledger.conn, user)
+        return [preview(context, user or context.acting_user)]
     with ledger.transaction() as conn:
         if everyone:
             rows = [

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from zerog_cli.errors import UsageError, ZerogError
+from zerog_cli.errors import UsageError, ZerogError, note_unrecorded_payment
 from zerog_cli.infra.signing import wallet_key, warm_up
 from zerog_cli.infra.units import format_size
 from zerog_cli.ledger import costs, objects, payments
@@ -150,7 +150,24 @@ def _resolve_namespace(
 def upload(
     context: Context, request: UploadRequest, progress: Progress | None = None
 ) -> dict[str, Any]:
-    """Upload one file and record it; returns the report the CLI prints."""
+    """Upload one file and record it; returns the report the CLI prints.
+
+    An error (or Ctrl-C, SIGTERM) after the payment was journaled and before
+    it was recorded carries the transaction hash (`note_unrecorded_payment`),
+    so the operator learns that a rerun records it without paying again.
+    """
+    unrecorded: list[str] = []
+    try:
+        return _upload(context, request, progress, unrecorded)
+    except BaseException as error:
+        if unrecorded:
+            note_unrecorded_payment(error, unrecorded[-1])
+        raise
+
+
+def _upload(
+    context: Context, request: UploadRequest, progress: Progress | None, unrecorded: list[str]
+) -> dict[str, Any]:
     from zerog_cli.zerog.transfer import UploadOptions, plan_upload
     from zerog_cli.zerog.transfer import upload as send
 
@@ -205,6 +222,8 @@ def upload(
 
     signer = wallet_key(context.secrets, devnet=settings.is_devnet)
     adopted = settle_abandoned(context, network.evm, adopt_root=tree.root_hex, user=user)
+    if adopted is not None:
+        unrecorded.append(adopted["tx_hash"])
     if plan.needs_payment:
         check_chain_id(network, context)
     pending = PendingPayment(
@@ -222,6 +241,7 @@ def upload(
     def journal(tx_hash: str) -> None:
         with context.ledger.transaction() as conn:
             payments.add(conn, pending, tx_hash, pid=os.getpid(), host=socket.gethostname())
+        unrecorded.append(tx_hash)
 
     reservation = quotas.reserve(
         context, user, ns_name, charged, purpose=request.operation, namespace_bytes=tree.size
@@ -304,6 +324,7 @@ def upload(
             "network": network_name,
         }
         extra = request.also_record(conn, recorded) if request.also_record else {}
+    unrecorded.clear()
     metrics.storage_operations.labels(request.operation, "ok").inc()
     metrics.storage_bytes.labels("upload").inc(result.bytes_sent)
     metrics.storage_duration.labels(request.operation).observe(time.monotonic() - started)
