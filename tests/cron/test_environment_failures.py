@@ -196,3 +196,15 @@ def test_ledger_status_exits_8_when_the_integrity_check_fails(
     assert result.exit_code == ExitCode.CONFIG, result
     assert "integrity:" in result.stdout
     _one_error_line(result, "is damaged", "Ledger damaged")
+
+
+def test_a_closed_standard_input_is_exit_10(cron: Callable[..., Result], tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    for args, reader in (
+        (("hash", "-"), "`zerog hash -`"),
+        (("secrets", "set", "JWT_SECRET", "--stdin"), "`zerog secrets set --stdin`"),
+    ):
+        result = cron(*args, home=home, stdin_closed=True)
+        assert result.exit_code == ExitCode.ENVIRONMENT, (args, result)
+        _one_error_line(result, "standard input is closed", reader)
+    assert not (home / "secrets" / "JWT_SECRET").exists()

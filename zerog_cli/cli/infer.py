@@ -19,6 +19,7 @@ from zerog_cli.cli.common import AsUser, command, examples, state
 from zerog_cli.errors import UsageError
 from zerog_cli.infra import redaction
 from zerog_cli.infra.output import Column
+from zerog_cli.infra.stdin import is_terminal, standard_input
 from zerog_cli.infra.units import format_usd
 
 DEFAULT_COMMAND = "ask"
@@ -70,9 +71,9 @@ Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmat
 def _read_prompt(prompt: str) -> str:
     if prompt != "-":
         return prompt
-    if sys.stdin.isatty():
+    if is_terminal():
         raise UsageError("PROMPT is '-' but stdin is a terminal; pipe the prompt in")
-    return sys.stdin.read().rstrip("\n")
+    return standard_input("`zerog infer -`").read().rstrip("\n")
 
 
 def _short(address: str) -> str:
@@ -354,7 +355,7 @@ def _confirmer(yes: bool) -> Any:
     def confirm(question: str) -> None:
         if yes:
             return
-        if not sys.stdin.isatty():
+        if not is_terminal():
             raise UsageError(
                 "this sends a transaction and stdin is not a terminal to confirm it",
                 hint="pass --yes",

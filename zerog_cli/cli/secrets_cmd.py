@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated
 
 import typer
@@ -10,6 +9,7 @@ import typer
 from zerog_cli.cli.common import command, examples, new_app, state
 from zerog_cli.errors import ConfigError, UsageError
 from zerog_cli.infra.output import Column
+from zerog_cli.infra.stdin import is_terminal, standard_input
 
 app = new_app(
     "Manage secrets: environment, NAME_FILE paths, the OS keyring or zerog's 0600 store.",
@@ -20,8 +20,8 @@ app = new_app(
 
 def _read_value(name: str, from_stdin: bool) -> str:
     if from_stdin:
-        value = sys.stdin.read().removesuffix("\n")
-    elif sys.stdin.isatty():
+        value = standard_input("`zerog secrets set --stdin`").read().removesuffix("\n")
+    elif is_terminal():
         value = typer.prompt(f"{name}", hide_input=True, confirmation_prompt=True)
     else:
         raise UsageError("stdin is not a terminal; pass --stdin to read the value from it")

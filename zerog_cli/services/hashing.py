@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from zerog_cli.errors import IntegrityError
+from zerog_cli.infra.stdin import standard_input
 from zerog_cli.zerog.merkle import tree_from_path, tree_from_stream
 from zerog_cli.zerog.roots import parse_root
 
@@ -18,7 +18,8 @@ def describe(path: str, *, expect_root: str | None = None) -> dict[str, Any]:
     """
     expected = parse_root(expect_root) if expect_root else None
     if path == "-":
-        tree, sha256 = tree_from_stream(sys.stdin.buffer, name="stdin")
+        stdin = standard_input("`zerog hash -`").buffer
+        tree, sha256 = tree_from_stream(stdin, name="stdin")
     else:
         tree, sha256 = tree_from_path(path)
     report: dict[str, Any] = {
