@@ -92,6 +92,10 @@ class DevnetProcess:
             drop_rate=0,
             corrupt_nodes=[],
             fail_nodes=[],
+            min_gas_price=0,
+            underpriced_next=0,
+            lag_nodes=[],
+            lag_ms=0,
             targets=["rpc", "indexer", "node", "provider"],
         )
 

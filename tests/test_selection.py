@@ -13,7 +13,6 @@ from zerog_cli.zerog.selection import (
     ShardConfig,
     ShardedNode,
     check_replica,
-    holders,
     node_segments,
     replacements,
     segment_span,
@@ -132,13 +131,6 @@ def test_upload_tasks_interleave_and_cover() -> None:
     assert per_node[nodes[0].url] == [0, 2, 4]
     assert per_node[nodes[1].url] == [1, 3]
     assert per_node[nodes[2].url] == [0, 1, 2, 3, 4]
-
-
-def test_holders_rotate() -> None:
-    nodes = [node("a", 0, 1), node("b", 1, 2), node("c", 0, 1)]
-    assert holders(nodes, 3) == nodes
-    assert holders(nodes, 3, rotate=1) == [nodes[1], nodes[2], nodes[0]]
-    assert holders(nodes, 2) == [nodes[0], nodes[2]]
 
 
 def test_replacements_cover_a_failed_half() -> None:

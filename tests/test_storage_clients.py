@@ -21,7 +21,7 @@ from zerog_cli.errors import (
     RemoteError,
 )
 from zerog_cli.infra.http import HttpClient, RetryPolicy
-from zerog_cli.zerog.evm import EvmClient
+from zerog_cli.zerog.evm import EvmClient, GasOptions
 from zerog_cli.zerog.indexer import IndexerClient
 from zerog_cli.zerog.jsonrpc import JsonRpcClient, classify
 from zerog_cli.zerog.merkle import (
@@ -508,6 +508,8 @@ def test_send_transaction_refetches_a_taken_nonce(peer: tuple[str, Peer]) -> Non
             body["result"] = hex(next(nonces))
         elif method == "eth_getBlockByNumber":
             body["result"] = {"baseFeePerGas": "0x10"}
+        elif method == "eth_getTransactionByHash":
+            body["result"] = None
         else:
             body["result"] = {"eth_chainId": "0x7a69"}.get(method, "0x5208")
         return 200, {}, json.dumps(body).encode()
@@ -517,3 +519,127 @@ def test_send_transaction_refetches_a_taken_nonce(peer: tuple[str, Peer]) -> Non
     tx_hash = evm.send_transaction(DEV_ACCOUNT_KEY, to="0x" + "11" * 20, data=b"")
     assert len(sent) == 2 and sent[0] != sent[1]
     assert tx_hash == "0x" + keccak256(bytes.fromhex(sent[1][2:])).hex()
+
+
+def _decoded(raw_hex: str) -> Any:
+    from zerog_cli.devnet.transactions import decode_raw_transaction
+
+    return decode_raw_transaction(bytes.fromhex(raw_hex[2:]))
+
+
+def _chain_fake(
+    refusals: list[str], known: set[str] | None = None
+) -> tuple[list[str], Callable[..., tuple[int, dict[str, str], bytes]]]:
+    """A node that refuses the first sends with ``refusals`` and knows ``known`` hashes."""
+    from zerog_cli.zerog.merkle import keccak256
+
+    sent: list[str] = []
+
+    def answer(req: Any, handler: Any) -> tuple[int, dict[str, str], bytes]:
+        method = req["method"]
+        body: dict[str, Any] = {"jsonrpc": "2.0", "id": req["id"]}
+        if method == "eth_sendRawTransaction":
+            sent.append(req["params"][0])
+            if len(sent) <= len(refusals):
+                body["error"] = {"code": -32000, "message": refusals[len(sent) - 1]}
+            else:
+                body["result"] = "0x" + keccak256(bytes.fromhex(sent[-1][2:])).hex()
+        elif method == "eth_getTransactionByHash":
+            body["result"] = (
+                {"hash": req["params"][0]} if req["params"][0] in (known or ()) else None
+            )
+        elif method == "eth_getBlockByNumber":
+            body["result"] = {"baseFeePerGas": hex(500_000_000)}
+        else:
+            answers = {"eth_chainId": "0x7a69", "eth_getTransactionCount": "0x7"}
+            body["result"] = answers.get(method, hex(1_000_000_000))
+        return 200, {}, json.dumps(body).encode()
+
+    return sent, answer
+
+
+def test_send_transaction_is_legacy_at_eth_gas_price_by_default(peer: tuple[str, Peer]) -> None:
+    from zerog_cli.devnet.constants import DEV_ACCOUNT_KEY
+
+    url, state = peer
+    sent, state.answer = _chain_fake([])
+    EvmClient(http(), url).send_transaction(DEV_ACCOUNT_KEY, to="0x" + "11" * 20, data=b"")
+    tx = _decoded(sent[0])
+    assert (tx.type, tx.gas_price, tx.nonce) == (0, 1_000_000_000, 7)
+
+
+def test_underpriced_is_signed_again_at_1_5x_with_the_same_nonce(peer: tuple[str, Peer]) -> None:
+    from zerog_cli.devnet.constants import DEV_ACCOUNT_KEY
+
+    url, state = peer
+    sent, state.answer = _chain_fake(
+        [
+            "transaction underpriced: gas tip cap 1000000000, minimum needed 1400000000",
+            "mempool is full",
+        ]
+    )
+    signed: list[str] = []
+    evm = EvmClient(http(), url)
+    tx_hash = evm.send_transaction(
+        DEV_ACCOUNT_KEY, to="0x" + "11" * 20, data=b"", gas=GasOptions(), on_signed=signed.append
+    )
+    prices = [_decoded(raw).gas_price for raw in sent]
+    assert prices == [1_000_000_000, 1_500_000_000, 2_250_000_000]
+    assert {_decoded(raw).nonce for raw in sent} == {7}
+    assert len(signed) == 3 and tx_hash == signed[-1]
+
+
+def test_gas_raises_are_bounded(peer: tuple[str, Peer]) -> None:
+    from zerog_cli.devnet.constants import DEV_ACCOUNT_KEY
+
+    url, state = peer
+    sent, state.answer = _chain_fake(["transaction underpriced"] * 10)
+    evm = EvmClient(http(), url)
+    with pytest.raises(RemoteError, match="still refused after 2 gas price raise"):
+        evm.send_transaction(
+            DEV_ACCOUNT_KEY, to="0x" + "11" * 20, data=b"", gas=GasOptions(max_bumps=2)
+        )
+    assert len(sent) == 3
+    sent.clear()
+    with pytest.raises(RemoteError, match="refused at max_gas_price"):
+        evm.send_transaction(
+            DEV_ACCOUNT_KEY,
+            to="0x" + "11" * 20,
+            data=b"",
+            gas=GasOptions(max_gas_price=1_200_000_000),
+        )
+    assert [_decoded(raw).gas_price for raw in sent] == [1_000_000_000, 1_200_000_000]
+
+
+def test_a_mined_earlier_version_is_not_paid_again(peer: tuple[str, Peer]) -> None:
+    """A timeout, then "nonce too low": the first version was mined; no new nonce."""
+    from zerog_cli.devnet.constants import DEV_ACCOUNT_KEY
+
+    url, state = peer
+    signed: list[str] = []
+    known: set[str] = set()
+    sent, state.answer = _chain_fake(["request timeout", "nonce too low: tx 7 state 8"], known)
+    evm = EvmClient(http(), url)
+
+    def journal(tx_hash: str) -> None:
+        signed.append(tx_hash)
+        if len(signed) == 1:
+            known.add(tx_hash)
+
+    tx_hash = evm.send_transaction(
+        DEV_ACCOUNT_KEY, to="0x" + "11" * 20, data=b"", on_signed=journal
+    )
+    assert tx_hash == signed[0] and len(sent) == 2
+
+
+def test_eip1559_option_and_a_given_gas_price(peer: tuple[str, Peer]) -> None:
+    from zerog_cli.devnet.constants import DEV_ACCOUNT_KEY
+
+    url, state = peer
+    sent, state.answer = _chain_fake([])
+    evm = EvmClient(http(), url)
+    options = GasOptions(tx_type="eip1559", gas_price=3_000_000_000, gas_limit=90_000)
+    evm.send_transaction(DEV_ACCOUNT_KEY, to="0x" + "11" * 20, data=b"", gas=options)
+    tx = _decoded(sent[0])
+    assert tx.type == 2 and tx.gas == 90_000
+    assert tx.max_fee_per_gas == tx.max_priority_fee_per_gas == 3_000_000_000

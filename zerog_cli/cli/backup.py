@@ -10,6 +10,8 @@ import typer
 from zerog_cli.cli.common import (
     AsUser,
     EncryptOption,
+    GasLimitOption,
+    GasPriceOption,
     command,
     complete_backup_id,
     complete_namespace,
@@ -89,12 +91,15 @@ def create(
     ] = None,
     encrypt: EncryptOption = None,
     as_user: AsUser = None,
+    gas_price: GasPriceOption = None,
+    gas_limit: GasLimitOption = None,
 ) -> None:
     """Upload a file as a backup named LABEL/<UTC time>-<file> and record it."""
     from zerog_cli.services import backups
 
     _acting(as_user)
     current = state()
+    current.context.override(gas_price=gas_price, gas_limit=gas_limit)
     with progress_bar(f"backup {path.name}") as progress:
         report = backups.create(
             current.context, path, namespace=ns, label=label, encrypt=encrypt, progress=progress

@@ -60,6 +60,23 @@ AsUser = Annotated[
 ]
 """The ``--as USER`` option every command that acts for a user takes."""
 
+GasPriceOption = Annotated[
+    str | None,
+    typer.Option(
+        "--gas-price",
+        help="Neuron per gas, or e.g. 4gwei (default: gas_price, else eth_gasPrice).",
+        show_default=False,
+    ),
+]
+GasLimitOption = Annotated[
+    int | None,
+    typer.Option(
+        "--gas-limit",
+        help="Gas limit (default: gas_limit, else estimate + 20%).",
+        show_default=False,
+    ),
+]
+
 EncryptOption = Annotated[
     bool | None,
     typer.Option(
@@ -213,6 +230,11 @@ def progress_bar(description: str) -> Iterator[Callable[[str, int, int], None] |
         task = bar.add_task(description, total=None)
 
         def update(phase: str, done: int, total: int) -> None:
+            if phase == "sync":
+                # Seconds, not bytes: say it in the description, keep the bar empty.
+                waiting = f"waiting for storage nodes to see the transaction: {done}/{total} s"
+                bar.update(task, description=f"{description} ({waiting})", completed=0, total=None)
+                return
             bar.update(task, description=f"{description} ({phase})", completed=done, total=total)
 
         yield update

@@ -109,6 +109,8 @@ def up(
     epilog=examples(
         "zerog devnet faults --fail-rate 0.2 --latency-ms 50",
         "zerog devnet faults --corrupt-node 0",
+        "zerog devnet faults --underpriced-next 1",
+        "zerog devnet faults --lag-node 0 --lag-node 1 --lag-ms 5000",
         "zerog devnet faults --clear",
     ),
 )
@@ -147,6 +149,34 @@ def faults(
             show_default=False,
         ),
     ] = None,
+    min_gas_price: Annotated[
+        int | None,
+        typer.Option(
+            "--min-gas-price",
+            help="Refuse transactions tipping less (neuron/gas) as 'transaction underpriced'.",
+            show_default=False,
+        ),
+    ] = None,
+    underpriced_next: Annotated[
+        int | None,
+        typer.Option(
+            "--underpriced-next",
+            help="Refuse the next N transactions as 'replacement transaction underpriced'.",
+            show_default=False,
+        ),
+    ] = None,
+    lag_node: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--lag-node",
+            help="Node index that sees transactions --lag-ms late (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+    lag_ms: Annotated[
+        int | None,
+        typer.Option("--lag-ms", help="How late lagging nodes see a tx.", show_default=False),
+    ] = None,
     clear: Annotated[bool, typer.Option("--clear", help="Switch every fault off first.")] = False,
     data_dir: Annotated[
         Path | None,
@@ -165,6 +195,10 @@ def faults(
             "drop_rate": 0,
             "corrupt_nodes": [],
             "fail_nodes": [],
+            "min_gas_price": 0,
+            "underpriced_next": 0,
+            "lag_nodes": [],
+            "lag_ms": 0,
         }
     given = {
         "fail_rate": fail_rate,
@@ -173,6 +207,10 @@ def faults(
         "drop_rate": drop_rate,
         "corrupt_nodes": corrupt_node,
         "fail_nodes": down_node,
+        "min_gas_price": min_gas_price,
+        "underpriced_next": underpriced_next,
+        "lag_nodes": lag_node,
+        "lag_ms": lag_ms,
     }
     changes.update({key: value for key, value in given.items() if value is not None})
     settings = control.set_faults(data_dir, changes)

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from zerog_cli.cli.common import AsUser, command, examples, state
+from zerog_cli.cli.common import AsUser, GasLimitOption, GasPriceOption, command, examples, state
 from zerog_cli.errors import UsageError
 from zerog_cli.infra import redaction
 from zerog_cli.infra.output import Column
@@ -394,11 +394,14 @@ def _print_funding(report: dict[str, Any]) -> None:
 def fund_deposit(
     amount: Annotated[str, typer.Argument(help="0G to move from the wallet, e.g. 3 or 0.5.")],
     yes: Yes = False,
+    gas_price: GasPriceOption = None,
+    gas_limit: GasLimitOption = None,
 ) -> None:
     """Deposit 0G from the wallet into its compute ledger (the first deposit is ≥ 3 0G)."""
     from zerog_cli.services.infer_funding import deposit
 
     current = state()
+    current.context.override(gas_price=gas_price, gas_limit=gas_limit)
     report = deposit(current.context, amount, _confirmer(yes))
     current.output.result(report, lambda: _print_funding(report))
 
@@ -415,11 +418,14 @@ def fund_transfer(
     provider: Annotated[str, typer.Argument(help="Provider address.")],
     amount: Annotated[str, typer.Argument(help="0G to move from the ledger to the provider.")],
     yes: Yes = False,
+    gas_price: GasPriceOption = None,
+    gas_limit: GasLimitOption = None,
 ) -> None:
     """Move 0G from the compute ledger to a provider's sub-account (first: ≥ 1 0G, acknowledges)."""
     from zerog_cli.services.infer_funding import transfer
 
     current = state()
+    current.context.override(gas_price=gas_price, gas_limit=gas_limit)
     report = transfer(current.context, provider, amount, _confirmer(yes))
     current.output.result(report, lambda: _print_funding(report))
 
@@ -434,11 +440,14 @@ def fund_transfer(
 def fund_acknowledge(
     provider: Annotated[str, typer.Argument(help="Provider address.")],
     yes: Yes = False,
+    gas_price: GasPriceOption = None,
+    gas_limit: GasLimitOption = None,
 ) -> None:
     """Acknowledge a provider whose sub-account exists but is not acknowledged."""
     from zerog_cli.services.infer_funding import acknowledge
 
     current = state()
+    current.context.override(gas_price=gas_price, gas_limit=gas_limit)
     report = acknowledge(current.context, provider, _confirmer(yes))
     current.output.result(report, lambda: _print_funding(report))
 

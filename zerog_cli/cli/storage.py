@@ -10,6 +10,8 @@ import typer
 from zerog_cli.cli.common import (
     AsUser,
     EncryptOption,
+    GasLimitOption,
+    GasPriceOption,
     command,
     complete_namespace,
     examples,
@@ -30,6 +32,7 @@ def register(app: typer.Typer) -> None:
             "zerog upload report.pdf --ns docs",
             "zerog upload db.dump --ns backups --name db-2026-11-26.dump --encrypt",
             "zerog upload big.iso --max-size 5GB --dry-run --json",
+            "zerog upload db.dump --gas-price 4gwei --gas-limit 600000",
         ),
     )(upload)
     command(
@@ -99,6 +102,8 @@ def upload(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print root, fee, cost and quota after; send nothing.")
     ] = False,
+    gas_price: GasPriceOption = None,
+    gas_limit: GasLimitOption = None,
 ) -> None:
     """Store a file on 0G: verify policy and quota, pay once, wait until it reads back."""
     from zerog_cli.services.upload import UploadRequest
@@ -107,7 +112,7 @@ def upload(
     if wait not in ("finalized", "uploaded", "none"):
         raise UsageError(f"--wait must be finalized, uploaded or none, not {wait!r}")
     current = state()
-    current.context.override(user=as_user)
+    current.context.override(user=as_user, gas_price=gas_price, gas_limit=gas_limit)
     request = UploadRequest(
         path=path,
         namespace=ns,

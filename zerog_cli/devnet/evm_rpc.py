@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 from zerog_cli.devnet.chain import ChainError, hex_data, hex_quantity, normalize_address
 from zerog_cli.devnet.contracts import Revert
-from zerog_cli.devnet.jsonrpc import INVALID_PARAMS, JsonRpcService, RpcError, param
+from zerog_cli.devnet.jsonrpc import (
+    INVALID_PARAMS,
+    SERVER_ERROR,
+    JsonRpcService,
+    RpcError,
+    param,
+)
+from zerog_cli.devnet.transactions import TransactionError, decode_raw_transaction
 from zerog_cli.zerog.flow_abi import ERROR_STRING_SELECTOR, describe_revert
 
 if TYPE_CHECKING:
@@ -76,6 +83,7 @@ class EvmRpc:
 
     def __init__(self, chain: Chain, faults: FaultInjector) -> None:
         self.chain = chain
+        self.faults = faults
         self.service = JsonRpcService(
             "rpc",
             {
@@ -210,10 +218,24 @@ class EvmRpc:
 
     def _send_raw_transaction(self, params: list[Any]) -> Any:
         raw = _bytes(param(params, 0, "data"), 0)
+        self._refuse_underpriced(raw)
         try:
             return self.chain.send_raw_transaction(raw)
         except ChainError as error:
             raise RpcError(error.code, error.message, error.data) from None
+
+    def _refuse_underpriced(self, raw: bytes) -> None:
+        """The underpriced faults, checked where geth checks them: after "already known"."""
+        try:
+            tx = decode_raw_transaction(raw)
+        except TransactionError:
+            return  # the chain refuses it with the decoding error
+        if self.chain.transaction(hex_data(tx.hash)) is not None:
+            return
+        tip_cap = tx.max_priority_fee_per_gas
+        refusal = self.faults.underpriced(tip_cap if tip_cap is not None else tx.gas_price or 0)
+        if refusal is not None:
+            raise RpcError(SERVER_ERROR, refusal)
 
     def _get_receipt(self, params: list[Any]) -> Any:
         found = self.chain.transaction(hex_data(_bytes(param(params, 0, "hash"), 0)))

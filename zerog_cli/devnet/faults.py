@@ -12,6 +12,14 @@ Settings (all changeable at run time through ``POST /admin/faults``):
   through the answer;
 - ``corrupt_nodes``: node indexes that corrupt **every** segment download;
 - ``fail_nodes``: node indexes that answer every request with HTTP 503 (down);
+- ``min_gas_price``: ``eth_sendRawTransaction`` refuses a transaction whose
+  gas tip cap (legacy: ``gasPrice``) is below it, with geth's
+  "transaction underpriced" (0: off);
+- ``underpriced_next``: the next that many transactions are refused with
+  geth's "replacement transaction underpriced" (what a node answers while an
+  earlier version of the same nonce sits in its pool); counts down;
+- ``lag_nodes`` and ``lag_ms``: those nodes see each Flow transaction only
+  ``lag_ms`` after it was mined (a node behind the chain);
 - ``targets``: services the rates apply to, any of ``rpc``, ``indexer``,
   ``node``, ``provider`` (default all);
 - ``seed``: seed of the random generator, for reproducible runs.
@@ -19,7 +27,7 @@ Settings (all changeable at run time through ``POST /admin/faults``):
 Faults never apply to ``/admin``. Counters: every request is counted per
 service (``requests``), every JSON-RPC call per ``service:method``
 (``methods``) and every injected fault per kind (``faults``: ``http_error``,
-``rpc_error``, ``drop``, ``node_down``, ``corrupt``); ``GET /admin/stats``
+``rpc_error``, ``drop``, ``node_down``, ``corrupt``, ``underpriced``); ``GET /admin/stats``
 reads them, ``POST /admin/stats/reset`` clears them.
 """
 
@@ -28,7 +36,7 @@ from __future__ import annotations
 import random
 import threading
 from collections import Counter
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 SERVICES = ("rpc", "indexer", "node", "provider")
@@ -48,6 +56,10 @@ class FaultSettings:
     fail_mode: str = "mixed"
     corrupt_nodes: list[int] = field(default_factory=list)
     fail_nodes: list[int] = field(default_factory=list)
+    min_gas_price: int = 0
+    underpriced_next: int = 0
+    lag_nodes: list[int] = field(default_factory=list)
+    lag_ms: int = 0
     targets: list[str] = field(default_factory=lambda: list(SERVICES))
     seed: int | None = None
 
@@ -72,6 +84,10 @@ class FaultSettings:
                     _non_negative_int(i, "corrupt_nodes") for i in merged["corrupt_nodes"]
                 ],
                 fail_nodes=[_non_negative_int(i, "fail_nodes") for i in merged["fail_nodes"]],
+                min_gas_price=_non_negative_int(merged["min_gas_price"], "min_gas_price"),
+                underpriced_next=_non_negative_int(merged["underpriced_next"], "underpriced_next"),
+                lag_nodes=[_non_negative_int(i, "lag_nodes") for i in merged["lag_nodes"]],
+                lag_ms=_non_negative_int(merged["lag_ms"], "lag_ms"),
                 targets=[str(t) for t in merged["targets"]],
                 seed=None if merged["seed"] is None else int(merged["seed"]),
             )
@@ -178,6 +194,28 @@ class FaultInjector:
         flipped = bytearray(data)
         flipped[position] ^= 0xFF
         return bytes(flipped)
+
+    def underpriced(self, tip_cap: int) -> str | None:
+        """geth's refusal of a transaction with this tip cap, or None to accept it."""
+        with self._lock:
+            settings = self._settings
+            if settings.underpriced_next > 0:
+                self._settings = replace(settings, underpriced_next=settings.underpriced_next - 1)
+                self._injected["underpriced"] += 1
+                return "replacement transaction underpriced"
+            if tip_cap < settings.min_gas_price:
+                self._injected["underpriced"] += 1
+                return (
+                    f"transaction underpriced: gas tip cap {tip_cap}, "
+                    f"minimum needed {settings.min_gas_price}"
+                )
+            return None
+
+    def node_lag(self, node: int) -> float:
+        """Seconds node ``node`` lags behind the chain."""
+        with self._lock:
+            settings = self._settings
+            return settings.lag_ms / 1000.0 if node in settings.lag_nodes else 0.0
 
     def count_request(self, service: str) -> None:
         with self._lock:

@@ -19,6 +19,11 @@ renamed into place. Consequences that match the real node:
 
 A node with shard config (N, K) stores only the segments whose global index
 ``floor(startEntryIndex / 1024) + i`` is K modulo N.
+
+A node named by the ``lag_nodes`` fault lags behind the chain: it sees each
+transaction ``lag_ms`` after it indexed it (every lookup by root or tx seq,
+and ``nextTxSeq``, leave the newer ones out), as a real node still syncing
+the chain does.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import json
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -109,6 +115,7 @@ class _TxState:
     tx: FlowTx
     missing: set[int] = field(default_factory=set)
     needed: int = 0
+    indexed_at: float = field(default_factory=time.monotonic)
 
     @property
     def finalized(self) -> bool:
@@ -284,15 +291,27 @@ class StorageNode:
 
     # -- lookups -----------------------------------------------------------------
 
+    def _seen(self) -> int:
+        """How many txs this node has seen: all of them unless it lags (``lag_nodes``)."""
+        lag = self.faults.node_lag(self.index)
+        count = len(self._txs)
+        if lag <= 0:
+            return count
+        cutoff = time.monotonic() - lag
+        while count and self._txs[count - 1].indexed_at > cutoff:
+            count -= 1
+        return count
+
     def tx_by_seq(self, seq: int) -> FlowTx | None:
         with self._lock:
-            return self._txs[seq].tx if 0 <= seq < len(self._txs) else None
+            return self._txs[seq].tx if 0 <= seq < self._seen() else None
 
     def _select(self, root: bytes) -> _TxState | None:
         """zgs_getFileInfo's rule: the first finalized tx with ``root``, else the
         first one. (The rule's ``needAvailable`` flag only skips pruned txs, and
         the devnet never prunes.)"""
-        seqs = self._by_root.get(root, [])
+        seen = self._seen()
+        seqs = [seq for seq in self._by_root.get(root, []) if seq < seen]
         for seq in seqs:
             if self._txs[seq].finalized:
                 return self._txs[seq]
@@ -300,7 +319,7 @@ class StorageNode:
 
     def is_finalized(self, seq: int) -> bool:
         with self._lock:
-            return 0 <= seq < len(self._txs) and self._txs[seq].finalized
+            return 0 <= seq < self._seen() and self._txs[seq].finalized
 
     def finalized_tx_for_root(self, root: bytes) -> FlowTx | None:
         with self._lock:
@@ -325,13 +344,13 @@ class StorageNode:
 
     def file_info_by_seq(self, seq: int) -> dict[str, Any] | None:
         with self._lock:
-            if not 0 <= seq < len(self._txs):
+            if not 0 <= seq < self._seen():
                 return None
             return self.file_info(self._txs[seq])
 
     def status(self) -> dict[str, Any]:
         with self._lock:
-            next_seq = len(self._txs)
+            next_seq = self._seen()
         height = self.chain.height
         block = self.chain.block(height)
         return {
@@ -380,7 +399,7 @@ class StorageNode:
                 seq = seqs[0]
             else:
                 raise invalid_params("expected a tx seq (number) or a root (hex string)")
-            if not 0 <= seq < len(self._txs):
+            if not 0 <= seq < self._seen():
                 return None
             return self._txs[seq].finalized
 

@@ -20,7 +20,14 @@ from typing import Any
 from zerog_cli.errors import ConfigError, UsageError
 from zerog_cli.infra import redaction
 from zerog_cli.infra.files import atomic_write_text, ensure_private_dir
-from zerog_cli.infra.units import format_size, format_usd, parse_duration, parse_size, parse_usd
+from zerog_cli.infra.units import (
+    format_size,
+    format_usd,
+    parse_duration,
+    parse_gas_price,
+    parse_size,
+    parse_usd,
+)
 
 PROFILES = ("devnet", "testnet", "mainnet")
 DEFAULT_PROFILE = "devnet"
@@ -102,6 +109,28 @@ def _as_usd(value: Any) -> int:
     return parse_usd(value)
 
 
+def _as_gas_price(value: Any) -> int:
+    return parse_gas_price(value)
+
+
+MAX_GAS_LIMIT = 30_000_000
+MAX_NODE_SYNC_TIMEOUT = 86_400
+
+
+def _as_gas_limit(value: Any) -> int:
+    limit = _as_int(value)
+    if not 21_000 <= limit <= MAX_GAS_LIMIT:
+        raise UsageError(f"a gas limit is between 21000 and {MAX_GAS_LIMIT}, got {value!r}")
+    return limit
+
+
+def _as_node_sync_timeout(value: Any) -> int:
+    seconds = _as_duration(value)
+    if not 1 <= seconds <= MAX_NODE_SYNC_TIMEOUT:
+        raise UsageError(f"expected between 1s and 24h, got {value!r}")
+    return seconds
+
+
 @dataclass(frozen=True)
 class Key:
     """One configuration key: its converter, global default and help text."""
@@ -128,7 +157,7 @@ class Key:
             return format_size(int(value))
         if self.convert is _as_usd:
             return format_usd(int(value))
-        if self.convert in (_as_duration, _as_signature_wait):
+        if self.convert in (_as_duration, _as_signature_wait, _as_node_sync_timeout):
             return f"{value}s"
         return str(value)
 
@@ -168,6 +197,21 @@ KEYS: dict[str, Key] = {
         Key("http_read_timeout", _as_duration, 30, "seconds to wait for an answer"),
         Key("http_max_tries", _as_int, 4, "attempts per call on retryable errors"),
         Key("wait_timeout", _as_duration, 300, "seconds to wait for a tx or finality"),
+        Key(
+            "node_sync_timeout",
+            _as_node_sync_timeout,
+            600,
+            "seconds storage nodes get to see a paid transaction (1s to 24h)",
+        ),
+        Key(
+            "tx_type",
+            _as_choice("legacy", "eip1559"),
+            "legacy",
+            "transaction type: legacy (as the official clients) or eip1559",
+        ),
+        Key("gas_price", _as_gas_price, None, "neuron per gas, or '4gwei' (default: eth_gasPrice)"),
+        Key("gas_limit", _as_gas_limit, None, "gas limit (default: the estimate plus 20%)"),
+        Key("max_gas_price", _as_gas_price, None, "highest price a gas raise may reach"),
         Key("metrics_file", _as_str, None, "textfile for node_exporter (atomic write)"),
         Key("pushgateway", _as_url, None, "Pushgateway URL for batch metrics"),
         Key("ledger_path", _as_str, None, "SQLite ledger (default: $ZEROG_HOME/ledger.db)"),
@@ -321,9 +365,12 @@ def _profile_defaults(profile: str) -> dict[str, tuple[Any, str]]:
 
 
 def _convert(key: str, raw: Any, where: str) -> Any:
+    """The converted value; a bad one is exit 8, or exit 2 when a flag gave it."""
     try:
         return KEYS[key].convert(raw)
     except UsageError as exc:
+        if where == "the command line":
+            raise UsageError(f"{key} from {where}: {exc}") from None
         raise ConfigError(f"{key} from {where}: {exc}") from None
 
 

@@ -147,6 +147,28 @@ def format_0g(neuron: int) -> str:
     return f"{sign}{whole}.{fraction}" if fraction else f"{sign}{whole}"
 
 
+GWEI = 10**9
+MAX_GAS_PRICE = 10**6 * GWEI
+"""A million gwei per gas: far above any real price; a typo guard."""
+
+
+def parse_gas_price(text: str | int) -> int:
+    """A gas price: neuron per gas ('4000000000') or gwei ('4gwei', '1.5 gwei')."""
+    cleaned = str(text).strip().lower().replace("_", "")
+    scale = 1
+    if cleaned.endswith("gwei"):
+        cleaned, scale = cleaned[: -len("gwei")].strip(), GWEI
+    try:
+        value = Decimal(cleaned) * scale
+    except InvalidOperation:
+        raise UsageError(f"not a gas price: {text!r} (examples: 4000000000, 4gwei)") from None
+    if value != value.to_integral_value() or value <= 0:
+        raise UsageError(f"a gas price is a positive whole number of neuron per gas: {text!r}")
+    if value > MAX_GAS_PRICE:
+        raise UsageError(f"gas price {text!r} is above {MAX_GAS_PRICE // GWEI} gwei: a typo?")
+    return int(value)
+
+
 def parse_positive_int(text: str | int, what: str) -> int:
     """Parse a non-negative integer such as a token count, refusing junk."""
     try:

@@ -17,6 +17,7 @@ from zerog_cli.errors import QuotaExceeded, RemoteError, UsageError
 from zerog_cli.infra.units import format_0g, parse_0g
 from zerog_cli.services.context import Context
 from zerog_cli.services.infer_chain import ComputeLink, connect, parse_address
+from zerog_cli.services.network import gas_options
 
 if TYPE_CHECKING:
     from zerog_cli.zerog.compute import Ledger, SubAccount
@@ -64,7 +65,7 @@ def _send(link: ComputeLink, *, to: str, data: bytes, value: int = 0) -> Receipt
     settings = link.context.settings
     try:
         tx_hash = link.chain.evm.send_transaction(
-            link.key.private_key, to=to, data=data, value=value
+            link.key.private_key, to=to, data=data, value=value, gas=gas_options(settings)
         )
     except RemoteError as failure:
         revert = revert_data_from(failure)

@@ -8,7 +8,9 @@ from zerog_cli.errors import ConfigError
 from zerog_cli.services.context import Context
 
 if TYPE_CHECKING:
-    from zerog_cli.zerog.transfer import StorageNetwork
+    from zerog_cli.infra.config import Settings
+    from zerog_cli.zerog.evm import GasOptions
+    from zerog_cli.zerog.transfer import StorageNetwork, UploadPlan
 
 
 def storage_network(context: Context) -> StorageNetwork:
@@ -35,3 +37,27 @@ def check_chain_id(network: StorageNetwork, context: Context) -> int:
             hint="fix rpc_url or chain_id (`zerog config show`)",
         )
     return actual
+
+
+def check_node_chain_id(plan: UploadPlan, context: Context) -> None:
+    """The storage nodes must serve the profile's chain (their ``networkIdentity.chainId``)."""
+    settings = context.settings
+    expected = settings.chain_id
+    if expected is not None and plan.node_chain_id != int(expected):
+        raise ConfigError(
+            f"storage node {plan.status_node} serves chain {plan.node_chain_id}, but profile "
+            f"{settings.profile} expects chain {expected}",
+            hint="fix indexer_url or chain_id (`zerog config show`)",
+        )
+
+
+def gas_options(settings: Settings) -> GasOptions:
+    """Transaction type and gas settings (tx_type, gas_price, gas_limit, max_gas_price)."""
+    from zerog_cli.zerog.evm import GasOptions
+
+    return GasOptions(
+        tx_type=str(settings.tx_type),
+        gas_price=settings.gas_price,
+        gas_limit=settings.gas_limit,
+        max_gas_price=settings.max_gas_price,
+    )

@@ -30,7 +30,12 @@ from zerog_cli.ledger.payments import PendingPayment
 from zerog_cli.ledger.quotas import Reserved
 from zerog_cli.services import namespaces, quotas
 from zerog_cli.services.context import Context
-from zerog_cli.services.network import check_chain_id, storage_network
+from zerog_cli.services.network import (
+    check_chain_id,
+    check_node_chain_id,
+    gas_options,
+    storage_network,
+)
 from zerog_cli.services.payments import settle_abandoned
 
 if TYPE_CHECKING:
@@ -198,8 +203,12 @@ def _upload(
     tree, sha256, open_source = _hash_source(request.path, key)
     network = storage_network(context)
     plan: UploadPlan = plan_upload(
-        network, tree, replicas=request.replicas or int(settings.replicas)
+        network,
+        tree,
+        replicas=request.replicas or int(settings.replicas),
+        flow_address=settings.flow_address,
     )
+    check_node_chain_id(plan, context)
     usd = quotas.storage_usd_micro(tree.size, settings) if plan.needs_payment else 0
     charged = Reserved(storage_bytes=tree.size if plan.needs_payment else 0, usd_micro=usd)
     report: dict[str, Any] = {
@@ -214,6 +223,7 @@ def _upload(
         "fee_neuron": str(plan.fee_neuron),
         "usd_micro": usd,
         "already_on_network": not plan.needs_payment,
+        "flow_address": plan.flow_address,
     }
     if request.dry_run:
         report["dry_run"] = True
@@ -226,6 +236,7 @@ def _upload(
         unrecorded.append(adopted["tx_hash"])
     if plan.needs_payment:
         check_chain_id(network, context)
+    prepaid = adopted["tx_hash"] if adopted is not None and plan.needs_payment else None
     pending = PendingPayment(
         intent=uuid.uuid4().hex,
         operation=request.operation,
@@ -258,12 +269,15 @@ def _upload(
                     replicas=request.replicas or int(settings.replicas),
                     wait=request.wait,
                     concurrency=int(settings.upload_concurrency),
+                    gas=gas_options(settings),
                     receipt_timeout=float(settings.wait_timeout),
+                    tx_known_timeout=float(settings.node_sync_timeout),
                     finality_timeout=float(settings.wait_timeout),
                 ),
                 plan=plan,
                 progress=progress,
                 on_tx_signed=journal,
+                prepaid_tx=prepaid,
             )
     except BaseException as error:
         quotas.release(context, reservation)
@@ -335,7 +349,7 @@ def _upload(
         {
             "object_id": object_id,
             "tx_seq": result.tx_seq,
-            "tx_hash": result.tx_hash,
+            "tx_hash": result.tx_hash or (None if adopted is None else adopted["tx_hash"]),
             "fee_neuron": str(fee_neuron),
             "usd_micro": spent.usd_micro,
             "deduped": result.deduped,

@@ -5,6 +5,13 @@ gas estimation, ``eth_call``, raw transaction broadcast, receipts, balance.
 Transactions are signed locally with eth-account from a key the caller
 passes; the key is never logged nor put in a message.
 
+Transactions are sent as the official Go storage client sends them
+(``contract/contract.go``, ``TransactWithGasAdjustment``): legacy, with
+``gasPrice`` from ``eth_gasPrice`` unless one is configured, and re-signed at
+1.5 times the price *with the same nonce* when the node refuses it as
+underpriced or answers a mempool/timeout error. One nonce means at most one
+of the signed versions can ever be mined: a submission is never paid twice.
+
 Resending ``eth_sendRawTransaction`` is safe: the same signed bytes name the
 same transaction hash, and a node that already has it answers "already
 known", which is read as success here. So the default (retrying) HTTP policy
@@ -13,6 +20,8 @@ is used for it.
 
 from __future__ import annotations
 
+import logging
+import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -32,12 +41,20 @@ if TYPE_CHECKING:
     from zerog_cli.zerog.flow_abi import Submission
     from zerog_cli.zerog.merkle import FileTree
 
+log = logging.getLogger("zerog.evm")
 RevertDecoder = Callable[[bytes], str]
 GAS_LIMIT_MARGIN_PERCENT = 20
 _ALREADY_KNOWN = ("already known", "known transaction", "already imported")
 _NO_FUNDS = ("insufficient funds",)
-_NONCE_TAKEN = ("nonce too low", "replacement transaction underpriced")
+_NONCE_TOO_LOW = "nonce too low"
+_REPLACEMENT_UNDERPRICED = "replacement transaction underpriced"
+_BUMP_ON = ("underpriced", "mempool", "timeout")
+"""Refusals answered with a higher gas price (the Go client: "mempool", "timeout")."""
 NONCE_ATTEMPTS = 6
+TX_TYPES = ("legacy", "eip1559")
+BUMP_NUMERATOR, BUMP_DENOMINATOR = 15, 10
+"""Each re-signing multiplies the price by 1.5 (the Go client's default ``Step`` 15)."""
+DEFAULT_MAX_BUMPS = 4
 
 
 def describe_standard_revert(data: bytes) -> str:
@@ -80,6 +97,51 @@ class FeeParams:
     @property
     def worst_case_price(self) -> int:
         return self.max_fee_per_gas if self.max_fee_per_gas is not None else self.gas_price or 0
+
+    def bumped(self, ceiling: int | None = None) -> FeeParams:
+        """Every price times 1.5, at most ``ceiling`` (geth replaces a pooled
+        transaction only when both EIP-1559 fields rise by 10 %)."""
+
+        def raise_(price: int | None) -> int | None:
+            if price is None:
+                return None
+            higher = max(price * BUMP_NUMERATOR // BUMP_DENOMINATOR, price + 1)
+            return higher if ceiling is None else min(higher, ceiling)
+
+        return FeeParams(
+            gas_price=raise_(self.gas_price),
+            max_fee_per_gas=raise_(self.max_fee_per_gas),
+            max_priority_fee_per_gas=raise_(self.max_priority_fee_per_gas),
+        )
+
+    def describe(self) -> str:
+        if self.eip1559:
+            return (
+                f"maxFeePerGas {self.max_fee_per_gas}, "
+                f"maxPriorityFeePerGas {self.max_priority_fee_per_gas}"
+            )
+        return f"gasPrice {self.gas_price}"
+
+
+@dataclass(frozen=True)
+class GasOptions:
+    """How a transaction pays for gas; every field is a setting and a flag.
+
+    ``gas_price`` (neuron per gas) replaces ``eth_gasPrice`` (legacy) or is
+    both EIP-1559 fee fields (as ethers does with a given gasPrice);
+    ``gas_limit`` replaces the estimate; ``max_gas_price`` caps the bumps,
+    of which there are at most ``max_bumps``.
+    """
+
+    tx_type: str = "legacy"
+    gas_price: int | None = None
+    gas_limit: int | None = None
+    max_gas_price: int | None = None
+    max_bumps: int = DEFAULT_MAX_BUMPS
+
+    def __post_init__(self) -> None:
+        if self.tx_type not in TX_TYPES:
+            raise ConfigError(f"tx_type must be one of {', '.join(TX_TYPES)}, not {self.tx_type!r}")
 
 
 def account_address(private_key: str | bytes) -> str:
@@ -146,21 +208,32 @@ class EvmClient:
         except RemoteError:
             return None
 
-    def fee_params(self, gas_price: int | None = None) -> FeeParams:
-        """EIP-1559 fees when the chain has a base fee, else legacy.
+    def fee_params(self, tx_type: str = "legacy", gas_price: int | None = None) -> FeeParams:
+        """Legacy: ``gas_price`` or ``eth_gasPrice`` (both official clients' source).
 
-        A caller-given ``gas_price`` forces a legacy transaction at that price.
+        EIP-1559: a given ``gas_price`` is both fee fields (ethers' rule);
+        otherwise ``2 x baseFee + tip``. ConfigError when the chain has no base fee.
         """
-        if gas_price is not None:
-            return FeeParams(gas_price=gas_price)
+        if tx_type == "legacy":
+            return FeeParams(gas_price=self.gas_price() if gas_price is None else gas_price)
         base = self.base_fee()
-        price = self.gas_price()
         if base is None:
-            return FeeParams(gas_price=price)
+            raise ConfigError(
+                f"{self.endpoint}: the chain has no base fee, so it takes no EIP-1559 transaction",
+                hint="set tx_type = legacy",
+            )
+        if gas_price is not None:
+            return FeeParams(max_fee_per_gas=gas_price, max_priority_fee_per_gas=gas_price)
         tip = self.max_priority_fee()
         if tip is None:
-            tip = max(0, price - base)
+            tip = max(0, self.gas_price() - base)
         return FeeParams(max_fee_per_gas=2 * base + tip, max_priority_fee_per_gas=tip)
+
+    def transaction(self, tx_hash: str) -> Mapping[str, Any] | None:
+        """``eth_getTransactionByHash``: the pooled or mined transaction, or None."""
+        method = "eth_getTransactionByHash"
+        value = self.rpc.call(method, [tx_hash])
+        return None if value is None else self._reader(method).obj(value, "result")
 
     def call(
         self, to: str, data: bytes, *, sender: str | None = None, block: str = "latest"
@@ -259,25 +332,26 @@ class EvmClient:
         to: str,
         data: bytes,
         value: int = 0,
-        gas_limit: int | None = None,
-        gas_price: int | None = None,
+        gas: GasOptions | None = None,
         nonce: int | None = None,
         on_signed: Callable[[str], None] | None = None,
     ) -> str:
-        """Build, sign and broadcast a transaction; returns its hash.
+        """Build, sign and broadcast a transaction; returns the hash the node took.
 
-        Without an explicit ``nonce``, a "nonce too low" answer (another
-        process of the same account got there first) makes it fetch the
-        pending nonce again and re-sign, a few times. ``on_signed(tx_hash)``
-        runs after each signing and before the broadcast, so a caller can
-        journal a payment that may be mined even if this process dies next.
+        Refused as underpriced, or with a mempool/timeout error, it is signed
+        again at 1.5 times the price with the same nonce, at most
+        ``gas.max_bumps`` times. Without an explicit ``nonce``, "nonce too low"
+        (another process of the same account got there first) makes it fetch
+        the pending nonce again, a few times, but only once none of its own
+        signed versions is known to the chain. ``on_signed(tx_hash)`` runs
+        after each signing and before the broadcast, so a caller can journal
+        a payment that may be mined even if this process dies next.
         """
-        import random
-
         from eth_account import Account
 
         from zerog_cli.zerog.merkle import keccak256
 
+        gas = gas or GasOptions()
         sender = account_address(private_key)
         tx: dict[str, Any] = {
             "chainId": self.chain_id(),
@@ -285,37 +359,92 @@ class EvmClient:
             "value": value,
             "data": "0x" + data.hex(),
         }
+        gas_limit = gas.gas_limit
         if gas_limit is None:
             estimate = self.estimate_gas(
                 {"from": sender, "to": tx["to"], "data": tx["data"], "value": hex(value)}
             )
             gas_limit = estimate + estimate * GAS_LIMIT_MARGIN_PERCENT // 100
         tx["gas"] = gas_limit
-        fees = self.fee_params(gas_price)
-        if fees.eip1559:
-            tx["type"] = 2
-            tx["maxFeePerGas"] = fees.max_fee_per_gas
-            tx["maxPriorityFeePerGas"] = fees.max_priority_fee_per_gas
-        else:
-            tx["gasPrice"] = fees.gas_price
-        attempt = 0
+        fees = self.fee_params(gas.tx_type, gas.gas_price)
+        if gas.max_gas_price is not None and fees.worst_case_price > gas.max_gas_price:
+            raise ConfigError(
+                f"{self.endpoint}: the gas price ({fees.describe()}) is above "
+                f"max_gas_price {gas.max_gas_price}",
+                hint="raise max_gas_price or wait for cheaper gas",
+            )
+        current = self.nonce(sender) if nonce is None else nonce
+        signed_hashes: list[str] = []
+        nonce_retries = bumps = 0
+        maybe_pooled = False  # a version at `current` may sit in the pool (mempool/timeout)
         while True:
-            attempt += 1
-            tx["nonce"] = self.nonce(sender) if nonce is None else nonce
+            tx["nonce"] = current
+            _set_fees(tx, fees)
             try:
                 signed = Account.sign_transaction(tx, private_key)
             except Exception:  # never let a library message carry the key
                 raise ConfigError("could not sign the transaction with the given key") from None
             raw = bytes(signed.raw_transaction)
+            tx_hash = "0x" + keccak256(raw).hex()
+            signed_hashes.append(tx_hash)
             if on_signed is not None:
-                on_signed("0x" + keccak256(raw).hex())
+                on_signed(tx_hash)
             try:
                 return self.send_raw_transaction(raw)
             except RemoteError as error:
-                taken = any(marker in str(error).lower() for marker in _NONCE_TAKEN)
-                if not taken or nonce is not None or attempt >= NONCE_ATTEMPTS:
+                text = str(error).lower()
+                if _NONCE_TOO_LOW in text:
+                    taken = self._known_version(signed_hashes)
+                    if taken is not None:
+                        return taken
+                    if nonce is not None or maybe_pooled or nonce_retries >= NONCE_ATTEMPTS:
+                        raise
+                    nonce_retries += 1
+                    time.sleep(random.uniform(0.05, 0.3))
+                    current = self.nonce(sender)
+                    continue
+                if not any(marker in text for marker in _BUMP_ON):
                     raise
-                time.sleep(random.uniform(0.05, 0.3))
+                if _REPLACEMENT_UNDERPRICED in text and nonce is None and not maybe_pooled:
+                    # Someone else's transaction may hold this nonce in the pool:
+                    # a newer pending nonce means ours was not the one refused.
+                    fresh = self.nonce(sender)
+                    if fresh != current and nonce_retries < NONCE_ATTEMPTS:
+                        nonce_retries += 1
+                        current = fresh
+                        continue
+                maybe_pooled = maybe_pooled or "underpriced" not in text
+                if bumps >= gas.max_bumps:
+                    raise RemoteError(
+                        f"{self.endpoint}: transaction still refused after {bumps} gas price "
+                        f"raise(s) at {fees.describe()}: {one_line(str(error), 160)}",
+                        kind="fatal",
+                        endpoint=self.endpoint,
+                    ) from None
+                higher = fees.bumped(gas.max_gas_price)
+                if higher == fees:
+                    raise RemoteError(
+                        f"{self.endpoint}: transaction refused at max_gas_price "
+                        f"({fees.describe()}): {one_line(str(error), 160)}",
+                        kind="fatal",
+                        endpoint=self.endpoint,
+                    ) from None
+                bumps += 1
+                log.warning(
+                    "%s refused the transaction (%s); signing it again with nonce %d at %s",
+                    self.endpoint,
+                    one_line(str(error), 120),
+                    current,
+                    higher.describe(),
+                )
+                fees = higher
+
+    def _known_version(self, hashes: list[str]) -> str | None:
+        """The first of our signed versions the chain knows (pooled or mined)."""
+        for tx_hash in hashes:
+            if self.transaction(tx_hash) is not None:
+                return tx_hash
+        return None
 
     def _revert_error(self, error: RemoteError, method: str) -> RemoteError:
         data = error.data
@@ -342,6 +471,16 @@ class EvmClient:
             kind="fatal",
             endpoint=self.endpoint,
         )
+
+
+def _set_fees(tx: dict[str, Any], fees: FeeParams) -> None:
+    if fees.eip1559:
+        tx.pop("gasPrice", None)
+        tx["type"] = 2
+        tx["maxFeePerGas"] = fees.max_fee_per_gas
+        tx["maxPriorityFeePerGas"] = fees.max_priority_fee_per_gas
+    else:
+        tx["gasPrice"] = fees.gas_price
 
 
 def _checksum(address: str) -> str:
@@ -398,7 +537,8 @@ def quote_fee(evm: EvmClient, flow_address: str, tree: FileTree) -> FeeQuote:
         price = flow_abi.decode_uint_word(evm.call(market, flow_abi.PRICE_PER_SECTOR_SELECTOR))
     except ValueError as error:
         raise ProtocolError(
-            f"{where}: malformed market answer: {one_line(str(error), 120)}"
+            f"{where}: malformed market answer from Flow contract {flow_address} "
+            f"(is it the Flow contract?): {one_line(str(error), 120)}"
         ) from None
     return FeeQuote(
         flow_address=flow_address.lower(),
@@ -416,8 +556,7 @@ def submit_file(
     *,
     fee: int | None = None,
     tags: bytes = b"",
-    gas_price: int | None = None,
-    gas_limit: int | None = None,
+    gas: GasOptions | None = None,
     receipt_timeout: float = 300.0,
     receipt_poll: float = 1.0,
     on_signed: Callable[[str], None] | None = None,
@@ -437,11 +576,32 @@ def submit_file(
         to=flow_address,
         data=flow_abi.encode_submit_calldata(submission),
         value=fee,
-        gas_limit=gas_limit,
-        gas_price=gas_price,
+        gas=gas,
         on_signed=on_signed,
     )
-    receipt = evm.wait_for_receipt(tx_hash, timeout=receipt_timeout, poll=receipt_poll)
+    return read_submission(
+        evm, tx_hash, flow_address, tree, fee=fee, timeout=receipt_timeout, poll=receipt_poll
+    )
+
+
+def read_submission(
+    evm: EvmClient,
+    tx_hash: str,
+    flow_address: str,
+    tree: FileTree,
+    *,
+    fee: int,
+    timeout: float = 300.0,
+    poll: float = 1.0,
+) -> SubmitResult:
+    """Where a mined Flow payment for ``tree`` put it: txSeq and flow position.
+
+    Also used for a payment an earlier run made and did not use (a rerun
+    reuses it instead of paying again).
+    """
+    from zerog_cli.zerog import flow_abi
+
+    receipt = evm.wait_for_receipt(tx_hash, timeout=timeout, poll=poll)
     if receipt.status != 1:
         raise RemoteError(
             f"{evm.endpoint}: Flow submit transaction {tx_hash} reverted",

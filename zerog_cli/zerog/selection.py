@@ -186,17 +186,6 @@ def upload_tasks(
     return tasks
 
 
-def holders(
-    nodes: Sequence[ShardedNode], global_segment: int, rotate: int = 0
-) -> list[ShardedNode]:
-    """Nodes that hold ``global_segment``, rotated by ``rotate`` to spread load."""
-    found = [node for node in nodes if node.config.holds(global_segment)]
-    if not found:
-        return found
-    shift = rotate % len(found)
-    return found[shift:] + found[:shift]
-
-
 def replacements(
     candidates: Iterable[ShardedNode],
     needed: Iterable[int],

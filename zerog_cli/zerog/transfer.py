@@ -8,19 +8,23 @@ counted) and ``"download"`` (bytes written to the sink).
 Upload, in order:
 
 1. :func:`plan_upload` (also the ``--dry-run``): nodes from the indexer's
-   ``trusted`` list ("min" selection, ``replicas`` copies), the Flow address
-   from the first node's status, a dedupe probe (``zgs_getFileInfo(root,
-   false)``) and, when a payment is needed, the fee quote (``market()``, then
-   ``pricePerSector()``). Nothing is sent.
-2. Dedupe. A node that has the root *finalized with the same size* ends the
-   upload with its txSeq: no fee, no transaction. A node that knows the root
-   with the same size, not finalized and not pruned, gives a tx that is
-   reused: no second payment, its segments are uploaded under that txSeq
-   (the Go client's ``--skip-tx`` behaviour; the TS SDK would pay again).
+   ``trusted`` list ("min" selection, ``replicas`` copies), the chain id and
+   Flow address from the first node's status (a configured Flow address
+   wins, as in the Go client's ``ResolveContractConfig``), a dedupe probe
+   (``zgs_getFileInfo(root, false)``) and, when a payment is needed, the fee
+   quote (``market()``, then ``pricePerSector()``). Nothing is sent.
+2. Dedupe. Nodes that have the root *finalized with the same size* and that
+   together hold every segment of it (a sharded node finalizes its own
+   shard only) end the upload with their txSeq: no fee, no transaction. A
+   node that knows the root with the same size, not finalized and not
+   pruned, gives a tx that is reused: no second payment, its segments are
+   uploaded under that txSeq (the Go client's ``--skip-tx`` behaviour; the
+   TS SDK would pay again). So does a mined payment the caller passes in
+   (``prepaid_tx``: an earlier run paid and then gave up waiting).
 3. Otherwise ``Flow.submit`` with ``value = sectors x pricePerSector``; the
    txSeq comes from the receipt's Submit log.
 4. Every selected node must know the tx (``zgs_getFileInfoByTxSeq``) within
-   ``tx_known_timeout``.
+   ``tx_known_timeout`` (a node may lag behind the chain).
 5. Segments go out with ``zgs_uploadSegmentsByTxSeq`` from a bounded thread
    pool, tasks interleaved across nodes. "already uploaded and finalized" and
    "segment has already been uploaded" count as success; "too many data
@@ -67,7 +71,6 @@ from zerog_cli.errors import (
 )
 from zerog_cli.zerog.selection import (
     ShardedNode,
-    holders,
     node_segments,
     replacements,
     segment_span,
@@ -77,10 +80,15 @@ from zerog_cli.zerog.selection import (
 
 if TYPE_CHECKING:
     from zerog_cli.infra.http import HttpClient, Timeouts
-    from zerog_cli.zerog.evm import EvmClient, FeeQuote
+    from zerog_cli.zerog.evm import EvmClient, FeeQuote, GasOptions
     from zerog_cli.zerog.indexer import IndexerClient
     from zerog_cli.zerog.merkle import FileTree
-    from zerog_cli.zerog.storage_node import FileInfo, SegmentWithProof, StorageNodeClient
+    from zerog_cli.zerog.storage_node import (
+        FileInfo,
+        NetworkIdentity,
+        SegmentWithProof,
+        StorageNodeClient,
+    )
 
 log = logging.getLogger("zerog.transfer")
 
@@ -223,10 +231,9 @@ class UploadOptions:
     tags: bytes = b""
     fee: int | None = None
     """Replace the quoted fee (neuron). Any excess is kept by the Flow contract."""
-    gas_price: int | None = None
-    gas_limit: int | None = None
+    gas: GasOptions | None = None
     receipt_timeout: float = 300.0
-    tx_known_timeout: float = 120.0
+    tx_known_timeout: float = 600.0
     finality_timeout: float = 600.0
     poll_interval: float = 1.0
     busy_retries: int = 12
@@ -237,6 +244,8 @@ class UploadOptions:
             raise UsageError(f"wait must be one of {', '.join(WAIT_MODES)}, not {self.wait!r}")
         if self.replicas < 1 or self.task_size < 1 or self.concurrency < 1:
             raise UsageError("replicas, task size and concurrency must be at least 1")
+        if self.tx_known_timeout <= 0:
+            raise UsageError("the time nodes get to see a transaction must be positive")
 
 
 @dataclass
@@ -249,9 +258,14 @@ class UploadPlan:
     nodes: list[ShardedNode]
     candidates: list[ShardedNode]
     flow_address: str
+    flow_address_configured: bool
+    node_chain_id: int
+    """``networkIdentity.chainId`` of the node whose status was read."""
+    status_node: str
     existing: FileInfo | None
-    """The root finalized with this size on a selected node: nothing to pay."""
-    existing_node: str | None
+    """The root finalized with this size on selected nodes that hold all of it."""
+    holders: list[_Holder]
+    """Those nodes, with the tx each holds the file under."""
     reusable: FileInfo | None
     """The root known, same size, not finalized: its tx is reused, not paid again."""
     quote: FeeQuote | None
@@ -293,18 +307,23 @@ def estimate_fee(network: StorageNetwork, tree: FileTree, flow_address: str) -> 
 
 
 def plan_upload(
-    network: StorageNetwork, tree: FileTree, *, replicas: int = 1, quote: bool = True
+    network: StorageNetwork,
+    tree: FileTree,
+    *,
+    replicas: int = 1,
+    quote: bool = True,
+    flow_address: str | None = None,
 ) -> UploadPlan:
     """Select nodes, probe for the file and quote the fee. Sends nothing.
 
     With ``quote=False`` the chain is not asked (no EVM URL needed); the plan
-    then has no fee even when a payment would be needed.
+    then has no fee even when a payment would be needed. ``flow_address``
+    (the ``flow_address`` setting) replaces the one the nodes report.
     """
     candidates = network.trusted_nodes()
     nodes = select_nodes(candidates, replicas, "min")
-    flow_address = _flow_address(network, [*nodes, *candidates])
-    existing: FileInfo | None = None
-    existing_node: str | None = None
+    status_node, identity = _network_identity(network, [*nodes, *candidates])
+    finalized: list[tuple[ShardedNode, FileInfo]] = []
     reusable: FileInfo | None = None
     for node in nodes:
         try:
@@ -315,29 +334,59 @@ def plan_upload(
         if info is None or info.tx.size != tree.size or info.tx.data_merkle_root != tree.root_hex:
             continue
         if info.finalized:
-            existing, existing_node = info, node.url
-            break
-        if not info.pruned and reusable is None:
+            finalized.append((node, info))
+        elif not info.pruned and reusable is None:
             reusable = info
+    holders_ = _covering_holders(finalized, tree.num_chunks)
+    if not holders_ and finalized and reusable is None:
+        # Finalized on some shards only: the tx is known, the rest is uploaded under it.
+        reusable = finalized[0][1]
+    existing = None
+    if holders_:
+        existing = next(info for node, info in finalized if node.url == holders_[0].node.url)
     plan = UploadPlan(
         root=tree.root_hex,
         size=tree.size,
         sectors=tree.fee_sectors,
         nodes=nodes,
         candidates=candidates,
-        flow_address=flow_address,
+        flow_address=(flow_address or identity.flow_address).lower(),
+        flow_address_configured=flow_address is not None,
+        node_chain_id=identity.chain_id,
+        status_node=status_node,
         existing=existing,
-        existing_node=existing_node,
+        holders=holders_,
         reusable=None if existing is not None else reusable,
         quote=None,
     )
     if quote and plan.needs_payment:
-        plan.quote = estimate_fee(network, tree, flow_address)
+        plan.quote = estimate_fee(network, tree, plan.flow_address)
     return plan
 
 
-def _flow_address(network: StorageNetwork, nodes: Sequence[ShardedNode]) -> str:
-    """The Flow contract named by the first node that answers (selected ones first)."""
+def _covering_holders(
+    finalized: Sequence[tuple[ShardedNode, FileInfo]], num_chunks: int
+) -> list[_Holder]:
+    """The finalized nodes when, together, they hold every segment of the file.
+
+    A node of shard (K, N) reports the file finalized once it has its own
+    segments; each may hold it under its own tx (the same root paid twice).
+    """
+    holders_ = [
+        _Holder(node, info.tx.seq, info.tx.start_entry_index // SEGMENT_CHUNKS)
+        for node, info in finalized
+    ]
+    num_segments = -(-num_chunks // SEGMENT_CHUNKS)
+    for index in range(num_segments):
+        if not any(h.node.config.holds(h.first_segment + index) for h in holders_):
+            return []
+    return holders_
+
+
+def _network_identity(
+    network: StorageNetwork, nodes: Sequence[ShardedNode]
+) -> tuple[str, NetworkIdentity]:
+    """The first node that answers ``zgs_getStatus`` (selected ones first) and its identity."""
     problems = []
     seen: set[str] = set()
     for node in nodes:
@@ -345,7 +394,7 @@ def _flow_address(network: StorageNetwork, nodes: Sequence[ShardedNode]) -> str:
             continue
         seen.add(node.url)
         try:
-            return network.node(node.url).get_status().network_identity.flow_address
+            return node.url, network.node(node.url).get_status().network_identity
         except ZerogError as error:
             problems.append(str(error))
     raise NetworkUnavailable(f"no storage node answered zgs_getStatus ({problems[0]})")
@@ -361,11 +410,15 @@ def upload(
     plan: UploadPlan | None = None,
     progress: Progress | None = None,
     on_tx_signed: Callable[[str], None] | None = None,
+    prepaid_tx: str | None = None,
 ) -> UploadResult:
     """Upload ``source`` (whose tree is ``tree``) and return where it landed.
 
     ``on_tx_signed(tx_hash)`` runs before the Flow payment is broadcast (see
-    `EvmClient.send_transaction`), so the caller can journal it.
+    `EvmClient.send_transaction`), so the caller can journal it (once per
+    signed version: a gas price raise signs again with the same nonce).
+    ``prepaid_tx`` is a mined Flow payment for this file by an earlier run:
+    its tx is used and nothing is paid, even before any node has seen it.
 
     ``private_key`` pays for the Flow transaction; it may be None only when
     the file is already known (the call then raises ``UsageError`` if a
@@ -387,10 +440,19 @@ def upload(
     mark = time.monotonic()
     tx_hash: str | None = None
     fee = 0
+    paid_here = False
     if plan.reusable is not None:
         tx_seq = plan.reusable.tx.seq
         start_entry_index = plan.reusable.tx.start_entry_index
         log.info("reusing known tx %d for %s: no new payment", tx_seq, tree.root_hex)
+    elif prepaid_tx is not None:
+        from zerog_cli.zerog.evm import read_submission
+
+        earlier = read_submission(
+            network.evm, prepaid_tx, plan.flow_address, tree, fee=0, timeout=opts.receipt_timeout
+        )
+        tx_hash, tx_seq, start_entry_index = prepaid_tx, earlier.tx_seq, earlier.start_entry_index
+        log.info("reusing tx %d (%s) an earlier run paid for %s", tx_seq, tx_hash, tree.root_hex)
     else:
         if private_key is None:
             raise UsageError("a private key is needed to pay for this upload")
@@ -412,8 +474,7 @@ def upload(
             private_key,
             fee=fee,
             tags=opts.tags,
-            gas_price=opts.gas_price,
-            gas_limit=opts.gas_limit,
+            gas=opts.gas,
             receipt_timeout=opts.receipt_timeout,
             receipt_poll=min(opts.poll_interval, 1.0),
             on_signed=on_tx_signed,
@@ -423,12 +484,26 @@ def upload(
             submitted.tx_seq,
             submitted.start_entry_index,
         )
+        paid_here = True
         log.info("submitted %s as tx %d (%s)", tree.root_hex, tx_seq, tx_hash)
     timings["submit"] = time.monotonic() - mark
 
     job = _UploadJob(network, source, tree, opts, tx_seq, start_entry_index, progress)
     mark = time.monotonic()
-    job.run(plan.nodes, plan.candidates)
+    try:
+        job.run(plan.nodes, plan.candidates)
+    except NetworkUnavailable as error:
+        if not job.unsynced:
+            raise
+        paid = f"tx {tx_seq}" + (f" ({tx_hash})" if tx_hash else "")
+        raise NetworkUnavailable(
+            f"{error}; {job.unsynced[0]} did not see {paid} within {opts.tx_known_timeout:.0f} s",
+            hint=(
+                f"{'the payment is made: ' if paid_here else ''}"
+                f"rerun the same command to reuse {paid} without paying again, "
+                "or allow nodes more time with node_sync_timeout"
+            ),
+        ) from None
     timings["upload"] = time.monotonic() - mark
 
     mark = time.monotonic()
@@ -437,7 +512,8 @@ def upload(
         job.wait_stored(final=opts.wait == "finalized")
         finalized = opts.wait == "finalized"
     if opts.wait == "finalized":
-        _read_back(network, tree, job.active, tx_seq, start_entry_index)
+        first = start_entry_index // SEGMENT_CHUNKS
+        _read_back(network, tree, [_Holder(node, tx_seq, first) for node in job.active])
     timings["wait"] = time.monotonic() - mark
     timings["total"] = time.monotonic() - started
     return UploadResult(
@@ -467,12 +543,11 @@ def _deduped(
     started: float,
     timings: dict[str, float],
 ) -> UploadResult:
-    assert plan.existing is not None and plan.existing_node is not None
+    assert plan.existing is not None
     tx = plan.existing.tx
-    holder = next(node for node in plan.nodes if node.url == plan.existing_node)
     log.info("%s is already stored as tx %d: nothing to pay", tree.root_hex, tx.seq)
     if opts.wait == "finalized":
-        _read_back(network, tree, [holder], tx.seq, tx.start_entry_index)
+        _read_back(network, tree, plan.holders)
     timings["total"] = time.monotonic() - started
     return UploadResult(
         root=tree.root_hex,
@@ -482,7 +557,7 @@ def _deduped(
         fee_neuron=0,
         sectors=tree.fee_sectors,
         start_entry_index=tx.start_entry_index,
-        nodes=[holder.url],
+        nodes=[holder.node.url for holder in plan.holders],
         failed_nodes={},
         deduped=True,
         reused_tx=False,
@@ -531,6 +606,8 @@ class _UploadJob:
         self.progress = progress
         self.active: list[ShardedNode] = []
         self.failed: dict[str, str] = {}
+        self.unsynced: list[str] = []
+        """Nodes that did not see the tx within ``tx_known_timeout``."""
         self.sent_per_node: Counter[str] = Counter()
         self.bytes_sent = 0
         self.segments_sent = 0
@@ -577,8 +654,13 @@ class _UploadJob:
         return chunks * CHUNK_SIZE
 
     def _await_tx(self, nodes: list[ShardedNode]) -> list[ShardedNode]:
-        """Nodes that know the tx within the timeout; the others are marked failed."""
-        deadline = time.monotonic() + self.opts.tx_known_timeout
+        """Nodes that know the tx within the timeout; the others are marked failed.
+
+        While some node has not seen it yet, ``progress("sync", seconds
+        waited, timeout)`` runs once per poll.
+        """
+        began = time.monotonic()
+        deadline = began + self.opts.tx_known_timeout
         pending = list(nodes)
         ready: list[ShardedNode] = []
         while pending:
@@ -599,11 +681,15 @@ class _UploadJob:
             pending = still
             if pending and time.monotonic() >= deadline:
                 for node in pending:
+                    self.unsynced.append(node.url)
                     self.failed[node.url] = (
                         f"did not learn tx {self.tx_seq} within {self.opts.tx_known_timeout:.0f} s"
                     )
                 break
             if pending:
+                if self.progress is not None:
+                    waited = int(time.monotonic() - began)
+                    self.progress("sync", waited, int(self.opts.tx_known_timeout))
                 time.sleep(self.opts.poll_interval)
         return ready
 
@@ -704,32 +790,30 @@ class _UploadJob:
             time.sleep(self.opts.poll_interval)
 
 
-def _read_back(
-    network: StorageNetwork,
-    tree: FileTree,
-    nodes: Sequence[ShardedNode],
-    tx_seq: int,
-    start_entry_index: int,
-) -> None:
+def _read_back(network: StorageNetwork, tree: FileTree, holders_: Sequence[_Holder]) -> None:
     """Read segment 0 back from a node holding it and check it against the root.
 
-    A read that fails its proof is tried once more, then on the next holder: one
-    bad read (a bit flipped in transit, one node's bad copy) must not fail an
-    upload that is paid for and stored. IntegrityError only when every read of
-    every holder came back corrupt.
+    Only nodes whose shard holds the file's first segment are asked, each
+    under the tx it holds the file by. A read that fails its proof is tried
+    once more, then on the next holder: one bad read (a bit flipped in
+    transit, one node's bad copy) must not fail an upload that is paid for
+    and stored. IntegrityError only when every read of every holder came back
+    corrupt.
     """
-    first = start_entry_index // SEGMENT_CHUNKS
     corrupt: list[str] = []
-    for node in holders(list(nodes), first):
+    for holder in holders_:
+        if not holder.node.config.holds(holder.first_segment):
+            continue
+        url = holder.node.url
         for _ in range(READ_BACK_TRIES):
-            segment = network.node(node.url).download_segment_with_proof_by_tx_seq(tx_seq, 0)
+            segment = network.node(url).download_segment_with_proof_by_tx_seq(holder.tx_seq, 0)
             if segment is None:
                 break
             try:
-                _check_segment(segment, tree.root, tree.size, 0, node.url)
+                _check_segment(segment, tree.root, tree.size, 0, url)
             except IntegrityError as error:
                 corrupt.append(str(error))
-                log.warning("segment 0 read back from %s is corrupt: %s", node.url, error)
+                log.warning("segment 0 read back from %s is corrupt: %s", url, error)
                 continue
             return
     if corrupt:
