@@ -8,6 +8,7 @@ no second document.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 
 from tests.conftest import TEST_PRIVATE_KEY, Result
 from tests.cron.local_fs import add_objects, damage_page, table_root_page
+from tests.devnet_harness import DevnetProcess
 from zerog_cli.errors import ExitCode
 
 
@@ -105,3 +107,25 @@ def test_the_error_document_is_scrubbed_of_secrets(
     assert "internal error: RuntimeError" in error["message"]
     for text in (result.stdout, result.stderr):
         assert TEST_PRIVATE_KEY[2:] not in text.lower()
+
+
+def test_verify_with_a_bad_backup_prints_its_report_only(
+    net: DevnetProcess, cron: Callable[..., Result], tmp_path: Path
+) -> None:
+    net.clear_faults()
+    home = tmp_path / "home"
+    env = {"ZEROG_DEVNET_URL": net.base_url}
+    data = tmp_path / "orders.db"
+    data.write_bytes(os.urandom(5000))
+    created = cron("backup", "create", str(data), home=home, env=env)
+    assert created.exit_code == 0, created
+    net.set_faults(corrupt_nodes=[0, 1])
+    try:
+        verified = cron("verify", "--all", "--json", home=home, env=env)
+    finally:
+        net.clear_faults()
+    assert verified.exit_code == ExitCode.INTEGRITY, verified
+    report = json.loads(verified.stdout)
+    assert report.get("schema") != "zerog.error/1"
+    assert report["exit_code"] == ExitCode.INTEGRITY
+    assert "orders.db" in json.dumps(report)
