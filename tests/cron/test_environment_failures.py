@@ -208,3 +208,20 @@ def test_a_closed_standard_input_is_exit_10(cron: Callable[..., Result], tmp_pat
         assert result.exit_code == ExitCode.ENVIRONMENT, (args, result)
         _one_error_line(result, "standard input is closed", reader)
     assert not (home / "secrets" / "JWT_SECRET").exists()
+
+
+def test_a_read_only_ledger_that_needs_migrating_is_exit_10(
+    cron: Callable[..., Result], seeded: Path, tmp_path: Path
+) -> None:
+    from zerog_cli.ledger.migrations import LATEST_VERSION
+
+    home = _copy(seeded, tmp_path / "home")
+    older = cron("ledger", "migrate", "--to", str(LATEST_VERSION - 1), home=home)
+    assert older.exit_code == 0, older
+    with read_only(home) as frozen:
+        result = _run(frozen.prefix, "backup", "ls", home=frozen.home, cwd=frozen.home.parent)
+        assert result.exit_code == ExitCode.ENVIRONMENT, (frozen.how, result)
+        _one_error_line(result, f"needs migrating to schema {LATEST_VERSION}", "writable")
+    assert rows(home / "ledger.db", "SELECT MAX(version) FROM schema_migrations") == [
+        (LATEST_VERSION - 1,)
+    ]

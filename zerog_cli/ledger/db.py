@@ -226,15 +226,21 @@ def open_ledger(path: Path, *, migrate: bool = True) -> Ledger:
     """Open (creating if needed) and bring the schema up to date.
 
     Read-only when the ledger exists and this process may not write it (see
-    the module docstring); a schema that needs migrating then fails with
-    exit 10 at the first write.
+    the module docstring); a schema that needs migrating is then exit 10.
     """
-    from zerog_cli.ledger.migrations import migrate_to_latest
+    from zerog_cli.ledger.migrations import LATEST_VERSION, migrate_to_latest
 
     read_only = path.exists() and not writable(path)
     conn = connect(path, read_only=read_only)
     ledger = Ledger(path, conn, read_only=read_only)
     try:
+        if migrate and read_only and ledger.schema_version() < LATEST_VERSION:
+            conn.close()
+            raise EnvironmentFailure(
+                f"ledger {path} needs migrating to schema {LATEST_VERSION}, and this"
+                " process may not write it",
+                hint="run one zerog command with ZEROG_HOME writable",
+            )
         if migrate:
             migrate_to_latest(ledger)
     except sqlite3.DatabaseError as exc:
