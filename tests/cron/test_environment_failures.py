@@ -9,6 +9,8 @@ file is left behind.
 from __future__ import annotations
 
 import hashlib
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -30,6 +32,7 @@ from tests.cron.local_fs import (
     small_disk,
     table_root_page,
 )
+from tests.devnet_harness import DevnetProcess
 from zerog_cli.errors import ExitCode
 
 
@@ -225,3 +228,53 @@ def test_a_read_only_ledger_that_needs_migrating_is_exit_10(
     assert rows(home / "ledger.db", "SELECT MAX(version) FROM schema_migrations") == [
         (LATEST_VERSION - 1,)
     ]
+
+
+def test_disk_full_after_payment_names_it_and_a_rerun_records_it_once(
+    net: DevnetProcess, tmp_path: Path
+) -> None:
+    net.clear_faults()
+    data = tmp_path / "orders.db"
+    data.write_bytes(os.urandom(1_500_000))
+    env = {"ZEROG_DEVNET_URL": net.base_url}
+    with small_disk(tmp_path / "disk", size="2m") as disk:
+        home = disk / "home"
+        # Slow storage nodes: the payment goes through at once, the upload then waits.
+        net.set_faults(latency_ms=1500, targets=["node"])
+        process = subprocess.Popen(
+            [sys.executable, "-m", "zerog_cli", "upload", str(data), "-v"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=cron_environment(tmp_path, home, **env),
+            cwd=tmp_path,
+        )
+        assert process.stderr is not None
+        stderr = []
+        try:
+            for line in process.stderr:
+                stderr.append(line)
+                if "submitted" in line:
+                    filler = fill(disk)
+                    net.clear_faults()
+                    break
+            stderr += process.stderr.readlines()
+            process.wait(timeout=120)
+        finally:
+            net.clear_faults()
+        result = Result(process.returncode, "", "".join(stderr))
+        assert result.exit_code == ExitCode.ENVIRONMENT, result
+        line = _one_error_line(result, "no space left on device", "free space")
+        match = re.search(r"payment (0x[0-9a-f]{64}) was sent and is not recorded yet", line)
+        assert match, line
+        assert "a rerun records it without paying again" in line
+        filler.unlink()
+        ledger = home / "ledger.db"
+        assert integrity(ledger) == "ok"
+        assert rows(ledger, "SELECT tx_hash FROM pending_payments") == [(match.group(1),)]
+        again = run_as_cron("upload", str(data), "--json", user_home=tmp_path, home=home, env=env)
+        assert again.exit_code == 0, again
+        assert again.json["recovered_payment"] == match.group(1)
+        assert rows(ledger, "SELECT COUNT(*) FROM cost_tracking") == [(1,)]
+        assert rows(ledger, "SELECT COUNT(*) FROM pending_payments") == [(0,)]
