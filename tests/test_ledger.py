@@ -96,8 +96,9 @@ def test_ledger_commands(zerog, tmp_path: Path) -> None:
     assert status.json["integrity"] == "ok"
     assert status.json["schema_version"] == LATEST_VERSION
     assert status.json["mode"] == "0o600"
-    down = zerog("ledger", "migrate", "--to", "0", "--json")
+    down = zerog("ledger", "migrate", "--to", "0", "--yes", "--json")
     assert down.json["version"] == 0
+    assert Path(down.json["backup"]).is_file()
     up = zerog("ledger", "migrate", "--json")
     assert up.json["version"] == LATEST_VERSION
     destination = tmp_path / "copy.db"

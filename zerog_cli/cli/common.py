@@ -238,3 +238,20 @@ def progress_bar(description: str) -> Iterator[Callable[[str, int, int], None] |
             bar.update(task, description=f"{description} ({phase})", completed=done, total=total)
 
         yield update
+
+
+def confirm_destructive(yes: bool, what: str) -> None:
+    """Go on with ``--yes``; ask when someone is at a terminal; else exit 2 saying ``pass --yes``.
+
+    Cron and scripts have no terminal: they never hang on a prompt, and never
+    destroy anything without the flag. ``what`` says what would be lost.
+    """
+    from zerog_cli.errors import UsageError
+    from zerog_cli.infra.stdin import is_terminal
+
+    if yes:
+        return
+    if not is_terminal():
+        raise UsageError(f"{what}; nothing was changed", hint="pass --yes")
+    if not typer.confirm(f"{what}. Go on?", default=False, err=True):
+        raise UsageError("not confirmed; nothing was changed")

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from zerog_cli.cli.common import command, examples, new_app, state
+from zerog_cli.cli.common import command, confirm_destructive, examples, new_app, state
 from zerog_cli.infra.output import Column
 from zerog_cli.infra.units import format_size
 
@@ -60,29 +60,58 @@ def status() -> None:
         raise typer.Exit(int(ExitCode.CONFIG))
 
 
-@command(app, "migrate", epilog=examples("zerog ledger migrate", "zerog ledger migrate --to 0"))
+@command(
+    app,
+    "migrate",
+    epilog=examples("zerog ledger migrate", "zerog ledger migrate --to 4 --yes"),
+)
 def migrate(
     to: Annotated[
         int | None,
         typer.Option("--to", help="Target version (default: latest).", show_default=False),
     ] = None,
+    yes: Annotated[
+        bool,
+        typer.Option("--yes", "-y", help="Step down without asking (a backup is written first)."),
+    ] = False,
 ) -> None:
-    """Apply migrations up (or down with --to) to a version."""
+    """Apply migrations up (or down with --to) to a version.
+
+    A step down drops what the later versions added (costs, nonces, payments,
+    the inference log, with their rows): it needs --yes (or a yes at a terminal)
+    and first writes a `ledger backup` into ledger-backups/ beside the ledger.
+    """
+    from zerog_cli.ledger import admin
     from zerog_cli.ledger.db import open_ledger
+    from zerog_cli.ledger.migrations import current_version, validate_target
     from zerog_cli.ledger.migrations import migrate as run_migrations
 
     current = state()
     ledger = open_ledger(current.context.settings.ledger_file, migrate=False)
+    saved: dict[str, Any] | None = None
     try:
-        steps = run_migrations(ledger, to)
+        target = validate_target(to)
+        version = current_version(ledger)
+        if target < version:
+            confirm_destructive(
+                yes,
+                f"migrating the ledger down from version {version} to {target} drops the "
+                "tables and rows later versions added",
+            )
+            saved = admin.safety_backup(ledger, f"migrate-to-{target}")
+            current.output.info(f"ledger backed up to {saved['destination']}")
+        steps = run_migrations(ledger, target)
         version = ledger.schema_version()
     finally:
         ledger.close()
     document = {
         "version": version,
         "steps": [{"direction": d, "version": v, "name": n} for d, v, n in steps],
+        "backup": None if saved is None else saved["destination"],
     }
     lines = [f"{d} {v}: {n}" for d, v, n in steps] or [f"already at version {version}"]
+    if saved is not None:
+        lines.insert(0, f"backup: {saved['destination']}")
     current.output.result(document, "\n".join(lines))
 
 

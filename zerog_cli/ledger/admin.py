@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from zerog_cli.errors import ConfigError, EnvironmentFailure, UsageError
-from zerog_cli.infra.files import atomic_path
-from zerog_cli.ledger.db import Ledger, connect, sqlite_uri
+from zerog_cli.infra.files import atomic_path, ensure_private_dir
+from zerog_cli.ledger.db import Ledger, connect, sqlite_uri, utc_now
 from zerog_cli.ledger.migrations import LATEST_VERSION
 
 # SQLite authorizer action codes (sqlite3.h); every statement is checked against them.
@@ -176,6 +176,23 @@ def backup(ledger: Ledger, destination: Path, *, overwrite: bool = False) -> dic
         "destination": str(destination),
         "size_bytes": destination.stat().st_size,
     }
+
+
+SAFETY_BACKUP_FOLDER = "ledger-backups"
+
+
+def safety_backup(ledger: Ledger, before: str) -> dict[str, Any]:
+    """A `ledger backup` taken before a command that drops rows, in ``ledger-backups/`` (0700)
+    beside the ledger, named for the schema version, the time and what follows it."""
+    folder = ensure_private_dir(ledger.path.parent / SAFETY_BACKUP_FOLDER)
+    stamp = utc_now().replace("-", "").replace(":", "")
+    base = f"{ledger.path.stem}-v{ledger.schema_version()}-{stamp}-before-{before}"
+    destination = folder / f"{base}.db"
+    counter = 1
+    while destination.exists():
+        counter += 1
+        destination = folder / f"{base}.{counter}.db"
+    return backup(ledger, destination)
 
 
 def run_readonly_sql(path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:

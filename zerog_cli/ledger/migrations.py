@@ -389,13 +389,25 @@ def _ensure_table(ledger: Ledger) -> None:
     )
 
 
+def current_version(ledger: Ledger) -> int:
+    """The applied schema version (0 for a new file)."""
+    _ensure_table(ledger)
+    return ledger.schema_version()
+
+
+def validate_target(to: int | None) -> int:
+    """The version ``to`` names (None: the latest); UsageError when there is no such version."""
+    target = LATEST_VERSION if to is None else to
+    if not 0 <= target <= LATEST_VERSION:
+        raise UsageError(f"no migration {target}: versions run from 0 to {LATEST_VERSION}")
+    return target
+
+
 def migrate(ledger: Ledger, to: int | None = None) -> list[tuple[str, int, str]]:
     """Move the schema to version ``to`` (default: latest). Returns the steps taken."""
     from zerog_cli.ledger.db import utc_now
 
-    target = LATEST_VERSION if to is None else to
-    if not 0 <= target <= LATEST_VERSION:
-        raise UsageError(f"no migration {target}: versions run from 0 to {LATEST_VERSION}")
+    target = validate_target(to)
     _ensure_table(ledger)
     steps: list[tuple[str, int, str]] = []
     while True:
