@@ -86,8 +86,8 @@ TOOLS: dict[str, Tool] = {
         ),
         Tool(
             "ts-sdk",
-            "the official 0G TypeScript storage SDK, pinned by tests/interop/package-lock.json"
-            " (tools/ts_sdk.py)",
+            "the official 0G TypeScript storage and compute SDKs, pinned by"
+            " tests/interop/package-lock.json (tools/ts_sdk.py)",
             commands=("node", "npm"),
             installed=ts_sdk.is_installed,
             installer=ts_sdk.ensure_installed,
