@@ -1,27 +1,38 @@
 """The devnet's 0G compute contracts: LedgerManager and InferenceServing.
 
-Python stand-ins at the "local hardhat" addresses of specs/0g-compute.md 1.1,
-speaking the real ABI (`zerog_cli.zerog.compute_abi`, shared with the client)
-and reverting with the real custom errors. Rules follow spec section 2:
+Python stand-ins at the "local hardhat" addresses of specs/0g-compute.md 1.1
+(which are also the official compute SDK's ``hardhat`` addresses), speaking the
+real ABI (`zerog_cli.zerog.compute_abi`, shared with the client) and reverting
+with the real custom errors. The rules are the official contracts'
+(0g-serving-contract: contracts/ledger/LedgerManager.sol,
+contracts/inference/InferenceServing.sol, InferenceAccount.sol), which
+tests/test_interop_compute_sdk.py holds the devnet to through the official SDK:
 
-- ``depositFund`` / ``depositFundFor`` / ``addLedger`` create a ledger with at
-  least 3 0G (``MinimumDepositRequired``); later deposits add any amount.
-- ``transferFund(provider, "inference-v2.0", amount)`` moves funds from the
-  ledger's available balance to the (user, provider) sub-account; the first
-  transfer (at least 1 0G) creates it already acknowledged; a pending refund is
-  cancelled first and only the rest comes from the ledger.
-- ``retrieveFund`` pays matured refunds (older than ``lockTime``, 24 h; the
-  chain's ``evm_increaseTime`` moves the clock) back to the ledger, then
-  requests a refund of everything left. ``refund`` pays the ledger's available
-  balance out to the wallet and must leave 0 (the ledger and its sub-accounts
-  are deleted) or at least 3 0G.
+- ``addLedger`` (value at least 3 0G, else ``MinimumDepositRequired``; a second
+  one ``LedgerExists``), ``depositFund`` / ``depositFundFor`` (create the
+  ledger when missing, then at least 3 0G; 0 is ``ZeroAmountNotAllowed``).
+- ``transferFund(provider, "inference-v2.0", amount)``: to an existing
+  sub-account, pending refunds are cancelled first (newest first) and only the
+  rest leaves the ledger's available balance; a new sub-account needs at least
+  1 0G and is acknowledged at once. The real contract does not ask whether the
+  provider has a service. At most 50 providers per ledger.
+- ``retrieveFund(providers, name)``: for each provider with a sub-account,
+  refunds older than ``lockTime`` (24 h here; ``evm_increaseTime`` moves the
+  chain's clock) are paid back to the ledger's available balance, then one new
+  refund of everything not yet requested is recorded (at most 5 live refunds,
+  ``TooManyRefunds``). The provider stops serving the requested part at once.
+- ``refund(amount)``: available balance → wallet; what stays available must be
+  0 or at least 3 0G (``MinimumDepositRequired(remaining, 3 0G)``); a ledger
+  whose total reaches 0 is deleted with its sub-accounts (a recreated
+  sub-account keeps its nonce and token generation).
 - ``revokeToken`` sets a bit of ``revokedBitmap``; ``revokeAllTokens`` bumps
   ``generation`` and clears the bitmap; ``acknowledgeTEESigner`` toggles a
   sub-account's acknowledgement (withdrawing it needs a zero balance).
 
-Native 0G stays in the LedgerManager contract: deposits are paid to it and
-refunds are paid from it; sub-accounts are bookkeeping. The provider broker
-never settles fees on chain here (see `zerog_cli.devnet.provider`).
+Native 0G moves as on chain: deposits are paid to the LedgerManager, transfers
+move it to InferenceServing, matured refunds move it back, ``refund`` pays the
+wallet. The provider broker never settles fees on chain here (see
+`zerog_cli.devnet.provider`).
 
 Genesis state (a fresh data folder): one acknowledged TeeML chatbot service by
 Hardhat account #1 (TEE signer Hardhat #2, model ``devnet-echo-1``, the
@@ -31,8 +42,9 @@ start), one more service for each other kind of broker in
 multi-model; no sub-accounts at them), and the dev account (Hardhat #0) with
 a 100 0G ledger of which 10 0G are in an acknowledged sub-account at the
 seeded provider, so inference works out of the box. Hardhat #3
-(`UNFUNDED_ACCOUNT_ADDRESS`) has no ledger and no sub-account. The seeded
-ledger's 0G is added to the LedgerManager's genesis balance.
+(`UNFUNDED_ACCOUNT_ADDRESS`) has no ledger and no sub-account. The seeded 0G
+is added to the genesis balances of the LedgerManager (90 0G) and
+InferenceServing (10 0G).
 
 Devnet-only extension: ``devnetRegisterServices(uint256 count)`` (owner, i.e.
 the dev account, only) registers ``count`` synthetic acknowledged chatbot
@@ -67,7 +79,12 @@ from zerog_cli.zerog.compute_abi import (
     checksum_address,
     keccak256,
 )
-from zerog_cli.zerog.compute_fees import MIN_ACCOUNT_BALANCE, MIN_TRANSFER_AMOUNT, NEURON_PER_0G
+from zerog_cli.zerog.compute_fees import (
+    MAX_REFUNDS_PER_ACCOUNT,
+    MIN_ACCOUNT_BALANCE,
+    MIN_TRANSFER_AMOUNT,
+    NEURON_PER_0G,
+)
 
 if TYPE_CHECKING:
     from zerog_cli.devnet.chain import Chain
@@ -93,9 +110,11 @@ SEED_SUB_ACCOUNT_BALANCE = 10 * NEURON_PER_0G
 LOCK_TIME = 24 * 3600
 MAX_PROVIDERS_PER_RETRIEVE = 20
 MAX_PROVIDERS_PER_USER = 50
-MAX_REFUNDS = 30
+MAX_ADDITIONAL_INFO_LENGTH = 4096
 MAX_SYNTHETIC_PER_CALL = 500
 ZERO_ADDRESS = "0x" + "00" * 20
+EMPTY_SERVICE_INFO = ServiceInfo(ZERO_ADDRESS, ZERO_ADDRESS, "", "", "", "", False, 0)
+"""What ``getServiceInfo`` answers for a contract the LedgerManager never registered."""
 _PAYABLE = frozenset({"addLedger", "depositFund", "depositFundFor"})
 
 DEVNET_REGISTER_SERVICES = AbiFunction("devnetRegisterServices", ["uint256"])
@@ -125,7 +144,7 @@ def _decode(abi: ContractAbi, data: bytes) -> tuple[AbiFunction, tuple[Any, ...]
 
 
 class InferenceServingContract(Contract):
-    """Services and (user, provider) sub-accounts."""
+    """Services and (user, provider) sub-accounts; holds the 0G of every sub-account."""
 
     name = "InferenceServing"
 
@@ -133,6 +152,8 @@ class InferenceServingContract(Contract):
         super().__init__(address)
         self.services: dict[str, Service] = {}
         self.accounts: dict[tuple[str, str], SubAccount] = {}
+        self.retired: dict[tuple[str, str], tuple[int, int]] = {}
+        """(nonce, generation) of deleted sub-accounts: a recreated one keeps them."""
         self.lock_time = LOCK_TIME
         self.synthetic_services = 0
 
@@ -142,6 +163,7 @@ class InferenceServingContract(Contract):
         return {
             "services": [list(s.to_abi()) for s in self.services.values()],
             "accounts": [list(a.to_abi()) for a in self.accounts.values()],
+            "retired": [[*key, *kept] for key, kept in self.retired.items()],
             "lockTime": self.lock_time,
             "syntheticServices": self.synthetic_services,
         }
@@ -151,6 +173,7 @@ class InferenceServingContract(Contract):
         accounts = [SubAccount.from_abi(values) for values in state["accounts"]]
         self.services = {_key(s.provider): s for s in services}
         self.accounts = {(_key(a.user), _key(a.provider)): a for a in accounts}
+        self.retired = {(u, p): (int(n), int(g)) for u, p, n, g in state.get("retired", [])}
         self.lock_time = int(state["lockTime"])
         self.synthetic_services = int(state["syntheticServices"])
 
@@ -173,95 +196,146 @@ class InferenceServingContract(Contract):
             )
         return account
 
+    def account_exists(self, user: str, provider: str) -> bool:
+        return (_key(user), _key(provider)) in self.accounts
+
     def _store(self, account: SubAccount) -> None:
         self.accounts[(_key(account.user), _key(account.provider))] = account
 
-    # -- calls from LedgerManager ---------------------------------------------
+    # -- calls from LedgerManager (the IServing interface) ----------------------
 
-    def credit(self, user: str, provider: str, amount: int) -> int:
-        """Add ``amount`` to a sub-account; returns what the ledger must pay for it.
+    @staticmethod
+    def _check_pair(user: str, provider: str) -> None:
+        for address in (user, provider):
+            if _key(address) == ZERO_ADDRESS:
+                raise _revert(INFERENCE_SERVING.error("InvalidAddress"), ZERO_ADDRESS)
+        if _key(user) == _key(provider):
+            raise _revert(INFERENCE_SERVING.error("ProviderCannotBeUser"))
 
-        A pending refund is cancelled first (newest refunds first), so only the
-        rest is new money.
+    def add_account(self, user: str, provider: str, amount: int, info: str) -> None:
+        """``addAccount``: a new sub-account holding ``amount``, acknowledged at once.
+
+        The real contract does not ask whether ``provider`` has a service. A
+        sub-account deleted before keeps its nonce and generation (old tokens
+        stay revoked).
         """
-        if _key(provider) not in self.services:
-            raise _revert(INFERENCE_SERVING.error("ServiceNotExist"), checksum_address(provider))
-        existing = self.accounts.get((_key(user), _key(provider)))
-        if existing is None:
-            if amount < MIN_TRANSFER_AMOUNT:
-                raise _require("the first transfer to a provider must be at least 1 0G")
-            self._store(
-                SubAccount(
-                    user=checksum_address(user),
-                    provider=checksum_address(provider),
-                    nonce=0,
-                    balance=amount,
-                    pending_refund=0,
-                    refunds=(),
-                    additional_info="",
-                    acknowledged=True,
-                    valid_refunds_length=0,
-                    generation=0,
-                    revoked_bitmap=0,
-                )
+        self._check_pair(user, provider)
+        if self.account_exists(user, provider):
+            raise _revert(
+                INFERENCE_SERVING.error("AccountExists"),
+                checksum_address(user),
+                checksum_address(provider),
             )
-            return amount
-        cancel = min(existing.pending_refund, amount)
-        refunds = list(existing.refunds)
-        to_cancel = cancel
-        for position in reversed(range(len(refunds))):
-            taken = min(refunds[position].amount, to_cancel)
-            refunds[position] = replace(refunds[position], amount=refunds[position].amount - taken)
-            to_cancel -= taken
-        rest = amount - cancel
-        live = _compact(refunds)
+        nonce, generation = self.retired.pop((_key(user), _key(provider)), (0, 0))
         self._store(
-            replace(
-                existing,
-                balance=existing.balance + rest,
-                pending_refund=existing.pending_refund - cancel,
-                refunds=live,
-                valid_refunds_length=len(live),
+            SubAccount(
+                user=checksum_address(user),
+                provider=checksum_address(provider),
+                nonce=nonce,
+                balance=amount,
+                pending_refund=0,
+                refunds=(),
+                additional_info=info,
+                acknowledged=True,
+                valid_refunds_length=0,
+                generation=generation,
+                revoked_bitmap=0,
             )
         )
-        return rest
 
-    def retrieve(self, chain: ChainContext, user: str, provider: str) -> int:
-        """Pay matured refunds back (returned), then request a refund of the rest."""
+    def deposit(self, user: str, provider: str, cancel: int, amount: int) -> None:
+        """``depositFund``: cancel ``cancel`` of the pending refunds, newest first, add ``amount``.
+
+        A fully cancelled refund leaves the valid range; a partly cancelled one
+        keeps the rest. The deposit acknowledges the provider when it was not.
+        """
+        self._check_pair(user, provider)
         account = self.account(user, provider)
-        now = chain.now()
-        paid = 0
-        waiting: list[Refund] = []
-        for refund in account.refunds:
-            if refund.created_at + self.lock_time <= now:
-                paid += refund.amount
-            else:
-                waiting.append(refund)
-        balance = account.balance - paid
-        pending = account.pending_refund - paid
-        left = balance - pending
-        if left > 0:
-            if len(waiting) >= MAX_REFUNDS:
-                raise _revert(
-                    INFERENCE_SERVING.error("TooManyRefunds"), account.user, account.provider
-                )
-            waiting.append(Refund(len(waiting), left, now, False))
-            pending += left
-        refunds = _compact(waiting)
+        refunds = list(account.refunds)
+        valid = account.valid_refunds_length
+        cancelled = 0
+        position = valid
+        while cancel > cancelled and position > 0:
+            position -= 1
+            refund = refunds[position]
+            taken = min(refund.amount, cancel - cancelled)
+            refunds[position] = replace(refund, amount=refund.amount - taken)
+            cancelled += taken
+            if refund.amount == taken:
+                valid -= 1
         self._store(
             replace(
                 account,
-                balance=balance,
-                pending_refund=pending,
-                refunds=refunds,
-                valid_refunds_length=len(refunds),
+                balance=account.balance + amount,
+                pending_refund=account.pending_refund - cancelled,
+                refunds=tuple(refunds),
+                valid_refunds_length=valid,
+                acknowledged=True,
             )
         )
-        return paid
 
-    def delete_accounts(self, user: str) -> None:
-        for key in [k for k in self.accounts if k[0] == _key(user)]:
-            del self.accounts[key]
+    def process_refund(self, chain: ChainContext, user: str, provider: str) -> int:
+        """``processRefund``: drop refunds older than ``lockTime``; their sum is paid back.
+
+        Waiting refunds move to the front (renumbered); slots past the valid
+        range keep their stale values, as the contract never shrinks the array.
+        """
+        account = self.account(user, provider)
+        now = chain.now()
+        refunds = list(account.refunds)
+        matured = 0
+        waiting = 0
+        kept = 0
+        for position in range(account.valid_refunds_length):
+            refund = refunds[position]
+            if now >= refund.created_at + self.lock_time:
+                matured += refund.amount
+                continue
+            waiting += refund.amount
+            if position != kept:
+                refunds[kept] = replace(refund, index=kept)
+            kept += 1
+        if account.valid_refunds_length:
+            self._store(
+                replace(
+                    account,
+                    balance=account.balance - matured,
+                    pending_refund=waiting,
+                    refunds=tuple(refunds),
+                    valid_refunds_length=kept,
+                )
+            )
+        return matured
+
+    def request_refund_all(self, chain: ChainContext, user: str, provider: str) -> None:
+        """``requestRefundAll``: one new refund of everything not already requested."""
+        account = self.account(user, provider)
+        amount = account.balance - account.pending_refund
+        if amount == 0:
+            return
+        valid = account.valid_refunds_length
+        if valid >= MAX_REFUNDS_PER_ACCOUNT:
+            raise _revert(INFERENCE_SERVING.error("TooManyRefunds"), account.user, account.provider)
+        refunds = list(account.refunds)
+        request = Refund(valid, amount, chain.now(), False)
+        if len(refunds) <= valid:
+            refunds.append(request)
+        else:
+            refunds[valid] = request
+        self._store(
+            replace(
+                account,
+                pending_refund=account.pending_refund + amount,
+                refunds=tuple(refunds),
+                valid_refunds_length=valid + 1,
+            )
+        )
+
+    def delete_account(self, user: str, provider: str) -> None:
+        """``deleteAccount``: gone from every view; nonce and generation are remembered."""
+        account = self.accounts.pop((_key(user), _key(provider)), None)
+        if account is not None:
+            self.retired[(_key(user), _key(provider))] = (account.nonce, account.generation)
 
     # -- ABI --------------------------------------------------------------------
 
@@ -285,6 +359,10 @@ class InferenceServingContract(Contract):
             return function.encode_output(self.lock_time)
         if function.name == "getAccount":
             return function.encode_output(self.account(args[0], args[1]).to_abi())
+        if function.name == "accountExists":
+            return function.encode_output(self.account_exists(args[0], args[1]))
+        if function.name == "getPendingRefund":
+            return function.encode_output(self.account(args[0], args[1]).pending_refund)
         return None
 
     def call(self, chain: ChainContext, sender: str, data: bytes, value: int) -> bytes:
@@ -311,7 +389,7 @@ class InferenceServingContract(Contract):
         if function.name == "acknowledgeTEESigner":
             provider, acknowledged = args
             account = self.account(sender, provider)
-            if not acknowledged and account.balance != 0:
+            if account.acknowledged and not acknowledged and account.balance != 0:
                 raise _revert(
                     INFERENCE_SERVING.error("CannotRevokeWithNonZeroBalance"),
                     account.user,
@@ -325,8 +403,6 @@ class InferenceServingContract(Contract):
             account = self.account(sender, provider)
             bitmap = account.revoked_bitmap
             for token_id in ids:
-                if token_id == 255:
-                    raise _require("the ephemeral token id 255 is revoked with revokeAllTokens")
                 bitmap |= 1 << token_id
             self._store(replace(account, revoked_bitmap=bitmap))
         elif function.name == "revokeAllTokens":
@@ -362,14 +438,8 @@ class InferenceServingContract(Contract):
             )
 
 
-def _compact(refunds: list[Refund]) -> tuple[Refund, ...]:
-    """Live refunds only, renumbered (the contract reuses slots; order is kept)."""
-    live = [r for r in refunds if r.amount > 0 and not r.processed]
-    return tuple(replace(r, index=i) for i, r in enumerate(live))
-
-
 class LedgerManagerContract(Contract):
-    """Per-wallet ledgers; holds the native 0G of every ledger."""
+    """Per-wallet ledgers; holds the 0G of each ledger not moved to a sub-account."""
 
     name = "LedgerManager"
 
@@ -401,6 +471,8 @@ class LedgerManagerContract(Contract):
         return ledger
 
     def _deposit(self, user: str, value: int, info: str = "") -> None:
+        if value == 0:
+            raise _revert(LEDGER_MANAGER.error("ZeroAmountNotAllowed"))
         existing = self.ledgers.get(_key(user))
         if existing is None:
             if value < MIN_ACCOUNT_BALANCE:
@@ -415,6 +487,21 @@ class LedgerManagerContract(Contract):
             total_balance=existing.total_balance + value,
         )
 
+    def _add_ledger(self, user: str, value: int, info: str) -> None:
+        if value < MIN_ACCOUNT_BALANCE:
+            raise _revert(
+                LEDGER_MANAGER.error("MinimumDepositRequired"), value, MIN_ACCOUNT_BALANCE
+            )
+        if len(info.encode("utf-8")) > MAX_ADDITIONAL_INFO_LENGTH:
+            raise _revert(
+                LEDGER_MANAGER.error("AdditionalInfoTooLong"),
+                len(info.encode("utf-8")),
+                MAX_ADDITIONAL_INFO_LENGTH,
+            )
+        if _key(user) in self.ledgers:
+            raise _revert(LEDGER_MANAGER.error("LedgerExists"), checksum_address(user))
+        self._deposit(user, value, info)
+
     def _check_service_name(self, name: str) -> None:
         if name != SERVICE_NAME:
             raise _revert(LEDGER_MANAGER.error("ServiceNotFound"), ZERO_ADDRESS)
@@ -423,14 +510,22 @@ class LedgerManagerContract(Contract):
         """The result of a view function; None when ``function`` is not one."""
         if function.name == "getLedger":
             return function.encode_output(self.ledger(args[0]).to_abi())
+        if function.name == "getAllLedgers":
+            offset, limit = args
+            ledgers = list(self.ledgers.values())
+            page = ledgers[offset : offset + (limit or MAX_PAGE_SIZE)]
+            return function.encode_output([ledger.to_abi() for ledger in page], len(ledgers))
         if function.name == "getLedgerProviders":
             user, name = args
-            providers = self.providers.get(_key(user), []) if name == SERVICE_NAME else []
-            return function.encode_output(providers)
+            self._check_service_name(name)
+            return function.encode_output(self.providers.get(_key(user), []))
         if function.name == "getServiceInfo":
             if _key(args[0]) != self.inference.address:
-                raise _revert(LEDGER_MANAGER.error("ServiceNotFound"), checksum_address(args[0]))
+                return function.encode_output(EMPTY_SERVICE_INFO.to_abi())
             return function.encode_output(self.service_info().to_abi())
+        if function.name == "getServiceAddressByName":
+            found = args[0] == SERVICE_NAME
+            return function.encode_output(self.inference.address if found else ZERO_ADDRESS)
         return None
 
     def call(self, chain: ChainContext, sender: str, data: bytes, value: int) -> bytes:
@@ -460,82 +555,128 @@ class LedgerManagerContract(Contract):
         if value and function.name not in _PAYABLE:
             raise Revert(b"", f"execution reverted: {function.name} is not payable")
         if function.name == "addLedger":
-            if _key(sender) in self.ledgers:
-                raise _require("a ledger already exists for this account; use depositFund")
-            self._deposit(sender, value, args[0])
+            self._add_ledger(sender, value, args[0])
         elif function.name == "depositFund":
             self._deposit(sender, value)
         elif function.name == "depositFundFor":
+            if _key(args[0]) == ZERO_ADDRESS:
+                raise _revert(LEDGER_MANAGER.error("ZeroAddressNotAllowed"))
             self._deposit(args[0], value)
         elif function.name == "transferFund":
-            self._transfer(sender, *args)
+            self._transfer(chain, sender, *args)
         elif function.name == "retrieveFund":
             self._retrieve(chain, sender, *args)
         elif function.name == "refund":
             self._refund(chain, sender, args[0])
+        elif function.name == "deleteLedger":
+            self._delete(sender)
         else:
             raise Revert(b"", f"execution reverted: {function.name} is not implemented")
         return []
 
-    def _transfer(self, user: str, provider: str, name: str, amount: int) -> None:
+    def _transfer(
+        self, chain: ChainContext | None, user: str, provider: str, name: str, amount: int
+    ) -> None:
+        """Ledger → sub-account; an existing one first cancels pending refunds.
+
+        Only what the cancelled refunds do not cover leaves the ledger's
+        available balance; the 0G moves to the InferenceServing contract.
+        ``chain`` is None only while seeding the genesis state.
+        """
         ledger = self.ledger(user)
         self._check_service_name(name)
-        from_ledger = self.inference.credit(user, provider, amount)
-        if from_ledger > ledger.available_balance:
+        inference = self.inference
+        if inference.account_exists(user, provider):
+            cancel = min(amount, inference.account(user, provider).pending_refund)
+            moved = amount - cancel
+
+            def settle() -> None:
+                inference.deposit(user, provider, cancel, moved)
+
+        else:
+            if amount < MIN_TRANSFER_AMOUNT:
+                raise _revert(
+                    LEDGER_MANAGER.error("MinimumDepositRequired"), amount, MIN_TRANSFER_AMOUNT
+                )
+            providers = self.providers.setdefault(_key(user), [])
+            if checksum_address(provider) not in providers:
+                if len(providers) >= MAX_PROVIDERS_PER_USER:
+                    raise _revert(
+                        LEDGER_MANAGER.error("TooManyProvidersForService"),
+                        len(providers),
+                        MAX_PROVIDERS_PER_USER,
+                    )
+                providers.append(checksum_address(provider))
+            moved = amount
+
+            def settle() -> None:
+                inference.add_account(user, provider, amount, ledger.additional_info)
+
+        if ledger.available_balance < moved:
             raise _revert(
                 LEDGER_MANAGER.error("InsufficientAvailableBalance"),
                 ledger.available_balance,
-                from_ledger,
+                moved,
             )
-        providers = self.providers.setdefault(_key(user), [])
-        if checksum_address(provider) not in providers:
-            if len(providers) >= MAX_PROVIDERS_PER_USER:
-                raise _revert(
-                    LEDGER_MANAGER.error("TooManyProviders"),
-                    len(providers) + 1,
-                    MAX_PROVIDERS_PER_USER,
-                )
-            providers.append(checksum_address(provider))
         self.ledgers[_key(user)] = replace(
-            ledger, available_balance=ledger.available_balance - from_ledger
+            ledger, available_balance=ledger.available_balance - moved
         )
+        settle()
+        if chain is not None:
+            chain.transfer(self.address, inference.address, moved)
 
     def _retrieve(self, chain: ChainContext, user: str, providers: list[str], name: str) -> None:
+        """For each provider with a sub-account: take back matured refunds, request the rest."""
         if len(providers) > MAX_PROVIDERS_PER_RETRIEVE:
             raise _revert(
                 LEDGER_MANAGER.error("TooManyProviders"),
                 len(providers),
                 MAX_PROVIDERS_PER_RETRIEVE,
             )
-        ledger = self.ledger(user)
         self._check_service_name(name)
-        returned = sum(self.inference.retrieve(chain, user, provider) for provider in providers)
+        ledger = self.ledger(user)
+        returned = 0
+        for provider in providers:
+            if self.inference.account_exists(user, provider):
+                returned += self.inference.process_refund(chain, user, provider)
+                self.inference.request_refund_all(chain, user, provider)
+        chain.transfer(self.inference.address, self.address, returned)
         self.ledgers[_key(user)] = replace(
             ledger, available_balance=ledger.available_balance + returned
         )
 
     def _refund(self, chain: ChainContext, user: str, amount: int) -> None:
+        """Available balance → wallet; what stays available is 0 or at least 3 0G.
+
+        A ledger whose total reaches 0 is deleted with its sub-accounts.
+        """
         ledger = self.ledger(user)
-        if amount > ledger.available_balance:
-            raise _revert(
-                LEDGER_MANAGER.error("InsufficientAvailableBalance"),
-                ledger.available_balance,
-                amount,
-            )
-        remaining = ledger.total_balance - amount
+        if ledger.available_balance < amount:
+            raise _revert(LEDGER_MANAGER.error("InsufficientBalance"), checksum_address(user))
+        remaining = ledger.available_balance - amount
         if 0 < remaining < MIN_ACCOUNT_BALANCE:
-            raise _require("a ledger must keep at least 3 0G or be emptied")
-        if remaining == 0:
-            del self.ledgers[_key(user)]
-            self.providers.pop(_key(user), None)
-            self.inference.delete_accounts(user)
+            raise _revert(
+                LEDGER_MANAGER.error("MinimumDepositRequired"), remaining, MIN_ACCOUNT_BALANCE
+            )
+        total = ledger.total_balance - amount
+        if total == 0:
+            self._remove(user)
         else:
             self.ledgers[_key(user)] = replace(
-                ledger,
-                available_balance=ledger.available_balance - amount,
-                total_balance=remaining,
+                ledger, available_balance=remaining, total_balance=total
             )
         chain.transfer(self.address, user, amount)
+
+    def _delete(self, user: str) -> None:
+        ledger = self.ledger(user)
+        if ledger.total_balance != 0:
+            raise _revert(LEDGER_MANAGER.error("MustWithdrawAllFundsFirst"), ledger.total_balance)
+        self._remove(user)
+
+    def _remove(self, user: str) -> None:
+        del self.ledgers[_key(user)]
+        for provider in self.providers.pop(_key(user), []):
+            self.inference.delete_account(user, provider)
 
 
 def _seed(ledger: LedgerManagerContract, now: int) -> None:
@@ -574,22 +715,27 @@ def _seed(ledger: LedgerManagerContract, now: int) -> None:
             )
         )
     ledger._deposit(DEV_ACCOUNT_ADDRESS, SEED_LEDGER_BALANCE)
-    ledger._transfer(DEV_ACCOUNT_ADDRESS, PROVIDER_ADDRESS, SERVICE_NAME, SEED_SUB_ACCOUNT_BALANCE)
+    ledger._transfer(
+        None, DEV_ACCOUNT_ADDRESS, PROVIDER_ADDRESS, SERVICE_NAME, SEED_SUB_ACCOUNT_BALANCE
+    )
 
 
 def register_contracts(chain: Chain) -> None:
     """The devnet hook: install both contracts with their genesis state.
 
-    On a fresh data folder the seeded state stands and the LedgerManager gets
-    the seeded ledger's 0G as genesis balance; on a restart the chain replaces
+    On a fresh data folder the seeded state stands and both contracts get the
+    seeded 0G as genesis balance; on a restart the chain replaces
     the state with the persisted one.
     """
     inference = InferenceServingContract()
     ledger = LedgerManagerContract(inference=inference)
     _seed(ledger, chain.now())
     balances = chain.config.genesis_balances
-    balances[LEDGER_MANAGER_ADDRESS] = balances.get(LEDGER_MANAGER_ADDRESS, 0) + (
-        SEED_LEDGER_BALANCE
-    )
+    seeded = {
+        LEDGER_MANAGER_ADDRESS: SEED_LEDGER_BALANCE - SEED_SUB_ACCOUNT_BALANCE,
+        INFERENCE_SERVING_ADDRESS: SEED_SUB_ACCOUNT_BALANCE,
+    }
+    for address, amount in seeded.items():
+        balances[address] = balances.get(address, 0) + amount
     chain.register_contract(inference)
     chain.register_contract(ledger)

@@ -83,6 +83,7 @@ from zerog_cli.zerog.compute_auth import (
     validate_token,
 )
 from zerog_cli.zerog.compute_fees import (
+    MAX_REFUNDS_PER_ACCOUNT,
     MIN_ACCOUNT_BALANCE,
     MIN_LOCKED_BALANCE,
     MIN_TRANSFER_AMOUNT,
@@ -198,6 +199,7 @@ __all__ = [
     "INFERENCE_SERVING",
     "LEDGER_MANAGER",
     "MAX_PAGE_SIZE",
+    "MAX_REFUNDS_PER_ACCOUNT",
     "MIN_ACCOUNT_BALANCE",
     "MIN_LOCKED_BALANCE",
     "MIN_TRANSFER_AMOUNT",

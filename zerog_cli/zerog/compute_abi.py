@@ -201,6 +201,9 @@ LEDGER_MANAGER = ContractAbi(
         AbiFunction("refund", ["uint256"]),
         AbiFunction("getLedgerProviders", ["address", "string"], ["address[]"]),
         AbiFunction("getServiceInfo", ["address"], [SERVICE_INFO_TUPLE]),
+        AbiFunction("getServiceAddressByName", ["string"], ["address"]),
+        AbiFunction("getAllLedgers", ["uint256", "uint256"], [LEDGER_TUPLE + "[]", "uint256"]),
+        AbiFunction("deleteLedger"),
     ],
     [
         AbiError(
@@ -250,6 +253,38 @@ LEDGER_MANAGER = ContractAbi(
             lambda a: f"too many providers: {a[0]} given, at most {a[1]} allowed",
             UsageError,
         ),
+        AbiError(
+            "TooManyProvidersForService",
+            ["uint256", "uint256"],
+            lambda a: f"the ledger already has {a[0]} providers, at most {a[1]} allowed",
+            UsageError,
+        ),
+        AbiError(
+            "LedgerExists",
+            ["address"],
+            lambda a: f"a compute ledger already exists for {a[0]}: deposit into it instead",
+            UsageError,
+        ),
+        AbiError(
+            "ZeroAmountNotAllowed", [], lambda a: "the amount must be more than 0", UsageError
+        ),
+        AbiError(
+            "ZeroAddressNotAllowed", [], lambda a: "the zero address is not allowed", UsageError
+        ),
+        AbiError(
+            "AdditionalInfoTooLong",
+            ["uint256", "uint256"],
+            lambda a: f"additional info of {a[0]} bytes is longer than the {a[1]} allowed",
+            UsageError,
+        ),
+        AbiError(
+            "MustWithdrawAllFundsFirst",
+            ["uint256"],
+            lambda a: f"the ledger still holds {_neuron_text(a[0])}: refund it first",
+            UsageError,
+        ),
+        AbiError("TransferFailed", [], lambda a: "the contract could not pay the 0G out"),
+        AbiError("CallFailed", [], lambda a: "the serving contract refused the ledger's call"),
     ],
 )
 
@@ -261,6 +296,8 @@ INFERENCE_SERVING = ContractAbi(
         AbiFunction("serviceExists", ["address"], ["bool"]),
         AbiFunction("lockTime", [], ["uint256"]),
         AbiFunction("getAccount", ["address", "address"], [ACCOUNT_TUPLE]),
+        AbiFunction("accountExists", ["address", "address"], ["bool"]),
+        AbiFunction("getPendingRefund", ["address", "address"], ["uint256"]),
         AbiFunction("acknowledgeTEESigner", ["address", "bool"]),
         AbiFunction("revokeToken", ["address", "uint8"]),
         AbiFunction("revokeTokens", ["address", "uint8[]"]),
@@ -309,6 +346,19 @@ INFERENCE_SERVING = ContractAbi(
                 f"too many pending refunds for {a[0]} at provider {a[1]}: "
                 "collect matured refunds first"
             ),
+            UsageError,
+        ),
+        AbiError(
+            "InvalidAddress",
+            ["address"],
+            lambda a: f"{a[0]} is not a valid user or provider address",
+            UsageError,
+        ),
+        AbiError(
+            "ProviderCannotBeUser",
+            [],
+            lambda a: "a wallet cannot fund a sub-account at its own provider address",
+            UsageError,
         ),
     ],
 )
@@ -768,5 +818,15 @@ class ComputeContracts:
         return decode_get_service_info(data)
 
     def inference_service_name(self) -> str:
-        """The name `transferFund` & co. take (e.g. ``inference-v2.0``); read, never assumed."""
-        return self.get_service_info().full_name
+        """The name `transferFund` & co. take (e.g. ``inference-v2.0``); read, never assumed.
+
+        The LedgerManager answers an empty record (no revert) for a contract it
+        never registered, so an empty name means a wrong inference address.
+        """
+        name = self.get_service_info().full_name
+        if not name:
+            raise NotFound(
+                f"the LedgerManager at {self.ledger_address} has no service registered for "
+                f"the InferenceServing address {self.inference_address}"
+            )
+        return name

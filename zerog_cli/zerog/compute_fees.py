@@ -26,13 +26,15 @@ if TYPE_CHECKING:
 
 NEURON_PER_0G = 10**18
 MIN_ACCOUNT_BALANCE = 3 * NEURON_PER_0G
-"""First deposit, and the least a ledger may keep unless emptied."""
+"""First deposit, and the least a refund may leave available in a ledger unless it empties it."""
 MIN_TRANSFER_AMOUNT = NEURON_PER_0G
 """First transfer to a new provider's sub-account."""
 MIN_LOCKED_BALANCE = NEURON_PER_0G
 """What the provider broker wants left in a sub-account above unsettled fees and the request."""
 BYTES_PER_TOKEN = 4
 """The provider's own admission estimate when no tokenizer is known."""
+MAX_REFUNDS_PER_ACCOUNT = 5
+"""Live refund requests one sub-account may hold (InferenceAccount.sol, ``TooManyRefunds``)."""
 
 
 def format_0g(neuron: int) -> str:
