@@ -53,10 +53,15 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 fund_app = typer.Typer(
-    help="Fund 0G compute: deposit into the ledger, transfer to a provider, acknowledge it.",
+    help=(
+        "Fund 0G compute: deposit into the ledger, transfer to a provider, acknowledge it; "
+        "retrieve from a provider and refund to the wallet to get 0G back."
+    ),
     epilog=examples(
         "zerog infer fund deposit 5",
         "zerog infer fund transfer 0x70997970C51812dc3A010C7d01b50e0d17dc79C8 2 --yes",
+        "zerog infer fund retrieve 0x70997970C51812dc3A010C7d01b50e0d17dc79C8 --yes",
+        "zerog infer fund refund all --yes",
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -321,6 +326,19 @@ def _print_account(report: dict[str, Any]) -> None:
         }
         for sub in report["sub_accounts"]
     ]
+    refunds = [
+        {
+            "provider": sub["provider"],
+            "amount": f"{refund['amount']['0g']} 0G",
+            "requested_at": refund["requested_at"],
+            "unlocks_at": refund["unlocks_at"],
+            "state": "unlocked: run `zerog infer fund retrieve PROVIDER`"
+            if refund["unlocked"]
+            else f"locked, {_wait(refund['seconds_left'])} left",
+        }
+        for sub in report["sub_accounts"]
+        for refund in sub["refunds"]
+    ]
     out.table(
         rows,
         [
@@ -336,6 +354,23 @@ def _print_account(report: dict[str, Any]) -> None:
         title="sub-accounts",
         empty="none (run `zerog infer fund transfer PROVIDER 1`)",
     )
+    if refunds:
+        out.table(
+            refunds,
+            [
+                Column("provider", "provider"),
+                Column("amount", "amount", justify="right"),
+                Column("requested_at", "requested"),
+                Column("unlocks_at", "unlocks"),
+                Column("state", "state"),
+            ],
+            title="pending refunds (chain time)",
+        )
+
+
+def _wait(seconds: int) -> str:
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours} h {rest // 60} min" if hours else f"{rest // 60} min {rest % 60} s"
 
 
 @command(app, "account", epilog=examples("zerog infer account", "zerog infer account --json"))
@@ -343,6 +378,7 @@ def account() -> None:
     """The wallet's compute ledger and per-provider sub-accounts, in 0G and neuron.
 
     spendable = balance - pending refund - unsettled fees - the provider's 1 0G reserve.
+    Pending refunds are listed with the time each unlocks (chain time).
     """
     from zerog_cli.services.infer_info import account as read_account
 
@@ -450,6 +486,98 @@ def fund_acknowledge(
     current.context.override(gas_price=gas_price, gas_limit=gas_limit)
     report = acknowledge(current.context, provider, _confirmer(yes))
     current.output.result(report, lambda: _print_funding(report))
+
+
+def _print_retrieve(report: dict[str, Any]) -> None:
+    out = state().output
+    if not report["sent"]:
+        out.echo(
+            f"nothing to retrieve from {report['provider']}: every 0G there is already "
+            "requested and still locked; nothing was sent"
+        )
+    else:
+        out.fields(
+            [
+                ("returned to ledger", f"{report['returned']['0g']} 0G"),
+                ("requested back", f"{report['requested']['0g']} 0G"),
+                ("transaction", report["tx_hash"]),
+                ("block", report["block"]),
+            ]
+        )
+    for refund in report["refunds"]:
+        state_text = "unlocked" if refund["unlocked"] else f"unlocks {refund['unlocks_at']}"
+        out.echo(f"pending refund {refund['amount']['0g']} 0G: {state_text}")
+    ledger = report["ledger"]
+    if ledger is not None:
+        out.echo(f"ledger: {ledger['available']['0g']} 0G available of {ledger['total']['0g']} 0G")
+
+
+@command(
+    fund_app,
+    "retrieve",
+    epilog=examples(
+        "zerog infer fund retrieve 0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+        "zerog infer fund retrieve 0x70997970C51812dc3A010C7d01b50e0d17dc79C8 --yes --json",
+    ),
+)
+def fund_retrieve(
+    provider: Annotated[str, typer.Argument(help="Provider address.")],
+    yes: Yes = False,
+) -> None:
+    """Ask a provider's sub-account for its 0G back; unlocked refunds return to the ledger.
+
+    One transaction (retrieveFund): refunds older than the contract's lock time
+    (24 h) go back to the ledger's available balance, and everything not yet
+    requested becomes a new refund that unlocks after the lock time. Run it
+    again once that has passed, then `zerog infer fund refund`.
+    """
+    from zerog_cli.services.infer_funding import retrieve
+
+    current = state()
+    report = retrieve(current.context, provider, _confirmer(yes))
+    current.output.result(report, lambda: _print_retrieve(report))
+
+
+@command(
+    fund_app,
+    "refund",
+    epilog=examples("zerog infer fund refund 2", "zerog infer fund refund all --yes --json"),
+)
+def fund_refund(
+    amount: Annotated[
+        str, typer.Argument(help="0G to pay out to the wallet, or `all` that is available.")
+    ],
+    yes: Yes = False,
+) -> None:
+    """Pay available ledger balance back to the wallet (must leave 0 or at least 3 0G).
+
+    Refunding everything deletes the ledger and its sub-accounts. 0G still in a
+    provider's sub-account comes back with `zerog infer fund retrieve` first.
+    """
+    from zerog_cli.services.infer_funding import refund
+
+    current = state()
+    report = refund(current.context, amount, _confirmer(yes))
+
+    def human() -> None:
+        out = current.output
+        ledger = report["ledger"]
+        out.fields(
+            [
+                ("refund", f"{report['amount']['0g']} 0G"),
+                ("transaction", report["tx_hash"]),
+                ("block", report["block"]),
+                (
+                    "ledger",
+                    "deleted (emptied)"
+                    if ledger is None
+                    else f"{ledger['total']['0g']} 0G, {ledger['available']['0g']} 0G available",
+                ),
+                ("wallet balance", f"{report['wallet_balance']['0g']} 0G"),
+            ]
+        )
+
+    current.output.result(report, human)
 
 
 def _one_line(text: str | None, width: int) -> str:

@@ -1,11 +1,19 @@
-"""Funding 0G compute: deposit into the ledger, transfer to a provider, acknowledge it.
+"""Funding 0G compute: deposit, transfer to a provider, acknowledge it, and get 0G back.
 
 These are the only `zerog infer` operations that send transactions, and each
 one asks first: the caller passes ``confirm(question)``, which returns only
 when the operator said yes (the CLI refuses without ``--yes`` when stdin is
 not a terminal). Everything that can be checked from the chain is checked
 before asking, so a confirmed transaction is one the contracts accept:
-first deposit ≥ 3 0G, first transfer ≥ 1 0G, enough available balance.
+first deposit ≥ 3 0G, first transfer ≥ 1 0G, enough available balance, a
+refund that leaves 0 or at least 3 0G available.
+
+Getting 0G back takes two steps, as the official contracts have it
+(LedgerManager ``retrieveFund`` then ``refund``): ``retrieve`` asks a
+provider's sub-account for everything not yet requested (a refund that unlocks
+after the InferenceServing ``lockTime``, 24 h on the networks) and, in the same
+transaction, moves every unlocked refund back to the ledger's available
+balance; ``refund`` pays available ledger balance out to the wallet.
 """
 
 from __future__ import annotations
@@ -13,14 +21,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from zerog_cli.errors import QuotaExceeded, RemoteError, UsageError
+from zerog_cli.errors import NotFound, QuotaExceeded, RemoteError, UsageError
 from zerog_cli.infra.units import format_0g, parse_0g
 from zerog_cli.services.context import Context
 from zerog_cli.services.infer_chain import ComputeLink, connect, parse_address
 from zerog_cli.services.network import gas_options
 
 if TYPE_CHECKING:
-    from zerog_cli.zerog.compute import Ledger, SubAccount
+    from zerog_cli.zerog.compute import Ledger, Refund, SubAccount
     from zerog_cli.zerog.evm import Receipt
 
 Confirm = Callable[[str], None]
@@ -196,3 +204,166 @@ def acknowledge(context: Context, provider_text: str, confirm: Confirm) -> dict[
         **_receipt_view(receipt),
         "sub_account": _account_view(contracts.get_account(link.address, provider)),
     }
+
+
+def _utc(seconds: int) -> str:
+    from datetime import UTC, datetime
+
+    from zerog_cli.ledger.db import format_time
+
+    return format_time(datetime.fromtimestamp(seconds, UTC))
+
+
+def refund_views(account: SubAccount, lock_time: int, chain_time: int) -> list[dict[str, Any]]:
+    """The live refund requests of a sub-account and when each unlocks (by the chain's clock)."""
+    views = []
+    for refund in account.pending_refunds:
+        unlocks = refund.created_at + lock_time
+        views.append(
+            {
+                "amount": _amount(refund.amount),
+                "requested_at": _utc(refund.created_at),
+                "unlocks_at": _utc(unlocks),
+                "unlocked": chain_time >= unlocks,
+                "seconds_left": max(unlocks - chain_time, 0),
+            }
+        )
+    return views
+
+
+def _unlocked(refunds: tuple[Refund, ...] | list[Refund], lock_time: int, now: int) -> int:
+    return sum(r.amount for r in refunds if now >= r.created_at + lock_time)
+
+
+def retrieve(context: Context, provider_text: str, confirm: Confirm) -> dict[str, Any]:
+    """``retrieveFund([provider])``: unlocked refunds → ledger; request back all the rest.
+
+    After it the provider serves nothing more from this sub-account until a new
+    transfer (which cancels the newest pending refunds first).
+    """
+    from zerog_cli.zerog.compute import MAX_REFUNDS_PER_ACCOUNT, encode_retrieve_fund
+
+    provider = parse_address(provider_text)
+    link = connect(context)
+    contracts = link.contracts
+    if contracts.get_ledger(link.address) is None:
+        raise QuotaExceeded(f"wallet {link.address} has no 0G compute ledger")
+    account = contracts.get_account(link.address, provider)
+    if account is None:
+        raise NotFound(f"wallet {link.address} has no sub-account at provider {provider}")
+    lock_time = contracts.lock_time()
+    now = link.chain.evm.block_time()
+    live = account.pending_refunds
+    unlocked = _unlocked(live, lock_time, now)
+    requested = account.balance - account.pending_refund
+    waiting = [r for r in live if now < r.created_at + lock_time]
+    if requested > 0 and len(waiting) >= MAX_REFUNDS_PER_ACCOUNT:
+        first = min(r.created_at for r in waiting) + lock_time
+        raise UsageError(
+            f"provider {provider} already holds {len(waiting)} locked refund requests, the "
+            f"contract's maximum",
+            hint=f"rerun after {_utc(first)}, when the oldest one unlocks",
+        )
+    report: dict[str, Any] = {
+        "action": "retrieve",
+        "wallet": link.address,
+        "provider": provider,
+        "returned": _amount(unlocked),
+        "requested": _amount(requested),
+        "lock_time": lock_time,
+    }
+    if unlocked == 0 and requested == 0:
+        return {
+            **report,
+            "sent": False,
+            "refunds": refund_views(account, lock_time, now),
+            "ledger": _ledger_view(contracts.get_ledger(link.address)),
+        }
+    steps = []
+    if unlocked:
+        steps.append(f"move {format_0g(unlocked)} 0G of unlocked refunds back to the ledger")
+    if requested:
+        steps.append(
+            f"request {format_0g(requested)} 0G back from provider {provider} (it unlocks in "
+            f"{_duration(lock_time)}; the provider serves nothing more from it)"
+        )
+    confirm(f"For wallet {link.address}: {' and '.join(steps)}?")
+    name = contracts.inference_service_name()
+    receipt = _send(link, to=contracts.ledger_address, data=encode_retrieve_fund([provider], name))
+    after = contracts.get_account(link.address, provider)
+    return {
+        **report,
+        "sent": True,
+        **_receipt_view(receipt),
+        "refunds": [] if after is None else refund_views(after, lock_time, _block_time(link)),
+        "ledger": _ledger_view(contracts.get_ledger(link.address)),
+        "sub_account": _account_view(after),
+    }
+
+
+def refund(context: Context, amount_text: str, confirm: Confirm) -> dict[str, Any]:
+    """``refund(amount)``: the ledger's available balance → the wallet (``all``: all of it).
+
+    What stays available must be 0 or at least 3 0G; a ledger whose total
+    reaches 0 is deleted with its sub-accounts.
+    """
+    from zerog_cli.zerog.compute import MIN_ACCOUNT_BALANCE, encode_refund
+
+    link = connect(context)
+    contracts = link.contracts
+    ledger = contracts.get_ledger(link.address)
+    if ledger is None:
+        raise QuotaExceeded(f"wallet {link.address} has no 0G compute ledger to refund from")
+    everything = amount_text.strip().lower() == "all"
+    amount = ledger.available_balance if everything else _amount_of(amount_text)
+    if amount == 0:
+        raise QuotaExceeded(
+            f"the compute ledger of {link.address} has nothing available to refund",
+            hint="run `zerog infer fund retrieve PROVIDER` and wait for the lock time first",
+        )
+    if amount > ledger.available_balance:
+        raise QuotaExceeded(
+            f"the compute ledger of {link.address} has {format_0g(ledger.available_balance)} 0G "
+            f"available, less than the {format_0g(amount)} 0G asked for "
+            f"({format_0g(ledger.locked)} 0G are in provider sub-accounts)",
+            hint="get 0G back from a provider with `zerog infer fund retrieve PROVIDER` first",
+        )
+    remaining = ledger.available_balance - amount
+    if 0 < remaining < MIN_ACCOUNT_BALANCE:
+        raise UsageError(
+            f"a refund must leave 0 or at least {format_0g(MIN_ACCOUNT_BALANCE)} 0G available; "
+            f"{format_0g(amount)} 0G would leave {format_0g(remaining)} 0G",
+            hint=(
+                "refund `all` or at most "
+                f"{format_0g(ledger.available_balance - MIN_ACCOUNT_BALANCE)} 0G"
+            ),
+        )
+    closes = ledger.total_balance == amount
+    question = (
+        f"Refund {format_0g(amount)} 0G from the compute ledger of {link.address} to the wallet "
+        f"on {context.settings.profile}?"
+    )
+    if closes:
+        question += " This empties and deletes the ledger and its sub-accounts."
+    confirm(question)
+    receipt = _send(link, to=contracts.ledger_address, data=encode_refund(amount))
+    return {
+        "action": "refund",
+        "wallet": link.address,
+        "amount": _amount(amount),
+        **_receipt_view(receipt),
+        "ledger_deleted": closes,
+        "ledger": _ledger_view(contracts.get_ledger(link.address)),
+        "wallet_balance": _amount(link.chain.evm.balance(link.address)),
+    }
+
+
+def _block_time(link: ComputeLink) -> int:
+    return link.chain.evm.block_time()
+
+
+def _duration(seconds: int) -> str:
+    hours, rest = divmod(seconds, 3600)
+    if rest == 0 and hours:
+        return f"{hours} h"
+    return f"{seconds} s"

@@ -9,6 +9,7 @@ from zerog_cli.infra.units import INT64_MAX, format_0g
 from zerog_cli.ledger import inference as inference_rows
 from zerog_cli.services.context import Context
 from zerog_cli.services.infer_chain import connect, open_chain, unsettled_fee
+from zerog_cli.services.infer_funding import refund_views
 
 if TYPE_CHECKING:
     from zerog_cli.zerog.compute import Service
@@ -42,7 +43,12 @@ def providers(
 
 
 def account(context: Context) -> dict[str, Any]:
-    """The wallet's ledger and per-provider sub-accounts, with what each provider will spend."""
+    """The wallet's ledger and per-provider sub-accounts, with what each provider will spend.
+
+    Each sub-account lists its pending refunds and when each unlocks, by the
+    chain's clock (the latest block's time), which is what ``retrieveFund``
+    compares with.
+    """
     from zerog_cli.zerog.compute import spendable
 
     link = connect(context)
@@ -63,6 +69,9 @@ def account(context: Context) -> dict[str, Any]:
         "available": _amount(ledger.available_balance),
         "locked": _amount(ledger.locked),
     }
+    lock_time = contracts.lock_time()
+    chain_time = link.chain.evm.block_time()
+    report["refund_lock_seconds"] = lock_time
     for provider in contracts.get_ledger_providers(
         link.address, contracts.inference_service_name()
     ):
@@ -80,6 +89,7 @@ def account(context: Context) -> dict[str, Any]:
                 "model": None if service is None else service.model,
                 "balance": _amount(sub.balance),
                 "pending_refund": _amount(sub.pending_refund),
+                "refunds": refund_views(sub, lock_time, chain_time),
                 "unsettled": None if unsettled is None else _amount(unsettled),
                 "spendable": _amount(max(spendable(sub, unsettled or 0), 0)),
                 "acknowledged": sub.acknowledged,

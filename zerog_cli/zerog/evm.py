@@ -184,6 +184,13 @@ class EvmClient:
     def block_number(self) -> int:
         return self._quantity("eth_blockNumber")
 
+    def block_time(self) -> int:
+        """Timestamp (Unix seconds) of the latest block: the clock contracts compare with."""
+        method = "eth_getBlockByNumber"
+        r = self._reader(method)
+        block = r.obj(self.rpc.call(method, ["latest", False]), "result")
+        return r.quantity(block.get("timestamp"), "timestamp")
+
     def nonce(self, address: str, block: str = "pending") -> int:
         return self._quantity("eth_getTransactionCount", [address, block])
 
