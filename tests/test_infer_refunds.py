@@ -139,8 +139,10 @@ def test_refund_pays_the_wallet_and_an_emptied_ledger_is_deleted(
     assert cli("infer", "fund", "refund", "3").exit_code == 2  # not confirmed
 
     wallet_before = int(rpc(net.rpc_url, "eth_getBalance", [address, "latest"]), 16)
-    paid = cli("infer", "fund", "refund", "all", "--yes", "--json")
+    paid = cli("infer", "fund", "refund", "all", "--yes", "--json", "--gas-price", "7gwei")
     assert paid.exit_code == 0, paid
+    sent = rpc(net.rpc_url, "eth_getTransactionByHash", [paid.json["tx_hash"]])
+    assert int(sent["gasPrice"], 16) == 7 * 10**9
     assert paid.json["amount"]["0g"] == "3" and paid.json["ledger_deleted"] is False
     assert paid.json["ledger"]["available"]["0g"] == "0"
     assert paid.json["ledger"]["total"]["0g"] == "2"

@@ -523,6 +523,8 @@ def _print_retrieve(report: dict[str, Any]) -> None:
 def fund_retrieve(
     provider: Annotated[str, typer.Argument(help="Provider address.")],
     yes: Yes = False,
+    gas_price: GasPriceOption = None,
+    gas_limit: GasLimitOption = None,
 ) -> None:
     """Ask a provider's sub-account for its 0G back; unlocked refunds return to the ledger.
 
@@ -534,6 +536,7 @@ def fund_retrieve(
     from zerog_cli.services.infer_funding import retrieve
 
     current = state()
+    current.context.override(gas_price=gas_price, gas_limit=gas_limit)
     report = retrieve(current.context, provider, _confirmer(yes))
     current.output.result(report, lambda: _print_retrieve(report))
 
@@ -548,6 +551,8 @@ def fund_refund(
         str, typer.Argument(help="0G to pay out to the wallet, or `all` that is available.")
     ],
     yes: Yes = False,
+    gas_price: GasPriceOption = None,
+    gas_limit: GasLimitOption = None,
 ) -> None:
     """Pay available ledger balance back to the wallet (must leave 0 or at least 3 0G).
 
@@ -557,6 +562,7 @@ def fund_refund(
     from zerog_cli.services.infer_funding import refund
 
     current = state()
+    current.context.override(gas_price=gas_price, gas_limit=gas_limit)
     report = refund(current.context, amount, _confirmer(yes))
 
     def human() -> None:
