@@ -129,6 +129,7 @@ def sdk_wallet(node_modules: Path, net: DevnetProcess) -> dict[str, Any]:
         chat_step(MULTI_MODEL.address, "the large one", model=MULTI_LARGE.model, stream=True),
         {"op": "account", "provider": FORMAT_A.address},
         {"op": "ledger"},
+        {"op": "accounts"},
     ]
     report = run_sdk(node_modules, net, key, steps)
     return {"key": key, "address": address, "results": [s["result"] for s in report["steps"]]}
@@ -157,6 +158,9 @@ def test_sdk_creates_funds_and_acknowledges_on_the_devnet_contracts(
     assert set(subs) == {kind.address for kind in KINDS}
     assert subs[FORMAT_A.address]["balance"]["neuron"] == str(3 * ZG)
     assert all(sub["acknowledged"] for sub in subs.values())
+    listed = {(a["user"], a["provider"]): a["balance"] for a in results[14]}
+    for provider, sub in subs.items():
+        assert listed[(sdk_wallet["address"], provider)] == sub["balance"]["neuron"]
 
 
 def test_sdk_lists_every_devnet_service(sdk_wallet: dict[str, Any]) -> None:

@@ -12,6 +12,8 @@
 //   {op: "acknowledge", provider}         inference.acknowledgeProviderSigner(provider)
 //   {op: "account", provider}             inference.getAccountWithDetail(provider)
 //   {op: "services"}                      inference.listService()
+//   {op: "accounts"}                      the broker's AccountProcessor.listAccount()
+//                                         (getAllAccounts, first 50; not on the broker itself)
 //   {op: "chat", provider, prompt, model?, stream?, retryMs?}
 //       getServiceMetadata + getRequestHeaders (which funds a new sub-account itself),
 //       POST {endpoint}/chat/completions with those headers, then
@@ -123,6 +125,8 @@ async function run(broker, step) {
       return accountView(await inference.getAccountWithDetail(step.provider));
     case "account":
       return accountView(await inference.getAccountWithDetail(step.provider));
+    case "accounts":
+      return (await inference.accountProcessor.listAccount()).map((a) => ({ user: a.user, provider: a.provider, balance: a.balance }));
     case "services":
       return (await inference.listService()).map((s) => ({
         provider: s.provider,

@@ -113,6 +113,8 @@ MAX_PROVIDERS_PER_USER = 50
 MAX_ADDITIONAL_INFO_LENGTH = 4096
 MAX_SYNTHETIC_PER_CALL = 500
 ZERO_ADDRESS = "0x" + "00" * 20
+ACCOUNT_LISTINGS = {"getAllAccounts": None, "getAccountsByUser": 0, "getAccountsByProvider": 1}
+"""Paged sub-account views: which half of the (user, provider) key the first argument matches."""
 EMPTY_SERVICE_INFO = ServiceInfo(ZERO_ADDRESS, ZERO_ADDRESS, "", "", "", "", False, 0)
 """What ``getServiceInfo`` answers for a contract the LedgerManager never registered."""
 _PAYABLE = frozenset({"addLedger", "depositFund", "depositFundFor"})
@@ -359,6 +361,16 @@ class InferenceServingContract(Contract):
             return function.encode_output(self.lock_time)
         if function.name == "getAccount":
             return function.encode_output(self.account(args[0], args[1]).to_abi())
+        if function.name in ACCOUNT_LISTINGS:
+            *who, offset, limit = args
+            if limit > MAX_PAGE_SIZE:
+                raise _revert(INFERENCE_SERVING.error("LimitTooLarge"), limit, MAX_PAGE_SIZE)
+            side = ACCOUNT_LISTINGS[function.name]
+            listed = [
+                a for key, a in self.accounts.items() if side is None or key[side] == _key(who[0])
+            ]
+            rows = listed[offset : offset + (limit or MAX_PAGE_SIZE)]
+            return function.encode_output([a.to_abi() for a in rows], len(listed))
         if function.name == "accountExists":
             return function.encode_output(self.account_exists(args[0], args[1]))
         if function.name == "getPendingRefund":

@@ -297,6 +297,17 @@ INFERENCE_SERVING = ContractAbi(
         AbiFunction("lockTime", [], ["uint256"]),
         AbiFunction("getAccount", ["address", "address"], [ACCOUNT_TUPLE]),
         AbiFunction("accountExists", ["address", "address"], ["bool"]),
+        AbiFunction("getAllAccounts", ["uint256", "uint256"], [ACCOUNT_TUPLE + "[]", "uint256"]),
+        AbiFunction(
+            "getAccountsByUser",
+            ["address", "uint256", "uint256"],
+            [ACCOUNT_TUPLE + "[]", "uint256"],
+        ),
+        AbiFunction(
+            "getAccountsByProvider",
+            ["address", "uint256", "uint256"],
+            [ACCOUNT_TUPLE + "[]", "uint256"],
+        ),
         AbiFunction("getPendingRefund", ["address", "address"], ["uint256"]),
         AbiFunction("acknowledgeTEESigner", ["address", "bool"]),
         AbiFunction("revokeToken", ["address", "uint8"]),
