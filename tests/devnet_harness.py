@@ -94,6 +94,7 @@ class DevnetProcess:
             fail_nodes=[],
             min_gas_price=0,
             underpriced_next=0,
+            hold_next=0,
             lag_nodes=[],
             lag_ms=0,
             targets=["rpc", "indexer", "node", "provider"],

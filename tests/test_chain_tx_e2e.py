@@ -136,6 +136,27 @@ def test_underpriced_is_raised_with_the_same_nonce_and_paid_once(
     assert net.stats()["transactions"] == txs + 1
 
 
+def test_a_stuck_tx_is_re_sent_higher_with_the_same_nonce_and_paid_once(
+    cli, net: DevnetProcess, tmp_path: Path, monkeypatch
+):
+    """Accepted but not mined: after tx_resend_after the same nonce goes out at 1.5x."""
+    price = _gas_price(net)
+    stuck = cli("devnet", "faults", "--data-dir", str(net.data_dir), "--hold-next", "1")
+    assert stuck.exit_code == 0, stuck
+    monkeypatch.setenv("ZEROG_TX_RESEND_AFTER", "1")
+    nonce, balance, txs = _nonce(net), _balance(net), net.stats()["transactions"]
+    uploaded = cli("upload", str(_file(tmp_path, "stuck-in-pool.bin", 5_000)), "--json")
+    assert uploaded.exit_code == 0, uploaded
+    assert "not mined within 1 s" in uploaded.stderr
+    tx = _tx(net, uploaded.json["tx_hash"])
+    assert (int(tx["nonce"], 16), int(tx["gasPrice"], 16)) == (nonce, price * 15 // 10)
+    assert net.stats()["transactions"] == txs + 1
+    assert net.stats()["faults"]["held"] == 1
+    receipt = rpc(net.rpc_url, "eth_getTransactionReceipt", [uploaded.json["tx_hash"]])
+    gas_paid = int(receipt["gasUsed"], 16) * int(receipt["effectiveGasPrice"], 16)
+    assert balance - _balance(net) == int(uploaded.json["fee_neuron"]) + gas_paid
+
+
 def test_gas_raises_are_bounded_and_nothing_is_paid(cli, net: DevnetProcess, tmp_path: Path):
     net.set_faults(underpriced_next=50)
     txs = net.stats()["transactions"]

@@ -643,3 +643,42 @@ def test_eip1559_option_and_a_given_gas_price(peer: tuple[str, Peer]) -> None:
     tx = _decoded(sent[0])
     assert tx.type == 2 and tx.gas == 90_000
     assert tx.max_fee_per_gas == tx.max_priority_fee_per_gas == 3_000_000_000
+
+
+def test_transact_re_sends_an_unmined_tx_with_the_same_nonce(peer: tuple[str, Peer]) -> None:
+    """The Go client's timeout: no receipt within resend_after, same nonce at 1.5x."""
+    from zerog_cli.devnet.constants import DEV_ACCOUNT_KEY
+
+    url, state = peer
+    sent, fake = _chain_fake([])
+    receipts: dict[str, dict[str, Any]] = {}
+
+    def answer(req: Any, handler: Any) -> tuple[int, dict[str, str], bytes]:
+        if req["method"] == "eth_getTransactionReceipt":
+            tx_hash = req["params"][0]
+            if len(sent) == 2 and tx_hash not in receipts:
+                receipts[tx_hash] = {
+                    "transactionHash": tx_hash,
+                    "status": "0x1",
+                    "blockNumber": "0x5",
+                    "gasUsed": "0x5208",
+                    "logs": [],
+                }
+            body = {"jsonrpc": "2.0", "id": req["id"], "result": receipts.get(tx_hash)}
+            return 200, {}, json.dumps(body).encode()
+        return fake(req, handler)
+
+    state.answer = answer
+    evm = EvmClient(http(), url)
+    receipt = evm.transact(
+        DEV_ACCOUNT_KEY,
+        to="0x" + "11" * 20,
+        data=b"",
+        gas=GasOptions(resend_after=0.2),
+        timeout=30,
+        poll=0.05,
+    )
+    assert len(sent) == 2
+    assert [_decoded(raw).nonce for raw in sent] == [7, 7]
+    assert [_decoded(raw).gas_price for raw in sent] == [1_000_000_000, 1_500_000_000]
+    assert receipt.status == 1

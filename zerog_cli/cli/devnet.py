@@ -165,6 +165,14 @@ def faults(
             show_default=False,
         ),
     ] = None,
+    hold_next: Annotated[
+        int | None,
+        typer.Option(
+            "--hold-next",
+            help="Keep the next N transactions pending until replaced at +10% (a stuck tx).",
+            show_default=False,
+        ),
+    ] = None,
     lag_node: Annotated[
         list[int] | None,
         typer.Option(
@@ -197,6 +205,7 @@ def faults(
             "fail_nodes": [],
             "min_gas_price": 0,
             "underpriced_next": 0,
+            "hold_next": 0,
             "lag_nodes": [],
             "lag_ms": 0,
         }
@@ -209,6 +218,7 @@ def faults(
         "fail_nodes": down_node,
         "min_gas_price": min_gas_price,
         "underpriced_next": underpriced_next,
+        "hold_next": hold_next,
         "lag_nodes": lag_node,
         "lag_ms": lag_ms,
     }

@@ -1,9 +1,13 @@
 """The devnet chain: accounts, contracts, instant blocks, receipts, persistence.
 
 One block is mined per accepted transaction, at once, with a timestamp from
-the clock (plus an offset moved by ``evm_increaseTime``). There is no
-transaction pool: a transaction is executed when it arrives or refused with
-geth's error wording.
+the clock (plus an offset moved by ``evm_increaseTime``): a transaction is
+executed when it arrives or refused with geth's error wording. The only pool
+is for the ``hold_next`` fault: a held transaction is pending (known by hash,
+counted by the "pending" nonce, never mined) until a version with the same
+nonce paying at least 10 % more replaces it, as in geth's pool; a cheaper one
+is refused with "replacement transaction underpriced". Held transactions are
+not persisted.
 
 Persistence (``data_dir/chain``): ``blocks.jsonl`` gets one line per block
 (transactions and receipts in their JSON-RPC form), appended and fsynced;
@@ -43,6 +47,8 @@ logger = logging.getLogger(__name__)
 ZERO_HASH_HEX = "0x" + "00" * 32
 COINBASE = "0x0000000000000000000000000000000000000000"
 STATE_VERSION = 1
+REPLACE_BUMP_PERCENT = 10
+"""geth's ``txpool.pricebump``: a replacement pays at least 10 % more."""
 
 
 def hex_quantity(value: int) -> str:
@@ -123,6 +129,7 @@ class Chain:
         self._contracts: dict[str, Contract] = {}
         self._blocks: list[dict[str, Any]] = []
         self._tx_locations: dict[str, tuple[int, int]] = {}
+        self._held: dict[tuple[str, int], SignedTransaction] = {}
         self._listeners: list[BlockListener] = []
         self._clock_offset = 0
         self._execution: _Execution | None = None
@@ -141,6 +148,14 @@ class Chain:
     def nonce(self, address: str) -> int:
         with self._lock:
             return self._nonces.get(normalize_address(address), 0)
+
+    def pending_nonce(self, address: str) -> int:
+        """The next nonce counting held (pending) transactions."""
+        with self._lock:
+            nonce = self.nonce(address)
+            while (normalize_address(address), nonce) in self._held:
+                nonce += 1
+            return nonce
 
     def transfer(self, source: str, destination: str, amount: int) -> None:
         if amount < 0:
@@ -262,6 +277,19 @@ class Chain:
             block = self._blocks[location[0]]
             return block["transactions"][location[1]], block["receipts"][location[1]]
 
+    def held_transaction(self, tx_hash: str) -> dict[str, Any] | None:
+        """A held (pending) transaction in JSON-RPC form: no block yet."""
+        with self._lock:
+            for tx in self._held.values():
+                if hex_data(tx.hash) == tx_hash.lower():
+                    return {
+                        **self._transaction_json(tx),
+                        "blockHash": None,
+                        "blockNumber": None,
+                        "transactionIndex": None,
+                    }
+            return None
+
     def blocks(self, first: int, last: int) -> list[dict[str, Any]]:
         with self._lock:
             return self._blocks[max(first, 0) : last + 1]
@@ -332,15 +360,33 @@ class Chain:
 
     # -- transactions --------------------------------------------------------
 
-    def send_raw_transaction(self, raw: bytes) -> str:
-        """Validate, execute and mine ``raw``; return its hash (keccak of the bytes)."""
+    def send_raw_transaction(self, raw: bytes, *, hold: Callable[[], bool] | None = None) -> str:
+        """Validate, execute and mine ``raw``; return its hash (keccak of the bytes).
+
+        ``hold()`` (the ``hold_next`` fault) is asked once the transaction is
+        valid: True keeps it pending instead of mining it.
+        """
         try:
             tx = decode_raw_transaction(raw)
         except TransactionError as error:
             raise ChainError(str(error)) from error
         with self._lock:
+            slot = (tx.sender, tx.nonce)
+            held = self._held.get(slot)
+            if held is not None:
+                if held.hash == tx.hash:
+                    raise ChainError("already known")
+                bump = 100 + REPLACE_BUMP_PERCENT
+                cheaper_cap = tx.fee_cap < held.fee_cap * bump // 100
+                if cheaper_cap or _tip(tx) < _tip(held) * bump // 100:
+                    raise ChainError("replacement transaction underpriced")
             self._validate(tx)
-            self._execute(tx)
+            if held is not None:
+                del self._held[slot]
+            if hold is not None and hold():
+                self._held[slot] = tx
+            else:
+                self._execute(tx)
         return hex_data(tx.hash)
 
     def _validate(self, tx: SignedTransaction) -> None:
@@ -600,6 +646,12 @@ class Chain:
             },
         }
         atomic_write_text(self._dir / "state.json", json.dumps(state, indent=1))
+
+
+def _tip(tx: SignedTransaction) -> int:
+    """The tip cap geth compares: maxPriorityFeePerGas, or a legacy gasPrice."""
+    tip = tx.max_priority_fee_per_gas
+    return tip if tip is not None else tx.gas_price or 0
 
 
 class _SimulationScope:

@@ -198,7 +198,10 @@ class EvmRpc:
         return hex_data(self.chain.code(_address(param(params, 0, "address"), 0)))
 
     def _get_transaction_count(self, params: list[Any]) -> Any:
-        return hex_quantity(self.chain.nonce(_address(param(params, 0, "address"), 0)))
+        address = _address(param(params, 0, "address"), 0)
+        if len(params) > 1 and params[1] == "pending":
+            return hex_quantity(self.chain.pending_nonce(address))
+        return hex_quantity(self.chain.nonce(address))
 
     def _estimate_gas(self, params: list[Any]) -> Any:
         sender, to, data, value = self._call_object(params)
@@ -220,7 +223,7 @@ class EvmRpc:
         raw = _bytes(param(params, 0, "data"), 0)
         self._refuse_underpriced(raw)
         try:
-            return self.chain.send_raw_transaction(raw)
+            return self.chain.send_raw_transaction(raw, hold=self.faults.hold)
         except ChainError as error:
             raise RpcError(error.code, error.message, error.data) from None
 
@@ -242,8 +245,9 @@ class EvmRpc:
         return found[1] if found else None
 
     def _get_transaction(self, params: list[Any]) -> Any:
-        found = self.chain.transaction(hex_data(_bytes(param(params, 0, "hash"), 0)))
-        return found[0] if found else None
+        tx_hash = hex_data(_bytes(param(params, 0, "hash"), 0))
+        found = self.chain.transaction(tx_hash)
+        return found[0] if found else self.chain.held_transaction(tx_hash)
 
     def _get_logs(self, params: list[Any]) -> Any:
         query = param(params, 0, "filter")

@@ -18,6 +18,9 @@ Settings (all changeable at run time through ``POST /admin/faults``):
 - ``underpriced_next``: the next that many transactions are refused with
   geth's "replacement transaction underpriced" (what a node answers while an
   earlier version of the same nonce sits in its pool); counts down;
+- ``hold_next``: the next that many valid transactions are held pending
+  (never mined) until a version with the same nonce paying 10 % more
+  replaces them: a transaction stuck in the pool; counts down;
 - ``lag_nodes`` and ``lag_ms``: those nodes see each Flow transaction only
   ``lag_ms`` after it was mined (a node behind the chain);
 - ``targets``: services the rates apply to, any of ``rpc``, ``indexer``,
@@ -27,8 +30,9 @@ Settings (all changeable at run time through ``POST /admin/faults``):
 Faults never apply to ``/admin``. Counters: every request is counted per
 service (``requests``), every JSON-RPC call per ``service:method``
 (``methods``) and every injected fault per kind (``faults``: ``http_error``,
-``rpc_error``, ``drop``, ``node_down``, ``corrupt``, ``underpriced``); ``GET /admin/stats``
-reads them, ``POST /admin/stats/reset`` clears them.
+``rpc_error``, ``drop``, ``node_down``, ``corrupt``, ``underpriced``,
+``held``); ``GET /admin/stats`` reads them, ``POST /admin/stats/reset``
+clears them.
 """
 
 from __future__ import annotations
@@ -58,6 +62,7 @@ class FaultSettings:
     fail_nodes: list[int] = field(default_factory=list)
     min_gas_price: int = 0
     underpriced_next: int = 0
+    hold_next: int = 0
     lag_nodes: list[int] = field(default_factory=list)
     lag_ms: int = 0
     targets: list[str] = field(default_factory=lambda: list(SERVICES))
@@ -86,6 +91,7 @@ class FaultSettings:
                 fail_nodes=[_non_negative_int(i, "fail_nodes") for i in merged["fail_nodes"]],
                 min_gas_price=_non_negative_int(merged["min_gas_price"], "min_gas_price"),
                 underpriced_next=_non_negative_int(merged["underpriced_next"], "underpriced_next"),
+                hold_next=_non_negative_int(merged["hold_next"], "hold_next"),
                 lag_nodes=[_non_negative_int(i, "lag_nodes") for i in merged["lag_nodes"]],
                 lag_ms=_non_negative_int(merged["lag_ms"], "lag_ms"),
                 targets=[str(t) for t in merged["targets"]],
@@ -210,6 +216,16 @@ class FaultInjector:
                     f"minimum needed {settings.min_gas_price}"
                 )
             return None
+
+    def hold(self) -> bool:
+        """Whether to hold the transaction being accepted (``hold_next``)."""
+        with self._lock:
+            settings = self._settings
+            if settings.hold_next <= 0:
+                return False
+            self._settings = replace(settings, hold_next=settings.hold_next - 1)
+            self._injected["held"] += 1
+            return True
 
     def node_lag(self, node: int) -> float:
         """Seconds node ``node`` lags behind the chain."""

@@ -114,7 +114,7 @@ def _as_gas_price(value: Any) -> int:
 
 
 MAX_GAS_LIMIT = 30_000_000
-MAX_NODE_SYNC_TIMEOUT = 86_400
+MAX_BOUNDED_WAIT = 86_400
 
 
 def _as_gas_limit(value: Any) -> int:
@@ -124,9 +124,9 @@ def _as_gas_limit(value: Any) -> int:
     return limit
 
 
-def _as_node_sync_timeout(value: Any) -> int:
+def _as_bounded_wait(value: Any) -> int:
     seconds = _as_duration(value)
-    if not 1 <= seconds <= MAX_NODE_SYNC_TIMEOUT:
+    if not 1 <= seconds <= MAX_BOUNDED_WAIT:
         raise UsageError(f"expected between 1s and 24h, got {value!r}")
     return seconds
 
@@ -157,7 +157,7 @@ class Key:
             return format_size(int(value))
         if self.convert is _as_usd:
             return format_usd(int(value))
-        if self.convert in (_as_duration, _as_signature_wait, _as_node_sync_timeout):
+        if self.convert in (_as_duration, _as_signature_wait, _as_bounded_wait):
             return f"{value}s"
         return str(value)
 
@@ -199,7 +199,7 @@ KEYS: dict[str, Key] = {
         Key("wait_timeout", _as_duration, 300, "seconds to wait for a tx or finality"),
         Key(
             "node_sync_timeout",
-            _as_node_sync_timeout,
+            _as_bounded_wait,
             600,
             "seconds storage nodes get to see a paid transaction (1s to 24h)",
         ),
@@ -212,6 +212,12 @@ KEYS: dict[str, Key] = {
         Key("gas_price", _as_gas_price, None, "neuron per gas, or '4gwei' (default: eth_gasPrice)"),
         Key("gas_limit", _as_gas_limit, None, "gas limit (default: the estimate plus 20%)"),
         Key("max_gas_price", _as_gas_price, None, "highest price a gas raise may reach"),
+        Key(
+            "tx_resend_after",
+            _as_bounded_wait,
+            30,
+            "seconds a transaction may stay unmined before it is re-sent at 1.5x, same nonce",
+        ),
         Key("metrics_file", _as_str, None, "textfile for node_exporter (atomic write)"),
         Key("pushgateway", _as_url, None, "Pushgateway URL for batch metrics"),
         Key("ledger_path", _as_str, None, "SQLite ledger (default: $ZEROG_HOME/ledger.db)"),

@@ -72,19 +72,22 @@ def _send(link: ComputeLink, *, to: str, data: bytes, value: int = 0) -> Receipt
 
     settings = link.context.settings
     try:
-        tx_hash = link.chain.evm.send_transaction(
-            link.key.private_key, to=to, data=data, value=value, gas=gas_options(settings)
+        receipt = link.chain.evm.transact(
+            link.key.private_key,
+            to=to,
+            data=data,
+            value=value,
+            gas=gas_options(settings),
+            timeout=float(settings.wait_timeout),
+            poll=0.5,
         )
     except RemoteError as failure:
         revert = revert_data_from(failure)
         if revert:
             raise revert_error(revert) from None
         raise
-    receipt = link.chain.evm.wait_for_receipt(
-        tx_hash, timeout=float(settings.wait_timeout), poll=0.5
-    )
     if receipt.status != 1:
-        raise RemoteError(f"transaction {tx_hash} reverted on chain", kind="fatal")
+        raise RemoteError(f"transaction {receipt.tx_hash} reverted on chain", kind="fatal")
     return receipt
 
 

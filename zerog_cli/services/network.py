@@ -52,7 +52,8 @@ def check_node_chain_id(plan: UploadPlan, context: Context) -> None:
 
 
 def gas_options(settings: Settings) -> GasOptions:
-    """Transaction type and gas settings (tx_type, gas_price, gas_limit, max_gas_price)."""
+    """Transaction type and gas settings (tx_type, gas_price, gas_limit, max_gas_price,
+    tx_resend_after)."""
     from zerog_cli.zerog.evm import GasOptions
 
     return GasOptions(
@@ -60,4 +61,5 @@ def gas_options(settings: Settings) -> GasOptions:
         gas_price=settings.gas_price,
         gas_limit=settings.gas_limit,
         max_gas_price=settings.max_gas_price,
+        resend_after=float(settings.tx_resend_after),
     )

@@ -55,6 +55,8 @@ TX_TYPES = ("legacy", "eip1559")
 BUMP_NUMERATOR, BUMP_DENOMINATOR = 15, 10
 """Each re-signing multiplies the price by 1.5 (the Go client's default ``Step`` 15)."""
 DEFAULT_MAX_BUMPS = 4
+DEFAULT_RESEND_AFTER = 30.0
+"""Seconds without a receipt before a version is re-sent higher (the Go client's 30 s)."""
 
 
 def describe_standard_revert(data: bytes) -> str:
@@ -130,7 +132,8 @@ class GasOptions:
     ``gas_price`` (neuron per gas) replaces ``eth_gasPrice`` (legacy) or is
     both EIP-1559 fee fields (as ethers does with a given gasPrice);
     ``gas_limit`` replaces the estimate; ``max_gas_price`` caps the bumps,
-    of which there are at most ``max_bumps``.
+    of which there are at most ``max_bumps``; ``resend_after`` is how long a
+    version may go unmined before it is signed again at a higher price.
     """
 
     tx_type: str = "legacy"
@@ -138,6 +141,7 @@ class GasOptions:
     gas_limit: int | None = None
     max_gas_price: int | None = None
     max_bumps: int = DEFAULT_MAX_BUMPS
+    resend_after: float = DEFAULT_RESEND_AFTER
 
     def __post_init__(self) -> None:
         if self.tx_type not in TX_TYPES:
@@ -354,100 +358,56 @@ class EvmClient:
         after each signing and before the broadcast, so a caller can journal
         a payment that may be mined even if this process dies next.
         """
-        from eth_account import Account
+        outgoing = _Outgoing(self, private_key, to, data, value, gas or GasOptions(), nonce)
+        return outgoing.broadcast(on_signed)
 
-        from zerog_cli.zerog.merkle import keccak256
+    def transact(
+        self,
+        private_key: str | bytes,
+        *,
+        to: str,
+        data: bytes,
+        value: int = 0,
+        gas: GasOptions | None = None,
+        on_signed: Callable[[str], None] | None = None,
+        timeout: float = 300.0,
+        poll: float = 1.0,
+    ) -> Receipt:
+        """`send_transaction`, then wait for the receipt of whichever version is mined.
 
+        A version not mined within ``gas.resend_after`` seconds is signed again
+        at 1.5 times the price with the same nonce (the Go client's 30 s
+        "timeout"), while the earlier versions stay watched: the one nonce
+        lets only one of them be mined. NetworkUnavailable after ``timeout``.
+        """
         gas = gas or GasOptions()
-        sender = account_address(private_key)
-        tx: dict[str, Any] = {
-            "chainId": self.chain_id(),
-            "to": _checksum(to),
-            "value": value,
-            "data": "0x" + data.hex(),
-        }
-        gas_limit = gas.gas_limit
-        if gas_limit is None:
-            estimate = self.estimate_gas(
-                {"from": sender, "to": tx["to"], "data": tx["data"], "value": hex(value)}
-            )
-            gas_limit = estimate + estimate * GAS_LIMIT_MARGIN_PERCENT // 100
-        tx["gas"] = gas_limit
-        fees = self.fee_params(gas.tx_type, gas.gas_price)
-        if gas.max_gas_price is not None and fees.worst_case_price > gas.max_gas_price:
-            raise ConfigError(
-                f"{self.endpoint}: the gas price ({fees.describe()}) is above "
-                f"max_gas_price {gas.max_gas_price}",
-                hint="raise max_gas_price or wait for cheaper gas",
-            )
-        current = self.nonce(sender) if nonce is None else nonce
-        signed_hashes: list[str] = []
-        nonce_retries = bumps = 0
-        maybe_pooled = False  # a version at `current` may sit in the pool (mempool/timeout)
+        outgoing = _Outgoing(self, private_key, to, data, value, gas, None)
+        outgoing.broadcast(on_signed)
+        started = time.monotonic()
+        resend_at = started + gas.resend_after
         while True:
-            tx["nonce"] = current
-            _set_fees(tx, fees)
-            try:
-                signed = Account.sign_transaction(tx, private_key)
-            except Exception:  # never let a library message carry the key
-                raise ConfigError("could not sign the transaction with the given key") from None
-            raw = bytes(signed.raw_transaction)
-            tx_hash = "0x" + keccak256(raw).hex()
-            signed_hashes.append(tx_hash)
-            if on_signed is not None:
-                on_signed(tx_hash)
-            try:
-                return self.send_raw_transaction(raw)
-            except RemoteError as error:
-                text = str(error).lower()
-                if _NONCE_TOO_LOW in text:
-                    taken = self._known_version(signed_hashes)
-                    if taken is not None:
-                        return taken
-                    if nonce is not None or maybe_pooled or nonce_retries >= NONCE_ATTEMPTS:
-                        raise
-                    nonce_retries += 1
-                    time.sleep(random.uniform(0.05, 0.3))
-                    current = self.nonce(sender)
-                    continue
-                if not any(marker in text for marker in _BUMP_ON):
-                    raise
-                if _REPLACEMENT_UNDERPRICED in text and nonce is None and not maybe_pooled:
-                    # Someone else's transaction may hold this nonce in the pool:
-                    # a newer pending nonce means ours was not the one refused.
-                    fresh = self.nonce(sender)
-                    if fresh != current and nonce_retries < NONCE_ATTEMPTS:
-                        nonce_retries += 1
-                        current = fresh
-                        continue
-                maybe_pooled = maybe_pooled or "underpriced" not in text
-                if bumps >= gas.max_bumps:
-                    raise RemoteError(
-                        f"{self.endpoint}: transaction still refused after {bumps} gas price "
-                        f"raise(s) at {fees.describe()}: {one_line(str(error), 160)}",
-                        kind="fatal",
-                        endpoint=self.endpoint,
-                    ) from None
-                higher = fees.bumped(gas.max_gas_price)
-                if higher == fees:
-                    raise RemoteError(
-                        f"{self.endpoint}: transaction refused at max_gas_price "
-                        f"({fees.describe()}): {one_line(str(error), 160)}",
-                        kind="fatal",
-                        endpoint=self.endpoint,
-                    ) from None
-                bumps += 1
-                log.warning(
-                    "%s refused the transaction (%s); signing it again with nonce %d at %s",
-                    self.endpoint,
-                    one_line(str(error), 120),
-                    current,
-                    higher.describe(),
+            for tx_hash in reversed(outgoing.hashes):
+                found = self.receipt(tx_hash)
+                if found is not None:
+                    return found
+            now = time.monotonic()
+            if now >= started + timeout:
+                raise NetworkUnavailable(
+                    f"{self.endpoint}: transaction {outgoing.hashes[-1]} not mined within "
+                    f"{timeout:.0f} s"
                 )
-                fees = higher
+            if now >= resend_at and outgoing.can_raise():
+                outgoing.raise_price(
+                    f"{self.endpoint}: transaction {outgoing.hashes[-1]} not mined "
+                    f"within {gas.resend_after:.0f} s"
+                )
+                outgoing.maybe_pooled = True
+                outgoing.broadcast(on_signed)
+                resend_at = time.monotonic() + gas.resend_after
+            time.sleep(poll)
 
-    def _known_version(self, hashes: list[str]) -> str | None:
-        """The first of our signed versions the chain knows (pooled or mined)."""
+    def known_version(self, hashes: list[str]) -> str | None:
+        """The first of ``hashes`` the chain knows (pooled or mined)."""
         for tx_hash in hashes:
             if self.transaction(tx_hash) is not None:
                 return tx_hash
@@ -478,6 +438,149 @@ class EvmClient:
             kind="fatal",
             endpoint=self.endpoint,
         )
+
+
+class _Outgoing:
+    """One transaction on its way: every version shares the nonce; the price rises."""
+
+    def __init__(
+        self,
+        evm: EvmClient,
+        private_key: str | bytes,
+        to: str,
+        data: bytes,
+        value: int,
+        gas: GasOptions,
+        nonce: int | None,
+    ) -> None:
+        self.evm = evm
+        self.private_key = private_key
+        self.gas = gas
+        self.fixed_nonce = nonce
+        self.sender = account_address(private_key)
+        self.tx: dict[str, Any] = {
+            "chainId": evm.chain_id(),
+            "to": _checksum(to),
+            "value": value,
+            "data": "0x" + data.hex(),
+        }
+        gas_limit = gas.gas_limit
+        if gas_limit is None:
+            estimate = evm.estimate_gas(
+                {
+                    "from": self.sender,
+                    "to": self.tx["to"],
+                    "data": self.tx["data"],
+                    "value": hex(value),
+                }
+            )
+            gas_limit = estimate + estimate * GAS_LIMIT_MARGIN_PERCENT // 100
+        self.tx["gas"] = gas_limit
+        self.fees = evm.fee_params(gas.tx_type, gas.gas_price)
+        if gas.max_gas_price is not None and self.fees.worst_case_price > gas.max_gas_price:
+            raise ConfigError(
+                f"{evm.endpoint}: the gas price ({self.fees.describe()}) is above "
+                f"max_gas_price {gas.max_gas_price}",
+                hint="raise max_gas_price or wait for cheaper gas",
+            )
+        self.nonce = evm.nonce(self.sender) if nonce is None else nonce
+        self.hashes: list[str] = []
+        self.bumps = 0
+        self.nonce_retries = 0
+        self.maybe_pooled = False  # a version at this nonce may sit in the node's pool
+
+    def can_raise(self) -> bool:
+        return self.bumps < self.gas.max_bumps and self.fees.bumped(self.gas.max_gas_price) != (
+            self.fees
+        )
+
+    def raise_price(self, reason: str) -> None:
+        """1.5 times the price, same nonce; RemoteError when no raise is left.
+
+        ``reason`` names the endpoint and what it did (it starts the messages).
+        """
+        endpoint = self.evm.endpoint
+        if self.bumps >= self.gas.max_bumps:
+            raise RemoteError(
+                f"transaction still refused after {self.bumps} gas price "
+                f"raise(s) at {self.fees.describe()}: {reason}",
+                kind="fatal",
+                endpoint=endpoint,
+            )
+        higher = self.fees.bumped(self.gas.max_gas_price)
+        if higher == self.fees:
+            raise RemoteError(
+                f"transaction refused at max_gas_price ({self.fees.describe()}): {reason}",
+                kind="fatal",
+                endpoint=endpoint,
+            )
+        self.bumps += 1
+        log.warning(
+            "%s; signing the transaction again with nonce %d at %s",
+            reason,
+            self.nonce,
+            higher.describe(),
+        )
+        self.fees = higher
+
+    def broadcast(self, on_signed: Callable[[str], None] | None) -> str:
+        """Sign at the current price and send until a node takes a version."""
+        from eth_account import Account
+
+        from zerog_cli.zerog.merkle import keccak256
+
+        evm = self.evm
+        while True:
+            self.tx["nonce"] = self.nonce
+            _set_fees(self.tx, self.fees)
+            try:
+                signed = Account.sign_transaction(self.tx, self.private_key)
+            except Exception:  # never let a library message carry the key
+                raise ConfigError("could not sign the transaction with the given key") from None
+            raw = bytes(signed.raw_transaction)
+            self.hashes.append("0x" + keccak256(raw).hex())
+            if on_signed is not None:
+                on_signed(self.hashes[-1])
+            try:
+                return evm.send_raw_transaction(raw)
+            except RemoteError as error:
+                taken = self._after_refusal(error)
+            if taken is not None:
+                return taken
+
+    def _after_refusal(self, error: RemoteError) -> str | None:
+        """Set up the next attempt (new nonce, or higher price) or re-raise ``error``.
+
+        Returns the hash of a version of ours the chain already has, if any:
+        "nonce too low" after an answer got lost means it was taken.
+        """
+        text = str(error).lower()
+        evm = self.evm
+        if _NONCE_TOO_LOW in text:
+            taken = evm.known_version(self.hashes)
+            if taken is not None:
+                return taken
+            if self.fixed_nonce is not None or self.maybe_pooled:
+                raise error
+            if self.nonce_retries >= NONCE_ATTEMPTS:
+                raise error
+            self.nonce_retries += 1
+            time.sleep(random.uniform(0.05, 0.3))
+            self.nonce = evm.nonce(self.sender)
+            return None
+        if not any(marker in text for marker in _BUMP_ON):
+            raise error
+        if _REPLACEMENT_UNDERPRICED in text and self.fixed_nonce is None and not self.maybe_pooled:
+            # Someone else's transaction may hold this nonce in the pool:
+            # a newer pending nonce means ours was not the one refused.
+            fresh = evm.nonce(self.sender)
+            if fresh != self.nonce and self.nonce_retries < NONCE_ATTEMPTS:
+                self.nonce_retries += 1
+                self.nonce = fresh
+                return None
+        self.maybe_pooled = self.maybe_pooled or "underpriced" not in text
+        self.raise_price(one_line(str(error), 160))
+        return None
 
 
 def _set_fees(tx: dict[str, Any], fees: FeeParams) -> None:
@@ -578,17 +681,17 @@ def submit_file(
     if fee is None:
         fee = quote_fee(evm, flow_address, tree).fee
     submission = build_submission(tree, account_address(private_key), tags)
-    tx_hash = evm.send_transaction(
+    receipt = evm.transact(
         private_key,
         to=flow_address,
         data=flow_abi.encode_submit_calldata(submission),
         value=fee,
         gas=gas,
         on_signed=on_signed,
+        timeout=receipt_timeout,
+        poll=receipt_poll,
     )
-    return read_submission(
-        evm, tx_hash, flow_address, tree, fee=fee, timeout=receipt_timeout, poll=receipt_poll
-    )
+    return read_submission(evm, receipt.tx_hash, flow_address, tree, fee=fee, poll=receipt_poll)
 
 
 def read_submission(
