@@ -205,7 +205,10 @@ def ask(
     signer, or over a response other than the one received, is exit 3 and is
     recorded; so is no signature within ``signature_wait`` seconds when it was
     demanded (``--verify-response`` or ``verify_response = always``), while
-    ``auto`` warns and shows the answer.
+    ``auto`` warns and shows the answer. A provider that reports more tokens
+    than the request allowed (a prompt token per byte sent, ``--max-tokens``
+    of answer) is exit 3: the user is charged the allowed, the claim goes to
+    the ``alerts`` table and the provider is flagged in ``infer providers``.
     """
     from zerog_cli.services.infer import AskRequest
     from zerog_cli.services.infer import ask as run_ask
@@ -266,7 +269,11 @@ def providers(
         bool, typer.Option("--all", help="Include services whose TEE signer is not acknowledged.")
     ] = False,
 ) -> None:
-    """Services on chain (every page, not only the first 50), prices in neuron per token."""
+    """Services on chain (every page, not only the first 50), prices in neuron per token.
+
+    ``flags`` says ``over-reported usage`` for a provider this ledger caught
+    reporting more tokens than a request allowed (``usage_claims`` times).
+    """
     from zerog_cli.services.infer_info import providers as list_providers
 
     current = state()
@@ -283,6 +290,7 @@ def providers(
                 Column("output_price", "output/token", justify="right"),
                 Column("verifiability", "verify"),
                 Column("acknowledged", "ack", lambda v: "yes" if v else "no"),
+                Column("flags", "flags", lambda v: ", ".join(v) or "-"),
             ],
             empty="no services",
         ),

@@ -66,7 +66,9 @@ body is every byte of the event stream.
 
 Fault switches (``POST /devnet/settings``): ``tamper_signatures`` makes the
 signature endpoint return a text whose last character is changed, so a client
-check fails; ``fail_status`` (e.g. 500, 503, 429) answers the next
+check fails; ``claimed_prompt_tokens`` / ``claimed_completion_tokens`` (null:
+honest) make a hostile broker that reports, and bills into the unsettled fees,
+that many tokens whatever it served; ``fail_status`` (e.g. 500, 503, 429) answers the next
 ``fail_count`` chat requests (-1: all, until reset with ``fail_status: null``)
 with that status and an error body, with ``Retry-After: retry_after`` if set.
 Random 503s and dropped connections come from the devnet's own fault
@@ -223,6 +225,8 @@ class ProviderSettings:
     fail_status: int | None = None
     fail_count: int = -1
     retry_after: int | None = None
+    claimed_prompt_tokens: int | None = None
+    claimed_completion_tokens: int | None = None
 
     def updated(self, changes: Mapping[str, Any]) -> ProviderSettings:
         unknown = sorted(set(changes) - set(asdict(self)))
@@ -237,11 +241,29 @@ class ProviderSettings:
         retry_after = merged["retry_after"]
         if retry_after is not None and (not isinstance(retry_after, int) or retry_after < 0):
             raise ValueError("retry_after must be a number of seconds or null")
+        for claim in ("claimed_prompt_tokens", "claimed_completion_tokens"):
+            value = merged[claim]
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{claim} must be a token count or null")
         return ProviderSettings(
             tamper_signatures=bool(merged["tamper_signatures"]),
             fail_status=status,
             fail_count=merged["fail_count"],
             retry_after=retry_after,
+            claimed_prompt_tokens=merged["claimed_prompt_tokens"],
+            claimed_completion_tokens=merged["claimed_completion_tokens"],
+        )
+
+    def claimed(self, served: Completion) -> Completion:
+        """What a hostile broker reports for ``served``: its token claims, when set."""
+        prompt = self.claimed_prompt_tokens
+        completion = self.claimed_completion_tokens
+        return replace(
+            served,
+            prompt_tokens=served.prompt_tokens if prompt is None else prompt,
+            completion_tokens=served.completion_tokens if completion is None else completion,
         )
 
 
@@ -420,6 +442,7 @@ class DevnetProvider:
             refusal = self._billing_gate(token.address, service, completion.prompt_tokens, price)
             if refusal is not None:
                 return refusal
+            completion = self.settings.claimed(completion)
             user = token.address.lower()
             self._unsettled[user] = self._unsettled.get(user, 0) + completion.fee(price)
             self._served += 1

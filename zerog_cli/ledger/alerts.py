@@ -33,3 +33,13 @@ def recent(ledger: Ledger, limit: int = 50, kind: str | None = None) -> list[dic
     return ledger.query(
         "SELECT * FROM alerts WHERE kind = ? ORDER BY id DESC LIMIT ?", (kind, limit)
     )
+
+
+def count_by_subject(ledger: Ledger, kind: str) -> dict[str, int]:
+    """How many alerts of ``kind`` each subject has, subjects lower-cased."""
+    rows = ledger.query(
+        "SELECT lower(subject) AS subject, COUNT(*) AS alerts FROM alerts"
+        " WHERE kind = ? GROUP BY lower(subject)",
+        (kind,),
+    )
+    return {str(row["subject"]): int(row["alerts"]) for row in rows}

@@ -16,10 +16,12 @@ from typing import Any
 
 from zerog_cli.ledger.db import Ledger, utc_now
 
-STATUSES = ("ok", "mismatch", "unverified", "error")
+STATUSES = ("ok", "mismatch", "unverified", "error", "overclaimed")
 """``ok``: answered (and verified when checked); ``mismatch``: answered but the
 response signature failed (exit 3); ``unverified``: answered but the signature
-could not be fetched; ``error``: no usable answer."""
+could not be fetched; ``error``: no usable answer; ``overclaimed``: answered,
+but the provider reported more tokens than the request allowed (exit 3; the
+row holds what was charged, the claim is in ``alerts``)."""
 
 
 @dataclass(frozen=True)

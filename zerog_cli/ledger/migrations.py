@@ -351,6 +351,20 @@ def _signature_binding_down(db: sqlite_utils.Database) -> None:
     db.table("inference_log").transform(drop={"binding"})
 
 
+def _name_claims_up(db: sqlite_utils.Database) -> None:
+    reservations = db.table("quota_reservations")
+    reservations.add_column("network", str)
+    reservations.add_column("object_name", str)
+    reservations.create_index(
+        ["network", "namespace", "object_name"], index_name="reserved_object_names", unique=True
+    )
+
+
+def _name_claims_down(db: sqlite_utils.Database) -> None:
+    db.conn.execute("DROP INDEX IF EXISTS reserved_object_names")
+    db.table("quota_reservations").transform(drop={"network", "object_name"})
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial_up, _initial_down),
     Migration(
@@ -376,6 +390,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         "inference log says what each response signature bound (request rewritten, or not)",
         _signature_binding_up,
         _signature_binding_down,
+    ),
+    Migration(
+        6,
+        "an upload reserves its object name with its quota, so a second run is refused unpaid",
+        _name_claims_up,
+        _name_claims_down,
     ),
 )
 

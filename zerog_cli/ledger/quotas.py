@@ -168,11 +168,14 @@ def reserve(
     purpose: str,
     pid: int,
     host: str,
+    object_name: tuple[str, str] | None = None,
 ) -> int:
+    """Hold ``amounts``; ``object_name`` (network, name) also holds that name in ``namespace``."""
+    network, name = object_name if object_name is not None else (None, None)
     cursor = conn.execute(
         "INSERT INTO quota_reservations (user, namespace, namespace_bytes, storage_bytes,"
-        " tokens, usd_micro, purpose, pid, host, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " tokens, usd_micro, purpose, pid, host, created_at, network, object_name)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             user,
             namespace,
@@ -184,9 +187,25 @@ def reserve(
             pid,
             host,
             utc_now(),
+            network,
+            name,
         ),
     )
     return int(cursor.lastrowid or 0)
+
+
+def name_holder(
+    conn: sqlite3.Connection, network: str, namespace: str, name: str
+) -> dict[str, Any] | None:
+    """The reservation (user, pid, host, purpose) that holds an object name, if any."""
+    row = conn.execute(
+        "SELECT user, pid, host, purpose FROM quota_reservations"
+        " WHERE network = ? AND namespace = ? AND object_name = ?",
+        (network, namespace, name),
+    ).fetchone()
+    if row is None:
+        return None
+    return {"user": row[0], "pid": row[1], "host": row[2], "purpose": row[3]}
 
 
 def release(conn: sqlite3.Connection, reservation_id: int) -> None:

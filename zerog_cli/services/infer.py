@@ -27,7 +27,10 @@ One request (`ask`) follows specs/0g-compute.md section 8:
    hash that is not the bytes received is exit 3, and so is no signature at
    all when verification was demanded (``always`` / ``--verify-response``);
 7. in one transaction: the `inference_log` row, the quota usage and the
-   ``cost_tracking`` row, from the provider's own ``usage`` numbers.
+   ``cost_tracking`` row, from the provider's own ``usage`` numbers, capped at
+   what the request allowed (a prompt token per byte of the body sent,
+   ``max_tokens`` of answer); a claim above that is an ``alerts`` row (the
+   provider's numbers, kept apart) and exit 3.
 
 Funding is never a side effect: ``zerog infer fund …`` sends transactions,
 ``ask`` only reads the chain.
@@ -47,6 +50,7 @@ from zerog_cli.errors import (
     ZerogError,
 )
 from zerog_cli.infra.units import format_0g, format_usd
+from zerog_cli.ledger import alerts
 from zerog_cli.ledger import inference as inference_rows
 from zerog_cli.ledger import quotas as quota_rows
 from zerog_cli.ledger.costs import CostEntry
@@ -61,6 +65,7 @@ from zerog_cli.services.infer_chain import (
     unsettled_fee,
 )
 from zerog_cli.services.infer_exchange import DeltaSink, Exchange, Verification, send, verify
+from zerog_cli.services.infer_info import USAGE_CLAIM_ALERT
 
 if TYPE_CHECKING:
     from zerog_cli.zerog.compute import (
@@ -354,6 +359,24 @@ def _estimate_report(context: Context, plan: _Plan) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class _Claim:
+    """Usage a provider reported above what the request allowed, and that allowance."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    allowed_prompt_tokens: int
+    allowed_completion_tokens: int
+
+    def describe(self, provider: str, chat_id: str | None) -> str:
+        return (
+            f"provider {provider} claimed {self.prompt_tokens}+{self.completion_tokens} tokens "
+            f"for chat {chat_id or '(no id)'}, but the request allowed at most "
+            f"{self.allowed_prompt_tokens}+{self.allowed_completion_tokens} "
+            "(prompt: one token per byte sent; completion: --max-tokens)"
+        )
+
+
+@dataclass(frozen=True)
 class _Spent:
     prompt_tokens: int | None
     completion_tokens: int | None
@@ -361,15 +384,42 @@ class _Spent:
     tokens: int
     usd_micro: int
     usage_known: bool
+    claim: _Claim | None = None
+    """Set when the provider reported more than the request allowed; the rest is the allowed."""
+
+
+def _allowed_usage(plan: _Plan, exchange: Exchange, usage: dict[str, Any]) -> _Claim | None:
+    """None when ``usage`` fits the request, else the claim and what it may be charged.
+
+    No tokenizer makes more tokens than the bytes it reads, so the request body
+    sent (messages plus JSON, which outweighs any chat template) bounds the
+    prompt; ``max_tokens`` bounds the completion (a broker only lowers it).
+    """
+    from zerog_cli.zerog.compute_fees import usage_count
+
+    prompt = usage_count(usage.get("prompt_tokens"))
+    completion = usage_count(usage.get("completion_tokens"))
+    allowed_prompt = len(exchange.request_body)
+    if prompt <= allowed_prompt and completion <= plan.max_tokens:
+        return None
+    return _Claim(prompt, completion, allowed_prompt, plan.max_tokens)
 
 
 def _spent(context: Context, plan: _Plan, exchange: Exchange) -> _Spent:
-    """From the provider's usage; without it (or after a broken answer), the upper bound."""
+    """From the provider's usage, capped at what the request allowed; without it, the bound."""
     from zerog_cli.zerog.compute import chat_fee
 
     if exchange.usage is None:
         return _Spent(None, None, plan.fee_bound, plan.tokens_bound, plan.usd_bound, False)
-    fee = chat_fee(exchange.usage, plan.pricing)
+    usage = exchange.usage
+    claim = _allowed_usage(plan, exchange, usage)
+    if claim is not None:
+        usage = {
+            **usage,
+            "prompt_tokens": min(claim.prompt_tokens, claim.allowed_prompt_tokens),
+            "completion_tokens": min(claim.completion_tokens, claim.allowed_completion_tokens),
+        }
+    fee = chat_fee(usage, plan.pricing)
     tokens = fee.input_count + fee.output_count
     return _Spent(
         fee.input_count,
@@ -378,6 +428,7 @@ def _spent(context: Context, plan: _Plan, exchange: Exchange) -> _Spent:
         tokens,
         quotas.compute_usd_micro(tokens, context.settings),
         True,
+        claim,
     )
 
 
@@ -423,6 +474,19 @@ def _record(
     )
     with context.ledger.transaction() as conn:
         row_id = inference_rows.insert(conn, record)
+        if spent is not None and spent.claim is not None:
+            claim = spent.claim
+            alerts.record(
+                conn,
+                level="critical",
+                kind=USAGE_CLAIM_ALERT,
+                subject=plan.service.provider,
+                message=f"{claim.describe(plan.service.provider, exchange.chat_id)}; "
+                f"user {user} charged the allowed (inference log #{row_id})",
+                value=claim.prompt_tokens + claim.completion_tokens,
+                threshold=claim.allowed_prompt_tokens + claim.allowed_completion_tokens,
+                period=quotas.current_period(context),
+            )
         if spent is None:
             quota_rows.release(conn, reservation.id)
             return row_id, None
@@ -538,6 +602,8 @@ def ask(context: Context, request: AskRequest, on_delta: DeltaSink | None = None
     if verification is not None and not verification.verified:
         status = "mismatch" if verification.status == "mismatch" else "unverified"
     spent = _spent(context, plan, exchange)
+    if spent.claim is not None:
+        status = "overclaimed"
     warnings = [] if spent.usage_known else ["the provider sent no usage: charged the upper bound"]
     log_id, outcome = _record(
         context,
@@ -556,6 +622,12 @@ def ask(context: Context, request: AskRequest, on_delta: DeltaSink | None = None
         warnings += outcome.warnings
         for limit_name, ratio in outcome.ratios.items():
             context.metrics.quota_usage.labels(user, limit_name).set(ratio)
+    if spent.claim is not None:
+        raise IntegrityError(
+            f"{spent.claim.describe(plan.service.provider, exchange.chat_id)}; charged "
+            f"{spent.tokens} tokens, the provider is flagged (logged as #{log_id})",
+            hint="see `zerog infer providers`; the provider's own claim is in the alerts table",
+        )
     if verification is not None and verification.status == "mismatch":
         raise IntegrityError(
             f"response signature check failed for chat {exchange.chat_id}: "

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from zerog_cli.errors import NotFound, UsageError
 from zerog_cli.infra.units import INT64_MAX, format_0g
+from zerog_cli.ledger import alerts
 from zerog_cli.ledger import inference as inference_rows
 from zerog_cli.services.context import Context
 from zerog_cli.services.infer_chain import connect, open_chain, unsettled_fee
@@ -19,7 +20,11 @@ def _amount(neuron: int) -> dict[str, str]:
     return {"neuron": str(neuron), "0g": format_0g(neuron)}
 
 
-def _service_row(service: Service) -> dict[str, Any]:
+USAGE_CLAIM_ALERT = "usage_claim"
+"""The alert `zerog infer` records when a provider reports more tokens than a request allowed."""
+
+
+def _service_row(service: Service, usage_claims: int) -> dict[str, Any]:
     return {
         "provider": service.provider,
         "type": service.service_type,
@@ -30,16 +35,27 @@ def _service_row(service: Service) -> dict[str, Any]:
         "verifiability": service.verifiability,
         "tee_signer": service.tee_signer_address,
         "acknowledged": service.tee_signer_acknowledged,
+        "usage_claims": usage_claims,
+        "flags": ["over-reported usage"] if usage_claims else [],
     }
 
 
 def providers(
     context: Context, *, model: str | None = None, include_unacknowledged: bool = False
 ) -> list[dict[str, Any]]:
-    """Every service on chain (all pages), optionally only those serving ``model``."""
+    """Every service on chain (all pages), optionally only those serving ``model``.
+
+    ``usage_claims`` counts the requests this ledger caught the provider
+    reporting more tokens than they allowed (flag ``over-reported usage``).
+    """
     chain = open_chain(context)
     services = chain.contracts.list_services(include_unacknowledged=include_unacknowledged)
-    return [_service_row(s) for s in services if model is None or s.model == model]
+    claims = alerts.count_by_subject(context.ledger, USAGE_CLAIM_ALERT)
+    return [
+        _service_row(s, claims.get(s.provider.lower(), 0))
+        for s in services
+        if model is None or s.model == model
+    ]
 
 
 def account(context: Context) -> dict[str, Any]:

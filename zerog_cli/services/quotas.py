@@ -25,7 +25,7 @@ from zerog_cli.errors import ConfigError, NotFound, QuotaExceeded, UsageError
 from zerog_cli.infra.config import Settings, Tier
 from zerog_cli.infra.processes import pid_alive
 from zerog_cli.infra.units import format_size, format_usd
-from zerog_cli.ledger import alerts, costs, quotas
+from zerog_cli.ledger import alerts, costs, objects, quotas
 from zerog_cli.ledger import namespaces as namespace_rows
 from zerog_cli.ledger.db import parse_time
 from zerog_cli.ledger.quotas import QuotaRow, Reserved
@@ -140,15 +140,22 @@ def reserve(
     *,
     purpose: str,
     namespace_bytes: int = 0,
+    object_name: tuple[str, str] | None = None,
 ) -> Reservation:
     """Check every limit and hold ``amounts``; QuotaExceeded (exit 4) spends nothing.
 
     ``namespace_bytes`` counts against the namespace's quota (object records),
     ``amounts.storage_bytes`` against the user's monthly storage (bytes paid for).
+    ``object_name`` (network, name) also holds that name in ``namespace`` until
+    the reservation is settled or released: a name already stored, or held by
+    another live run, is a UsageError (exit 2), in the same transaction, so of
+    two runs uploading one name only one ever gets as far as paying.
     """
     ledger = context.ledger
     with ledger.transaction() as conn:
         _expire_dead_reservations(conn, context)
+        if object_name is not None:
+            _claim_name(conn, namespace, object_name)
         row = _ensure_current(conn, context, user)
         limits = effective_limits(row, _tier_for(context.settings, row))
         held = quotas.reserved_by_user(conn, user)
@@ -199,8 +206,26 @@ def reserve(
             purpose=purpose,
             pid=os.getpid(),
             host=socket.gethostname(),
+            object_name=object_name,
         )
     return Reservation(reservation_id, user, namespace, amounts)
+
+
+def _claim_name(
+    conn: sqlite3.Connection, namespace: str | None, object_name: tuple[str, str]
+) -> None:
+    network, name = object_name
+    if namespace is None:
+        raise ValueError("an object name is reserved inside a namespace")
+    if objects.by_name(conn, network, namespace, name) is not None:
+        raise UsageError(f"{namespace}/{name} already exists", hint="pick another --name")
+    holder = quotas.name_holder(conn, network, namespace, name)
+    if holder is not None:
+        raise UsageError(
+            f"name {namespace}/{name} is being uploaded by another run "
+            f"({holder['purpose']} by {holder['user']}, pid {holder['pid']} on {holder['host']})",
+            hint="wait for it to finish, or pick another --name",
+        )
 
 
 def release(context: Context, reservation: Reservation) -> None:

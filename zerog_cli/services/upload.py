@@ -255,7 +255,13 @@ def _upload(
         unrecorded.append(tx_hash)
 
     reservation = quotas.reserve(
-        context, user, ns_name, charged, purpose=request.operation, namespace_bytes=tree.size
+        context,
+        user,
+        ns_name,
+        charged,
+        purpose=request.operation,
+        namespace_bytes=tree.size,
+        object_name=(network_name, name),
     )
     metrics = context.metrics
     try:
