@@ -313,3 +313,27 @@ def test_busy_node_is_retried_and_duplicates_count_as_success() -> None:
     fatal = RemoteError("Invalid params: proof: validation failed", kind="fatal")
     sent, fake, failed = run_one_task([fatal])
     assert sent == 0 and fake.calls == 1 and failed
+
+
+def test_waiting_for_a_lagging_node_reports_progress(
+    net_session: tuple[DevnetProcess, StorageNetwork], tmp_path: Path
+) -> None:
+    """While nodes have not seen the paid tx, progress("sync", waited, timeout) runs."""
+    net, network = net_session
+    net.set_faults(lag_nodes=[0, 1], lag_ms=1_500)
+    path = write(tmp_path, pattern(5_000, seed=77))
+    progress: list[tuple[str, int, int]] = []
+    with open(path, "rb") as handle:
+        tree, _ = tree_from_stream(handle, workers=1)
+    with FileSource(path) as source:
+        result = upload(
+            network,
+            source,
+            tree,
+            private_key=DEV_ACCOUNT_KEY,
+            options=QUICK,
+            progress=lambda *call: progress.append(call),
+        )
+    assert result.finalized
+    waits = [call for call in progress if call[0] == "sync"]
+    assert waits and all(total == 30 and 0 <= waited <= total for _, waited, total in waits)
