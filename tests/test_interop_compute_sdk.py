@@ -130,6 +130,7 @@ def sdk_wallet(node_modules: Path, net: DevnetProcess) -> dict[str, Any]:
         {"op": "account", "provider": FORMAT_A.address},
         {"op": "ledger"},
         {"op": "accounts"},
+        {"op": "readOnlyServices", "rpc": net.rpc_url},
     ]
     report = run_sdk(node_modules, net, key, steps)
     return {"key": key, "address": address, "results": [s["result"] for s in report["steps"]]}
@@ -170,6 +171,8 @@ def test_sdk_lists_every_devnet_service(sdk_wallet: dict[str, Any]) -> None:
         assert services[kind.address]["teeSignerAddress"] == kind.tee_address
         assert services[kind.address]["teeSignerAcknowledged"] is True
         assert services[kind.address]["url"].endswith(kind.prefix)
+    # a broker without a wallet lists the same
+    assert sdk_wallet["results"][15] == sdk_wallet["results"][4]
 
 
 def test_sdk_headers_are_accepted_and_process_response_verifies_every_kind(

@@ -12,6 +12,7 @@
 //   {op: "acknowledge", provider}         inference.acknowledgeProviderSigner(provider)
 //   {op: "account", provider}             inference.getAccountWithDetail(provider)
 //   {op: "services"}                      inference.listService()
+//   {op: "readOnlyServices", rpc}         the same from createZGComputeNetworkReadOnlyBroker(rpc)
 //   {op: "accounts"}                      the broker's AccountProcessor.listAccount()
 //                                         (getAllAccounts, first 50; not on the broker itself)
 //   {op: "chat", provider, prompt, model?, stream?, retryMs?}
@@ -28,7 +29,10 @@
 "use strict";
 
 const { ethers } = require("ethers");
-const { createZGComputeNetworkBroker } = require("@0gfoundation/0g-compute-ts-sdk");
+const {
+  createZGComputeNetworkBroker,
+  createZGComputeNetworkReadOnlyBroker,
+} = require("@0gfoundation/0g-compute-ts-sdk");
 
 for (const level of ["log", "info", "debug", "warn"]) {
   console[level] = (...args) => console.error(...args);
@@ -49,6 +53,16 @@ function accountView([account, refunds]) {
     validRefundsLength: account.validRefundsLength,
     refunds: refunds.map((r) => ({ amount: r.amount, remainTime: r.remainTime })),
   };
+}
+
+function serviceViews(services) {
+  return services.map((s) => ({
+    provider: s.provider,
+    model: s.model,
+    url: s.url,
+    teeSignerAddress: s.teeSignerAddress,
+    teeSignerAcknowledged: s.teeSignerAcknowledged,
+  }));
 }
 
 async function readStream(response) {
@@ -127,14 +141,10 @@ async function run(broker, step) {
       return accountView(await inference.getAccountWithDetail(step.provider));
     case "accounts":
       return (await inference.accountProcessor.listAccount()).map((a) => ({ user: a.user, provider: a.provider, balance: a.balance }));
+    case "readOnlyServices":
+      return serviceViews(await (await createZGComputeNetworkReadOnlyBroker(step.rpc)).inference.listService());
     case "services":
-      return (await inference.listService()).map((s) => ({
-        provider: s.provider,
-        model: s.model,
-        url: s.url,
-        teeSignerAddress: s.teeSignerAddress,
-        teeSignerAcknowledged: s.teeSignerAcknowledged,
-      }));
+      return serviceViews(await inference.listService());
     case "chat":
       return chat(broker, step);
     case "verify":
