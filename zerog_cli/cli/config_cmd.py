@@ -1,4 +1,4 @@
-"""`zerog config show|set` and `zerog init`."""
+"""`zerog config show|get|set` and `zerog init`."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from zerog_cli.infra.output import Column
 app = new_app(
     "Show and change configuration (flag > ZEROG_* env > config file > profile).",
     "zerog config show",
+    "zerog config get http_max_tries",
     "zerog config set user alice",
 )
 
@@ -64,6 +65,34 @@ def show() -> None:
 
 @command(
     app,
+    "get",
+    epilog=examples(
+        "zerog config get http_max_tries",
+        "zerog config get tiers.free.storage",
+        "zerog --profile testnet config get rpc_url --json",
+    ),
+)
+def get_value(
+    key: Annotated[
+        str, typer.Argument(help="Setting name, or tiers.NAME.storage|tokens|monthly_usd.")
+    ],
+) -> None:
+    """Print the value in force for one setting (--json: value and source). Exit 2 if unknown.
+
+    The value is printed as `zerog config set` takes it (sizes in bytes,
+    durations in seconds, money in dollars); an unset value or an unlimited
+    tier limit prints an empty line.
+    """
+    from zerog_cli.infra.config import effective_value, exact_text, public_value
+
+    settings = state().context.settings
+    value, source = effective_value(settings, key)
+    document = {"key": key, "value": public_value(key, value), "source": source}
+    state().output.result(document, exact_text(key, value))
+
+
+@command(
+    app,
     "set",
     epilog=examples(
         "zerog config set user alice",
@@ -87,7 +116,12 @@ def set_value(
         ),
     ] = None,
 ) -> None:
-    """Store one setting in the config file (validated; the file stays 0600)."""
+    """Store one setting in the config file (validated; the file stays 0600).
+
+    A value outside the key's range (http_max_tries 1-100, timeouts at least
+    1s, …) is exit 2 and nothing is written. Setting one limit of a tier keeps
+    its other limits; an empty value makes a tier limit unlimited.
+    """
     from zerog_cli.infra.config import config_path, set_config_value
 
     stored = set_config_value(key, value, profile=profile)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zerog_cli.errors import ConfigError, UsageError
+from zerog_cli.errors import ConfigError, UsageError, ZerogError
 from zerog_cli.infra import redaction
 from zerog_cli.infra.files import atomic_write_text, ensure_private_dir
 from zerog_cli.infra.units import (
@@ -25,6 +25,7 @@ from zerog_cli.infra.units import (
     format_usd,
     parse_duration,
     parse_gas_price,
+    parse_positive_int,
     parse_size,
     parse_usd,
 )
@@ -131,14 +132,36 @@ def _as_bounded_wait(value: Any) -> int:
     return seconds
 
 
+def _as_timezone(value: Any) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    text = str(value).strip()
+    try:
+        ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise UsageError(f"not a timezone: {value!r} (examples: UTC, Europe/Berlin)") from None
+    return text
+
+
 @dataclass(frozen=True)
 class Key:
-    """One configuration key: its converter, global default and help text."""
+    """One configuration key: its converter, global default, help text and allowed range."""
 
     name: str
     convert: Callable[[Any], Any]
     default: Any
     help: str
+    minimum: int | None = None
+    maximum: int | None = None
+
+    def parse(self, raw: Any) -> Any:
+        """Convert ``raw`` and check its range; a `UsageError` says what is allowed."""
+        value = self.convert(raw)
+        if self.minimum is not None and value < self.minimum:
+            raise UsageError(f"must be at least {self.display(self.minimum)}, got {raw!r}")
+        if self.maximum is not None and value > self.maximum:
+            raise UsageError(f"must be at most {self.display(self.maximum)}, got {raw!r}")
+        return value
 
     def public(self, value: Any) -> Any:
         """The value as it may be printed: URLs with their credentials masked."""
@@ -161,6 +184,12 @@ class Key:
             return f"{value}s"
         return str(value)
 
+    def exact(self, value: Any) -> str:
+        """The value in a form `zerog config set` takes back unchanged (sizes in bytes)."""
+        if self.convert is _as_size and value is not None:
+            return str(value)
+        return self.display(value)
+
 
 KEYS: dict[str, Key] = {
     key.name: key
@@ -169,7 +198,7 @@ KEYS: dict[str, Key] = {
         Key("user", _as_str, None, "acting user (default: the login name)"),
         Key("rpc_url", _as_url, None, "EVM JSON-RPC endpoint"),
         Key("indexer_url", _as_url, None, "0G storage indexer endpoint"),
-        Key("chain_id", _as_int, None, "expected EVM chain id"),
+        Key("chain_id", _as_int, None, "expected EVM chain id", minimum=1),
         Key("flow_address", _as_address, None, "Flow contract (default: read from the nodes)"),
         Key("ledger_manager_address", _as_address, None, "compute LedgerManager contract"),
         Key("inference_serving_address", _as_address, None, "compute InferenceServing contract"),
@@ -184,19 +213,51 @@ KEYS: dict[str, Key] = {
             15,
             "seconds to keep asking a provider for a response signature",
         ),
-        Key("replicas", _as_int, 1, "copies of every segment an upload asks for"),
-        Key("max_upload_size", _as_size, 10_000_000, "largest file upload accepts (policy)"),
-        Key("upload_concurrency", _as_int, 4, "segment requests in flight per transfer"),
-        Key("timezone", _as_str, "UTC", "timezone of monthly quota periods"),
+        Key("replicas", _as_int, 1, "copies of every segment an upload asks for", minimum=1),
+        Key(
+            "max_upload_size",
+            _as_size,
+            10_000_000,
+            "largest file upload accepts (policy)",
+            minimum=1,
+        ),
+        Key(
+            "upload_concurrency",
+            _as_int,
+            4,
+            "segment requests in flight per transfer",
+            minimum=1,
+            maximum=256,
+        ),
+        Key("timezone", _as_timezone, "UTC", "timezone of monthly quota periods"),
         Key("storage_usd_per_gb", _as_usd, 100_000, "storage price, micro-USD per GB"),
         Key("compute_usd_per_1k_tokens", _as_usd, 20_000, "compute price, micro-USD per 1K tokens"),
         Key("default_tier", _as_str, "free", "tier given to users seen for the first time"),
-        Key("breaker_fail_max", _as_int, 5, "failures that open an endpoint's circuit breaker"),
-        Key("breaker_reset_timeout", _as_duration, 60, "seconds before an open breaker half-opens"),
-        Key("http_connect_timeout", _as_duration, 5, "seconds to connect"),
-        Key("http_read_timeout", _as_duration, 30, "seconds to wait for an answer"),
-        Key("http_max_tries", _as_int, 4, "attempts per call on retryable errors"),
-        Key("wait_timeout", _as_duration, 300, "seconds to wait for a tx or finality"),
+        Key(
+            "breaker_fail_max",
+            _as_int,
+            5,
+            "failures that open an endpoint's circuit breaker",
+            minimum=1,
+        ),
+        Key(
+            "breaker_reset_timeout",
+            _as_duration,
+            60,
+            "seconds before an open breaker half-opens",
+            minimum=1,
+        ),
+        Key("http_connect_timeout", _as_duration, 5, "seconds to connect", minimum=1),
+        Key("http_read_timeout", _as_duration, 30, "seconds to wait for an answer", minimum=1),
+        Key(
+            "http_max_tries",
+            _as_int,
+            4,
+            "attempts per call on retryable errors",
+            minimum=1,
+            maximum=100,
+        ),
+        Key("wait_timeout", _as_duration, 300, "seconds to wait for a tx or finality", minimum=1),
         Key(
             "node_sync_timeout",
             _as_bounded_wait,
@@ -284,6 +345,8 @@ class Settings:
     values: dict[str, Any]
     sources: dict[str, str]
     tiers: dict[str, Tier] = field(default_factory=dict)
+    tier_sources: dict[str, dict[str, str]] = field(default_factory=dict)
+    """``tier_sources[tier][field]``: "file" or "default" for each limit a tier names."""
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -370,38 +433,93 @@ def _profile_defaults(profile: str) -> dict[str, tuple[Any, str]]:
     return defaults
 
 
-def _convert(key: str, raw: Any, where: str) -> Any:
-    """The converted value; a bad one is exit 8, or exit 2 when a flag gave it."""
-    try:
-        return KEYS[key].convert(raw)
-    except UsageError as exc:
-        if where == "the command line":
-            raise UsageError(f"{key} from {where}: {exc}") from None
-        raise ConfigError(f"{key} from {where}: {exc}") from None
+@dataclass(frozen=True)
+class TierField:
+    """One limit of a tier: its name in the config file and on `Tier`, and its parser."""
+
+    name: str
+    attribute: str
+    convert: Callable[[Any], int]
+    display: Callable[[int], str]
 
 
-def _parse_tiers(table: Mapping[str, Any]) -> dict[str, Tier]:
-    tiers: dict[str, Tier] = {}
-    for name, spec in table.items():
+TIER_FIELDS: dict[str, TierField] = {
+    tier_field.name: tier_field
+    for tier_field in (
+        TierField("storage", "storage_bytes", _as_size, str),
+        TierField("tokens", "tokens", lambda value: parse_positive_int(value, "tokens"), str),
+        TierField("monthly_usd", "monthly_usd_micro", _as_usd, format_usd),
+    )
+}
+UNKNOWN_KEY_HINT = "see `zerog config show`; tiers are tiers.NAME.storage|tokens|monthly_usd"
+
+
+def _tier_limit(tier_field: TierField, value: Any) -> int | None:
+    """A tier limit; an empty value means unlimited."""
+    return None if value is None or value == "" else tier_field.convert(value)
+
+
+def _merge_tiers(
+    file_tiers: Mapping[str, Any], where: str
+) -> tuple[dict[str, Tier], dict[str, dict[str, str]]]:
+    """The default tiers with the file's limits laid over them, limit by limit.
+
+    A tier the file only partly names keeps the other default limits: setting
+    ``tiers.free.storage`` must not make the free tier's tokens unlimited.
+    """
+    specs = {name: dict(spec) for name, spec in DEFAULT_TIERS.items()}
+    sources = {name: dict.fromkeys(spec, "default") for name, spec in DEFAULT_TIERS.items()}
+    for name, spec in file_tiers.items():
         if not isinstance(spec, Mapping):
-            raise ConfigError(f"tier {name!r} in the config file must be a table")
-        unknown = set(spec) - {"storage", "tokens", "monthly_usd"}
+            raise ConfigError(f"tier {name!r} in {where} must be a table")
+        unknown = set(spec) - set(TIER_FIELDS)
         if unknown:
-            raise ConfigError(f"tier {name!r} has unknown keys: {', '.join(sorted(unknown))}")
-        try:
-            tiers[name] = Tier(
-                name=name,
-                storage_bytes=_optional(spec.get("storage"), _as_size),
-                tokens=_optional(spec.get("tokens"), _as_int),
-                monthly_usd_micro=_optional(spec.get("monthly_usd"), _as_usd),
+            raise ConfigError(
+                f"tier {name!r} in {where} has unknown keys: {', '.join(sorted(unknown))}",
+                hint="a tier has storage, tokens and monthly_usd",
             )
+        specs.setdefault(name, {}).update(spec)
+        sources.setdefault(name, {}).update(dict.fromkeys(spec, "file"))
+    tiers: dict[str, Tier] = {}
+    for name, spec in specs.items():
+        limits: dict[str, int | None] = {}
+        for tier_field in TIER_FIELDS.values():
+            try:
+                limits[tier_field.attribute] = _tier_limit(tier_field, spec.get(tier_field.name))
+            except UsageError as exc:
+                raise ConfigError(
+                    f"tiers.{name}.{tier_field.name} from {where}: {exc}",
+                    hint=f"fix it with `zerog config set tiers.{name}.{tier_field.name} VALUE`",
+                ) from None
+        tiers[name] = Tier(name=name, **limits)
+    return tiers, sources
+
+
+def _parse_layer(
+    table: Mapping[str, Any],
+    where: str,
+    fix_hint: Callable[[str], str],
+    error: type[ZerogError] = ConfigError,
+) -> dict[str, Any]:
+    """Convert and range-check every known key of one layer.
+
+    A bad value names the key and the layer: exit 8 for the config file and the
+    environment, exit 2 (``error=UsageError``) for a flag.
+    """
+    values: dict[str, Any] = {}
+    for key, raw in table.items():
+        if key not in KEYS:
+            continue
+        try:
+            values[key] = KEYS[key].parse(raw)
         except UsageError as exc:
-            raise ConfigError(f"tier {name!r}: {exc}") from None
-    return tiers
+            raise error(f"{key} from {where}: {exc}", hint=fix_hint(key)) from None
+    return values
 
 
-def _optional(value: Any, convert: Callable[[Any], Any]) -> Any:
-    return None if value is None or value == "" else convert(value)
+def _file_hint(profile: str | None) -> Callable[[str], str]:
+    suffix = f" --profile {profile}" if profile else ""
+    return lambda key: f"fix it with `zerog config set {key} VALUE{suffix}`"
 
 
 def load_settings(
@@ -409,59 +527,130 @@ def load_settings(
     environ: Mapping[str, str] | None = None,
     file_data: Mapping[str, Any] | None = None,
 ) -> Settings:
-    """Resolve every key by the precedence rules. ``flags`` holds only flags given."""
-    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    """Resolve every key by the precedence rules. ``flags`` holds only flags given.
+
+    Every value present in a layer is checked, even one a higher layer hides:
+    a wrong value waiting in the config file is reported now, naming the key
+    and where it came from (exit 8), not when someone unsets the variable.
+    """
+    flags = {k: v for k, v in (flags or {}).items() if v is not None and k in KEYS}
     environ = os.environ if environ is None else environ
-    data = read_config_file() if file_data is None else file_data
+    path = config_path()
+    data = read_config_file(path) if file_data is None else file_data
+    in_file = f"config file {path}"
     unknown = set(data) - set(KEYS) - {"profiles", "tiers"}
     if unknown:
         raise ConfigError(
-            f"unknown key(s) in {config_path()}: {', '.join(sorted(unknown))}",
+            f"unknown key(s) in {path}: {', '.join(sorted(unknown))}",
             hint="see `zerog config show` for the known keys",
         )
-
-    def lookup(key: str, profile_layer: Mapping[str, Any]) -> tuple[Any, str]:
-        if key in flags:
-            return _convert(key, flags[key], "the command line"), "flag"
+    profiles_table = data.get("profiles", {})
+    if not isinstance(profiles_table, Mapping):
+        raise ConfigError(f"[profiles] in {in_file} must be a table")
+    profile_layers: dict[str, dict[str, Any]] = {}
+    for name, table in profiles_table.items():
+        if name not in PROFILES:
+            raise ConfigError(f"unknown profile [profiles.{name}] in {in_file}")
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"[profiles.{name}] in {in_file} must be a table")
+        unknown_in_profile = set(table) - set(KEYS)
+        if unknown_in_profile:
+            raise ConfigError(
+                f"unknown key(s) in [profiles.{name}] of {in_file}: "
+                f"{', '.join(sorted(unknown_in_profile))}"
+            )
+        profile_layers[name] = _parse_layer(table, f"{in_file} [profiles.{name}]", _file_hint(name))
+    file_values = _parse_layer(data, in_file, _file_hint(None))
+    env_values: dict[str, Any] = {}
+    for key in KEYS:
         if env_name(key) in environ:
-            return _convert(key, environ[env_name(key)], env_name(key)), "env"
+            env_values.update(
+                _parse_layer(
+                    {key: environ[env_name(key)]},
+                    f"environment variable {env_name(key)}",
+                    lambda key: f"change or unset {env_name(key)}",
+                )
+            )
+    flag_values = _parse_layer(
+        flags, "the command line", lambda key: "see `zerog --help`", error=UsageError
+    )
+    where: dict[str, str] = {}
+
+    def lookup(key: str, profile_name: str | None) -> tuple[Any, str]:
+        profile_layer = profile_layers.get(profile_name or "", {})
+        if key in flag_values:
+            where[key] = "the command line"
+            return flag_values[key], "flag"
+        if key in env_values:
+            where[key] = f"environment variable {env_name(key)}"
+            return env_values[key], "env"
         if key in profile_layer:
-            return _convert(key, profile_layer[key], "the config file"), "file"
-        if key in data:
-            return _convert(key, data[key], "the config file"), "file"
+            where[key] = f"{in_file} [profiles.{profile_name}]"
+            return profile_layer[key], "file"
+        if key in file_values:
+            where[key] = in_file
+            return file_values[key], "file"
+        where[key] = "the defaults"
         if key in defaults:
-            value, source = defaults[key]
-            return value, source
+            return defaults[key]
         return KEYS[key].default, "default"
 
     defaults: dict[str, tuple[Any, str]] = {}
-    profile, profile_source = lookup("profile", {})
-    profiles_table = data.get("profiles", {})
-    if not isinstance(profiles_table, Mapping):
-        raise ConfigError("[profiles] in the config file must be a table")
-    profile_layer = profiles_table.get(profile, {})
-    for name, table in profiles_table.items():
-        if name not in PROFILES:
-            raise ConfigError(f"unknown profile [profiles.{name}] in the config file")
-        unknown_in_profile = set(table) - set(KEYS) - {"profile"}
-        if unknown_in_profile:
-            raise ConfigError(
-                f"unknown key(s) in [profiles.{name}]: {', '.join(sorted(unknown_in_profile))}"
-            )
+    profile, profile_source = lookup("profile", None)
     defaults = _profile_defaults(profile)
 
     values: dict[str, Any] = {"profile": profile}
     sources: dict[str, str] = {"profile": profile_source}
     for key in KEYS:
         if key != "profile":
-            values[key], sources[key] = lookup(key, profile_layer)
+            values[key], sources[key] = lookup(key, profile)
 
-    tiers = _parse_tiers(DEFAULT_TIERS)
     file_tiers = data.get("tiers", {})
     if not isinstance(file_tiers, Mapping):
-        raise ConfigError("[tiers] in the config file must be a table")
-    tiers.update(_parse_tiers(file_tiers))
-    return Settings(values=values, sources=sources, tiers=tiers)
+        raise ConfigError(f"[tiers] in {in_file} must be a table")
+    tiers, tier_sources = _merge_tiers(file_tiers, in_file)
+    if values["default_tier"] not in tiers:
+        raise ConfigError(
+            f"default_tier from {where['default_tier']}: "
+            f"{_unknown_tier(values['default_tier'], tiers)}",
+            hint="define the tier under [tiers] or name another one",
+        )
+    return Settings(values=values, sources=sources, tiers=tiers, tier_sources=tier_sources)
+
+
+def _unknown_tier(name: str, tiers: Mapping[str, Any]) -> str:
+    return f"no tier {name!r} (known: {', '.join(sorted(tiers))})"
+
+
+def effective_value(settings: Settings, dotted_key: str) -> tuple[Any, str]:
+    """The value of a key or tier limit in force, and its source (flag, env, file…)."""
+    parts = dotted_key.split(".")
+    if len(parts) == 1 and dotted_key in KEYS:
+        return settings.values[dotted_key], settings.sources[dotted_key]
+    if (
+        len(parts) == 3
+        and parts[0] == "tiers"
+        and parts[1] in settings.tiers
+        and parts[2] in TIER_FIELDS
+    ):
+        tier_field = TIER_FIELDS[parts[2]]
+        value = getattr(settings.tiers[parts[1]], tier_field.attribute)
+        return value, settings.tier_sources[parts[1]].get(parts[2], "default")
+    raise UsageError(f"unknown config key {dotted_key!r}", hint=UNKNOWN_KEY_HINT)
+
+
+def public_value(dotted_key: str, value: Any) -> Any:
+    """``value`` as it may be printed: a URL's credentials masked, as `config show` does."""
+    return KEYS[dotted_key].public(value) if dotted_key in KEYS else value
+
+
+def exact_text(dotted_key: str, value: Any) -> str:
+    """``value`` as `zerog config set` takes it back: sizes in bytes, money in dollars."""
+    if value is None:
+        return ""
+    if dotted_key in KEYS:
+        return KEYS[dotted_key].exact(value)
+    return TIER_FIELDS[dotted_key.rsplit(".", 1)[1]].display(value)
 
 
 def _toml_value(value: Any) -> str:
@@ -491,37 +680,40 @@ def dump_toml(data: Mapping[str, Any]) -> str:
 
 
 def set_config_value(dotted_key: str, raw_value: str, profile: str | None = None) -> Any:
-    """Validate and store one value in the config file (0600, atomic). Returns it."""
+    """Validate and store one value in the config file (0600, atomic). Returns it.
+
+    A value out of its key's range is a usage error (exit 2) naming the key;
+    nothing is written.
+    """
     data = read_config_file()
     parts = dotted_key.split(".")
-    if parts[0] == "tiers" and len(parts) == 3:
-        tier_table = {parts[2]: raw_value}
-        _parse_tiers({parts[1]: tier_table})
-        data.setdefault("tiers", {}).setdefault(parts[1], {})[parts[2]] = _tier_scalar(
-            parts[2], raw_value
-        )
-        value: Any = raw_value
-    elif len(parts) == 1 and dotted_key in KEYS:
-        key = KEYS[dotted_key]
-        value = key.convert(raw_value)
-        stored = value if key.convert in (_as_int, _as_bool) else raw_value
-        if profile:
-            if profile not in PROFILES:
-                raise UsageError(f"unknown profile {profile!r} (known: {', '.join(PROFILES)})")
-            data.setdefault("profiles", {}).setdefault(profile, {})[dotted_key] = stored
+    if profile and profile not in PROFILES:
+        raise UsageError(f"unknown profile {profile!r} (known: {', '.join(PROFILES)})")
+    is_tier_limit = len(parts) == 3 and parts[0] == "tiers" and parts[2] in TIER_FIELDS
+    if not is_tier_limit and dotted_key not in KEYS:
+        raise UsageError(f"unknown config key {dotted_key!r}", hint=UNKNOWN_KEY_HINT)
+    try:
+        if is_tier_limit:
+            tier_field = TIER_FIELDS[parts[2]]
+            value: Any = _tier_limit(tier_field, raw_value)
+            stored: Any = value if tier_field.name == "tokens" and value is not None else raw_value
+            data.setdefault("tiers", {}).setdefault(parts[1], {})[parts[2]] = stored
         else:
-            data[dotted_key] = stored
-    else:
-        raise UsageError(
-            f"unknown config key {dotted_key!r}",
-            hint="see `zerog config show`; tiers are tiers.NAME.storage|tokens|monthly_usd",
-        )
+            key = KEYS[dotted_key]
+            value = key.parse(raw_value)
+            if dotted_key == "default_tier":
+                known = {**DEFAULT_TIERS, **data.get("tiers", {})}
+                if value not in known:
+                    raise UsageError(_unknown_tier(value, known))
+            stored = value if key.convert in (_as_int, _as_bool) else raw_value
+            if profile:
+                data.setdefault("profiles", {}).setdefault(profile, {})[dotted_key] = stored
+            else:
+                data[dotted_key] = stored
+    except UsageError as exc:
+        raise UsageError(f"{dotted_key}: {exc}") from None
     write_config_file(data)
     return value
-
-
-def _tier_scalar(field_name: str, raw_value: str) -> Any:
-    return _as_int(raw_value) if field_name == "tokens" else raw_value
 
 
 def write_config_file(data: Mapping[str, Any]) -> Path:
