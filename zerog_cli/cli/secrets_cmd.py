@@ -47,18 +47,14 @@ def set_secret(
 ) -> None:
     """Store a secret (hidden prompt, or --stdin). Never echoed."""
     from zerog_cli.infra.secrets import validate_name
-    from zerog_cli.infra.signing import COMPUTE_KEY, STORAGE_KEY, normalise_private_key
+    from zerog_cli.services.secrets_report import checked_value
 
     if store not in ("auto", "keyring", "file"):
         raise UsageError(f"--store must be auto, keyring or file, not {store!r}")
     validate_name(name)
     current = state()
-    value = _read_value(name, from_stdin)
-    if name in (STORAGE_KEY, COMPUTE_KEY):
-        value = normalise_private_key(value, name)
+    value = checked_value(name, _read_value(name, from_stdin))
     where = current.context.secrets.set(name, value, store=store)
-    for warning in current.context.secrets.warnings:
-        current.output.warn(warning)
     current.output.result({"name": name, "stored_in": where}, f"{name} stored in {where}")
 
 
@@ -112,8 +108,10 @@ def doctor() -> None:
                 Column("source", "source", lambda v: v or "-"),
             ],
         )
+        already_logged = current.context.secrets.warnings
         for warning in report["warnings"]:
-            out.warn(warning)
+            if warning not in already_logged:
+                out.warn(warning)
 
     current.output.result(report, human)
     if report["problems"]:

@@ -30,12 +30,13 @@ from zerog_cli.infra.files import atomic_write_text, ensure_private_dir
 log = logging.getLogger("zerog.secrets")
 
 KEYRING_SERVICE = "zerog"
+ENCRYPTION_KEY = "ENCRYPTION_KEY"
 
 KNOWN_SECRETS: dict[str, str] = {
     "ZEROG_STORAGE_PRIVATE_KEY": "wallet key that pays for storage submissions",
     "ZEROG_COMPUTE_PRIVATE_KEY": "wallet key for inference (falls back to the storage key)",
     "ZEROG_SIGNING_PRIVATE_KEY": "wallet key for typed data (sign-typed; else storage key, warned)",
-    "ENCRYPTION_KEY": "32-byte hex key for client-side encryption (--encrypt)",
+    ENCRYPTION_KEY: "32-byte hex key for client-side encryption (--encrypt)",
     "CIRCLE_API_KEY": "Circle API key (payments)",
     "DATABASE_PASSWORD": "database password of the service",
     "JWT_SECRET": "JWT signing secret of the service",
@@ -85,6 +86,8 @@ class SecretStore:
         self.ttl_seconds = ttl_seconds
         self._cache: dict[str, tuple[float, SecretLookup]] = {}
         self.warnings: list[str] = []
+        """Warnings so far, each logged once on ``zerog.secrets``; reports may list them,
+        but nothing prints them a second time."""
 
     @property
     def file_dir(self) -> Path:

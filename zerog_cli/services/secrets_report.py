@@ -8,10 +8,25 @@ from pathlib import Path
 from typing import Any
 
 from zerog_cli.errors import ConfigError
-from zerog_cli.infra.secrets import KNOWN_SECRETS, SecretStore
-from zerog_cli.infra.signing import COMPUTE_KEY, STORAGE_KEY, normalise_private_key
+from zerog_cli.infra.secrets import ENCRYPTION_KEY, KNOWN_SECRETS, SecretStore
+from zerog_cli.infra.signing import COMPUTE_KEY, SIGNING_KEY, STORAGE_KEY, normalise_private_key
+from zerog_cli.zerog.encryption import parse_symmetric_key
 
-PRIVATE_KEY_SECRETS = (STORAGE_KEY, COMPUTE_KEY)
+PRIVATE_KEY_SECRETS = (STORAGE_KEY, COMPUTE_KEY, SIGNING_KEY)
+
+
+def checked_value(name: str, value: str) -> str:
+    """``value`` as zerog will use it, or ConfigError (exit 8) naming the secret, not the value.
+
+    Keys are checked when they are stored and by `secrets doctor`, so a bad one
+    is found then, not by the upload that needs it.
+    """
+    if name in PRIVATE_KEY_SECRETS:
+        return normalise_private_key(value, name)
+    if name == ENCRYPTION_KEY:
+        parse_symmetric_key(value, name=f"secret {name}")
+        return value.strip()
+    return value
 
 
 def list_secrets(store: SecretStore) -> list[dict[str, Any]]:
@@ -46,9 +61,9 @@ def doctor(store: SecretStore) -> dict[str, Any]:
     for row in list_secrets(store):
         name = row["name"]
         status = "missing" if not row["present"] else "ok"
-        if row["present"] and name in PRIVATE_KEY_SECRETS:
+        if row["present"]:
             try:
-                normalise_private_key(store.get(name) or "", name)
+                checked_value(name, store.get(name) or "")
             except ConfigError as exc:
                 status = "invalid"
                 problems.append(str(exc))

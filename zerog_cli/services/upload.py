@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from zerog_cli.errors import UsageError, ZerogError, note_unrecorded_payment
+from zerog_cli.infra.secrets import ENCRYPTION_KEY
 from zerog_cli.infra.signing import wallet_key, warm_up
 from zerog_cli.infra.units import format_size
 from zerog_cli.ledger import costs, objects, payments
@@ -45,7 +46,6 @@ if TYPE_CHECKING:
 
 Progress = Callable[[str, int, int], None]
 Recorder = Callable[[sqlite3.Connection, dict[str, Any]], dict[str, Any]]
-ENCRYPTION_KEY = "ENCRYPTION_KEY"
 
 
 @dataclass(frozen=True)
