@@ -223,7 +223,7 @@ def restore(
         typer.Option(
             "--output",
             "-o",
-            help="File, folder, or - for stdout (default: the source's name).",
+            help="File, folder (keeps the source's file name), or - for stdout.",
             show_default=False,
         ),
     ] = None,

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
+from typer.core import TyperGroup
 
 from zerog_cli.infra.output import Output
 
@@ -170,7 +171,7 @@ def command(app: typer.Typer, name: str | None = None, **kwargs: Any) -> Callabl
             output.quiet = output.quiet or quiet_
             from zerog_cli.infra import logs
 
-            logs.configure(output.verbose)
+            logs.configure(output.verbose, output.quiet)
             return fn(*args, **kw)
 
         all_parameters = [*parameters, *_common_parameters()]
@@ -184,9 +185,40 @@ def command(app: typer.Typer, name: str | None = None, **kwargs: Any) -> Callabl
     return decorate
 
 
+_WHOLE_SUMMARY = sys.maxsize
+"""A summary length limit no summary reaches: Click then cuts nothing."""
+
+
+class ZerogGroup(TyperGroup):
+    """The help behaviour every zerog command group shares.
+
+    A bare group (`zerog`, `zerog backup`) prints its help on stdout and exits
+    0, as restic and rclone do: asking what a group offers is not a usage
+    error. The command list shows each command's whole summary (its first
+    sentence), wrapped, never cut off with "...".
+    """
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if not args and self.no_args_is_help and not ctx.resilient_parsing:
+            typer.echo(ctx.get_help())
+            ctx.exit(0)
+        return super().parse_args(ctx, args)
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(_WHOLE_SUMMARY)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
 def new_app(help_text: str, *example_lines: str) -> typer.Typer:
     """A command group with zerog's defaults (no locals in tracebacks, no completion)."""
     return typer.Typer(
+        cls=ZerogGroup,
         help=help_text,
         epilog=examples(*example_lines) if example_lines else None,
         no_args_is_help=True,
@@ -255,3 +287,33 @@ def confirm_destructive(yes: bool, what: str) -> None:
         raise UsageError(f"{what}; nothing was changed", hint="pass --yes")
     if not typer.confirm(f"{what}. Go on?", default=False, err=True):
         raise UsageError("not confirmed; nothing was changed")
+
+
+@contextlib.contextmanager
+def steps_progress(description: str) -> Iterator[Callable[[int, int, str], None] | None]:
+    """A "N/M done" bar on stderr for runs of many items, or None.
+
+    Shown only when stderr is a terminal and neither --quiet nor --json was
+    given: cron, pipes and scripts never see it. The updater takes the items
+    done, the items in all, and what is being worked on now.
+    """
+    output = state().output
+    if output.quiet or output.json_mode or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=output.console(sys.stderr),
+        transient=True,
+    ) as bar:
+        task = bar.add_task(description, total=None)
+
+        def update(done: int, total: int, current: str) -> None:
+            bar.update(task, description=f"{description} {current}", completed=done, total=total)
+
+        yield update

@@ -13,9 +13,16 @@ import sys
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperGroup
 
-from zerog_cli.cli.common import AsUser, GasLimitOption, GasPriceOption, command, examples, state
+from zerog_cli.cli.common import (
+    AsUser,
+    GasLimitOption,
+    GasPriceOption,
+    ZerogGroup,
+    command,
+    examples,
+    state,
+)
 from zerog_cli.errors import UsageError
 from zerog_cli.infra import redaction
 from zerog_cli.infra.output import Column
@@ -25,7 +32,7 @@ from zerog_cli.infra.units import format_usd
 DEFAULT_COMMAND = "ask"
 
 
-class _DefaultAskGroup(TyperGroup):
+class _DefaultAskGroup(ZerogGroup):
     """A group that runs ``ask`` when the first argument is not one of its commands."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
@@ -53,6 +60,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 fund_app = typer.Typer(
+    cls=ZerogGroup,
     help=(
         "Fund 0G compute: deposit into the ledger, transfer to a provider, acknowledge it; "
         "retrieve from a provider and refund to the wallet to get 0G back."

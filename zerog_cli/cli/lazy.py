@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import typer
-from typer.core import TyperGroup
+
+from zerog_cli.cli.common import ZerogGroup
 
 
 @dataclass(frozen=True)
@@ -164,7 +165,7 @@ ENTRIES: dict[str, Entry] = {
 }
 
 
-class LazyGroup(TyperGroup):
+class LazyGroup(ZerogGroup):
     """A Typer root group that builds a subcommand on first access."""
 
     def __init__(self, **attrs: Any) -> None:
@@ -196,11 +197,7 @@ class LazyGroup(TyperGroup):
             sys.exit(answer(self, ctx_args, instruction))
 
     def format_commands(self, ctx: Any, formatter: Any) -> None:
-        width = max(len(name) for name in ENTRIES)
-        limit = formatter.width - 6 - width
-        rows = []
-        for name, entry in ENTRIES.items():
-            summary = entry.summary
-            rows.append((name, summary if len(summary) <= limit else summary[: limit - 3] + "..."))
+        """Each entry's whole summary, without building any command."""
+        rows = [(name, entry.summary) for name, entry in ENTRIES.items()]
         with formatter.section("Commands"):
             formatter.write_dl(rows)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from zerog_cli.cli.common import command, confirm_destructive, examples, new_app, state
+from zerog_cli.errors import UsageError
 from zerog_cli.infra.output import Column
 from zerog_cli.infra.units import format_size
 
@@ -119,17 +121,27 @@ def migrate(
     app,
     "backup",
     epilog=examples(
-        "zerog ledger backup /var/backups/zerog-ledger.db", "zerog ledger backup ./ --force"
+        "zerog ledger backup /var/backups/zerog-ledger.db",
+        "zerog ledger backup ./ --force",
+        "zerog ledger backup - | gzip > ledger-$(date +%F).db.gz",
     ),
 )
 def backup(
-    destination: Annotated[Path, typer.Argument(help="File or folder for the copy.")],
+    destination: Annotated[
+        Path, typer.Argument(help="File or folder for the copy, or - for stdout.")
+    ],
     force: Annotated[bool, typer.Option("--force", help="Replace an existing file.")] = False,
 ) -> None:
     """Copy the ledger consistently while it is in use (appears atomically, 0600)."""
     from zerog_cli.ledger import admin
 
     current = state()
+    if str(destination) == "-":
+        if current.output.json_mode:
+            raise UsageError("--json and - both want stdout; pick one")
+        streamed = admin.backup_to_stream(current.context.ledger, sys.stdout.buffer)
+        current.output.info(f"ledger copied to stdout ({format_size(streamed['size_bytes'])})")
+        return
     report = admin.backup(current.context.ledger, destination, overwrite=force)
     current.output.result(report, f"ledger copied to {report['destination']}")
 

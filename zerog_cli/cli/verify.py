@@ -6,11 +6,19 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from zerog_cli.cli.common import command, complete_backup_id, complete_namespace, examples, state
+from zerog_cli.cli.common import (
+    command,
+    complete_backup_id,
+    complete_namespace,
+    examples,
+    state,
+    steps_progress,
+)
 from zerog_cli.infra.units import format_size, parse_duration
 
 if TYPE_CHECKING:
     from zerog_cli.infra.locking import Holder
+    from zerog_cli.ledger.backups import Backup
     from zerog_cli.services.verify import ItemResult
 
 EPILOG = examples(
@@ -102,7 +110,8 @@ def verify(
     """Read backups back from 0G with every proof, compare size and SHA-256, record the result.
 
     Least recently verified first; takes a lock so cron runs never overlap.
-    Silent on success unless -v.
+    Silent on success unless -v; on a terminal, a progress bar on stderr
+    (never under cron, with -q or with --json).
     """
     from zerog_cli.services import verify as service
 
@@ -128,14 +137,21 @@ def verify(
         if item.status != "ok" or out.verbose:
             out.echo(item.line())
 
-    report = service.run(
-        current.context,
-        selection,
-        max_duration=limit,
-        wait_lock=wait_lock,
-        on_wait=waiting,
-        on_item=item_done,
-    )
+    with steps_progress("verify") as progress:
+
+        def checking(done: int, selected: int, backup: Backup) -> None:
+            if progress is not None:
+                progress(done, selected, f"{backup.id} {backup.namespace}/{backup.name}")
+
+        report = service.run(
+            current.context,
+            selection,
+            max_duration=limit,
+            wait_lock=wait_lock,
+            on_wait=waiting,
+            on_item=item_done,
+            on_checking=checking,
+        )
     out.result(report.to_json())
     out.detail(
         f"verify: {report.summary()}; {format_size(report.bytes_checked)} in {report.seconds:.1f}s"

@@ -19,11 +19,19 @@ class ScrubbingFormatter(logging.Formatter):
         return redaction.scrub(super().format(record))
 
 
-def configure(verbose: bool) -> None:
-    """``zerog.*`` loggers: DEBUG with ``--verbose``, else WARNING, to stderr."""
+def configure(verbose: bool, quiet: bool = False) -> None:
+    """``zerog.*`` loggers to stderr: DEBUG with -v, ERROR with -q, else WARNING.
+
+    ``--quiet`` promises only errors on stderr, so it silences logged warnings
+    too (a circuit breaker opening, a node skipped); ``--verbose`` wins when
+    both are given.
+    """
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(ScrubbingFormatter("%(levelname)s %(name)s: %(message)s"))
     root_logger = logging.getLogger("zerog")
     root_logger.handlers[:] = [handler]
-    root_logger.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    if verbose:
+        root_logger.setLevel(logging.DEBUG)
+    else:
+        root_logger.setLevel(logging.ERROR if quiet else logging.WARNING)
     root_logger.propagate = False

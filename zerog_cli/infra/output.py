@@ -108,7 +108,9 @@ class Output:
             self._write(self.stderr, text)
 
     def warn(self, text: str) -> None:
-        self._write(self.stderr, f"warning: {text}")
+        """A warning on stderr, hidden by --quiet (which keeps errors only)."""
+        if not self.quiet:
+            self._write(self.stderr, f"warning: {text}")
 
     def error(self, text: str) -> None:
         self._write(self.stderr, f"error: {text}")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
+import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from zerog_cli.errors import ConfigError, EnvironmentFailure, UsageError
 from zerog_cli.infra.files import atomic_path, ensure_private_dir
@@ -158,19 +160,7 @@ def backup(ledger: Ledger, destination: Path, *, overwrite: bool = False) -> dic
     if destination.resolve() == ledger.path.resolve():
         raise UsageError("the backup destination is the ledger itself")
     with atomic_path(destination, mode=0o600) as temporary:
-        target = sqlite3.connect(sqlite_uri(temporary), uri=True)
-        try:
-            ledger.conn.backup(target)
-            target.execute("PRAGMA journal_mode = DELETE")
-        except sqlite3.OperationalError as exc:
-            if "full" not in str(exc):
-                raise
-            raise EnvironmentFailure(
-                f"no space left on device writing {destination}",
-                hint="free space there or pick another destination, then rerun",
-            ) from None
-        finally:
-            target.close()
+        _snapshot(ledger, temporary, destination)
     return {
         "source": str(ledger.path),
         "destination": str(destination),
@@ -193,6 +183,42 @@ def safety_backup(ledger: Ledger, before: str) -> dict[str, Any]:
         counter += 1
         destination = folder / f"{base}.{counter}.db"
     return backup(ledger, destination)
+
+
+def backup_to_stream(ledger: Ledger, sink: BinaryIO) -> dict[str, Any]:
+    """The same consistent copy, written to ``sink`` (stdout for `zerog ledger backup -`).
+
+    The copy is made in a private temporary folder first, so the stream only
+    ever carries a complete snapshot, never a database caught mid-write.
+    """
+    with tempfile.TemporaryDirectory(prefix="zerog-ledger-") as folder:
+        copy = Path(folder) / ledger.path.name
+        _snapshot(ledger, copy, copy)
+        with copy.open("rb") as source:
+            shutil.copyfileobj(source, sink, 1 << 20)
+        sink.flush()
+        size = copy.stat().st_size
+    return {"source": str(ledger.path), "destination": "-", "size_bytes": size}
+
+
+def _snapshot(ledger: Ledger, target_path: Path, destination: Path) -> None:
+    """SQLite's online backup of the ledger into ``target_path``, as one self-contained file.
+
+    A full disk is exit 10 naming ``destination`` (where the operator sees the copy go).
+    """
+    target = sqlite3.connect(sqlite_uri(target_path), uri=True)
+    try:
+        ledger.conn.backup(target)
+        target.execute("PRAGMA journal_mode = DELETE")
+    except sqlite3.OperationalError as exc:
+        if "full" not in str(exc):
+            raise
+        raise EnvironmentFailure(
+            f"no space left on device writing {destination}",
+            hint="free space there or pick another destination, then rerun",
+        ) from None
+    finally:
+        target.close()
 
 
 def run_readonly_sql(path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:

@@ -215,7 +215,8 @@ def restore(
 ) -> dict[str, Any]:
     """Download a backup with every check (proofs, size, SHA-256); no partial file on failure.
 
-    The default output is the source file's name in the current folder.
+    The file keeps the source file's name (not the object's time-stamped name),
+    in the current folder by default or in ``output`` when that is a folder.
     """
     from zerog_cli.services.download import download_to
 
@@ -228,7 +229,13 @@ def restore(
             f"backup {backup_id}: the backup record and object {record.id} disagree on "
             "root, size or SHA-256"
         )
-    destination = output if output is not None else Path(backup.source_path).name
+    original_name = Path(backup.source_path).name
+    if output is None:
+        destination = original_name
+    elif output != "-" and Path(output).is_dir():
+        destination = str(Path(output) / original_name)
+    else:
+        destination = output
     report = download_to(
         context,
         f"{backup.namespace}/{backup.name}",

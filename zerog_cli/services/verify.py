@@ -310,6 +310,7 @@ def run(
     wait_lock: bool = False,
     on_wait: Callable[[Holder | None], None] | None = None,
     on_item: Callable[[ItemResult], None] | None = None,
+    on_checking: Callable[[int, int, Backup], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
     rng: random.Random | None = None,
 ) -> VerifyReport:
@@ -317,6 +318,8 @@ def run(
 
     ``max_duration`` is checked between backups (the first is always checked),
     so a run never stops halfway through one. ``clock`` is injectable for tests.
+    ``on_checking(done, selected, backup)`` is called before each check (for a
+    progress display), ``on_item`` after it.
     """
     if max_duration is not None and max_duration <= 0:
         raise UsageError("--max-duration must be more than 0 seconds")
@@ -337,6 +340,8 @@ def run(
             if report.stopped:
                 report.not_checked = [b.id for b in chosen[index:]]
                 break
+            if on_checking is not None:
+                on_checking(index, len(chosen), backup)
             item = check(context, backup, report.run_id)
             report.items.append(item)
             context.metrics.verify_pending.dec()
