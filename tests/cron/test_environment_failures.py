@@ -219,7 +219,7 @@ def test_a_read_only_ledger_that_needs_migrating_is_exit_10(
     from zerog_cli.ledger.migrations import LATEST_VERSION
 
     home = _copy(seeded, tmp_path / "home")
-    older = cron("ledger", "migrate", "--to", str(LATEST_VERSION - 1), home=home)
+    older = cron("ledger", "migrate", "--to", str(LATEST_VERSION - 1), "--yes", home=home)
     assert older.exit_code == 0, older
     with read_only(home) as frozen:
         result = _run(frozen.prefix, "backup", "ls", home=frozen.home, cwd=frozen.home.parent)
