@@ -170,3 +170,23 @@ def test_retrieve_refuses_what_is_not_there(
     missing = cli("infer", "fund", "retrieve", stranger, "--yes")
     assert missing.exit_code == 7 and "no sub-account" in missing.stderr
     assert cli("infer", "fund", "retrieve", "0xdead", "--yes").exit_code == 2
+
+
+def test_a_sixth_locked_refund_is_refused_before_sending(
+    cli: Callable[..., Result], net: DevnetProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The contract keeps at most 5 live refunds per sub-account (TooManyRefunds)."""
+    funded_wallet(net, cli, monkeypatch, "many")
+    assert cli("infer", "fund", "retrieve", PROVIDER_ADDRESS, "--yes").exit_code == 0
+    for amount in ("0.1", "0.05", "0.02", "0.01"):
+        # less than the newest refund: it is cut, and the amount is asked back as a new one
+        assert cli("infer", "fund", "transfer", PROVIDER_ADDRESS, amount, "--yes").exit_code == 0
+        assert cli("infer", "fund", "retrieve", PROVIDER_ADDRESS, "--yes").exit_code == 0
+    amounts = [r["amount"]["0g"] for r in sub_account(cli)["refunds"]]
+    assert amounts == ["1.9", "0.05", "0.03", "0.01", "0.01"]
+    assert cli("infer", "fund", "transfer", PROVIDER_ADDRESS, "0.005", "--yes").exit_code == 0
+    blocks = rpc(net.rpc_url, "eth_blockNumber")
+    refused = cli("infer", "fund", "retrieve", PROVIDER_ADDRESS, "--yes")
+    assert refused.exit_code == 2, refused
+    assert "5 locked refund requests" in refused.stderr and "rerun after" in refused.stderr
+    assert rpc(net.rpc_url, "eth_blockNumber") == blocks
