@@ -213,6 +213,14 @@ KEYS: dict[str, Key] = {
             15,
             "seconds to keep asking a provider for a response signature",
         ),
+        Key(
+            "infer_max_answer",
+            _as_size,
+            8_000_000,
+            "largest inference answer accepted, streamed or not (1KB to 1GB)",
+            minimum=1_000,
+            maximum=1_000_000_000,
+        ),
         Key("replicas", _as_int, 1, "copies of every segment an upload asks for", minimum=1),
         Key(
             "max_upload_size",
@@ -249,6 +257,14 @@ KEYS: dict[str, Key] = {
         ),
         Key("http_connect_timeout", _as_duration, 5, "seconds to connect", minimum=1),
         Key("http_read_timeout", _as_duration, 30, "seconds to wait for an answer", minimum=1),
+        Key(
+            "http_deadline",
+            _as_duration,
+            120,
+            "seconds one network call may take in all, retries included (1s to 1h)",
+            minimum=1,
+            maximum=3600,
+        ),
         Key(
             "http_max_tries",
             _as_int,

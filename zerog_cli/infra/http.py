@@ -6,7 +6,13 @@ Layers, outermost first, for one logical call:
    with :class:`~zerog_cli.errors.NetworkUnavailable` and no network call;
 2. ``backoff`` retries (exponential, full jitter) on connection errors,
    timeouts, HTTP 429 and 5xx only, honouring ``Retry-After``;
-3. one ``requests.Session`` (connection pooling) with connect/read timeouts.
+3. one ``requests.Session`` (connection pooling) with connect/read timeouts;
+4. an overall deadline (``Timeouts.deadline``, the ``http_deadline`` setting)
+   over the whole call, retries included. A read timeout is per ``recv``, so a
+   server that sends one byte a second never trips it; when the deadline
+   passes, the call's sockets are shut down and the call fails with
+   ``NetworkUnavailable``, never retried. For a stream the deadline runs until
+   the caller closes it.
 
 A breaker failure is one logical call that ended in ``NetworkUnavailable``
 after its retries, not each attempt. Answers the server did give (2xx, other
@@ -38,7 +44,9 @@ it for a POST that must not run twice, such as paid inference.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -63,10 +71,131 @@ BreakerStorageFactory = Callable[[str], "pybreaker.CircuitBreakerStorage"]
 
 @dataclass(frozen=True)
 class Timeouts:
-    """Seconds to wait for a TCP connection and between bytes of the answer."""
+    """Seconds to wait for a TCP connection and between bytes of the answer, and
+    for the whole call (``deadline``: every attempt, every byte)."""
 
     connect: float = 5.0
     read: float = 30.0
+    deadline: float = 120.0
+
+
+class _Deadline:
+    """One logical call's time limit: when it passes, the call's sockets are shut down.
+
+    A socket blocked in ``recv`` wakes up on ``shutdown`` (not on ``close``),
+    so the request fails at once; the caller sees ``expired`` and says why.
+    Sockets are registered by the connection classes of `_watched_adapter`,
+    for the deadline the current thread runs under (`_Deadline.running`).
+    """
+
+    _current = threading.local()
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.ends = time.monotonic() + seconds
+        self.expired = False
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._timer: threading.Timer | None = None
+
+    @classmethod
+    def current(cls) -> _Deadline | None:
+        found: _Deadline | None = getattr(cls._current, "deadline", None)
+        return found
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[_Deadline]:
+        """Make this the deadline of the sockets the current thread opens or reuses."""
+        previous = _Deadline.current()
+        _Deadline._current.deadline = self
+        try:
+            yield self
+        finally:
+            _Deadline._current.deadline = previous
+
+    def passed(self) -> bool:
+        return self.expired or time.monotonic() >= self.ends
+
+    def watch(self, sock: socket.socket | None) -> None:
+        if sock is None:
+            return
+        with self._lock:
+            if not self.expired:
+                self._sockets.append(sock)
+                if self._timer is None:
+                    self._timer = threading.Timer(
+                        max(0.0, self.ends - time.monotonic()), self._expire
+                    )
+                    self._timer.daemon = True
+                    self._timer.start()
+                return
+        _shut(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            _shut(sock)
+
+    def cancel(self) -> None:
+        with self._lock:
+            timer, self._timer = self._timer, None
+            self._sockets = []
+        if timer is not None:
+            timer.cancel()
+
+    def error(self, endpoint: str) -> NetworkUnavailable:
+        return NetworkUnavailable(
+            f"{endpoint}: no complete answer within the {self.seconds:g} s deadline",
+            hint="a slow or stalling server; raise http_deadline if the network is just slow",
+        )
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+def _watched_adapter(pool_size: int) -> Any:
+    """A requests adapter whose connections put their socket under the thread's deadline."""
+    from requests.adapters import HTTPAdapter
+    from urllib3.connection import HTTPConnection, HTTPSConnection
+    from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+    class WatchedHTTPConnection(HTTPConnection):
+        def getresponse(self) -> Any:
+            deadline = _Deadline.current()
+            if deadline is not None:
+                deadline.watch(self.sock)
+            return super().getresponse()
+
+    class WatchedHTTPSConnection(HTTPSConnection):
+        def getresponse(self) -> Any:
+            deadline = _Deadline.current()
+            if deadline is not None:
+                deadline.watch(self.sock)
+            return super().getresponse()
+
+    class WatchedHTTPPool(HTTPConnectionPool):
+        ConnectionCls = WatchedHTTPConnection
+
+    class WatchedHTTPSPool(HTTPSConnectionPool):
+        ConnectionCls = WatchedHTTPSConnection
+
+    pools = {"http": WatchedHTTPPool, "https": WatchedHTTPSPool}
+
+    class WatchedAdapter(HTTPAdapter):
+        def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+            super().init_poolmanager(*args, **kwargs)
+            self.poolmanager.pool_classes_by_scheme = pools
+
+        def proxy_manager_for(self, *args: Any, **kwargs: Any) -> Any:
+            manager = super().proxy_manager_for(*args, **kwargs)
+            manager.pool_classes_by_scheme = pools
+            return manager
+
+    return WatchedAdapter(pool_connections=pool_size, pool_maxsize=pool_size)
 
 
 @dataclass(frozen=True)
@@ -141,11 +270,24 @@ class StreamingResponse:
     never retried, since part of the answer was already consumed.
     """
 
-    def __init__(self, response: requests.Response, endpoint: str) -> None:
+    def __init__(
+        self, response: requests.Response, endpoint: str, deadline: _Deadline | None = None
+    ) -> None:
         self._response = response
         self.endpoint = endpoint
         self.status: int = response.status_code
         self.headers: Mapping[str, str] = response.headers
+        self._deadline = deadline
+
+    def _broke(self, exc: BaseException) -> NetworkUnavailable:
+        if self._deadline is not None and self._deadline.expired:
+            return self._deadline.error(self.endpoint)
+        return NetworkUnavailable(f"{self.endpoint}: stream broke: {_describe(exc)}")
+
+    def _check_deadline(self) -> None:
+        """A deadline that cut the stream may look like its end: say so instead."""
+        if self._deadline is not None and self._deadline.expired:
+            raise self._deadline.error(self.endpoint)
 
     @property
     def ok(self) -> bool:
@@ -170,7 +312,8 @@ class StreamingResponse:
                         f"{self.endpoint} sent a line longer than {max_line_bytes} bytes"
                     )
         except requests.RequestException as exc:
-            raise NetworkUnavailable(f"{self.endpoint}: stream broke: {_describe(exc)}") from None
+            raise self._broke(exc) from None
+        self._check_deadline()
         if buffer:
             yield buffer.rstrip(b"\r").decode("utf-8", errors="replace")
 
@@ -181,19 +324,24 @@ class StreamingResponse:
         try:
             yield from self._response.iter_content(chunk_size=chunk_size)
         except requests.RequestException as exc:
-            raise NetworkUnavailable(f"{self.endpoint}: stream broke: {_describe(exc)}") from None
+            raise self._broke(exc) from None
+        self._check_deadline()
 
     def read(self, max_bytes: int = 1 << 20) -> bytes:
         """The rest of the body, at most ``max_bytes`` (for error answers)."""
         import requests
 
         try:
-            return _read_limited(self._response, max_bytes, self.endpoint)
+            body = _read_limited(self._response, max_bytes, self.endpoint)
         except requests.RequestException as exc:
-            raise NetworkUnavailable(f"{self.endpoint}: stream broke: {_describe(exc)}") from None
+            raise self._broke(exc) from None
+        self._check_deadline()
+        return body
 
     def close(self) -> None:
         self._response.close()
+        if self._deadline is not None:
+            self._deadline.cancel()
 
     def __enter__(self) -> StreamingResponse:
         return self
@@ -302,6 +450,7 @@ class HttpClient:
         than ``max_bytes``).
         """
         name = endpoint or endpoint_of(url)
+        deadline = _Deadline((timeout or self.timeouts).deadline)
 
         def attempt() -> HttpResponse:
             response = self._send(method, url, name, json, data, params, headers, timeout)
@@ -310,12 +459,20 @@ class HttpClient:
             try:
                 body = _read_limited(response, max_bytes, name)
             except requests.RequestException as exc:
+                if deadline.expired:
+                    raise deadline.error(name) from None
                 raise _AttemptFailed(_describe(exc), unsent=False) from None
             finally:
                 response.close()
+            if deadline.expired:
+                raise deadline.error(name)
             return HttpResponse(response.status_code, response.headers, body, name)
 
-        return self._guarded(name, method, retry or self.retry, attempt)
+        try:
+            with deadline.running():
+                return self._guarded(name, method, retry or self.retry, attempt)
+        finally:
+            deadline.cancel()
 
     def stream(
         self,
@@ -335,12 +492,18 @@ class HttpClient:
         context manager so the connection goes back to the pool.
         """
         name = endpoint or endpoint_of(url)
+        deadline = _Deadline((timeout or self.timeouts).deadline)
 
         def attempt() -> StreamingResponse:
             response = self._send(method, url, name, json, data, None, headers, timeout)
-            return StreamingResponse(response, name)
+            return StreamingResponse(response, name, deadline)
 
-        return self._guarded(name, method, retry or self.retry, attempt)
+        try:
+            with deadline.running():
+                return self._guarded(name, method, retry or self.retry, attempt)
+        except BaseException:
+            deadline.cancel()
+            raise
 
     def breaker(self, endpoint: str) -> pybreaker.CircuitBreaker:
         """The breaker of ``endpoint``, created on first use."""
@@ -372,13 +535,10 @@ class HttpClient:
         with self._lock:
             if self._session is None:
                 import requests
-                from requests.adapters import HTTPAdapter
 
                 session = requests.Session()
                 session.headers["User-Agent"] = self._user_agent
-                adapter = HTTPAdapter(
-                    pool_connections=self._pool_size, pool_maxsize=self._pool_size
-                )
+                adapter = _watched_adapter(self._pool_size)
                 session.mount("http://", adapter)
                 session.mount("https://", adapter)
                 self._session = session
@@ -491,6 +651,9 @@ class HttpClient:
         import requests
 
         limits = timeout or self.timeouts
+        deadline = _Deadline.current()
+        if deadline is not None and deadline.passed():
+            raise deadline.error(endpoint)
         started = time.monotonic()
         try:
             response = self._session_for_use().request(
@@ -508,6 +671,8 @@ class HttpClient:
             raise ConfigError(f"bad URL for {endpoint}: {type(exc).__name__}") from None
         except requests.RequestException as exc:
             self._report(endpoint, method, None, started)
+            if deadline is not None and deadline.expired:
+                raise deadline.error(endpoint) from None
             raise _AttemptFailed(_describe(exc), unsent=_never_reached_server(exc)) from None
         self._report(endpoint, method, response.status_code, started)
         if response.status_code in RETRYABLE_STATUSES:

@@ -106,6 +106,7 @@ class Context:
                 timeouts=Timeouts(
                     connect=float(settings.http_connect_timeout),
                     read=float(settings.http_read_timeout),
+                    deadline=float(settings.http_deadline),
                 ),
                 retry=RetryPolicy(max_tries=int(settings.http_max_tries)),
                 breaker=BreakerSettings(

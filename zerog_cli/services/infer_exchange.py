@@ -37,6 +37,8 @@ SIGNATURE_ROUTE = "v1/proxy/signature"
 CHAT_RETRY_STATUSES = frozenset({429, 502, 503, 504})
 MIN_CHAT_READ_TIMEOUT = 120.0
 """Seconds to wait for the first byte of an answer: models think before they speak."""
+CHAT_THINKING_ALLOWANCE = MIN_CHAT_READ_TIMEOUT
+"""Seconds a chat call gets on top of ``http_deadline``, for that first byte."""
 MAX_STREAM_LINE = 1 << 20
 
 DeltaSink = Callable[[str], None]
@@ -74,8 +76,20 @@ def _chat_policy(context: Context) -> tuple[RetryPolicy, Timeouts]:
     timeouts = Timeouts(
         connect=float(settings.http_connect_timeout),
         read=max(float(settings.http_read_timeout), MIN_CHAT_READ_TIMEOUT),
+        deadline=float(settings.http_deadline) + CHAT_THINKING_ALLOWANCE,
     )
     return policy, timeouts
+
+
+def _answer_cap(context: Context) -> int:
+    return int(context.settings.infer_max_answer)
+
+
+def _too_big(cap: int) -> ProtocolError:
+    return ProtocolError(
+        f"the provider's answer passed the {cap} byte cap and was cut",
+        hint="raise infer_max_answer if answers this large are expected",
+    )
 
 
 def _read_plain(answer: bytes, headers: Mapping[str, str], exchange: Exchange) -> None:
@@ -112,7 +126,7 @@ def _safe_line(line: bytes) -> bool:
 
 
 def _read_stream(
-    streamed: StreamingResponse, exchange: Exchange, on_delta: DeltaSink | None
+    context: Context, streamed: StreamingResponse, exchange: Exchange, on_delta: DeltaSink | None
 ) -> None:
     from zerog_cli.zerog.compute import ChatStream, chat_id_from
 
@@ -126,8 +140,13 @@ def _read_stream(
         if delta is not None and on_delta is not None:
             on_delta(delta)
 
+    cap = _answer_cap(context)
     for chunk in streamed.iter_bytes():
         exchange.raw += chunk
+        if len(exchange.raw) > cap:
+            exchange.text = parser.text
+            exchange.usage = parser.usage
+            raise _too_big(cap)
         pending += chunk
         *lines, pending = pending.split(b"\n")
         for line in lines:
@@ -173,6 +192,7 @@ def _send_once(
             headers=headers,
             timeout=timeouts,
             retry=policy,
+            max_bytes=_answer_cap(link.context),
         )
         if not response.ok:
             return classify_provider_error(response.status, response.content, response.headers)
@@ -193,7 +213,7 @@ def _send_once(
             body = streamed.read(64 << 10)
             return classify_provider_error(streamed.status, body, streamed.headers)
         exchange.answered = True
-        _read_stream(streamed, exchange, on_delta)
+        _read_stream(link.context, streamed, exchange, on_delta)
     return None
 
 

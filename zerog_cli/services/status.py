@@ -49,7 +49,10 @@ def _probes(context: Context) -> list[dict[str, Any]]:
     from zerog_cli.zerog.indexer import IndexerClient
 
     settings = context.settings
-    http = HttpClient(timeouts=Timeouts(connect=3.0, read=5.0), retry=NO_RETRY)
+    http = HttpClient(
+        timeouts=Timeouts(connect=3.0, read=5.0, deadline=float(settings.http_deadline)),
+        retry=NO_RETRY,
+    )
     results = []
     try:
         if settings.rpc_url:
