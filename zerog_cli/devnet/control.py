@@ -242,6 +242,37 @@ def _subprocess_args(config: DevnetConfig, data_dir: Path) -> list[str]:
     return args
 
 
+DEVNET_ENVIRONMENT = (
+    "PATH",
+    "HOME",
+    "LANG",
+    "LANGUAGE",
+    "TZ",
+    "TMPDIR",
+    "PYTHONPATH",
+    "PYTHONHOME",
+    "VIRTUAL_ENV",
+    "NO_PROXY",
+    "no_proxy",
+)
+"""Variables a detached devnet inherits: what Python needs to start, nothing else."""
+
+
+def _devnet_environment() -> dict[str, str]:
+    """The environment of a detached devnet: no secret, no zerog setting.
+
+    It lives until ``devnet down``, and ``/proc/PID/environ`` shows what it was
+    started with to anyone who may read it; the devnet needs no key of the
+    caller's (it has its own well-known dev account).
+    """
+    kept = {
+        name: value
+        for name, value in os.environ.items()
+        if name in DEVNET_ENVIRONMENT or name.startswith("LC_")
+    }
+    return {**kept, "PYTHONUNBUFFERED": "1"}
+
+
 def start_detached(config: DevnetConfig, *, timeout: float = 30.0) -> DevnetInfo:
     """Start a devnet in the background; return once it answers health checks.
 
@@ -268,7 +299,7 @@ def start_detached(config: DevnetConfig, *, timeout: float = 30.0) -> DevnetInfo
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env=_devnet_environment(),
         )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -6,6 +6,7 @@ import contextlib
 import errno
 import glob
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,15 +41,27 @@ def _fsync_file(path: Path) -> None:
 
 
 def _remove_orphans(directory: Path, name: str) -> None:
-    """Delete ``.NAME.PID.*.part`` files whose writer process is gone."""
+    """Delete our own ``.NAME.PID.*.part`` leftovers: regular files of this user, writer gone.
+
+    Anything else under such a name (a directory, a symbolic link, another
+    user's file, a live writer's file) is not a leftover of ours: it is left
+    alone, and cannot block the write, whose temporary name is unique.
+    """
     from zerog_cli.infra.processes import pid_alive
 
     prefix = f".{name}."
     for candidate in directory.glob(f".{glob.escape(name)}.*.part"):
         pid_text = candidate.name[len(prefix) :].split(".", 1)[0]
-        if pid_text.isdigit() and not pid_alive(int(pid_text)):
-            with contextlib.suppress(FileNotFoundError):
-                candidate.unlink()
+        if not pid_text.isdigit() or pid_alive(int(pid_text)):
+            continue
+        try:
+            found = candidate.lstat()
+        except OSError:
+            continue
+        if not stat.S_ISREG(found.st_mode) or found.st_uid != os.getuid():
+            continue
+        with contextlib.suppress(OSError):
+            candidate.unlink()
 
 
 _ENVIRONMENT_ERRNOS = frozenset(
