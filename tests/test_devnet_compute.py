@@ -34,7 +34,7 @@ from zerog_cli.devnet.compute import (
 )
 from zerog_cli.devnet.constants import DEV_ACCOUNT_ADDRESS, DEV_ACCOUNT_KEY
 from zerog_cli.devnet.provider import count_tokens
-from zerog_cli.errors import IntegrityError, QuotaExceeded, RemoteError, UsageError
+from zerog_cli.errors import IntegrityError, NotFound, QuotaExceeded, RemoteError, UsageError
 from zerog_cli.zerog import compute
 from zerog_cli.zerog.compute import ComputeContracts, Pricing
 
@@ -471,6 +471,42 @@ def test_retrieve_after_lock_time_and_refund(net: DevnetProcess) -> None:
     assert 3 * ZG < after - before <= 4 * ZG
     assert reader.get_ledger(user) is None
     assert reader.get_account(user, PROVIDER_ADDRESS) is None
+
+
+def test_ledger_rules_of_the_official_contracts(net: DevnetProcess) -> None:
+    """LedgerManager.sol / InferenceAccount.sol, where they differ from our first spec."""
+    key, user = funded_wallet(net, "official rules")
+    reader = contracts(net)
+    assert transact(net, key, NETWORK.ledger, compute.encode_deposit_fund(), 10 * ZG)
+    transfer = compute.encode_transfer_fund(PROVIDER_ADDRESS, SERVICE_NAME, 4 * ZG)
+    assert transact(net, key, NETWORK.ledger, transfer)  # 6 0G available, 10 0G total
+
+    # refund: more than available is InsufficientBalance; what stays *available* is 0 or >= 3
+    too_much = revert_of(net, user, NETWORK.ledger, compute.encode_refund(7 * ZG))
+    assert too_much.startswith("InsufficientBalance")
+    dust = revert_of(net, user, NETWORK.ledger, compute.encode_refund(4 * ZG))
+    assert dust.startswith("MinimumDepositRequired") and "2.0 0G given" in dust
+
+    # retrieve skips providers without a sub-account; a zero deposit is refused
+    stranger = compute.address_of("0x" + "22" * 32)
+    retrieve = compute.encode_retrieve_fund([stranger, PROVIDER_ADDRESS], SERVICE_NAME)
+    assert transact(net, key, NETWORK.ledger, retrieve)
+    account = reader.get_account(user, PROVIDER_ADDRESS)
+    assert account is not None and account.pending_refund == 4 * ZG
+    zero = revert_of(net, user, NETWORK.ledger, compute.encode_deposit_fund())
+    assert zero.startswith("ZeroAmountNotAllowed")
+
+    # an unknown service name reverts; an unregistered contract has an empty record
+    unknown = compute.encode_get_ledger_providers(user, "inference-v9")
+    assert revert_of(net, user, NETWORK.ledger, unknown).startswith("ServiceNotFound")
+    other = ComputeContracts(eth_call_over(net.rpc_url), ledger=NETWORK.ledger, inference=stranger)
+    assert other.get_service_info().full_name == ""
+    with pytest.raises(NotFound, match="no service registered"):
+        other.inference_service_name()
+
+    # the 0G of sub-accounts is held by InferenceServing, not the LedgerManager
+    held = int(rpc(net.rpc_url, "eth_getBalance", [NETWORK.inference, "latest"]), 16)
+    assert held >= 14 * ZG  # the seeded 10 0G and these 4
 
 
 # --- devnet fault switches ----------------------------------------------------------------------
