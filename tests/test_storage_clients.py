@@ -682,3 +682,46 @@ def test_transact_re_sends_an_unmined_tx_with_the_same_nonce(peer: tuple[str, Pe
     assert [_decoded(raw).nonce for raw in sent] == [7, 7]
     assert [_decoded(raw).gas_price for raw in sent] == [1_000_000_000, 1_500_000_000]
     assert receipt.status == 1
+
+
+def test_a_failed_re_send_keeps_waiting_for_the_pooled_version(peer: tuple[str, Peer]) -> None:
+    """The higher version is refused (funds); the first, still pooled, is mined: no error."""
+    from zerog_cli.devnet.constants import DEV_ACCOUNT_KEY
+
+    url, state = peer
+    sent, fake = _chain_fake([])
+    mined: dict[str, Any] = {}
+
+    def answer(req: Any, handler: Any) -> tuple[int, dict[str, str], bytes]:
+        body: dict[str, Any] = {"jsonrpc": "2.0", "id": req["id"]}
+        if req["method"] == "eth_sendRawTransaction" and sent:
+            sent.append(req["params"][0])
+            body["error"] = {"code": -32000, "message": "insufficient funds for gas * price"}
+            return 200, {}, json.dumps(body).encode()
+        if req["method"] == "eth_getTransactionReceipt":
+            tx_hash = req["params"][0]
+            if len(sent) > 1 and tx_hash == first_hash[0]:
+                mined[tx_hash] = {
+                    "transactionHash": tx_hash,
+                    "status": "0x1",
+                    "blockNumber": "0x5",
+                    "gasUsed": "0x5208",
+                    "logs": [],
+                }
+            body["result"] = mined.get(tx_hash)
+            return 200, {}, json.dumps(body).encode()
+        return fake(req, handler)
+
+    first_hash: list[str] = []
+    state.answer = answer
+    evm = EvmClient(http(), url)
+    receipt = evm.transact(
+        DEV_ACCOUNT_KEY,
+        to="0x" + "11" * 20,
+        data=b"",
+        gas=GasOptions(resend_after=0.2),
+        on_signed=lambda tx_hash: first_hash.append(tx_hash),
+        timeout=30,
+        poll=0.05,
+    )
+    assert len(sent) == 2 and receipt.tx_hash == first_hash[0]

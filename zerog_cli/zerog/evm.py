@@ -33,6 +33,7 @@ from zerog_cli.errors import (
     ProtocolError,
     QuotaExceeded,
     RemoteError,
+    ZerogError,
 )
 from zerog_cli.zerog.jsonrpc import JsonRpcClient, Reader, one_line
 
@@ -385,6 +386,7 @@ class EvmClient:
         outgoing.broadcast(on_signed)
         started = time.monotonic()
         resend_at = started + gas.resend_after
+        resending = True
         while True:
             for tx_hash in reversed(outgoing.hashes):
                 found = self.receipt(tx_hash)
@@ -396,13 +398,19 @@ class EvmClient:
                     f"{self.endpoint}: transaction {outgoing.hashes[-1]} not mined within "
                     f"{timeout:.0f} s"
                 )
-            if now >= resend_at and outgoing.can_raise():
+            if now >= resend_at and resending and outgoing.can_raise():
                 outgoing.raise_price(
                     f"{self.endpoint}: transaction {outgoing.hashes[-1]} not mined "
                     f"within {gas.resend_after:.0f} s"
                 )
                 outgoing.maybe_pooled = True
-                outgoing.broadcast(on_signed)
+                try:
+                    outgoing.broadcast(on_signed)
+                except ZerogError as error:
+                    # An earlier version is still in the pool and may be mined:
+                    # keep watching it rather than give up on a paid submission.
+                    log.warning("re-sending stopped (%s); waiting for the earlier version", error)
+                    resending = False
                 resend_at = time.monotonic() + gas.resend_after
             time.sleep(poll)
 
