@@ -89,7 +89,7 @@ def migrate(
     from zerog_cli.ledger.migrations import migrate as run_migrations
 
     current = state()
-    ledger = open_ledger(current.context.settings.ledger_file, migrate=False)
+    ledger = open_ledger(current.context.ledger_file, migrate=False)
     saved: dict[str, Any] | None = None
     try:
         target = validate_target(to)

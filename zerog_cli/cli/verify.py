@@ -32,7 +32,8 @@ EPILOG = examples(
     "  ! ID NS/NAME: why     mismatch (proof, root, size or SHA-256)\n"
     "  - ID NS/NAME: why     missing on the network\n"
     "  * ID NS/NAME: why     could not be checked (network, key…)\n"
-    "Exit 0 all good, 3 any mismatch or missing, 6 network unavailable, 9 lock held."
+    "Exit 0 all good (or nothing due), 3 any mismatch or missing, 6 network unavailable,\n"
+    "7 no live backup in scope (ids, --ns, --label), 9 lock held."
 )
 
 
@@ -60,6 +61,10 @@ def verify(
             show_default=False,
             autocompletion=complete_namespace,
         ),
+    ] = None,
+    label: Annotated[
+        str | None,
+        typer.Option("--label", help="Only backups with this label.", show_default=False),
     ] = None,
     older_than: Annotated[
         str | None,
@@ -123,6 +128,7 @@ def verify(
         ids=service.ids_from(ids or []),
         all=all_backups,
         namespace=ns,
+        label=label,
         older_than=parse_duration(older_than) if older_than else None,
         subset=service.parse_subset(subset) if subset else None,
         sample_percent=service.parse_percent(sample) if sample else None,
@@ -153,6 +159,9 @@ def verify(
             on_checking=checking,
         )
     out.result(report.to_json())
+    if report.selected == 0:
+        out.info(f"verify: {report.summary()}")
+        return
     out.detail(
         f"verify: {report.summary()}; {format_size(report.bytes_checked)} in {report.seconds:.1f}s"
     )

@@ -338,6 +338,24 @@ def zerog_home() -> Path:
     return Path(home).expanduser() if home else Path.home() / ".config" / "zerog"
 
 
+def require_home() -> Path:
+    """The home to keep state in (ledger, locks, secrets); exit 8 if it was never initialised.
+
+    Without ``ZEROG_HOME``, a missing ``~/.config/zerog`` means this account
+    never ran `zerog init`, or a cron job runs with another HOME than the
+    operator's: creating an empty ledger there would answer "0 of 0 backups
+    checked", a false green. An explicit ``ZEROG_HOME`` is the operator's
+    choice and is created on first use.
+    """
+    home = zerog_home()
+    if not os.environ.get("ZEROG_HOME") and not home.is_dir():
+        raise ConfigError(
+            f"zerog is not initialised here: {home} does not exist",
+            hint="run `zerog init`, or set ZEROG_HOME to the folder that holds the ledger",
+        )
+    return home
+
+
 def config_path() -> Path:
     return zerog_home() / "config.toml"
 
@@ -373,10 +391,6 @@ class Settings:
     @property
     def profile(self) -> str:
         return str(self.values["profile"])
-
-    @property
-    def home(self) -> Path:
-        return zerog_home()
 
     @property
     def ledger_file(self) -> Path:
@@ -734,6 +748,6 @@ def set_config_value(dotted_key: str, raw_value: str, profile: str | None = None
 
 def write_config_file(data: Mapping[str, Any]) -> Path:
     path = config_path()
-    ensure_private_dir(path.parent)
+    ensure_private_dir(require_home())
     atomic_write_text(path, dump_toml(data), mode=0o600)
     return path

@@ -14,8 +14,17 @@ from typing import BinaryIO
 
 
 def ensure_private_dir(path: Path) -> Path:
-    """Create ``path`` (and parents) as 0700 if missing; leave existing modes alone."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    """Create ``path`` as 0700 if missing, and every missing parent as 0700 too.
+
+    ``Path.mkdir(parents=True)`` gives the parents it creates the default mode
+    (0755 under the usual umask), which would leave zerog's state readable by
+    other accounts. Folders that already exist keep their modes.
+    """
+    if path.is_dir():
+        return path
+    if not path.parent.exists():
+        ensure_private_dir(path.parent)
+    path.mkdir(mode=0o700, exist_ok=True)
     return path
 
 
@@ -147,6 +156,6 @@ def atomic_write_text(path: Path, text: str, *, mode: int = 0o644) -> None:
 
 def create_private_file(path: Path) -> None:
     """Create ``path`` as an empty 0600 file if it does not exist (never widen an existing one)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_private_dir(path.parent)
     fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
     os.close(fd)

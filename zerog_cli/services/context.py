@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zerog_cli.infra.config import Settings, load_settings
+from zerog_cli.infra.config import Settings, load_settings, require_home
 from zerog_cli.infra.secrets import SecretStore
 
 if TYPE_CHECKING:
@@ -51,11 +51,22 @@ class Context:
         return self._settings
 
     @property
+    def home(self) -> Path:
+        """ZEROG_HOME, where state lives; exit 8 (creating nothing) when it was never set up."""
+        return require_home()
+
+    @property
+    def ledger_file(self) -> Path:
+        """The ledger's path, once the home is known to be set up (see `home`)."""
+        self.home  # noqa: B018 - raises when the home was never initialised
+        return self.settings.ledger_file
+
+    @property
     def ledger(self) -> Ledger:
         if self._ledger is None:
             from zerog_cli.ledger.db import open_ledger
 
-            self._ledger = open_ledger(self.settings.ledger_file)
+            self._ledger = open_ledger(self.ledger_file)
         return self._ledger
 
     @property
@@ -63,7 +74,7 @@ class Context:
         if self._secrets is None:
             settings = self.settings
             self._secrets = SecretStore(
-                settings.home,
+                self.home,
                 use_keyring=bool(settings.keyring),
                 ttl_seconds=float(settings.secret_cache_ttl),
             )

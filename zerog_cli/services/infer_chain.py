@@ -73,7 +73,7 @@ class ComputeLink:
         return self.chain.context
 
     def _tokens(self) -> TokenCache:
-        return TokenCache(self.context.settings.home)
+        return TokenCache(self.context.home)
 
     def authorization(self, provider: str, generation: int) -> str:
         """The cached (or a fresh) ``Bearer app-sk-…`` for ``provider``; never print it."""

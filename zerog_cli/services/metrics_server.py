@@ -257,7 +257,13 @@ class LedgerCollector:
 
 
 def registry(context: Context) -> CollectorRegistry:
+    """A registry with the ledger collector; exit 8 at once when the home was never set up.
+
+    Once running, an unreadable ledger is ``zerog_ledger_up 0`` rather than an error.
+    """
     from prometheus_client import CollectorRegistry
+
+    context.home  # noqa: B018 - raises when the home was never initialised
 
     result = CollectorRegistry(auto_describe=True)
     result.register(LedgerCollector(context))

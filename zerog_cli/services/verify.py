@@ -59,12 +59,13 @@ class Selection:
     ids: tuple[int, ...] = ()
     all: bool = False
     namespace: str | None = None
+    label: str | None = None
     older_than: int | None = None
     subset: tuple[int, int] | None = None
     sample_percent: float | None = None
 
     def __post_init__(self) -> None:
-        filters = (self.older_than, self.subset, self.sample_percent, self.namespace)
+        filters = (self.older_than, self.subset, self.sample_percent, self.namespace, self.label)
         if self.ids and self.all:
             raise UsageError("give backup ids or --all, not both")
         if self.all and any(value is not None for value in filters):
@@ -131,6 +132,7 @@ class ItemResult:
 class VerifyReport:
     run_id: str
     started_at: str
+    in_scope: int = 0
     selected: int = 0
     items: list[ItemResult] = field(default_factory=list)
     not_checked: list[int] = field(default_factory=list)
@@ -158,6 +160,11 @@ class VerifyReport:
         return errors[0] if errors else 0
 
     def summary(self) -> str:
+        if self.selected == 0:
+            return (
+                f"nothing due: {self.in_scope} live backup(s) in scope,"
+                " none selected by --older-than or --subset"
+            )
         counts = self.counts()
         bad = ", ".join(f"{n} {status}" for status, n in counts.items() if n and status != "ok")
         text = f"{len(self.items)} of {self.selected} backup(s) checked: {counts['ok']} ok"
@@ -171,6 +178,7 @@ class VerifyReport:
         return {
             "run_id": self.run_id,
             "started_at": self.started_at,
+            "in_scope": self.in_scope,
             "selected": self.selected,
             "checked": len(self.items),
             "counts": self.counts(),
@@ -197,10 +205,12 @@ def _rotation_key(backup: Backup) -> tuple[bool, str, int, int]:
     )
 
 
-def select(
-    context: Context, selection: Selection, rng: random.Random | None = None
-) -> list[Backup]:
-    """The backups to check, in the order they will be checked."""
+def in_scope(context: Context, selection: Selection) -> list[Backup]:
+    """The backups the ids, ``--ns`` and ``--label`` name (every live one by default).
+
+    None is exit 7, not a green "0 of 0": a verify job pointed at an empty or
+    wrong ledger (another ZEROG_HOME, another profile) must not look healthy.
+    """
     conn = context.ledger.conn
     network = context.settings.profile
     if selection.ids:
@@ -218,7 +228,33 @@ def select(
         conn,
         network=network,
         namespaces=None if selection.namespace is None else [selection.namespace],
+        label=selection.label,
     )
+    if not candidates:
+        where = "".join(
+            f" {text}"
+            for text, given in (
+                (f"in namespace {selection.namespace}", selection.namespace),
+                (f"labelled {selection.label}", selection.label),
+            )
+            if given is not None
+        )
+        raise NotFound(
+            f"no live backup{where} on {network} to verify",
+            hint=f"`zerog backup ls` lists the backups of {context.settings.ledger_file}",
+        )
+    return candidates
+
+
+def due(
+    context: Context,
+    selection: Selection,
+    candidates: list[Backup],
+    rng: random.Random | None = None,
+) -> list[Backup]:
+    """Of ``candidates``, the backups to check now, in the order they will be checked."""
+    if selection.ids:
+        return candidates
     if selection.older_than is not None:
         cutoff = format_time(context.now() - timedelta(seconds=selection.older_than))
         candidates = [b for b in candidates if b.last_ok_at is None or b.last_ok_at < cutoff]
@@ -323,11 +359,13 @@ def run(
     """
     if max_duration is not None and max_duration <= 0:
         raise UsageError("--max-duration must be more than 0 seconds")
-    lock = RunLock(lock_path(context.settings.home, LOCK_NAME), "zerog verify")
+    lock = RunLock(lock_path(context.home, LOCK_NAME), "zerog verify")
     lock.acquire(wait=wait_lock, on_wait=on_wait)
     try:
         report = VerifyReport(run_id=uuid.uuid4().hex[:12], started_at=format_time(context.now()))
-        chosen = select(context, selection, rng)
+        candidates = in_scope(context, selection)
+        chosen = due(context, selection, candidates, rng)
+        report.in_scope = len(candidates)
         report.selected = len(chosen)
         context.metrics.verify_pending.set(len(chosen))
         started = clock()
