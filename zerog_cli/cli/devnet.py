@@ -100,7 +100,7 @@ def up(
         output.result(info.to_json(with_key=True), lambda: _print_info(info))
         output.info("running in the foreground; Ctrl-C stops it")
 
-    control.run_foreground(config, on_ready=ready)
+    control.run_foreground(config, on_ready=ready, record=True)
 
 
 @command(
@@ -188,7 +188,7 @@ def faults(
     clear: Annotated[bool, typer.Option("--clear", help="Switch every fault off first.")] = False,
     data_dir: Annotated[
         Path | None,
-        typer.Option("--data-dir", help="Default $ZEROG_HOME/devnet.", show_default=False),
+        typer.Option("--data-dir", help="Default: where `devnet up` ran last.", show_default=False),
     ] = None,
 ) -> None:
     """Inject faults into the running devnet (rehearse incidents, test resilience)."""
@@ -232,7 +232,7 @@ def faults(
 def status(
     data_dir: Annotated[
         Path | None,
-        typer.Option("--data-dir", help="Default $ZEROG_HOME/devnet.", show_default=False),
+        typer.Option("--data-dir", help="Default: where `devnet up` ran last.", show_default=False),
     ] = None,
 ) -> None:
     """Is the devnet running, where, and how is it doing? Exit 6 when it is not running."""
@@ -261,7 +261,7 @@ def status(
 def down(
     data_dir: Annotated[
         Path | None,
-        typer.Option("--data-dir", help="Default $ZEROG_HOME/devnet.", show_default=False),
+        typer.Option("--data-dir", help="Default: where `devnet up` ran last.", show_default=False),
     ] = None,
 ) -> None:
     """Stop the devnet started with --detach (exactly the process in its pid file)."""

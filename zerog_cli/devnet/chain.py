@@ -40,6 +40,7 @@ from zerog_cli.devnet.transactions import (
     decode_raw_transaction,
     intrinsic_gas,
 )
+from zerog_cli.infra.files import ensure_private_dir
 from zerog_cli.zerog.merkle import keccak256
 
 logger = logging.getLogger(__name__)
@@ -612,7 +613,7 @@ class Chain:
 
     def _append_block(self, block: dict[str, Any]) -> None:
         if self._dir is not None:
-            self._dir.mkdir(parents=True, exist_ok=True)
+            ensure_private_dir(self._dir)
             line = json.dumps(block, separators=(",", ":")) + "\n"
             with (self._dir / "blocks.jsonl").open("ab") as handle:
                 handle.write(line.encode())

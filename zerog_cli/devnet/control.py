@@ -14,6 +14,10 @@ Files in the data folder (default ``$ZEROG_HOME/devnet``):
 
 ``stop`` signals exactly the pid in ``devnet.pid``, and only after checking
 that the process is a devnet serving that folder.
+
+`zerog devnet up` also records its data folder in ``$ZEROG_HOME/devnet.current``
+(``record=True`` here), so ``status``, ``down``, ``faults`` and the ``devnet``
+profile find a devnet started with ``--data-dir`` without being told again.
 """
 
 from __future__ import annotations
@@ -35,21 +39,34 @@ from typing import Any
 from zerog_cli.devnet.constants import DEV_ACCOUNT_ADDRESS, DEV_ACCOUNT_KEY
 from zerog_cli.devnet.network import Devnet, DevnetConfig, check_host
 from zerog_cli.errors import NetworkUnavailable, UsageError
+from zerog_cli.infra.config import DEVNET_POINTER, DEVNET_STATE_FILE, devnet_data_dir, zerog_home
+from zerog_cli.infra.files import atomic_write_text, ensure_private_dir
 from zerog_cli.infra.processes import pid_alive
 
 logger = logging.getLogger("zerog_cli.devnet")
 
-STATE_FILE = "devnet.json"
+STATE_FILE = DEVNET_STATE_FILE
 PID_FILE = "devnet.pid"
 LOG_FILE = "devnet.log"
 LOCK_FILE = "devnet.lock"
 
 
 def default_data_dir() -> Path:
-    """``$ZEROG_HOME/devnet`` (``~/.config/zerog/devnet`` by default)."""
-    from zerog_cli.infra.config import zerog_home
-
+    """Where `up` puts a devnet without ``--data-dir``: ``$ZEROG_HOME/devnet``."""
     return zerog_home() / "devnet"
+
+
+def record_data_dir(data_dir: Path) -> None:
+    """Make ``data_dir`` the folder this home's devnet commands and profile look in."""
+    home = ensure_private_dir(zerog_home())
+    atomic_write_text(home / DEVNET_POINTER, f"{data_dir.resolve()}\n", mode=0o600)
+
+
+def forget_data_dir(data_dir: Path) -> None:
+    """Drop the record of ``data_dir`` (only if it is still the recorded one)."""
+    pointer = zerog_home() / DEVNET_POINTER
+    if pointer.exists() and devnet_data_dir().resolve() == data_dir.resolve():
+        pointer.unlink(missing_ok=True)
 
 
 @dataclass
@@ -116,14 +133,20 @@ class StopResult:
 
 
 def _resolve(data_dir: Path | str | None) -> Path:
-    return Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
+    """An explicit folder, else the recorded devnet's (for status, down and faults)."""
+    return Path(data_dir).expanduser() if data_dir is not None else devnet_data_dir()
+
+
+def _resolve_new(data_dir: Path | str | None) -> Path:
+    """An explicit folder (made absolute), else the default one (where `up` starts a devnet)."""
+    return Path(data_dir).expanduser().absolute() if data_dir is not None else default_data_dir()
 
 
 @contextlib.contextmanager
 def _exclusive_lock(data_dir: Path) -> Iterator[None]:
     import fcntl
 
-    data_dir.mkdir(parents=True, exist_ok=True)
+    ensure_private_dir(data_dir)
     handle = (data_dir / LOCK_FILE).open("a+")
     try:
         try:
@@ -152,8 +175,6 @@ def _info_for(devnet: Devnet) -> DevnetInfo:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    from zerog_cli.infra.files import atomic_write_text
-
     atomic_write_text(path, json.dumps(data, indent=2) + "\n")
 
 
@@ -162,13 +183,15 @@ def run_foreground(
     *,
     on_ready: Callable[[DevnetInfo], None] | None = None,
     stop_event: threading.Event | None = None,
+    record: bool = False,
 ) -> None:
     """Run a devnet in this process until SIGTERM/SIGINT (or ``stop_event``).
 
-    Writes ``devnet.json`` and ``devnet.pid`` once the port is bound, calls
-    ``on_ready(info)``, and removes both files when it stops.
+    Writes ``devnet.json`` and ``devnet.pid`` once the port is bound (and, with
+    ``record``, the home's pointer to the folder), calls ``on_ready(info)``,
+    and removes them when it stops.
     """
-    data_dir = _resolve(config.data_dir)
+    data_dir = _resolve_new(config.data_dir)
     check_host(config.host)
     with _exclusive_lock(data_dir):
         devnet = Devnet(replace(config, data_dir=data_dir))
@@ -179,6 +202,8 @@ def run_foreground(
             info = _info_for(devnet)
             _write_json(data_dir / STATE_FILE, info.to_json())
             (data_dir / PID_FILE).write_text(f"{os.getpid()}\n", encoding="utf-8")
+            if record:
+                record_data_dir(data_dir)
             logger.info("devnet listening on %s (data in %s)", devnet.base_url, data_dir)
             if on_ready is not None:
                 on_ready(info)
@@ -190,6 +215,8 @@ def run_foreground(
             _restore_signal_handlers(previous)
             for name in (STATE_FILE, PID_FILE):
                 (data_dir / name).unlink(missing_ok=True)
+            if record:
+                forget_data_dir(data_dir)
 
 
 def _install_signal_handlers(stop: threading.Event) -> dict[int, Any]:
@@ -280,7 +307,7 @@ def start_detached(config: DevnetConfig, *, timeout: float = 30.0) -> DevnetInfo
     devnet already runs there and `NetworkUnavailable` if it does not come up
     (the half-started process is stopped).
     """
-    data_dir = _resolve(config.data_dir)
+    data_dir = _resolve_new(config.data_dir)
     check_host(config.host)
     current = status(data_dir)
     if current.running and current.info is not None:
@@ -288,7 +315,7 @@ def start_detached(config: DevnetConfig, *, timeout: float = 30.0) -> DevnetInfo
             f"a devnet is already running at {current.info.url} (pid {current.info.pid})",
             hint="stop it with `zerog devnet down`",
         )
-    data_dir.mkdir(parents=True, exist_ok=True)
+    ensure_private_dir(data_dir)
     for name in (STATE_FILE, PID_FILE):
         (data_dir / name).unlink(missing_ok=True)
     log_path = data_dir / LOG_FILE
@@ -309,6 +336,7 @@ def start_detached(config: DevnetConfig, *, timeout: float = 30.0) -> DevnetInfo
             )
         info = _read_info(data_dir)
         if info is not None and info.pid == process.pid and _health(info.url) is not None:
+            record_data_dir(data_dir)
             return info
         time.sleep(0.1)
     process.terminate()
@@ -432,6 +460,7 @@ def stop(data_dir: Path | str | None = None, *, timeout: float = 10.0) -> StopRe
     if not pid_alive(pid):
         for name in (STATE_FILE, PID_FILE):
             (folder / name).unlink(missing_ok=True)
+        forget_data_dir(folder)
         return StopResult(False, pid, f"devnet pid {pid} was not running; stale files removed")
     if not _is_devnet_process(pid, folder):
         raise UsageError(
@@ -449,6 +478,7 @@ def stop(data_dir: Path | str | None = None, *, timeout: float = 10.0) -> StopRe
         _reap(pid)
     for name in (STATE_FILE, PID_FILE):
         (folder / name).unlink(missing_ok=True)
+    forget_data_dir(folder)
     return StopResult(True, pid, f"devnet pid {pid} stopped")
 
 

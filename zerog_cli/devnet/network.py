@@ -60,6 +60,7 @@ from zerog_cli.devnet.storage import StorageNode
 from zerog_cli.devnet.storage_contracts import storage_contracts
 from zerog_cli.devnet.web import DevnetHTTPServer, Handler, Request, Response, Router, make_server
 from zerog_cli.errors import UsageError
+from zerog_cli.infra.files import ensure_private_dir
 
 logger = logging.getLogger(__name__)
 
@@ -131,7 +132,7 @@ class Devnet:
             self.data_dir = Path(self._owned_dir)
         else:
             self.data_dir = Path(config.data_dir)
-            self.data_dir.mkdir(parents=True, exist_ok=True)
+            ensure_private_dir(self.data_dir)
         self.faults = FaultInjector(config.faults)
         self.router = Router(self.faults)
         self.chain = Chain(

@@ -50,6 +50,7 @@ from zerog_cli.devnet.jsonrpc import (
 )
 from zerog_cli.devnet.web import Request, Response
 from zerog_cli.errors import IntegrityError, ZerogError
+from zerog_cli.infra.files import ensure_private_dir
 from zerog_cli.zerog.flow_abi import SUBMIT_EVENT_TOPIC, decode_submit_log
 from zerog_cli.zerog.merkle import (
     CHUNK_SIZE,
@@ -138,7 +139,7 @@ class SegmentStore:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self.directory.mkdir(parents=True, exist_ok=True)
+        ensure_private_dir(self.directory)
         self.present: dict[bytes, set[int]] = {}
         for root_dir in self.directory.iterdir():
             if not root_dir.is_dir():
@@ -164,7 +165,7 @@ class SegmentStore:
     def write(self, root: bytes, index: int, data: bytes, proof_json: Any) -> None:
         """Write one segment atomically (temporary file, then rename)."""
         path = self._path(root, index)
-        path.parent.mkdir(exist_ok=True)
+        path.parent.mkdir(mode=0o700, exist_ok=True)
         temporary = path.with_name(f"{path.name}.{threading.get_ident()}.part")
         header = json.dumps({"proof": proof_json}, separators=(",", ":")).encode() + b"\n"
         with temporary.open("wb") as handle:

@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zerog_cli.errors import ConfigError, UsageError, ZerogError
+from zerog_cli.errors import ConfigError, NetworkUnavailable, UsageError, ZerogError
 from zerog_cli.infra import redaction
 from zerog_cli.infra.files import atomic_write_text, ensure_private_dir
+from zerog_cli.infra.processes import pid_alive
 from zerog_cli.infra.units import (
     format_size,
     format_usd,
@@ -32,7 +33,11 @@ from zerog_cli.infra.units import (
 
 PROFILES = ("devnet", "testnet", "mainnet")
 DEFAULT_PROFILE = "devnet"
-DEVNET_DEFAULT_URL = "http://127.0.0.1:8545"
+DEVNET_STATE_FILE = "devnet.json"
+DEVNET_POINTER = "devnet.current"
+"""In ZEROG_HOME: the data folder of the devnet `zerog devnet up` started last."""
+NO_DEVNET_SOURCE = "no devnet running"
+"""The source `config show` gives the devnet URLs when no devnet runs (their value is None)."""
 
 
 def _as_int(value: Any) -> int:
@@ -356,6 +361,17 @@ def require_home() -> Path:
     return home
 
 
+def devnet_data_dir() -> Path:
+    """Where this home's devnet keeps its files: the folder `zerog devnet up` recorded
+    in ``$ZEROG_HOME/devnet.current`` (``--data-dir``), else ``$ZEROG_HOME/devnet``."""
+    home = zerog_home()
+    try:
+        recorded = (home / DEVNET_POINTER).read_text(encoding="utf-8").strip()
+    except OSError:
+        recorded = ""
+    return Path(recorded) if recorded else home / "devnet"
+
+
 def config_path() -> Path:
     return zerog_home() / "config.toml"
 
@@ -405,6 +421,21 @@ class Settings:
     def is_devnet(self) -> bool:
         return self.profile == "devnet"
 
+    def endpoint(self, key: str) -> str:
+        """``rpc_url`` or ``indexer_url``, for a command about to use the network.
+
+        Exit 6 when the devnet profile has no devnet running (say where it
+        looked), exit 8 when another profile has no such URL configured.
+        """
+        value = self.values.get(key)
+        if value:
+            return str(value)
+        if self.is_devnet and self.sources.get(key) == NO_DEVNET_SOURCE:
+            raise NetworkUnavailable(
+                f"no devnet running in {devnet_data_dir()}; start one with `zerog devnet up`"
+            )
+        raise ConfigError(f"no {key} configured for profile {self.profile}")
+
     def network_label(self) -> str:
         """What stderr says before network work: profile, chain id and endpoint."""
         rpc_url = self.values.get("rpc_url")
@@ -441,25 +472,34 @@ def read_config_file(path: Path | None = None) -> dict[str, Any]:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
 
 
-def _devnet_base_url() -> tuple[str, str]:
-    """Where the local devnet listens: env, the running devnet's state file, or the default."""
+def _running_devnet_url() -> str | None:
+    """``ZEROG_DEVNET_URL``, else the URL of the devnet running in `devnet_data_dir`.
+
+    None when no devnet runs there: never a guessed port, which on a shared
+    host may be someone else's devnet.
+    """
     explicit = os.environ.get("ZEROG_DEVNET_URL")
     if explicit:
-        return explicit.rstrip("/"), "env"
-    state_file = zerog_home() / "devnet" / "devnet.json"
+        return explicit.rstrip("/")
+    state_file = devnet_data_dir() / DEVNET_STATE_FILE
     try:
         state = json.loads(state_file.read_text(encoding="utf-8"))
-        return str(state["url"]).rstrip("/"), "devnet"
+        url, pid = str(state["url"]).rstrip("/"), int(state["pid"])
     except (OSError, ValueError, KeyError, TypeError):
-        return DEVNET_DEFAULT_URL, "profile"
+        return None
+    return url if pid_alive(pid) else None
 
 
 def _profile_defaults(profile: str) -> dict[str, tuple[Any, str]]:
     defaults = {key: (value, "profile") for key, value in PROFILE_DEFAULTS[profile].items()}
     if profile == "devnet":
-        base, source = _devnet_base_url()
+        base = _running_devnet_url()
+        if base is None:
+            source = NO_DEVNET_SOURCE
+        else:
+            source = "env" if os.environ.get("ZEROG_DEVNET_URL") else "devnet"
         defaults["rpc_url"] = (base, source)
-        defaults["indexer_url"] = (base + "/indexer", source)
+        defaults["indexer_url"] = (None if base is None else base + "/indexer", source)
     return defaults
 
 

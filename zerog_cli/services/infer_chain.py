@@ -101,10 +101,9 @@ def open_chain(context: Context) -> ComputeChain:
     from zerog_cli.zerog.evm import EvmClient
 
     settings = context.settings
-    if not settings.rpc_url:
-        raise ConfigError(f"no rpc_url configured for profile {settings.profile}")
+    rpc_url = settings.endpoint("rpc_url")
     context.announce_network()
-    evm = EvmClient(context.http, settings.rpc_url, decode_revert=_describe_revert)
+    evm = EvmClient(context.http, rpc_url, decode_revert=_describe_revert)
     chain_id = evm.chain_id()
     expected = settings.chain_id
     if expected is not None and chain_id != int(expected):

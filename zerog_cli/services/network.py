@@ -18,12 +18,9 @@ def storage_network(context: Context) -> StorageNetwork:
     from zerog_cli.zerog.transfer import StorageNetwork
 
     settings = context.settings
-    if not settings.indexer_url:
-        raise ConfigError(f"no indexer_url configured for profile {settings.profile}")
+    indexer_url = settings.endpoint("indexer_url")
     context.announce_network()
-    return StorageNetwork(
-        context.http, indexer_url=settings.indexer_url, evm_rpc_url=settings.rpc_url
-    )
+    return StorageNetwork(context.http, indexer_url=indexer_url, evm_rpc_url=settings.rpc_url)
 
 
 def check_chain_id(network: StorageNetwork, context: Context) -> int:

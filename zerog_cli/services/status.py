@@ -49,6 +49,11 @@ def _probes(context: Context) -> list[dict[str, Any]]:
     from zerog_cli.zerog.indexer import IndexerClient
 
     settings = context.settings
+    if settings.is_devnet and not settings.rpc_url:
+        try:
+            settings.endpoint("rpc_url")
+        except ZerogError as exc:
+            return [{"endpoint": "devnet", "url": None, "reachable": False, "error": str(exc)}]
     http = HttpClient(
         timeouts=Timeouts(connect=3.0, read=5.0, deadline=float(settings.http_deadline)),
         retry=NO_RETRY,
@@ -97,9 +102,8 @@ def gather(context: Context, *, probe: bool = True) -> tuple[dict[str, Any], int
     endpoints = _probes(context) if probe else []
     for entry in endpoints:
         if not entry["reachable"]:
-            problems.append(
-                {"code": int(ExitCode.NETWORK), "problem": f"{entry['endpoint']} unreachable"}
-            )
+            problem = entry["error"] if entry["url"] is None else f"{entry['endpoint']} unreachable"
+            problems.append({"code": int(ExitCode.NETWORK), "problem": problem})
         elif (
             entry["endpoint"] == "evm"
             and settings.chain_id is not None

@@ -197,6 +197,8 @@ def _upload(
         else bool(namespace and namespace.encrypt_by_default)
     )
     key = encryption_key(context) if encrypt else None
+    # A missing wallet key is exit 8 whether or not the network is up: look before contacting it.
+    signer = None if request.dry_run else wallet_key(context.secrets, devnet=settings.is_devnet)
 
     if not request.dry_run:
         warm_up()
@@ -225,12 +227,11 @@ def _upload(
         "already_on_network": not plan.needs_payment,
         "flow_address": plan.flow_address,
     }
-    if request.dry_run:
+    if signer is None:
         report["dry_run"] = True
         report["quota_after"] = _quota_after(context, user, charged)
         return report
 
-    signer = wallet_key(context.secrets, devnet=settings.is_devnet)
     adopted = settle_abandoned(context, network.evm, adopt_root=tree.root_hex, user=user)
     if adopted is not None:
         unrecorded.append(adopted["tx_hash"])
