@@ -47,7 +47,7 @@ EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
     ExitCode.PERMISSION: "permission denied (namespace ACL, replayed nonce)",
     ExitCode.NETWORK: "network unavailable: retries exhausted or circuit breaker open",
     ExitCode.NOT_FOUND: "not found (namespace, object, backup, root)",
-    ExitCode.CONFIG: "configuration or secret missing or invalid",
+    ExitCode.CONFIG: "configuration or secret missing or invalid; home never initialised",
     ExitCode.LOCKED: "another run holds the lock (cron overlap)",
     ExitCode.ENVIRONMENT: (
         "local input or environment failure: disk full, read-only file system,"
