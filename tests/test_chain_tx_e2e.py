@@ -103,6 +103,34 @@ def test_gas_flags_on_upload_and_backup_create(cli, net: DevnetProcess, tmp_path
     assert "gas price" in bad.stderr
 
 
+def test_gas_flags_on_infer_fund(cli, net: DevnetProcess, monkeypatch):
+    """The compute funding transactions take the same type and gas flags."""
+    from eth_account import Account
+
+    from tests.devnet_harness import send_transaction
+
+    key = "0x" + "5e" * 32
+    funded = send_transaction(net.rpc_url, to=Account.from_key(key).address, value=10 * 10**18)
+    assert funded["status"] == "0x1"
+    monkeypatch.setenv("ZEROG_COMPUTE_PRIVATE_KEY", key)
+    deposited = cli(
+        "infer",
+        "fund",
+        "deposit",
+        "3",
+        "--yes",
+        "--gas-price",
+        "2gwei",
+        "--gas-limit",
+        "900000",
+        "--json",
+    )
+    assert deposited.exit_code == 0, deposited
+    tx = _tx(net, deposited.json["tx_hash"])
+    assert tx["type"] == "0x0"
+    assert (int(tx["gasPrice"], 16), int(tx["gas"], 16)) == (2_000_000_000, 900_000)
+
+
 def test_underpriced_is_raised_with_the_same_nonce_and_paid_once(
     cli, net: DevnetProcess, tmp_path: Path
 ):
