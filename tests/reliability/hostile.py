@@ -22,6 +22,7 @@ import random
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -69,6 +70,9 @@ class Hostile:
     spoiled: Counter[str] = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
     server: ThreadingHTTPServer | None = None
+    rewrite: Callable[[str, Any], Any] | None = None
+    """Applied to every JSON answer, ``rewrite(call key, answer) -> answer``, whatever the
+    attack: a node that lies the same way every time (the security suite's size liar)."""
 
     def arm(self, attack: Attack) -> None:
         with self.lock:
@@ -287,6 +291,9 @@ def start_hostile(devnet_url: str) -> Hostile:
             ).replace(
                 hostile.devnet_url.encode().hex().encode(), hostile.url.encode().hex().encode()
             )
+            if hostile.rewrite is not None:
+                with contextlib.suppress(ValueError):
+                    content = json.dumps(hostile.rewrite(keys[0], json.loads(content))).encode()
             status = upstream.status_code
             content_type = upstream.headers.get("Content-Type", "application/json")
             if hit and (attack.every or first):

@@ -36,7 +36,7 @@ from zerog_cli.errors import (
     unrecorded_payment,
 )
 from zerog_cli.infra import redaction
-from zerog_cli.infra.output import Output
+from zerog_cli.infra.output import Output, terminal_safe
 
 if TYPE_CHECKING:
     from types import FrameType
@@ -104,7 +104,7 @@ def root(
 
 
 def _print_error(message: str) -> None:
-    sys.stderr.write(redaction.scrub(f"error: {message}") + "\n")
+    sys.stderr.write(terminal_safe(redaction.scrub(f"error: {message}"), one_line=True) + "\n")
     sys.stderr.flush()
 
 
@@ -316,7 +316,9 @@ def run(argv: list[str] | None = None) -> int:
     try:
         seconds = time.monotonic() - started
         for problem in current.finish(what, code, seconds):
-            sys.stderr.write(redaction.scrub(f"warning: {problem}") + "\n")
+            sys.stderr.write(
+                terminal_safe(redaction.scrub(f"warning: {problem}"), one_line=True) + "\n"
+            )
     finally:
         current.close()
     return code

@@ -10,6 +10,7 @@ import typer
 from zerog_cli.cli.common import (
     AsUser,
     EncryptOption,
+    FileModeOption,
     GasLimitOption,
     GasPriceOption,
     command,
@@ -17,6 +18,7 @@ from zerog_cli.cli.common import (
     complete_namespace,
     examples,
     new_app,
+    parse_file_mode,
     progress_bar,
     state,
 )
@@ -213,6 +215,7 @@ def show(backup_id: BackupId, as_user: AsUser = None) -> None:
     "restore",
     epilog=examples(
         "zerog backup restore 12 -o /srv/restore/db.dump",
+        "zerog backup restore 12 -o /srv/restore/ --mode 640",
         "zerog backup restore 12 -o - | pg_restore -d app",
     ),
 )
@@ -228,6 +231,7 @@ def restore(
         ),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    mode: FileModeOption = None,
     as_user: AsUser = None,
 ) -> None:
     """Download a backup, check every proof, its size and SHA-256, then write it (exit 3 if not)."""
@@ -236,9 +240,12 @@ def restore(
     current = state()
     if output == "-" and current.output.json_mode:
         raise UsageError("--json and -o - both want stdout; pick one")
+    file_mode = parse_file_mode(mode)
     _acting(as_user)
     with progress_bar(f"restore {backup_id}") as progress:
-        report = backups.restore(current.context, backup_id, output, force=force, progress=progress)
+        report = backups.restore(
+            current.context, backup_id, output, force=force, progress=progress, mode=file_mode
+        )
     if output == "-":
         current.output.info(f"backup {backup_id}: {report['size']} bytes verified")
         return

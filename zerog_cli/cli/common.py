@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 from typer.core import TyperGroup
 
-from zerog_cli.infra.output import Output
+from zerog_cli.infra.output import Output, terminal_safe
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -86,6 +86,33 @@ EncryptOption = Annotated[
         show_default=False,
     ),
 ]
+
+
+FileModeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--mode",
+        help="Mode of the written file, octal like 640 (default: 600 for decrypted data, "
+        "else 666 less the umask).",
+        show_default=False,
+    ),
+]
+"""The ``--mode OCTAL`` option of commands that write a file the user asked for."""
+
+
+def parse_file_mode(text: str | None) -> int | None:
+    """``--mode``'s octal text (``640``, ``0640``, ``0o640``) as an int; UsageError otherwise."""
+    from zerog_cli.errors import UsageError
+
+    if text is None:
+        return None
+    digits = text.removeprefix("0o")
+    if not digits or len(digits) > 4 or any(c not in "01234567" for c in digits):
+        raise UsageError(f"--mode takes an octal file mode such as 640 or 0600, not {text!r}")
+    mode = int(digits, 8)
+    if mode > 0o777:
+        raise UsageError(f"--mode takes permission bits up to 777, not {text!r}")
+    return mode
 
 
 @dataclass
@@ -241,6 +268,7 @@ def progress_bar(description: str) -> Iterator[Callable[[str, int, int], None] |
     if output.quiet or not sys.stderr.isatty():
         yield None
         return
+    from rich.markup import escape
     from rich.progress import (
         BarColumn,
         DownloadColumn,
@@ -250,6 +278,7 @@ def progress_bar(description: str) -> Iterator[Callable[[str, int, int], None] |
         TransferSpeedColumn,
     )
 
+    description = escape(terminal_safe(description, one_line=True))
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),

@@ -71,7 +71,7 @@ ENTRIES: dict[str, Entry] = {
         Entry(
             "download",
             "zerog_cli.cli.storage",
-            "Fetch a file, check every segment proof and the ledger's SHA-256, then write it.",
+            "Fetch a file, check every proof, its size and SHA-256, then write it.",
             group=False,
         ),
         Entry(

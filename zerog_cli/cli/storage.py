@@ -10,11 +10,13 @@ import typer
 from zerog_cli.cli.common import (
     AsUser,
     EncryptOption,
+    FileModeOption,
     GasLimitOption,
     GasPriceOption,
     command,
     complete_namespace,
     examples,
+    parse_file_mode,
     progress_bar,
     state,
 )
@@ -40,7 +42,7 @@ def register(app: typer.Typer) -> None:
         "download",
         epilog=examples(
             "zerog download docs/report.pdf",
-            "zerog download 0x2a82…f9d4 -o restored.bin",
+            "zerog download 0x2a82…f9d4 -o restored.bin --size 3000",
             "zerog download backups/db.dump -o - | pg_restore -d app",
         ),
     )(download)
@@ -141,18 +143,41 @@ def download(
         bool,
         typer.Option("--decrypt", help="Decrypt with ENCRYPTION_KEY even without a ledger record."),
     ] = False,
+    size: Annotated[
+        int | None,
+        typer.Option(
+            "--size",
+            help="The file's exact size in bytes (as written, after decrypting); "
+            "default: the ledger's, else every node must agree.",
+            show_default=False,
+            min=0,
+        ),
+    ] = None,
+    mode: FileModeOption = None,
     as_user: AsUser = None,
 ) -> None:
-    """Fetch a file, check every segment proof and the ledger's SHA-256, then write it."""
+    """Fetch a file, check every proof, its size and SHA-256, then write it.
+
+    A root the ledger records in namespaces needs read on one of them (--as);
+    a root it does not know is public data and anyone may fetch it.
+    """
     from zerog_cli.services.download import download_to
 
     current = state()
     if output == "-" and current.output.json_mode:
         raise UsageError("--json and -o - both want stdout; pick one")
+    file_mode = parse_file_mode(mode)
     current.context.override(user=as_user)
     with progress_bar(f"download {ref[:24]}") as progress:
         report = download_to(
-            current.context, ref, output, force=force, progress=progress, decrypt=decrypt
+            current.context,
+            ref,
+            output,
+            force=force,
+            progress=progress,
+            decrypt=decrypt,
+            size=size,
+            mode=file_mode,
         )
     if output == "-":
         current.output.info(f"{report['size']} bytes verified ({report['root']})")

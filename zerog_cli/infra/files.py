@@ -28,6 +28,26 @@ def ensure_private_dir(path: Path) -> Path:
     return path
 
 
+def current_umask() -> int:
+    """This process's umask, read without changing it where Linux shows it."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
+
+
+def created_file_mode() -> int:
+    """The mode a plain ``open(path, "w")`` would give a new file: 0666 less the umask.
+
+    `atomic_path` sets its mode explicitly (the umask does not apply to
+    ``fchmod``), so files the user asked for take this mode to honour it.
+    """
+    return 0o666 & ~current_umask()
+
+
 def _fsync_dir(directory: Path) -> None:
     try:
         fd = os.open(directory, os.O_RDONLY)

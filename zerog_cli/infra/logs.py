@@ -10,13 +10,15 @@ import logging
 import sys
 
 from zerog_cli.infra import redaction
+from zerog_cli.infra.output import terminal_safe
 
 
 class ScrubbingFormatter(logging.Formatter):
-    """Formats as usual, then masks every registered secret."""
+    """Formats as usual, then masks every registered secret and escapes control characters
+    (a node's message may carry terminal escape sequences)."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return redaction.scrub(super().format(record))
+        return terminal_safe(redaction.scrub(super().format(record)))
 
 
 def configure(verbose: bool, quiet: bool = False) -> None:

@@ -4,12 +4,20 @@ Human results (tables, values a script might capture) go to stdout; progress,
 notices and warnings go to stderr. With ``--json`` stdout carries exactly one
 JSON document and nothing else. Colour is off when the stream is not a TTY or
 ``NO_COLOR`` is set. Everything printed passes through `redaction.scrub`.
+
+Names, labels and messages can come from the ledger or the network, where
+anyone may have put a terminal escape sequence or a line break that forges an
+``error:`` line. `terminal_safe` is the one place that makes such text
+printable: every control character is shown as its escape (``\\x1b``), so the
+terminal never acts on one. Human output passes through it; JSON output
+escapes the same characters as ``\\uXXXX``.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +29,34 @@ from zerog_cli.infra import redaction
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+
+# C0 controls but tab and line feed, DEL, C1 controls, and the Unicode marks that
+# reorder or break lines on display (bidi overrides and isolates, line/paragraph separators).
+_LAYOUT_MARKS = "\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069"
+_UNSAFE = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{_LAYOUT_MARKS}]")
+_UNSAFE_IN_A_LINE = re.compile(f"[\x00-\x1f\x7f-\x9f{_LAYOUT_MARKS}]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escaped(match: re.Match[str]) -> str:
+    char = match.group()
+    code = ord(char)
+    return _NAMED.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
+def terminal_safe(text: str, *, one_line: bool = False) -> str:
+    """``text`` with every control character shown as its escape (``\\x1b``, ``\\r``).
+
+    Line feeds and tabs stay unless ``one_line``: a table cell, a field value or
+    an ``error:`` line is one line whatever a name or a node's message holds.
+    """
+    return (_UNSAFE_IN_A_LINE if one_line else _UNSAFE).sub(_escaped, text)
+
+
+def control_characters(text: str) -> list[str]:
+    """The control characters (line breaks and tabs included) in ``text``, escaped."""
+    return [_escaped(match) for match in _UNSAFE_IN_A_LINE.finditer(text)]
 
 
 def _json_default(value: Any) -> Any:
@@ -37,8 +73,14 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot encode {type(value).__name__} as JSON")
 
 
+def _json_escape(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
 def to_json(data: Any) -> str:
-    return json.dumps(data, indent=2, default=_json_default, ensure_ascii=False)
+    """Indented JSON; the control characters JSON allows raw (DEL, C1, layout marks) escaped."""
+    text = json.dumps(data, indent=2, default=_json_default, ensure_ascii=False)
+    return _UNSAFE.sub(_json_escape, text)
 
 
 @dataclass
@@ -70,8 +112,11 @@ class Output:
     def color(self) -> bool:
         return "NO_COLOR" not in os.environ and self.stderr.isatty()
 
-    def _write(self, stream: IO[str], text: str) -> None:
-        stream.write(redaction.scrub(text) + "\n")
+    def _write(
+        self, stream: IO[str], text: str, *, one_line: bool = False, bold: bool = False
+    ) -> None:
+        safe = terminal_safe(redaction.scrub(text), one_line=one_line)
+        stream.write((f"\x1b[1m{safe}\x1b[0m" if bold else safe) + "\n")
         stream.flush()
 
     def result(self, data: Any, human: Callable[[], None] | str | None = None) -> None:
@@ -110,10 +155,10 @@ class Output:
     def warn(self, text: str) -> None:
         """A warning on stderr, hidden by --quiet (which keeps errors only)."""
         if not self.quiet:
-            self._write(self.stderr, f"warning: {text}")
+            self._write(self.stderr, f"warning: {text}", one_line=True)
 
     def error(self, text: str) -> None:
-        self._write(self.stderr, f"error: {text}")
+        self._write(self.stderr, f"error: {text}", one_line=True)
 
     def console(self, stream: IO[str] | None = None) -> Console:
         from rich.console import Console
@@ -142,7 +187,13 @@ class Output:
         if not rows:
             self.echo(empty if not title else f"{title}: {empty}")
             return
-        cells = [[redaction.scrub(column.render(row)) for column in columns] for row in rows]
+        cells = [
+            [
+                terminal_safe(redaction.scrub(column.render(row)), one_line=True)
+                for column in columns
+            ]
+            for row in rows
+        ]
         headers = [column.header for column in columns]
         widths = [
             max(len(headers[i]), *(len(line[i]) for line in cells)) for i in range(len(columns))
@@ -157,8 +208,7 @@ class Output:
 
         if title:
             self.echo(title)
-        header = line(headers)
-        self.echo(f"\x1b[1m{header}\x1b[0m" if self.color and self.stdout.isatty() else header)
+        self._write(self.stdout, line(headers), bold=self.color and self.stdout.isatty())
         for values in cells:
             self.echo(line(values))
 
@@ -168,4 +218,5 @@ class Output:
             return
         width = max((len(key) for key, _ in pairs), default=0)
         for key, value in pairs:
-            self.echo(f"{key + ':':<{width + 1}} {'' if value is None else value}")
+            shown = terminal_safe("" if value is None else str(value), one_line=True)
+            self.echo(f"{key + ':':<{width + 1}} {shown}")

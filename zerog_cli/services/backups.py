@@ -84,7 +84,9 @@ def create(
         validate_label(label)
     if not path.is_file():
         raise UsageError(f"{path}: no such file" if not path.exists() else f"{path} is not a file")
-    effective_label = label or path.name
+    effective_label = label or namespaces.validate_object_name(
+        path.name, "backup label (the file's name)"
+    )
     moment = context.now()
     network = context.settings.profile
     conn = context.ledger.conn
@@ -212,11 +214,13 @@ def restore(
     *,
     force: bool = False,
     progress: Progress | None = None,
+    mode: int | None = None,
 ) -> dict[str, Any]:
     """Download a backup with every check (proofs, size, SHA-256); no partial file on failure.
 
     The file keeps the source file's name (not the object's time-stamped name),
-    in the current folder by default or in ``output`` when that is a folder.
+    in the current folder by default or in ``output`` when that is a folder;
+    its mode as for `download_to` (0600 when decrypted, else the umask's).
     """
     from zerog_cli.services.download import download_to
 
@@ -243,6 +247,7 @@ def restore(
         force=force,
         progress=progress,
         operation="restore",
+        mode=mode,
     )
     return {"backup_id": backup_id, **report}
 

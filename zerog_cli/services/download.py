@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from zerog_cli.errors import IntegrityError, NotFound, UsageError
-from zerog_cli.infra.files import atomic_output
+from zerog_cli.errors import IntegrityError, NotFound, PermissionDenied, UsageError
+from zerog_cli.infra.files import atomic_output, created_file_mode
+from zerog_cli.infra.output import control_characters
 from zerog_cli.ledger import objects
 from zerog_cli.ledger.objects import StoredObject
 from zerog_cli.services import namespaces
@@ -35,16 +36,23 @@ Progress = Callable[[str, int, int], None]
 
 @dataclass(frozen=True)
 class Target:
-    """What to fetch: a root, and the ledger's record of it when there is one."""
+    """What to fetch: a root, the ledger's record of it when there is one, and the size
+    the written file must have when the caller pinned it (``--size``)."""
 
     root: str
     record: StoredObject | None
+    pinned_size: int | None = None
 
     @property
     def label(self) -> str:
         if self.record is None:
             return self.root
         return f"{self.record.namespace}/{self.record.name}"
+
+    @property
+    def expected_size(self) -> int | None:
+        """The bytes the written file must hold: the ledger's, else the pinned size."""
+        return self.record.size if self.record is not None else self.pinned_size
 
 
 class _CountingSink:
@@ -61,21 +69,38 @@ class _CountingSink:
         return self._handle.write(data)
 
 
-def resolve(context: Context, ref: str, user: str) -> Target:
-    """A 0x root (no ACL: roots are public) or NS/NAME (needs read on NS)."""
+def resolve(context: Context, ref: str, user: str, *, size: int | None = None) -> Target:
+    """A 0x root or NS/NAME, if ``user`` may read it; ``size`` pins the file's size.
+
+    A root the ledger records needs read on one of the namespaces that hold it,
+    as a name does. A root the ledger does not know is public data on the
+    network: anyone may fetch it (and only its proofs vouch for it).
+    """
     network = context.settings.profile
     if looks_like_root(ref):
         root = parse_root(ref)
         known = objects.by_root(context.ledger.conn, network, root)
-        return Target(root, known[0] if known else None)
-    namespace, sep, name = ref.partition("/")
-    if not sep or not name:
-        raise UsageError(f"not a reference: {ref!r} (give a 0x root or NAMESPACE/NAME)")
-    namespaces.require(context, namespace, user, "read")
-    record = objects.by_name(context.ledger.conn, network, namespace, name)
-    if record is None:
-        raise NotFound(f"no object {namespace}/{name} on {network}")
-    return Target(record.root, record)
+        readable = [r for r in known if namespaces.may(context, r.namespace, user, "read")]
+        if known and not readable:
+            raise PermissionDenied(
+                f"{user} may not read {root}: the ledger records it only in namespaces "
+                f"where {user} has no read role"
+            )
+        target = Target(root, readable[0] if readable else None, size)
+    else:
+        namespace, sep, name = ref.partition("/")
+        if not sep or not name:
+            raise UsageError(f"not a reference: {ref!r} (give a 0x root or NAMESPACE/NAME)")
+        namespaces.require(context, namespace, user, "read")
+        record = objects.by_name(context.ledger.conn, network, namespace, name)
+        if record is None:
+            raise NotFound(f"no object {namespace}/{name} on {network}")
+        target = Target(record.root, record, size)
+    if size is not None and target.record is not None and size != target.record.size:
+        raise IntegrityError(
+            f"{target.label}: the ledger records {target.record.size} bytes, not {size}"
+        )
+    return target
 
 
 def fetch_verified(
@@ -94,36 +119,49 @@ def fetch_verified(
     Returns (result, sha256 hex, bytes written). Raises IntegrityError when the
     bytes do not match the ledger's size or SHA-256.
     """
+    from zerog_cli.zerog.encryption import HEADER_SIZE_V1
     from zerog_cli.zerog.transfer import download
 
     record = target.record
-    encrypted = decrypt or (record is not None and record.encrypted)
-    key = encryption_key(context) if encrypted else None
+    key = encryption_key(context) if decrypts(target, decrypt) else None
+    expected = target.expected_size
+    # What the network stores: the file as written, plus the header when zerog encrypted it.
+    stored_size = None if expected is None else expected + (HEADER_SIZE_V1 if key else 0)
     counting = _CountingSink(sink)
     result = download(
         storage_network(context),
         target.root,
         counting,  # type: ignore[arg-type]
+        expected_size=stored_size,
         symmetric_key=key,
         progress=progress,
     )
     sha256 = counting.sha256.hexdigest()
-    if record is not None:
-        if counting.size != record.size:
-            raise IntegrityError(
-                f"{target.label}: got {counting.size} bytes, the ledger recorded {record.size}"
-            )
-        if sha256 != record.sha256:
-            raise IntegrityError(
-                f"{target.label}: SHA-256 {sha256} differs from the ledger's {record.sha256}"
-            )
+    if expected is not None and counting.size != expected:
+        where = "the ledger recorded" if record is not None else "expected"
+        raise IntegrityError(f"{target.label}: got {counting.size} bytes, {where} {expected}")
+    if record is not None and sha256 != record.sha256:
+        raise IntegrityError(
+            f"{target.label}: SHA-256 {sha256} differs from the ledger's {record.sha256}"
+        )
     return result, sha256, counting.size
 
 
+def decrypts(target: Target, decrypt: bool) -> bool:
+    """Whether the bytes written are plaintext decrypted with ENCRYPTION_KEY."""
+    return decrypt or (target.record is not None and target.record.encrypted)
+
+
 def default_output(target: Target) -> Path:
-    if target.record is not None:
-        return Path(Path(target.record.name).name)
-    return Path(target.root)
+    """The object's last name part, or the root; never a part that walks up or hides escapes."""
+    if target.record is None:
+        return Path(target.root)
+    file_name = target.record.name.rsplit("/", 1)[-1]
+    if file_name in ("", ".", "..") or control_characters(file_name):
+        raise UsageError(
+            f"{target.label!r} does not make a safe file name", hint="name one with -o FILE"
+        )
+    return Path(file_name)
 
 
 def download_to(
@@ -135,39 +173,49 @@ def download_to(
     progress: Progress | None = None,
     operation: str = "download",
     decrypt: bool = False,
+    size: int | None = None,
+    mode: int | None = None,
 ) -> dict[str, Any]:
-    """Fetch ``ref`` to ``output`` ("-" = stdout) atomically; returns the report."""
+    """Fetch ``ref`` to ``output`` ("-" = stdout) atomically; returns the report.
+
+    The file is created with ``mode``; by default 0600 when it is decrypted
+    plaintext, else what the umask allows (0666 & ~umask), like any file the
+    user asked for.
+    """
     started = time.monotonic()
-    target = resolve(context, ref, context.acting_user)
+    target = resolve(context, ref, context.acting_user, size=size)
     metrics = context.metrics
     try:
         if output == "-":
-            result, sha256, size = _to_stdout(context, target, progress, decrypt)
+            result, sha256, written = _to_stdout(context, target, progress, decrypt)
             destination = "-"
+            written_mode = None
         else:
             path = Path(output) if output else default_output(target)
             if path.is_dir():
                 path = path / default_output(target).name
             if path.exists() and not force:
                 raise UsageError(f"{path} exists; pass --force to overwrite it")
-            with atomic_output(
-                path, mode=0o600 if target.record and target.record.encrypted else 0o644
-            ) as handle:
-                result, sha256, size = fetch_verified(
+            if mode is None:
+                mode = 0o600 if decrypts(target, decrypt) else created_file_mode()
+            with atomic_output(path, mode=mode) as handle:
+                result, sha256, written = fetch_verified(
                     context, target, handle, progress=progress, decrypt=decrypt
                 )
             destination = str(path)
+            written_mode = oct(mode)
     except Exception:
         metrics.storage_operations.labels(operation, "error").inc()
         raise
     metrics.storage_operations.labels(operation, "ok").inc()
-    metrics.storage_bytes.labels("download").inc(size)
+    metrics.storage_bytes.labels("download").inc(written)
     metrics.storage_duration.labels(operation).observe(time.monotonic() - started)
     return {
         "ref": ref,
         "root": target.root,
         "output": destination,
-        "size": size,
+        "mode": written_mode,
+        "size": written,
         "sha256": sha256,
         "verified_against_ledger": target.record is not None,
         "decrypted": result.encrypted,

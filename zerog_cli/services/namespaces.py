@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 from zerog_cli.errors import NotFound, PermissionDenied, UsageError
+from zerog_cli.infra.output import control_characters
 from zerog_cli.ledger import namespaces as rows
 from zerog_cli.ledger import objects
 from zerog_cli.ledger.db import utc_now
@@ -38,6 +39,26 @@ def validate_name(name: str) -> str:
     return name
 
 
+def validate_object_name(name: str, what: str = "object name") -> str:
+    """``name`` unless it could forge output or climb folders (UsageError, exit 2).
+
+    Refused: control characters (escape sequences, line breaks), and a name that
+    is empty or has an empty, ``.`` or ``..`` part between its ``/``: its last
+    part becomes the download's file name, and ``..`` there walks up.
+    """
+    controls = control_characters(name)
+    if controls:
+        raise UsageError(
+            f"not a valid {what}: {name!r} holds control characters ({', '.join(controls)})"
+        )
+    if any(part in ("", ".", "..") for part in name.split("/")):
+        raise UsageError(
+            f"not a valid {what}: {name!r} (no empty, '.' or '..' parts, "
+            "no leading, trailing or doubled '/')"
+        )
+    return name
+
+
 def parse_metadata(pairs: list[str]) -> dict[str, str]:
     metadata: dict[str, str] = {}
     for pair in pairs:
@@ -59,6 +80,14 @@ def require(context: Context, name: str, user: str, action: str) -> Namespace:
         held = f"has role {role}" if role else "has no role"
         raise PermissionDenied(f"{user} may not {action} namespace {name!r} ({held} there)")
     return namespace
+
+
+def may(context: Context, name: str, user: str, action: str) -> bool:
+    """Whether ``user`` may ``action`` (read, write, manage) namespace ``name`` (False if gone)."""
+    namespace = rows.get(context.ledger.conn, name)
+    if namespace is None:
+        return False
+    return rows.role_of(context.ledger.conn, namespace, user) in _CAN[action]
 
 
 def create(

@@ -179,6 +179,7 @@ def _upload(
     settings = context.settings
     user = context.acting_user
     started = time.monotonic()
+    name = namespaces.validate_object_name(request.name or request.path.name)
     namespace = _resolve_namespace(context, request, user, request.dry_run)
     if namespace is not None and request.namespace is None:
         namespaces.require(context, namespace.name, user, "write")
@@ -187,7 +188,6 @@ def _upload(
         namespace.max_object_bytes if namespace and namespace.max_object_bytes else None
     )
     plain_size = _check_file(request.path, limit or int(settings.max_upload_size))
-    name = request.name or request.path.name
     network_name = settings.profile
     if objects.by_name(context.ledger.conn, network_name, ns_name, name) is not None:
         raise UsageError(f"{ns_name}/{name} already exists", hint="pick another --name")

@@ -1051,23 +1051,50 @@ def _locate(
         if unreachable == len(locations):
             raise NetworkUnavailable(f"no storage node holding {root} answers ({detail})")
         raise NotFound(f"no storage node serves {root} ({detail})")
-    if expected_size is not None:
-        size = expected_size
-    else:
-        sizes = Counter(info.tx.size for _, info in found)
-        size = sizes.most_common(1)[0][0]
+    size = _agreed_size(root, found, expected_size)
     chosen = [
         _Holder(node, info.tx.seq, info.tx.start_entry_index // SEGMENT_CHUNKS)
         for node, info in found
         if info.tx.size == size
     ]
-    if not chosen:
-        raise NotFound(f"no storage node holds {root} with the expected size {size}")
     num_segments = -(-size // SEGMENT_SIZE)
     for index in range(num_segments):
         if not any(h.node.config.holds(h.first_segment + index) for h in chosen):
             raise NotFound(f"no storage node holds segment {index} of {root}")
     return chosen, size
+
+
+def _agreed_size(
+    root: str, found: list[tuple[ShardedNode, FileInfo]], expected_size: int | None
+) -> int:
+    """The file's size: ``expected_size`` when known, else the one size every node reports.
+
+    The root does not pin the exact length (the last chunk is zero-padded), so
+    a node could add or cut bytes there and every proof would still hold.
+    Nodes reporting another size than the expected one are left out; with no
+    expected size, nodes that disagree are an integrity failure.
+    """
+    reported = {node.url: info.tx.size for node, info in found}
+    described = ", ".join(f"{url} says {size}" for url, size in sorted(reported.items()))
+    if expected_size is not None:
+        if expected_size not in reported.values():
+            raise IntegrityError(
+                f"no storage node holds {root} with the expected {expected_size} bytes "
+                f"({described})"
+            )
+        for url, size in reported.items():
+            if size != expected_size:
+                log.warning(
+                    "%s reports %d bytes for %s, expected %d", url, size, root, expected_size
+                )
+        return expected_size
+    sizes = set(reported.values())
+    if len(sizes) > 1:
+        raise IntegrityError(
+            f"storage nodes disagree on the size of {root} ({described})",
+            hint="give the size you expect to pin it",
+        )
+    return sizes.pop()
 
 
 def _fetch_segment(
