@@ -165,3 +165,20 @@ def test_a_foreground_devnet_is_recorded_while_it_runs(
         process.wait(30)
     assert not (home / "devnet.current").exists()
     assert cron("devnet", "status", home=home).exit_code == 6
+
+
+def test_devnet_up_may_run_in_an_uninitialised_home_and_makes_it_private(
+    cron: Callable[..., Result], tmp_path: Path
+) -> None:
+    default_home = tmp_path / "cron-user" / ".config" / "zerog"
+    up = cron("devnet", "up", "--detach", "--port", "0", "--quiet")
+    assert up.exit_code == 0, up
+    try:
+        for folder in (default_home.parent, default_home, default_home / "devnet"):
+            assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+        status = cron("devnet", "status", "--json")
+        assert status.exit_code == 0, status
+        assert status.json["data_dir"] == str(default_home / "devnet")
+    finally:
+        down = cron("devnet", "down")
+    assert down.exit_code == 0, down

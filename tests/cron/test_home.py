@@ -75,6 +75,9 @@ def test_commands_that_keep_no_state_run_without_a_home(
     assert hashed.json["root"].startswith("0x")
     shown = cron("config", "show", "--json")
     assert shown.exit_code == 0, shown
+    completion = cron("completion", "bash")
+    assert completion.exit_code == 0, completion
+    assert "zerog" in completion.stdout
     assert _all_paths(user_home) == [data]
 
 
