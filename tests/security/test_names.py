@@ -147,3 +147,31 @@ def test_a_dot_dot_record_never_becomes_a_file_name(
             assert result.exit_code == 2, result
             assert "does not make a safe file name" in result.stderr
             assert sorted(tmp_path.rglob("*")) == before
+
+
+@pytest.mark.parametrize(
+    ("what", "user"),
+    [("an escape sequence", f"bob\x1b[2K\r{FORGED}"), ("a line break", f"bob\n{FORGED}")],
+)
+def test_a_user_name_that_forges_output_is_never_recorded(
+    zerog: Callable[..., Result],
+    zerog_home: Path,
+    tmp_path: Path,
+    attack: AttackContext,
+    what: str,
+    user: str,
+) -> None:
+    source = tmp_path / "report.pdf"
+    source.write_bytes(b"%PDF" * 100)
+    with attack("names", f"quota set for a user name with {what}"):
+        result = zerog("quota", "set", user, "--tier", "free")
+        assert result.exit_code == 2, result
+        assert "not a valid user name" in result.stderr
+        printed_safely(result)
+        assert ledger_rows(zerog_home, "user_quotas") == []
+    with attack("names", f"upload --as a user name with {what}"):
+        result = zerog("upload", str(source), "--as", user)
+        assert result.exit_code == 2, result
+        printed_safely(result)
+        assert ledger_rows(zerog_home, "user_quotas") == []
+        assert ledger_rows(zerog_home, "namespaces") == []

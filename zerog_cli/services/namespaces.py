@@ -125,6 +125,7 @@ def find(context: Context, name: str) -> Namespace | None:
 
 def ensure_default(context: Context, user: str) -> Namespace:
     """The ``default`` namespace, created on first use with ``user`` as its owner."""
+    quotas.validate_user_name(user)
     existing = rows.get(context.ledger.conn, DEFAULT_NAMESPACE)
     if existing is not None:
         return existing

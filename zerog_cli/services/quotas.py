@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from zerog_cli.errors import ConfigError, NotFound, QuotaExceeded, UsageError
 from zerog_cli.infra.config import Settings, Tier
+from zerog_cli.infra.output import control_characters
 from zerog_cli.infra.processes import pid_alive
 from zerog_cli.infra.units import format_size, format_usd
 from zerog_cli.ledger import alerts, costs, objects, quotas
@@ -103,7 +104,18 @@ def _tier_for(settings: Settings, row: QuotaRow) -> Tier:
         ) from None
 
 
+def validate_user_name(user: str) -> str:
+    """``user`` unless it is empty or holds control characters (UsageError, exit 2): a user
+    name is recorded and printed, so it must not carry escape sequences or line breaks."""
+    controls = control_characters(user)
+    if not user or controls:
+        held = f" holds control characters ({', '.join(controls)})" if controls else " is empty"
+        raise UsageError(f"not a valid user name: {user!r}{held}")
+    return user
+
+
 def _ensure_current(conn: sqlite3.Connection, context: Context, user: str) -> QuotaRow:
+    validate_user_name(user)
     row = quotas.ensure(conn, user, context.settings.default_tier, current_period(context))
     return quotas.roll_period(conn, row, current_period(context))
 
