@@ -4,8 +4,8 @@ A read timeout is per ``recv``: a server on 127.0.0.1 that sends one byte
 every half second never trips a 2 s read timeout, and held `zerog status` for
 as long as it dripped. Every call now has an overall deadline
 (``http_deadline``); the server must see its connection cut before it has
-sent its whole answer. A streamed inference answer past ``infer_max_answer``
-is cut with a clear error, and the request is still logged and charged.
+sent its whole answer. An inference answer past ``infer_max_answer``, streamed
+or not, is cut with a clear error, and the request is still logged and charged.
 """
 
 from __future__ import annotations
@@ -140,18 +140,20 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevnetProcess]:
 
 
 @pytest.mark.devnet
-def test_a_streamed_answer_past_the_cap_is_cut_logged_and_charged(
+@pytest.mark.parametrize("mode", ["--stream", "--no-stream"])
+def test_an_answer_past_the_cap_is_cut_logged_and_charged(
     zerog: Callable[..., Result],
     net: DevnetProcess,
     zerog_home: Path,
     monkeypatch: pytest.MonkeyPatch,
     attack: AttackContext,
+    mode: str,
 ) -> None:
     monkeypatch.setenv("ZEROG_DEVNET_URL", net.base_url)
     assert zerog("config", "set", "infer_max_answer", "1KB").exit_code == 0
     prompt = "flood " * 400
-    with attack("deadlines", "a provider streaming an answer past infer_max_answer"):
-        result = zerog("infer", prompt, "--stream", "--max-tokens", "1000", "--as", "tenant")
+    with attack("deadlines", f"a provider sending an answer past infer_max_answer ({mode})"):
+        result = zerog("infer", prompt, mode, "--max-tokens", "1000", "--as", "tenant")
         assert result.exit_code == 6, result
         assert "passed the 1000 byte cap and was cut" in result.stderr
         assert len(result.stdout) < 1000

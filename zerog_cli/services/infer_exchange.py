@@ -183,23 +183,6 @@ def _send_once(
         "Accept": "text/event-stream" if stream else "application/json",
         "Authorization": authorization,
     }
-    if not stream:
-        response = http.request(
-            "POST",
-            url,
-            endpoint=endpoint,
-            data=exchange.request_body,
-            headers=headers,
-            timeout=timeouts,
-            retry=policy,
-            max_bytes=_answer_cap(link.context),
-        )
-        if not response.ok:
-            return classify_provider_error(response.status, response.content, response.headers)
-        exchange.answered = True
-        exchange.raw += response.content
-        _read_plain(response.content, response.headers, exchange)
-        return None
     with http.stream(
         "POST",
         url,
@@ -213,7 +196,16 @@ def _send_once(
             body = streamed.read(64 << 10)
             return classify_provider_error(streamed.status, body, streamed.headers)
         exchange.answered = True
-        _read_stream(link.context, streamed, exchange, on_delta)
+        if stream:
+            _read_stream(link.context, streamed, exchange, on_delta)
+            return None
+        cap = _answer_cap(link.context)
+        try:
+            answer = streamed.read(cap)
+        except ProtocolError:
+            raise _too_big(cap) from None
+        exchange.raw += answer
+        _read_plain(answer, streamed.headers, exchange)
     return None
 
 
