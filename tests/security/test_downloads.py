@@ -309,3 +309,16 @@ def test_restores_follow_the_umask_and_decrypted_restores_are_private(
             result = cli("download", "default/db", "-o", str(tmp_path / "x"), "--mode", bad)
             assert result.exit_code == 2, result
             assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("stream", ["--stream", "--no-stream"])
+def test_an_answer_from_the_network_cannot_drive_the_terminal(
+    cli: Callable[..., Result], attack: AttackContext, stream: str
+) -> None:
+    # The devnet's models answer "You said: " + the prompt, so the provider sends these back.
+    prompt = "hi \x1b[2J\x1b]0;owned\x07\rerror: wallet drained"
+    with attack("names", f"a provider's answer with escape sequences ({stream})"):
+        result = cli("infer", prompt, stream, "--max-tokens", "64")
+        assert result.exit_code == 0, result
+        assert not any(char in result.stdout for char in ("\x1b", "\x07", "\r")), result
+        assert "\\x1b[2J" in result.stdout

@@ -25,7 +25,7 @@ from zerog_cli.cli.common import (
 )
 from zerog_cli.errors import UsageError
 from zerog_cli.infra import redaction
-from zerog_cli.infra.output import Column
+from zerog_cli.infra.output import Column, terminal_safe
 from zerog_cli.infra.stdin import is_terminal, standard_input
 from zerog_cli.infra.units import format_usd
 
@@ -240,7 +240,7 @@ def ask(
 
     def show(delta: str) -> None:
         printed.append(delta)
-        out.stdout.write(redaction.scrub(delta))
+        out.stdout.write(terminal_safe(redaction.scrub(delta)))
         out.stdout.flush()
 
     on_delta = None if out.json_mode or estimate else show
