@@ -179,7 +179,10 @@ def test_two_runs_started_together_one_runs_one_reports_the_lock(
     loser = next(o for o in outcomes if o[0] == 9)
     assert json.loads(winner[1])["checked"] == 3
     assert loser[3] < winner[3], "the refused run exits at once, it does not wait"
-    assert loser[1] == ""
+    error = json.loads(loser[1])
+    assert error["schema"] == "zerog.error/1"
+    assert error["error"]["exit_code"] == 9
+    assert error["error"]["kind"] == "locked"
     assert "another run holds the lock" in loser[2]
     assert "zerog verify (pid" in loser[2]
     assert "--wait-lock" in loser[2]

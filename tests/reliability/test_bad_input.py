@@ -324,8 +324,13 @@ def toml_documents() -> st.SearchStrategy[str]:
 
 
 @pytest.fixture
-def offline(zerog_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Nothing listens at the devnet URL: network commands fail at once (exit 6)."""
+def offline(zerog_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing listens at the devnet URL: network commands fail at once (exit 6).
+
+    Runs in the test's own folder: a generated relative path (``ledger backup -1.5``)
+    must land there, never in the repository.
+    """
+    monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("ZEROG_DEVNET_URL", "http://127.0.0.1:9")
     monkeypatch.setenv("ZEROG_HTTP_MAX_TRIES", "1")
 
