@@ -200,6 +200,8 @@ def show(backup_id: BackupId, as_user: AsUser = None) -> None:
             [
                 Column("checked_at", "checked"),
                 Column("status", "status"),
+                Column("kind", "kind"),
+                Column("segments_checked", "segments", justify="right"),
                 Column("duration_ms", "ms", justify="right"),
                 Column("bytes_checked", "bytes", justify="right"),
                 Column("error", "error"),
@@ -333,12 +335,22 @@ def prune(
     epilog=examples(
         "zerog backup unverified --max-age 24h",
         "zerog backup unverified --max-age 7d --ns backups --json",
+        "zerog backup unverified --max-age 24h --max-age-full 30d",
     ),
 )
 def unverified(
     max_age: Annotated[
         str, typer.Option("--max-age", help="How recent an OK verification must be (24h, 7d…).")
     ] = "24h",
+    max_age_full: Annotated[
+        str | None,
+        typer.Option(
+            "--max-age-full",
+            help="Also flag backups whose last full read (not a --read-data-subset sample) "
+            "is older than this (30d…).",
+            show_default=False,
+        ),
+    ] = None,
     ns: Annotated[
         str | None,
         typer.Option(
@@ -351,13 +363,18 @@ def unverified(
 ) -> None:
     """Exit 3 when a live backup had no OK verification within --max-age, and list them.
 
-    A backup never verified counts from its creation, so a new backup is only
-    flagged once verify had --max-age to reach it.
+    Any OK verification counts for --max-age, a sampled one (verify
+    --read-data-subset) included; --max-age-full asks for a full read. A backup
+    never verified counts from its creation, so a new backup is only flagged
+    once verify had the time to reach it.
     """
     from zerog_cli.services import backups
 
     seconds = parse_duration(max_age)
-    report = backups.unverified(state().context, seconds, namespace=ns)
+    full_seconds = parse_duration(max_age_full) if max_age_full else None
+    report = backups.unverified(
+        state().context, seconds, namespace=ns, max_age_full_seconds=full_seconds
+    )
     stale = report["unverified"]
     out = state().output
 
@@ -366,14 +383,26 @@ def unverified(
             out.detail(f"all {report['live_backups']} live backup(s) verified within {max_age}")
             return
         for row in stale:
-            since = "never verified" if row["never_verified"] else f"last ok {row['last_ok_at']}"
+            if "max-age" in row["reasons"]:
+                since = (
+                    "never verified" if row["never_verified"] else f"last ok {row['last_ok_at']}"
+                )
+                age = row["age_seconds"]
+            else:
+                since = (
+                    "never fully read"
+                    if row["never_fully_verified"]
+                    else f"last full read {row['last_full_ok_at']}"
+                )
+                age = row["full_age_seconds"]
             out.echo(
                 f"{row['id']} {row['namespace']}/{row['name']}: {since} "
-                f"({format_duration(row['age_seconds'])} ago)"
+                f"({format_duration(age)} ago)"
             )
 
     out.result(report, human)
     if stale:
+        within = max_age if max_age_full is None else f"{max_age} (full read: {max_age_full})"
         raise IntegrityError(
-            f"{len(stale)} of {report['live_backups']} live backup(s) not verified within {max_age}"
+            f"{len(stale)} of {report['live_backups']} live backup(s) not verified within {within}"
         )

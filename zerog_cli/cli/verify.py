@@ -26,6 +26,7 @@ EPILOG = examples(
     "zerog verify --subset 3/7 --pushgateway http://127.0.0.1:9091",
     "zerog verify 12 15 -v",
     "zerog verify --sample 10 --json",
+    "zerog verify --read-data-subset 5%",
 ) + (
     "\n\n\b\nOutput (one line per backup, like rclone check --combined; ok lines only with -v):\n"
     "  = ID NS/NAME          verified\n"
@@ -86,6 +87,16 @@ def verify(
         str | None,
         typer.Option("--sample", help="A random PERCENT of the selection.", show_default=False),
     ] = None,
+    read_data_subset: Annotated[
+        str | None,
+        typer.Option(
+            "--read-data-subset",
+            help="Read only this share of each backup's segments (5%, or n/t), always the "
+            "first and last, each checked against the root with its Merkle proof; recorded "
+            "as a sampled check (no SHA-256). Default: read everything.",
+            show_default=False,
+        ),
+    ] = None,
     max_duration: Annotated[
         str | None,
         typer.Option(
@@ -132,6 +143,7 @@ def verify(
         older_than=parse_duration(older_than) if older_than else None,
         subset=service.parse_subset(subset) if subset else None,
         sample_percent=service.parse_percent(sample) if sample else None,
+        data_subset=service.parse_data_subset(read_data_subset) if read_data_subset else None,
     )
     limit = parse_duration(max_duration) if max_duration else None
 

@@ -136,6 +136,13 @@ class Metrics:
             ["status"],
             registry=r,
         )
+        self.verify_kinds = Counter(
+            "zerog_verify_kind_backups_total",
+            "Backups verified, by kind: full (every byte, root and SHA-256) or sampled "
+            "(--read-data-subset: some segments, each with its Merkle proof).",
+            ["kind"],
+            registry=r,
+        )
         self.verify_bytes = Counter(
             "zerog_verify_bytes_total", "Bytes read back and checked by verify.", registry=r
         )

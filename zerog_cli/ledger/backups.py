@@ -43,6 +43,8 @@ class Backup:
     last_conclusive_at: str | None
     last_conclusive_id: int | None
     """Row id of that verification: orders checks made within the same second."""
+    last_full_ok_at: str | None
+    """The last OK verification that read the whole file (not a sample of segments)."""
 
     @property
     def failed(self) -> bool:
@@ -68,7 +70,9 @@ _SELECT = (
     "  WHERE v.backup_id = b.id AND v.status = 'ok') AS last_ok_at,"
     f" ({_LATEST.format(column='status', where=_CONCLUSIVE_WHERE)}) AS last_conclusive_status,"
     f" ({_LATEST.format(column='checked_at', where=_CONCLUSIVE_WHERE)}) AS last_conclusive_at,"
-    f" ({_LATEST.format(column='id', where=_CONCLUSIVE_WHERE)}) AS last_conclusive_id"
+    f" ({_LATEST.format(column='id', where=_CONCLUSIVE_WHERE)}) AS last_conclusive_id,"
+    " (SELECT MAX(v.checked_at) FROM verifications v"
+    "  WHERE v.backup_id = b.id AND v.status = 'ok' AND v.kind = 'full') AS last_full_ok_at"
     " FROM storage_backups b LEFT JOIN objects o ON o.id = b.object_id"
 )
 

@@ -365,6 +365,17 @@ def _name_claims_down(db: sqlite_utils.Database) -> None:
     db.table("quota_reservations").transform(drop={"network", "object_name"})
 
 
+def _sampled_verification_up(db: sqlite_utils.Database) -> None:
+    verifications = db.table("verifications")
+    verifications.add_column("kind", str, not_null_default="full")
+    verifications.add_column("segments_checked", int)
+    verifications.add_column("segments_total", int)
+
+
+def _sampled_verification_down(db: sqlite_utils.Database) -> None:
+    db.table("verifications").transform(drop={"kind", "segments_checked", "segments_total"})
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial_up, _initial_down),
     Migration(
@@ -396,6 +407,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         "an upload reserves its object name with its quota, so a second run is refused unpaid",
         _name_claims_up,
         _name_claims_down,
+    ),
+    Migration(
+        7,
+        "verifications say whether the whole file was read or a sample of its segments",
+        _sampled_verification_up,
+        _sampled_verification_down,
     ),
 )
 

@@ -6,6 +6,9 @@ import sqlite3
 from typing import Any
 
 STATUSES = ("ok", "mismatch", "missing", "error")
+KINDS = ("full", "sampled")
+"""``full``: every byte read, the root rebuilt and the SHA-256 compared; ``sampled``:
+some segments read, each checked against the root with its Merkle proof."""
 
 
 def record(
@@ -18,13 +21,30 @@ def record(
     bytes_checked: int,
     error: str | None,
     checked_at: str,
+    kind: str = "full",
+    segments_checked: int | None = None,
+    segments_total: int | None = None,
 ) -> int:
     if status not in STATUSES:
         raise ValueError(f"unknown verification status {status!r}")
+    if kind not in KINDS:
+        raise ValueError(f"unknown verification kind {kind!r}")
     cursor = conn.execute(
         "INSERT INTO verifications (backup_id, run_id, status, duration_ms, bytes_checked, error,"
-        " checked_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (backup_id, run_id, status, duration_ms, bytes_checked, error, checked_at),
+        " checked_at, kind, segments_checked, segments_total)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            backup_id,
+            run_id,
+            status,
+            duration_ms,
+            bytes_checked,
+            error,
+            checked_at,
+            kind,
+            segments_checked,
+            segments_total,
+        ),
     )
     return int(cursor.lastrowid or 0)
 
@@ -32,7 +52,8 @@ def record(
 def history(conn: sqlite3.Connection, backup_id: int, limit: int = 20) -> list[dict[str, Any]]:
     """The most recent checks of one backup, newest first."""
     cursor = conn.execute(
-        "SELECT id, run_id, status, duration_ms, bytes_checked, error, checked_at"
+        "SELECT id, run_id, status, kind, segments_checked, segments_total, duration_ms,"
+        " bytes_checked, error, checked_at"
         " FROM verifications WHERE backup_id = ? ORDER BY checked_at DESC, id DESC LIMIT ?",
         (backup_id, limit),
     )

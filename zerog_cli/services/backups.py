@@ -411,20 +411,33 @@ def prune(
 
 
 def unverified(
-    context: Context, max_age_seconds: int, *, namespace: str | None = None
+    context: Context,
+    max_age_seconds: int,
+    *,
+    namespace: str | None = None,
+    max_age_full_seconds: int | None = None,
 ) -> dict[str, Any]:
-    """Live backups whose last OK verification is older than ``max_age_seconds``.
+    """Live backups whose last OK verification is older than ``max_age_seconds``, or
+    whose last OK *full* read is older than ``max_age_full_seconds`` when given.
 
-    A backup never verified counts from its creation, so a new backup is not
+    A sampled check (`verify --read-data-subset`) counts for ``max_age`` only. A
+    backup never verified counts from its creation, so a new backup is not
     flagged before verify had ``max_age`` to reach it. Fleet-wide (no ACL): this
     is a monitoring check.
     """
     if max_age_seconds <= 0:
         raise UsageError("--max-age must be more than 0 seconds")
+    if max_age_full_seconds is not None and max_age_full_seconds <= 0:
+        raise UsageError("--max-age-full must be more than 0 seconds")
     if namespace is not None:
         require_namespace(context, namespace)
     now = context.now()
     cutoff = format_time(now - timedelta(seconds=max_age_seconds))
+    cutoff_full = (
+        None
+        if max_age_full_seconds is None
+        else format_time(now - timedelta(seconds=max_age_full_seconds))
+    )
     found = rows.select(
         context.ledger.conn,
         network=context.settings.profile,
@@ -433,13 +446,23 @@ def unverified(
     stale = []
     for backup in found:
         reference = backup.last_ok_at or backup.created_at
+        full_reference = backup.last_full_ok_at or backup.created_at
+        reasons = []
         if reference < cutoff:
+            reasons.append("max-age")
+        if cutoff_full is not None and full_reference < cutoff_full:
+            reasons.append("max-age-full")
+        if reasons:
             entry = describe(context, backup)
             entry["never_verified"] = backup.last_ok_at is None
+            entry["never_fully_verified"] = backup.last_full_ok_at is None
             entry["age_seconds"] = age_seconds(context, reference)
+            entry["full_age_seconds"] = age_seconds(context, full_reference)
+            entry["reasons"] = reasons
             stale.append(entry)
     return {
         "max_age_seconds": max_age_seconds,
+        "max_age_full_seconds": max_age_full_seconds,
         "checked_at": format_time(now),
         "live_backups": len(found),
         "unverified": stale,

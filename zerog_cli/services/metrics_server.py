@@ -140,6 +140,13 @@ SPECS = {
             "(since its creation when it never had one).",
             ("namespace",),
         ),
+        Spec(
+            "zerog_backup_oldest_full_verification_age_seconds",
+            "gauge",
+            "Worst backup of the namespace: seconds since its last OK verification that read "
+            "the whole file, not a sample of segments (since its creation when it never had one).",
+            ("namespace",),
+        ),
     )
 }
 
@@ -254,6 +261,9 @@ class LedgerCollector:
             oldest = min(b.last_ok_at or b.created_at for b in members)
             age = (now - parse_time(oldest)).total_seconds()
             add("zerog_backup_oldest_verification_age_seconds", [namespace], max(0.0, age))
+            oldest_full = min(b.last_full_ok_at or b.created_at for b in members)
+            age = (now - parse_time(oldest_full)).total_seconds()
+            add("zerog_backup_oldest_full_verification_age_seconds", [namespace], max(0.0, age))
 
 
 def registry(context: Context) -> CollectorRegistry:

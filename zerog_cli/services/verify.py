@@ -12,7 +12,16 @@ the backup, so it does not count as a verification when choosing what to
 check next: the default order is least recently *conclusively* checked
 first, which is also what makes ``--max-duration`` resume where the previous
 run stopped. ``--subset n/t`` takes backups whose id is ``n-1`` modulo ``t``
-(restic's ``--read-data-subset``), so t nightly runs read everything.
+(so t nightly runs read everything).
+
+``--read-data-subset 5%`` (restic's flag) reads only a sample of each
+backup's segments, always the first and the last, each checked against the
+root with its Merkle proof: a proof ties one segment to the root without the
+rest of the file, so the check is sound for what it reads. It cannot rebuild
+the root or compare the SHA-256, so it is recorded as ``sampled`` with its
+coverage (segments read of segments in the file), and `backup unverified
+--max-age-full` still asks for a full read now and then. ``n/t`` reads the
+segments whose index is ``n-1`` modulo ``t`` (plus the first and last).
 """
 
 from __future__ import annotations
@@ -63,6 +72,7 @@ class Selection:
     older_than: int | None = None
     subset: tuple[int, int] | None = None
     sample_percent: float | None = None
+    data_subset: DataSubset | None = None
 
     def __post_init__(self) -> None:
         filters = (self.older_than, self.subset, self.sample_percent, self.namespace, self.label)
@@ -96,6 +106,53 @@ def parse_percent(text: str) -> float:
     return value
 
 
+@dataclass(frozen=True)
+class DataSubset:
+    """Which segments of each backup ``--read-data-subset`` reads: a percentage or n/t."""
+
+    percent: float | None = None
+    part: tuple[int, int] | None = None
+
+    def describe(self) -> str:
+        if self.part is not None:
+            return f"{self.part[0]}/{self.part[1]}"
+        return f"{self.percent:g}%"
+
+    def indices(self, total: int, rng: random.Random) -> list[int]:
+        """Segment indices to read out of ``total``: always the first and the last."""
+        ends = {0, total - 1} if total else set()
+        if self.part is not None:
+            n, t = self.part
+            chosen = ends | {index for index in range(total) if index % t == n - 1}
+            return sorted(chosen)
+        count = max(len(ends), math.ceil(total * (self.percent or 0) / 100))
+        middle = [index for index in range(1, total - 1)]
+        extra = rng.sample(middle, min(len(middle), count - len(ends)))
+        return sorted(ends | set(extra))
+
+
+def parse_data_subset(text: str) -> DataSubset:
+    """``5%`` (a share of each backup's segments) or ``n/t``."""
+    if "/" in text:
+        try:
+            n, t = parse_subset(text)
+        except UsageError as error:
+            raise UsageError(str(error).replace("--subset", "--read-data-subset")) from None
+        return DataSubset(part=(n, t))
+    if not text.strip().endswith("%"):
+        raise UsageError(
+            f"--read-data-subset must be a percentage such as 5% or n/t such as 2/7, not {text!r}"
+        )
+    cleaned = text.strip().removesuffix("%")
+    try:
+        value = float(cleaned)
+    except ValueError:
+        raise UsageError(f"--read-data-subset: not a percentage: {text!r}") from None
+    if not 0 < value <= 100:
+        raise UsageError(f"--read-data-subset must be more than 0% and at most 100%, not {text!r}")
+    return DataSubset(percent=value)
+
+
 @dataclass
 class ItemResult:
     backup_id: int
@@ -107,6 +164,9 @@ class ItemResult:
     bytes_checked: int
     error: str | None
     checked_at: str
+    kind: str = "full"
+    segments_checked: int | None = None
+    segments_total: int | None = None
     exit_code: int = 0
 
     @property
@@ -290,17 +350,43 @@ def record_result(context: Context, run_id: str, item: ItemResult) -> None:
             bytes_checked=item.bytes_checked,
             error=item.error,
             checked_at=item.checked_at,
+            kind=item.kind,
+            segments_checked=item.segments_checked,
+            segments_total=item.segments_total,
         )
 
 
-def check(context: Context, backup: Backup, run_id: str) -> ItemResult:
-    """Download one backup with every check, record the outcome, return it."""
+def _read_sample(
+    context: Context, backup: Backup, subset: DataSubset, rng: random.Random
+) -> tuple[int, int, int]:
+    """Read the sampled segments of ``backup`` with their proofs: (bytes, read, total)."""
+    from zerog_cli.services.network import storage_network
+    from zerog_cli.zerog.encryption import HEADER_SIZE_V1
+    from zerog_cli.zerog.transfer import SEGMENT_SIZE, read_segments
+
+    stored_size = backup.size + (HEADER_SIZE_V1 if backup.encrypted else 0)
+    total = -(-stored_size // SEGMENT_SIZE)
+    indices = subset.indices(total, rng)
+    read = read_segments(storage_network(context), backup.root, indices, expected_size=stored_size)
+    return read.bytes_read, len(indices), total
+
+
+def check(
+    context: Context,
+    backup: Backup,
+    run_id: str,
+    subset: DataSubset | None = None,
+    rng: random.Random | None = None,
+) -> ItemResult:
+    """Read one backup back (all of it, or the ``subset`` of its segments), record, return."""
     from zerog_cli.services.download import Target, fetch_verified
 
     metrics = context.metrics
     started = time.monotonic()
     sink = _HashingSink()
     status, error, exit_code = "ok", None, 0
+    kind = "full" if subset is None else "sampled"
+    segments: tuple[int | None, int | None] = (None, None)
     try:
         record = objects.by_id(context.ledger.conn, backup.object_id or 0)
         if record is None:
@@ -309,7 +395,12 @@ def check(context: Context, backup: Backup, run_id: str) -> ItemResult:
             raise IntegrityError(
                 f"the backup record and object {record.id} disagree on root, size or SHA-256"
             )
-        fetch_verified(context, Target(backup.root, record), sink)  # type: ignore[arg-type]
+        if subset is None:
+            result, _, _ = fetch_verified(context, Target(backup.root, record), sink)  # type: ignore[arg-type]
+            segments = (result.segments, result.segments)
+        else:
+            sink.size, read, total = _read_sample(context, backup, subset, rng or random.Random())
+            segments = (read, total)
     except IntegrityError as exc:
         status, error, exit_code = "mismatch", str(exc), int(exc.exit_code)
     except NotFound as exc:
@@ -327,10 +418,14 @@ def check(context: Context, backup: Backup, run_id: str) -> ItemResult:
         bytes_checked=sink.size,
         error=error,
         checked_at=format_time(context.now()),
+        kind=kind,
+        segments_checked=segments[0],
+        segments_total=segments[1],
         exit_code=exit_code,
     )
     record_result(context, run_id, item)
     metrics.verify_results.labels(status).inc()
+    metrics.verify_kinds.labels(kind).inc()
     metrics.verify_bytes.inc(sink.size)
     metrics.verify_duration.observe(seconds)
     metrics.storage_operations.labels("verify", "ok" if status == "ok" else "error").inc()
@@ -380,7 +475,7 @@ def run(
                 break
             if on_checking is not None:
                 on_checking(index, len(chosen), backup)
-            item = check(context, backup, report.run_id)
+            item = check(context, backup, report.run_id, selection.data_subset, rng)
             report.items.append(item)
             context.metrics.verify_pending.dec()
             network_failures = (

@@ -1136,3 +1136,81 @@ def _fetch_segment(
         )
     reason = failures[0] if failures else "no node holds it"
     raise NetworkUnavailable(f"segment {index} of 0x{root.hex()} could not be fetched: {reason}")
+
+
+@dataclass
+class SegmentsRead:
+    """Segments fetched on their own, each checked against the root with its proof."""
+
+    root: str
+    size: int
+    total_segments: int
+    data: dict[int, bytes]
+    """Segment index -> its bytes (cut to the file's size)."""
+    nodes: list[str]
+    healed_segments: int
+
+    @property
+    def bytes_read(self) -> int:
+        return sum(len(chunk) for chunk in self.data.values())
+
+
+def read_segments(
+    network: StorageNetwork,
+    root: str,
+    indices: Sequence[int],
+    *,
+    expected_size: int | None = None,
+    concurrency: int = 6,
+) -> SegmentsRead:
+    """Fetch only the segments ``indices`` of ``root``, each with its Merkle proof checked.
+
+    A proof ties a segment to the root on its own, so a sample of segments, or
+    the segments covering one byte range, can be checked without the rest of
+    the file. The root is not rebuilt and the file's SHA-256 cannot be checked:
+    the caller decides what the partial read proves.
+    """
+    root = root.lower()
+    root_bytes = _root_bytes(root)
+    holders_, size = _locate(network, root, expected_size, DownloadOptions())
+    total = -(-size // SEGMENT_SIZE)
+    wanted = sorted(set(indices))
+    if any(index < 0 or index >= total for index in wanted):
+        raise UsageError(f"{root} has segments 0 to {total - 1}, not {wanted}")
+    data: dict[int, bytes] = {}
+    used: set[str] = set()
+    healed = 0
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="zerog-read") as pool:
+        futures = {
+            index: pool.submit(_fetch_segment, network, holders_, root_bytes, size, index)
+            for index in wanted
+        }
+        for index, future in futures.items():
+            segment, _, node_url, was_healed = future.result()
+            data[index] = segment[: size - index * SEGMENT_SIZE]
+            used.add(node_url)
+            healed += was_healed
+    return SegmentsRead(root, size, total, data, sorted(used), healed)
+
+
+def read_range(
+    network: StorageNetwork,
+    root: str,
+    offset: int,
+    length: int,
+    *,
+    expected_size: int | None = None,
+) -> tuple[bytes, SegmentsRead]:
+    """The stored bytes ``[offset, offset + length)`` of ``root``, from its covering segments."""
+    if offset < 0 or length < 0:
+        raise UsageError("a byte range needs an offset and a length of 0 or more")
+    first = offset // SEGMENT_SIZE
+    last = max(first, (offset + length - 1) // SEGMENT_SIZE)
+    read = read_segments(network, root, range(first, last + 1), expected_size=expected_size)
+    if offset + length > read.size:
+        raise IntegrityError(
+            f"{root} holds {read.size} bytes; the range {offset}+{length} runs past its end"
+        )
+    joined = b"".join(read.data[index] for index in range(first, last + 1))
+    start = offset - first * SEGMENT_SIZE
+    return joined[start : start + length], read
