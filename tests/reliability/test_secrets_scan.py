@@ -6,7 +6,8 @@ on the devnet by a transfer from the development account, so every paid path
 (storage submissions, compute deposits and transfers, inference) runs with it.
 ZEROG_SIGNING_PRIVATE_KEY (which `auth sign-typed` uses), ENCRYPTION_KEY,
 JWT_SECRET (stored with `secrets set --stdin`), DATABASE_PASSWORD and
-CIRCLE_API_KEY (as a NAME_FILE path) carry random values. Afterwards the key
+CIRCLE_API_KEY (as a NAME_FILE path) carry random values; ZEROG_ROUTER_API_KEY
+is a real key of the devnet's 0G Router, used by inferences through it. Afterwards the key
 (with and without 0x, in any case) and the values appear nowhere: not in any
 command's stdout or stderr, not in any file under $ZEROG_HOME (config, ledger
 and its WAL, metrics textfiles, token cache, locks), not in the devnet's files
@@ -39,9 +40,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from tests.conftest import TEST_ADDRESS, TEST_PRIVATE_KEY
-from tests.devnet_harness import DevnetProcess, send_transaction, start_devnet
+from tests.devnet_harness import NO_PROXY, DevnetProcess, send_transaction, start_devnet
 from tests.reliability.conftest import (
     TRACEBACK,
     Run,
@@ -169,7 +171,11 @@ def test_a_whole_session_never_writes_a_secret(
     circle_file.write_text(circle_key + "\n")
     circle_file.chmod(0o600)
     metrics_file = zerog_home / "metrics" / "zerog.prom"
+    router_key = requests.post(
+        f"{net.base_url}/router/devnet/keys", timeout=10, proxies=NO_PROXY
+    ).json()["key"]
     env = {
+        "ZEROG_ROUTER_API_KEY": router_key,
         "ZEROG_DEVNET_URL": net.base_url,
         "ZEROG_STORAGE_PRIVATE_KEY": TEST_PRIVATE_KEY,
         "ZEROG_COMPUTE_PRIVATE_KEY": TEST_PRIVATE_KEY,
@@ -191,6 +197,7 @@ def test_a_whole_session_never_writes_a_secret(
         "CIRCLE_API_KEY": circle_key,
         "RPC URL api key": rpc_api_key,
         "Pushgateway URL password": gateway_password,
+        "ZEROG_ROUTER_API_KEY": router_key,
     }
     looking_for = needles(values)
     plain = random_file(tmp_path / "report.pdf", 120_000, random.Random(3))
@@ -241,8 +248,12 @@ def test_a_whole_session_never_writes_a_secret(
     zg("infer", "fund", "deposit", "5", "--yes", "-v")
     zg("infer", "fund", "transfer", PROVIDER_ADDRESS, "3", "--yes")
     for index in range(INFERENCES):
-        zg("infer", "ask", f"is my secret safe? {index}", "--no-stream", "--json", "-v")
+        zg("infer", "ask", f"is my secret safe? {index}", "--via", "direct", "--json", "-v")
+        zg("infer", "ask", f"and via the Router? {index}", "--no-stream", "--json", "-v")
+    zg("infer", "ask", "streamed via the Router", "--stream", "--verify-tee", "-v")
+    zg("infer", "models")
     zg("infer", "account")
+    zg("infer", "account", "--json", "-v")
     zg("infer", "log")
     zg("status")
     zg("status", "--json", "-v")

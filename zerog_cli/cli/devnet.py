@@ -271,3 +271,42 @@ def down(
     state().output.result(
         {"stopped": result.stopped, "pid": result.pid, "message": result.message}, result.message
     )
+
+
+@command(
+    app,
+    "router-key",
+    epilog=examples(
+        "zerog devnet router-key",
+        "zerog devnet router-key --json",
+        "zerog devnet router-key --revoke rk-1a2b3c4d",
+    ),
+)
+def router_key(
+    revoke: Annotated[
+        str | None,
+        typer.Option("--revoke", help="Revoke the key with this id instead.", show_default=False),
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data-dir", help="Default: where `devnet up` ran last.", show_default=False),
+    ] = None,
+) -> None:
+    """Create a devnet 0G Router API key for the dev account; it is printed once, only here.
+
+    Store it as the ZEROG_ROUTER_API_KEY secret (`zerog secrets set
+    ZEROG_ROUTER_API_KEY --stdin`). The dev account's Payment Layer balance is
+    funded when the devnet first starts. ``--revoke ID`` revokes a key: the
+    Router then answers 401 ``api_key_revoked``.
+    """
+    from zerog_cli.devnet import control
+
+    result = control.router_key(data_dir, revoke=revoke)
+    if revoke:
+        state().output.result(result, f"revoked Router key {result['id']}")
+        return
+    state().output.result(result, lambda: state().output.echo(result["key"]))
+    state().output.info(
+        f"key {result['id']} for {result['address']}; it is not shown again. Store it: "
+        "zerog secrets set ZEROG_ROUTER_API_KEY --stdin"
+    )

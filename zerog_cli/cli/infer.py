@@ -52,6 +52,7 @@ app = typer.Typer(
         "git diff | zerog infer - --system 'Review this patch' --max-tokens 400",
         "zerog infer providers --json",
         "zerog infer account",
+        "zerog infer models",
         "zerog infer log -n 5",
     ),
     no_args_is_help=True,
@@ -99,12 +100,18 @@ def _print_estimate(report: dict[str, Any]) -> None:
     spendable = report["spendable"]
     out.fields(
         [
-            ("provider", report["provider"]),
+            ("backend", report["backend"]),
+            ("provider", report["provider"] or "the Router's choice"),
             ("model", report["model"]),
             ("prompt tokens", f"~{report['prompt_tokens']} (4 bytes per token)"),
             ("max tokens", report["max_tokens"]),
             ("upper bound", f"{bound['0g']} 0G, {format_usd(bound['usd_micro'])}"),
-            ("spendable", "no sub-account" if spendable is None else f"{spendable['0g']} 0G"),
+            (
+                "spendable",
+                ("see `zerog infer account`" if report["backend"] == "router" else "no sub-account")
+                if spendable is None
+                else f"{spendable['0g']} 0G",
+            ),
             ("verify", "yes" if report["verify"] else "no"),
             ("balance", "fits" if report["fits_balance"] else report["balance_problem"]),
             ("budget", "fits" if report["fits_budget"] else report["budget_problem"]),
@@ -133,12 +140,16 @@ def _summary(report: dict[str, Any]) -> str:
     verification = report["verification"]
     if verification is None:
         verified = "signature not checked"
+    elif report.get("backend") == "router":
+        verified = f"Router verify_tee: {verification['status']}"
     elif verification["status"] == "verified":
         verified = f"signature verified ({_BINDING_WORDS[verification['binding']]})"
     else:
         verified = "signature unavailable"
+    via = "Router → " if report.get("backend") == "router" else ""
+    served = _short(report["provider"] or "?")
     return (
-        f"{report['model']} via {_short(report['provider'])} · {tokens} · {cost['0g']} 0G · "
+        f"{report['model']} via {via}{served} · {tokens} · {cost['0g']} 0G · "
         f"{format_usd(cost['usd_micro'])} · {verified} · log #{report['log_id']}"
     )
 
@@ -153,6 +164,7 @@ def _summary(report: dict[str, Any]) -> str:
         'zerog infer "Draft a reply" --estimate',
         "zerog infer 'Is this signed?' --verify-response "
         "--provider 0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+        'zerog infer "Hello" --via router --sort price --verify-tee',
     ),
 )
 def ask(
@@ -205,8 +217,41 @@ def ask(
             show_default=False,
         ),
     ] = None,
+    via: Annotated[
+        str | None,
+        typer.Option(
+            "--via",
+            help="router or direct (default: compute_backend; auto = the Router when "
+            "ZEROG_ROUTER_API_KEY is set and no compute_provider).",
+            show_default=False,
+        ),
+    ] = None,
+    sort: Annotated[
+        str | None,
+        typer.Option(
+            "--sort", help="Router: pick the provider by latency or price.", show_default=False
+        ),
+    ] = None,
+    no_fallbacks: Annotated[
+        bool,
+        typer.Option("--no-fallbacks", help="Router: fail rather than try another provider."),
+    ] = False,
+    verify_tee: Annotated[
+        bool,
+        typer.Option(
+            "--verify-tee",
+            help="Router: have it check the provider's TEE signature (a failed check is exit 3).",
+        ),
+    ] = False,
 ) -> None:
     """Ask one question, pay the provider, print the answer; every request is logged.
+
+    Through the 0G Router (``--via router``): one API key, one balance, the
+    Router picks the provider (``--provider ADDR`` pins one, ``--sort``,
+    ``--no-fallbacks``); the tenant's budget is checked before sending from the
+    model's prices in ``/v1/models`` and ``--max-tokens``, and settled from the
+    answer's usage and the Router's charge. Its 402 is exit 4, a revoked or
+    invalid key exit 8, a 429 is retried after ``Retry-After``.
 
     Refuses (exit 4, nothing sent) when the sub-account or the user's token or
     USD budget cannot cover the request's upper bound. A signature by the wrong
@@ -235,6 +280,10 @@ def ask(
         stream=streaming,
         verify=verify_response,
         estimate_only=estimate,
+        via=via,
+        sort=sort,
+        no_fallbacks=no_fallbacks,
+        verify_tee=verify_tee,
     )
     printed: list[str] = []
 
@@ -305,8 +354,36 @@ def providers(
     )
 
 
+def _print_router_account(router: dict[str, Any]) -> None:
+    out = state().output
+    funds = router["funds"]
+    owed = router["owed_to_router"]
+    pairs: list[tuple[str, Any]] = [
+        ("router", router["router_url"]),
+        ("router account", router["address"] or "-"),
+        ("router ledger", f"{router['ledger']['0g']} 0G ({router['ledger']['neuron']} neuron)"),
+    ]
+    if router["vault"] is not None:
+        pairs.append(("payment layer vault", f"{router['vault']['0g']} 0G"))
+    if router["pending_charge"] is not None:
+        pairs.append(("pending charge", f"{router['pending_charge']['0g']} 0G"))
+    if owed is not None:
+        pairs.append(("funds", f"owed to Router: {owed['0g']} 0G"))
+    elif funds is not None:
+        pairs.append(("funds", f"{funds['0g']} 0G"))
+    pairs.append(("payment layer", router["payment_layer_address"] or "-"))
+    pairs.append(("deposit", router["deposit_how"]))
+    out.fields(pairs)
+
+
 def _print_account(report: dict[str, Any]) -> None:
     out = state().output
+    router = report.get("router")
+    if router is not None:
+        _print_router_account(router)
+    if "wallet" not in report:
+        out.info(f"direct sub-accounts not shown: {report['direct_problem']}")
+        return
     ledger = report["ledger"]
     out.fields(
         [
@@ -391,16 +468,42 @@ def _wait(seconds: int) -> str:
 
 @command(app, "account", epilog=examples("zerog infer account", "zerog infer account --json"))
 def account() -> None:
-    """The wallet's compute ledger and per-provider sub-accounts, in 0G and neuron.
+    """The Router balance and the wallet's Direct ledger and sub-accounts, in 0G and neuron.
 
-    spendable = balance - pending refund - unsettled fees - the provider's 1 0G reserve.
-    Pending refunds are listed with the time each unlocks (chain time).
+    Router (when ZEROG_ROUTER_API_KEY is set): its ledger, the Payment Layer
+    vault, pending charges and the net funds ("owed to Router" when negative),
+    and where to deposit. Direct: spendable = balance - pending refund -
+    unsettled fees - the provider's 1 0G reserve; pending refunds are listed
+    with the time each unlocks (chain time).
     """
-    from zerog_cli.services.infer_info import account as read_account
+    from zerog_cli.services.infer_info import account_with_router
 
     current = state()
-    report = read_account(current.context)
+    report = account_with_router(current.context)
     current.output.result(report, lambda: _print_account(report))
+
+
+@command(app, "models", epilog=examples("zerog infer models", "zerog infer models --json"))
+def models() -> None:
+    """Models the 0G Router serves, with prices in 0G per million tokens and context length."""
+    from zerog_cli.services.infer_router import models_report
+
+    current = state()
+    rows = models_report(current.context)
+    current.output.result(
+        rows,
+        lambda: current.output.table(
+            rows,
+            [
+                Column("id", "model"),
+                Column("prompt_0g_per_million", "input 0G/M", justify="right"),
+                Column("completion_0g_per_million", "output 0G/M", justify="right"),
+                Column("context_length", "context", justify="right"),
+                Column("provider_count", "providers", justify="right"),
+            ],
+            empty="the Router lists no models",
+        ),
+    )
 
 
 def _confirmer(yes: bool) -> Any:
@@ -654,6 +757,7 @@ def log(
                 Column("id", "id", justify="right"),
                 Column("created_at", "when"),
                 Column("user", "user"),
+                Column("backend", "via"),
                 Column("model", "model"),
                 Column("provider_short", "provider"),
                 Column("tokens", "tokens", justify="right"),

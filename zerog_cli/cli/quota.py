@@ -154,16 +154,29 @@ def reset(
 @command(
     app,
     "report",
-    epilog=examples("zerog quota report", "zerog quota report --month 2026-10 --by ns --json"),
+    epilog=examples(
+        "zerog quota report",
+        "zerog quota report --month 2026-10 --by ns --json",
+        "zerog quota report --by backend",
+    ),
 )
 def report(
     month: Annotated[
         str | None,
         typer.Option("--month", help="YYYY-MM (default: this month).", show_default=False),
     ] = None,
-    by: Annotated[str, typer.Option("--by", help="Group by user, ns or service.")] = "user",
+    by: Annotated[
+        str,
+        typer.Option(
+            "--by", help="Group by user, ns, service, or for inference backend, model, provider."
+        ),
+    ] = "user",
 ) -> None:
-    """Costs for a month from the ledger, grouped by user, namespace or service."""
+    """Costs for a month from the ledger, grouped by user, namespace or service.
+
+    Inference costs also group by ``backend`` (router or direct), ``model`` and
+    ``provider`` (for the Router, the provider it chose); other costs show ``-``.
+    """
     from zerog_cli.services import quotas
 
     data = quotas.report(state().context, month, by)

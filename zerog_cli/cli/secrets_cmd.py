@@ -91,11 +91,16 @@ def remove(name: Annotated[str, typer.Argument(help="Secret name.")]) -> None:
 
 @command(app, "doctor", epilog=examples("zerog secrets doctor", "zerog secrets doctor --json"))
 def doctor() -> None:
-    """Check keys parse, secret files are 0600 and the keyring works. Exit 8 on problems."""
-    from zerog_cli.services.secrets_report import doctor as run_doctor
+    """Check keys parse, secret files are 0600 and the keyring works. Exit 8 on problems.
+
+    A ZEROG_ROUTER_API_KEY that is set is tried with one authenticated call to
+    the 0G Router (its balance): a revoked or invalid key is a problem, a
+    Router that cannot be reached only a warning.
+    """
+    from zerog_cli.services.secrets_report import doctor_with_router
 
     current = state()
-    report = run_doctor(current.context.secrets)
+    report = doctor_with_router(current.context)
 
     def human() -> None:
         out = current.output

@@ -40,6 +40,7 @@ RPC_PATHS = ("/", "/rpc")
 INDEXER_PREFIX = "/indexer"
 NODE_PREFIX = "/node"
 PROVIDER_PREFIX = "/provider"
+ROUTER_PREFIX = "/router"
 ADMIN_PREFIX = "/admin"
 
 # What a storage node accepts per JSON-RPC body (the real node's default).

@@ -407,6 +407,45 @@ def set_faults(data_dir: Path | str | None, changes: dict[str, Any]) -> dict[str
     return body
 
 
+def router_key(data_dir: Path | str | None, *, revoke: str | None = None) -> dict[str, Any]:
+    """A new Router API key for the dev account (``revoke``: that key id revoked instead).
+
+    The devnet is the one ``--data-dir`` names, else ``ZEROG_DEVNET_URL`` or
+    the one `devnet up` recorded, as for every other command.
+    """
+    import requests
+
+    from zerog_cli.infra.config import running_devnet_url
+
+    if data_dir is not None:
+        current = status(data_dir)
+        if not current.running or current.info is None:
+            raise NetworkUnavailable(f"no devnet is running in {current.data_dir}")
+        base: str | None = current.info.url
+    else:
+        base = running_devnet_url()
+    if base is None:
+        raise NetworkUnavailable("no devnet is running; start one with `zerog devnet up`")
+    path = "/router/devnet/keys/revoke" if revoke else "/router/devnet/keys"
+    try:
+        answer = requests.post(
+            base.rstrip("/") + path,
+            json={"id": revoke} if revoke else {},
+            timeout=10,
+            proxies={"http": "", "https": ""},
+        )
+        body = answer.json()
+    except (requests.RequestException, ValueError) as exc:
+        raise NetworkUnavailable(f"the devnet Router did not answer: {exc}") from None
+    if answer.status_code == 404 and revoke:
+        from zerog_cli.errors import NotFound
+
+        raise NotFound(f"the devnet Router has no key {revoke!r}")
+    if answer.status_code != 200 or not isinstance(body, dict):
+        raise UsageError(f"the devnet Router refused: {body}")
+    return body
+
+
 def status(data_dir: Path | str | None = None) -> DevnetStatus:
     """Is a devnet running for ``data_dir``? Read the pid file and ask it."""
     folder = _resolve(data_dir)

@@ -24,7 +24,7 @@ Settings (all changeable at run time through ``POST /admin/faults``):
 - ``lag_nodes`` and ``lag_ms``: those nodes see each Flow transaction only
   ``lag_ms`` after it was mined (a node behind the chain);
 - ``targets``: services the rates apply to, any of ``rpc``, ``indexer``,
-  ``node``, ``provider`` (default all);
+  ``node``, ``provider``, ``router`` (default all);
 - ``seed``: seed of the random generator, for reproducible runs.
 
 Faults never apply to ``/admin``. Counters: every request is counted per
@@ -43,7 +43,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-SERVICES = ("rpc", "indexer", "node", "provider")
+SERVICES = ("rpc", "indexer", "node", "provider", "router")
 FAIL_MODES = ("mixed", "http", "rpc")
 
 

@@ -9,6 +9,8 @@ Everything is served on one loopback HTTP port, by path:
 - ``/node/<i>``: storage node ``i`` (``zgs_*`` JSON-RPC);
 - ``/provider``: the compute provider, when ``zerog_cli.devnet.provider``
   registers it;
+- ``/router/v1``: the 0G Router in front of those providers
+  (``zerog_cli.devnet.router``), ``/router/devnet``: its devnet controls;
 - ``/admin/health``, ``/admin/faults``, ``/admin/stats``,
   ``/admin/stats/reset``: devnet control, never subject to faults.
 
@@ -52,6 +54,7 @@ from zerog_cli.devnet.constants import (
     MARKET_ADDRESS,
     NODE_PREFIX,
     PROVIDER_PREFIX,
+    ROUTER_PREFIX,
 )
 from zerog_cli.devnet.evm_rpc import EvmRpc
 from zerog_cli.devnet.faults import FaultConfigError, FaultInjector, FaultSettings
@@ -190,7 +193,10 @@ class Devnet:
             prefix = f"{NODE_PREFIX}/{node.index}"
             self.router.add(prefix, node.handle, service="node", node=node.index)
         self.router.add(ADMIN_PREFIX, self._admin, service=None)
+        self.providers: dict[str, Any] = {}
+        """Compute brokers by kind name, filled by the provider hook."""
         _call_hook("zerog_cli.devnet.provider", "register_routes", self)
+        _call_hook("zerog_cli.devnet.router", "register_routes", self)
 
     # -- URLs --------------------------------------------------------------------
 
@@ -221,6 +227,7 @@ class Devnet:
             "indexer_url": self.indexer_url,
             "node_urls": self.node_urls,
             "provider_url": self.provider_url,
+            "router_url": self.base_url + ROUTER_PREFIX + "/v1",
         }
 
     # -- routes --------------------------------------------------------------------

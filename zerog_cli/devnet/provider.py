@@ -478,6 +478,29 @@ class DevnetProvider:
         self._remember(chat_id, forwarded, response.body)
         return response
 
+    def routed_chat(self, messages: list[Any], max_tokens: int) -> Completion | Response:
+        """A chat the devnet Router forwards (`zerog_cli.devnet.router`), in process.
+
+        The Router pays providers from its own account, which the devnet does
+        not model: no token or billing gate here, but the same counters, the
+        same injected failures (``fail_status``) and the same model.
+        """
+        with self._lock:
+            self._chat_requests += 1
+        failure = self._injected_failure()
+        if failure is not None:
+            return failure
+        completion = complete(messages, max_tokens)
+        with self._lock:
+            self._served += 1
+        return completion
+
+    @property
+    def tampering(self) -> bool:
+        """``tamper_signatures`` is on: a TEE signature check of this provider fails."""
+        with self._lock:
+            return bool(self.settings.tamper_signatures)
+
     def _forward(self, raw: bytes, body: dict[str, Any]) -> bytes | Response:
         """The body this broker would forward upstream, rewritten as the real broker does.
 
@@ -738,4 +761,5 @@ def register_routes(devnet: Devnet) -> None:
         if isinstance(inference, InferenceServingContract):
             inference.set_service_url(kind.address, devnet.base_url + kind.prefix)
         provider = DevnetProvider(devnet.chain, kind=kind)
+        devnet.providers[kind.name] = provider
         devnet.add_route(kind.prefix, provider.handle, service="provider")

@@ -171,7 +171,9 @@ class _Handler(BaseHTTPRequestHandler):
             decision = faults.decide(route.service, route.node)
         if decision.latency_s:
             time.sleep(decision.latency_s)
-        if decision.fail_http or (decision.fail_rpc and route.service in ("provider", None)):
+        if decision.fail_http or (
+            decision.fail_rpc and route.service in ("provider", "router", None)
+        ):
             self._send(
                 Response.json({"error": "service unavailable (devnet fault injection)"}, 503)
             )

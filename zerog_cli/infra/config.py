@@ -210,6 +210,15 @@ KEYS: dict[str, Key] = {
         Key("compute_provider", _as_address, None, "default inference provider address"),
         Key("compute_model", _as_str, None, "default inference model"),
         Key(
+            "compute_backend",
+            _as_choice("auto", "router", "direct"),
+            "auto",
+            "infer through the 0G Router or Direct (auto: router when a Router key is set "
+            "and no compute_provider)",
+        ),
+        Key("router_url", _as_url, None, "0G Router API base, ending in /v1"),
+        Key("payment_layer_address", _as_address, None, "0G Payment Layer contract (Router funds)"),
+        Key(
             "verify_response", _as_choice("auto", "always", "never"), "auto", "check TEE signatures"
         ),
         Key(
@@ -321,6 +330,8 @@ PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
         "chain_id": 16602,
         "ledger_manager_address": "0xE70830508dAc0A97e6c087c75f402f9Be669E406",
         "inference_serving_address": "0xa79F4c8311FF93C06b8CfB403690cc987c93F91E",
+        "router_url": "https://router-api-testnet.integratenetwork.work/v1",
+        "payment_layer_address": "0x0AD9690e0b34aB2d493DE02cDF149ee34f6C9939",
     },
     "mainnet": {
         "rpc_url": "https://evmrpc.0g.ai",
@@ -328,6 +339,8 @@ PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
         "chain_id": 16661,
         "ledger_manager_address": "0x2dE54c845Cd948B72D2e32e39586fe89607074E3",
         "inference_serving_address": "0x47340d900bdFec2BD393c626E12ea0656F938d84",
+        "router_url": "https://router-api.0g.ai/v1",
+        "payment_layer_address": "0xA3b15Bd2aD18BFB6b5f92D8AA9F444Dd59d1cE32",
     },
 }
 
@@ -472,7 +485,7 @@ def read_config_file(path: Path | None = None) -> dict[str, Any]:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
 
 
-def _running_devnet_url() -> str | None:
+def running_devnet_url() -> str | None:
     """``ZEROG_DEVNET_URL``, else the URL of the devnet running in `devnet_data_dir`.
 
     None when no devnet runs there: never a guessed port, which on a shared
@@ -493,13 +506,14 @@ def _running_devnet_url() -> str | None:
 def _profile_defaults(profile: str) -> dict[str, tuple[Any, str]]:
     defaults = {key: (value, "profile") for key, value in PROFILE_DEFAULTS[profile].items()}
     if profile == "devnet":
-        base = _running_devnet_url()
+        base = running_devnet_url()
         if base is None:
             source = NO_DEVNET_SOURCE
         else:
             source = "env" if os.environ.get("ZEROG_DEVNET_URL") else "devnet"
         defaults["rpc_url"] = (base, source)
         defaults["indexer_url"] = (None if base is None else base + "/indexer", source)
+        defaults["router_url"] = (None if base is None else base + "/router/v1", source)
     return defaults
 
 

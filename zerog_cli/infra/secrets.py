@@ -36,6 +36,7 @@ KNOWN_SECRETS: dict[str, str] = {
     "ZEROG_STORAGE_PRIVATE_KEY": "wallet key that pays for storage submissions",
     "ZEROG_COMPUTE_PRIVATE_KEY": "wallet key for inference (falls back to the storage key)",
     "ZEROG_SIGNING_PRIVATE_KEY": "wallet key for typed data (sign-typed; else storage key, warned)",
+    "ZEROG_ROUTER_API_KEY": "0G Router API key (sk-...) for `zerog infer` via the Router",
     ENCRYPTION_KEY: "32-byte hex key for client-side encryption (--encrypt)",
     "CIRCLE_API_KEY": "Circle API key (payments)",
     "DATABASE_PASSWORD": "database password of the service",

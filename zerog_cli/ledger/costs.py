@@ -7,7 +7,14 @@ from dataclasses import dataclass
 
 from zerog_cli.ledger.db import Ledger, utc_now
 
-GROUP_COLUMNS = {"user": "user", "ns": "namespace", "service": "service"}
+GROUP_COLUMNS = {
+    "user": "user",
+    "ns": "namespace",
+    "service": "service",
+    "backend": "backend",
+    "model": "model",
+    "provider": "provider",
+}
 
 
 @dataclass(frozen=True)
@@ -23,14 +30,18 @@ class CostEntry:
     neuron: int
     reference: str | None
     network: str
+    backend: str | None = None
+    """Compute only: ``router`` or ``direct``; with the model and the provider that served."""
+    model: str | None = None
+    provider: str | None = None
 
 
 def record(conn: sqlite3.Connection, entry: CostEntry) -> int:
     """Insert one cost row; neuron is stored as decimal text (it can exceed 64 bits)."""
     cursor = conn.execute(
         "INSERT INTO cost_tracking (created_at, period, user, namespace, service, operation,"
-        " quantity, unit, usd_micro, neuron, reference, network)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " quantity, unit, usd_micro, neuron, reference, network, backend, model, provider)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             utc_now(),
             entry.period,
@@ -44,6 +55,9 @@ def record(conn: sqlite3.Connection, entry: CostEntry) -> int:
             str(entry.neuron),
             entry.reference,
             entry.network,
+            entry.backend,
+            entry.model,
+            entry.provider,
         ),
     )
     return int(cursor.lastrowid or 0)

@@ -49,12 +49,14 @@ class InferenceRecord:
     finish_reason: str | None
     binding: str | None = None
     """What a verified signature bound: request_and_response, response_only, signer_only."""
+    backend: str = "direct"
+    """``direct`` (a provider's broker) or ``router`` (the 0G Router; provider is its choice)."""
 
 
 _COLUMNS = (
     "user, network, wallet, provider, model, system, prompt, response, prompt_tokens,"
     " completion_tokens, cost_neuron, usd_micro, chat_id, duration_ms, status, verified,"
-    " verification, error, stream, max_tokens, finish_reason, binding"
+    " verification, error, stream, max_tokens, finish_reason, binding, backend"
 )
 
 
@@ -64,7 +66,7 @@ def insert(conn: sqlite3.Connection, record: InferenceRecord) -> int:
         raise ValueError(f"unknown inference status {record.status!r}")
     cursor = conn.execute(
         f"INSERT INTO inference_log (created_at, {_COLUMNS})"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             utc_now(),
             record.user,
@@ -89,6 +91,7 @@ def insert(conn: sqlite3.Connection, record: InferenceRecord) -> int:
             record.max_tokens,
             record.finish_reason,
             record.binding,
+            record.backend,
         ),
     )
     return int(cursor.lastrowid or 0)
@@ -97,6 +100,7 @@ def insert(conn: sqlite3.Connection, record: InferenceRecord) -> int:
 def _row(row: dict[str, Any]) -> dict[str, Any]:
     row["verified"] = None if row["verified"] is None else bool(row["verified"])
     row["stream"] = bool(row["stream"])
+    row["backend"] = row["backend"] or "direct"
     return row
 
 

@@ -376,6 +376,19 @@ def _sampled_verification_down(db: sqlite_utils.Database) -> None:
     db.table("verifications").transform(drop={"kind", "segments_checked", "segments_total"})
 
 
+def _compute_backend_up(db: sqlite_utils.Database) -> None:
+    db.table("inference_log").add_column("backend", str)
+    costs = db.table("cost_tracking")
+    costs.add_column("backend", str)
+    costs.add_column("model", str)
+    costs.add_column("provider", str)
+
+
+def _compute_backend_down(db: sqlite_utils.Database) -> None:
+    db.table("inference_log").transform(drop={"backend"})
+    db.table("cost_tracking").transform(drop={"backend", "model", "provider"})
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial_up, _initial_down),
     Migration(
@@ -413,6 +426,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         "verifications say whether the whole file was read or a sample of its segments",
         _sampled_verification_up,
         _sampled_verification_down,
+    ),
+    Migration(
+        8,
+        "inference and cost rows say which backend (router or direct), model and provider served",
+        _compute_backend_up,
+        _compute_backend_down,
     ),
 )
 

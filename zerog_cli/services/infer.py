@@ -90,6 +90,14 @@ class AskRequest:
     verify: bool | None = None
     """None: follow the ``verify_response`` setting."""
     estimate_only: bool = False
+    via: str | None = None
+    """``router`` or ``direct``; None: the ``compute_backend`` setting."""
+    sort: str | None = None
+    """Router only: ``latency`` or ``price``."""
+    no_fallbacks: bool = False
+    """Router only: no retry on another provider."""
+    verify_tee: bool = False
+    """Router only: ask the Router to check the provider's TEE signature."""
 
 
 def validate(request: AskRequest) -> None:
@@ -330,6 +338,7 @@ def _estimate_report(context: Context, plan: _Plan) -> dict[str, Any]:
     account = plan.account
     return {
         "estimate": True,
+        "backend": "direct",
         "user": user,
         "provider": plan.service.provider,
         "model": plan.model,
@@ -507,6 +516,9 @@ def _record(
                 neuron=spent.neuron,
                 reference=exchange.chat_id,
                 network=settings.profile,
+                backend="direct",
+                model=plan.model,
+                provider=plan.service.provider,
             ),
         )
     return row_id, outcome
@@ -537,8 +549,17 @@ def ask(context: Context, request: AskRequest, on_delta: DeltaSink | None = None
     failed signature check (the answer is still recorded), NetworkUnavailable
     (6) when the provider cannot be reached.
     """
+    from zerog_cli.services import infer_router
     from zerog_cli.zerog.compute import chat_request_body
 
+    validate(request)
+    if infer_router.backend_for(context, request.via) == "router":
+        return infer_router.ask(context, request, on_delta)
+    if request.sort is not None or request.no_fallbacks or request.verify_tee:
+        raise UsageError(
+            "--sort, --no-fallbacks and --verify-tee are Router options; this request goes Direct",
+            hint="add --via router (and set ZEROG_ROUTER_API_KEY), or use --verify-response",
+        )
     plan = _plan(context, request)
     if request.estimate_only:
         return _estimate_report(context, plan)
@@ -643,6 +664,8 @@ def ask(context: Context, request: AskRequest, on_delta: DeltaSink | None = None
         warnings.append(f"{verification.reason}: the answer is not verified")
     return {
         "answer": exchange.text,
+        "reasoning": exchange.reasoning or None,
+        "backend": "direct",
         "model": plan.model,
         "provider": plan.service.provider,
         "user": user,

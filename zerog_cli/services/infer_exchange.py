@@ -57,6 +57,10 @@ class Exchange:
     usage: dict[str, Any] | None = None
     chat_id: str | None = None
     finish_reason: str | None = None
+    trace: dict[str, Any] | None = None
+    """The 0G Router's ``x_0g_trace`` (provider chosen, billing, TEE check)."""
+    reasoning: str = ""
+    """``reasoning_content`` of a thinking model, apart from the answer."""
 
     @property
     def received_text(self) -> str:
@@ -105,10 +109,15 @@ def _read_plain(answer: bytes, headers: Mapping[str, str], exchange: Exchange) -
     usage = document.get("usage")
     exchange.usage = usage if isinstance(usage, dict) else None
     exchange.chat_id = chat_id_from(headers, document)
+    trace = document.get("x_0g_trace")
+    exchange.trace = trace if isinstance(trace, dict) else None
     choices = document.get("choices")
     if isinstance(choices, list) and choices and isinstance(choices[0], dict):
         reason = choices[0].get("finish_reason")
         exchange.finish_reason = reason if isinstance(reason, str) else None
+        message = choices[0].get("message")
+        reasoning = message.get("reasoning_content") if isinstance(message, dict) else None
+        exchange.reasoning = reasoning if isinstance(reasoning, str) else ""
 
 
 def _safe_line(line: bytes) -> bool:
@@ -161,6 +170,8 @@ def _read_stream(
         streamed.headers, {"id": parser.chat_id} if parser.chat_id else None
     )
     exchange.finish_reason = parser.finish_reason
+    exchange.trace = parser.trace
+    exchange.reasoning = "".join(parser.reasoning_parts)
 
 
 def _send_once(
@@ -228,6 +239,65 @@ def send(
             link.forget_token(service.provider)
             continue
         raise failure.to_error(route_endpoint(service.url, CHAT_ROUTE))
+
+
+def send_routed(
+    context: Context,
+    url: str,
+    headers: Mapping[str, str],
+    exchange: Exchange,
+    *,
+    stream: bool,
+    on_delta: DeltaSink | None,
+) -> None:
+    """POST ``exchange.request_body`` to the 0G Router, read as from a provider.
+
+    The same retries as a provider chat (429 after ``Retry-After``, 502/503/504,
+    connection failures before sending); a refusal is raised as the project
+    error `zerog_cli.zerog.router.router_error` names.
+    """
+    from zerog_cli.infra.http import endpoint_of
+    from zerog_cli.zerog.router import router_error
+
+    http = context.http
+    endpoint = endpoint_of(url)
+    policy, timeouts = _chat_policy(context)
+    sent = {
+        **headers,
+        "Content-Type": "application/json",
+        "Accept": "text/event-stream" if stream else "application/json",
+    }
+    if not stream:
+        response = http.request(
+            "POST",
+            url,
+            endpoint=endpoint,
+            data=exchange.request_body,
+            headers=sent,
+            timeout=timeouts,
+            retry=policy,
+            max_bytes=_answer_cap(context),
+        )
+        if not response.ok:
+            raise router_error(response.status, response.content, response.headers, endpoint)
+        exchange.answered = True
+        exchange.raw += response.content
+        _read_plain(response.content, response.headers, exchange)
+        return
+    with http.stream(
+        "POST",
+        url,
+        endpoint=endpoint,
+        data=exchange.request_body,
+        headers=sent,
+        timeout=timeouts,
+        retry=policy,
+    ) as streamed:
+        if not streamed.ok:
+            body = streamed.read(64 << 10)
+            raise router_error(streamed.status, body, streamed.headers, endpoint)
+        exchange.answered = True
+        _read_stream(context, streamed, exchange, on_delta)
 
 
 SIGNATURE_FIRST_PAUSE = 0.25

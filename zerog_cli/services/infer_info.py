@@ -115,6 +115,27 @@ def account(context: Context) -> dict[str, Any]:
     return report
 
 
+def account_with_router(context: Context) -> dict[str, Any]:
+    """`account`, with the Router's balance under ``router`` when a Router key is set.
+
+    Without a Router key this is `account` (its ``router`` is None). With one, a
+    Direct side that cannot be read for want of a wallet key is left out
+    (``direct_problem`` says why) rather than hiding the Router balance.
+    """
+    from zerog_cli.errors import ConfigError
+    from zerog_cli.services.infer_router import account_report
+    from zerog_cli.zerog.router import API_KEY_SECRET
+
+    if context.secrets.get(API_KEY_SECRET) is None:
+        return {**account(context), "router": None}
+    router = account_report(context)
+    try:
+        direct = account(context)
+    except ConfigError as problem:
+        return {"router": router, "direct_problem": str(problem)}
+    return {**direct, "router": router}
+
+
 def log(context: Context, *, user: str | None, limit: int, everyone: bool) -> list[dict[str, Any]]:
     """The newest ``limit`` requests of ``user`` (default: the acting user) or of everyone."""
     if not 1 <= limit <= INT64_MAX:

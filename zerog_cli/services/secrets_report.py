@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zerog_cli.errors import ConfigError
 from zerog_cli.infra.secrets import ENCRYPTION_KEY, KNOWN_SECRETS, SecretStore
 from zerog_cli.infra.signing import COMPUTE_KEY, SIGNING_KEY, STORAGE_KEY, normalise_private_key
 from zerog_cli.zerog.encryption import parse_symmetric_key
+
+if TYPE_CHECKING:
+    from zerog_cli.services.context import Context
 
 PRIVATE_KEY_SECRETS = (STORAGE_KEY, COMPUTE_KEY, SIGNING_KEY)
 
@@ -88,3 +91,23 @@ def doctor(store: SecretStore) -> dict[str, Any]:
         "warnings": warnings + store.warnings,
         "ok": not problems,
     }
+
+
+def doctor_with_router(context: Context) -> dict[str, Any]:
+    """`doctor`, plus one cheap authenticated Router call when a Router key is set."""
+    from zerog_cli.services.infer_router import check_key
+    from zerog_cli.zerog.router import API_KEY_SECRET
+
+    report = doctor(context.secrets)
+    if context.secrets.get(API_KEY_SECRET) is None:
+        return report
+    checked = check_key(context)
+    for row in report["secrets"]:
+        if row["name"] == API_KEY_SECRET and row["status"] == "ok":
+            row["status"] = "ok" if checked["ok"] else checked["status"]
+    if checked["status"] == "invalid":
+        report["problems"].append(f"{API_KEY_SECRET}: {checked['problem']}")
+        report["ok"] = False
+    elif not checked["ok"]:
+        report["warnings"].append(f"{API_KEY_SECRET} not checked: {checked['problem']}")
+    return report

@@ -271,6 +271,10 @@ class ChatStream:
     model: str | None = None
     finish_reason: str | None = None
     done: bool = False
+    reasoning_parts: list[str] = field(default_factory=list)
+    """``delta.reasoning_content`` of thinking models, kept apart from the answer."""
+    trace: dict[str, Any] | None = None
+    """The 0G Router's ``x_0g_trace`` object, on the chunk that carries it."""
     _pending: bytes = b""
 
     @property
@@ -314,6 +318,8 @@ class ChatStream:
             self.model = chunk["model"]
         if isinstance(chunk.get("usage"), dict):
             self.usage = chunk["usage"]
+        if isinstance(chunk.get("x_0g_trace"), dict):
+            self.trace = chunk["x_0g_trace"]
         choices = chunk.get("choices")
         if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
             return None
@@ -321,6 +327,9 @@ class ChatStream:
         if isinstance(choice.get("finish_reason"), str):
             self.finish_reason = choice["finish_reason"]
         delta = choice.get("delta")
+        reasoning = delta.get("reasoning_content") if isinstance(delta, dict) else None
+        if isinstance(reasoning, str) and reasoning:
+            self.reasoning_parts.append(reasoning)
         content = delta.get("content") if isinstance(delta, dict) else None
         if not isinstance(content, str) or not content:
             return None

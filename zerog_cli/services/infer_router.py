@@ -1,0 +1,474 @@
+"""`zerog infer` through the 0G Router, with the per-tenant budgets the Router does not have.
+
+One request (``ask``), as `zerog_cli.services.infer` does for Direct:
+
+1. validate the input (exit 2) and read the model's prices from ``GET
+   /v1/models`` (cached for a minute per Router);
+2. bound the request: the prompt at 4 bytes per token plus ``--max-tokens``,
+   priced at the model's published prices; reserve that against the tenant's
+   token limit and monthly USD budget (exit 4, and the Router sees no chat
+   request, when it does not fit);
+3. POST ``/v1/chat/completions`` with the Router key, ``verify_tee`` when
+   asked, and the routing preferences as ``X-0G-Provider-*`` headers; the
+   Router picks the provider and fails over;
+4. settle, in one transaction with the ``inference_log`` row and the
+   ``cost_tracking`` row: tokens from the answer's ``usage`` (capped at what the
+   request allowed), neuron from the Router's own charge
+   (``x_0g_trace.billing.total_cost``, else usage x published prices), the
+   provider the Router chose and the backend ``router``;
+5. ``tee_verified: false`` in the trace is exit 3 after recording.
+
+The Router's 402 (exit 4), 401 (exit 8, naming the secret) and 429 (retried
+after ``Retry-After``) come from `zerog_cli.zerog.router.router_error`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from zerog_cli.errors import IntegrityError, NotFound, UsageError, ZerogError
+from zerog_cli.infra.units import format_0g
+from zerog_cli.ledger import inference as inference_rows
+from zerog_cli.ledger import quotas as quota_rows
+from zerog_cli.ledger.costs import CostEntry
+from zerog_cli.ledger.quotas import Reserved
+from zerog_cli.services import quotas
+from zerog_cli.services.context import Context
+from zerog_cli.services.infer_exchange import DeltaSink, Exchange, send_routed
+from zerog_cli.zerog.router import API_KEY_SECRET, RouterModel, Routing, parse_trace
+
+if TYPE_CHECKING:
+    from zerog_cli.services.infer import AskRequest
+
+BACKENDS = ("router", "direct")
+MODELS_TTL_S = 60.0
+"""How long one process trusts a Router's model list (prices change rarely)."""
+
+_models_cache: dict[str, tuple[float, list[RouterModel]]] = {}
+_models_lock = threading.Lock()
+
+
+def _amount(neuron: int) -> dict[str, str]:
+    return {"neuron": str(neuron), "0g": format_0g(neuron)}
+
+
+def backend_for(context: Context, via: str | None) -> str:
+    """``--via``, else ``compute_backend``; ``auto`` is the Router when its key is set
+    and no ``compute_provider`` names a Direct provider."""
+    if via is not None:
+        if via not in BACKENDS:
+            raise UsageError(f"--via must be router or direct, not {via!r}")
+        return via
+    setting = str(context.settings.compute_backend)
+    if setting != "auto":
+        return setting
+    if context.settings.compute_provider:
+        return "direct"
+    return "router" if context.secrets.get(API_KEY_SECRET) is not None else "direct"
+
+
+def router_base(context: Context) -> str:
+    return context.settings.endpoint("router_url").rstrip("/")
+
+
+def _authorization(context: Context) -> dict[str, str]:
+    key = context.secrets.require(API_KEY_SECRET, "the 0G Router API key")
+    return {"Authorization": f"Bearer {key}"}
+
+
+def _get_json(context: Context, path: str, *, authorized: bool) -> Any:
+    from zerog_cli.infra.http import endpoint_of
+    from zerog_cli.zerog.jsonrpc import loads_untrusted
+    from zerog_cli.zerog.router import router_error
+
+    url = f"{router_base(context)}/{path}"
+    headers = _authorization(context) if authorized else {}
+    response = context.http.request(
+        "GET", url, endpoint=endpoint_of(url), headers=headers, max_bytes=8 << 20
+    )
+    if not response.ok:
+        raise router_error(response.status, response.content, response.headers, endpoint_of(url))
+    try:
+        return loads_untrusted(response.content)
+    except ValueError:
+        from zerog_cli.errors import ProtocolError
+
+        raise ProtocolError(f"the Router's answer to {path} is not JSON") from None
+
+
+def list_models(context: Context) -> list[RouterModel]:
+    """``GET /v1/models`` (no key needed), cached for `MODELS_TTL_S` per Router URL."""
+    from zerog_cli.zerog.router import parse_models
+
+    base = router_base(context)
+    now = time.monotonic()
+    with _models_lock:
+        cached = _models_cache.get(base)
+        if cached is not None and now - cached[0] < MODELS_TTL_S:
+            return cached[1]
+    models = parse_models(_get_json(context, "models", authorized=False))
+    with _models_lock:
+        _models_cache[base] = (now, models)
+    return models
+
+
+def models_report(context: Context) -> list[dict[str, Any]]:
+    """The catalog with prices in 0G per million tokens, as `zerog infer models` shows it."""
+    rows = []
+    for model in list_models(context):
+        rows.append(
+            {
+                **model.to_json(),
+                "prompt_0g_per_million": format_0g(model.prompt_price * 1_000_000),
+                "completion_0g_per_million": format_0g(model.completion_price * 1_000_000),
+            }
+        )
+    return rows
+
+
+def _model(context: Context, wanted: str | None) -> RouterModel:
+    models = list_models(context)
+    if wanted is None:
+        if not models:
+            raise NotFound("the Router lists no models")
+        return models[0]
+    for model in models:
+        if model.id == wanted:
+            return model
+    known = ", ".join(model.id for model in models) or "none"
+    raise NotFound(f"the Router serves no model {wanted!r} (it serves: {known})")
+
+
+def account_report(context: Context) -> dict[str, Any]:
+    """``/v1/account/balance`` and ``/v1/account/funds``, with where to deposit."""
+    from zerog_cli.zerog.router import DEPOSIT_HINT, parse_balance
+
+    balance = parse_balance(
+        _get_json(context, "account/balance", authorized=True),
+        _get_json(context, "account/funds", authorized=True),
+    )
+    funds = balance.funds_total
+    return {
+        "router_url": router_base(context),
+        "address": balance.address,
+        "ledger": _amount(balance.ledger_total),
+        "deposit": _amount(balance.deposit),
+        "credit": _amount(balance.credit),
+        "pending_charge": None
+        if balance.pending_charge is None
+        else _amount(balance.pending_charge),
+        "vault": None if balance.vault is None else _amount(balance.vault),
+        "funds": None if funds is None else _amount(funds),
+        "owed_to_router": None if funds is None or funds >= 0 else _amount(-funds),
+        "payment_layer_address": context.settings.payment_layer_address,
+        "deposit_how": DEPOSIT_HINT,
+    }
+
+
+def check_key(context: Context) -> dict[str, Any]:
+    """One cheap authenticated call (``/v1/account/balance``): is the key accepted?
+
+    ``status``: ``ok``, ``invalid`` (the Router refused the key) or
+    ``unchecked`` (the Router could not be asked).
+    """
+    from zerog_cli.errors import ConfigError
+
+    try:
+        _get_json(context, "account/balance", authorized=True)
+    except ConfigError as refused:
+        return {"ok": False, "status": "invalid", "problem": str(refused)}
+    except ZerogError as failure:
+        return {"ok": False, "status": "unchecked", "problem": str(failure)}
+    return {"ok": True, "status": "ok", "problem": None}
+
+
+# --- one request --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _RoutedPlan:
+    model: RouterModel
+    messages: list[dict[str, Any]]
+    prompt_tokens: int
+    tokens_bound: int
+    usd_bound: int
+    fee_bound: int
+
+
+@dataclass(frozen=True)
+class _RoutedSpent:
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    neuron: int
+    tokens: int
+    usd_micro: int
+    usage_known: bool
+
+
+def _plan(context: Context, request: AskRequest) -> _RoutedPlan:
+    from zerog_cli.services.infer import _estimated_prompt_tokens, _messages
+
+    messages = _messages(request)
+    model = _model(context, request.model or context.settings.compute_model)
+    prompt_tokens = _estimated_prompt_tokens(messages)
+    if model.context_length is not None and prompt_tokens + request.max_tokens > (
+        model.context_length
+    ):
+        raise UsageError(
+            f"~{prompt_tokens} prompt tokens + --max-tokens {request.max_tokens} exceed "
+            f"{model.id}'s context length {model.context_length}"
+        )
+    tokens_bound = prompt_tokens + request.max_tokens
+    return _RoutedPlan(
+        model=model,
+        messages=messages,
+        prompt_tokens=prompt_tokens,
+        tokens_bound=tokens_bound,
+        usd_bound=quotas.compute_usd_micro(tokens_bound, context.settings),
+        fee_bound=model.cost(prompt_tokens, request.max_tokens),
+    )
+
+
+def _spent(
+    context: Context, plan: _RoutedPlan, request: AskRequest, exchange: Exchange
+) -> _RoutedSpent:
+    """From the answer's usage, capped at what the request allowed; neuron as the Router
+    charged it. Without usage: the upper bound."""
+    from zerog_cli.zerog.compute_fees import usage_count
+
+    trace = parse_trace(exchange.trace)
+    usage = exchange.usage
+    if usage is None:
+        neuron = trace.total_cost if trace.total_cost is not None else plan.fee_bound
+        return _RoutedSpent(None, None, neuron, plan.tokens_bound, plan.usd_bound, False)
+    prompt = min(usage_count(usage.get("prompt_tokens")), len(exchange.request_body))
+    completion = min(usage_count(usage.get("completion_tokens")), request.max_tokens)
+    neuron = (
+        trace.total_cost if trace.total_cost is not None else plan.model.cost(prompt, completion)
+    )
+    tokens = prompt + completion
+    return _RoutedSpent(
+        prompt, completion, neuron, tokens, quotas.compute_usd_micro(tokens, context.settings), True
+    )
+
+
+def _record(
+    context: Context,
+    plan: _RoutedPlan,
+    request: AskRequest,
+    reservation: quotas.Reservation,
+    exchange: Exchange,
+    *,
+    status: str,
+    spent: _RoutedSpent | None,
+    error: str | None,
+    duration_ms: int,
+) -> tuple[int, quotas.SettleOutcome | None]:
+    """Log row and quota/cost in one transaction; ``spent`` None releases the reservation."""
+    settings = context.settings
+    trace = parse_trace(exchange.trace)
+    provider = trace.provider or ""
+    verified = trace.tee_verified if request.verify_tee else None
+    record = inference_rows.InferenceRecord(
+        user=reservation.user,
+        network=settings.profile,
+        wallet="",
+        provider=provider,
+        model=plan.model.id,
+        system=request.system,
+        prompt=request.prompt,
+        response=exchange.received_text if exchange.answered else None,
+        prompt_tokens=None if spent is None else spent.prompt_tokens,
+        completion_tokens=None if spent is None else spent.completion_tokens,
+        cost_neuron=None if spent is None else spent.neuron,
+        usd_micro=None if spent is None else spent.usd_micro,
+        chat_id=exchange.chat_id,
+        duration_ms=duration_ms,
+        status=status,
+        verified=verified,
+        verification=None
+        if verified is None
+        else ("router verify_tee: " + ("verified" if verified else "signature did not verify")),
+        error=error,
+        stream=request.stream,
+        max_tokens=request.max_tokens,
+        finish_reason=exchange.finish_reason,
+        backend="router",
+    )
+    with context.ledger.transaction() as conn:
+        row_id = inference_rows.insert(conn, record)
+        if spent is None:
+            quota_rows.release(conn, reservation.id)
+            return row_id, None
+        outcome = quotas.settle(
+            conn,
+            context,
+            reservation,
+            Reserved(tokens=spent.tokens, usd_micro=spent.usd_micro),
+            CostEntry(
+                period=quotas.current_period(context),
+                user=reservation.user,
+                namespace=None,
+                service="compute",
+                operation="infer",
+                quantity=spent.tokens,
+                unit="tokens",
+                usd_micro=spent.usd_micro,
+                neuron=spent.neuron,
+                reference=exchange.chat_id,
+                network=settings.profile,
+                backend="router",
+                model=plan.model.id,
+                provider=provider or None,
+            ),
+        )
+    return row_id, outcome
+
+
+def _estimate_report(context: Context, plan: _RoutedPlan, request: AskRequest) -> dict[str, Any]:
+    from zerog_cli.services.infer import _budget_problem
+
+    user = context.acting_user
+    budget = _budget_problem(context, user, plan.tokens_bound, plan.usd_bound)
+    return {
+        "estimate": True,
+        "backend": "router",
+        "user": user,
+        "provider": request.provider,
+        "model": plan.model.id,
+        "prompt_tokens": plan.prompt_tokens,
+        "max_tokens": request.max_tokens,
+        "tokens_upper_bound": plan.tokens_bound,
+        "cost_upper_bound": {**_amount(plan.fee_bound), "usd_micro": plan.usd_bound},
+        "prices": {
+            "input": str(plan.model.prompt_price),
+            "output": str(plan.model.completion_price),
+            "source": "router",
+            "cache_divisor": None,
+        },
+        "spendable": None,
+        "unsettled": None,
+        "verify": request.verify_tee,
+        "fits_balance": True,
+        "balance_problem": None,
+        "fits_budget": budget is None,
+        "budget_problem": budget,
+    }
+
+
+def ask(context: Context, request: AskRequest, on_delta: DeltaSink | None = None) -> dict[str, Any]:
+    """Run one chat request through the Router (or only estimate it); the CLI's report."""
+    from zerog_cli.zerog.compute import chat_request_body, go_json_bytes
+    from zerog_cli.zerog.jsonrpc import loads_untrusted
+
+    plan = _plan(context, request)
+    if request.estimate_only:
+        return _estimate_report(context, plan, request)
+    routing = Routing(
+        sort=request.sort,
+        address=request.provider,
+        allow_fallbacks=False if request.no_fallbacks else None,
+    )
+    headers = {**_authorization(context), **routing.headers()}
+    url = f"{router_base(context)}/chat/completions"
+    user = context.acting_user
+    reservation = quotas.reserve(
+        context,
+        user,
+        None,
+        Reserved(tokens=plan.tokens_bound, usd_micro=plan.usd_bound),
+        purpose="infer",
+    )
+    body = chat_request_body(
+        plan.model.id,
+        plan.messages,
+        max_tokens=request.max_tokens,
+        stream=request.stream,
+        temperature=request.temperature,
+    )
+    if request.verify_tee:
+        body = go_json_bytes({**loads_untrusted(body), "verify_tee": True})
+    exchange = Exchange(body)
+    started = time.monotonic()
+    try:
+        send_routed(context, url, headers, exchange, stream=request.stream, on_delta=on_delta)
+    except BaseException as failure:
+        seconds = time.monotonic() - started
+        spent = _spent(context, plan, request, exchange) if exchange.answered else None
+        message = str(failure) if isinstance(failure, ZerogError) else type(failure).__name__
+        _record(
+            context,
+            plan,
+            request,
+            reservation,
+            exchange,
+            status="error",
+            spent=spent,
+            error=message,
+            duration_ms=int(seconds * 1000),
+        )
+        context.metrics.compute_requests.labels(plan.model.id, "error").inc()
+        raise
+    seconds = time.monotonic() - started
+    trace = parse_trace(exchange.trace)
+    spent = _spent(context, plan, request, exchange)
+    status = "ok"
+    if request.verify_tee and trace.tee_verified is not True:
+        status = "mismatch" if trace.tee_verified is False else "unverified"
+    log_id, outcome = _record(
+        context,
+        plan,
+        request,
+        reservation,
+        exchange,
+        status=status,
+        spent=spent,
+        error=None if status == "ok" else f"verify_tee: tee_verified={trace.tee_verified}",
+        duration_ms=int(seconds * 1000),
+    )
+    metrics = context.metrics
+    metrics.compute_requests.labels(plan.model.id, status).inc()
+    metrics.compute_duration.labels(plan.model.id).observe(seconds)
+    metrics.cost_usd.labels("compute").inc(spent.usd_micro / 1_000_000)
+    warnings = [] if spent.usage_known else ["the Router sent no usage: charged the upper bound"]
+    if outcome is not None:
+        warnings += outcome.warnings
+        for limit_name, ratio in outcome.ratios.items():
+            metrics.quota_usage.labels(user, limit_name).set(ratio)
+    if status == "mismatch":
+        raise IntegrityError(
+            f"the Router reports the provider's TEE signature did not verify for chat "
+            f"{exchange.chat_id} (logged as #{log_id}; do not trust this answer)"
+        )
+    if status == "unverified":
+        warnings.append("verify_tee was asked but the Router reported no result")
+    return {
+        "answer": exchange.text,
+        "reasoning": exchange.reasoning or None,
+        "backend": "router",
+        "model": plan.model.id,
+        "provider": trace.provider,
+        "request_id": trace.request_id,
+        "user": user,
+        "usage": None
+        if not spent.usage_known
+        else {
+            "prompt_tokens": spent.prompt_tokens,
+            "completion_tokens": spent.completion_tokens,
+            "total_tokens": spent.tokens,
+        },
+        "cost": {**_amount(spent.neuron), "usd_micro": spent.usd_micro},
+        "chat_id": exchange.chat_id,
+        "verified": trace.tee_verified if request.verify_tee else None,
+        "verification": None
+        if not request.verify_tee
+        else {"status": status, "tee_verified": trace.tee_verified, "by": "router"},
+        "stream": request.stream,
+        "finish_reason": exchange.finish_reason,
+        "duration_ms": int(seconds * 1000),
+        "log_id": log_id,
+        "warnings": warnings,
+    }
