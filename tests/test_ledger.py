@@ -128,3 +128,16 @@ def test_ledger_sql_reads_and_refuses_writes(zerog) -> None:
         assert "read-only" in result.stderr
     assert zerog("ledger", "sql", "SELECT 1; SELECT 2").exit_code == 2
     assert zerog("ledger", "sql", "SELECT * FROM no_such_table").exit_code == 2
+
+
+def test_alert_values_past_int64_and_float_are_stored(tmp_path: Path) -> None:
+    from zerog_cli.ledger import alerts
+
+    ledger = open_ledger(tmp_path / "ledger.db")
+    with ledger.transaction() as conn:
+        for claim in (2**300, 2**1100):
+            alerts.record(
+                conn, level="critical", kind="usage_claim", subject="p", message="m", value=claim
+            )
+    values = [row["value"] for row in alerts.recent(ledger, kind="usage_claim")]
+    assert values == [float("inf"), float(2**300)]

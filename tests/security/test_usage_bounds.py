@@ -116,3 +116,17 @@ def test_an_inflated_prompt_is_capped_at_the_bytes_sent_and_the_provider_flagged
         assert "over-reported usage" in table.stdout
         honest = cli("infer", "hello", "--max-tokens", "16", "--as", "tenant")
         assert honest.exit_code == 0, honest
+
+
+def test_a_claim_past_what_sqlite_holds_is_recorded_not_a_crash(
+    cli, net: DevnetProcess, zerog_home: Path, attack: AttackContext
+) -> None:
+    huge = 2**300
+    provider_settings(net, claimed_completion_tokens=huge)
+    with attack("usage bounds", "provider claims 2**300 completion tokens"):
+        result = cli("infer", "hello", "--max-tokens", "16", "--as", "tenant")
+        assert result.exit_code == 3, result
+        (alert,) = rows(zerog_home, "SELECT * FROM alerts WHERE kind = 'usage_claim'")
+        assert alert["value"] >= 1e90
+        (logged,) = rows(zerog_home, "SELECT * FROM inference_log WHERE user = 'tenant'")
+        assert (logged["status"], logged["completion_tokens"]) == ("overclaimed", 16)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sqlite3
 from typing import Any
 
@@ -19,12 +20,27 @@ def record(
     threshold: float | None = None,
     period: str | None = None,
 ) -> int:
+    """Insert one alert; ``value`` and ``threshold`` are stored as REAL.
+
+    They are converted here because a caller may pass a peer's claim as a Python
+    int larger than SQLite's 64-bit INTEGER (a provider reporting 2**300 tokens);
+    past what a float holds, the value is infinity.
+    """
     cursor = conn.execute(
         "INSERT INTO alerts (created_at, level, kind, subject, message, value, threshold, period)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (utc_now(), level, kind, subject, message, value, threshold, period),
+        (utc_now(), level, kind, subject, message, _real(value), _real(threshold), period),
     )
     return int(cursor.lastrowid or 0)
+
+
+def _real(number: float | None) -> float | None:
+    if number is None:
+        return None
+    try:
+        return float(number)
+    except OverflowError:
+        return math.inf
 
 
 def recent(ledger: Ledger, limit: int = 50, kind: str | None = None) -> list[dict[str, Any]]:
