@@ -92,6 +92,16 @@ TOOLS: dict[str, Tool] = {
             installed=ts_sdk.is_installed,
             installer=ts_sdk.ensure_installed,
         ),
+        Tool(
+            "anvil",
+            "anvil (npm @foundry-rs/anvil, its Linux binary inside"
+            " @foundry-rs/anvil-linux-amd64) runs the official contracts' bytecode"
+            " from the SDK packages (tests/test_contracts_differential.py); pinned by"
+            " the same lock file as ts-sdk",
+            commands=("node", "npm"),
+            installed=ts_sdk.is_installed,
+            installer=ts_sdk.ensure_installed,
+        ),
     )
 }
 

@@ -1,7 +1,11 @@
 """The official 0G TypeScript SDKs, pinned by tests/interop/package-lock.json.
 
 Two packages: the storage SDK (``@0gfoundation/0g-ts-sdk``) and the compute SDK
-(``@0gfoundation/0g-compute-ts-sdk``), with the ethers both take. One installer
+(``@0gfoundation/0g-compute-ts-sdk``), with the ethers both take; and anvil
+(``@foundry-rs/anvil``: its binary is in the platform package
+``@foundry-rs/anvil-linux-amd64``, an optional dependency that ``npm ci``
+installs on Linux x86-64 without running any install script), which runs the
+official contracts' bytecode from the two SDK packages. One installer
 for everything that drives them (interop tests, benchmarks): `npm ci` of the
 committed lock file into a cache folder, `$ZEROG_NPM_CACHE` or
 `<repo>/.cache/npm-interop`, once per lock file. Each lock file gets its own
@@ -23,7 +27,9 @@ REPO = Path(__file__).resolve().parent.parent
 INTEROP = REPO / "tests" / "interop"
 SDK_PACKAGE = "@0gfoundation/0g-ts-sdk"
 COMPUTE_SDK_PACKAGE = "@0gfoundation/0g-compute-ts-sdk"
-PACKAGES = (SDK_PACKAGE, COMPUTE_SDK_PACKAGE, "ethers")
+ANVIL_PACKAGE = "@foundry-rs/anvil"
+ANVIL_BINARY_PACKAGE = "@foundry-rs/anvil-linux-amd64"
+PACKAGES = (SDK_PACKAGE, COMPUTE_SDK_PACKAGE, "ethers", ANVIL_PACKAGE, ANVIL_BINARY_PACKAGE)
 STAMP = ".installed-lock-sha256"
 
 

@@ -29,6 +29,12 @@ tests/test_interop_compute_sdk.py holds the devnet to through the official SDK:
   ``generation`` and clears the bitmap; ``acknowledgeTEESigner`` toggles a
   sub-account's acknowledgement (withdrawing it needs a zero balance).
 
+Events, as the official contracts emit them (held to the official bytecode by
+tests/test_contracts_differential.py): InferenceServing's ``BalanceUpdated``
+when a sub-account is opened, topped up or paid a matured refund, and
+``RefundRequested`` (the newest valid refund's index) after every refund
+request while any refund is valid. ``addLedger`` returns ``(value, 0)``.
+
 Native 0G moves as on chain: deposits are paid to the LedgerManager, transfers
 move it to InferenceServing, matured refunds move it back, ``refund`` pays the
 wallet. The provider broker never settles fees on chain here (see
@@ -123,8 +129,19 @@ DEVNET_REGISTER_SERVICES = AbiFunction("devnetRegisterServices", ["uint256"])
 """Devnet-only, owner-only: register synthetic services (not part of the real ABI)."""
 
 
+BALANCE_UPDATED_TOPIC = keccak256(b"BalanceUpdated(address,address,uint256,uint256)")
+REFUND_REQUESTED_TOPIC = keccak256(b"RefundRequested(address,address,uint256,uint256)")
+
+
 def _key(address: str) -> str:
     return address.lower()
+
+
+def _word(value: int | str) -> bytes:
+    """One 32-byte ABI word: an unsigned integer or a left-padded address."""
+    if isinstance(value, str):
+        return bytes(12) + bytes.fromhex(value.removeprefix("0x"))
+    return value.to_bytes(32, "big")
 
 
 def _revert(error: AbiError, *args: Any) -> Revert:
@@ -158,6 +175,21 @@ class InferenceServingContract(Contract):
         """(nonce, generation) of deleted sub-accounts: a recreated one keeps them."""
         self.lock_time = LOCK_TIME
         self.synthetic_services = 0
+        self.logs: list[Log] = []
+        """Events of the LedgerManager call being executed (it collects them)."""
+
+    def take_logs(self) -> list[Log]:
+        logs, self.logs = self.logs, []
+        return logs
+
+    def _balance_updated(self, account: SubAccount) -> None:
+        self.logs.append(
+            Log(
+                self.address,
+                [BALANCE_UPDATED_TOPIC, _word(account.user), _word(account.provider)],
+                _word(account.balance) + _word(account.pending_refund),
+            )
+        )
 
     # -- state ----------------------------------------------------------------
 
@@ -204,6 +236,11 @@ class InferenceServingContract(Contract):
     def _store(self, account: SubAccount) -> None:
         self.accounts[(_key(account.user), _key(account.provider))] = account
 
+    def _store_and_announce(self, account: SubAccount) -> None:
+        """Store ``account`` and emit its ``BalanceUpdated``."""
+        self._store(account)
+        self._balance_updated(account)
+
     # -- calls from LedgerManager (the IServing interface) ----------------------
 
     @staticmethod
@@ -229,7 +266,7 @@ class InferenceServingContract(Contract):
                 checksum_address(provider),
             )
         nonce, generation = self.retired.pop((_key(user), _key(provider)), (0, 0))
-        self._store(
+        self._store_and_announce(
             SubAccount(
                 user=checksum_address(user),
                 provider=checksum_address(provider),
@@ -265,7 +302,7 @@ class InferenceServingContract(Contract):
             cancelled += taken
             if refund.amount == taken:
                 valid -= 1
-        self._store(
+        self._store_and_announce(
             replace(
                 account,
                 balance=account.balance + amount,
@@ -298,19 +335,42 @@ class InferenceServingContract(Contract):
                 refunds[kept] = replace(refund, index=kept)
             kept += 1
         if account.valid_refunds_length:
-            self._store(
-                replace(
-                    account,
-                    balance=account.balance - matured,
-                    pending_refund=waiting,
-                    refunds=tuple(refunds),
-                    valid_refunds_length=kept,
-                )
+            updated = replace(
+                account,
+                balance=account.balance - matured,
+                pending_refund=waiting,
+                refunds=tuple(refunds),
+                valid_refunds_length=kept,
             )
+            self._store(updated)
+            if matured:
+                self._balance_updated(updated)
         return matured
 
     def request_refund_all(self, chain: ChainContext, user: str, provider: str) -> None:
-        """``requestRefundAll``: one new refund of everything not already requested."""
+        """``requestRefundAll``: one new refund of everything not already requested.
+
+        Then ``RefundRequested`` names the newest valid refund, whenever there
+        is one, even when nothing new was requested (as the official contract does).
+        """
+        self._request_refund_all(chain, user, provider)
+        account = self.account(user, provider)
+        if account.valid_refunds_length:
+            index = account.valid_refunds_length - 1
+            self.logs.append(
+                Log(
+                    self.address,
+                    [
+                        REFUND_REQUESTED_TOPIC,
+                        _word(account.user),
+                        _word(account.provider),
+                        _word(index),
+                    ],
+                    _word(chain.now()),
+                )
+            )
+
+    def _request_refund_all(self, chain: ChainContext, user: str, provider: str) -> None:
         account = self.account(user, provider)
         amount = account.balance - account.pending_refund
         if amount == 0:
@@ -541,10 +601,13 @@ class LedgerManagerContract(Contract):
         return None
 
     def call(self, chain: ChainContext, sender: str, data: bytes, value: int) -> bytes:
-        result = self._view(*_decode(LEDGER_MANAGER, data))
+        function, args = _decode(LEDGER_MANAGER, data)
+        result = self._view(function, args)
         if result is not None:
             return result
         self.transact(chain, sender, data, value)
+        if function.name == "addLedger":
+            return function.encode_output(value, 0)
         return b""
 
     def service_info(self) -> ServiceInfo:
@@ -562,6 +625,7 @@ class LedgerManagerContract(Contract):
 
     def transact(self, chain: ChainContext, sender: str, data: bytes, value: int) -> list[Log]:
         function, args = _decode(LEDGER_MANAGER, data)
+        self.inference.take_logs()
         if self._view(function, args) is not None:
             return []
         if value and function.name not in _PAYABLE:
@@ -584,7 +648,7 @@ class LedgerManagerContract(Contract):
             self._delete(sender)
         else:
             raise Revert(b"", f"execution reverted: {function.name} is not implemented")
-        return []
+        return self.inference.take_logs()
 
     def _transfer(
         self, chain: ChainContext | None, user: str, provider: str, name: str, amount: int

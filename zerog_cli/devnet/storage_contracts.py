@@ -36,7 +36,7 @@ from zerog_cli.zerog.flow_abi import (
     encode_uint_word,
     is_submit_calldata,
 )
-from zerog_cli.zerog.merkle import SEGMENT_CHUNKS, SubmissionNode, fold_submission_root
+from zerog_cli.zerog.merkle import SEGMENT_CHUNKS, SubmissionNode
 
 
 def submission_is_valid(data: SubmissionData, submitter: str) -> bool:
@@ -149,8 +149,9 @@ class FlowContract(Contract):
         self.submissions += 1
         emitted = Submission(data=submission.data, submitter=submission.submitter)
         topics, log_data = encode_submit_log(index, start, emitted)
-        digest = fold_submission_root(list(submission.data.nodes))
-        result = encode_submit_return(index, digest, start, sectors)
+        # The official return value is ``Submission.digest()``: keccak of the
+        # node roots, the same value as the event's identity topic.
+        result = encode_submit_return(index, submission.data.identity, start, sectors)
         return result, [Log(address=self.address, topics=topics, data=log_data)]
 
     def export_state(self) -> Any:

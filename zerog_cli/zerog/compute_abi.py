@@ -193,7 +193,7 @@ LEDGER_MANAGER = ContractAbi(
     "LedgerManager",
     [
         AbiFunction("getLedger", ["address"], [LEDGER_TUPLE]),
-        AbiFunction("addLedger", ["string"]),
+        AbiFunction("addLedger", ["string"], ["uint256", "uint256"]),
         AbiFunction("depositFund"),
         AbiFunction("depositFundFor", ["address"]),
         AbiFunction("transferFund", ["address", "string", "uint256"]),
