@@ -53,6 +53,16 @@ BackupId = Annotated[
 ]
 
 
+Before = Annotated[
+    str | None,
+    typer.Option(
+        "--before",
+        help="Only backups created before this date (midnight UTC), ISO time, or age (24h, 7d).",
+        show_default=False,
+    ),
+]
+
+
 def _acting(user: str | None) -> None:
     state().context.override(user=user)
 
@@ -70,10 +80,20 @@ def _last_check(row: dict[str, Any]) -> str:
     epilog=examples(
         "zerog backup create /var/backups/db.dump --ns backups --label db",
         "zerog backup create secrets.tar --ns vault --encrypt --json",
+        "pg_dump -Fc orders | zerog backup create - --ns backups --label db --name orders.dump",
+        "zerog backup create --ns backups --label db --name orders.dump --from-command -- "
+        "pg_dump -Fc orders",
     ),
 )
 def create(
-    path: Annotated[Path, typer.Argument(help="File to back up.")],
+    source: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="File to back up, - for stdin, or with --from-command the producer command "
+            "and its arguments (after --).",
+            show_default=False,
+        ),
+    ] = None,
     ns: Annotated[
         str | None,
         typer.Option(
@@ -91,20 +111,76 @@ def create(
             show_default=False,
         ),
     ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            "--name",
+            help="File name a restore writes (default: the file's; for a stream: the label).",
+            show_default=False,
+        ),
+    ] = None,
+    from_command: Annotated[
+        bool,
+        typer.Option(
+            "--from-command",
+            help="Run the command given after -- and back up its stdout; a non-zero exit "
+            "or a signal stores nothing (exit 10).",
+        ),
+    ] = False,
     encrypt: EncryptOption = None,
     as_user: AsUser = None,
     gas_price: GasPriceOption = None,
     gas_limit: GasLimitOption = None,
 ) -> None:
-    """Upload a file as a backup named LABEL/<UTC time>-<file> and record it."""
-    from zerog_cli.services import backups
+    """Upload a file or a stream as a backup named LABEL/<UTC time>-<NAME> and record it.
 
+    A stream (- or --from-command) is copied to a private 0600 spool file in the
+    tmp_dir setting (default: the system temp folder) while its SHA-256 and 0G
+    root are computed in the same single pass, since the root must be known
+    before paying; memory stays flat and the spool file is removed however the
+    command ends (SIGINT and SIGTERM too). An empty stream is refused (exit 10):
+    a failed producer earlier in a shell pipeline leaves exactly that, and its
+    exit status is not visible to zerog. --from-command runs the producer itself
+    and refuses (exit 10, nothing recorded or paid) when it exits non-zero or is
+    killed by a signal.
+
+    The size limit is the max_backup_size setting (default: none), not upload's
+    max_upload_size.
+    """
+    from zerog_cli.services import backups
+    from zerog_cli.services.spool import StreamInput
+
+    arguments = list(source or [])
+    path: Path | None = None
+    stream: StreamInput | None = None
+    if from_command:
+        if not arguments:
+            raise UsageError("--from-command needs the command after --, e.g. -- pg_dump -Fc db")
+        stream = StreamInput(command=tuple(arguments))
+    elif len(arguments) != 1:
+        raise UsageError(
+            "give one FILE, or - for stdin, or --from-command -- COMMAND ARGS..."
+            if arguments
+            else "missing FILE (or - for stdin, or --from-command -- COMMAND)"
+        )
+    elif arguments[0] == "-":
+        stream = StreamInput()
+    else:
+        path = Path(arguments[0])
     _acting(as_user)
     current = state()
     current.context.override(gas_price=gas_price, gas_limit=gas_limit)
-    with progress_bar(f"backup {path.name}") as progress:
+    shown = path.name if path is not None else (name or label or "stream")
+    with progress_bar(f"backup {shown}") as progress:
         report = backups.create(
-            current.context, path, namespace=ns, label=label, encrypt=encrypt, progress=progress
+            current.context,
+            path,
+            namespace=ns,
+            label=label,
+            encrypt=encrypt,
+            progress=progress,
+            stream=stream,
+            file_name=name,
         )
     for warning in report.get("warnings", []):
         current.output.warn(warning)
@@ -132,6 +208,8 @@ def create(
         "zerog backup ls",
         "zerog backup ls --ns backups --label db --json",
         "zerog backup ls --unverified",
+        "zerog backup ls --latest --ns backups --label db --json",
+        "zerog backup ls --latest --label db --before 2026-11-28 --json",
     ),
 )
 def list_command(
@@ -141,14 +219,35 @@ def list_command(
         bool, typer.Option("--unverified", help="Only backups never verified OK.")
     ] = False,
     retired: Annotated[bool, typer.Option("--retired", help="Include retired backups.")] = False,
+    latest: Annotated[
+        bool,
+        typer.Option(
+            "--latest",
+            help="Only the newest live match, as one document with its id (exit 7: none).",
+        ),
+    ] = False,
+    before: Before = None,
     as_user: AsUser = None,
 ) -> None:
     """List backups with their last verification (oldest first)."""
     from zerog_cli.services import backups
 
     _acting(as_user)
+    context = state().context
+    cutoff = backups.parse_before(context, before) if before is not None else None
+    if latest:
+        if unverified or retired:
+            raise UsageError("--latest picks the newest live backup: drop --unverified/--retired")
+        newest = backups.latest_description(context, namespace=ns, label=label, before=cutoff)
+        state().output.result(newest, lambda: _print_backup(newest))
+        return
     rows = backups.list_backups(
-        state().context, namespace=ns, label=label, unverified=unverified, include_retired=retired
+        context,
+        namespace=ns,
+        label=label,
+        unverified=unverified,
+        include_retired=retired,
+        before=cutoff,
     )
     table_rows = [{**row, "last_check": _last_check(row)} for row in rows]
     columns = [
@@ -172,30 +271,8 @@ def show(backup_id: BackupId, as_user: AsUser = None) -> None:
     data = backups.show(state().context, backup_id)
 
     def human() -> None:
-        out = state().output
-        out.fields(
-            [
-                ("backup", data["id"]),
-                ("object", f"{data['namespace']}/{data['name']}"),
-                ("label", data["label"]),
-                ("source", data["source_path"]),
-                ("created", data["created_at"]),
-                ("size", format_size(data["size"])),
-                ("sha256", data["sha256"]),
-                ("root", data["root"]),
-                ("tx seq", data["tx_seq"]),
-                ("encrypted", "yes" if data["encrypted"] else "no"),
-                ("network", data["network"]),
-                ("last ok", data["last_ok_at"] or "never"),
-                (
-                    "retired",
-                    f"{data['retired_at']} ({data['retired_reason']})"
-                    if data["retired_at"]
-                    else "no",
-                ),
-            ]
-        )
-        out.table(
+        _print_backup(data)
+        state().output.table(
             data["verifications"],
             [
                 Column("checked_at", "checked"),
@@ -212,6 +289,29 @@ def show(backup_id: BackupId, as_user: AsUser = None) -> None:
     state().output.result(data, human)
 
 
+def _print_backup(data: dict[str, Any]) -> None:
+    state().output.fields(
+        [
+            ("backup", data["id"]),
+            ("object", f"{data['namespace']}/{data['name']}"),
+            ("label", data["label"]),
+            ("source", data["source_path"]),
+            ("created", data["created_at"]),
+            ("size", format_size(data["size"])),
+            ("sha256", data["sha256"]),
+            ("root", data["root"]),
+            ("tx seq", data["tx_seq"]),
+            ("encrypted", "yes" if data["encrypted"] else "no"),
+            ("network", data["network"]),
+            ("last ok", data["last_ok_at"] or "never"),
+            (
+                "retired",
+                f"{data['retired_at']} ({data['retired_reason']})" if data["retired_at"] else "no",
+            ),
+        ]
+    )
+
+
 @command(
     app,
     "restore",
@@ -219,10 +319,20 @@ def show(backup_id: BackupId, as_user: AsUser = None) -> None:
         "zerog backup restore 12 -o /srv/restore/db.dump",
         "zerog backup restore 12 -o /srv/restore/ --mode 640",
         "zerog backup restore 12 -o - | pg_restore -d app",
+        "zerog backup restore latest --ns backups --label db -o /srv/restore/",
+        "zerog backup restore latest --label db --before 2026-11-28 -o - | pg_restore -d app",
     ),
 )
 def restore(
-    backup_id: BackupId,
+    selector: Annotated[
+        str,
+        typer.Argument(
+            help="Backup id (see `zerog backup ls`), or latest: the newest live backup "
+            "matching --ns, --label and --before.",
+            metavar="ID|latest",
+            autocompletion=complete_backup_id,
+        ),
+    ],
     output: Annotated[
         str | None,
         typer.Option(
@@ -234,9 +344,28 @@ def restore(
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
     mode: FileModeOption = None,
+    ns: Annotated[
+        str | None,
+        typer.Option(
+            "--ns",
+            help="With latest: only this namespace.",
+            show_default=False,
+            autocompletion=complete_namespace,
+        ),
+    ] = None,
+    label: Annotated[
+        str | None,
+        typer.Option("--label", help="With latest: only this label.", show_default=False),
+    ] = None,
+    before: Before = None,
     as_user: AsUser = None,
 ) -> None:
-    """Download a backup, check every proof, its size and SHA-256, then write it (exit 3 if not)."""
+    """Download a backup, check every proof, its size and SHA-256, then write it (exit 3 if not).
+
+    With -o - the whole backup is first downloaded and verified into a private
+    temporary file (in the tmp_dir setting), then that verified file is streamed
+    to stdout: no unverified byte is ever written out.
+    """
     from zerog_cli.services import backups
 
     current = state()
@@ -244,6 +373,7 @@ def restore(
         raise UsageError("--json and -o - both want stdout; pick one")
     file_mode = parse_file_mode(mode)
     _acting(as_user)
+    backup_id = _selected_backup(selector, ns, label, before)
     with progress_bar(f"restore {backup_id}") as progress:
         report = backups.restore(
             current.context, backup_id, output, force=force, progress=progress, mode=file_mode
@@ -256,6 +386,23 @@ def restore(
         f"{report['output']}: backup {backup_id} restored, {format_size(report['size'])} "
         f"verified (sha256 {report['sha256'][:16]}…)",
     )
+
+
+def _selected_backup(selector: str, ns: str | None, label: str | None, before: str | None) -> int:
+    """The id ``selector`` names: a number, or ``latest`` among the matches."""
+    from zerog_cli.services import backups
+
+    if selector == "latest":
+        context = state().context
+        cutoff = backups.parse_before(context, before) if before is not None else None
+        return backups.latest(context, namespace=ns, label=label, before=cutoff).id
+    if ns is not None or label is not None or before is not None:
+        raise UsageError("--ns, --label and --before select among backups: use them with latest")
+    if not selector.isdigit() or int(selector) < 1:
+        raise UsageError(
+            f"not a backup id: {selector!r} (a number from `zerog backup ls`, or latest)"
+        )
+    return int(selector)
 
 
 def _print_prune(report: dict[str, Any]) -> None:

@@ -35,6 +35,7 @@ def register(app: typer.Typer) -> None:
             "zerog upload db.dump --ns backups --name db-2026-11-26.dump --encrypt",
             "zerog upload big.iso --max-size 5GB --dry-run --json",
             "zerog upload db.dump --gas-price 4gwei --gas-limit 600000",
+            "pg_dump -Fc orders | zerog upload - --ns backups --name orders.dump",
         ),
     )(upload)
     command(
@@ -72,7 +73,7 @@ def _print_upload(report: dict[str, Any]) -> None:
 
 
 def upload(
-    path: Annotated[Path, typer.Argument(help="File to upload.")],
+    path: Annotated[Path, typer.Argument(help="File to upload, or - for stdin (needs --name).")],
     ns: Annotated[
         str | None,
         typer.Option(
@@ -107,7 +108,15 @@ def upload(
     gas_price: GasPriceOption = None,
     gas_limit: GasLimitOption = None,
 ) -> None:
-    """Store a file on 0G: verify policy and quota, pay once, wait until it reads back."""
+    """Store a file on 0G: verify policy and quota, pay once, wait until it reads back.
+
+    With - the standard input is copied to a private 0600 spool file in the
+    tmp_dir setting (default: the system temp folder) while its SHA-256 and 0G
+    root are computed in the same single pass, since the root must be known
+    before paying; memory stays flat and the spool file is removed however the
+    command ends. An empty stdin is refused (exit 10).
+    """
+    from zerog_cli.services.spool import StreamInput
     from zerog_cli.services.upload import UploadRequest
     from zerog_cli.services.upload import upload as run_upload
 
@@ -115,8 +124,10 @@ def upload(
         raise UsageError(f"--wait must be finalized, uploaded or none, not {wait!r}")
     current = state()
     current.context.override(user=as_user, gas_price=gas_price, gas_limit=gas_limit)
+    stream = StreamInput() if str(path) == "-" else None
     request = UploadRequest(
         path=path,
+        stream=stream,
         namespace=ns,
         name=name,
         encrypt=encrypt,
@@ -125,7 +136,7 @@ def upload(
         max_size=parse_size(max_size) if max_size else None,
         dry_run=dry_run,
     )
-    with progress_bar(f"upload {path.name}") as progress:
+    with progress_bar(f"upload {name or path.name}") as progress:
         report = run_upload(current.context, request, progress=progress)
     for warning in report.get("warnings", []):
         current.output.warn(warning)

@@ -96,6 +96,16 @@ def _as_size(value: Any) -> int:
     return parse_size(value if isinstance(value, int) else str(value))
 
 
+def _as_folder(value: Any) -> str:
+    """An existing folder, given as an absolute path (``~`` expanded)."""
+    path = Path(str(value).strip()).expanduser()
+    if not path.is_absolute():
+        raise UsageError(f"expected an absolute path to a folder, got {value!r}")
+    if not path.is_dir():
+        raise UsageError(f"{path} is not an existing folder")
+    return str(path)
+
+
 def _as_duration(value: Any) -> int:
     return value if isinstance(value, int) and value >= 0 else parse_duration(str(value))
 
@@ -242,6 +252,19 @@ KEYS: dict[str, Key] = {
             10_000_000,
             "largest file upload accepts (policy)",
             minimum=1,
+        ),
+        Key(
+            "max_backup_size",
+            _as_size,
+            None,
+            "largest backup accepted, file or stream (default: no limit)",
+            minimum=1,
+        ),
+        Key(
+            "tmp_dir",
+            _as_folder,
+            None,
+            "folder for spool files of streamed uploads (default: the system temp folder)",
         ),
         Key(
             "upload_concurrency",

@@ -34,10 +34,13 @@ from zerog_cli.ledger.backups import Backup
 from zerog_cli.ledger.db import format_time, parse_time
 from zerog_cli.services import namespaces
 from zerog_cli.services.context import Context
+from zerog_cli.services.spool import StreamInput
 
 Progress = Callable[[str, int, int], None]
 
 NAME_TIME_FORMAT = "%Y%m%dT%H%M%SZ"
+STDIN_SOURCE = "stdin"
+"""The source recorded for a backup read from standard input."""
 LABEL_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 IMMUTABLE_NOTE = (
     "0G storage is immutable: prune retires backup records (no longer listed, verified or "
@@ -58,9 +61,9 @@ def validate_label(label: str) -> str:
     return label
 
 
-def object_name(label: str, path: Path, moment: datetime, taken: Callable[[str], bool]) -> str:
+def object_name(label: str, file_name: str, moment: datetime, taken: Callable[[str], bool]) -> str:
     """``<label>/<UTC time>-<file name>``, with ``.2``, ``.3``… when that second is taken."""
-    base = f"{label}/{moment.astimezone(UTC).strftime(NAME_TIME_FORMAT)}-{path.name}"
+    base = f"{label}/{moment.astimezone(UTC).strftime(NAME_TIME_FORMAT)}-{file_name}"
     name, counter = base, 1
     while taken(name):
         counter += 1
@@ -70,22 +73,48 @@ def object_name(label: str, path: Path, moment: datetime, taken: Callable[[str],
 
 def create(
     context: Context,
-    path: Path,
+    path: Path | None,
     *,
     namespace: str | None = None,
     label: str | None = None,
     encrypt: bool | None = None,
     progress: Progress | None = None,
+    stream: StreamInput | None = None,
+    file_name: str | None = None,
 ) -> dict[str, Any]:
-    """Upload ``path`` as a backup and record it; returns the upload report plus the id."""
+    """Upload ``path`` (or ``stream``) as a backup and record it; returns the upload
+    report plus the id.
+
+    ``file_name`` (default: the file's name) is the name a restore writes; a
+    stream needs it or a ``label``, which it then defaults to. The size limit is
+    the ``max_backup_size`` setting (default: none), not upload's.
+    """
     from zerog_cli.services.upload import UploadRequest, upload
 
     if label is not None:
         validate_label(label)
-    if not path.is_file():
-        raise UsageError(f"{path}: no such file" if not path.exists() else f"{path} is not a file")
+    if stream is None:
+        if path is None or not path.is_file():
+            raise UsageError(
+                f"{path}: no such file"
+                if path is None or not path.exists()
+                else f"{path} is not a file"
+            )
+        source_path = str(path.resolve())
+        base_name = file_name or path.name
+    else:
+        if file_name is None and label is None:
+            raise UsageError(
+                f"reading {stream.description} needs --name (the file name a restore writes)"
+                " or --label"
+            )
+        base_name = file_name or str(label)
+        source_path = STDIN_SOURCE if stream.command is None else " ".join(stream.command)
+    namespaces.validate_object_name(base_name, "backup file name")
+    if "/" in base_name or base_name in (".", ".."):
+        raise UsageError(f"not a file name: {base_name!r} (no '/')")
     effective_label = label or namespaces.validate_object_name(
-        path.name, "backup label (the file's name)"
+        base_name, "backup label (the file's name)"
     )
     moment = context.now()
     network = context.settings.profile
@@ -93,7 +122,7 @@ def create(
     ns_for_name = namespace or namespaces.DEFAULT_NAMESPACE
     name = object_name(
         effective_label,
-        path,
+        base_name,
         moment,
         lambda candidate: objects.by_name(conn, network, ns_for_name, candidate) is not None,
     )
@@ -103,7 +132,7 @@ def create(
             tx,
             namespace=stored["namespace"],
             label=effective_label,
-            source_path=str(path.resolve()),
+            source_path=source_path,
             object_id=int(stored["object_id"]),
             root=stored["root"],
             tx_seq=stored["tx_seq"],
@@ -118,12 +147,14 @@ def create(
     report = upload(
         context,
         UploadRequest(
-            path=path,
+            path=path or Path("-"),
             namespace=namespace,
             name=name,
             encrypt=encrypt,
             operation="backup",
             also_record=record_backup,
+            stream=stream,
+            size_setting="max_backup_size",
         ),
         progress,
     )
@@ -177,8 +208,24 @@ def list_backups(
     label: str | None = None,
     unverified: bool = False,
     include_retired: bool = False,
+    before: datetime | None = None,
 ) -> list[dict[str, Any]]:
-    """Backups in namespaces the acting user may read, oldest first."""
+    """Backups in namespaces the acting user may read, oldest first; only those
+    created before ``before`` when it is given."""
+    return [
+        describe(context, b)
+        for b in _select(context, namespace, label, include_retired, before)
+        if not unverified or b.last_ok_at is None
+    ]
+
+
+def _select(
+    context: Context,
+    namespace: str | None,
+    label: str | None,
+    include_retired: bool,
+    before: datetime | None,
+) -> list[Backup]:
     allowed, _ = _namespaces_for(context, namespace, "read")
     found = rows.select(
         context.ledger.conn,
@@ -187,9 +234,58 @@ def list_backups(
         label=label,
         include_retired=include_retired,
     )
-    if unverified:
-        found = [b for b in found if b.last_ok_at is None]
-    return [describe(context, b) for b in found]
+    if before is None:
+        return found
+    cutoff = format_time(before)
+    return [b for b in found if b.created_at < cutoff]
+
+
+def parse_before(context: Context, text: str) -> datetime:
+    """A ``--before`` value: a date (midnight UTC), an ISO time (UTC unless it has an
+    offset), or an age such as 24h or 7d (that long before now)."""
+    from zerog_cli.infra.units import parse_duration
+
+    cleaned = text.strip()
+    try:
+        moment = datetime.fromisoformat(cleaned)
+    except ValueError:
+        try:
+            return context.now() - timedelta(seconds=parse_duration(cleaned))
+        except UsageError:
+            raise UsageError(
+                f"--before: not a date, time or age: {text!r} "
+                "(examples: 2026-11-28, 2026-11-28T03:00:00Z, 24h, 7d)"
+            ) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def latest(
+    context: Context,
+    *,
+    namespace: str | None = None,
+    label: str | None = None,
+    before: datetime | None = None,
+) -> Backup:
+    """The newest live backup the acting user may read that matches; NotFound (exit 7) if none."""
+    found = _select(context, namespace, label, False, before)
+    if not found:
+        scope = [f"namespace {namespace}" if namespace else "", f"label {label}" if label else ""]
+        if before is not None:
+            scope.append(f"created before {format_time(before)}")
+        where = ", ".join(part for part in scope if part)
+        raise NotFound(f"no live backup{' with ' + where if where else ''}")
+    return max(found, key=lambda b: (b.created_at, b.id))
+
+
+def latest_description(
+    context: Context,
+    *,
+    namespace: str | None = None,
+    label: str | None = None,
+    before: datetime | None = None,
+) -> dict[str, Any]:
+    """`backup ls --latest`: the newest matching backup as one document with its ``id``."""
+    return describe(context, latest(context, namespace=namespace, label=label, before=before))
 
 
 def get(context: Context, backup_id: int) -> Backup:
@@ -205,6 +301,19 @@ def show(context: Context, backup_id: int) -> dict[str, Any]:
     data = describe(context, backup)
     data["verifications"] = verifications.history(context.ledger.conn, backup_id)
     return data
+
+
+def original_file_name(backup: Backup) -> str:
+    """The name a restore writes: the source file's, or for a stream its --name.
+
+    A file's source path is absolute; a stream's source is ``stdin`` or its
+    producer command, and its name is what follows the time in the object name.
+    """
+    if backup.source_path.startswith("/"):
+        return Path(backup.source_path).name
+    assert backup.name is not None
+    stamped = backup.name.rsplit("/", 1)[-1]
+    return stamped.split("-", 1)[1] if "-" in stamped else stamped
 
 
 def restore(
@@ -233,7 +342,7 @@ def restore(
             f"backup {backup_id}: the backup record and object {record.id} disagree on "
             "root, size or SHA-256"
         )
-    original_name = Path(backup.source_path).name
+    original_name = original_file_name(backup)
     if output is None:
         destination = original_name
     elif output != "-" and Path(output).is_dir():

@@ -25,6 +25,7 @@ from zerog_cli.ledger.objects import StoredObject
 from zerog_cli.services import namespaces
 from zerog_cli.services.context import Context
 from zerog_cli.services.network import storage_network
+from zerog_cli.services.spool import spool_folder
 from zerog_cli.services.upload import encryption_key
 from zerog_cli.zerog.roots import looks_like_root, parse_root
 
@@ -230,7 +231,8 @@ def _to_stdout(
     context: Context, target: Target, progress: Progress | None, decrypt: bool
 ) -> tuple[DownloadResult, str, int]:
     """Verify into a private temporary file first: no unverified byte reaches stdout."""
-    with tempfile.TemporaryFile(prefix="zerog-") as spool:
+    folder = spool_folder(context.settings.tmp_dir)
+    with tempfile.TemporaryFile(prefix="zerog-", dir=folder) as spool:
         result, sha256, size = fetch_verified(
             context, target, spool, progress=progress, decrypt=decrypt
         )

@@ -9,18 +9,16 @@ re-run finds the data on the network and does not pay again.
 
 from __future__ import annotations
 
-import hashlib
-import io
 import os
 import socket
 import sqlite3
 import time
 import uuid
 from collections.abc import Callable
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
 from zerog_cli.errors import UsageError, ZerogError, note_unrecorded_payment
 from zerog_cli.infra.secrets import ENCRYPTION_KEY
@@ -38,9 +36,9 @@ from zerog_cli.services.network import (
     storage_network,
 )
 from zerog_cli.services.payments import settle_abandoned
+from zerog_cli.services.spool import SealingReader, StreamInput, spool, spool_folder
 
 if TYPE_CHECKING:
-    from zerog_cli.zerog.encryption import EncryptionHeader
     from zerog_cli.zerog.merkle import FileTree
     from zerog_cli.zerog.transfer import SegmentSource, UploadPlan
 
@@ -51,6 +49,7 @@ Recorder = Callable[[sqlite3.Connection, dict[str, Any]], dict[str, Any]]
 @dataclass(frozen=True)
 class UploadRequest:
     path: Path
+    """The file to upload; ignored when ``stream`` is given."""
     namespace: str | None = None
     name: str | None = None
     encrypt: bool | None = None
@@ -59,46 +58,18 @@ class UploadRequest:
     max_size: int | None = None
     dry_run: bool = False
     operation: str = "upload"
+    stream: StreamInput | None = None
+    """Read this stream (stdin, a producer) instead of ``path``: spooled and hashed in one pass."""
+    size_setting: str = "max_upload_size"
+    """The setting that limits the size when neither --max-size nor the namespace does
+    (backups use ``max_backup_size``, which may be unset: no limit)."""
     also_record: Recorder | None = None
     """Writes more rows (a backup record, say) in the transaction that records the
     object, so a crash can never leave one without the other. It gets the open
     connection and the object's fields, and returns fields to add to the report."""
 
 
-class _SealingReader(io.RawIOBase):
-    """Reads a plaintext file once: feeds its SHA-256 and yields ``header || ciphertext``.
-
-    Used for the single hashing pass of an encrypted upload: the 0G root is over
-    the encrypted stream, the recorded SHA-256 over the plaintext the user holds.
-    """
-
-    def __init__(self, plaintext: BinaryIO, key: bytes, header: EncryptionHeader) -> None:
-        from zerog_cli.zerog.encryption import StreamEncryptor
-
-        super().__init__()
-        self._plaintext = plaintext
-        self._encryptor = StreamEncryptor(key, header)
-        self._pending = b""
-        self.sha256 = hashlib.sha256()
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        while len(self._pending) < len(view):
-            block = self._plaintext.read(max(len(view), 1 << 16))
-            if not block:
-                break
-            self.sha256.update(block)
-            self._pending += self._encryptor.update(block)
-        count = min(len(view), len(self._pending))
-        view[:count] = self._pending[:count]
-        self._pending = self._pending[count:]
-        return count
-
-
-def _check_file(path: Path, limit: int) -> int:
+def _check_file(path: Path, limit: int | None) -> int:
     if not path.exists():
         raise UsageError(f"{path}: no such file")
     if not path.is_file():
@@ -106,10 +77,10 @@ def _check_file(path: Path, limit: int) -> int:
     size = path.stat().st_size
     if size == 0:
         raise UsageError(f"{path} is empty: 0G cannot store an empty file")
-    if size > limit:
+    if limit is not None and size > limit:
         raise UsageError(
             f"{path} is {format_size(size)}, over the {format_size(limit)} upload limit",
-            hint="raise it with --max-size or `zerog config set max_upload_size`",
+            hint="raise it with --max-size, or the max_upload_size / max_backup_size setting",
         )
     return size
 
@@ -124,22 +95,47 @@ def encryption_key(context: Context) -> bytes:
 OpenSource = Callable[[], AbstractContextManager["SegmentSource"]]
 
 
-def _hash_source(path: Path, key: bytes | None) -> tuple[FileTree, str, OpenSource]:
-    """One read of the file: (tree of what is uploaded, plaintext SHA-256, source factory)."""
+def _hash_source(
+    request: UploadRequest,
+    key: bytes | None,
+    limit: int | None,
+    context: Context,
+    cleanup: ExitStack,
+) -> tuple[FileTree, str, int, OpenSource]:
+    """One read of the input: (tree of what is uploaded, plaintext SHA-256, plaintext size,
+    source factory).
+
+    A stream is spooled to a private file (see `services.spool`) that ``cleanup``
+    removes when the upload ends, however it ends.
+    """
+    from zerog_cli.zerog.encryption import EncryptedReader, new_header_v1
     from zerog_cli.zerog.merkle import tree_from_path, tree_from_stream
     from zerog_cli.zerog.transfer import FileSource
 
-    if key is None:
-        tree, sha256 = tree_from_path(path)
-        assert sha256 is not None
-        return tree, sha256, lambda: FileSource(path)
-    from zerog_cli.zerog.encryption import EncryptedReader, new_header_v1
-
-    header = new_header_v1()
-    with path.open("rb") as plaintext:
-        sealing = _SealingReader(plaintext, key, header)
-        tree, _ = tree_from_stream(sealing, with_sha256=False, name=str(path))
-    return tree, sealing.sha256.hexdigest(), lambda: EncryptedReader.from_path(path, key, header)
+    header = None if key is None else new_header_v1()
+    if request.stream is not None:
+        folder = spool_folder(context.settings.tmp_dir)
+        spooled = cleanup.enter_context(
+            spool(request.stream, folder, limit=limit, key=key, header=header)
+        )
+        path = spooled.path
+        tree, sha256, size = spooled.tree, spooled.sha256, spooled.size
+    else:
+        path = request.path
+        size = path.stat().st_size
+        if key is None:
+            tree, hashed = tree_from_path(path)
+            assert hashed is not None
+            sha256 = hashed
+        else:
+            with path.open("rb") as plaintext:
+                sealing = SealingReader(plaintext, key, header)
+                tree, _ = tree_from_stream(sealing, with_sha256=False, name=str(path))
+            sha256 = sealing.sha256.hexdigest()
+    if key is None or header is None:
+        return tree, sha256, size, lambda: FileSource(path)
+    sealed_header = header
+    return tree, sha256, size, lambda: EncryptedReader.from_path(path, key, sealed_header)
 
 
 def _resolve_namespace(
@@ -163,7 +159,8 @@ def upload(
     """
     unrecorded: list[str] = []
     try:
-        return _upload(context, request, progress, unrecorded)
+        with ExitStack() as cleanup:
+            return _upload(context, request, progress, unrecorded, cleanup)
     except BaseException as error:
         if unrecorded:
             note_unrecorded_payment(error, unrecorded[-1])
@@ -171,7 +168,11 @@ def upload(
 
 
 def _upload(
-    context: Context, request: UploadRequest, progress: Progress | None, unrecorded: list[str]
+    context: Context,
+    request: UploadRequest,
+    progress: Progress | None,
+    unrecorded: list[str],
+    cleanup: ExitStack,
 ) -> dict[str, Any]:
     from zerog_cli.zerog.transfer import UploadOptions, plan_upload
     from zerog_cli.zerog.transfer import upload as send
@@ -179,6 +180,8 @@ def _upload(
     settings = context.settings
     user = context.acting_user
     started = time.monotonic()
+    if request.stream is not None and not request.name:
+        raise UsageError(f"reading {request.stream.description} needs --name")
     name = namespaces.validate_object_name(request.name or request.path.name)
     namespace = _resolve_namespace(context, request, user, request.dry_run)
     if namespace is not None and request.namespace is None:
@@ -187,7 +190,11 @@ def _upload(
     limit = request.max_size or (
         namespace.max_object_bytes if namespace and namespace.max_object_bytes else None
     )
-    plain_size = _check_file(request.path, limit or int(settings.max_upload_size))
+    if limit is None:
+        configured = getattr(settings, request.size_setting)
+        limit = None if configured is None else int(configured)
+    if request.stream is None:
+        _check_file(request.path, limit)
     network_name = settings.profile
     if objects.by_name(context.ledger.conn, network_name, ns_name, name) is not None:
         raise UsageError(f"{ns_name}/{name} already exists", hint="pick another --name")
@@ -202,7 +209,7 @@ def _upload(
 
     if not request.dry_run:
         warm_up()
-    tree, sha256, open_source = _hash_source(request.path, key)
+    tree, sha256, plain_size, open_source = _hash_source(request, key, limit, context, cleanup)
     network = storage_network(context)
     plan: UploadPlan = plan_upload(
         network,
@@ -216,7 +223,7 @@ def _upload(
     report: dict[str, Any] = {
         "namespace": ns_name,
         "name": name,
-        "path": str(request.path),
+        "path": "-" if request.stream is not None else str(request.path),
         "size": plain_size,
         "stored_size": tree.size,
         "sha256": sha256,

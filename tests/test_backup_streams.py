@@ -1,0 +1,299 @@
+"""Backups and uploads of streams (stdin, a producer command), size policy, restore selectors.
+
+Every case runs the real command line against a devnet: shell pipelines through
+`sh -c`, the producer through `--from-command`, SIGTERM to a child process.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Result
+from tests.devnet_harness import DevnetProcess
+
+pytestmark = pytest.mark.devnet
+
+ZEROG = f"{sys.executable} -m zerog_cli"
+
+
+@pytest.fixture
+def spool_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A private tmp_dir, so a test can see that no spool file is left behind."""
+    folder = tmp_path / "spool"
+    folder.mkdir()
+    monkeypatch.setenv("ZEROG_TMP_DIR", str(folder))
+    yield folder
+
+
+def _shell(script: str, timeout: float = 120) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        ["sh", "-c", script], capture_output=True, timeout=timeout, env=os.environ.copy()
+    )
+
+
+def _count(cli: Callable[..., Result], table: str) -> int:
+    result = cli("ledger", "sql", f"SELECT COUNT(*) AS n FROM {table}", "--json")
+    assert result.exit_code == 0, result
+    return int(result.json[0]["n"])
+
+
+def _nothing_recorded(cli: Callable[..., Result], net: DevnetProcess, txs: int) -> None:
+    for table in ("storage_backups", "objects", "cost_tracking", "pending_payments"):
+        assert _count(cli, table) == 0, table
+    assert net.stats()["transactions"] == txs
+
+
+def test_pipe_into_backup_create_and_restore_to_stdout(
+    cli: Callable[..., Result], spool_dir: Path, tmp_path: Path
+) -> None:
+    assert cli("ns", "create", "backups").exit_code == 0
+    made = _shell(
+        f"printf 'orders dump %.0s' $(seq 1 5000) | {ZEROG} backup create - "
+        "--ns backups --label db --name orders.dump --json"
+    )
+    assert made.returncode == 0, made.stderr
+    expected = b"".join(b"orders dump " for _ in range(5000))
+    import hashlib
+    import json
+
+    report = json.loads(made.stdout)
+    assert report["size"] == len(expected)
+    assert report["sha256"] == hashlib.sha256(expected).hexdigest()
+    assert report["name"].startswith("db/") and report["name"].endswith("Z-orders.dump")
+    assert report["path"] == "-"
+    assert list(spool_dir.iterdir()) == []
+    shown = cli("backup", "show", str(report["backup_id"]), "--json").json
+    assert shown["source_path"] == "stdin"
+
+    piped = _shell(f"{ZEROG} backup restore {report['backup_id']} -o -")
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stdout == expected
+    assert list(spool_dir.iterdir()) == []
+
+    folder = tmp_path / "restored"
+    folder.mkdir()
+    into = cli("backup", "restore", str(report["backup_id"]), "-o", str(folder), "--json")
+    assert into.exit_code == 0, into
+    assert (folder / "orders.dump").read_bytes() == expected
+
+
+def test_upload_reads_stdin_and_needs_a_name(
+    cli: Callable[..., Result], cli_process: Callable[..., Result], spool_dir: Path
+) -> None:
+    data = os.urandom(70_000)
+    nameless = cli_process("upload", "-", stdin=data)
+    assert nameless.exit_code == 2
+    assert "--name" in nameless.stderr
+    done = cli_process("upload", "-", "--name", "blob.bin", "--json", stdin=data)
+    assert done.exit_code == 0, done.stderr
+    assert done.json["size"] == len(data)
+    back = cli_process("download", "default/blob.bin", "-o", "-")
+    assert back.exit_code == 0
+    assert list(spool_dir.iterdir()) == []
+
+
+def test_empty_stdin_is_a_failed_input(
+    cli: Callable[..., Result], net: DevnetProcess, spool_dir: Path
+) -> None:
+    """`false | zerog backup create -`: the status is invisible to zerog, the empty input is not."""
+    txs = net.stats()["transactions"]
+    failed = _shell(f"false | {ZEROG} backup create - --label db --name db.dump")
+    assert failed.returncode == 10, failed.stderr
+    assert b"standard input was empty" in failed.stderr
+    assert b"--from-command" in failed.stderr
+    _nothing_recorded(cli, net, txs)
+    assert list(spool_dir.iterdir()) == []
+
+
+def test_failed_producer_is_never_a_backup(
+    cli: Callable[..., Result],
+    cli_process: Callable[..., Result],
+    net: DevnetProcess,
+    spool_dir: Path,
+) -> None:
+    txs = net.stats()["transactions"]
+    quiet = cli_process("backup", "create", "--label", "db", "--from-command", "--", "false")
+    assert quiet.exit_code == 10
+    assert "producer `false` exited with status 1" in quiet.stderr
+    half = cli_process(
+        "backup",
+        "create",
+        "--label",
+        "db",
+        "--from-command",
+        "--",
+        "sh",
+        "-c",
+        "head -c 200000 /dev/urandom; exit 3",
+    )
+    assert half.exit_code == 10
+    assert "exited with status 3" in half.stderr
+    killed = cli_process(
+        "backup",
+        "create",
+        "--label",
+        "db",
+        "--from-command",
+        "--",
+        "sh",
+        "-c",
+        "head -c 300000 /dev/urandom; kill -9 $$",
+    )
+    assert killed.exit_code == 10
+    assert "killed by signal 9 (SIGKILL)" in killed.stderr
+    _nothing_recorded(cli, net, txs)
+    assert list(spool_dir.iterdir()) == []
+
+    good = cli_process(
+        "backup",
+        "create",
+        "--label",
+        "db",
+        "--name",
+        "db.dump",
+        "--json",
+        "--from-command",
+        "--",
+        "sh",
+        "-c",
+        "printf 'rows %.0s' $(seq 1 3000)",
+    )
+    assert good.exit_code == 0, good.stderr
+    assert good.json["size"] == 5 * 3000
+    assert cli("backup", "show", str(good.json["backup_id"]), "--json").json["source_path"] == (
+        "sh -c printf 'rows %.0s' $(seq 1 3000)"
+    )
+
+
+def test_sigterm_while_spooling_removes_the_spool_file(
+    cli: Callable[..., Result], net: DevnetProcess, spool_dir: Path
+) -> None:
+    txs = net.stats()["transactions"]
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "zerog_cli",
+            "backup",
+            "create",
+            "--label",
+            "db",
+            "--from-command",
+            "--",
+            "sh",
+            "-c",
+            "head -c 100000 /dev/urandom; exec sleep 60",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=os.environ.copy(),
+    )
+    try:
+        while not any(p.stat().st_size > 0 for p in spool_dir.iterdir()):
+            assert process.poll() is None, process.communicate()
+            time.sleep(0.05)
+        spooled = next(spool_dir.iterdir())
+        assert spooled.stat().st_mode & 0o777 == 0o600
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 143, stderr
+    assert list(spool_dir.iterdir()) == []
+    _nothing_recorded(cli, net, txs)
+
+
+def test_size_policy_upload_default_and_max_backup_size(
+    cli: Callable[..., Result], cli_process: Callable[..., Result], tmp_path: Path, spool_dir: Path
+) -> None:
+    big = tmp_path / "big.dump"
+    big.write_bytes(os.urandom(11_000_000))
+    refused = cli("upload", str(big))
+    assert refused.exit_code == 2
+    assert "upload limit" in refused.stderr
+    assert cli("config", "set", "max_backup_size", "soon").exit_code == 2
+    made = cli("backup", "create", str(big), "--label", "big", "--json")
+    assert made.exit_code == 0, made
+    assert made.json["size"] == 11_000_000
+
+    assert cli("config", "set", "max_backup_size", "100KB").exit_code == 0
+    too_big = cli("backup", "create", str(big), "--label", "big")
+    assert too_big.exit_code == 2
+    assert "max_backup_size" in too_big.stderr
+    streamed = cli_process("backup", "create", "-", "--label", "big", stdin=os.urandom(150_000))
+    assert streamed.exit_code == 2
+    assert "over the 100.00 KB limit" in streamed.stderr
+    assert list(spool_dir.iterdir()) == []
+    assert cli("config", "set", "tmp_dir", "relative/dir").exit_code == 2
+    assert cli("config", "set", "tmp_dir", str(tmp_path / "missing")).exit_code == 2
+
+
+def test_restore_latest_and_before(
+    cli: Callable[..., Result], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import UTC, datetime
+
+    assert cli("ns", "create", "backups").exit_code == 0
+    made: dict[str, int] = {}
+    contents: dict[str, bytes] = {}
+    with monkeypatch.context() as patch:
+        for day, label in ((25, "db"), (26, "db"), (27, "web"), (28, "db")):
+            moment = datetime(2026, 11, day, 3, 0, tzinfo=UTC)
+            patch.setattr("zerog_cli.services.context._utc_now", lambda moment=moment: moment)
+            source = tmp_path / f"{label}.dump"
+            contents[f"{label}{day}"] = os.urandom(40_000 + day)
+            source.write_bytes(contents[f"{label}{day}"])
+            result = cli(
+                "backup", "create", str(source), "--ns", "backups", "--label", label, "--json"
+            )
+            assert result.exit_code == 0, result
+            made[f"{label}{day}"] = result.json["backup_id"]
+
+    newest = cli("backup", "ls", "--latest", "--json")
+    assert newest.exit_code == 0, newest
+    assert newest.json["id"] == made["db28"]
+    web = cli("backup", "ls", "--latest", "--ns", "backups", "--label", "web", "--json")
+    assert web.json["id"] == made["web27"]
+    older = cli("backup", "ls", "--latest", "--label", "db", "--before", "2026-11-27", "--json")
+    assert older.json["id"] == made["db26"]
+    listed = cli("backup", "ls", "--before", "2026-11-26T02:00:00Z", "--json")
+    assert [row["id"] for row in listed.json] == [made["db25"]]
+    none = cli("backup", "ls", "--latest", "--before", "2026-11-01", "--json")
+    assert none.exit_code == 7
+    assert cli("backup", "ls", "--latest", "--before", "last tuesday").exit_code == 2
+
+    out = tmp_path / "out"
+    out.mkdir()
+    restored = cli("backup", "restore", "latest", "--label", "db", "-o", str(out), "--json")
+    assert restored.exit_code == 0, restored
+    assert restored.json["backup_id"] == made["db28"]
+    assert (out / "db.dump").read_bytes() == contents["db28"]
+    earlier = cli(
+        "backup",
+        "restore",
+        "latest",
+        "--label",
+        "db",
+        "--before",
+        "2026-11-26T04:00:00Z",
+        "-o",
+        str(out / "old.dump"),
+        "--json",
+    )
+    assert earlier.exit_code == 0, earlier
+    assert earlier.json["backup_id"] == made["db26"]
+    assert (out / "old.dump").read_bytes() == contents["db26"]
+    assert cli("backup", "restore", "latest", "--label", "nope", "-o", str(out)).exit_code == 7
+    mixed = cli("backup", "restore", str(made["db25"]), "--label", "db", "-o", str(out))
+    assert mixed.exit_code == 2
+    assert "latest" in mixed.stderr
