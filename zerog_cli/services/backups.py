@@ -110,12 +110,12 @@ def create(
             )
         base_name = file_name or str(label)
         source_path = STDIN_SOURCE if stream.command is None else " ".join(stream.command)
-    namespaces.validate_object_name(base_name, "backup file name")
-    if "/" in base_name or base_name in (".", ".."):
-        raise UsageError(f"not a file name: {base_name!r} (no '/')")
     effective_label = label or namespaces.validate_object_name(
         base_name, "backup label (the file's name)"
     )
+    namespaces.validate_object_name(base_name, "backup file name")
+    if "/" in base_name or base_name in (".", ".."):
+        raise UsageError(f"not a file name: {base_name!r} (no '/')")
     moment = context.now()
     network = context.settings.profile
     conn = context.ledger.conn
