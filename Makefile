@@ -52,6 +52,7 @@ bench: install
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/merkle.py
 	$(BIN)/python bench/transfer.py
+	$(BIN)/python bench/infer.py
 
 soak: install
 	ZEROG_SOAK=1 $(BIN)/pytest -q tests/reliability
