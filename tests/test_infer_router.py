@@ -141,6 +141,22 @@ def test_stream_prints_the_answer_and_keeps_the_reasoning(
     assert report["cost"]["neuron"] == charges(net)[-1]["total_cost"]
 
 
+def test_estimate_prices_from_the_router_and_sends_nothing(
+    cli: Callable[..., Result], net: DevnetProcess
+) -> None:
+    before = chat_requests(net)
+    estimate = cli("infer", "how much?", "--max-tokens", "100", "--estimate", "--json")
+    assert estimate.exit_code == 0, estimate
+    report = estimate.json
+    assert (report["backend"], report["model"]) == ("router", "devnet-echo-1")
+    bound = report["prompt_tokens"] * DELAYED.input_price + 100 * DELAYED.output_price
+    assert report["cost_upper_bound"]["neuron"] == str(bound)
+    assert chat_requests(net) == before
+    wrong = cli("infer", "signed?", "--verify-response", "--no-stream")
+    assert wrong.exit_code == 2, wrong
+    assert "--verify-tee" in wrong.stderr
+
+
 def test_budget_refusal_sends_nothing_to_the_router(
     cli: Callable[..., Result], net: DevnetProcess
 ) -> None:

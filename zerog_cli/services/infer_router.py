@@ -364,6 +364,12 @@ def ask(context: Context, request: AskRequest, on_delta: DeltaSink | None = None
     from zerog_cli.zerog.compute import chat_request_body, go_json_bytes
     from zerog_cli.zerog.jsonrpc import loads_untrusted
 
+    if request.verify:
+        raise UsageError(
+            "--verify-response checks a provider's signature Direct; through the Router "
+            "ask it with --verify-tee",
+            hint="or add --via direct",
+        )
     plan = _plan(context, request)
     if request.estimate_only:
         return _estimate_report(context, plan, request)
