@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from tools import ts_sdk  # noqa: E402
+from tools import go_client, ts_sdk  # noqa: E402
 
 APT_TIMEOUT = 900
 INSTALL_LOCK = Path(tempfile.gettempdir()) / "zerog-test-tools.lock"
@@ -101,6 +101,15 @@ TOOLS: dict[str, Tool] = {
             commands=("node", "npm"),
             installed=ts_sdk.is_installed,
             installer=ts_sdk.ensure_installed,
+        ),
+        Tool(
+            "go-client",
+            "the official 0G Go storage client and indexer, 0g-storage-client, shipped in the"
+            " pinned compute SDK package and checked against its committed SHA-256"
+            " (tools/go_client.py)",
+            commands=("node", "npm"),
+            installed=go_client.is_installed,
+            installer=go_client.ensure_installed,
         ),
     )
 }

@@ -55,6 +55,11 @@ def _install_dir(digest: str) -> Path:
     return cache_dir() / digest[:16]
 
 
+def node_modules_dir() -> Path:
+    """The ``node_modules`` folder the current lock file installs into (it may not exist yet)."""
+    return _install_dir(_lock_digest()) / "node_modules"
+
+
 def is_installed() -> bool:
     """Whether the pinned SDKs are in the cache folder (no lock, no install)."""
     digest = _lock_digest()
