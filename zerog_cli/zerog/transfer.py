@@ -325,18 +325,30 @@ def plan_upload(
     status_node, identity = _network_identity(network, [*nodes, *candidates])
     finalized: list[tuple[ShardedNode, FileInfo]] = []
     reusable: FileInfo | None = None
-    for node in nodes:
-        try:
-            info = network.node(node.url).get_file_info(tree.root_hex, False)
-        except ZerogError as error:
-            log.info("dedupe probe of %s failed: %s", node.url, error)
-            continue
-        if info is None or info.tx.size != tree.size or info.tx.data_merkle_root != tree.root_hex:
-            continue
-        if info.finalized:
-            finalized.append((node, info))
-        elif not info.pruned and reusable is None:
-            reusable = info
+    selected_urls = {node.url for node in nodes}
+    others = [node for node in candidates if node.url not in selected_urls]
+    # The selected nodes first; the other candidates only when those do not hold the
+    # file: an indexer lists its nodes in no fixed order (the official one in the order
+    # they answer), so the file may sit on a node this selection did not pick.
+    for batch in (nodes, others):
+        for node in batch:
+            try:
+                info = network.node(node.url).get_file_info(tree.root_hex, False)
+            except ZerogError as error:
+                log.info("dedupe probe of %s failed: %s", node.url, error)
+                continue
+            if (
+                info is None
+                or info.tx.size != tree.size
+                or info.tx.data_merkle_root != tree.root_hex
+            ):
+                continue
+            if info.finalized:
+                finalized.append((node, info))
+            elif not info.pruned and reusable is None:
+                reusable = info
+        if _covering_holders(finalized, tree.num_chunks):
+            break
     holders_ = _covering_holders(finalized, tree.num_chunks)
     if not holders_ and finalized and reusable is None:
         # Finalized on some shards only: the tx is known, the rest is uploaded under it.
