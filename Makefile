@@ -32,7 +32,8 @@ lock:
 test: install
 	$(BIN)/python tests/run_suite.py
 
-# Every external tool the tests drive (Debian's Prometheus packages, the pinned TS SDK):
+# Every external tool the tests drive (Debian's Prometheus packages, the pinned TS SDKs and
+# the official Go client inside them):
 # installed when missing, quick when present. `make test` runs the same step first.
 test-tools: install
 	$(BIN)/python tools/test_tools.py ensure
@@ -54,8 +55,12 @@ bench: install
 	$(BIN)/python bench/transfer.py
 	$(BIN)/python bench/infer.py
 
+# The reliability suite at full size, then the storage end-to-end suite through the
+# official indexer (0g-storage-client indexer, from the pinned npm package).
 soak: install
 	ZEROG_SOAK=1 $(BIN)/pytest -q tests/reliability
+	$(BIN)/python tools/test_tools.py ensure go-client
+	ZEROG_TEST_INDEXER=official $(BIN)/pytest -q tests/test_storage_e2e.py tests/test_chain_tx_e2e.py
 
 clean:
 	rm -rf $(VENV) $(LOCK_VENV) .pytest_cache .mypy_cache .ruff_cache .cache

@@ -12,6 +12,9 @@ Fixtures (import them into a test module, or list this module in
 - ``devnet``: a fresh devnet per test, data in the test's ``tmp_path``;
 - ``net``: one devnet shared by the tests of a module, and ``cli``: the
   in-process ``zerog`` runner pointed at it with faults switched off.
+  ``ZEROG_TEST_INDEXER=official`` runs every ``net`` devnet with the official
+  indexer (``--indexer official``) and points ``cli`` at it: `make soak` runs
+  the storage end-to-end suite that way.
 
 The helpers at the bottom (`rpc`, `submit_file`, `upload_file`, ...) are a
 minimal client written straight from the spec, so devnet tests do not depend
@@ -46,6 +49,7 @@ from zerog_cli.devnet.constants import (
 from zerog_cli.zerog import flow_abi, merkle
 
 START_TIMEOUT = 30.0
+INDEXER_SWITCH = "ZEROG_TEST_INDEXER"
 STOP_TIMEOUT = 10.0
 NO_PROXY = {"http": "", "https": ""}
 
@@ -175,6 +179,7 @@ def start_devnet(
     *,
     nodes: int = 2,
     shards: str | None = None,
+    indexer: str = "builtin",
     extra_args: Sequence[str] = (),
 ) -> Iterator[DevnetProcess]:
     """Start a devnet on a free port with data in ``data_dir``; stop it on exit."""
@@ -182,6 +187,7 @@ def start_devnet(
     args = [sys.executable, "-m", "zerog_cli.devnet", "up", "--port", "0"]
     args += ["--data-dir", str(data_dir), "--log-level", "WARNING"]
     args += ["--shards", shards] if shards else ["--nodes", str(nodes)]
+    args += ["--indexer", indexer]
     args += list(extra_args)
     log_path = data_dir / "harness.log"
     env = {**os.environ, "NO_PROXY": "127.0.0.1,localhost", "PYTHONUNBUFFERED": "1"}
@@ -223,10 +229,22 @@ def devnet(tmp_path: Path) -> Iterator[DevnetProcess]:
         yield handle
 
 
+def indexer_under_test() -> str:
+    """``builtin`` unless ``$ZEROG_TEST_INDEXER`` asks for the official indexer."""
+    choice = os.environ.get(INDEXER_SWITCH, "builtin") or "builtin"
+    if choice not in ("builtin", "official"):
+        raise pytest.UsageError(f"{INDEXER_SWITCH} must be builtin or official, not {choice!r}")
+    if choice == "official":
+        from tools import test_tools
+
+        test_tools.ensure(["go-client"])
+    return choice
+
+
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevnetProcess]:
     """A two-node devnet shared by the tests of one module."""
-    with start_devnet(tmp_path_factory.mktemp("devnet")) as handle:
+    with start_devnet(tmp_path_factory.mktemp("devnet"), indexer=indexer_under_test()) as handle:
         yield handle
 
 
@@ -234,6 +252,8 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevnetProcess]:
 def cli(zerog: Callable[..., Any], net: DevnetProcess, monkeypatch: pytest.MonkeyPatch) -> Any:
     """The in-process `zerog` runner pointed at the module's devnet, faults switched off."""
     monkeypatch.setenv("ZEROG_DEVNET_URL", net.base_url)
+    if net.indexer_url != net.base_url + "/indexer":
+        monkeypatch.setenv("ZEROG_INDEXER_URL", net.indexer_url)
     net.clear_faults()
     return zerog
 

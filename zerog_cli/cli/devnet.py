@@ -45,6 +45,7 @@ def _print_info(info: DevnetInfo) -> None:
         "zerog devnet up --detach",
         "zerog devnet up --port 0 --nodes 3 --data-dir /tmp/devnet",
         "zerog devnet up --detach --fail-rate 0.2 --corrupt-rate 0.01",
+        "zerog devnet up --detach --indexer official",
     ),
 )
 def up(
@@ -71,11 +72,34 @@ def up(
     drop_rate: Annotated[
         float, typer.Option("--drop-rate", help="Fraction of connections dropped.")
     ] = 0.0,
+    indexer: Annotated[
+        str,
+        typer.Option(
+            "--indexer",
+            help="builtin, or official: run 0g-storage-client's indexer over the nodes"
+            " and point the devnet profile at it.",
+        ),
+    ] = "builtin",
+    storage_client: Annotated[
+        Path | None,
+        typer.Option(
+            "--storage-client",
+            envvar="ZEROG_STORAGE_CLIENT",
+            help="The 0g-storage-client binary for --indexer official"
+            " (default: on PATH or in $ZEROG_NPM_CACHE).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Start a devnet; with --detach it runs in the background until `devnet down`."""
+    """Start a devnet; with --detach it runs in the background until `devnet down`.
+
+    With --indexer official the official 0G indexer (`0g-storage-client indexer`)
+    serves the devnet's nodes on a port of its own; `devnet down` stops it too.
+    No binary found is exit 8, with where to get it.
+    """
     from zerog_cli.devnet import control
     from zerog_cli.devnet.faults import FaultConfigError, FaultSettings
-    from zerog_cli.devnet.network import DevnetConfig
+    from zerog_cli.devnet.network import DevnetConfig, check_indexer
     from zerog_cli.errors import UsageError
 
     try:
@@ -89,7 +113,15 @@ def up(
         )
     except FaultConfigError as exc:
         raise UsageError(str(exc)) from None
-    config = DevnetConfig(host=host, port=port, data_dir=data_dir, nodes=nodes, faults=faults)
+    config = DevnetConfig(
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        nodes=nodes,
+        faults=faults,
+        indexer=check_indexer(indexer),
+        storage_client=storage_client,
+    )
     output = state().output
     if detach:
         info = control.start_detached(config)

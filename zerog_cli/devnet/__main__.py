@@ -21,7 +21,7 @@ from zerog_cli.devnet.constants import (
     LOOPBACK_HOST,
 )
 from zerog_cli.devnet.faults import FaultConfigError, FaultSettings
-from zerog_cli.devnet.network import DevnetConfig, parse_shards
+from zerog_cli.devnet.network import INDEXER_KINDS, DevnetConfig, parse_shards
 from zerog_cli.errors import ZerogError
 
 
@@ -41,6 +41,10 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--latency-ms", type=int, default=0)
     up.add_argument("--corrupt-rate", type=float, default=0.0)
     up.add_argument("--drop-rate", type=float, default=0.0)
+    up.add_argument("--indexer", default="builtin", choices=INDEXER_KINDS)
+    up.add_argument(
+        "--storage-client", default=None, help="0g-storage-client for --indexer official"
+    )
     up.add_argument("--detach", action="store_true", help="run in the background")
     up.add_argument("--log-level", default="INFO")
     for name in ("status", "down"):
@@ -69,6 +73,8 @@ def _config(args: argparse.Namespace) -> DevnetConfig:
         price_per_sector=args.price_per_sector,
         legacy_fees=args.legacy_fees,
         faults=faults,
+        indexer=args.indexer,
+        storage_client=Path(args.storage_client) if args.storage_client else None,
     )
 
 

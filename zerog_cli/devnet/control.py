@@ -37,7 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from zerog_cli.devnet.constants import DEV_ACCOUNT_ADDRESS, DEV_ACCOUNT_KEY
-from zerog_cli.devnet.network import Devnet, DevnetConfig, check_host
+from zerog_cli.devnet.network import Devnet, DevnetConfig, check_host, check_indexer
+from zerog_cli.devnet.official_indexer import find_storage_client
 from zerog_cli.errors import NetworkUnavailable, UsageError
 from zerog_cli.infra.config import DEVNET_POINTER, DEVNET_STATE_FILE, devnet_data_dir, zerog_home
 from zerog_cli.infra.files import atomic_write_text, ensure_private_dir
@@ -266,6 +267,9 @@ def _subprocess_args(config: DevnetConfig, data_dir: Path) -> list[str]:
         args += ["--nodes", str(config.nodes)]
     if config.legacy_fees:
         args.append("--legacy-fees")
+    args += ["--indexer", config.indexer]
+    if config.storage_client is not None:
+        args += ["--storage-client", str(config.storage_client)]
     return args
 
 
@@ -303,12 +307,16 @@ def _devnet_environment() -> dict[str, str]:
 def start_detached(config: DevnetConfig, *, timeout: float = 30.0) -> DevnetInfo:
     """Start a devnet in the background; return once it answers health checks.
 
-    Output goes to ``devnet.log`` in the data folder. Raises `UsageError` if a
-    devnet already runs there and `NetworkUnavailable` if it does not come up
+    The official indexer's binary is looked up here, before anything starts, so
+    a missing one is exit 8 with its hint rather than a child that dies. Output
+    goes to ``devnet.log`` in the data folder. Raises `UsageError` if a devnet
+    already runs there and `NetworkUnavailable` if it does not come up
     (the half-started process is stopped).
     """
     data_dir = _resolve_new(config.data_dir)
     check_host(config.host)
+    if check_indexer(config.indexer) == "official":
+        config = replace(config, storage_client=find_storage_client(config.storage_client))
     current = status(data_dir)
     if current.running and current.info is not None:
         raise UsageError(

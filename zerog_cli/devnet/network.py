@@ -5,7 +5,9 @@ Everything is served on one loopback HTTP port, by path:
 - ``/`` and ``/rpc``: EVM JSON-RPC (batches accepted);
 - ``/indexer``: indexer JSON-RPC (POST) and its REST gateway
   (``/indexer/file``, ``/indexer/file/info/{cid}``, ``/indexer/files/info``,
-  ``/indexer/node/status``, ``/indexer/file/segment``);
+  ``/indexer/node/status``, ``/indexer/file/segment``); with
+  ``indexer="official"`` the official indexer runs beside it on a port of its
+  own (`zerog_cli.devnet.official_indexer`) and is the one the devnet advertises;
 - ``/node/<i>``: storage node ``i`` (``zgs_*`` JSON-RPC);
 - ``/provider``: the compute provider, when ``zerog_cli.devnet.provider``
   registers it;
@@ -59,6 +61,7 @@ from zerog_cli.devnet.constants import (
 from zerog_cli.devnet.evm_rpc import EvmRpc
 from zerog_cli.devnet.faults import FaultConfigError, FaultInjector, FaultSettings
 from zerog_cli.devnet.indexer import Indexer
+from zerog_cli.devnet.official_indexer import OfficialIndexer, find_storage_client
 from zerog_cli.devnet.storage import StorageNode
 from zerog_cli.devnet.storage_contracts import storage_contracts
 from zerog_cli.devnet.web import DevnetHTTPServer, Handler, Request, Response, Router, make_server
@@ -76,6 +79,15 @@ def check_host(host: str) -> str:
             hint="use --host 127.0.0.1",
         )
     return LOOPBACK_HOST
+
+
+INDEXER_KINDS = ("builtin", "official")
+
+
+def check_indexer(kind: str) -> str:
+    if kind not in INDEXER_KINDS:
+        raise UsageError(f"unknown indexer {kind!r}; pick one of {', '.join(INDEXER_KINDS)}")
+    return kind
 
 
 def parse_shards(spec: str) -> list[tuple[int, int]]:
@@ -107,6 +119,10 @@ class DevnetConfig:
     price_per_sector: int = DEFAULT_PRICE_PER_SECTOR
     legacy_fees: bool = False
     faults: FaultSettings = field(default_factory=FaultSettings)
+    indexer: str = "builtin"
+    """``builtin`` (the devnet's own, under /indexer) or ``official`` (0g-storage-client's)."""
+    storage_client: Path | None = None
+    """The ``0g-storage-client`` binary for ``indexer="official"`` (found when None)."""
 
     def shard_layout(self) -> list[tuple[int, int]]:
         if self.shards is not None:
@@ -129,6 +145,10 @@ class Devnet:
     def __init__(self, config: DevnetConfig) -> None:
         self.config = config
         bind_host = check_host(config.host)
+        self.official_indexer: OfficialIndexer | None = None
+        binary = None
+        if check_indexer(config.indexer) == "official":
+            binary = find_storage_client(config.storage_client)
         self._owned_dir: str | None = None
         if config.data_dir is None:
             self._owned_dir = tempfile.mkdtemp(prefix="zerog-devnet-")
@@ -170,6 +190,10 @@ class Devnet:
         except BaseException:
             self._server.server_close()
             raise
+        if binary is not None:
+            self.official_indexer = OfficialIndexer(
+                binary, self.node_urls, self.data_dir / "official-indexer"
+            )
 
     def _build_services(self) -> None:
         self.nodes = [
@@ -210,6 +234,9 @@ class Devnet:
 
     @property
     def indexer_url(self) -> str:
+        """The indexer clients should use: the official one when it runs, else the built-in."""
+        if self.official_indexer is not None and self.official_indexer.port:
+            return self.official_indexer.url
         return self.base_url + INDEXER_PREFIX
 
     @property
@@ -295,10 +322,18 @@ class Devnet:
                 target=self._server.serve_forever, name="zerog-devnet", daemon=True
             )
             self._thread.start()
+        if self.official_indexer is not None and self.official_indexer.process is None:
+            try:
+                self.official_indexer.start()
+            except BaseException:
+                self.stop()
+                raise
         return self
 
     def stop(self) -> None:
-        """Stop serving, close the port, remove a temporary data folder."""
+        """Stop the official indexer and serving, close the port, remove a temporary folder."""
+        if self.official_indexer is not None:
+            self.official_indexer.stop()
         if self._thread is not None:
             self._server.shutdown()
             self._thread.join()

@@ -526,6 +526,20 @@ def running_devnet_url() -> str | None:
     return url if pid_alive(pid) else None
 
 
+def _devnet_indexer_url(base: str) -> str:
+    """The running devnet's indexer: the official one when `zerog devnet up --indexer
+    official` started it (``devnet.json`` names it), else the built-in one under
+    ``/indexer`` (always with ``ZEROG_DEVNET_URL``)."""
+    if not os.environ.get("ZEROG_DEVNET_URL"):
+        try:
+            state = json.loads((devnet_data_dir() / DEVNET_STATE_FILE).read_text("utf-8"))
+            if str(state["url"]).rstrip("/") == base and state.get("indexer_url"):
+                return str(state["indexer_url"]).rstrip("/")
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            pass
+    return base + "/indexer"
+
+
 def _profile_defaults(profile: str) -> dict[str, tuple[Any, str]]:
     defaults = {key: (value, "profile") for key, value in PROFILE_DEFAULTS[profile].items()}
     if profile == "devnet":
@@ -535,7 +549,7 @@ def _profile_defaults(profile: str) -> dict[str, tuple[Any, str]]:
         else:
             source = "env" if os.environ.get("ZEROG_DEVNET_URL") else "devnet"
         defaults["rpc_url"] = (base, source)
-        defaults["indexer_url"] = (None if base is None else base + "/indexer", source)
+        defaults["indexer_url"] = (None if base is None else _devnet_indexer_url(base), source)
         defaults["router_url"] = (None if base is None else base + "/router/v1", source)
     return defaults
 

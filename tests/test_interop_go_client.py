@@ -1,0 +1,304 @@
+"""The official Go storage client and the official indexer against the devnet and zerog.
+
+``0g-storage-client`` comes from the pinned ``@0gfoundation/0g-compute-ts-sdk``
+package (``binary/0g-storage-client``), installed by the test tools' step and
+checked against the SHA-256 in tools/go_client.py. Every URL it gets is a
+127.0.0.1 URL of a devnet; its proxy variables point at a closed loopback port,
+so nothing it might look up elsewhere leaves the machine. Where the Go client
+and the devnet disagree, the devnet is wrong.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.conftest import REPO
+from tests.devnet_harness import NO_PROXY, DevnetProcess, pattern, rpc, start_devnet
+from tools import go_client as go_client_tool
+from tools import test_tools, ts_sdk
+from zerog_cli.devnet.constants import DEV_ACCOUNT_KEY
+from zerog_cli.zerog import merkle
+
+pytestmark = [pytest.mark.interop, pytest.mark.devnet]
+
+GO_TIMEOUT = 120
+THREE_SEGMENTS = 2 * merkle.SEGMENT_SIZE + 1000
+CLOSED_LOOPBACK_PROXY = "http://127.0.0.1:9"
+UPLOADED = re.compile(r"file uploaded, root = (0x[0-9a-f]{64})")
+
+
+@pytest.fixture(scope="session")
+def go_client() -> Path:
+    """The pinned, checksum-checked binary (a no-op after `make test`'s tools step)."""
+    test_tools.ensure(["go-client"])
+    return go_client_tool.binary_path()
+
+
+@pytest.fixture(scope="module")
+def go_devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevnetProcess]:
+    with start_devnet(tmp_path_factory.mktemp("go-interop")) as handle:
+        yield handle
+
+
+@pytest.fixture
+def zerog_on(zerog: Any, go_devnet: DevnetProcess, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("ZEROG_DEVNET_URL", go_devnet.base_url)
+    go_devnet.clear_faults()
+    return zerog
+
+
+def run_go(binary: Path, *args: str, cwd: Path) -> str:
+    """Run the Go client; its whole log (it logs to stderr and stdout) on success."""
+    env = {
+        **os.environ,
+        "HTTP_PROXY": CLOSED_LOOPBACK_PROXY,
+        "HTTPS_PROXY": CLOSED_LOOPBACK_PROXY,
+        "http_proxy": CLOSED_LOOPBACK_PROXY,
+        "https_proxy": CLOSED_LOOPBACK_PROXY,
+        "NO_PROXY": "",
+        "no_proxy": "",
+    }
+    completed = subprocess.run(
+        [str(binary), *args, "--log-color-disabled"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=GO_TIMEOUT,
+        check=False,
+    )
+    output = completed.stdout + completed.stderr
+    assert completed.returncode == 0, f"{args[0]} exit {completed.returncode}: {output[-3000:]}"
+    return output
+
+
+def go_upload(
+    binary: Path, devnet: DevnetProcess, source: Path, *flags: str, via_nodes: bool = False
+) -> tuple[str, str]:
+    """Upload ``source`` with the Go client; its root and log."""
+    where = (
+        ["--node", ",".join(devnet.node_urls)] if via_nodes else ["--indexer", devnet.indexer_url]
+    )
+    args = ["upload", "--url", devnet.rpc_url, "--key", DEV_ACCOUNT_KEY, "--file", str(source)]
+    output = run_go(binary, *args, *where, *flags, cwd=source.parent)
+    found = UPLOADED.search(output)
+    assert found, output[-3000:]
+    return found.group(1), output
+
+
+def go_download(
+    binary: Path, devnet: DevnetProcess, root: str, output: Path, *, via_nodes: bool = False
+) -> str:
+    where = (
+        ["--node", ",".join(devnet.node_urls)] if via_nodes else ["--indexer", devnet.indexer_url]
+    )
+    args = ["download", "--root", root, "--file", str(output), "--proof", *where]
+    log = run_go(binary, *args, cwd=output.parent)
+    assert "Succeeded to validate the downloaded file" in log, log[-3000:]
+    return log
+
+
+def transactions(devnet: DevnetProcess) -> int:
+    return int(devnet.stats()["transactions"])
+
+
+def zerog_reads(zerog: Any, root: str, data: bytes, output: Path) -> dict[str, Any]:
+    """zerog downloads ``root`` with every proof checked; the bytes are ``data``."""
+    got = zerog("download", root, "-o", str(output), "--json")
+    assert got.exit_code == 0, got
+    assert output.read_bytes() == data
+    assert zerog("hash", str(output), "--expect", root).exit_code == 0
+    document: dict[str, Any] = got.json
+    return document
+
+
+def test_go_upload_of_three_segments_reads_back_with_zerog(
+    go_client: Path, go_devnet: DevnetProcess, zerog_on: Any, tmp_path: Path
+) -> None:
+    data = pattern(THREE_SEGMENTS, seed=200)
+    source = tmp_path / "three.bin"
+    source.write_bytes(data)
+    before = transactions(go_devnet)
+    root, log = go_upload(go_client, go_devnet, source)
+    assert root == merkle.tree_from_bytes(data).root_hex
+    assert "segments=3" in log and "Fast mode disabled" in log
+    assert transactions(go_devnet) == before + 1
+    report = zerog_reads(zerog_on, root, data, tmp_path / "back.bin")
+    assert report["segments"] == 3
+
+
+def test_go_fast_mode_small_file_uploads_by_root(
+    go_client: Path, go_devnet: DevnetProcess, zerog_on: Any, tmp_path: Path
+) -> None:
+    """Fast mode: the transaction is not awaited and the segment goes up by root."""
+    data = pattern(5000, seed=201)
+    source = tmp_path / "small.bin"
+    source.write_bytes(data)
+    root, log = go_upload(go_client, go_devnet, source, "--fast-mode", via_nodes=True)
+    assert "Begin to upload file by root" in log and "Completed to upload file by root" in log
+    zerog_reads(zerog_on, root, data, tmp_path / "back.bin")
+
+
+def test_go_upload_with_two_replicas_lands_on_both_nodes(
+    go_client: Path, go_devnet: DevnetProcess, zerog_on: Any, tmp_path: Path
+) -> None:
+    data = pattern(merkle.SEGMENT_SIZE + 3000, seed=202)
+    source = tmp_path / "replicated.bin"
+    source.write_bytes(data)
+    root, log = go_upload(go_client, go_devnet, source, "--expected-replica", "2")
+    assert "nodeNum=2" in log
+    for node_url in go_devnet.node_urls:
+        info = rpc(node_url, "zgs_getFileInfo", [root, True])
+        assert info is not None and info["finalized"] is True, (node_url, info)
+    zerog_reads(zerog_on, root, data, tmp_path / "back.bin")
+
+
+def test_go_skip_tx_on_a_root_zerog_stored_sends_no_transaction(
+    go_client: Path, go_devnet: DevnetProcess, zerog_on: Any, tmp_path: Path
+) -> None:
+    data = pattern(THREE_SEGMENTS, seed=203)
+    source = tmp_path / "stored-by-zerog.bin"
+    source.write_bytes(data)
+    uploaded = zerog_on("upload", str(source), "--json")
+    assert uploaded.exit_code == 0, uploaded
+    before = transactions(go_devnet)
+    root, log = go_upload(go_client, go_devnet, source, "--skip-tx")
+    assert root == uploaded.json["root"]
+    assert transactions(go_devnet) == before
+    assert "Succeeded to send transaction" not in log
+    go_download(go_client, go_devnet, root, tmp_path / "by-go.bin")
+    assert (tmp_path / "by-go.bin").read_bytes() == data
+
+
+def test_zerog_upload_of_a_root_the_go_client_put_on_another_node_pays_nothing(
+    go_client: Path, go_devnet: DevnetProcess, zerog_on: Any, tmp_path: Path
+) -> None:
+    """zerog's dedupe probe asked only the node it selected, so a file the Go client had
+    stored on another node was paid for again (found through the official indexer, which
+    lists nodes in the order they answer)."""
+    data = pattern(THREE_SEGMENTS, seed=206)
+    source = tmp_path / "on-node-1.bin"
+    source.write_bytes(data)
+    args = ["upload", "--url", go_devnet.rpc_url, "--key", DEV_ACCOUNT_KEY, "--file", str(source)]
+    run_go(go_client, *args, "--node", go_devnet.node_urls[1], cwd=tmp_path)
+    before = transactions(go_devnet)
+    uploaded = zerog_on("upload", str(source), "--json")
+    assert uploaded.exit_code == 0, uploaded
+    assert uploaded.json["deduped"] is True and int(uploaded.json["fee_neuron"]) == 0
+    assert uploaded.json["nodes"] == [go_devnet.node_urls[1]]
+    assert transactions(go_devnet) == before
+
+
+@pytest.mark.parametrize("via_nodes", [False, True], ids=["indexer", "nodes"])
+def test_zerog_upload_downloads_with_go_proofs(
+    go_client: Path, go_devnet: DevnetProcess, zerog_on: Any, tmp_path: Path, via_nodes: bool
+) -> None:
+    data = pattern(THREE_SEGMENTS + 4096, seed=204 + via_nodes)
+    source = tmp_path / "by-zerog.bin"
+    source.write_bytes(data)
+    uploaded = zerog_on("upload", str(source), "--json")
+    assert uploaded.exit_code == 0, uploaded
+    output = tmp_path / "read-by-go.bin"
+    go_download(go_client, go_devnet, uploaded.json["root"], output, via_nodes=via_nodes)
+    assert output.read_bytes() == data
+
+
+def test_devnet_with_the_official_indexer_round_trip(
+    go_client: Path, zerog: Any, tmp_path: Path
+) -> None:
+    """`zerog devnet up --indexer official`: upload, download and verify go through it."""
+    up = zerog("devnet", "up", "--detach", "--port", "0", "--indexer", "official", "--json")
+    assert up.exit_code == 0, up
+    info = up.json
+    try:
+        official = info["indexer_url"]
+        assert official.startswith("http://127.0.0.1:") and not official.startswith(info["url"])
+        shown = zerog("config", "show", "--json")
+        assert shown.exit_code == 0, shown
+        assert official in shown.stdout
+        answer = requests.post(
+            official,
+            json={"jsonrpc": "2.0", "id": 1, "method": "indexer_getShardedNodes"},
+            timeout=10,
+            proxies=NO_PROXY,
+        )
+        trusted = [node["url"] for node in answer.json()["result"]["trusted"]]
+        assert sorted(trusted) == sorted(info["node_urls"])
+        requests.post(info["url"] + "/admin/stats/reset", timeout=10, proxies=NO_PROXY)
+
+        data = pattern(THREE_SEGMENTS, seed=210)
+        source = tmp_path / "through-official.bin"
+        source.write_bytes(data)
+        uploaded = zerog("upload", str(source), "--json")
+        assert uploaded.exit_code == 0, uploaded
+        zerog_reads(zerog, uploaded.json["root"], data, tmp_path / "back.bin")
+        backup = zerog("backup", "create", str(source), "--label", "official", "--json")
+        assert backup.exit_code == 0, backup
+        verified = zerog("verify", "--json")
+        assert verified.exit_code == 0, verified
+        assert [item["status"] for item in verified.json["items"]] == ["ok"]
+        stats = requests.get(info["url"] + "/admin/stats", timeout=10, proxies=NO_PROXY).json()
+        builtin_calls = [name for name in stats["methods"] if name.startswith("indexer:")]
+        assert builtin_calls == [], builtin_calls
+    finally:
+        down = zerog("devnet", "down", "--json")
+    assert down.exit_code == 0, down
+    with pytest.raises(requests.ConnectionError):
+        requests.post(official, json={}, timeout=5, proxies=NO_PROXY)
+
+
+def test_official_indexer_without_its_binary_says_where_to_get_it(
+    zerog: Any, tmp_path: Path
+) -> None:
+    missing = tmp_path / "no-such-0g-storage-client"
+    got = zerog(
+        "devnet",
+        "up",
+        "--detach",
+        "--port",
+        "0",
+        "--indexer",
+        "official",
+        "--storage-client",
+        str(missing),
+    )
+    assert got.exit_code == 8, got
+    assert "@0gfoundation/0g-compute-ts-sdk" in got.stderr and "ZEROG_STORAGE_CLIENT" in got.stderr
+    assert not (Path(os.environ["ZEROG_HOME"]) / "devnet" / "devnet.pid").exists()
+
+
+def test_a_go_client_with_another_checksum_fails_the_install_loudly(tmp_path: Path) -> None:
+    """A cache whose package ships another build: `test_tools.py ensure go-client` refuses it."""
+    lock_digest = hashlib.sha256((ts_sdk.INTEROP / "package-lock.json").read_bytes()).hexdigest()
+    folder = tmp_path / "npm-cache" / ts_sdk.node_modules_dir().parent.name
+    folder.mkdir(parents=True)
+    (folder / ts_sdk.STAMP).write_text(lock_digest + "\n", encoding="utf-8")
+    for package in ts_sdk.PACKAGES:
+        (folder / "node_modules" / package).mkdir(parents=True)
+        (folder / "node_modules" / package / "package.json").write_text("{}", encoding="utf-8")
+    fake = folder / "node_modules" / ts_sdk.COMPUTE_SDK_PACKAGE / go_client_tool.BINARY_IN_PACKAGE
+    fake.parent.mkdir(parents=True)
+    fake.write_text("#!/bin/sh\necho not the official build\n", encoding="utf-8")
+    fake.chmod(0o755)
+    completed = subprocess.run(
+        [sys.executable, "tools/test_tools.py", "ensure", "go-client"],
+        cwd=REPO,
+        env={**os.environ, "ZEROG_NPM_CACHE": str(tmp_path / "npm-cache")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 1, completed
+    assert "SHA-256" in completed.stderr and go_client_tool.BINARY_SHA256 in completed.stderr
+    assert str(fake) in completed.stderr
