@@ -161,6 +161,17 @@ class Twin:
             if moves["devnet"] != moves["official"]:
                 self.differences.append(f"{label}: balance of {address} moved {moves}")
 
+    def compare_views(self, views: list[tuple[str, bytes]]) -> None:
+        """The same ``eth_call`` on both chains: the same result or the same revert data."""
+        for to, data in views:
+            answers = {}
+            for name, url in self.urls.items():
+                answer = rpc_raw(url, "eth_call", [{"to": to, "data": "0x" + data.hex()}, "latest"])
+                error = answer.get("error")
+                answers[name] = ("revert", error.get("data")) if error else ("ok", answer["result"])
+            if answers["devnet"] != answers["official"]:
+                self.differences.append(f"view {data[:4].hex()} at {to}: {answers}")
+
     def increase_time(self, seconds: int) -> None:
         for url in self.urls.values():
             rpc(url, "evm_increaseTime", [seconds])
@@ -233,10 +244,27 @@ def test_flow_submissions_match_the_official_flow(twin: Twin) -> None:
     cases.append(("submitter other than the sender", for_other, for_other.data.fee(price)))
     zero = _submission(777, submitter=flow_abi.ZERO_ADDRESS)
     cases.append(("zero submitter", zero, zero.data.fee(price)))
+    nodes = _submission(3 * SEGMENT + 17, submitter=user).data.nodes
+    invalid = {
+        "length beyond the nodes": flow_abi.SubmissionData(SEGMENT * 5, b"", nodes),
+        "too much padding": flow_abi.SubmissionData(
+            1, b"", _submission(4096, submitter=user).data.nodes
+        ),
+        "no nodes": flow_abi.SubmissionData(1, b"", ()),
+        "heights not decreasing": flow_abi.SubmissionData(3 * SEGMENT + 17, b"", nodes[::-1]),
+    }
+    for label, data in invalid.items():
+        cases.append((label, flow_abi.Submission(data, user), data.fee(price) + 10**15))
     for label, submission, value in cases:
         before = twin.balances(watched)
         twin.send(label, key, FLOW_ADDRESS, flow_abi.encode_submit_calldata(submission), value)
         twin.compare_moves(label, before, twin.balances(watched))
+    twin.compare_views(
+        [
+            (FLOW_ADDRESS, flow_abi.MARKET_SELECTOR),
+            (MARKET_ADDRESS, flow_abi.PRICE_PER_SECTOR_SELECTOR),
+        ]
+    )
     assert not twin.differences, "\n".join(twin.differences)
 
 
@@ -287,6 +315,12 @@ def test_compute_ledger_moves_match_the_official_contracts(twin: Twin) -> None:
             0,
         ),
         (
+            "acknowledgement without a sub-account",
+            INFERENCE_SERVING_ADDRESS,
+            _serving_call("acknowledgeTEESigner", friend, True),
+            0,
+        ),
+        (
             "acknowledgement withdrawn with a balance",
             INFERENCE_SERVING_ADDRESS,
             _serving_call("acknowledgeTEESigner", PROVIDER, False),
@@ -316,6 +350,25 @@ def test_compute_ledger_moves_match_the_official_contracts(twin: Twin) -> None:
             _ledger_call("retrieveFund", [PROVIDER], SERVICE),
             0,
         ),
+        ("revokeToken", INFERENCE_SERVING_ADDRESS, _serving_call("revokeToken", PROVIDER, 7), 0),
+        (
+            "revokeTokens",
+            INFERENCE_SERVING_ADDRESS,
+            _serving_call("revokeTokens", PROVIDER, [1, 2, 200]),
+            0,
+        ),
+        (
+            "revokeAllTokens",
+            INFERENCE_SERVING_ADDRESS,
+            _serving_call("revokeAllTokens", PROVIDER),
+            0,
+        ),
+        (
+            "revokeToken without a sub-account",
+            INFERENCE_SERVING_ADDRESS,
+            _serving_call("revokeToken", friend, 1),
+            0,
+        ),
     ]
     _run(twin, key, steps, watched)
     twin.increase_time(compute.LOCK_TIME + 1)
@@ -335,6 +388,18 @@ def test_compute_ledger_moves_match_the_official_contracts(twin: Twin) -> None:
         ),
         ("refund", LEDGER_MANAGER_ADDRESS, _ledger_call("refund", one), 0),
         (
+            "refund of everything closes the ledger",
+            LEDGER_MANAGER_ADDRESS,
+            _ledger_call("refund", 6 * one),
+            0,
+        ),
+        (
+            "transferFund without a ledger",
+            LEDGER_MANAGER_ADDRESS,
+            _ledger_call("transferFund", PROVIDER, SERVICE, one),
+            0,
+        ),
+        (
             "depositFundFor the zero address",
             LEDGER_MANAGER_ADDRESS,
             _ledger_call("depositFundFor", flow_abi.ZERO_ADDRESS),
@@ -348,19 +413,16 @@ def test_compute_ledger_moves_match_the_official_contracts(twin: Twin) -> None:
         ),
     ]
     _run(twin, key, later, watched)
-    views = [
-        (LEDGER_MANAGER_ADDRESS, _ledger_call("getLedger", user)),
-        (LEDGER_MANAGER_ADDRESS, _ledger_call("getLedger", friend)),
-        (INFERENCE_SERVING_ADDRESS, _serving_call("getAccount", user, PROVIDER)),
-        (LEDGER_MANAGER_ADDRESS, _ledger_call("getLedgerProviders", user, SERVICE)),
-    ]
-    for to, data in views:
-        answers = {
-            name: rpc_raw(url, "eth_call", [{"to": to, "data": "0x" + data.hex()}, "latest"])
-            for name, url in twin.urls.items()
-        }
-        if answers["devnet"].get("result") != answers["official"].get("result"):
-            twin.differences.append(f"view {data[:4].hex()}: {answers}")
+    twin.compare_views(
+        [
+            (LEDGER_MANAGER_ADDRESS, _ledger_call("getLedger", user)),
+            (LEDGER_MANAGER_ADDRESS, _ledger_call("getLedger", friend)),
+            (INFERENCE_SERVING_ADDRESS, _serving_call("getAccount", user, PROVIDER)),
+            (LEDGER_MANAGER_ADDRESS, _ledger_call("getLedgerProviders", user, SERVICE)),
+            (LEDGER_MANAGER_ADDRESS, _ledger_call("getLedgerProviders", user, "inference-v9.9")),
+            (INFERENCE_SERVING_ADDRESS, _serving_call("lockTime")),
+        ]
+    )
     assert not twin.differences, "\n".join(twin.differences)
 
 

@@ -33,7 +33,9 @@ Events, as the official contracts emit them (held to the official bytecode by
 tests/test_contracts_differential.py): InferenceServing's ``BalanceUpdated``
 when a sub-account is opened, topped up or paid a matured refund, and
 ``RefundRequested`` (the newest valid refund's index) after every refund
-request while any refund is valid. ``addLedger`` returns ``(value, 0)``.
+request while any refund is valid; ``AccountDeleted`` for each sub-account of a
+deleted ledger; ``TokenRevoked``, ``TokensRevoked`` and ``AllTokensRevoked``.
+``addLedger`` returns ``(value, 0)``.
 
 Native 0G moves as on chain: deposits are paid to the LedgerManager, transfers
 move it to InferenceServing, matured refunds move it back, ``refund`` pays the
@@ -131,6 +133,10 @@ DEVNET_REGISTER_SERVICES = AbiFunction("devnetRegisterServices", ["uint256"])
 
 BALANCE_UPDATED_TOPIC = keccak256(b"BalanceUpdated(address,address,uint256,uint256)")
 REFUND_REQUESTED_TOPIC = keccak256(b"RefundRequested(address,address,uint256,uint256)")
+ACCOUNT_DELETED_TOPIC = keccak256(b"AccountDeleted(address,address,uint256)")
+TOKEN_REVOKED_TOPIC = keccak256(b"TokenRevoked(address,address,uint8)")
+TOKENS_REVOKED_TOPIC = keccak256(b"TokensRevoked(address,address,uint8[])")
+ALL_TOKENS_REVOKED_TOPIC = keccak256(b"AllTokensRevoked(address,address,uint256)")
 
 
 def _key(address: str) -> str:
@@ -142,6 +148,11 @@ def _word(value: int | str) -> bytes:
     if isinstance(value, str):
         return bytes(12) + bytes.fromhex(value.removeprefix("0x"))
     return value.to_bytes(32, "big")
+
+
+def _encode_uint8_array(values: list[int]) -> bytes:
+    """ABI encoding of one ``uint8[]`` argument (offset, length, items)."""
+    return _word(32) + _word(len(values)) + b"".join(_word(value) for value in values)
 
 
 def _revert(error: AbiError, *args: Any) -> Revert:
@@ -182,13 +193,14 @@ class InferenceServingContract(Contract):
         logs, self.logs = self.logs, []
         return logs
 
+    def _emit(self, topic: bytes, account: SubAccount, data: bytes) -> None:
+        """An event whose indexed arguments are the sub-account's user and provider."""
+        topics = [topic, _word(account.user), _word(account.provider)]
+        self.logs.append(Log(self.address, topics, data))
+
     def _balance_updated(self, account: SubAccount) -> None:
-        self.logs.append(
-            Log(
-                self.address,
-                [BALANCE_UPDATED_TOPIC, _word(account.user), _word(account.provider)],
-                _word(account.balance) + _word(account.pending_refund),
-            )
+        self._emit(
+            BALANCE_UPDATED_TOPIC, account, _word(account.balance) + _word(account.pending_refund)
         )
 
     # -- state ----------------------------------------------------------------
@@ -398,6 +410,7 @@ class InferenceServingContract(Contract):
         account = self.accounts.pop((_key(user), _key(provider)), None)
         if account is not None:
             self.retired[(_key(user), _key(provider))] = (account.nonce, account.generation)
+            self._emit(ACCOUNT_DELETED_TOPIC, account, _word(account.balance))
 
     # -- ABI --------------------------------------------------------------------
 
@@ -454,6 +467,7 @@ class InferenceServingContract(Contract):
             self._register_synthetic(chain, sender, count)
             return []
         function, args = _decode(INFERENCE_SERVING, data)
+        self.take_logs()
         if self._view(function, args) is not None:
             return []
         if value:
@@ -477,12 +491,18 @@ class InferenceServingContract(Contract):
             for token_id in ids:
                 bitmap |= 1 << token_id
             self._store(replace(account, revoked_bitmap=bitmap))
+            if function.name == "revokeToken":
+                self._emit(TOKEN_REVOKED_TOPIC, account, _word(ids[0]))
+            else:
+                self._emit(TOKENS_REVOKED_TOPIC, account, _encode_uint8_array(ids))
         elif function.name == "revokeAllTokens":
             account = self.account(sender, args[0])
-            self._store(replace(account, generation=account.generation + 1, revoked_bitmap=0))
+            generation = account.generation + 1
+            self._store(replace(account, generation=generation, revoked_bitmap=0))
+            self._emit(ALL_TOKENS_REVOKED_TOPIC, account, _word(generation))
         else:
             raise Revert(b"", f"execution reverted: {function.name} is not implemented")
-        return []
+        return self.take_logs()
 
     def _register_synthetic(self, chain: ChainContext, sender: str, count: int) -> None:
         if _key(sender) != _key(DEV_ACCOUNT_ADDRESS):

@@ -6,7 +6,9 @@ Behaviour follows specs/0g-storage.md 5.3-5.5 and specs/0g-interop.md 6.2:
   submitter, older ``0xef3e12dc`` where the submitter is ``msg.sender``);
 - ``Submission.valid()``: non-zero submitter, nodes present, heights strictly
   decreasing, first - last < 4, first < 64, length within capacity and no more
-  than the minimum padding; failure reverts with ``Error("Invalid submission")``;
+  than the minimum padding; failure reverts with ``Error("Invalid submission")``,
+  except a first height below the last, where the official ``first - last``
+  underflows first: ``Panic(0x11)``;
 - the fee: ``sectors x pricePerSector`` must be covered by the Flow
   contract's **balance** (this call's value plus anything left over from
   earlier overpayments, as in ``FixedPriceFlow``), else
@@ -22,6 +24,7 @@ import itertools
 from typing import Any
 
 from zerog_cli.devnet.contracts import ChainContext, Contract, Log, Revert
+from zerog_cli.zerog.compute_abi import PANIC
 from zerog_cli.zerog.flow_abi import (
     MARKET_SELECTOR,
     PRICE_PER_SECTOR_SELECTOR,
@@ -38,12 +41,17 @@ from zerog_cli.zerog.flow_abi import (
 )
 from zerog_cli.zerog.merkle import SEGMENT_CHUNKS, SubmissionNode
 
+PANIC_ARITHMETIC = 0x11
+"""Solidity's panic code for an arithmetic overflow or underflow."""
+
 
 def submission_is_valid(data: SubmissionData, submitter: str) -> bool:
-    """``Submission.valid()`` of the Flow contract."""
+    """``Submission.valid()`` of the Flow contract (raises `Revert` where it panics)."""
     if int(submitter, 16) == 0 or not data.nodes:
         return False
     heights = [node.height for node in data.nodes]
+    if heights[0] < heights[-1]:
+        raise Revert(PANIC.encode(PANIC_ARITHMETIC), "panic: arithmetic underflow")
     if heights[0] >= 64 or heights[0] - heights[-1] >= 4:
         return False
     if any(later >= earlier for earlier, later in itertools.pairwise(heights)):
