@@ -45,6 +45,8 @@ class Backup:
     """Row id of that verification: orders checks made within the same second."""
     last_full_ok_at: str | None
     """The last OK verification that read the whole file (not a sample of segments)."""
+    kind: str
+    """``file``, or ``folder`` for a snapshot (a tar of a folder; members in ``backup_members``)."""
 
     @property
     def failed(self) -> bool:
@@ -72,7 +74,8 @@ _SELECT = (
     f" ({_LATEST.format(column='checked_at', where=_CONCLUSIVE_WHERE)}) AS last_conclusive_at,"
     f" ({_LATEST.format(column='id', where=_CONCLUSIVE_WHERE)}) AS last_conclusive_id,"
     " (SELECT MAX(v.checked_at) FROM verifications v"
-    "  WHERE v.backup_id = b.id AND v.status = 'ok' AND v.kind = 'full') AS last_full_ok_at"
+    "  WHERE v.backup_id = b.id AND v.status = 'ok' AND v.kind = 'full') AS last_full_ok_at,"
+    " b.kind"
     " FROM storage_backups b LEFT JOIN objects o ON o.id = b.object_id"
 )
 

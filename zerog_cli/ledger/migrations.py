@@ -389,6 +389,35 @@ def _compute_backend_down(db: sqlite_utils.Database) -> None:
     db.table("cost_tracking").transform(drop={"backend", "model", "provider"})
 
 
+def _snapshots_up(db: sqlite_utils.Database) -> None:
+    backups = db.table("storage_backups")
+    backups.add_column("kind", str, not_null_default="file")
+    backups.add_column("index_object_id", int)
+    backups.add_column("skipped", str)
+    db.table("backup_members").create(
+        {
+            "backup_id": int,
+            "position": int,
+            "path": str,
+            "kind": str,
+            "size": int,
+            "mode": int,
+            "mtime": int,
+            "sha256": str,
+            "offset": int,
+            "link": str,
+        },
+        pk=("backup_id", "path"),
+        not_null={"position", "kind", "size", "mode", "mtime"},
+        foreign_keys=[("backup_id", "storage_backups", "id")],
+    )
+
+
+def _snapshots_down(db: sqlite_utils.Database) -> None:
+    db.table("backup_members").drop()
+    db.table("storage_backups").transform(drop={"kind", "index_object_id", "skipped"})
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial_up, _initial_down),
     Migration(
@@ -432,6 +461,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         "inference and cost rows say which backend (router or direct), model and provider served",
         _compute_backend_up,
         _compute_backend_down,
+    ),
+    Migration(
+        9,
+        "folder snapshots: a backup is a file or a tar of a folder, with its members indexed",
+        _snapshots_up,
+        _snapshots_down,
     ),
 )
 

@@ -122,6 +122,7 @@ def delete(conn: sqlite3.Connection, name: str) -> dict[str, int]:
         verifications += conn.execute(
             "DELETE FROM verifications WHERE backup_id = ?", (backup_id,)
         ).rowcount
+        conn.execute("DELETE FROM backup_members WHERE backup_id = ?", (backup_id,))
     removed = {
         "verifications": verifications,
         "backups": conn.execute(

@@ -94,14 +94,14 @@ def create(
     if label is not None:
         validate_label(label)
     if stream is None:
-        if path is None or not path.is_file():
+        if path is None or not (path.is_file() or path.is_dir()):
             raise UsageError(
                 f"{path}: no such file"
                 if path is None or not path.exists()
-                else f"{path} is not a file"
+                else f"{path} is not a file or folder"
             )
         source_path = str(path.resolve())
-        base_name = file_name or path.name
+        base_name = file_name or path.absolute().name
     else:
         if file_name is None and label is None:
             raise UsageError(
@@ -120,12 +120,28 @@ def create(
     network = context.settings.profile
     conn = context.ledger.conn
     ns_for_name = namespace or namespaces.DEFAULT_NAMESPACE
-    name = object_name(
-        effective_label,
-        base_name,
-        moment,
-        lambda candidate: objects.by_name(conn, network, ns_for_name, candidate) is not None,
-    )
+
+    def name_for(stored: str) -> str:
+        return object_name(
+            effective_label,
+            stored,
+            moment,
+            lambda candidate: objects.by_name(conn, network, ns_for_name, candidate) is not None,
+        )
+
+    if stream is None and path is not None and path.is_dir():
+        from zerog_cli.services import snapshots
+
+        return snapshots.create(
+            context,
+            path,
+            namespace=namespace,
+            label=effective_label,
+            encrypt=encrypt,
+            progress=progress,
+            name=name_for(f"{base_name}.tar"),
+        )
+    name = name_for(base_name)
 
     def record_backup(tx: sqlite3.Connection, stored: dict[str, Any]) -> dict[str, Any]:
         backup_id = rows.insert(
@@ -343,6 +359,8 @@ def restore(
             "root, size or SHA-256"
         )
     original_name = original_file_name(backup)
+    if backup.kind == "folder":
+        original_name += ".tar"
     if output is None:
         destination = original_name
     elif output != "-" and Path(output).is_dir():

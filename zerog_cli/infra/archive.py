@@ -1,0 +1,309 @@
+"""Folder snapshots as one deterministic tar stream, with an index of its members.
+
+The stream is POSIX pax (Python's ``tarfile`` with ``PAX_FORMAT``): names
+sorted (depth first, entries of a folder by name), owner 0:0 with empty
+names, whole-second mtimes, so the same tree always gives the same bytes and
+the same 0G root. Regular files, folders and symlinks (as links, never
+followed) are stored; devices, sockets and FIFOs are skipped and counted.
+
+The index records, per member, its path relative to the snapshot's folder
+(no leading ``./``), type, size, mode, mtime, SHA-256 and ``offset``: where
+its data starts in the *plaintext* tar stream. That offset is what lets a
+restore fetch only the 0G segments covering one member.
+
+Restores trust neither the index nor the archive (both can come from the
+network): `check_member` refuses absolute paths, ``..`` and links whose target
+leaves the folder, `extract` checks every tar member against the index and
+every file's SHA-256, and never writes through a symlink.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+import stat
+import tarfile
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, BinaryIO
+
+from zerog_cli.errors import IntegrityError, UsageError
+
+INDEX_SCHEMA = "zerog.snapshot-index/1"
+KINDS = ("file", "dir", "symlink")
+_COPY_BUFFER = 1 << 20
+
+
+@dataclass(frozen=True)
+class Member:
+    path: str
+    kind: str
+    size: int
+    mode: int
+    mtime: int
+    sha256: str | None = None
+    offset: int | None = None
+    """Start of the file's data in the plaintext tar stream (files only)."""
+    link: str | None = None
+    """A symlink's target, as stored."""
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Member:
+        try:
+            return cls(
+                path=str(data["path"]),
+                kind=str(data["kind"]),
+                size=int(data["size"]),
+                mode=int(data["mode"]),
+                mtime=int(data["mtime"]),
+                sha256=None if data.get("sha256") is None else str(data["sha256"]),
+                offset=None if data.get("offset") is None else int(data["offset"]),
+                link=None if data.get("link") is None else str(data["link"]),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise IntegrityError(f"a snapshot index entry is malformed ({error})") from None
+
+
+@dataclass
+class Snapshot:
+    members: list[Member] = field(default_factory=list)
+    skipped: Counter[str] = field(default_factory=Counter)
+    """Members left out, by kind: fifo, socket, block device, character device."""
+
+    def index_document(self) -> dict[str, Any]:
+        return {
+            "schema": INDEX_SCHEMA,
+            "members": [member.to_json() for member in self.members],
+            "skipped": dict(sorted(self.skipped.items())),
+        }
+
+
+def _skipped_kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "fifo"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    if stat.S_ISBLK(mode):
+        return "block device"
+    if stat.S_ISCHR(mode):
+        return "character device"
+    return "other"
+
+
+def _entries(root: Path, relative: str = "") -> Iterator[tuple[str, Path, os.stat_result]]:
+    """(path relative to ``root``, full path, lstat) depth first, each folder sorted by name."""
+    folder = root / relative if relative else root
+    with os.scandir(folder) as scan:
+        names = sorted(entry.name for entry in scan)
+    for name in names:
+        path = f"{relative}/{name}" if relative else name
+        try:
+            path.encode("utf-8")
+        except UnicodeEncodeError:
+            raise UsageError(
+                f"{folder / name!r}: the name is not UTF-8; rename it to back the folder up"
+            ) from None
+        full = root / path
+        info = full.lstat()
+        yield path, full, info
+        if stat.S_ISDIR(info.st_mode):
+            yield from _entries(root, path)
+
+
+def _tar_info(path: str, info: os.stat_result, kind: bytes) -> tarfile.TarInfo:
+    member = tarfile.TarInfo(path)
+    member.type = kind
+    member.mode = stat.S_IMODE(info.st_mode)
+    member.mtime = int(info.st_mtime)
+    member.uid = member.gid = 0
+    member.uname = member.gname = ""
+    return member
+
+
+class _HashingReader:
+    def __init__(self, handle: BinaryIO) -> None:
+        self._handle = handle
+        self.sha256 = hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._handle.read(size)
+        self.sha256.update(data)
+        return data
+
+
+def _padded(size: int) -> int:
+    return -(-size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
+
+
+def write_snapshot(source: Path, sink: IO[bytes]) -> Snapshot:
+    """Write the tar stream of the folder ``source`` into ``sink``; return its index."""
+    snapshot = Snapshot()
+    with tarfile.TarFile(
+        fileobj=sink, mode="w", format=tarfile.PAX_FORMAT, copybufsize=_COPY_BUFFER
+    ) as tar:
+        for path, full, info in _entries(source):
+            mode, mtime = stat.S_IMODE(info.st_mode), int(info.st_mtime)
+            if stat.S_ISDIR(info.st_mode):
+                tar.addfile(_tar_info(path, info, tarfile.DIRTYPE))
+                snapshot.members.append(Member(path, "dir", 0, mode, mtime))
+            elif stat.S_ISLNK(info.st_mode):
+                target = os.readlink(full)
+                member = _tar_info(path, info, tarfile.SYMTYPE)
+                member.linkname = target
+                tar.addfile(member)
+                snapshot.members.append(Member(path, "symlink", 0, mode, mtime, link=target))
+            elif stat.S_ISREG(info.st_mode):
+                member = _tar_info(path, info, tarfile.REGTYPE)
+                member.size = info.st_size
+                with full.open("rb") as handle:
+                    reader = _HashingReader(handle)
+                    tar.addfile(member, reader)
+                offset = tar.offset - _padded(info.st_size)
+                snapshot.members.append(
+                    Member(
+                        path, "file", info.st_size, mode, mtime, reader.sha256.hexdigest(), offset
+                    )
+                )
+            else:
+                snapshot.skipped[_skipped_kind(info.st_mode)] += 1
+    return snapshot
+
+
+# -- restoring ---------------------------------------------------------------------------
+
+
+def check_member(member: Member, archive_size: int | None = None) -> None:
+    """IntegrityError unless ``member`` stays inside the folder it is restored into."""
+    path = member.path
+    parts = path.split("/")
+    if not path or path.startswith("/") or "\\" in path or "\x00" in path:
+        raise IntegrityError(f"snapshot member {path!r}: not a relative path; refused")
+    if any(part in ("", ".", "..") for part in parts):
+        raise IntegrityError(f"snapshot member {path!r}: '..', '.' or an empty part; refused")
+    if member.kind not in KINDS:
+        raise IntegrityError(f"snapshot member {path!r}: unknown kind {member.kind!r}; refused")
+    if member.kind == "symlink":
+        target = member.link or ""
+        resolved = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
+        if (
+            not target
+            or target.startswith("/")
+            or "\x00" in target
+            or resolved == ".."
+            or resolved.startswith("../")
+        ):
+            raise IntegrityError(
+                f"snapshot member {path!r}: link to {target!r} leaves the folder; refused"
+            )
+    if member.kind == "file":
+        if member.size < 0 or member.offset is None or member.offset < 0 or not member.sha256:
+            raise IntegrityError(f"snapshot member {path!r}: no offset or SHA-256; refused")
+        if archive_size is not None and member.offset + member.size > archive_size:
+            raise IntegrityError(f"snapshot member {path!r}: runs past the end of the archive")
+
+
+def check_index(members: list[Member], archive_size: int | None = None) -> None:
+    seen: set[str] = set()
+    for member in members:
+        check_member(member, archive_size)
+        if member.path in seen:
+            raise IntegrityError(f"snapshot member {member.path!r} appears twice; refused")
+        seen.add(member.path)
+
+
+def _as_member(info: tarfile.TarInfo) -> Member:
+    if info.isdir():
+        kind = "dir"
+    elif info.issym():
+        kind = "symlink"
+    elif info.isreg():
+        kind = "file"
+    else:
+        raise IntegrityError(f"archive member {info.name!r}: a hard link or special file; refused")
+    return Member(
+        info.name.rstrip("/") if kind == "dir" else info.name,
+        kind,
+        info.size if kind == "file" else 0,
+        info.mode,
+        int(info.mtime),
+        offset=info.offset_data if kind == "file" else None,
+        sha256="-" if kind == "file" else None,
+        link=info.linkname if kind == "symlink" else None,
+    )
+
+
+def _inside(destination: Path, relative: str) -> Path:
+    """``destination/relative`` when no folder on the way is a symlink; else IntegrityError."""
+    target = destination / relative
+    parent = target.parent
+    while parent != destination:
+        if parent.is_symlink():
+            raise IntegrityError(f"archive member {relative!r} would be written through a link")
+        parent = parent.parent
+    return target
+
+
+def extract(archive: Path, destination: Path, index: list[Member]) -> int:
+    """Restore ``archive`` into the empty folder ``destination``; returns files written.
+
+    Every tar member must be the index's member of the same path and kind, in
+    the index's order, and pass `check_member`; every file's SHA-256 must
+    match the index. Checked before anything is written, except the hashes
+    (checked as each file is written; the caller removes the folder on error).
+    """
+    by_path = {member.path: member for member in index}
+    with tarfile.open(archive, mode="r:") as tar:
+        stored = tar.getmembers()
+        members = [_as_member(info) for info in stored]
+        for member in members:
+            check_member(member)
+            expected = by_path.get(member.path)
+            if expected is None:
+                raise IntegrityError(f"archive member {member.path!r} is not in the index")
+            if (expected.kind, expected.size, expected.link, expected.offset) != (
+                member.kind,
+                member.size,
+                member.link,
+                member.offset,
+            ):
+                raise IntegrityError(f"archive member {member.path!r} differs from the index")
+        if len(members) != len(index) or {m.path for m in members} != set(by_path):
+            raise IntegrityError("the archive and its index list different members")
+        written = 0
+        folders: list[tuple[Path, Member]] = []
+        for info, member in zip(stored, members, strict=True):
+            target = _inside(destination, member.path)
+            expected = by_path[member.path]
+            if member.kind == "dir":
+                target.mkdir(mode=0o700)
+                folders.append((target, expected))
+            elif member.kind == "symlink":
+                os.symlink(member.link or "", target)
+            else:
+                source = tar.extractfile(info)
+                if source is None:
+                    raise IntegrityError(f"archive member {member.path!r} has no data")
+                digest = hashlib.sha256()
+                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+                with os.fdopen(fd, "wb") as out:
+                    while block := source.read(_COPY_BUFFER):
+                        digest.update(block)
+                        out.write(block)
+                if digest.hexdigest() != expected.sha256:
+                    raise IntegrityError(
+                        f"archive member {member.path!r}: SHA-256 {digest.hexdigest()} differs "
+                        f"from the index's {expected.sha256}"
+                    )
+                os.chmod(target, expected.mode & 0o777)
+                os.utime(target, (expected.mtime, expected.mtime))
+                written += 1
+        for folder, member in reversed(folders):
+            os.chmod(folder, member.mode & 0o777)
+            os.utime(folder, (member.mtime, member.mtime))
+    return written

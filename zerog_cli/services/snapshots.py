@@ -1,0 +1,342 @@
+"""Folder backups: one tar object plus an index object, restored whole or member by member.
+
+`create` writes the folder's deterministic tar stream (`infra.archive`) to a
+private temporary file, uploads its index (JSON) and then the archive as
+ordinary uploads, and records the backup with its members in the transaction
+that records the archive. The index on 0G makes the snapshot readable with
+the network alone; restores use the ledger's copy.
+
+Offsets: the index's ``offset`` is where a member's data starts in the
+*plaintext* tar stream. An encrypted archive (0G encryption v1: a 17-byte
+header, then AES-256-CTR over the plaintext) stores plaintext byte ``p`` at
+``17 + p``, encrypted with the keystream at counter position ``p``, so
+`restore_member` fetches only the segments covering ``[17 + offset, 17 +
+offset + size)`` plus the first segment for the header's nonce, and
+decrypts from ``p``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from zerog_cli.errors import IntegrityError, NotFound, UsageError
+from zerog_cli.infra.archive import Member, check_index, check_member, extract, write_snapshot
+from zerog_cli.infra.files import atomic_output
+from zerog_cli.ledger import backups as rows
+from zerog_cli.ledger import objects, snapshots
+from zerog_cli.ledger.db import format_time
+from zerog_cli.services import namespaces
+from zerog_cli.services.context import Context
+
+Progress = Callable[[str, int, int], None]
+INDEX_SUFFIX = ".index.json"
+
+
+@contextmanager
+def _spool(context: Context, prefix: str) -> Iterator[Path]:
+    """A private (0600) file in the ``tmp_dir`` setting's folder, removed on every way out."""
+    from zerog_cli.services.spool import spool_folder
+
+    fd, name = tempfile.mkstemp(prefix=prefix, dir=spool_folder(context.settings.tmp_dir))
+    os.close(fd)
+    try:
+        yield Path(name)
+    finally:
+        Path(name).unlink(missing_ok=True)
+
+
+def create(
+    context: Context,
+    folder: Path,
+    *,
+    namespace: str | None,
+    label: str,
+    encrypt: bool | None,
+    progress: Progress | None,
+    name: str,
+) -> dict[str, Any]:
+    """Snapshot ``folder`` as ``<label>/<time>-<folder>.tar`` plus its index; record both."""
+    with (
+        _spool(context, "zerog-snapshot-") as archive,
+        _spool(context, "zerog-index-") as index_file,
+    ):
+        with archive.open("wb") as sink:
+            snapshot = write_snapshot(folder, sink)
+        document = snapshot.index_document()
+        index_file.write_text(json.dumps(document, sort_keys=True) + "\n", encoding="utf-8")
+        return upload_snapshot(
+            context,
+            archive,
+            index_file,
+            document,
+            source=folder,
+            namespace=namespace,
+            label=label,
+            encrypt=encrypt,
+            progress=progress,
+            name=name,
+        )
+
+
+def upload_snapshot(
+    context: Context,
+    archive: Path,
+    index_file: Path,
+    document: dict[str, Any],
+    *,
+    source: Path,
+    namespace: str | None,
+    label: str,
+    encrypt: bool | None,
+    progress: Progress | None,
+    name: str,
+) -> dict[str, Any]:
+    """Upload an archive and its index; record a folder backup with the index's members.
+
+    Takes the archive and index as given (tests upload hostile ones through it:
+    restores must refuse them).
+    """
+    from zerog_cli.services.upload import UploadRequest, upload
+
+    moment = context.now()
+    index_report = upload(
+        context,
+        UploadRequest(
+            path=index_file,
+            namespace=namespace,
+            name=name + INDEX_SUFFIX,
+            encrypt=encrypt,
+            operation="backup",
+            size_setting="max_backup_size",
+        ),
+        progress,
+    )
+    members = document["members"]
+    skipped = document["skipped"]
+
+    def record_backup(tx: sqlite3.Connection, stored: dict[str, Any]) -> dict[str, Any]:
+        backup_id = rows.insert(
+            tx,
+            namespace=stored["namespace"],
+            label=label,
+            source_path=str(source.resolve()),
+            object_id=int(stored["object_id"]),
+            root=stored["root"],
+            tx_seq=stored["tx_seq"],
+            size=int(stored["size"]),
+            sha256=stored["sha256"],
+            encrypted=bool(stored["encrypted"]),
+            network=context.settings.profile,
+            created_at=format_time(moment),
+        )
+        snapshots.record(
+            tx,
+            backup_id,
+            members,
+            index_object_id=int(index_report["object_id"]),
+            skipped=skipped,
+        )
+        return {"backup_id": backup_id}
+
+    report = upload(
+        context,
+        UploadRequest(
+            path=archive,
+            namespace=namespace,
+            name=name,
+            encrypt=encrypt,
+            operation="backup",
+            also_record=record_backup,
+            size_setting="max_backup_size",
+        ),
+        progress,
+    )
+    return {
+        "label": label,
+        **report,
+        "kind": "folder",
+        "members": len(members),
+        "files": sum(1 for m in members if m["kind"] == "file"),
+        "skipped": skipped,
+        "index": {"name": index_report["name"], "root": index_report["root"]},
+    }
+
+
+def folder_members(context: Context, backup_id: int) -> list[Member]:
+    """The snapshot's members from the ledger; UsageError when the backup is a single file."""
+    kind, _, _ = snapshots.kind(context.ledger.conn, backup_id)
+    if kind != "folder":
+        raise UsageError(f"backup {backup_id} is a single file, not a folder snapshot")
+    return [Member.from_json(row) for row in snapshots.members(context.ledger.conn, backup_id)]
+
+
+def files(context: Context, backup_id: int) -> dict[str, Any]:
+    from zerog_cli.services.backups import get
+
+    backup = get(context, backup_id)
+    namespaces.require(context, backup.namespace, context.acting_user, "read")
+    members = folder_members(context, backup_id)
+    _, _, skipped = snapshots.kind(context.ledger.conn, backup_id)
+    return {
+        "backup_id": backup_id,
+        "members": [member.to_json() for member in members],
+        "skipped": skipped,
+    }
+
+
+def _record(context: Context, backup_id: int) -> objects.StoredObject:
+    from zerog_cli.services.backups import get
+
+    backup = get(context, backup_id)
+    namespaces.require(context, backup.namespace, context.acting_user, "read")
+    record = objects.by_id(context.ledger.conn, backup.object_id or 0)
+    if record is None:
+        raise NotFound(f"backup {backup_id} has no object record (was its namespace removed?)")
+    if (record.root, record.size, record.sha256) != (backup.root, backup.size, backup.sha256):
+        raise IntegrityError(
+            f"backup {backup_id}: the backup record and object {record.id} disagree on "
+            "root, size or SHA-256"
+        )
+    return record
+
+
+def restore_tree(
+    context: Context, backup_id: int, destination: Path, *, progress: Progress | None = None
+) -> dict[str, Any]:
+    """Restore a folder snapshot into ``destination`` (absent or empty), all or nothing.
+
+    The index is checked before anything is downloaded, the archive (its proofs
+    and SHA-256) before anything is extracted, and every tar member against
+    the index. The tree is built in a hidden folder beside ``destination``
+    and renamed into place at the end, so a refusal leaves nothing behind.
+    """
+    from zerog_cli.services.download import Target, fetch_verified
+
+    started = time.monotonic()
+    record = _record(context, backup_id)
+    members = folder_members(context, backup_id)
+    check_index(members, None)
+    if destination.exists() and (not destination.is_dir() or any(destination.iterdir())):
+        raise UsageError(f"{destination} exists and is not an empty folder")
+    parent = destination.absolute().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix=f".{destination.name}.zerog-", dir=parent))
+    try:
+        with _spool(context, "zerog-restore-") as archive:
+            with archive.open("wb") as sink:
+                fetch_verified(context, Target(record.root, record), sink, progress=progress)
+            written = extract(archive, building, members)
+        if destination.exists():
+            destination.rmdir()
+        os.chmod(building, 0o755 & ~_umask())
+        building.rename(destination)
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
+    return {
+        "backup_id": backup_id,
+        "to": str(destination),
+        "members": len(members),
+        "files": written,
+        "size": record.size,
+        "sha256": record.sha256,
+        "seconds": round(time.monotonic() - started, 3),
+    }
+
+
+def _umask() -> int:
+    from zerog_cli.infra.files import current_umask
+
+    return current_umask()
+
+
+def read_member(context: Context, backup_id: int, path: str) -> tuple[Member, bytes, int]:
+    """One file of a snapshot, from the segments covering it only: (member, bytes, bytes read).
+
+    Each segment is checked against the archive's root with its Merkle proof,
+    then the member's SHA-256 against the index.
+    """
+    from zerog_cli.services.network import storage_network
+    from zerog_cli.services.upload import encryption_key
+    from zerog_cli.zerog.encryption import HEADER_SIZE_V1, keystream_xor, parse_header
+    from zerog_cli.zerog.transfer import SEGMENT_SIZE, read_segments
+
+    record = _record(context, backup_id)
+    wanted = path.strip("/")
+    found = snapshots.member(context.ledger.conn, backup_id, wanted)
+    if found is None:
+        folder_members(context, backup_id)
+        raise NotFound(f"backup {backup_id} has no member {wanted!r} (see backup show --files)")
+    member = Member.from_json(found)
+    if member.kind != "file":
+        raise UsageError(f"{wanted!r} is a {member.kind}, not a file; restore the folder with --to")
+    check_member(member, record.size)
+    assert member.offset is not None and member.sha256 is not None
+    if member.size == 0:
+        data, read_bytes = b"", 0
+    else:
+        encrypted = record.encrypted
+        header = HEADER_SIZE_V1 if encrypted else 0
+        stored_size = record.size + header
+        start = header + member.offset
+        first, last = start // SEGMENT_SIZE, (start + member.size - 1) // SEGMENT_SIZE
+        indices = list(range(first, last + 1)) + ([0] if encrypted else [])
+        read = read_segments(
+            storage_network(context), record.root, indices, expected_size=stored_size
+        )
+        joined = b"".join(read.data[index] for index in range(first, last + 1))
+        offset_in = start - first * SEGMENT_SIZE
+        data = joined[offset_in : offset_in + member.size]
+        if encrypted:
+            nonce = parse_header(read.data[0][:header]).nonce
+            data = keystream_xor(encryption_key(context), nonce, member.offset, data)
+        read_bytes = read.bytes_read
+    digest = hashlib.sha256(data).hexdigest()
+    if len(data) != member.size or digest != member.sha256:
+        raise IntegrityError(
+            f"backup {backup_id} member {wanted!r}: SHA-256 {digest} differs from the "
+            f"index's {member.sha256}"
+        )
+    return member, data, read_bytes
+
+
+def restore_member(
+    context: Context, backup_id: int, path: str, output: str | None, *, force: bool = False
+) -> dict[str, Any]:
+    """Write one member to ``output`` (a file, a folder, ``-``; default its name here)."""
+    started = time.monotonic()
+    member, data, read_bytes = read_member(context, backup_id, path)
+    if output == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        destination = "-"
+    else:
+        target = Path(output) if output else Path(Path(member.path).name)
+        if target.is_dir():
+            target = target / Path(member.path).name
+        if target.exists() and not force:
+            raise UsageError(f"{target} exists; pass --force to overwrite it")
+        with atomic_output(target, mode=member.mode & 0o777) as handle:
+            handle.write(data)
+        os.utime(target, (member.mtime, member.mtime))
+        destination = str(target)
+    return {
+        "backup_id": backup_id,
+        "path": member.path,
+        "output": destination,
+        "size": member.size,
+        "sha256": member.sha256,
+        "bytes_fetched": read_bytes,
+        "seconds": round(time.monotonic() - started, 3),
+    }
