@@ -54,6 +54,7 @@ bench: install
 	$(BIN)/python bench/merkle.py
 	$(BIN)/python bench/transfer.py
 	$(BIN)/python bench/infer.py
+	$(BIN)/python bench/backup.py
 
 # The reliability suite at full size, then the storage end-to-end suite through the
 # official indexer (0g-storage-client indexer, from the pinned npm package).
