@@ -219,7 +219,8 @@ def _submission(size: int, *, tags: bytes = b"", submitter: str) -> flow_abi.Sub
 
 
 def test_flow_submissions_match_the_official_flow(twin: Twin) -> None:
-    """Many sizes, tags, fees exact / short / over, odd submitters: same answers, logs and moves."""
+    """Many sizes, tags, fees exact / short / over, odd submitters, batches: same answers,
+    logs and moves."""
     user, key = account("flow-user")
     other, _ = account("flow-other")
     twin.fund(user, USER_FUNDS)
@@ -258,6 +259,20 @@ def test_flow_submissions_match_the_official_flow(twin: Twin) -> None:
     for label, submission, value in cases:
         before = twin.balances(watched)
         twin.send(label, key, FLOW_ADDRESS, flow_abi.encode_submit_calldata(submission), value)
+        twin.compare_moves(label, before, twin.balances(watched))
+    batch = [_submission(size, submitter=user) for size in (300, 2 * SEGMENT, 64)]
+    batch_fee = sum(item.data.fee(price) for item in batch)
+    batches = [
+        ("batchSubmit of three, exact fee", batch, batch_fee),
+        ("batchSubmit short by 1 for the last", batch, batch_fee - 1),
+        ("batchSubmit of none", [], 0),
+        ("batchSubmit with a zero submitter", [batch[0], zero], batch_fee),
+    ]
+    for label, submissions, value in batches:
+        before = twin.balances(watched)
+        twin.send(
+            label, key, FLOW_ADDRESS, flow_abi.encode_batch_submit_calldata(submissions), value
+        )
         twin.compare_moves(label, before, twin.balances(watched))
     twin.compare_views(
         [

@@ -3,7 +3,9 @@
 Behaviour follows specs/0g-storage.md 5.3-5.5 and specs/0g-interop.md 6.2:
 
 - ``submit`` in both forms (current ``0xbc8c11f8`` with an explicit
-  submitter, older ``0xef3e12dc`` where the submitter is ``msg.sender``);
+  submitter, older ``0xef3e12dc`` where the submitter is ``msg.sender``), and
+  ``batchSubmit`` (``0x49aa3395``): each submission in turn, each paying its
+  fee out of the Flow balance, all or nothing;
 - ``Submission.valid()``: non-zero submitter, nodes present, heights strictly
   decreasing, first - last < 4, first < 64, length within capacity and no more
   than the minimum padding; failure reverts with ``Error("Invalid submission")``,
@@ -26,12 +28,15 @@ from typing import Any
 from zerog_cli.devnet.contracts import ChainContext, Contract, Log, Revert
 from zerog_cli.zerog.compute_abi import PANIC
 from zerog_cli.zerog.flow_abi import (
+    BATCH_SUBMIT_SELECTOR,
     MARKET_SELECTOR,
     PRICE_PER_SECTOR_SELECTOR,
     Submission,
     SubmissionData,
+    decode_batch_submit_calldata,
     decode_submit_calldata,
     encode_address_word,
+    encode_batch_submit_return,
     encode_error_string,
     encode_not_enough_fee,
     encode_submit_log,
@@ -111,7 +116,7 @@ class MarketContract(Contract):
 
 
 class FlowContract(Contract):
-    """``FixedPriceFlow``: ``submit`` (both forms) and ``market()``."""
+    """``FixedPriceFlow``: ``submit`` (both forms), ``batchSubmit`` and ``market()``."""
 
     name = "FixedPriceFlow"
     execution_gas = 150_000
@@ -123,23 +128,43 @@ class FlowContract(Contract):
         self.submissions = 0
 
     def call(self, chain: ChainContext, sender: str, data: bytes, value: int) -> bytes:
-        """Views, plus ``submit`` simulated (the chain discards its effects)."""
+        """Views, plus ``submit`` and ``batchSubmit`` simulated (effects discarded)."""
         if data[:4] == MARKET_SELECTOR and value == 0:
             return encode_address_word(self.market.address)
-        if is_submit_calldata(data):
-            return self._submit(chain, sender, data)[0]
+        if is_submit_calldata(data) or data[:4] == BATCH_SUBMIT_SELECTOR:
+            return self._submit_call(chain, sender, data)[0]
         raise Revert(b"", "execution reverted")
 
     def transact(self, chain: ChainContext, sender: str, data: bytes, value: int) -> list[Log]:
-        if is_submit_calldata(data):
-            return self._submit(chain, sender, data)[1]
+        if is_submit_calldata(data) or data[:4] == BATCH_SUBMIT_SELECTOR:
+            return self._submit_call(chain, sender, data)[1]
         return super().transact(chain, sender, data, value)
 
-    def _submit(self, chain: ChainContext, sender: str, data: bytes) -> tuple[bytes, list[Log]]:
+    def _submit_call(
+        self, chain: ChainContext, sender: str, data: bytes
+    ) -> tuple[bytes, list[Log]]:
+        """Return data and logs of a ``submit`` or ``batchSubmit`` call."""
         try:
-            submission = decode_submit_calldata(data, sender=sender)
+            if data[:4] == BATCH_SUBMIT_SELECTOR:
+                submissions = decode_batch_submit_calldata(data)
+            else:
+                submissions = [decode_submit_calldata(data, sender=sender)]
         except ValueError as error:
             raise Revert(b"", f"execution reverted: {error}") from error
+        results = []
+        logs = []
+        for submission in submissions:
+            result, log = self._submit(chain, submission)
+            results.append(result)
+            logs.append(log)
+        if data[:4] == BATCH_SUBMIT_SELECTOR:
+            return encode_batch_submit_return(results), logs
+        return encode_submit_return(*results[0]), logs
+
+    def _submit(
+        self, chain: ChainContext, submission: Submission
+    ) -> tuple[tuple[int, bytes, int, int], Log]:
+        """One submission: ``(index, digest, startIndex, length)`` and its Submit log."""
         if not submission_is_valid(submission.data, submission.submitter):
             raise Revert(encode_error_string("Invalid submission"), "Invalid submission")
         sectors = submission.data.sectors
@@ -159,8 +184,8 @@ class FlowContract(Contract):
         topics, log_data = encode_submit_log(index, start, emitted)
         # The official return value is ``Submission.digest()``: keccak of the
         # node roots, the same value as the event's identity topic.
-        result = encode_submit_return(index, submission.data.identity, start, sectors)
-        return result, [Log(address=self.address, topics=topics, data=log_data)]
+        result = (index, submission.data.identity, start, sectors)
+        return result, Log(address=self.address, topics=topics, data=log_data)
 
     def export_state(self) -> Any:
         return {"flowLength": self.flow_length, "submissions": self.submissions}

@@ -29,6 +29,7 @@ from zerog_cli.zerog.merkle import SubmissionNode, keccak256
 
 SUBMIT_SELECTOR = bytes.fromhex("bc8c11f8")
 LEGACY_SUBMIT_SELECTOR = bytes.fromhex("ef3e12dc")
+BATCH_SUBMIT_SELECTOR = bytes.fromhex("49aa3395")
 MARKET_SELECTOR = bytes.fromhex("80f55605")
 PRICE_PER_SECTOR_SELECTOR = bytes.fromhex("61ec5082")
 NOT_ENOUGH_FEE_SELECTOR = bytes.fromhex("f85c6482")
@@ -159,6 +160,29 @@ def decode_submit_calldata(data: bytes, *, sender: str | None = None) -> Submiss
     except Exception as error:  # eth-abi raises several unrelated classes
         raise ValueError(f"undecodable submit calldata: {error}") from error
     raise ValueError(f"not a submit call: selector 0x{selector.hex()}")
+
+
+def encode_batch_submit_calldata(submissions: Sequence[Submission]) -> bytes:
+    """Calldata of ``batchSubmit(Submission[])`` (selector ``0x49aa3395``)."""
+    values = [(_data_tuple(item.data), item.submitter) for item in submissions]
+    return BATCH_SUBMIT_SELECTOR + _abi_encode([f"{SUBMISSION_ABI}[]"], [values])
+
+
+def decode_batch_submit_calldata(data: bytes) -> list[Submission]:
+    """Decode ``batchSubmit`` calldata; raises ``ValueError`` when it is not one."""
+    if data[:4] != BATCH_SUBMIT_SELECTOR:
+        raise ValueError(f"not a batchSubmit call: selector 0x{data[:4].hex()}")
+    try:
+        (values,) = _abi_decode([f"{SUBMISSION_ABI}[]"], data[4:])
+    except Exception as error:  # eth-abi raises several unrelated classes
+        raise ValueError(f"undecodable batchSubmit calldata: {error}") from error
+    return [Submission(_data_from_tuple(item), str(submitter)) for item, submitter in values]
+
+
+def encode_batch_submit_return(results: Sequence[tuple[int, bytes, int, int]]) -> bytes:
+    """Return data of ``batchSubmit``: the four arrays of ``submit``'s results."""
+    columns = [list(column) for column in zip(*results, strict=True)] or [[], [], [], []]
+    return _abi_encode([f"{kind}[]" for kind in SUBMIT_RETURN_ABI], columns)
 
 
 def encode_submit_return(index: int, digest: bytes, start_index: int, sectors: int) -> bytes:
