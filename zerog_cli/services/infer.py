@@ -50,10 +50,6 @@ from zerog_cli.errors import (
     ZerogError,
 )
 from zerog_cli.infra.units import format_0g, format_usd
-from zerog_cli.ledger import alerts
-from zerog_cli.ledger import inference as inference_rows
-from zerog_cli.ledger import quotas as quota_rows
-from zerog_cli.ledger.costs import CostEntry
 from zerog_cli.ledger.quotas import Reserved
 from zerog_cli.services import quotas
 from zerog_cli.services.context import Context
@@ -65,7 +61,7 @@ from zerog_cli.services.infer_chain import (
     unsettled_fee,
 )
 from zerog_cli.services.infer_exchange import DeltaSink, Exchange, Verification, send, verify
-from zerog_cli.services.infer_info import USAGE_CLAIM_ALERT
+from zerog_cli.services.infer_settle import Answered, Spent, UsageClaim, record_and_settle
 
 if TYPE_CHECKING:
     from zerog_cli.zerog.compute import (
@@ -367,37 +363,7 @@ def _estimate_report(context: Context, plan: _Plan) -> dict[str, Any]:
 # --- recording ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Claim:
-    """Usage a provider reported above what the request allowed, and that allowance."""
-
-    prompt_tokens: int
-    completion_tokens: int
-    allowed_prompt_tokens: int
-    allowed_completion_tokens: int
-
-    def describe(self, provider: str, chat_id: str | None) -> str:
-        return (
-            f"provider {provider} claimed {self.prompt_tokens}+{self.completion_tokens} tokens "
-            f"for chat {chat_id or '(no id)'}, but the request allowed at most "
-            f"{self.allowed_prompt_tokens}+{self.allowed_completion_tokens} "
-            "(prompt: one token per byte sent; completion: --max-tokens)"
-        )
-
-
-@dataclass(frozen=True)
-class _Spent:
-    prompt_tokens: int | None
-    completion_tokens: int | None
-    neuron: int
-    tokens: int
-    usd_micro: int
-    usage_known: bool
-    claim: _Claim | None = None
-    """Set when the provider reported more than the request allowed; the rest is the allowed."""
-
-
-def _allowed_usage(plan: _Plan, exchange: Exchange, usage: dict[str, Any]) -> _Claim | None:
+def _allowed_usage(plan: _Plan, exchange: Exchange, usage: dict[str, Any]) -> UsageClaim | None:
     """None when ``usage`` fits the request, else the claim and what it may be charged.
 
     No tokenizer makes more tokens than the bytes it reads, so the request body
@@ -411,15 +377,15 @@ def _allowed_usage(plan: _Plan, exchange: Exchange, usage: dict[str, Any]) -> _C
     allowed_prompt = len(exchange.request_body)
     if prompt <= allowed_prompt and completion <= plan.max_tokens:
         return None
-    return _Claim(prompt, completion, allowed_prompt, plan.max_tokens)
+    return UsageClaim(prompt, completion, allowed_prompt, plan.max_tokens)
 
 
-def _spent(context: Context, plan: _Plan, exchange: Exchange) -> _Spent:
+def _spent(context: Context, plan: _Plan, exchange: Exchange) -> Spent:
     """From the provider's usage, capped at what the request allowed; without it, the bound."""
     from zerog_cli.zerog.compute import chat_fee
 
     if exchange.usage is None:
-        return _Spent(None, None, plan.fee_bound, plan.tokens_bound, plan.usd_bound, False)
+        return Spent(None, None, plan.fee_bound, plan.tokens_bound, plan.usd_bound, False)
     usage = exchange.usage
     claim = _allowed_usage(plan, exchange, usage)
     if claim is not None:
@@ -430,7 +396,7 @@ def _spent(context: Context, plan: _Plan, exchange: Exchange) -> _Spent:
         }
     fee = chat_fee(usage, plan.pricing)
     tokens = fee.input_count + fee.output_count
-    return _Spent(
+    return Spent(
         fee.input_count,
         fee.output_count,
         fee.fee,
@@ -449,84 +415,34 @@ def _record(
     exchange: Exchange,
     *,
     status: str,
-    spent: _Spent | None,
+    spent: Spent | None,
     verification: Verification | None,
     error: str | None,
     duration_ms: int,
 ) -> tuple[int, quotas.SettleOutcome | None]:
-    """Log row and quota/cost in one transaction; ``spent`` None releases the reservation."""
-    settings = context.settings
-    user = reservation.user
-    record = inference_rows.InferenceRecord(
-        user=user,
-        network=settings.profile,
+    answered = Answered(
+        backend="direct",
         wallet=plan.link.address,
         provider=plan.service.provider,
         model=plan.model,
-        system=request.system,
-        prompt=request.prompt,
-        response=exchange.received_text if exchange.answered else None,
-        prompt_tokens=None if spent is None else spent.prompt_tokens,
-        completion_tokens=None if spent is None else spent.completion_tokens,
-        cost_neuron=None if spent is None else spent.neuron,
-        usd_micro=None if spent is None else spent.usd_micro,
-        chat_id=exchange.chat_id,
-        duration_ms=duration_ms,
-        status=status,
         verified=None if verification is None else verification.verified,
         verification=None if verification is None else verification.reason,
         binding=None if verification is None else verification.binding,
-        error=error,
-        stream=request.stream,
-        max_tokens=request.max_tokens,
-        finish_reason=exchange.finish_reason,
     )
-    with context.ledger.transaction() as conn:
-        row_id = inference_rows.insert(conn, record)
-        if spent is not None and spent.claim is not None:
-            claim = spent.claim
-            alerts.record(
-                conn,
-                level="critical",
-                kind=USAGE_CLAIM_ALERT,
-                subject=plan.service.provider,
-                message=f"{claim.describe(plan.service.provider, exchange.chat_id)}; "
-                f"user {user} charged the allowed (inference log #{row_id})",
-                value=claim.prompt_tokens + claim.completion_tokens,
-                threshold=claim.allowed_prompt_tokens + claim.allowed_completion_tokens,
-                period=quotas.current_period(context),
-            )
-        if spent is None:
-            quota_rows.release(conn, reservation.id)
-            return row_id, None
-        outcome = quotas.settle(
-            conn,
-            context,
-            reservation,
-            Reserved(tokens=spent.tokens, usd_micro=spent.usd_micro),
-            CostEntry(
-                period=quotas.current_period(context),
-                user=user,
-                namespace=None,
-                service="compute",
-                operation="infer",
-                quantity=spent.tokens,
-                unit="tokens",
-                usd_micro=spent.usd_micro,
-                neuron=spent.neuron,
-                reference=exchange.chat_id,
-                network=settings.profile,
-                backend="direct",
-                model=plan.model,
-                provider=plan.service.provider,
-            ),
-        )
-    return row_id, outcome
+    return record_and_settle(
+        context,
+        request,
+        reservation,
+        exchange,
+        answered,
+        status=status,
+        spent=spent,
+        error=error,
+        duration_ms=duration_ms,
+    )
 
 
-def _count(
-    context: Context, plan: _Plan, result: str, seconds: float, spent: _Spent | None
-) -> None:
+def _count(context: Context, plan: _Plan, result: str, seconds: float, spent: Spent | None) -> None:
     metrics = context.metrics
     metrics.compute_requests.labels(plan.model, result).inc()
     metrics.compute_duration.labels(plan.model).observe(seconds)

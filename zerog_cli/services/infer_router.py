@@ -31,13 +31,11 @@ from typing import TYPE_CHECKING, Any
 
 from zerog_cli.errors import IntegrityError, NotFound, UsageError, ZerogError
 from zerog_cli.infra.units import format_0g
-from zerog_cli.ledger import inference as inference_rows
-from zerog_cli.ledger import quotas as quota_rows
-from zerog_cli.ledger.costs import CostEntry
 from zerog_cli.ledger.quotas import Reserved
 from zerog_cli.services import quotas
 from zerog_cli.services.context import Context
 from zerog_cli.services.infer_exchange import DeltaSink, Exchange, send_routed
+from zerog_cli.services.infer_settle import Answered, Spent, record_and_settle
 from zerog_cli.zerog.router import API_KEY_SECRET, RouterModel, Routing, parse_trace
 
 if TYPE_CHECKING:
@@ -198,16 +196,6 @@ class _RoutedPlan:
     fee_bound: int
 
 
-@dataclass(frozen=True)
-class _RoutedSpent:
-    prompt_tokens: int | None
-    completion_tokens: int | None
-    neuron: int
-    tokens: int
-    usd_micro: int
-    usage_known: bool
-
-
 def _plan(context: Context, request: AskRequest) -> _RoutedPlan:
     from zerog_cli.services.infer import _estimated_prompt_tokens, _messages
 
@@ -232,9 +220,7 @@ def _plan(context: Context, request: AskRequest) -> _RoutedPlan:
     )
 
 
-def _spent(
-    context: Context, plan: _RoutedPlan, request: AskRequest, exchange: Exchange
-) -> _RoutedSpent:
+def _spent(context: Context, plan: _RoutedPlan, request: AskRequest, exchange: Exchange) -> Spent:
     """From the answer's usage, capped at what the request allowed; neuron as the Router
     charged it. Without usage: the upper bound."""
     from zerog_cli.zerog.compute_fees import usage_count
@@ -243,14 +229,14 @@ def _spent(
     usage = exchange.usage
     if usage is None:
         neuron = trace.total_cost if trace.total_cost is not None else plan.fee_bound
-        return _RoutedSpent(None, None, neuron, plan.tokens_bound, plan.usd_bound, False)
+        return Spent(None, None, neuron, plan.tokens_bound, plan.usd_bound, False)
     prompt = min(usage_count(usage.get("prompt_tokens")), len(exchange.request_body))
     completion = min(usage_count(usage.get("completion_tokens")), request.max_tokens)
     neuron = (
         trace.total_cost if trace.total_cost is not None else plan.model.cost(prompt, completion)
     )
     tokens = prompt + completion
-    return _RoutedSpent(
+    return Spent(
         prompt, completion, neuron, tokens, quotas.compute_usd_micro(tokens, context.settings), True
     )
 
@@ -263,69 +249,33 @@ def _record(
     exchange: Exchange,
     *,
     status: str,
-    spent: _RoutedSpent | None,
+    spent: Spent | None,
     error: str | None,
     duration_ms: int,
 ) -> tuple[int, quotas.SettleOutcome | None]:
-    """Log row and quota/cost in one transaction; ``spent`` None releases the reservation."""
-    settings = context.settings
     trace = parse_trace(exchange.trace)
-    provider = trace.provider or ""
     verified = trace.tee_verified if request.verify_tee else None
-    record = inference_rows.InferenceRecord(
-        user=reservation.user,
-        network=settings.profile,
+    answered = Answered(
+        backend="router",
         wallet="",
-        provider=provider,
+        provider=trace.provider or "",
         model=plan.model.id,
-        system=request.system,
-        prompt=request.prompt,
-        response=exchange.received_text if exchange.answered else None,
-        prompt_tokens=None if spent is None else spent.prompt_tokens,
-        completion_tokens=None if spent is None else spent.completion_tokens,
-        cost_neuron=None if spent is None else spent.neuron,
-        usd_micro=None if spent is None else spent.usd_micro,
-        chat_id=exchange.chat_id,
-        duration_ms=duration_ms,
-        status=status,
         verified=verified,
         verification=None
         if verified is None
         else ("router verify_tee: " + ("verified" if verified else "signature did not verify")),
-        error=error,
-        stream=request.stream,
-        max_tokens=request.max_tokens,
-        finish_reason=exchange.finish_reason,
-        backend="router",
     )
-    with context.ledger.transaction() as conn:
-        row_id = inference_rows.insert(conn, record)
-        if spent is None:
-            quota_rows.release(conn, reservation.id)
-            return row_id, None
-        outcome = quotas.settle(
-            conn,
-            context,
-            reservation,
-            Reserved(tokens=spent.tokens, usd_micro=spent.usd_micro),
-            CostEntry(
-                period=quotas.current_period(context),
-                user=reservation.user,
-                namespace=None,
-                service="compute",
-                operation="infer",
-                quantity=spent.tokens,
-                unit="tokens",
-                usd_micro=spent.usd_micro,
-                neuron=spent.neuron,
-                reference=exchange.chat_id,
-                network=settings.profile,
-                backend="router",
-                model=plan.model.id,
-                provider=provider or None,
-            ),
-        )
-    return row_id, outcome
+    return record_and_settle(
+        context,
+        request,
+        reservation,
+        exchange,
+        answered,
+        status=status,
+        spent=spent,
+        error=error,
+        duration_ms=duration_ms,
+    )
 
 
 def _estimate_report(context: Context, plan: _RoutedPlan, request: AskRequest) -> dict[str, Any]:

@@ -1,0 +1,153 @@
+"""Settling one chat request, the same for both backends (Direct and the 0G Router).
+
+In one ledger transaction: the ``inference_log`` row; an ``alerts`` row when a
+provider claimed more usage than the request allowed; then either the quota
+reservation released (nothing was charged) or the quota usage and the
+``cost_tracking`` row settled from what was charged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from zerog_cli.ledger import alerts
+from zerog_cli.ledger import inference as inference_rows
+from zerog_cli.ledger import quotas as quota_rows
+from zerog_cli.ledger.costs import CostEntry
+from zerog_cli.ledger.quotas import Reserved
+from zerog_cli.services import quotas
+from zerog_cli.services.context import Context
+from zerog_cli.services.infer_info import USAGE_CLAIM_ALERT
+
+if TYPE_CHECKING:
+    from zerog_cli.services.infer import AskRequest
+    from zerog_cli.services.infer_exchange import Exchange
+
+
+@dataclass(frozen=True)
+class UsageClaim:
+    """Usage a provider reported above what the request allowed, and that allowance."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    allowed_prompt_tokens: int
+    allowed_completion_tokens: int
+
+    def describe(self, provider: str, chat_id: str | None) -> str:
+        return (
+            f"provider {provider} claimed {self.prompt_tokens}+{self.completion_tokens} tokens "
+            f"for chat {chat_id or '(no id)'}, but the request allowed at most "
+            f"{self.allowed_prompt_tokens}+{self.allowed_completion_tokens} "
+            "(prompt: one token per byte sent; completion: --max-tokens)"
+        )
+
+
+@dataclass(frozen=True)
+class Spent:
+    """What one answered request is charged."""
+
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    neuron: int
+    tokens: int
+    usd_micro: int
+    usage_known: bool
+    claim: UsageClaim | None = None
+    """Set when the provider reported more than the request allowed; the rest is the allowed."""
+
+
+@dataclass(frozen=True)
+class Answered:
+    """Who answered and what was checked: the fields of the log row a backend decides."""
+
+    backend: str
+    wallet: str
+    provider: str
+    model: str
+    verified: bool | None
+    verification: str | None
+    binding: str | None = None
+
+
+def record_and_settle(
+    context: Context,
+    request: AskRequest,
+    reservation: quotas.Reservation,
+    exchange: Exchange,
+    answered: Answered,
+    *,
+    status: str,
+    spent: Spent | None,
+    error: str | None,
+    duration_ms: int,
+) -> tuple[int, quotas.SettleOutcome | None]:
+    """Log row and quota/cost in one transaction; ``spent`` None releases the reservation."""
+    settings = context.settings
+    user = reservation.user
+    record = inference_rows.InferenceRecord(
+        user=user,
+        network=settings.profile,
+        wallet=answered.wallet,
+        provider=answered.provider,
+        model=answered.model,
+        system=request.system,
+        prompt=request.prompt,
+        response=exchange.received_text if exchange.answered else None,
+        prompt_tokens=None if spent is None else spent.prompt_tokens,
+        completion_tokens=None if spent is None else spent.completion_tokens,
+        cost_neuron=None if spent is None else spent.neuron,
+        usd_micro=None if spent is None else spent.usd_micro,
+        chat_id=exchange.chat_id,
+        duration_ms=duration_ms,
+        status=status,
+        verified=answered.verified,
+        verification=answered.verification,
+        binding=answered.binding,
+        error=error,
+        stream=request.stream,
+        max_tokens=request.max_tokens,
+        finish_reason=exchange.finish_reason,
+        backend=answered.backend,
+    )
+    with context.ledger.transaction() as conn:
+        row_id = inference_rows.insert(conn, record)
+        if spent is not None and spent.claim is not None:
+            claim = spent.claim
+            alerts.record(
+                conn,
+                level="critical",
+                kind=USAGE_CLAIM_ALERT,
+                subject=answered.provider,
+                message=f"{claim.describe(answered.provider, exchange.chat_id)}; "
+                f"user {user} charged the allowed (inference log #{row_id})",
+                value=claim.prompt_tokens + claim.completion_tokens,
+                threshold=claim.allowed_prompt_tokens + claim.allowed_completion_tokens,
+                period=quotas.current_period(context),
+            )
+        if spent is None:
+            quota_rows.release(conn, reservation.id)
+            return row_id, None
+        outcome = quotas.settle(
+            conn,
+            context,
+            reservation,
+            Reserved(tokens=spent.tokens, usd_micro=spent.usd_micro),
+            CostEntry(
+                period=quotas.current_period(context),
+                user=user,
+                namespace=None,
+                service="compute",
+                operation="infer",
+                quantity=spent.tokens,
+                unit="tokens",
+                usd_micro=spent.usd_micro,
+                neuron=spent.neuron,
+                reference=exchange.chat_id,
+                network=settings.profile,
+                backend=answered.backend,
+                model=answered.model,
+                provider=answered.provider or None,
+            ),
+        )
+    return row_id, outcome
