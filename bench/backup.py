@@ -1,4 +1,10 @@
-"""Folder snapshots, one-member restores and sampled verification, on one devnet.
+"""Streamed backups, folder snapshots, one-member restores and sampled verification.
+
+First, `cat FILE | zerog backup create -` (stdin spooled to a private file
+while hashed) against `zerog backup create FILE` of the same SIZE bytes, each
+on a fresh devnet of its own so neither takes the dedupe path: throughput
+ratio (goal: the stream at least 0.8x the file) and the peak RSS of each (goal:
+under 150 MB). Then, on one devnet:
 
 Starts a devnet on 127.0.0.1 and builds a folder of --small-files small files
 (1-4 KB) and three large ones, SIZE bytes in all, plus a 1 MB member
@@ -28,6 +34,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -92,12 +99,92 @@ def reset_stats(url: str) -> None:
     requests.post(f"{url}/admin/stats/reset", timeout=10)
 
 
+# The measured command runs under a tiny Python parent: a child's peak RSS as the
+# kernel reports it (RUSAGE_CHILDREN: the largest of the waited-for descendants,
+# here the shell, `cat` and zerog) must not include this bench's own buffers.
+_MEASURE = (
+    "import resource, subprocess, sys\n"
+    "done = subprocess.run(sys.argv[1:], capture_output=True)\n"
+    "sys.stdout.buffer.write(done.stdout)\n"
+    "sys.stderr.buffer.write(done.stderr)\n"
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+    "sys.exit(done.returncode)\n"
+)
+
+
+def measured_backup(work: Path, name: str, script: str) -> tuple[float, int, dict[str, Any]]:
+    """Wall seconds, peak RSS (KiB) and report of one backup, on a devnet of its own."""
+    from zerog_cli.devnet import control
+    from zerog_cli.devnet.network import DevnetConfig
+
+    data_dir = work / f"devnet-{name}"
+    info = control.start_detached(DevnetConfig(port=0, data_dir=data_dir))
+    try:
+        env = {
+            **os.environ,
+            "ZEROG_HOME": str(work / f"home-{name}"),
+            "ZEROG_DEVNET_URL": info.url,
+            "ZEROG_TMP_DIR": str(work),
+            "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring",
+            "NO_PROXY": "127.0.0.1,localhost",
+            "ZEROG_USER": "bench",
+        }
+        zerog(env, "quota", "set", "bench", "--tier", "premium")
+        started = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-S", "-c", _MEASURE, "sh", "-c", script],
+            env=env,
+            capture_output=True,
+            check=False,
+        )
+        elapsed = time.perf_counter() - started
+    finally:
+        control.stop(data_dir)
+    if done.returncode != 0:
+        raise SystemExit(f"{script} failed: {done.stderr.decode()[-800:]}")
+    *output, peak = done.stdout.decode().splitlines()
+    return elapsed, int(peak), json.loads("\n".join(output))
+
+
+def stream_against_file(size: int, size_text: str) -> None:
+    """The first figure: a streamed backup against a file backup of the same bytes."""
+    command = f"'{sys.executable}' -m zerog_cli backup create"
+    with tempfile.TemporaryDirectory(prefix="zerog-bench-") as scratch:
+        work = Path(scratch)
+        source = work / "dump.bin"
+        write_random(source, size)
+        file_s, file_rss, file_report = measured_backup(
+            work, "file", f"{command} '{source}' --label db --json -q"
+        )
+        stream_s, stream_rss, stream_report = measured_backup(
+            work, "stream", f"cat '{source}' | {command} - --label db --name dump.bin --json -q"
+        )
+        leftovers = list(work.glob("zerog-spool-*"))
+    if file_report["root"] != stream_report["root"]:
+        raise SystemExit("the two backups have different roots: not the same bytes")
+    mb = size / MB
+    print(f"backup of {size} bytes (--size {size_text}), a fresh devnet each, 2 storage nodes")
+    print(
+        f"  file      backup create FILE           {file_s:7.2f} s {mb / file_s:6.1f} MB/s"
+        f"  peak RSS {file_rss / 1024:6.1f} MiB"
+    )
+    print(
+        f"  stream    cat FILE | backup create -   {stream_s:7.2f} s {mb / stream_s:6.1f} MB/s"
+        f"  peak RSS {stream_rss / 1024:6.1f} MiB"
+    )
+    print(
+        f"  ratio     the stream at {file_s / stream_s:.2f}x the file's throughput (goal >= 0.8);"
+        f" peak RSS goal < 150 MB; spool files left: {len(leftovers)}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--size", default="1GiB")
     parser.add_argument("--small-files", type=int, default=10_000)
     args = parser.parse_args()
     size = parse_size(args.size)
+    stream_against_file(size, args.size)
 
     from zerog_cli.devnet import control
     from zerog_cli.devnet.network import DevnetConfig

@@ -297,3 +297,83 @@ def test_restore_latest_and_before(
     mixed = cli("backup", "restore", str(made["db25"]), "--label", "db", "-o", str(out))
     assert mixed.exit_code == 2
     assert "latest" in mixed.stderr
+
+
+def test_replace_keeps_history_and_name_at_version(
+    cli: Callable[..., Result], tmp_path: Path
+) -> None:
+    assert cli("ns", "create", "docs").exit_code == 0
+    first, second = tmp_path / "v1.csv", tmp_path / "v2.csv"
+    first.write_bytes(os.urandom(30_000))
+    second.write_bytes(os.urandom(31_000))
+    made = cli("upload", str(first), "--ns", "docs", "--name", "prices.csv", "--json")
+    assert made.exit_code == 0, made
+    assert made.json["version"] == 1
+    taken = cli("upload", str(second), "--ns", "docs", "--name", "prices.csv")
+    assert taken.exit_code == 2
+    assert "already exists" in taken.stderr and "--replace" in taken.stderr
+    replaced = cli(
+        "upload", str(second), "--ns", "docs", "--name", "prices.csv", "--replace", "--json"
+    )
+    assert replaced.exit_code == 0, replaced
+    assert replaced.json["version"] == 2
+
+    current = cli("ns", "objects", "docs", "--json").json
+    assert [(row["name"], row["version"]) for row in current] == [("prices.csv", 2)]
+    history = cli("ns", "objects", "docs", "--versions", "--json").json
+    assert [(row["version"], row["size"]) for row in history] == [(1, 30_000), (2, 31_000)]
+
+    newest = cli("download", "docs/prices.csv", "-o", str(tmp_path / "now.csv"))
+    assert newest.exit_code == 0, newest
+    assert (tmp_path / "now.csv").read_bytes() == second.read_bytes()
+    old = cli("download", "docs/prices.csv@1", "-o", str(tmp_path / "old.csv"))
+    assert old.exit_code == 0, old
+    assert (tmp_path / "old.csv").read_bytes() == first.read_bytes()
+    assert cli("download", "docs/prices.csv@3", "-o", str(tmp_path / "x")).exit_code == 7
+
+
+def test_object_versions_migration_keeps_old_rows_readable(tmp_path: Path) -> None:
+    import sqlite3
+
+    from zerog_cli.ledger import objects
+    from zerog_cli.ledger.db import open_ledger
+    from zerog_cli.ledger.migrations import migrate
+
+    ledger = open_ledger(tmp_path / "ledger.db", migrate=False)
+    migrate(ledger, 9)
+    with ledger.transaction() as conn:
+        conn.execute("INSERT INTO namespaces (name, owner, created_at) VALUES ('docs', 'ops', 't')")
+        conn.execute(
+            "INSERT INTO objects (namespace, name, root, size, sha256, network, encrypted,"
+            " fee_neuron, created_at) VALUES ('docs', 'a.txt', ?, 10, ?, 'devnet', 0, '0', ?)",
+            ("0x" + "11" * 32, "00" * 32, "2026-11-01T00:00:00Z"),
+        )
+    migrate(ledger, 10)
+    old = objects.by_name(ledger.conn, "devnet", "docs", "a.txt")
+    assert old is not None and old.version == 1
+    with ledger.transaction() as conn:
+        objects.insert(
+            conn,
+            namespace="docs",
+            name="a.txt",
+            root="0x" + "22" * 32,
+            tx_seq=2,
+            size=11,
+            sha256="11" * 32,
+            network="devnet",
+            encrypted=False,
+            uploader="ops",
+            fee_neuron=1,
+        )
+    newest = objects.by_name(ledger.conn, "devnet", "docs", "a.txt")
+    assert newest is not None and (newest.version, newest.size) == (2, 11)
+    migrate(ledger, 9)
+    names = ledger.conn.execute("SELECT name, size FROM objects ORDER BY id").fetchall()
+    assert names == [("a.txt@1", 10), ("a.txt", 11)]
+    with pytest.raises(sqlite3.IntegrityError), ledger.transaction() as conn:
+        conn.execute(
+            "INSERT INTO objects (namespace, name, root, size, sha256, network, encrypted,"
+            " fee_neuron, created_at) VALUES ('docs', 'a.txt', ?, 10, ?, 'devnet', 0, '0', ?)",
+            ("0x" + "33" * 32, "00" * 32, "2026-11-02T00:00:00Z"),
+        )
+    ledger.close()

@@ -122,18 +122,31 @@ def show(
 
 
 @command(
-    app, "objects", epilog=examples("zerog ns objects backups", "zerog ns objects backups --json")
+    app,
+    "objects",
+    epilog=examples(
+        "zerog ns objects backups",
+        "zerog ns objects backups --json",
+        "zerog ns objects docs --versions",
+    ),
 )
 def list_objects(
     name: Annotated[str, typer.Argument(help="Namespace.", autocompletion=complete_namespace)],
+    versions: Annotated[
+        bool,
+        typer.Option(
+            "--versions", help="Every version of each name (upload --replace), not only the newest."
+        ),
+    ] = False,
     as_user: AsUser = None,
 ) -> None:
-    """List the objects recorded in a namespace."""
+    """List the objects recorded in a namespace (the newest version of each name)."""
     from zerog_cli.services import namespaces
 
-    rows = namespaces.list_objects(state().context, name, _acting(as_user))
+    rows = namespaces.list_objects(state().context, name, _acting(as_user), versions=versions)
     columns = [
         Column("name", "name"),
+        Column("version", "version", justify="right"),
         Column("size", "size", format_size, justify="right"),
         Column("root", "root"),
         Column("encrypted", "enc", lambda v: "yes" if v else ""),

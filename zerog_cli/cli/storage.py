@@ -36,6 +36,7 @@ def register(app: typer.Typer) -> None:
             "zerog upload big.iso --max-size 5GB --dry-run --json",
             "zerog upload db.dump --gas-price 4gwei --gas-limit 600000",
             "pg_dump -Fc orders | zerog upload - --ns backups --name orders.dump",
+            "zerog upload prices.csv --ns docs --replace",
         ),
     )(upload)
     command(
@@ -43,6 +44,7 @@ def register(app: typer.Typer) -> None:
         "download",
         epilog=examples(
             "zerog download docs/report.pdf",
+            "zerog download docs/prices.csv@1 -o prices-v1.csv",
             "zerog download 0x2a82…f9d4 -o restored.bin --size 3000",
             "zerog download backups/db.dump -o - | pg_restore -d app",
         ),
@@ -105,6 +107,14 @@ def upload(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print root, fee, cost and quota after; send nothing.")
     ] = False,
+    replace: Annotated[
+        bool,
+        typer.Option(
+            "--replace",
+            help="When the name exists, store a new version; the old one stays in history "
+            "(`ns objects --versions`, `download NS/NAME@N`).",
+        ),
+    ] = False,
     gas_price: GasPriceOption = None,
     gas_limit: GasLimitOption = None,
 ) -> None:
@@ -135,6 +145,7 @@ def upload(
         wait=wait,
         max_size=parse_size(max_size) if max_size else None,
         dry_run=dry_run,
+        replace=replace,
     )
     with progress_bar(f"upload {name or path.name}") as progress:
         report = run_upload(current.context, request, progress=progress)
@@ -144,7 +155,10 @@ def upload(
 
 
 def download(
-    ref: Annotated[str, typer.Argument(help="A 0x root, or NAMESPACE/NAME.")],
+    ref: Annotated[
+        str,
+        typer.Argument(help="A 0x root, NAMESPACE/NAME, or NAMESPACE/NAME@N (version N)."),
+    ],
     output: Annotated[
         str | None,
         typer.Option("--output", "-o", help="File, folder, or - for stdout.", show_default=False),

@@ -418,6 +418,33 @@ def _snapshots_down(db: sqlite_utils.Database) -> None:
     db.table("storage_backups").transform(drop={"kind", "index_object_id", "skipped"})
 
 
+_OBJECT_NAME_INDEX = "idx_objects_network_namespace_name"
+_OBJECT_VERSION_INDEX = "object_versions"
+
+
+def _object_versions_up(db: sqlite_utils.Database) -> None:
+    db.table("objects").add_column("version", int, not_null_default=1)
+    db.conn.execute(f"DROP INDEX IF EXISTS {_OBJECT_NAME_INDEX}")
+    db.table("objects").create_index(
+        ["network", "namespace", "name", "version"], index_name=_OBJECT_VERSION_INDEX, unique=True
+    )
+
+
+def _object_versions_down(db: sqlite_utils.Database) -> None:
+    """Older versions keep their rows (backups and verifications point at them) under
+    the name ``NAME@N``, so the one-row-per-name index of version 9 fits again."""
+    db.conn.execute(
+        "UPDATE objects SET name = name || '@' || version WHERE version < ("
+        "SELECT MAX(newer.version) FROM objects AS newer WHERE newer.network = objects.network"
+        " AND newer.namespace = objects.namespace AND newer.name = objects.name)"
+    )
+    db.conn.execute(f"DROP INDEX IF EXISTS {_OBJECT_VERSION_INDEX}")
+    db.table("objects").transform(drop={"version"})
+    db.table("objects").create_index(
+        ["network", "namespace", "name"], index_name=_OBJECT_NAME_INDEX, unique=True
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial_up, _initial_down),
     Migration(
@@ -467,6 +494,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         "folder snapshots: a backup is a file or a tar of a folder, with its members indexed",
         _snapshots_up,
         _snapshots_down,
+    ),
+    Migration(
+        10,
+        "objects keep every version of a name (upload --replace); the newest is the name",
+        _object_versions_up,
+        _object_versions_down,
     ),
 )
 

@@ -23,6 +23,8 @@ class StoredObject:
     uploader: str | None
     fee_neuron: int
     created_at: str
+    version: int = 1
+    """1 for the first upload of a name; each `upload --replace` adds the next one."""
 
     def to_json(self) -> dict[str, Any]:
         return {**self.__dict__, "fee_neuron": str(self.fee_neuron)}
@@ -30,8 +32,14 @@ class StoredObject:
 
 _COLUMNS = (
     "id, namespace, name, root, tx_seq, size, sha256, network, encrypted, uploader,"
-    " fee_neuron, created_at"
+    " fee_neuron, created_at, version"
 )
+_NEWEST = (
+    "version = (SELECT MAX(newer.version) FROM objects AS newer"
+    " WHERE newer.network = objects.network AND newer.namespace = objects.namespace"
+    " AND newer.name = objects.name)"
+)
+"""The condition that keeps only the current (newest) version of each name."""
 
 
 def _object(row: tuple[Any, ...]) -> StoredObject:
@@ -55,9 +63,17 @@ def insert(
     uploader: str,
     fee_neuron: int,
 ) -> int:
+    """Record an object as the next version of its name (1 for a new name); returns its id."""
+    version = 1 + int(
+        conn.execute(
+            "SELECT COALESCE(MAX(version), 0) FROM objects"
+            " WHERE network = ? AND namespace = ? AND name = ?",
+            (network, namespace, name),
+        ).fetchone()[0]
+    )
     cursor = conn.execute(
         "INSERT INTO objects (namespace, name, root, tx_seq, size, sha256, network, encrypted,"
-        " uploader, fee_neuron, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " uploader, fee_neuron, created_at, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             namespace,
             name,
@@ -70,18 +86,28 @@ def insert(
             uploader,
             str(fee_neuron),
             utc_now(),
+            version,
         ),
     )
     return int(cursor.lastrowid or 0)
 
 
 def by_name(
-    conn: sqlite3.Connection, network: str, namespace: str, name: str
+    conn: sqlite3.Connection, network: str, namespace: str, name: str, version: int | None = None
 ) -> StoredObject | None:
-    row = conn.execute(
-        f"SELECT {_COLUMNS} FROM objects WHERE network = ? AND namespace = ? AND name = ?",
-        (network, namespace, name),
-    ).fetchone()
+    """The current (newest) version of a name, or ``version`` of it."""
+    if version is None:
+        row = conn.execute(
+            f"SELECT {_COLUMNS} FROM objects WHERE network = ? AND namespace = ? AND name = ?"
+            " ORDER BY version DESC LIMIT 1",
+            (network, namespace, name),
+        ).fetchone()
+    else:
+        row = conn.execute(
+            f"SELECT {_COLUMNS} FROM objects WHERE network = ? AND namespace = ? AND name = ?"
+            " AND version = ?",
+            (network, namespace, name, version),
+        ).fetchone()
     return None if row is None else _object(row)
 
 
@@ -98,9 +124,12 @@ def by_root(conn: sqlite3.Connection, network: str, root: str) -> list[StoredObj
     return [_object(row) for row in rows]
 
 
-def in_namespace(ledger: Ledger, namespace: str) -> list[StoredObject]:
+def in_namespace(ledger: Ledger, namespace: str, *, versions: bool = False) -> list[StoredObject]:
+    """The current version of each name; every version (oldest first) with ``versions``."""
+    newest = "" if versions else f" AND {_NEWEST}"
     rows = ledger.conn.execute(
-        f"SELECT {_COLUMNS} FROM objects WHERE namespace = ? ORDER BY name", (namespace,)
+        f"SELECT {_COLUMNS} FROM objects WHERE namespace = ?{newest} ORDER BY name, version",
+        (namespace,),
     ).fetchall()
     return [_object(row) for row in rows]
 

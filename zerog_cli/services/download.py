@@ -8,6 +8,7 @@ and the ledger's SHA-256 all check out. Anything else leaves no file behind.
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 import sys
 import tempfile
@@ -33,6 +34,9 @@ if TYPE_CHECKING:
     from zerog_cli.zerog.transfer import DownloadResult
 
 Progress = Callable[[str, int, int], None]
+_VERSIONED = re.compile(r"(.+)@([1-9][0-9]{0,17})")
+"""``NAME@N``: version N of a name (`upload --replace` adds versions); a name that
+really ends so is found under its own name first."""
 
 
 @dataclass(frozen=True)
@@ -71,7 +75,8 @@ class _CountingSink:
 
 
 def resolve(context: Context, ref: str, user: str, *, size: int | None = None) -> Target:
-    """A 0x root or NS/NAME, if ``user`` may read it; ``size`` pins the file's size.
+    """A 0x root, NS/NAME or NS/NAME@VERSION, if ``user`` may read it; ``size`` pins the
+    file's size.
 
     A root the ledger records needs read on one of the namespaces that hold it,
     as a name does. A root the ledger does not know is public data on the
@@ -94,6 +99,15 @@ def resolve(context: Context, ref: str, user: str, *, size: int | None = None) -
             raise UsageError(f"not a reference: {ref!r} (give a 0x root or NAMESPACE/NAME)")
         namespaces.require(context, namespace, user, "read")
         record = objects.by_name(context.ledger.conn, network, namespace, name)
+        versioned = _VERSIONED.fullmatch(name)
+        if record is None and versioned is not None:
+            record = objects.by_name(
+                context.ledger.conn,
+                network,
+                namespace,
+                versioned.group(1),
+                version=int(versioned.group(2)),
+            )
         if record is None:
             raise NotFound(f"no object {namespace}/{name} on {network}")
         target = Target(record.root, record, size)

@@ -165,9 +165,13 @@ def show(context: Context, name: str, user: str) -> dict[str, Any]:
     return data
 
 
-def list_objects(context: Context, name: str, user: str) -> list[dict[str, Any]]:
+def list_objects(
+    context: Context, name: str, user: str, *, versions: bool = False
+) -> list[dict[str, Any]]:
+    """The newest version of each name; with ``versions`` every version, oldest first."""
     require(context, name, user, "read")
-    return [obj.to_json() for obj in objects.in_namespace(context.ledger, name)]
+    stored = objects.in_namespace(context.ledger, name, versions=versions)
+    return [obj.to_json() for obj in stored]
 
 
 def grant(context: Context, name: str, grantee: str, role: str, user: str) -> dict[str, Any]:

@@ -153,6 +153,7 @@ def reserve(
     purpose: str,
     namespace_bytes: int = 0,
     object_name: tuple[str, str] | None = None,
+    replace: bool = False,
 ) -> Reservation:
     """Check every limit and hold ``amounts``; QuotaExceeded (exit 4) spends nothing.
 
@@ -161,13 +162,15 @@ def reserve(
     ``object_name`` (network, name) also holds that name in ``namespace`` until
     the reservation is settled or released: a name already stored, or held by
     another live run, is a UsageError (exit 2), in the same transaction, so of
-    two runs uploading one name only one ever gets as far as paying.
+    two runs uploading one name only one ever gets as far as paying. With
+    ``replace`` a stored name is no refusal (a new version follows it), but the
+    name is held all the same, so two replacing runs never both pay.
     """
     ledger = context.ledger
     with ledger.transaction() as conn:
         _expire_dead_reservations(conn, context)
         if object_name is not None:
-            _claim_name(conn, namespace, object_name)
+            _claim_name(conn, namespace, object_name, replace)
         row = _ensure_current(conn, context, user)
         limits = effective_limits(row, _tier_for(context.settings, row))
         held = quotas.reserved_by_user(conn, user)
@@ -223,14 +226,23 @@ def reserve(
     return Reservation(reservation_id, user, namespace, amounts)
 
 
+def name_taken(namespace: str, name: str) -> UsageError:
+    """The refusal for a name that is stored already: it says how to add a version."""
+    return UsageError(
+        f"{namespace}/{name} already exists",
+        hint="pass --replace to store a new version (the old one stays in history), "
+        "or pick another --name",
+    )
+
+
 def _claim_name(
-    conn: sqlite3.Connection, namespace: str | None, object_name: tuple[str, str]
+    conn: sqlite3.Connection, namespace: str | None, object_name: tuple[str, str], replace: bool
 ) -> None:
     network, name = object_name
     if namespace is None:
         raise ValueError("an object name is reserved inside a namespace")
-    if objects.by_name(conn, network, namespace, name) is not None:
-        raise UsageError(f"{namespace}/{name} already exists", hint="pick another --name")
+    if not replace and objects.by_name(conn, network, namespace, name) is not None:
+        raise name_taken(namespace, name)
     holder = quotas.name_holder(conn, network, namespace, name)
     if holder is not None:
         raise UsageError(

@@ -60,6 +60,8 @@ class UploadRequest:
     operation: str = "upload"
     stream: StreamInput | None = None
     """Read this stream (stdin, a producer) instead of ``path``: spooled and hashed in one pass."""
+    replace: bool = False
+    """Store a new version when the name exists (the old one stays in history)."""
     size_setting: str = "max_upload_size"
     """The setting that limits the size when neither --max-size nor the namespace does
     (backups use ``max_backup_size``, which may be unset: no limit)."""
@@ -196,8 +198,11 @@ def _upload(
     if request.stream is None:
         _check_file(request.path, limit)
     network_name = settings.profile
-    if objects.by_name(context.ledger.conn, network_name, ns_name, name) is not None:
-        raise UsageError(f"{ns_name}/{name} already exists", hint="pick another --name")
+    if (
+        not request.replace
+        and objects.by_name(context.ledger.conn, network_name, ns_name, name) is not None
+    ):
+        raise quotas.name_taken(ns_name, name)
     encrypt = (
         request.encrypt
         if request.encrypt is not None
@@ -270,6 +275,7 @@ def _upload(
         purpose=request.operation,
         namespace_bytes=tree.size,
         object_name=(network_name, name),
+        replace=request.replace,
     )
     metrics = context.metrics
     try:
@@ -320,6 +326,8 @@ def _upload(
             uploader=user,
             fee_neuron=fee_neuron,
         )
+        stored = objects.by_id(conn, object_id)
+        version = stored.version if stored is not None else 1
         outcome = quotas.settle(
             conn,
             context,
@@ -350,6 +358,7 @@ def _upload(
             "sha256": sha256,
             "encrypted": key is not None,
             "network": network_name,
+            "version": version,
         }
         extra = request.also_record(conn, recorded) if request.also_record else {}
     unrecorded.clear()
@@ -362,6 +371,7 @@ def _upload(
     report.update(
         {
             "object_id": object_id,
+            "version": version,
             "tx_seq": result.tx_seq,
             "tx_hash": result.tx_hash or (None if adopted is None else adopted["tx_hash"]),
             "fee_neuron": str(fee_neuron),
