@@ -302,6 +302,18 @@ def test_compute_ledger_moves_match_the_official_contracts(twin: Twin) -> None:
         ("addLedger below the minimum", LEDGER_MANAGER_ADDRESS, _ledger_call("addLedger", ""), one),
         ("depositFund of nothing", LEDGER_MANAGER_ADDRESS, _ledger_call("depositFund"), 0),
         ("refund without a ledger", LEDGER_MANAGER_ADDRESS, _ledger_call("refund", one), 0),
+        (
+            "depositFund below the minimum without a ledger",
+            LEDGER_MANAGER_ADDRESS,
+            _ledger_call("depositFund"),
+            one,
+        ),
+        (
+            "addLedger with too long a description",
+            LEDGER_MANAGER_ADDRESS,
+            _ledger_call("addLedger", "x" * 4097),
+            5 * one,
+        ),
         ("addLedger", LEDGER_MANAGER_ADDRESS, _ledger_call("addLedger", "differential"), 5 * one),
         ("addLedger twice", LEDGER_MANAGER_ADDRESS, _ledger_call("addLedger", ""), 5 * one),
         ("depositFund", LEDGER_MANAGER_ADDRESS, _ledger_call("depositFund"), 2 * one),
@@ -315,6 +327,18 @@ def test_compute_ledger_moves_match_the_official_contracts(twin: Twin) -> None:
             "transferFund to an unknown service name",
             LEDGER_MANAGER_ADDRESS,
             _ledger_call("transferFund", PROVIDER, "inference-v9.9", 2 * one),
+            0,
+        ),
+        (
+            "transferFund to oneself",
+            LEDGER_MANAGER_ADDRESS,
+            _ledger_call("transferFund", user, SERVICE, 2 * one),
+            0,
+        ),
+        (
+            "transferFund to the zero address",
+            LEDGER_MANAGER_ADDRESS,
+            _ledger_call("transferFund", flow_abi.ZERO_ADDRESS, SERVICE, 2 * one),
             0,
         ),
         (
@@ -345,6 +369,18 @@ def test_compute_ledger_moves_match_the_official_contracts(twin: Twin) -> None:
             "acknowledgement given",
             INFERENCE_SERVING_ADDRESS,
             _serving_call("acknowledgeTEESigner", PROVIDER, True),
+            0,
+        ),
+        (
+            "retrieveFund for more than 20 providers",
+            LEDGER_MANAGER_ADDRESS,
+            _ledger_call("retrieveFund", [PROVIDER] * 21, SERVICE),
+            0,
+        ),
+        (
+            "retrieveFund from providers without a sub-account",
+            LEDGER_MANAGER_ADDRESS,
+            _ledger_call("retrieveFund", [friend, MARKET_ADDRESS], SERVICE),
             0,
         ),
         (

@@ -14,8 +14,10 @@ tests/test_interop_compute_sdk.py holds the devnet to through the official SDK:
 - ``transferFund(provider, "inference-v2.0", amount)``: to an existing
   sub-account, pending refunds are cancelled first (newest first) and only the
   rest leaves the ledger's available balance; a new sub-account needs at least
-  1 0G and is acknowledged at once. The real contract does not ask whether the
-  provider has a service. At most 50 providers per ledger.
+  1 0G and is acknowledged at once. Whatever InferenceServing refuses (a zero
+  provider, the user as provider) reverts as ``CallFailed()``. The real
+  contract does not ask whether the provider has a service. At most 50
+  providers per ledger.
 - ``retrieveFund(providers, name)``: for each provider with a sub-account,
   refunds older than ``lockTime`` (24 h here; ``evm_increaseTime`` moves the
   chain's clock) are paid back to the ledger's available balance, then one new
@@ -717,7 +719,12 @@ class LedgerManagerContract(Contract):
         self.ledgers[_key(user)] = replace(
             ledger, available_balance=ledger.available_balance - moved
         )
-        settle()
+        try:
+            settle()
+        except Revert:
+            # The official contract calls the serving contract with a low-level
+            # call and replaces whatever it reverted with by its own error.
+            raise _revert(LEDGER_MANAGER.error("CallFailed")) from None
         if chain is not None:
             chain.transfer(self.address, inference.address, moved)
 
