@@ -11,13 +11,12 @@ withhold the answer. Each test runs the real command line (one-shot, stream,
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import Result
 from tests.devnet_harness import DevnetProcess, send_transaction, start_devnet
 from zerog_cli.devnet.compute import SERVICE_NAME
 from zerog_cli.devnet.constants import LEDGER_MANAGER_ADDRESS
@@ -55,14 +54,6 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevnetProcess]:
             )
             assert receipt["status"] == "0x1", receipt
         yield devnet
-
-
-@pytest.fixture
-def cli(
-    zerog: Callable[..., Result], net: DevnetProcess, monkeypatch: pytest.MonkeyPatch
-) -> Callable[..., Result]:
-    monkeypatch.setenv("ZEROG_DEVNET_URL", net.base_url)
-    return zerog
 
 
 def logged(home: Path) -> list[dict[str, Any]]:

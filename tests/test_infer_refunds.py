@@ -28,14 +28,6 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevnetProcess]:
         yield devnet
 
 
-@pytest.fixture
-def cli(
-    zerog: Callable[..., Result], net: DevnetProcess, monkeypatch: pytest.MonkeyPatch
-) -> Callable[..., Result]:
-    monkeypatch.setenv("ZEROG_DEVNET_URL", net.base_url)
-    return zerog
-
-
 def funded_wallet(
     net: DevnetProcess, cli: Callable[..., Result], monkeypatch: pytest.MonkeyPatch, name: str
 ) -> str:

@@ -54,14 +54,6 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevnetProcess]:
         yield devnet
 
 
-@pytest.fixture
-def cli(
-    zerog: Callable[..., Result], net: DevnetProcess, monkeypatch: pytest.MonkeyPatch
-) -> Callable[..., Result]:
-    monkeypatch.setenv("ZEROG_DEVNET_URL", net.base_url)
-    return zerog
-
-
 def new_wallet(net: DevnetProcess, name: str) -> tuple[str, str]:
     key = "0x" + compute.keccak256(f"zerog compute sdk interop {name}".encode()).hex()
     address = compute.address_of(key)
