@@ -174,6 +174,62 @@ def _read_stream(
     exchange.reasoning = "".join(parser.reasoning_parts)
 
 
+def _answer_headers(stream: bool) -> dict[str, str]:
+    return {
+        "Content-Type": "application/json",
+        "Accept": "text/event-stream" if stream else "application/json",
+    }
+
+
+@dataclass(frozen=True)
+class _Refusal:
+    """A non-2xx answer to a chat POST: its status, first 64 KiB and headers."""
+
+    status: int
+    body: bytes
+    headers: Mapping[str, str]
+
+
+def _post_and_read(
+    context: Context,
+    url: str,
+    endpoint: str,
+    headers: Mapping[str, str],
+    exchange: Exchange,
+    *,
+    stream: bool,
+    on_delta: DeltaSink | None,
+) -> _Refusal | None:
+    """POST ``exchange.request_body`` with the chat retries and read the answer into it.
+
+    A refusal is returned, not raised: the caller makes it a provider's or the Router's error.
+    """
+    policy, timeouts = _chat_policy(context)
+    with context.http.stream(
+        "POST",
+        url,
+        endpoint=endpoint,
+        data=exchange.request_body,
+        headers=headers,
+        timeout=timeouts,
+        retry=policy,
+    ) as streamed:
+        if not streamed.ok:
+            return _Refusal(streamed.status, streamed.read(64 << 10), streamed.headers)
+        exchange.answered = True
+        if stream:
+            _read_stream(context, streamed, exchange, on_delta)
+            return None
+        cap = _answer_cap(context)
+        try:
+            answer = streamed.read(cap)
+        except ProtocolError:
+            raise _too_big(cap) from None
+        exchange.raw += answer
+        _read_plain(answer, streamed.headers, exchange)
+    return None
+
+
 def _send_once(
     link: ComputeLink,
     service: Service,
@@ -185,39 +241,18 @@ def _send_once(
     """One logical POST (the HTTP helper retries inside); a refusal is returned, not raised."""
     from zerog_cli.zerog.compute import chat_completions_url, classify_provider_error
 
-    http = link.context.http
-    url = chat_completions_url(service.url)
-    endpoint = route_endpoint(service.url, CHAT_ROUTE)
-    policy, timeouts = _chat_policy(link.context)
-    headers = {
-        "Content-Type": "application/json",
-        "Accept": "text/event-stream" if stream else "application/json",
-        "Authorization": authorization,
-    }
-    with http.stream(
-        "POST",
-        url,
-        endpoint=endpoint,
-        data=exchange.request_body,
-        headers=headers,
-        timeout=timeouts,
-        retry=policy,
-    ) as streamed:
-        if not streamed.ok:
-            body = streamed.read(64 << 10)
-            return classify_provider_error(streamed.status, body, streamed.headers)
-        exchange.answered = True
-        if stream:
-            _read_stream(link.context, streamed, exchange, on_delta)
-            return None
-        cap = _answer_cap(link.context)
-        try:
-            answer = streamed.read(cap)
-        except ProtocolError:
-            raise _too_big(cap) from None
-        exchange.raw += answer
-        _read_plain(answer, streamed.headers, exchange)
-    return None
+    refusal = _post_and_read(
+        link.context,
+        chat_completions_url(service.url),
+        route_endpoint(service.url, CHAT_ROUTE),
+        {**_answer_headers(stream), "Authorization": authorization},
+        exchange,
+        stream=stream,
+        on_delta=on_delta,
+    )
+    if refusal is None:
+        return None
+    return classify_provider_error(refusal.status, refusal.body, refusal.headers)
 
 
 def send(
@@ -259,16 +294,11 @@ def send_routed(
     from zerog_cli.infra.http import endpoint_of
     from zerog_cli.zerog.router import router_error
 
-    http = context.http
     endpoint = endpoint_of(url)
-    policy, timeouts = _chat_policy(context)
-    sent = {
-        **headers,
-        "Content-Type": "application/json",
-        "Accept": "text/event-stream" if stream else "application/json",
-    }
+    sent = {**headers, **_answer_headers(stream)}
     if not stream:
-        response = http.request(
+        policy, timeouts = _chat_policy(context)
+        response = context.http.request(
             "POST",
             url,
             endpoint=endpoint,
@@ -284,20 +314,9 @@ def send_routed(
         exchange.raw += response.content
         _read_plain(response.content, response.headers, exchange)
         return
-    with http.stream(
-        "POST",
-        url,
-        endpoint=endpoint,
-        data=exchange.request_body,
-        headers=sent,
-        timeout=timeouts,
-        retry=policy,
-    ) as streamed:
-        if not streamed.ok:
-            body = streamed.read(64 << 10)
-            raise router_error(streamed.status, body, streamed.headers, endpoint)
-        exchange.answered = True
-        _read_stream(context, streamed, exchange, on_delta)
+    refusal = _post_and_read(context, url, endpoint, sent, exchange, stream=True, on_delta=on_delta)
+    if refusal is not None:
+        raise router_error(refusal.status, refusal.body, refusal.headers, endpoint)
 
 
 SIGNATURE_FIRST_PAUSE = 0.25
