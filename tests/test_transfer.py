@@ -20,7 +20,7 @@ from zerog_cli.devnet.constants import DEV_ACCOUNT_KEY
 from zerog_cli.errors import IntegrityError, NotFound
 from zerog_cli.infra.http import HttpClient, RetryPolicy
 from zerog_cli.zerog import encryption
-from zerog_cli.zerog.merkle import tree_from_bytes, tree_from_stream
+from zerog_cli.zerog.merkle import FileTree, tree_from_bytes, tree_from_stream
 from zerog_cli.zerog.transfer import (
     DownloadOptions,
     FileSource,
@@ -66,13 +66,10 @@ def do_upload(
     return result, tree.root
 
 
-@pytest.mark.parametrize("size", [1, 4097, 3 * SEGMENT + 1, 3 * 1024 * 1024 + 17])
-def test_round_trip(
-    net_session: tuple[DevnetProcess, StorageNetwork], tmp_path: Path, size: int
-) -> None:
-    _, network = net_session
-    data = pattern(size, seed=size)
-    path = write(tmp_path, data)
+def upload_watched(
+    network: StorageNetwork, path: Path
+) -> tuple[UploadResult, FileTree, list[tuple[str, int, int]]]:
+    """Upload ``path`` as `do_upload` does; also returns the tree and every progress call."""
     progress: list[tuple[str, int, int]] = []
     with open(path, "rb") as handle:
         tree, _ = tree_from_stream(handle, workers=1)
@@ -83,8 +80,19 @@ def test_round_trip(
             tree,
             private_key=DEV_ACCOUNT_KEY,
             options=QUICK,
-            progress=lambda *event: progress.append(event),
+            progress=lambda *call: progress.append(call),
         )
+    return result, tree, progress
+
+
+@pytest.mark.parametrize("size", [1, 4097, 3 * SEGMENT + 1, 3 * 1024 * 1024 + 17])
+def test_round_trip(
+    net_session: tuple[DevnetProcess, StorageNetwork], tmp_path: Path, size: int
+) -> None:
+    _, network = net_session
+    data = pattern(size, seed=size)
+    path = write(tmp_path, data)
+    result, tree, progress = upload_watched(network, path)
     assert result.finalized and not result.deduped and result.tx_hash
     assert result.fee_neuron == tree.fee_sectors * 1_000_000_000
     assert result.segments_sent == tree.num_data_segments
@@ -322,18 +330,7 @@ def test_waiting_for_a_lagging_node_reports_progress(
     net, network = net_session
     net.set_faults(lag_nodes=[0, 1], lag_ms=1_500)
     path = write(tmp_path, pattern(5_000, seed=77))
-    progress: list[tuple[str, int, int]] = []
-    with open(path, "rb") as handle:
-        tree, _ = tree_from_stream(handle, workers=1)
-    with FileSource(path) as source:
-        result = upload(
-            network,
-            source,
-            tree,
-            private_key=DEV_ACCOUNT_KEY,
-            options=QUICK,
-            progress=lambda *call: progress.append(call),
-        )
+    result, _, progress = upload_watched(network, path)
     assert result.finalized
     waits = [call for call in progress if call[0] == "sync"]
     assert waits and all(total == 30 and 0 <= waited <= total for _, waited, total in waits)
