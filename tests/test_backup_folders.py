@@ -10,7 +10,6 @@ from the network; restore must refuse them and leave nothing behind.
 from __future__ import annotations
 
 import io
-import json
 import os
 import stat
 import tarfile
@@ -236,15 +235,12 @@ def upload_hostile(tmp_path: Path, archive: bytes, members: list[dict[str, Any]]
     archive_path = tmp_path / "hostile.tar"
     archive_path.write_bytes(archive)
     document = {"schema": "zerog.snapshot-index/1", "members": members, "skipped": {}}
-    index_path = tmp_path / "hostile.index.json"
-    index_path.write_text(json.dumps(document))
     context = Context()
     try:
         report = snapshots.upload_snapshot(
             context,
             archive_path,
-            index_path,
-            document,
+            lambda: document,
             source=tmp_path,
             namespace=None,
             label="hostile",

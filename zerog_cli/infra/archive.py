@@ -137,6 +137,22 @@ class _HashingReader:
         return data
 
 
+class _Positioned:
+    """A write-only sink that knows its position, for a pipe (tarfile asks ``tell()``)."""
+
+    def __init__(self, sink: IO[bytes]) -> None:
+        self._sink = sink
+        self.position = 0
+
+    def write(self, data: bytes) -> int:
+        self._sink.write(data)
+        self.position += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self.position
+
+
 def _padded(size: int) -> int:
     return -(-size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
 
@@ -145,7 +161,10 @@ def write_snapshot(source: Path, sink: IO[bytes]) -> Snapshot:
     """Write the tar stream of the folder ``source`` into ``sink``; return its index."""
     snapshot = Snapshot()
     with tarfile.TarFile(
-        fileobj=sink, mode="w", format=tarfile.PAX_FORMAT, copybufsize=_COPY_BUFFER
+        fileobj=_Positioned(sink),  # type: ignore[arg-type]
+        mode="w",
+        format=tarfile.PAX_FORMAT,
+        copybufsize=_COPY_BUFFER,
     ) as tar:
         for path, full, info in _entries(source):
             mode, mtime = stat.S_IMODE(info.st_mode), int(info.st_mtime)

@@ -39,6 +39,12 @@ def record(
     )
 
 
+def set_index(conn: sqlite3.Connection, backup_id: int, index_object_id: int) -> None:
+    conn.execute(
+        "UPDATE storage_backups SET index_object_id = ? WHERE id = ?", (index_object_id, backup_id)
+    )
+
+
 def kind(conn: sqlite3.Connection, backup_id: int) -> tuple[str, int | None, dict[str, int]]:
     """(kind, index object id, skipped counts by kind) of one backup."""
     row = conn.execute(

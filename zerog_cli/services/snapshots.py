@@ -28,16 +28,26 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any
 
 from zerog_cli.errors import IntegrityError, NotFound, UsageError
-from zerog_cli.infra.archive import Member, check_index, check_member, extract, write_snapshot
+from zerog_cli.infra.archive import (
+    Member,
+    Snapshot,
+    check_index,
+    check_member,
+    extract,
+    write_snapshot,
+)
 from zerog_cli.infra.files import atomic_output
 from zerog_cli.ledger import backups as rows
 from zerog_cli.ledger import objects, snapshots
 from zerog_cli.ledger.db import format_time
 from zerog_cli.services import namespaces
 from zerog_cli.services.context import Context
+
+if TYPE_CHECKING:
+    from zerog_cli.services.spool import StreamInput
 
 Progress = Callable[[str, int, int], None]
 INDEX_SUFFIX = ".index.json"
@@ -66,34 +76,35 @@ def create(
     progress: Progress | None,
     name: str,
 ) -> dict[str, Any]:
-    """Snapshot ``folder`` as ``<label>/<time>-<folder>.tar`` plus its index; record both."""
-    with (
-        _spool(context, "zerog-snapshot-") as archive,
-        _spool(context, "zerog-index-") as index_file,
-    ):
-        with archive.open("wb") as sink:
-            snapshot = write_snapshot(folder, sink)
-        document = snapshot.index_document()
-        index_file.write_text(json.dumps(document, sort_keys=True) + "\n", encoding="utf-8")
-        return upload_snapshot(
-            context,
-            archive,
-            index_file,
-            document,
-            source=folder,
-            namespace=namespace,
-            label=label,
-            encrypt=encrypt,
-            progress=progress,
-            name=name,
-        )
+    """Snapshot ``folder`` as ``<label>/<time>-<folder>.tar`` plus its index; record both.
+
+    The tar stream goes through the upload's spool (`services.spool`): written
+    once to the private spool file while its SHA-256 and 0G root are computed.
+    """
+    from zerog_cli.services.spool import StreamInput
+
+    written: list[Snapshot] = []
+
+    def write(sink: IO[bytes]) -> None:
+        written.append(write_snapshot(folder, sink))
+
+    return upload_snapshot(
+        context,
+        StreamInput(writer=write, name=f"the tar stream of {folder}"),
+        lambda: written[0].index_document(),
+        source=folder,
+        namespace=namespace,
+        label=label,
+        encrypt=encrypt,
+        progress=progress,
+        name=name,
+    )
 
 
 def upload_snapshot(
     context: Context,
-    archive: Path,
-    index_file: Path,
-    document: dict[str, Any],
+    archive: Path | StreamInput,
+    index: Callable[[], dict[str, Any]],
     *,
     source: Path,
     namespace: str | None,
@@ -102,30 +113,21 @@ def upload_snapshot(
     progress: Progress | None,
     name: str,
 ) -> dict[str, Any]:
-    """Upload an archive and its index; record a folder backup with the index's members.
+    """Upload an archive, record a folder backup with ``index()``'s members, upload the index.
 
-    Takes the archive and index as given (tests upload hostile ones through it:
-    restores must refuse them).
+    ``index`` is called once the archive is spooled (a streamed tar's index is
+    known only then). The index object follows the archive: a crash between
+    them leaves a backup whose index is in the ledger only. Takes the archive
+    and index as given: tests upload hostile ones through it, which restores
+    must refuse.
     """
     from zerog_cli.services.upload import UploadRequest, upload
 
     moment = context.now()
-    index_report = upload(
-        context,
-        UploadRequest(
-            path=index_file,
-            namespace=namespace,
-            name=name + INDEX_SUFFIX,
-            encrypt=encrypt,
-            operation="backup",
-            size_setting="max_backup_size",
-        ),
-        progress,
-    )
-    members = document["members"]
-    skipped = document["skipped"]
+    document: dict[str, Any] = {}
 
     def record_backup(tx: sqlite3.Connection, stored: dict[str, Any]) -> dict[str, Any]:
+        document.update(index())
         backup_id = rows.insert(
             tx,
             namespace=stored["namespace"],
@@ -141,18 +143,15 @@ def upload_snapshot(
             created_at=format_time(moment),
         )
         snapshots.record(
-            tx,
-            backup_id,
-            members,
-            index_object_id=int(index_report["object_id"]),
-            skipped=skipped,
+            tx, backup_id, document["members"], index_object_id=None, skipped=document["skipped"]
         )
         return {"backup_id": backup_id}
 
     report = upload(
         context,
         UploadRequest(
-            path=archive,
+            path=archive if isinstance(archive, Path) else Path("-"),
+            stream=None if isinstance(archive, Path) else archive,
             namespace=namespace,
             name=name,
             encrypt=encrypt,
@@ -162,13 +161,30 @@ def upload_snapshot(
         ),
         progress,
     )
+    with _spool(context, "zerog-index-") as index_file:
+        index_file.write_text(json.dumps(document, sort_keys=True) + "\n", encoding="utf-8")
+        index_report = upload(
+            context,
+            UploadRequest(
+                path=index_file,
+                namespace=report["namespace"],
+                name=name + INDEX_SUFFIX,
+                encrypt=encrypt,
+                operation="backup",
+                size_setting="max_backup_size",
+            ),
+            progress,
+        )
+    with context.ledger.transaction() as conn:
+        snapshots.set_index(conn, int(report["backup_id"]), int(index_report["object_id"]))
+    members = document["members"]
     return {
         "label": label,
         **report,
         "kind": "folder",
         "members": len(members),
         "files": sum(1 for m in members if m["kind"] == "file"),
-        "skipped": skipped,
+        "skipped": document["skipped"],
         "index": {"name": index_report["name"], "root": index_report["root"]},
     }
 
