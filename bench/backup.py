@@ -4,9 +4,7 @@ First, `cat FILE | zerog backup create -` (stdin spooled to a private file
 while hashed) against `zerog backup create FILE` of the same SIZE bytes, each
 on a fresh devnet of its own so neither takes the dedupe path: throughput
 ratio (goal: the stream at least 0.8x the file) and the peak RSS of each (goal:
-under 150 MB). Then, on one devnet:
-
-Starts a devnet on 127.0.0.1 and builds a folder of --small-files small files
+under 150 MB). Then, on one devnet, a folder of --small-files small files
 (1-4 KB) and three large ones, SIZE bytes in all, plus a 1 MB member
 ``zz/member.sql`` at the end of the archive. Then, as child processes:
 
