@@ -40,6 +40,15 @@ class Result:
     stdout: str
     stderr: str
 
+    @classmethod
+    def of_process(cls, completed: subprocess.CompletedProcess[bytes]) -> Result:
+        """A finished child's exit code and output, decoded as UTF-8 (bad bytes replaced)."""
+        return cls(
+            completed.returncode,
+            completed.stdout.decode("utf-8", "replace"),
+            completed.stderr.decode("utf-8", "replace"),
+        )
+
     @property
     def json(self) -> Any:
         return json.loads(self.stdout)
@@ -107,11 +116,7 @@ def run_cli_process(
         cwd=cwd,
         check=False,
     )
-    return Result(
-        completed.returncode,
-        completed.stdout.decode("utf-8", "replace"),
-        completed.stderr.decode("utf-8", "replace"),
-    )
+    return Result.of_process(completed)
 
 
 @pytest.fixture

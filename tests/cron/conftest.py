@@ -71,11 +71,7 @@ def run_as_cron(
         preexec_fn=_close_stdin if stdin_closed else None,
         check=False,
     )
-    return Result(
-        completed.returncode,
-        completed.stdout.decode("utf-8", "replace"),
-        completed.stderr.decode("utf-8", "replace"),
-    )
+    return Result.of_process(completed)
 
 
 @pytest.fixture

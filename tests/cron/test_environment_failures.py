@@ -74,11 +74,7 @@ def _run(prefix: list[str], *args: str, home: Path, cwd: Path) -> Result:
         timeout=60,
         check=False,
     )
-    return Result(
-        completed.returncode,
-        completed.stdout.decode("utf-8", "replace"),
-        completed.stderr.decode("utf-8", "replace"),
-    )
+    return Result.of_process(completed)
 
 
 def test_read_only_home_answers_reads_and_refuses_writes_with_exit_10(
