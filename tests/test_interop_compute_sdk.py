@@ -13,8 +13,6 @@ collected by the SDK after the lock time.
 from __future__ import annotations
 
 import json
-import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +22,8 @@ import requests
 
 from tests.conftest import Result
 from tests.devnet_harness import NO_PROXY, DevnetProcess, rpc, send_transaction, start_devnet
-from tools.ts_sdk import INTEROP, ensure_installed, node_env
+from tests.interop_node import run_interop_script
+from tools.ts_sdk import ensure_installed
 from zerog_cli.devnet.compute import LOCK_TIME
 from zerog_cli.devnet.provider_kinds import (
     DELAYED,
@@ -66,20 +65,9 @@ def run_sdk(
 ) -> dict[str, Any]:
     """Run ``steps`` in one broker; returns each step's result by position."""
     config = {"rpc": net.rpc_url, "key": key, "steps": steps}
-    started = time.monotonic()
-    completed = subprocess.run(
-        ["node", str(INTEROP / "compute_sdk.cjs"), json.dumps(config)],
-        capture_output=True,
-        env=node_env(node_modules),
-        timeout=NODE_TIMEOUT,
-        check=False,
+    report, elapsed = run_interop_script(
+        node_modules, "compute_sdk.cjs", [json.dumps(config)], timeout=NODE_TIMEOUT
     )
-    elapsed = time.monotonic() - started
-    lines = completed.stdout.decode("utf-8", "replace").strip().splitlines()
-    stderr = completed.stderr.decode("utf-8", "replace")[-3000:]
-    assert lines, f"node printed nothing (exit {completed.returncode}); stderr: {stderr}"
-    report: dict[str, Any] = json.loads(lines[-1])
-    assert completed.returncode == 0 and "error" not in report, (report, stderr)
     assert [s["op"] for s in report["steps"]] == [s["op"] for s in steps]
     timings = {f"{i}:{s['op']}": s["ms"] for i, s in enumerate(report["steps"])}
     print(f"compute SDK: {elapsed:.1f} s in node, steps (ms): {json.dumps(timings)}")

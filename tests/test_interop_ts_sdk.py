@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +16,8 @@ from typing import Any
 import pytest
 
 from tests.devnet_harness import DevnetProcess, pattern, rpc, start_devnet
-from tools.ts_sdk import INTEROP, ensure_installed, node_env
+from tests.interop_node import run_interop_script
+from tools.ts_sdk import ensure_installed
 from zerog_cli.devnet.constants import DEV_ACCOUNT_KEY
 from zerog_cli.zerog import merkle
 
@@ -42,21 +41,9 @@ def sdk_devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevnetProce
 
 
 def run_sdk(node_modules: Path, mode: str, config: dict[str, Any]) -> dict[str, Any]:
-    env = node_env(node_modules)
-    started = time.monotonic()
-    completed = subprocess.run(
-        ["node", str(INTEROP / "sdk_interop.cjs"), mode, json.dumps(config)],
-        capture_output=True,
-        env=env,
-        timeout=NODE_TIMEOUT,
-        check=False,
+    report, elapsed = run_interop_script(
+        node_modules, "sdk_interop.cjs", [mode, json.dumps(config)], timeout=NODE_TIMEOUT
     )
-    elapsed = time.monotonic() - started
-    lines = completed.stdout.decode("utf-8", "replace").strip().splitlines()
-    stderr = completed.stderr.decode("utf-8", "replace")[-3000:]
-    assert lines, f"node printed nothing (exit {completed.returncode}); stderr: {stderr}"
-    report: dict[str, Any] = json.loads(lines[-1])
-    assert completed.returncode == 0 and "error" not in report, (report, stderr)
     report["wallSeconds"] = round(elapsed, 2)
     print(f"TS SDK {mode}: {json.dumps(report)}")
     return report
