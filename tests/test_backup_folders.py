@@ -309,3 +309,23 @@ def test_restore_refuses_an_archive_that_differs_from_its_index(
     one = cli("backup", "restore", str(backup_id), "--path", "b.txt", "-o", str(tmp_path / "b"))
     assert one.exit_code == 3, one
     assert not (tmp_path / "b").exists()
+
+
+def test_a_failing_tar_writer_is_its_own_error_not_an_empty_stream(tmp_path: Path) -> None:
+    """The folder's tar is written in a thread into the spool: its failure must surface."""
+    from zerog_cli.services.spool import StreamInput, spool
+
+    def fails_at_once(sink: Any) -> None:
+        raise PermissionError("cannot read secret.key")
+
+    def fails_half_way(sink: Any) -> None:
+        sink.write(b"x" * 100_000)
+        raise PermissionError("cannot read the second file")
+
+    for writer, message in ((fails_at_once, "secret.key"), (fails_half_way, "second file")):
+        with (
+            pytest.raises(PermissionError, match=message),
+            spool(StreamInput(writer=writer, name="a tar stream"), tmp_path),
+        ):
+            pass
+        assert list(tmp_path.iterdir()) == [], "the spool file is removed"

@@ -242,7 +242,7 @@ def restore_tree(
     started = time.monotonic()
     record = _record(context, backup_id)
     members = folder_members(context, backup_id)
-    check_index(members, None)
+    check_index(members, record.size)
     if destination.exists() and (not destination.is_dir() or any(destination.iterdir())):
         raise UsageError(f"{destination} exists and is not an empty folder")
     parent = destination.absolute().parent
