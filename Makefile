@@ -49,12 +49,16 @@ lint: install
 demo: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash tools/demo.sh
 
+# `make bench LEDGER_ROWS=100000` for a quick run of bench/ledger.py.
+LEDGER_ROWS ?= 1000000,10000000
+
 bench: install
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/merkle.py
 	$(BIN)/python bench/transfer.py
 	$(BIN)/python bench/infer.py
 	$(BIN)/python bench/backup.py
+	$(BIN)/python bench/ledger.py --rows $(LEDGER_ROWS)
 
 # The reliability suite at full size, then the storage end-to-end suite through the
 # official indexer (0g-storage-client indexer, from the pinned npm package).

@@ -128,6 +128,18 @@ def table_root_page(ledger: Path, table: str) -> int:
     return int(row[0])
 
 
+def index_root_pages(ledger: Path, table: str) -> list[int]:
+    """Root pages of every index on ``table`` (a query may read an index, never the table)."""
+    conn = sqlite3.connect(f"file:{ledger}?mode=ro", uri=True)
+    try:
+        rows = conn.execute(
+            "SELECT rootpage FROM sqlite_master WHERE type = 'index' AND tbl_name = ?", (table,)
+        ).fetchall()
+    finally:
+        conn.close()
+    return [int(page) for (page,) in rows]
+
+
 def damage_page(ledger: Path, page: int) -> None:
     """Overwrite one page of the (checkpointed) ledger with garbage, as a bad disk would."""
     page_size = 4096

@@ -26,6 +26,7 @@ from tests.cron.local_fs import (
     checkpoint,
     damage_page,
     fill,
+    index_root_pages,
     integrity,
     read_only,
     rows,
@@ -171,7 +172,8 @@ def test_damaged_ledger_is_exit_8_naming_the_recovery_steps(
     home = _copy(seeded, tmp_path / "home")
     ledger = home / "ledger.db"
     for table in ("user_quotas", "storage_backups", "verifications"):
-        damage_page(ledger, table_root_page(ledger, table))
+        for page in (table_root_page(ledger, table), *index_root_pages(ledger, table)):
+            damage_page(ledger, page)
     digest = hashlib.sha256(ledger.read_bytes()).hexdigest()
     for args in (("ledger", "status"), ("status", "--no-probe"), ("backup", "ls")):
         result = cron(*args, home=home)

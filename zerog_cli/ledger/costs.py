@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from zerog_cli.ledger.db import Ledger, utc_now
@@ -15,6 +16,7 @@ GROUP_COLUMNS = {
     "model": "model",
     "provider": "provider",
 }
+"""``--by`` name → column of ``cost_rollup`` (NULL is stored there as ``-``)."""
 
 
 @dataclass(frozen=True)
@@ -73,35 +75,36 @@ class CostGroup:
     neuron: int = 0
 
 
-def report(ledger: Ledger, period: str, group_by: str) -> list[CostGroup]:
-    """Totals for one period grouped by user, namespace or service.
+def report(ledger: Ledger, period: str, group_by: str) -> Iterator[CostGroup]:
+    """Totals for one period grouped by ``group_by`` (a key of GROUP_COLUMNS), in key order.
 
-    USD sums are exact integers; neuron is summed in Python because its text
-    values may not fit SQLite's INTEGER.
+    Read from ``cost_rollup``, which triggers on ``cost_tracking`` keep (migration 9),
+    so rows inserted by any tool are counted and the report never reads the rows
+    themselves. Neuron is summed in three nine-digit parts that SQLite's INTEGER
+    holds; the parts are joined here into an exact Python int. Rows are yielded
+    as SQLite produces them.
     """
     column = GROUP_COLUMNS[group_by]
-    rows = ledger.query(
-        f"SELECT COALESCE({column}, '-') AS key, quantity, unit, usd_micro, neuron"
-        " FROM cost_tracking WHERE period = ? ORDER BY id",
+    cursor = ledger.conn.execute(
+        f"SELECT {column}, SUM(operations), SUM(bytes), SUM(tokens), SUM(usd_micro),"
+        " SUM(neuron_units), SUM(neuron_billions), SUM(neuron_quintillions)"
+        f" FROM cost_rollup WHERE period = ? GROUP BY {column} ORDER BY {column}",
         (period,),
     )
-    groups: dict[str, CostGroup] = {}
-    for row in rows:
-        group = groups.setdefault(str(row["key"]), CostGroup(str(row["key"])))
-        group.operations += 1
-        if row["unit"] == "bytes":
-            group.bytes += int(row["quantity"] or 0)
-        elif row["unit"] == "tokens":
-            group.tokens += int(row["quantity"] or 0)
-        group.usd_micro += int(row["usd_micro"])
-        group.neuron += int(row["neuron"])
-    return sorted(groups.values(), key=lambda g: g.key)
+    for key, operations, size, tokens, usd, units, billions, quintillions in cursor:
+        yield CostGroup(
+            str(key),
+            operations=int(operations),
+            bytes=int(size),
+            tokens=int(tokens),
+            usd_micro=int(usd),
+            neuron=int(units) + int(billions) * 10**9 + int(quintillions) * 10**18,
+        )
 
 
 def monthly_usd_by_service(ledger: Ledger, period: str) -> dict[str, int]:
-    rows = ledger.query(
-        "SELECT service, SUM(usd_micro) AS usd FROM cost_tracking"
-        " WHERE period = ? GROUP BY service",
+    rows = ledger.conn.execute(
+        "SELECT service, SUM(usd_micro) FROM cost_rollup WHERE period = ? GROUP BY service",
         (period,),
     )
-    return {str(r["service"]): int(r["usd"] or 0) for r in rows}
+    return {str(service): int(usd or 0) for service, usd in rows}

@@ -18,7 +18,7 @@ def cost_by_service_until(conn: sqlite3.Connection, period: str, until: str) -> 
 def cost_totals_by_service(conn: sqlite3.Connection) -> dict[str, int]:
     """Micro-USD per service over the whole ledger (only ever grows: rows are appended)."""
     rows = conn.execute(
-        "SELECT service, SUM(usd_micro) FROM cost_tracking GROUP BY service"
+        "SELECT service, SUM(usd_micro) FROM cost_rollup GROUP BY service"
     ).fetchall()
     return {str(service): int(total or 0) for service, total in rows}
 

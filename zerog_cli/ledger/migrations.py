@@ -445,6 +445,115 @@ def _object_versions_down(db: sqlite_utils.Database) -> None:
     )
 
 
+# The neuron text of a cost row split into three integer parts of nine digits
+# (units, 1e9s, 1e18s and above), each carrying the sign, so SQLite sums
+# amounts that outgrow its 64-bit INTEGER without losing a digit; the reader
+# joins them back (ledger/costs.py).
+_NEURON_DIGITS = "ltrim({row}.neuron, '-')"
+_NEURON_SIGN = "(CASE WHEN substr({row}.neuron, 1, 1) = '-' THEN -1 ELSE 1 END)"
+_NEURON_PARTS = tuple(
+    f"{_NEURON_SIGN} * CAST('0' || {digits} AS INTEGER)"
+    for digits in (
+        f"substr({_NEURON_DIGITS}, max(length({_NEURON_DIGITS}) - 8, 1))",
+        f"substr({_NEURON_DIGITS}, max(length({_NEURON_DIGITS}) - 17, 1),"
+        f" min(9, max(length({_NEURON_DIGITS}) - 9, 0)))",
+        f"substr({_NEURON_DIGITS}, 1, max(length({_NEURON_DIGITS}) - 18, 0))",
+    )
+)
+
+
+# One rollup row per month and every --by of `quota report` (NULL stored as '-',
+# as the report shows it). A later migration that rebuilds cost_tracking
+# (sqlite-utils transform) drops these triggers and must create them again.
+_ROLLUP_KEY = "period, user, namespace, service, backend, model, provider"
+
+
+def _rollup_change(row: str, sign: str) -> str:
+    """The upsert that adds (sign '+') or takes away (sign '-') one cost row's figures."""
+    values = (
+        f"{row}.period, {row}.user, COALESCE({row}.namespace, '-'), {row}.service,"
+        f" COALESCE({row}.backend, '-'), COALESCE({row}.model, '-'),"
+        f" COALESCE({row}.provider, '-'),"
+        f" {sign}1,"
+        f" CASE WHEN {row}.unit = 'bytes' THEN {sign}COALESCE({row}.quantity, 0) ELSE 0 END,"
+        f" CASE WHEN {row}.unit = 'tokens' THEN {sign}COALESCE({row}.quantity, 0) ELSE 0 END,"
+        f" {sign}{row}.usd_micro, "
+        + ", ".join(f"{sign}{part.format(row=row)}" for part in _NEURON_PARTS)
+    )
+    return (
+        "INSERT INTO cost_rollup (period, user, namespace, service, backend, model, provider,"
+        " operations, bytes, tokens, usd_micro, neuron_units, neuron_billions,"
+        " neuron_quintillions)"
+        f" VALUES ({values})"
+        f" ON CONFLICT ({_ROLLUP_KEY}) DO UPDATE SET"
+        " operations = operations + excluded.operations, bytes = bytes + excluded.bytes,"
+        " tokens = tokens + excluded.tokens, usd_micro = usd_micro + excluded.usd_micro,"
+        " neuron_units = neuron_units + excluded.neuron_units,"
+        " neuron_billions = neuron_billions + excluded.neuron_billions,"
+        " neuron_quintillions = neuron_quintillions + excluded.neuron_quintillions;"
+    )
+
+
+_ROLLUP_EMPTIED = "DELETE FROM cost_rollup WHERE operations = 0;"
+
+_ROLLUP_TRIGGERS = {
+    "cost_rollup_insert": f"AFTER INSERT ON cost_tracking BEGIN {_rollup_change('NEW', '+')} END",
+    "cost_rollup_delete": (
+        f"AFTER DELETE ON cost_tracking BEGIN {_rollup_change('OLD', '-')} {_ROLLUP_EMPTIED} END"
+    ),
+    "cost_rollup_update": (
+        "AFTER UPDATE OF period, user, namespace, service, backend, model, provider, quantity,"
+        " unit, usd_micro, neuron"
+        f" ON cost_tracking BEGIN {_rollup_change('OLD', '-')} {_rollup_change('NEW', '+')}"
+        f" {_ROLLUP_EMPTIED} END"
+    ),
+}
+
+# Indexes behind every listing and selection that filters: (name, table, columns).
+_SCALE_INDEXES = (
+    ("objects_by_namespace", "objects", "namespace, name"),
+    ("backups_by_network", "storage_backups", "network, retired_at, created_at, id"),
+    ("backups_live_by_namespace", "storage_backups", "retired_at, namespace, created_at"),
+    ("verifications_by_status", "verifications", "backup_id, status, checked_at, id"),
+)
+
+
+def _cost_rollup_up(db: sqlite_utils.Database) -> None:
+    conn = db.conn
+    conn.execute(
+        "CREATE TABLE cost_rollup ("
+        " period TEXT NOT NULL, user TEXT NOT NULL, namespace TEXT NOT NULL,"
+        " service TEXT NOT NULL, backend TEXT NOT NULL, model TEXT NOT NULL,"
+        " provider TEXT NOT NULL, operations INTEGER NOT NULL DEFAULT 0,"
+        " bytes INTEGER NOT NULL DEFAULT 0, tokens INTEGER NOT NULL DEFAULT 0,"
+        " usd_micro INTEGER NOT NULL DEFAULT 0, neuron_units INTEGER NOT NULL DEFAULT 0,"
+        " neuron_billions INTEGER NOT NULL DEFAULT 0,"
+        " neuron_quintillions INTEGER NOT NULL DEFAULT 0,"
+        f" PRIMARY KEY ({_ROLLUP_KEY})) WITHOUT ROWID"
+    )
+    parts = ", ".join(f"SUM({part.format(row='c')})" for part in _NEURON_PARTS)
+    conn.execute(
+        "INSERT INTO cost_rollup SELECT c.period, c.user, COALESCE(c.namespace, '-'), c.service,"
+        " COALESCE(c.backend, '-'), COALESCE(c.model, '-'), COALESCE(c.provider, '-'), COUNT(*),"
+        " SUM(CASE WHEN c.unit = 'bytes' THEN COALESCE(c.quantity, 0) ELSE 0 END),"
+        " SUM(CASE WHEN c.unit = 'tokens' THEN COALESCE(c.quantity, 0) ELSE 0 END),"
+        f" SUM(c.usd_micro), {parts}"
+        " FROM cost_tracking c GROUP BY 1, 2, 3, 4, 5, 6, 7"
+    )
+    for name, body in _ROLLUP_TRIGGERS.items():
+        conn.execute(f"CREATE TRIGGER {name} {body}")
+    for name, table, columns in _SCALE_INDEXES:
+        conn.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({columns})")
+
+
+def _cost_rollup_down(db: sqlite_utils.Database) -> None:
+    for name, _table, _columns in _SCALE_INDEXES:
+        db.conn.execute(f"DROP INDEX IF EXISTS {name}")
+    for name in _ROLLUP_TRIGGERS:
+        db.conn.execute(f"DROP TRIGGER IF EXISTS {name}")
+    db.conn.execute("DROP TABLE IF EXISTS cost_rollup")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial_up, _initial_down),
     Migration(
@@ -500,6 +609,13 @@ MIGRATIONS: tuple[Migration, ...] = (
         "objects keep every version of a name (upload --replace); the newest is the name",
         _object_versions_up,
         _object_versions_down,
+    ),
+    Migration(
+        11,
+        "cost totals per month, user, namespace, service, backend, model and provider kept by"
+        " triggers, and the indexes behind every listing, so reports stay fast at millions of rows",
+        _cost_rollup_up,
+        _cost_rollup_down,
     ),
 )
 

@@ -436,7 +436,7 @@ def report(context: Context, month: str | None, by: str) -> dict[str, Any]:
         datetime.strptime(period, "%Y-%m")
     except ValueError:
         raise UsageError(f"--month must look like 2026-11, not {period!r}") from None
-    groups = costs.report(context.ledger, period, by)
+    groups = list(costs.report(context.ledger, period, by))
     total_usd = sum(g.usd_micro for g in groups)
     return {
         "period": period,
