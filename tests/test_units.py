@@ -38,7 +38,7 @@ def test_parse_duration(text: str, expected: int) -> None:
     assert parse_duration(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "h", "1x", "1h 30", "-5m"])
+@pytest.mark.parametrize("text", ["", "h", "1x", "1h 30", "-5m", "²", "1²h"])
 def test_parse_duration_refuses(text: str) -> None:
     with pytest.raises(UsageError):
         parse_duration(text)

@@ -77,7 +77,7 @@ def format_size(size: int) -> str:
 def parse_duration(text: str) -> int:
     """Parse '90s', '15m', '24h', '7d', '1h30m' or a bare number of seconds."""
     cleaned = text.strip().lower()
-    if cleaned.isdigit():
+    if cleaned.isascii() and cleaned.isdigit():
         seconds = int(cleaned)
     else:
         parts = _DURATION_RE.findall(cleaned)
