@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from zerog_cli.ledger import admin, backups, costs, inference, objects, quotas
-from zerog_cli.ledger.db import Ledger, open_ledger
+from zerog_cli.ledger.db import Ledger, Page, open_ledger
 from zerog_cli.ledger.migrations import LATEST_VERSION, MIGRATIONS, migrate
 
 ROLLUP_VERSION = next(m.version for m in MIGRATIONS if m.name.startswith("cost totals"))
@@ -157,7 +157,7 @@ def _full_scans(ledger: Ledger, statements: list[str]) -> dict[str, list[str]]:
     ledger.conn.set_trace_callback(None)
     found: dict[str, list[str]] = {}
     selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
-    assert len(selects) >= 7, selects
+    assert len(selects) >= 10, selects
     selects = [s for s in selects if " WHERE " in s.upper()]
     for sql in selects:
         plan = [str(row[3]) for row in ledger.conn.execute(f"EXPLAIN QUERY PLAN {sql}")]
@@ -181,11 +181,165 @@ def test_quota_report_reads_the_rollup_never_the_cost_rows(traced) -> None:
 
 def test_listings_and_selections_use_an_index(traced) -> None:
     ledger, statements = traced
-    quotas.all_rows(ledger)
-    objects.in_namespace(ledger, "photos")
+    list(quotas.all_rows(ledger, Page(10, 10)))
+    list(objects.in_namespace(ledger, "photos", page=Page(10, 10)))
+    list(objects.in_namespace(ledger, "photos", versions=True, page=Page(10, 10)))
     inference.recent(ledger, "alice", 20)
-    inference.recent(ledger, None, 20)
+    inference.recent(ledger, None, 20, 40)
     backups.select(ledger.conn, network="devnet")
     backups.select(ledger.conn, network="devnet", namespaces=["photos"], label="nightly")
+    backups.select(ledger.conn, network="devnet", never_ok=True, page=Page(10, 20))
+    backups.select(ledger.conn, network="devnet", ok_before="2026-11-01T00:00:00Z")
+    backups.select(
+        ledger.conn,
+        network="devnet",
+        created_before="2026-11-01T00:00:00Z",
+        ok_before="2026-11-01T00:00:00Z",
+        full_ok_before="2026-10-01T00:00:00Z",
+    )
+    backups.count_live(ledger.conn, network="devnet", namespaces=["photos"])
     admin.last_good_verification_by_namespace(ledger)
     assert _full_scans(ledger, statements) == {}
+
+
+# -- listings page in SQL: --limit N --offset N ------------------------------------------------
+
+
+def _fill_listings(path: Path, count: int) -> None:
+    """One namespace of ``count`` objects, backups and verifications, users, inferences."""
+    stamp = "2026-11-02T00:00:00Z"
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "INSERT INTO user_quotas (user, tier, period, created_at, updated_at)"
+            " VALUES ('alice', 'free', '2026-11', ?, ?)",
+            (stamp, stamp),
+        )
+        conn.execute(
+            "INSERT INTO namespaces (name, owner, created_at) VALUES ('photos', 'alice', ?)",
+            (stamp,),
+        )
+        for i in range(1, count + 1):
+            conn.execute(
+                "INSERT INTO user_quotas (user, tier, period, created_at, updated_at)"
+                " VALUES (?, 'free', '2026-10', ?, ?)",
+                (f"user{i:03}", stamp, stamp),
+            )
+            conn.execute(
+                "INSERT INTO objects (id, namespace, name, root, tx_seq, size, sha256, network,"
+                " encrypted, uploader, fee_neuron, created_at)"
+                " VALUES (?, 'photos', ?, ?, ?, 10, ?, 'devnet', 0, 'alice', '0', ?)",
+                (i, f"object-{(i * 7) % count:03}", f"0x{i:064x}", i, f"{i:064x}", stamp),
+            )
+            conn.execute(
+                "INSERT INTO storage_backups (id, namespace, label, source_path, object_id, root,"
+                " tx_seq, size, sha256, encrypted, network, created_at)"
+                " VALUES (?, 'photos', 'nightly', '/srv', ?, ?, ?, 10, ?, 0, 'devnet', ?)",
+                (i, i, f"0x{i:064x}", i, f"{i:064x}", f"2026-11-{1 + i % 20:02}T00:00:00Z"),
+            )
+            if i % 3:
+                conn.execute(
+                    "INSERT INTO verifications (backup_id, run_id, status, checked_at)"
+                    " VALUES (?, 'run', 'ok', ?)",
+                    (i, stamp),
+                )
+            conn.execute(
+                "INSERT INTO inference_log (created_at, user, network, wallet, provider, model,"
+                " prompt, duration_ms, status, stream, max_tokens)"
+                " VALUES (?, 'alice', 'devnet', '0xw', '0xp', 'm', ?, 1, 'ok', 0, 10)",
+                (stamp, f"prompt {i}"),
+            )
+
+
+LISTINGS = {
+    "backup ls": ("backup", "ls", "--as", "alice", "--json"),
+    "backup ls --unverified": ("backup", "ls", "--unverified", "--as", "alice", "--json"),
+    "ns objects": ("ns", "objects", "photos", "--as", "alice", "--json"),
+    "quota show --all": ("quota", "show", "--all", "--json"),
+    "infer log": ("infer", "log", "--as", "alice", "-n", "1000", "--json"),
+}
+
+
+@pytest.mark.parametrize("listing", list(LISTINGS))
+def test_listings_page_with_limit_and_offset(zerog, zerog_home: Path, listing: str) -> None:
+    assert zerog("ledger", "migrate").exit_code == 0
+    _fill_listings(zerog_home / "ledger.db", 25)
+    args = LISTINGS[listing]
+    whole = zerog(*args)
+    assert whole.exit_code == 0, whole
+    assert len(whole.json) >= 8
+    pages = []
+    for offset in range(0, len(whole.json) + 7, 7):
+        limit = ("-n", "7") if listing == "infer log" else ("--limit", "7")
+        page = zerog(*args, *limit, "--offset", str(offset))
+        assert page.exit_code == 0, page
+        assert len(page.json) <= 7
+        pages.extend(page.json)
+    assert pages == whole.json
+    if listing == "backup ls --unverified":
+        assert all(row["last_ok_at"] is None for row in whole.json)
+        assert len(whole.json) == 8  # backups 3, 6, … 24 were never verified
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("backup", "ls", "--limit", "0"), "--limit must be between 1 and"),
+        (("ns", "objects", "photos", "--offset", "-1"), "--offset must be between 0 and"),
+        (("quota", "show", "--all", "--limit", str(2**63)), "--limit must be between 1 and"),
+        (("infer", "log", "--offset", "-5"), "--offset must be between 0 and"),
+        (("quota", "show", "alice", "--limit", "5"), "--limit and --offset page"),
+    ],
+)
+def test_a_bad_page_is_a_usage_error(
+    zerog, zerog_home: Path, args: tuple[str, ...], message: str
+) -> None:
+    assert zerog("ledger", "migrate").exit_code == 0
+    _fill_listings(zerog_home / "ledger.db", 3)
+    result = zerog(*args, "--as", "alice") if args[0] != "quota" else zerog(*args)
+    assert result.exit_code == 2, result
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_backup_unverified_selects_in_sql_and_counts_rows_written_by_hand(
+    zerog, zerog_home: Path
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    def ago(**delta: float) -> str:
+        return (datetime.now(UTC) - timedelta(**delta)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    assert zerog("ledger", "migrate").exit_code == 0
+    _fill_listings(zerog_home / "ledger.db", 0)
+    # id: (created, retired, [(status, checked)])
+    backups_by_hand = {
+        1: (ago(days=10), None, [("ok", ago(days=1))]),
+        2: (ago(days=10), None, [("ok", ago(days=5)), ("mismatch", ago(hours=1))]),
+        3: (ago(days=2), None, []),
+        4: (ago(days=5), None, []),
+        5: (ago(days=30), ago(days=20), []),
+    }
+    with sqlite3.connect(zerog_home / "ledger.db") as conn:
+        for backup_id, (created, retired, checks) in backups_by_hand.items():
+            conn.execute(
+                "INSERT INTO objects (id, namespace, name, root, tx_seq, size, sha256, network,"
+                " encrypted, uploader, fee_neuron, created_at)"
+                " VALUES (?, 'photos', ?, '0xr', 1, 10, 's', 'devnet', 0, 'alice', '0', ?)",
+                (backup_id, f"o{backup_id}", created),
+            )
+            conn.execute(
+                "INSERT INTO storage_backups (id, namespace, label, source_path, object_id, root,"
+                " tx_seq, size, sha256, encrypted, network, created_at, retired_at)"
+                " VALUES (?, 'photos', 'db', '/srv', ?, '0xr', 1, 10, 's', 0, 'devnet', ?, ?)",
+                (backup_id, backup_id, created, retired),
+            )
+            conn.executemany(
+                "INSERT INTO verifications (backup_id, run_id, status, checked_at)"
+                " VALUES (?, 'run', ?, ?)",
+                [(backup_id, status, checked) for status, checked in checks],
+            )
+    result = zerog("backup", "unverified", "--max-age", "3d", "--json")
+    assert result.exit_code == 3, result
+    assert result.json["live_backups"] == 4
+    stale = result.json["unverified"]
+    assert [(b["id"], b["never_verified"]) for b in stale] == [(2, False), (4, True)]

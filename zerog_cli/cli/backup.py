@@ -13,6 +13,8 @@ from zerog_cli.cli.common import (
     FileModeOption,
     GasLimitOption,
     GasPriceOption,
+    Limit,
+    Offset,
     command,
     complete_backup_id,
     complete_namespace,
@@ -231,6 +233,7 @@ def create(
         "zerog backup ls --unverified",
         "zerog backup ls --latest --ns backups --label db --json",
         "zerog backup ls --latest --label db --before 2026-11-28 --json",
+        "zerog backup ls --limit 100 --offset 100",
     ),
 )
 def list_command(
@@ -248,6 +251,8 @@ def list_command(
         ),
     ] = False,
     before: Before = None,
+    limit: Limit = None,
+    offset: Offset = 0,
     as_user: AsUser = None,
 ) -> None:
     """List backups with their last verification (oldest first)."""
@@ -269,6 +274,8 @@ def list_command(
         unverified=unverified,
         include_retired=retired,
         before=cutoff,
+        limit=limit,
+        offset=offset,
     )
     table_rows = [{**row, "last_check": _last_check(row)} for row in rows]
     columns = [

@@ -61,6 +61,16 @@ AsUser = Annotated[
 ]
 """The ``--as USER`` option every command that acts for a user takes."""
 
+Limit = Annotated[
+    int | None,
+    typer.Option("--limit", help="At most N rows (default: all).", show_default=False),
+]
+Offset = Annotated[
+    int,
+    typer.Option("--offset", help="Skip the first N rows: the next page is --offset + --limit."),
+]
+"""``--limit N --offset N``: how every listing pages (in SQL, over a stable order)."""
+
 GasPriceOption = Annotated[
     str | None,
     typer.Option(

@@ -18,6 +18,7 @@ from zerog_cli.cli.common import (
     AsUser,
     GasLimitOption,
     GasPriceOption,
+    Offset,
     ZerogGroup,
     command,
     examples,
@@ -717,10 +718,14 @@ def _one_line(text: str | None, width: int) -> str:
         "zerog infer log",
         "zerog infer log -n 50 --as alice --json",
         "zerog infer log --all",
+        "zerog infer log --limit 20 --offset 20",
     ),
 )
 def log(
-    count: Annotated[int, typer.Option("-n", "--count", help="How many, newest first.")] = 20,
+    count: Annotated[
+        int, typer.Option("-n", "--count", "--limit", help="How many, newest first.")
+    ] = 20,
+    offset: Offset = 0,
     as_user: AsUser = None,
     everyone: Annotated[bool, typer.Option("--all", help="Every user's requests.")] = False,
 ) -> None:
@@ -734,7 +739,7 @@ def log(
     from zerog_cli.services.infer_info import log as read_log
 
     current = state()
-    rows = read_log(current.context, user=as_user, limit=count, everyone=everyone)
+    rows = read_log(current.context, user=as_user, limit=count, everyone=everyone, offset=offset)
     table_rows = [
         {
             **row,

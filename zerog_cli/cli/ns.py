@@ -6,7 +6,16 @@ from typing import Annotated
 
 import typer
 
-from zerog_cli.cli.common import AsUser, command, complete_namespace, examples, new_app, state
+from zerog_cli.cli.common import (
+    AsUser,
+    Limit,
+    Offset,
+    command,
+    complete_namespace,
+    examples,
+    new_app,
+    state,
+)
 from zerog_cli.infra.output import Column
 from zerog_cli.infra.units import format_size, parse_size
 
@@ -128,6 +137,7 @@ def show(
         "zerog ns objects backups",
         "zerog ns objects backups --json",
         "zerog ns objects docs --versions",
+        "zerog ns objects backups --limit 50 --offset 50",
     ),
 )
 def list_objects(
@@ -138,12 +148,16 @@ def list_objects(
             "--versions", help="Every version of each name (upload --replace), not only the newest."
         ),
     ] = False,
+    limit: Limit = None,
+    offset: Offset = 0,
     as_user: AsUser = None,
 ) -> None:
-    """List the objects recorded in a namespace (the newest version of each name)."""
+    """List the objects recorded in a namespace (the newest version of each name), by name."""
     from zerog_cli.services import namespaces
 
-    rows = namespaces.list_objects(state().context, name, _acting(as_user), versions=versions)
+    rows = namespaces.list_objects(
+        state().context, name, _acting(as_user), versions=versions, limit=limit, offset=offset
+    )
     columns = [
         Column("name", "name"),
         Column("version", "version", justify="right"),

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from zerog_cli.cli.common import command, examples, new_app, state
+from zerog_cli.cli.common import Limit, Offset, command, examples, new_app, state
 from zerog_cli.errors import UsageError
 from zerog_cli.infra.output import Column
 from zerog_cli.infra.units import (
@@ -64,18 +64,27 @@ def _print_status(statuses: list[dict[str, Any]]) -> None:
 @command(
     app,
     "show",
-    epilog=examples("zerog quota show", "zerog quota show alice --json", "zerog quota show --all"),
+    epilog=examples(
+        "zerog quota show",
+        "zerog quota show alice --json",
+        "zerog quota show --all",
+        "zerog quota show --all --limit 100 --offset 100",
+    ),
 )
 def show(
     user: Annotated[
         str | None, typer.Argument(help="User (default: the acting user).", show_default=False)
     ] = None,
-    everyone: Annotated[bool, typer.Option("--all", help="Every user.")] = False,
+    everyone: Annotated[bool, typer.Option("--all", help="Every user, by name.")] = False,
+    limit: Limit = None,
+    offset: Offset = 0,
 ) -> None:
     """Usage against limits for the current month."""
     from zerog_cli.services import quotas
 
-    statuses = quotas.show(state().context, user, everyone=everyone)
+    if (limit is not None or offset) and not everyone:
+        raise UsageError("--limit and --offset page `quota show --all`")
+    statuses = quotas.show(state().context, user, everyone=everyone, limit=limit, offset=offset)
     document: Any = statuses if everyone else statuses[0]
     state().output.result(document, lambda: _print_status(statuses))
 

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from zerog_cli.ledger.db import EVERYTHING, Page
+
 CONCLUSIVE = ("ok", "mismatch", "missing")
 """Verification statuses that say something about the backup; ``error`` says the
 check itself could not finish (network, configuration)."""
@@ -147,8 +149,18 @@ def select(
     label: str | None = None,
     ids: Sequence[int] | None = None,
     include_retired: bool = False,
+    never_ok: bool = False,
+    created_before: str | None = None,
+    ok_before: str | None = None,
+    full_ok_before: str | None = None,
+    page: Page = EVERYTHING,
 ) -> list[Backup]:
-    """Backups on ``network`` matching every filter given, oldest first (by time, then id)."""
+    """Backups on ``network`` matching every filter given, oldest first (by time, then id).
+
+    ``never_ok``: only backups with no OK verification. ``ok_before`` /
+    ``full_ok_before``: only those whose last OK verification (full one), or their
+    creation if there is none, is older than either time given.
+    """
     where = ["b.network = ?"]
     params: list[Any] = [network]
     if namespaces is not None:
@@ -162,8 +174,39 @@ def select(
         params.extend(ids)
     if not include_retired:
         where.append("b.retired_at IS NULL")
-    sql = f"{_SELECT} WHERE {' AND '.join(where)} ORDER BY b.created_at, b.id"
-    return [_backup(row) for row in conn.execute(sql, params).fetchall()]
+    if never_ok:
+        where.append(
+            "NOT EXISTS (SELECT 1 FROM verifications v"
+            " WHERE v.backup_id = b.id AND v.status = 'ok')"
+        )
+    if created_before is not None:
+        where.append("b.created_at < ?")
+        params.append(created_before)
+    stale = []
+    for before, kind in ((ok_before, ""), (full_ok_before, " AND v.kind = 'full'")):
+        if before is not None:
+            stale.append(
+                "COALESCE((SELECT MAX(v.checked_at) FROM verifications v"
+                f" WHERE v.backup_id = b.id AND v.status = 'ok'{kind}), b.created_at) < ?"
+            )
+            params.append(before)
+    if stale:
+        where.append(f"({' OR '.join(stale)})")
+    window, window_params = page.sql()
+    sql = f"{_SELECT} WHERE {' AND '.join(where)} ORDER BY b.created_at, b.id{window}"
+    return [_backup(row) for row in conn.execute(sql, (*params, *window_params))]
+
+
+def count_live(
+    conn: sqlite3.Connection, *, network: str, namespaces: Sequence[str] | None = None
+) -> int:
+    """How many live backups ``network`` holds (in ``namespaces``, when given)."""
+    sql = "SELECT COUNT(*) FROM storage_backups b WHERE b.network = ? AND b.retired_at IS NULL"
+    params: list[Any] = [network]
+    if namespaces is not None:
+        sql += f" AND b.namespace IN ({', '.join('?' for _ in namespaces)})"
+        params.extend(namespaces)
+    return int(conn.execute(sql, params).fetchone()[0])
 
 
 def retire(conn: sqlite3.Connection, backup_id: int, *, when: str, reason: str) -> bool:

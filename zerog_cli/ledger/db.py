@@ -19,6 +19,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,9 +29,11 @@ from zerog_cli.errors import (
     LEDGER_RECOVERY_HINT,
     ConfigError,
     EnvironmentFailure,
+    UsageError,
     environment_failure,
 )
 from zerog_cli.infra.files import create_private_file, ensure_private_dir
+from zerog_cli.infra.units import INT64_MAX
 
 if TYPE_CHECKING:
     import sqlite_utils
@@ -48,6 +51,34 @@ def format_time(moment: datetime) -> str:
 
 def parse_time(text: str) -> datetime:
     return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Page:
+    """One window of a listing: at most ``limit`` rows (None: all) after the first ``offset``.
+
+    Every paginated listing (`backup ls`, `ns objects`, `quota show --all`,
+    `infer log`) takes ``--limit N --offset N`` and pages in SQL, over a stable
+    order, so the next page is ``--offset`` + ``--limit``.
+    """
+
+    limit: int | None = None
+    offset: int = 0
+
+    def __post_init__(self) -> None:
+        if self.limit is not None and not 1 <= self.limit <= INT64_MAX:
+            raise UsageError(f"--limit must be between 1 and {INT64_MAX}, got {self.limit}")
+        if not 0 <= self.offset <= INT64_MAX:
+            raise UsageError(f"--offset must be between 0 and {INT64_MAX}, got {self.offset}")
+
+    def sql(self) -> tuple[str, tuple[int, ...]]:
+        """The ``LIMIT … OFFSET …`` clause and its parameters (none for the whole listing)."""
+        if self.limit is None and not self.offset:
+            return "", ()
+        return " LIMIT ? OFFSET ?", (-1 if self.limit is None else self.limit, self.offset)
+
+
+EVERYTHING = Page()
 
 
 def utc_now() -> str:

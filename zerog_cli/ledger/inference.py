@@ -104,17 +104,18 @@ def _row(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def recent(ledger: Ledger, user: str | None, limit: int) -> list[dict[str, Any]]:
-    """The newest ``limit`` rows of ``user`` (None: everyone), newest first."""
+def recent(ledger: Ledger, user: str | None, limit: int, offset: int = 0) -> list[dict[str, Any]]:
+    """The newest ``limit`` rows of ``user`` (None: everyone) after the ``offset`` newest."""
     if user is None:
         rows = ledger.query(
-            f"SELECT id, created_at, {_COLUMNS} FROM inference_log ORDER BY id DESC LIMIT ?",
-            (limit,),
+            f"SELECT id, created_at, {_COLUMNS} FROM inference_log ORDER BY id DESC"
+            " LIMIT ? OFFSET ?",
+            (limit, offset),
         )
     else:
         rows = ledger.query(
             f"SELECT id, created_at, {_COLUMNS} FROM inference_log WHERE user = ?"
-            " ORDER BY id DESC LIMIT ?",
-            (user, limit),
+            " ORDER BY id DESC LIMIT ? OFFSET ?",
+            (user, limit, offset),
         )
     return [_row(row) for row in rows]

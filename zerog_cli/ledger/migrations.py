@@ -511,7 +511,7 @@ _ROLLUP_TRIGGERS = {
 
 # Indexes behind every listing and selection that filters: (name, table, columns).
 _SCALE_INDEXES = (
-    ("objects_by_namespace", "objects", "namespace, name"),
+    ("objects_by_namespace", "objects", "namespace, name, version"),
     ("backups_by_network", "storage_backups", "network, retired_at, created_at, id"),
     ("backups_live_by_namespace", "storage_backups", "retired_at, namespace, created_at"),
     ("verifications_by_status", "verifications", "backup_id, status, checked_at, id"),

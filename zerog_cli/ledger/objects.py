@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from zerog_cli.ledger.db import Ledger, utc_now
+from zerog_cli.ledger.db import EVERYTHING, Ledger, Page, utc_now
 
 
 @dataclass(frozen=True)
@@ -124,20 +125,28 @@ def by_root(conn: sqlite3.Connection, network: str, root: str) -> list[StoredObj
     return [_object(row) for row in rows]
 
 
-def in_namespace(ledger: Ledger, namespace: str, *, versions: bool = False) -> list[StoredObject]:
-    """The current version of each name; every version (oldest first) with ``versions``."""
+def in_namespace(
+    ledger: Ledger, namespace: str, *, versions: bool = False, page: Page = EVERYTHING
+) -> Iterator[StoredObject]:
+    """The current version of each name by name; every version (oldest first) with
+    ``versions``; ``page`` of them, as SQLite yields them."""
     newest = "" if versions else f" AND {_NEWEST}"
+    window, window_params = page.sql()
     rows = ledger.conn.execute(
-        f"SELECT {_COLUMNS} FROM objects WHERE namespace = ?{newest} ORDER BY name, version",
-        (namespace,),
-    ).fetchall()
-    return [_object(row) for row in rows]
-
-
-def count_in_namespace(conn: sqlite3.Connection, namespace: str) -> int:
-    return int(
-        conn.execute("SELECT COUNT(*) FROM objects WHERE namespace = ?", (namespace,)).fetchone()[0]
+        f"SELECT {_COLUMNS} FROM objects WHERE namespace = ?{newest}"
+        f" ORDER BY name, version, id{window}",
+        (namespace, *window_params),
     )
+    return (_object(row) for row in rows)
+
+
+def count_in_namespace(
+    conn: sqlite3.Connection, namespace: str, *, newest_only: bool = False
+) -> int:
+    """Objects recorded in ``namespace``: every version, or one per name with ``newest_only``."""
+    newest = f" AND {_NEWEST}" if newest_only else ""
+    sql = f"SELECT COUNT(*) FROM objects WHERE namespace = ?{newest}"
+    return int(conn.execute(sql, (namespace,)).fetchone()[0])
 
 
 def all_objects(ledger: Ledger, network: str | None = None) -> list[StoredObject]:

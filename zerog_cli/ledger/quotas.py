@@ -11,10 +11,11 @@ that records the outcome. Reservations of processes that died are expired.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from zerog_cli.ledger.db import Ledger, utc_now
+from zerog_cli.ledger.db import EVERYTHING, Ledger, Page, utc_now
 
 LIMIT_COLUMNS = {
     "storage": "storage_limit_bytes",
@@ -59,9 +60,13 @@ def get(conn: sqlite3.Connection, user: str) -> QuotaRow | None:
     )
 
 
-def all_rows(ledger: Ledger) -> list[QuotaRow]:
-    rows = ledger.conn.execute(f"SELECT {_ROW_COLUMNS} FROM user_quotas ORDER BY user").fetchall()
-    return [QuotaRow(*row) for row in rows]
+def all_rows(ledger: Ledger, page: Page = EVERYTHING) -> Iterator[QuotaRow]:
+    """Every user's row by name (``page`` of them), as SQLite yields them."""
+    window, window_params = page.sql()
+    rows = ledger.conn.execute(
+        f"SELECT {_ROW_COLUMNS} FROM user_quotas ORDER BY user{window}", window_params
+    )
+    return (QuotaRow(*row) for row in rows)
 
 
 def exists(conn: sqlite3.Connection, user: str) -> bool:
@@ -93,6 +98,15 @@ def roll_period(conn: sqlite3.Connection, row: QuotaRow, period: str) -> QuotaRo
     updated = get(conn, row.user)
     assert updated is not None
     return updated
+
+
+def roll_all_periods(conn: sqlite3.Connection, period: str) -> int:
+    """`roll_period` for every user whose row is of another period; returns rows changed."""
+    return conn.execute(
+        "UPDATE user_quotas SET storage_used_bytes = 0, tokens_used = 0,"
+        " monthly_usd_used_micro = 0, period = ?, updated_at = ? WHERE period != ?",
+        (period, utc_now(), period),
+    ).rowcount
 
 
 def set_limits(
@@ -148,6 +162,17 @@ def reserved_by_user(conn: sqlite3.Connection, user: str) -> Reserved:
         (user,),
     ).fetchone()
     return Reserved(int(row[0]), int(row[1]), int(row[2]))
+
+
+def reserved_by_users(conn: sqlite3.Connection) -> dict[str, Reserved]:
+    """What running commands hold, per user that holds anything."""
+    rows = conn.execute(
+        "SELECT user, SUM(storage_bytes), SUM(tokens), SUM(usd_micro)"
+        " FROM quota_reservations GROUP BY user"
+    )
+    return {
+        str(user): Reserved(int(size), int(tokens), int(usd)) for user, size, tokens, usd in rows
+    }
 
 
 def reserved_in_namespace(conn: sqlite3.Connection, namespace: str) -> int:

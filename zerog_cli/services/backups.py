@@ -31,7 +31,7 @@ from zerog_cli.infra.units import INT64_MAX
 from zerog_cli.ledger import backups as rows
 from zerog_cli.ledger import objects, verifications
 from zerog_cli.ledger.backups import Backup
-from zerog_cli.ledger.db import format_time, parse_time
+from zerog_cli.ledger.db import EVERYTHING, Page, format_time, parse_time
 from zerog_cli.services import namespaces
 from zerog_cli.services.context import Context
 from zerog_cli.services.spool import StreamInput
@@ -225,14 +225,21 @@ def list_backups(
     unverified: bool = False,
     include_retired: bool = False,
     before: datetime | None = None,
+    limit: int | None = None,
+    offset: int = 0,
 ) -> list[dict[str, Any]]:
-    """Backups in namespaces the acting user may read, oldest first; only those
-    created before ``before`` when it is given."""
-    return [
-        describe(context, b)
-        for b in _select(context, namespace, label, include_retired, before)
-        if not unverified or b.last_ok_at is None
-    ]
+    """Backups in namespaces the acting user may read, oldest first, ``limit`` from
+    ``offset``; only those created before ``before`` when it is given."""
+    found = _select(
+        context,
+        namespace,
+        label,
+        include_retired,
+        before,
+        never_ok=unverified,
+        page=Page(limit, offset),
+    )
+    return [describe(context, b) for b in found]
 
 
 def _select(
@@ -241,19 +248,22 @@ def _select(
     label: str | None,
     include_retired: bool,
     before: datetime | None,
+    *,
+    never_ok: bool = False,
+    page: Page = EVERYTHING,
 ) -> list[Backup]:
+    """Backups the acting user may read, matching every filter, oldest first (in SQL)."""
     allowed, _ = _namespaces_for(context, namespace, "read")
-    found = rows.select(
+    return rows.select(
         context.ledger.conn,
         network=context.settings.profile,
         namespaces=allowed,
         label=label,
         include_retired=include_retired,
+        never_ok=never_ok,
+        created_before=None if before is None else format_time(before),
+        page=page,
     )
-    if before is None:
-        return found
-    cutoff = format_time(before)
-    return [b for b in found if b.created_at < cutoff]
 
 
 def parse_before(context: Context, text: str) -> datetime:
@@ -565,10 +575,14 @@ def unverified(
         if max_age_full_seconds is None
         else format_time(now - timedelta(seconds=max_age_full_seconds))
     )
+    conn = context.ledger.conn
+    scope = None if namespace is None else [namespace]
     found = rows.select(
-        context.ledger.conn,
+        conn,
         network=context.settings.profile,
-        namespaces=None if namespace is None else [namespace],
+        namespaces=scope,
+        ok_before=cutoff,
+        full_ok_before=cutoff_full,
     )
     stale = []
     for backup in found:
@@ -579,18 +593,17 @@ def unverified(
             reasons.append("max-age")
         if cutoff_full is not None and full_reference < cutoff_full:
             reasons.append("max-age-full")
-        if reasons:
-            entry = describe(context, backup)
-            entry["never_verified"] = backup.last_ok_at is None
-            entry["never_fully_verified"] = backup.last_full_ok_at is None
-            entry["age_seconds"] = age_seconds(context, reference)
-            entry["full_age_seconds"] = age_seconds(context, full_reference)
-            entry["reasons"] = reasons
-            stale.append(entry)
+        entry = describe(context, backup)
+        entry["never_verified"] = backup.last_ok_at is None
+        entry["never_fully_verified"] = backup.last_full_ok_at is None
+        entry["age_seconds"] = age_seconds(context, reference)
+        entry["full_age_seconds"] = age_seconds(context, full_reference)
+        entry["reasons"] = reasons
+        stale.append(entry)
     return {
         "max_age_seconds": max_age_seconds,
         "max_age_full_seconds": max_age_full_seconds,
         "checked_at": format_time(now),
-        "live_backups": len(found),
+        "live_backups": rows.count_live(conn, network=context.settings.profile, namespaces=scope),
         "unverified": stale,
     }

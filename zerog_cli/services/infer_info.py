@@ -8,6 +8,7 @@ from zerog_cli.errors import NotFound, UsageError
 from zerog_cli.infra.units import INT64_MAX, format_0g
 from zerog_cli.ledger import alerts
 from zerog_cli.ledger import inference as inference_rows
+from zerog_cli.ledger.db import Page
 from zerog_cli.services.context import Context
 from zerog_cli.services.infer_chain import connect, open_chain, unsettled_fee
 from zerog_cli.services.infer_funding import refund_views
@@ -136,9 +137,13 @@ def account_with_router(context: Context) -> dict[str, Any]:
     return {**direct, "router": router}
 
 
-def log(context: Context, *, user: str | None, limit: int, everyone: bool) -> list[dict[str, Any]]:
-    """The newest ``limit`` requests of ``user`` (default: the acting user) or of everyone."""
+def log(
+    context: Context, *, user: str | None, limit: int, everyone: bool, offset: int = 0
+) -> list[dict[str, Any]]:
+    """The newest ``limit`` requests of ``user`` (default: the acting user) or of everyone,
+    after skipping the ``offset`` newest."""
     if not 1 <= limit <= INT64_MAX:
         raise UsageError(f"-n must be between 1 and {INT64_MAX}, got {limit}")
+    page = Page(limit, offset)
     who = None if everyone else (user or context.acting_user)
-    return inference_rows.recent(context.ledger, who, limit)
+    return inference_rows.recent(context.ledger, who, limit, page.offset)

@@ -14,7 +14,7 @@ from zerog_cli.errors import NotFound, PermissionDenied, UsageError
 from zerog_cli.infra.output import control_characters
 from zerog_cli.ledger import namespaces as rows
 from zerog_cli.ledger import objects
-from zerog_cli.ledger.db import utc_now
+from zerog_cli.ledger.db import Page, utc_now
 from zerog_cli.ledger.namespaces import Namespace
 from zerog_cli.services import quotas
 from zerog_cli.services.context import Context
@@ -159,18 +159,28 @@ def list_namespaces(context: Context) -> list[dict[str, Any]]:
 
 def show(context: Context, name: str, user: str) -> dict[str, Any]:
     namespace = require(context, name, user, "read")
-    data = describe(namespace, len(objects.in_namespace(context.ledger, name)))
+    data = describe(
+        namespace, objects.count_in_namespace(context.ledger.conn, name, newest_only=True)
+    )
     data["acl"] = rows.acl(context.ledger.conn, name)
     data["your_role"] = rows.role_of(context.ledger.conn, namespace, user)
     return data
 
 
 def list_objects(
-    context: Context, name: str, user: str, *, versions: bool = False
+    context: Context,
+    name: str,
+    user: str,
+    *,
+    versions: bool = False,
+    limit: int | None = None,
+    offset: int = 0,
 ) -> list[dict[str, Any]]:
-    """The newest version of each name; with ``versions`` every version, oldest first."""
+    """The newest version of each name by name; with ``versions`` every version, oldest
+    first; ``limit`` of them from ``offset``."""
+    page = Page(limit, offset)
     require(context, name, user, "read")
-    stored = objects.in_namespace(context.ledger, name, versions=versions)
+    stored = objects.in_namespace(context.ledger, name, versions=versions, page=page)
     return [obj.to_json() for obj in stored]
 
 

@@ -28,7 +28,7 @@ from zerog_cli.infra.processes import pid_alive
 from zerog_cli.infra.units import format_size, format_usd
 from zerog_cli.ledger import alerts, costs, objects, quotas
 from zerog_cli.ledger import namespaces as namespace_rows
-from zerog_cli.ledger.db import parse_time
+from zerog_cli.ledger.db import Page, parse_time
 from zerog_cli.ledger.quotas import QuotaRow, Reserved
 from zerog_cli.services.context import Context
 
@@ -352,31 +352,42 @@ def _status_of(context: Context, row: QuotaRow, held: Reserved) -> dict[str, Any
     }
 
 
-def show(context: Context, user: str | None, *, everyone: bool = False) -> list[dict[str, Any]]:
-    """Quota status of one known user, of the acting user (registered on first use), or of all.
+def show(
+    context: Context,
+    user: str | None,
+    *,
+    everyone: bool = False,
+    limit: int | None = None,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    """Quota status of one known user, of the acting user (registered on first use), or of all
+    (by name, ``limit`` of them from ``offset``).
 
     On a read-only ledger nothing is registered or rolled over: the same
     figures come from `preview`.
     """
     ledger = context.ledger
+    page = Page(limit, offset)
     if ledger.read_only:
         if everyone:
-            return [preview(context, row.user) for row in quotas.all_rows(ledger)]
+            return [preview(context, row.user) for row in quotas.all_rows(ledger, page)]
         if user is not None:
             require_known_user(ledger.conn, user)
         return [preview(context, user or context.acting_user)]
     with ledger.transaction() as conn:
         if everyone:
-            rows = [
-                quotas.roll_period(conn, r, current_period(context))
-                for r in quotas.all_rows(ledger)
+            quotas.roll_all_periods(conn, current_period(context))
+            held = quotas.reserved_by_users(conn)
+            return [
+                _status_of(context, row, held.get(row.user, Reserved()))
+                for row in quotas.all_rows(ledger, page)
             ]
-        elif user is None:
-            rows = [_ensure_current(conn, context, context.acting_user)]
+        if user is None:
+            row = _ensure_current(conn, context, context.acting_user)
         else:
             require_known_user(conn, user)
-            rows = [_ensure_current(conn, context, user)]
-        return [_status_of(context, row, quotas.reserved_by_user(conn, row.user)) for row in rows]
+            row = _ensure_current(conn, context, user)
+        return [_status_of(context, row, quotas.reserved_by_user(conn, row.user))]
 
 
 def preview(context: Context, user: str) -> dict[str, Any]:
