@@ -377,3 +377,51 @@ def test_object_versions_migration_keeps_old_rows_readable(tmp_path: Path) -> No
             ("0x" + "33" * 32, "00" * 32, "2026-11-02T00:00:00Z"),
         )
     ledger.close()
+
+
+def test_two_replacing_uploads_of_one_name_never_both_pay(
+    cli: Callable[..., Result], net: DevnetProcess, zerog_home: Path, tmp_path: Path
+) -> None:
+    """--replace still reserves the name with the quota: a second replacing run is refused."""
+    import sqlite3
+
+    files = []
+    for index in range(3):
+        path = tmp_path / f"v{index}.bin"
+        path.write_bytes(os.urandom(5000 + index))
+        files.append(path)
+    assert cli("upload", str(files[0]), "--name", "report.bin").exit_code == 0
+
+    def held() -> list[str]:
+        with sqlite3.connect(zerog_home / "ledger.db") as conn:
+            rows = conn.execute(
+                "SELECT object_name FROM quota_reservations WHERE object_name IS NOT NULL"
+            ).fetchall()
+        return [str(row[0]) for row in rows]
+
+    net.set_faults(latency_ms=400, targets=["node"])
+    transactions = net.stats()["transactions"]
+    replace = ["upload", str(files[1]), "--name", "report.bin", "--replace"]
+    first = subprocess.Popen(
+        [sys.executable, "-m", "zerog_cli", *replace],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=os.environ.copy(),
+    )
+    try:
+        while "report.bin" not in held():
+            assert first.poll() is None, first.communicate()
+            time.sleep(0.02)
+        second = cli("upload", str(files[2]), "--name", "report.bin", "--replace")
+        assert second.exit_code == 2, second
+        assert "is being uploaded by another run" in second.stderr
+        _, err = first.communicate(timeout=120)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+        net.clear_faults()
+    assert first.returncode == 0, err.decode()
+    assert net.stats()["transactions"] - transactions == 1
+    history = cli("ns", "objects", "default", "--versions", "--json").json
+    assert [(row["version"], row["size"]) for row in history] == [(1, 5000), (2, 5001)]
