@@ -425,3 +425,40 @@ def test_two_replacing_uploads_of_one_name_never_both_pay(
     assert net.stats()["transactions"] - transactions == 1
     history = cli("ns", "objects", "default", "--versions", "--json").json
     assert [(row["version"], row["size"]) for row in history] == [(1, 5000), (2, 5001)]
+
+
+def test_encrypted_stream_backup_round_trips(
+    cli: Callable[..., Result],
+    cli_process: Callable[..., Result],
+    spool_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import hashlib
+
+    monkeypatch.setenv("ENCRYPTION_KEY", "3c" * 32)
+    data = os.urandom(600_000)
+    made = cli_process(
+        "backup",
+        "create",
+        "-",
+        "--label",
+        "vault",
+        "--name",
+        "keys.tar",
+        "--encrypt",
+        "--json",
+        stdin=data,
+    )
+    assert made.exit_code == 0, made.stderr
+    assert made.json["encrypted"] is True
+    assert made.json["sha256"] == hashlib.sha256(data).hexdigest()
+    assert made.json["stored_size"] > len(data)
+    assert list(spool_dir.iterdir()) == []
+    back = subprocess.run(
+        [sys.executable, "-m", "zerog_cli", "backup", "restore", "latest", "-o", "-"],
+        capture_output=True,
+        timeout=120,
+        env=os.environ.copy(),
+    )
+    assert back.returncode == 0, back.stderr
+    assert back.stdout == data
