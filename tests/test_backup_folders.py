@@ -123,7 +123,10 @@ def test_snapshot_and_full_restore_are_identical(
 
 
 def test_restore_path_fetches_only_the_covering_segments(
-    cli: Callable[..., Result], net: DevnetProcess, tmp_path: Path
+    cli: Callable[..., Result],
+    net: DevnetProcess,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     source = make_tree(tmp_path / "src")
     made = snapshot(cli, source)
@@ -151,6 +154,17 @@ def test_restore_path_fetches_only_the_covering_segments(
     assert segment_requests(net) == len(wanted)
     assert one.json["bytes_fetched"] <= member["size"] + 2 * SEGMENT
 
+    # One segment per batch: the member is assembled across batches, same bytes, same requests.
+    monkeypatch.setattr("zerog_cli.services.snapshots.MEMBER_BATCH_SEGMENTS", 1)
+    net.reset_stats()
+    out_batched = tmp_path / "batched.sql"
+    batched = cli(
+        "backup", "restore", str(made["backup_id"]), "--path", "db/file.sql", "-o", str(out_batched)
+    )
+    assert batched.exit_code == 0, batched
+    assert out_batched.read_bytes() == out.read_bytes()
+    assert segment_requests(net) == len(wanted)
+
     missing = cli("backup", "restore", str(made["backup_id"]), "--path", "db/nope.sql")
     assert missing.exit_code == 7, missing
     folder = cli("backup", "restore", str(made["backup_id"]), "--path", "db")
@@ -177,6 +191,19 @@ def test_encrypted_snapshot_restores_one_member_and_the_tree(
     assert out.read_bytes() == (source / "db" / "file.sql").read_bytes()
     # Plaintext offset p is stored at 17 + p; segment 0 is read for the header's nonce.
     assert segment_requests(net) == len(covering(HEADER + member["offset"], member["size"]) | {0})
+    monkeypatch.setattr("zerog_cli.services.snapshots.MEMBER_BATCH_SEGMENTS", 1)
+    batched = cli(
+        "backup",
+        "restore",
+        str(made["backup_id"]),
+        "--path",
+        "db/file.sql",
+        "-o",
+        str(out),
+        "--force",
+    )
+    assert batched.exit_code == 0, batched
+    assert out.read_bytes() == (source / "db" / "file.sql").read_bytes()
 
     restored = cli("backup", "restore", str(made["backup_id"]), "--to", str(tmp_path / "out"))
     assert restored.exit_code == 0, restored

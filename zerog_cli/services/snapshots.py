@@ -277,17 +277,12 @@ def _umask() -> int:
     return current_umask()
 
 
-def read_member(context: Context, backup_id: int, path: str) -> tuple[Member, bytes, int]:
-    """One file of a snapshot, from the segments covering it only: (member, bytes, bytes read).
+MEMBER_BATCH_SEGMENTS = 32
+"""Segments fetched per request batch by ``--path``: 8 MiB in memory at most."""
 
-    Each segment is checked against the archive's root with its Merkle proof,
-    then the member's SHA-256 against the index.
-    """
-    from zerog_cli.services.network import storage_network
-    from zerog_cli.services.upload import encryption_key
-    from zerog_cli.zerog.encryption import HEADER_SIZE_V1, keystream_xor, parse_header
-    from zerog_cli.zerog.transfer import SEGMENT_SIZE, read_segments
 
+def find_member(context: Context, backup_id: int, path: str) -> tuple[objects.StoredObject, Member]:
+    """The archive's record and the member ``path`` (a file), both checked."""
     record = _record(context, backup_id)
     wanted = path.strip("/")
     found = snapshots.member(context.ledger.conn, backup_id, wanted)
@@ -298,44 +293,74 @@ def read_member(context: Context, backup_id: int, path: str) -> tuple[Member, by
     if member.kind != "file":
         raise UsageError(f"{wanted!r} is a {member.kind}, not a file; restore the folder with --to")
     check_member(member, record.size)
-    assert member.offset is not None and member.sha256 is not None
-    if member.size == 0:
-        data, read_bytes = b"", 0
-    else:
-        encrypted = record.encrypted
-        header = HEADER_SIZE_V1 if encrypted else 0
-        stored_size = record.size + header
-        start = header + member.offset
-        first, last = start // SEGMENT_SIZE, (start + member.size - 1) // SEGMENT_SIZE
-        indices = list(range(first, last + 1)) + ([0] if encrypted else [])
-        read = read_segments(
-            storage_network(context), record.root, indices, expected_size=stored_size
-        )
-        joined = b"".join(read.data[index] for index in range(first, last + 1))
-        offset_in = start - first * SEGMENT_SIZE
-        data = joined[offset_in : offset_in + member.size]
-        if encrypted:
+    return record, member
+
+
+def write_member(
+    context: Context, record: objects.StoredObject, member: Member, sink: IO[bytes]
+) -> int:
+    """Write ``member`` into ``sink`` from the segments covering it only; the bytes fetched.
+
+    Each segment is checked against the archive's root with its Merkle proof,
+    then the member's SHA-256 against the index (IntegrityError; the caller
+    discards what was written). Segments come in batches, so memory stays flat.
+    """
+    from zerog_cli.services.network import storage_network
+    from zerog_cli.services.upload import encryption_key
+    from zerog_cli.zerog.encryption import HEADER_SIZE_V1, CtrStream, parse_header
+    from zerog_cli.zerog.transfer import SEGMENT_SIZE, read_segments
+
+    assert member.offset is not None
+    header = HEADER_SIZE_V1 if record.encrypted else 0
+    stored_size = record.size + header
+    start = header + member.offset
+    end = start + member.size
+    digest = hashlib.sha256()
+    fetched = written = 0
+    cipher: CtrStream | None = None
+    network = storage_network(context)
+    covering = list(range(start // SEGMENT_SIZE, (end - 1) // SEGMENT_SIZE + 1))
+    for batch_start in range(0, len(covering) if member.size else 0, MEMBER_BATCH_SEGMENTS):
+        batch = covering[batch_start : batch_start + MEMBER_BATCH_SEGMENTS]
+        extra = [0] if record.encrypted and cipher is None else []
+        read = read_segments(network, record.root, batch + extra, expected_size=stored_size)
+        fetched += read.bytes_read
+        if record.encrypted and cipher is None:
             nonce = parse_header(read.data[0][:header]).nonce
-            data = keystream_xor(encryption_key(context), nonce, member.offset, data)
-        read_bytes = read.bytes_read
-    digest = hashlib.sha256(data).hexdigest()
-    if len(data) != member.size or digest != member.sha256:
+            cipher = CtrStream(encryption_key(context), nonce, member.offset)
+        base = batch[0] * SEGMENT_SIZE
+        joined = b"".join(read.data[index] for index in batch)
+        piece = joined[max(start, base) - base : min(end, base + len(joined)) - base]
+        if cipher is not None:
+            piece = cipher.update(piece)
+        digest.update(piece)
+        sink.write(piece)
+        written += len(piece)
+    if written != member.size or digest.hexdigest() != member.sha256:
         raise IntegrityError(
-            f"backup {backup_id} member {wanted!r}: SHA-256 {digest} differs from the "
-            f"index's {member.sha256}"
+            f"member {member.path!r}: {written} bytes with SHA-256 {digest.hexdigest()}, the "
+            f"index says {member.size} bytes with {member.sha256}"
         )
-    return member, data, read_bytes
+    return fetched
 
 
 def restore_member(
     context: Context, backup_id: int, path: str, output: str | None, *, force: bool = False
 ) -> dict[str, Any]:
-    """Write one member to ``output`` (a file, a folder, ``-``; default its name here)."""
+    """Write one member to ``output`` (a file, a folder, ``-``; default its name here).
+
+    For ``-`` the member is verified into a private spool file first: no
+    unverified byte reaches stdout.
+    """
     started = time.monotonic()
-    member, data, read_bytes = read_member(context, backup_id, path)
+    record, member = find_member(context, backup_id, path)
     if output == "-":
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
+        with _spool(context, "zerog-member-") as spooled:
+            with spooled.open("wb") as handle:
+                fetched = write_member(context, record, member, handle)
+            with spooled.open("rb") as handle:
+                shutil.copyfileobj(handle, sys.stdout.buffer, 1 << 20)
+            sys.stdout.buffer.flush()
         destination = "-"
     else:
         target = Path(output) if output else Path(Path(member.path).name)
@@ -344,7 +369,7 @@ def restore_member(
         if target.exists() and not force:
             raise UsageError(f"{target} exists; pass --force to overwrite it")
         with atomic_output(target, mode=member.mode & 0o777) as handle:
-            handle.write(data)
+            fetched = write_member(context, record, member, handle)
         os.utime(target, (member.mtime, member.mtime))
         destination = str(target)
     return {
@@ -353,6 +378,6 @@ def restore_member(
         "output": destination,
         "size": member.size,
         "sha256": member.sha256,
-        "bytes_fetched": read_bytes,
+        "bytes_fetched": fetched,
         "seconds": round(time.monotonic() - started, 3),
     }
