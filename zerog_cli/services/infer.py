@@ -61,7 +61,13 @@ from zerog_cli.services.infer_chain import (
     unsettled_fee,
 )
 from zerog_cli.services.infer_exchange import DeltaSink, Exchange, Verification, send, verify
-from zerog_cli.services.infer_settle import Answered, Spent, UsageClaim, record_and_settle
+from zerog_cli.services.infer_settle import (
+    Answered,
+    Spent,
+    UsageClaim,
+    quota_warnings,
+    record_and_settle,
+)
 
 if TYPE_CHECKING:
     from zerog_cli.zerog.compute import (
@@ -555,10 +561,7 @@ def ask(context: Context, request: AskRequest, on_delta: DeltaSink | None = None
         duration_ms=int(seconds * 1000),
     )
     _count(context, plan, status, seconds, spent)
-    if outcome is not None:
-        warnings += outcome.warnings
-        for limit_name, ratio in outcome.ratios.items():
-            context.metrics.quota_usage.labels(user, limit_name).set(ratio)
+    warnings += quota_warnings(context, user, outcome)
     if spent.claim is not None:
         raise IntegrityError(
             f"{spent.claim.describe(plan.service.provider, exchange.chat_id)}; charged "
@@ -585,14 +588,8 @@ def ask(context: Context, request: AskRequest, on_delta: DeltaSink | None = None
         "model": plan.model,
         "provider": plan.service.provider,
         "user": user,
-        "usage": None
-        if not spent.usage_known
-        else {
-            "prompt_tokens": spent.prompt_tokens,
-            "completion_tokens": spent.completion_tokens,
-            "total_tokens": spent.tokens,
-        },
-        "cost": {**_amount(spent.neuron), "usd_micro": spent.usd_micro},
+        "usage": spent.usage_json(),
+        "cost": spent.cost_json(),
         "chat_id": exchange.chat_id,
         "verified": None if verification is None else verification.verified,
         "verification": None if verification is None else verification.to_json(),

@@ -35,7 +35,7 @@ from zerog_cli.ledger.quotas import Reserved
 from zerog_cli.services import quotas
 from zerog_cli.services.context import Context
 from zerog_cli.services.infer_exchange import DeltaSink, Exchange, send_routed
-from zerog_cli.services.infer_settle import Answered, Spent, record_and_settle
+from zerog_cli.services.infer_settle import Answered, Spent, quota_warnings, record_and_settle
 from zerog_cli.zerog.router import API_KEY_SECRET, RouterModel, Routing, parse_trace
 
 if TYPE_CHECKING:
@@ -390,10 +390,7 @@ def ask(context: Context, request: AskRequest, on_delta: DeltaSink | None = None
     metrics.compute_duration.labels(plan.model.id).observe(seconds)
     metrics.cost_usd.labels("compute").inc(spent.usd_micro / 1_000_000)
     warnings = [] if spent.usage_known else ["the Router sent no usage: charged the upper bound"]
-    if outcome is not None:
-        warnings += outcome.warnings
-        for limit_name, ratio in outcome.ratios.items():
-            metrics.quota_usage.labels(user, limit_name).set(ratio)
+    warnings += quota_warnings(context, user, outcome)
     if status == "mismatch":
         raise IntegrityError(
             f"the Router reports the provider's TEE signature did not verify for chat "
@@ -409,14 +406,8 @@ def ask(context: Context, request: AskRequest, on_delta: DeltaSink | None = None
         "provider": trace.provider,
         "request_id": trace.request_id,
         "user": user,
-        "usage": None
-        if not spent.usage_known
-        else {
-            "prompt_tokens": spent.prompt_tokens,
-            "completion_tokens": spent.completion_tokens,
-            "total_tokens": spent.tokens,
-        },
-        "cost": {**_amount(spent.neuron), "usd_micro": spent.usd_micro},
+        "usage": spent.usage_json(),
+        "cost": spent.cost_json(),
         "chat_id": exchange.chat_id,
         "verified": trace.tee_verified if request.verify_tee else None,
         "verification": None

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from zerog_cli.infra.units import format_0g
 from zerog_cli.ledger import alerts
 from zerog_cli.ledger import inference as inference_rows
 from zerog_cli.ledger import quotas as quota_rows
@@ -55,6 +56,24 @@ class Spent:
     usage_known: bool
     claim: UsageClaim | None = None
     """Set when the provider reported more than the request allowed; the rest is the allowed."""
+
+    def usage_json(self) -> dict[str, int | None] | None:
+        """The token counts as ``ask`` reports them; None when the answer had no usage."""
+        if not self.usage_known:
+            return None
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.tokens,
+        }
+
+    def cost_json(self) -> dict[str, str | int]:
+        """What was charged as ``ask`` reports it: neuron, 0G and micro-USD."""
+        return {
+            "neuron": str(self.neuron),
+            "0g": format_0g(self.neuron),
+            "usd_micro": self.usd_micro,
+        }
 
 
 @dataclass(frozen=True)
@@ -151,3 +170,12 @@ def record_and_settle(
             ),
         )
     return row_id, outcome
+
+
+def quota_warnings(context: Context, user: str, outcome: quotas.SettleOutcome | None) -> list[str]:
+    """A settled request's quota warnings; sets the user's quota usage gauges on the way."""
+    if outcome is None:
+        return []
+    for limit_name, ratio in outcome.ratios.items():
+        context.metrics.quota_usage.labels(user, limit_name).set(ratio)
+    return list(outcome.warnings)
