@@ -74,6 +74,19 @@ def run_as_cron(
     return Result.of_process(completed)
 
 
+def start_as_cron(args: list[str], home: Path, cwd: Path, **env: str) -> subprocess.Popen[str]:
+    """Start ``python -m zerog_cli ARGS`` as `run_as_cron` runs it, its output piped as text."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "zerog_cli", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cron_environment(cwd, home, **env),
+        cwd=cwd,
+    )
+
+
 @pytest.fixture
 def cron(tmp_path: Path) -> Callable[..., Result]:
     """``cron("verify", "--all", home=path)``: run a command as a cron job would."""

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Result
-from tests.cron.conftest import cron_environment, run_as_cron
+from tests.cron.conftest import cron_environment, run_as_cron, start_as_cron
 from tests.cron.local_fs import (
     add_objects,
     checkpoint,
@@ -239,15 +239,7 @@ def test_disk_full_after_payment_names_it_and_a_rerun_records_it_once(
         home = disk / "home"
         # Slow storage nodes: the payment goes through at once, the upload then waits.
         net.set_faults(latency_ms=1500, targets=["node"])
-        process = subprocess.Popen(
-            [sys.executable, "-m", "zerog_cli", "upload", str(data), "-v"],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=cron_environment(tmp_path, home, **env),
-            cwd=tmp_path,
-        )
+        process = start_as_cron(["upload", str(data), "-v"], home, tmp_path, **env)
         assert process.stderr is not None
         stderr = []
         try:

@@ -13,7 +13,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,24 +20,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Result
-from tests.cron.conftest import cron_environment, run_as_cron
+from tests.cron.conftest import run_as_cron, start_as_cron
 from tests.cron.local_fs import add_objects, integrity, rows
 from tests.devnet_harness import DevnetProcess
 from zerog_cli.errors import ExitCode
-
-ZEROG = [sys.executable, "-m", "zerog_cli"]
-
-
-def _start(args: list[str], home: Path, cwd: Path, **env: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [*ZEROG, *args],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=cron_environment(cwd, home, **env),
-        cwd=cwd,
-    )
 
 
 def _signal_when(process: subprocess.Popen[str], marker: str, signal_number: int) -> list[str]:
@@ -61,7 +46,7 @@ def test_a_closed_stdout_ends_quietly(tmp_path: Path) -> None:
     assert created.exit_code == 0, created
     add_objects(home / "ledger.db", "backups", 3000)  # far more than a pipe buffer holds
     for args in (["ns", "objects", "backups"],) * 4 + (["ns", "objects", "backups", "--json"],):
-        process = _start(args, home, tmp_path)
+        process = start_as_cron(args, home, tmp_path)
         assert process.stdout is not None and process.stderr is not None
         first = process.stdout.readline()
         process.stdout.close()  # `| head -1`
@@ -96,7 +81,7 @@ def test_a_signal_after_payment_says_so_and_a_rerun_records_it_once(
     data.write_bytes(os.urandom(1_500_000))
     # Slow storage nodes: the payment goes through at once, the upload then waits.
     net.set_faults(latency_ms=1500, targets=["node"])
-    process = _start(
+    process = start_as_cron(
         ["upload", str(data), "-v", "--json"], home, tmp_path, ZEROG_DEVNET_URL=net.base_url
     )
     try:
@@ -152,7 +137,7 @@ def test_sigterm_mid_download_leaves_no_partial_file(
     target = tmp_path / "restore"
     target.mkdir()
     net.set_faults(latency_ms=1500, targets=["node"])
-    process = _start(
+    process = start_as_cron(
         ["download", uploaded.json["root"], "-o", str(target / "users.db"), "-v"],
         home,
         tmp_path,
