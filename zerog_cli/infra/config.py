@@ -106,6 +106,22 @@ def _as_folder(value: Any) -> str:
     return str(path)
 
 
+MIN_FRAGMENT_SIZE = 256
+"""One 0G chunk: the official clients never cut a file finer than that."""
+
+
+def _as_fragment_size(value: Any) -> int:
+    """A power of two of at least one chunk: the official clients round any other value
+    up to the next power of two, so zerog refuses it rather than cut somewhere unexpected."""
+    size = _as_size(value)
+    if size < MIN_FRAGMENT_SIZE or size & (size - 1):
+        raise UsageError(
+            f"fragment_size must be a power of two of at least {MIN_FRAGMENT_SIZE} bytes"
+            f" (as the official clients cut), got {value!r}"
+        )
+    return size
+
+
 def _as_duration(value: Any) -> int:
     return value if isinstance(value, int) and value >= 0 else parse_duration(str(value))
 
@@ -265,6 +281,13 @@ KEYS: dict[str, Key] = {
             _as_folder,
             None,
             "folder for spool files of streamed uploads (default: the system temp folder)",
+        ),
+        Key(
+            "fragment_size",
+            _as_fragment_size,
+            4 << 30,
+            "a stored file past this is split into fragments, one Flow submission each"
+            " (a power of two; the official clients' default is 4 GiB)",
         ),
         Key(
             "upload_concurrency",

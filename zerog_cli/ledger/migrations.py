@@ -554,6 +554,27 @@ def _cost_rollup_down(db: sqlite_utils.Database) -> None:
     db.conn.execute("DROP TABLE IF EXISTS cost_rollup")
 
 
+def _object_fragments_up(db: sqlite_utils.Database) -> None:
+    db.table("object_fragments").create(
+        {
+            "object_id": int,
+            "position": int,
+            "root": str,
+            "tx_seq": int,
+            "offset": int,
+            "size": int,
+        },
+        pk=("object_id", "position"),
+        not_null={"object_id", "position", "root", "offset", "size"},
+        foreign_keys=[("object_id", "objects", "id")],
+    )
+    db.table("object_fragments").create_index(["root"])
+
+
+def _object_fragments_down(db: sqlite_utils.Database) -> None:
+    db.table("object_fragments").drop()
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial_up, _initial_down),
     Migration(
@@ -616,6 +637,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         " triggers, and the indexes behind every listing, so reports stay fast at millions of rows",
         _cost_rollup_up,
         _cost_rollup_down,
+    ),
+    Migration(
+        12,
+        "a file past fragment_size keeps every fragment's root, in order, beside its object",
+        _object_fragments_up,
+        _object_fragments_down,
     ),
 )
 

@@ -128,6 +128,11 @@ def delete(conn: sqlite3.Connection, name: str) -> dict[str, int]:
         "backups": conn.execute(
             "DELETE FROM storage_backups WHERE namespace = ?", (name,)
         ).rowcount,
+        "fragments": conn.execute(
+            "DELETE FROM object_fragments WHERE object_id IN"
+            " (SELECT id FROM objects WHERE namespace = ?)",
+            (name,),
+        ).rowcount,
         "objects": conn.execute("DELETE FROM objects WHERE namespace = ?", (name,)).rowcount,
         "grants": conn.execute("DELETE FROM namespace_acl WHERE namespace = ?", (name,)).rowcount,
     }

@@ -93,6 +93,39 @@ def insert(
     return int(cursor.lastrowid or 0)
 
 
+@dataclass(frozen=True)
+class Fragment:
+    """One Flow submission of a file split at ``fragment_size``: bytes [offset, offset+size)
+    of the stored stream (ciphertext with its header when encrypted)."""
+
+    position: int
+    root: str
+    tx_seq: int | None
+    offset: int
+    size: int
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def add_fragments(conn: sqlite3.Connection, object_id: int, fragments: list[Fragment]) -> None:
+    conn.executemany(
+        "INSERT INTO object_fragments (object_id, position, root, tx_seq, offset, size)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        [(object_id, f.position, f.root, f.tx_seq, f.offset, f.size) for f in fragments],
+    )
+
+
+def fragments_of(conn: sqlite3.Connection, object_id: int) -> list[Fragment]:
+    """The object's fragments in order; empty for an object stored as one submission."""
+    rows = conn.execute(
+        "SELECT position, root, tx_seq, offset, size FROM object_fragments"
+        " WHERE object_id = ? ORDER BY position",
+        (object_id,),
+    ).fetchall()
+    return [Fragment(*row) for row in rows]
+
+
 def by_name(
     conn: sqlite3.Connection, network: str, namespace: str, name: str, version: int | None = None
 ) -> StoredObject | None:

@@ -22,7 +22,7 @@ from zerog_cli.errors import IntegrityError, NotFound, PermissionDenied, UsageEr
 from zerog_cli.infra.files import atomic_output, created_file_mode
 from zerog_cli.infra.output import control_characters
 from zerog_cli.ledger import objects
-from zerog_cli.ledger.objects import StoredObject
+from zerog_cli.ledger.objects import Fragment, StoredObject
 from zerog_cli.services import namespaces
 from zerog_cli.services.context import Context
 from zerog_cli.services.network import storage_network
@@ -31,6 +31,7 @@ from zerog_cli.services.upload import encryption_key
 from zerog_cli.zerog.roots import looks_like_root, parse_root
 
 if TYPE_CHECKING:
+    from zerog_cli.zerog.encryption import StreamDecryptor
     from zerog_cli.zerog.transfer import DownloadResult
 
 Progress = Callable[[str, int, int], None]
@@ -47,6 +48,8 @@ class Target:
     root: str
     record: StoredObject | None
     pinned_size: int | None = None
+    fragments: tuple[Fragment, ...] = ()
+    """The Flow submissions of a file split at ``fragment_size``, in order (else empty)."""
 
     @property
     def label(self) -> str:
@@ -74,6 +77,27 @@ class _CountingSink:
         return self._handle.write(data)
 
 
+class _DecryptingSink:
+    """Feeds the stored stream of several fragments through one decryptor: the header
+    sits at the start of the first fragment, the keystream runs on across the rest."""
+
+    def __init__(self, sink: _CountingSink, decryptor: StreamDecryptor | None) -> None:
+        self._sink = sink
+        self.decryptor = decryptor
+
+    def write(self, data: bytes) -> int:
+        out = self.decryptor.update(data) if self.decryptor is not None else data
+        if out:
+            self._sink.write(out)
+        return len(data)
+
+
+def target_for(context: Context, record: StoredObject, *, size: int | None = None) -> Target:
+    """The target of a recorded object, with its fragments when it was split."""
+    fragments = tuple(objects.fragments_of(context.ledger.conn, record.id))
+    return Target(record.root, record, size, fragments)
+
+
 def resolve(context: Context, ref: str, user: str, *, size: int | None = None) -> Target:
     """A 0x root, NS/NAME or NS/NAME@VERSION, if ``user`` may read it; ``size`` pins the
     file's size.
@@ -92,7 +116,9 @@ def resolve(context: Context, ref: str, user: str, *, size: int | None = None) -
                 f"{user} may not read {root}: the ledger records it only in namespaces "
                 f"where {user} has no read role"
             )
-        target = Target(root, readable[0] if readable else None, size)
+        target = (
+            target_for(context, readable[0], size=size) if readable else Target(root, None, size)
+        )
     else:
         namespace, sep, name = ref.partition("/")
         if not sep or not name:
@@ -110,7 +136,7 @@ def resolve(context: Context, ref: str, user: str, *, size: int | None = None) -
             )
         if record is None:
             raise NotFound(f"no object {namespace}/{name} on {network}")
-        target = Target(record.root, record, size)
+        target = target_for(context, record, size=size)
     if size is not None and target.record is not None and size != target.record.size:
         raise IntegrityError(
             f"{target.label}: the ledger records {target.record.size} bytes, not {size}"
@@ -143,14 +169,17 @@ def fetch_verified(
     # What the network stores: the file as written, plus the header when zerog encrypted it.
     stored_size = None if expected is None else expected + (HEADER_SIZE_V1 if key else 0)
     counting = _CountingSink(sink)
-    result = download(
-        storage_network(context),
-        target.root,
-        counting,  # type: ignore[arg-type]
-        expected_size=stored_size,
-        symmetric_key=key,
-        progress=progress,
-    )
+    if target.fragments:
+        result = _fetch_fragments(context, target.fragments, counting, key, progress)
+    else:
+        result = download(
+            storage_network(context),
+            target.root,
+            counting,  # type: ignore[arg-type]
+            expected_size=stored_size,
+            symmetric_key=key,
+            progress=progress,
+        )
     sha256 = counting.sha256.hexdigest()
     if expected is not None and counting.size != expected:
         where = "the ledger recorded" if record is not None else "expected"
@@ -160,6 +189,38 @@ def fetch_verified(
             f"{target.label}: SHA-256 {sha256} differs from the ledger's {record.sha256}"
         )
     return result, sha256, counting.size
+
+
+def _fetch_fragments(
+    context: Context,
+    fragments: tuple[Fragment, ...],
+    counting: _CountingSink,
+    key: bytes | None,
+    progress: Progress | None,
+) -> DownloadResult:
+    """Each fragment downloaded in order, every segment proven against its own root and
+    each fragment's size pinned to the recorded one; the caller checks the whole SHA-256."""
+    from zerog_cli.zerog.encryption import StreamDecryptor
+    from zerog_cli.zerog.transfer import DownloadResult, download
+
+    network = storage_network(context)
+    sink = _DecryptingSink(counting, StreamDecryptor(symmetric_key=key) if key else None)
+    results = [
+        download(network, fragment.root, sink, expected_size=fragment.size, progress=progress)  # type: ignore[arg-type]
+        for fragment in fragments
+    ]
+    if sink.decryptor is not None:
+        sink.decryptor.finish()
+    return DownloadResult(
+        root=fragments[0].root,
+        size=sum(result.size for result in results),
+        tx_seq=results[0].tx_seq,
+        bytes_written=counting.size,
+        segments=sum(result.segments for result in results),
+        nodes=sorted({node for result in results for node in result.nodes}),
+        healed_segments=sum(result.healed_segments for result in results),
+        encrypted=key is not None,
+    )
 
 
 def decrypts(target: Target, decrypt: bool) -> bool:

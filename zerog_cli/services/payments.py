@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import socket
 from collections import defaultdict
+from collections.abc import Collection
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -47,11 +48,23 @@ def settle_abandoned(
     The returned journal row (if any) is a mined payment by ``user`` for
     ``adopt_root``: the caller records it and clears its intent.
     """
+    return settle_abandoned_for(context, evm, adopt_roots=[adopt_root], user=user).get(adopt_root)
+
+
+def settle_abandoned_for(
+    context: Context, evm: EvmClient, *, adopt_roots: Collection[str], user: str
+) -> dict[str, dict[str, Any]]:
+    """`settle_abandoned` for several roots at once (the fragments of one file).
+
+    Returns, by root, the mined payment by ``user`` for each of ``adopt_roots``
+    that a dead process left unrecorded: one per root at most.
+    """
     network = context.settings.profile
+    wanted = set(adopt_roots)
     by_intent: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in payments.all_pending(context.ledger, network):
         by_intent[row["intent"]].append(row)
-    adopted: dict[str, Any] | None = None
+    adopted: dict[str, dict[str, Any]] = {}
     for intent, rows in by_intent.items():
         if not _abandoned(rows):
             continue
@@ -69,8 +82,8 @@ def settle_abandoned(
             mined["root"],
             mined["fee_neuron"],
         )
-        if adopted is None and mined["root"] == adopt_root and mined["user"] == user:
-            adopted = mined
+        if mined["root"] in wanted and mined["root"] not in adopted and mined["user"] == user:
+            adopted[mined["root"]] = mined
         else:
             _record(context, mined)
     return adopted

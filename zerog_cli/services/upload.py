@@ -9,6 +9,7 @@ re-run finds the data on the network and does not pay again.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import sqlite3
@@ -18,7 +19,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from zerog_cli.errors import UsageError, ZerogError, note_unrecorded_payment
 from zerog_cli.infra.secrets import ENCRYPTION_KEY
@@ -35,12 +36,12 @@ from zerog_cli.services.network import (
     gas_options,
     storage_network,
 )
-from zerog_cli.services.payments import settle_abandoned
+from zerog_cli.services.payments import settle_abandoned_for
 from zerog_cli.services.spool import SealingReader, StreamInput, spool, spool_folder
 
 if TYPE_CHECKING:
     from zerog_cli.zerog.merkle import FileTree
-    from zerog_cli.zerog.transfer import SegmentSource, UploadPlan
+    from zerog_cli.zerog.transfer import SegmentSource, UploadPlan, UploadResult
 
 Progress = Callable[[str, int, int], None]
 Recorder = Callable[[sqlite3.Connection, dict[str, Any]], dict[str, Any]]
@@ -140,6 +141,109 @@ def _hash_source(
     return tree, sha256, size, lambda: EncryptedReader.from_path(path, key, sealed_header)
 
 
+@dataclass(frozen=True)
+class _Part:
+    """One Flow submission: bytes [offset, offset + tree.size) of the stored stream."""
+
+    offset: int
+    tree: FileTree
+
+
+_READ_BLOCK = 1 << 20
+
+
+def _hash_fragments(
+    path: Path, key: bytes | None, fragment_size: int
+) -> tuple[list[_Part], str, int, OpenSource]:
+    """One read of a file past ``fragment_size``: a tree per fragment, the plaintext
+    SHA-256 and size, the source factory.
+
+    The stored stream (``header || ciphertext`` when encrypted, as the official
+    clients encrypt before they split) is cut every ``fragment_size`` bytes; the
+    last fragment is the short rest. No fragment is padded: each is a file of its own.
+    """
+    from zerog_cli.zerog.encryption import EncryptedReader, new_header_v1
+    from zerog_cli.zerog.transfer import FileSource
+
+    header = None if key is None else new_header_v1()
+    plain_sha256 = hashlib.sha256()
+    with path.open("rb") as plaintext:
+        if key is None:
+            stream: BinaryIO | SealingReader = plaintext
+        else:
+            stream = SealingReader(plaintext, key, header)
+        parts = _cut(
+            lambda length: stream.read(length),
+            fragment_size,
+            plain_sha256 if key is None else None,
+            str(path),
+        )
+        if isinstance(stream, SealingReader):
+            plain_sha256 = stream.sha256
+    size = path.stat().st_size
+    if key is None or header is None:
+        return parts, plain_sha256.hexdigest(), size, lambda: FileSource(path)
+    sealed_header = header
+    return (
+        parts,
+        plain_sha256.hexdigest(),
+        size,
+        lambda: EncryptedReader.from_path(path, key, sealed_header),
+    )
+
+
+def _cut(
+    read: Callable[[int], bytes],
+    fragment_size: int,
+    sha256: Any,
+    name: str,
+) -> list[_Part]:
+    """Trees of consecutive ``fragment_size`` pieces of what ``read(n)`` yields in order."""
+    from zerog_cli.zerog.merkle import TreeBuilder
+
+    parts: list[_Part] = []
+    offset = 0
+    builder = TreeBuilder()
+    while True:
+        block = read(min(_READ_BLOCK, fragment_size - builder.size))
+        if not block:
+            break
+        if sha256 is not None:
+            sha256.update(block)
+        builder.update(block)
+        if builder.size == fragment_size:
+            parts.append(_Part(offset, builder.finish(name)))
+            offset += fragment_size
+            builder = TreeBuilder()
+    if builder.size:
+        parts.append(_Part(offset, builder.finish(name)))
+    return parts
+
+
+def _split_hashed(tree: FileTree, open_source: OpenSource, fragment_size: int) -> list[_Part]:
+    """The whole tree when it fits one fragment; else a second read of the (spooled)
+    stored stream, cut into fragments."""
+    if tree.size <= fragment_size:
+        return [_Part(0, tree)]
+    with open_source() as source:
+        position = 0
+
+        def read(length: int) -> bytes:
+            nonlocal position
+            block = source.read_at(position, min(length, source.size - position))
+            position += len(block)
+            return block
+
+        return _cut(read, fragment_size, None, "input")
+
+
+def _stored_size(path: Path, key: bytes | None) -> int:
+    """Bytes 0G stores for the file at ``path``: with the encryption header when sealed."""
+    from zerog_cli.zerog.encryption import HEADER_SIZE_V1
+
+    return path.stat().st_size + (HEADER_SIZE_V1 if key is not None else 0)
+
+
 def _resolve_namespace(
     context: Context, request: UploadRequest, user: str, dry_run: bool
 ) -> namespaces.Namespace | None:
@@ -176,7 +280,7 @@ def _upload(
     unrecorded: list[str],
     cleanup: ExitStack,
 ) -> dict[str, Any]:
-    from zerog_cli.zerog.transfer import UploadOptions, plan_upload
+    from zerog_cli.zerog.transfer import SourceWindow, UploadOptions, plan_upload
     from zerog_cli.zerog.transfer import upload as send
 
     settings = context.settings
@@ -214,58 +318,66 @@ def _upload(
 
     if not request.dry_run:
         warm_up()
-    tree, sha256, plain_size, open_source = _hash_source(request, key, limit, context, cleanup)
+    fragment_size = int(settings.fragment_size)
+    if request.stream is None and _stored_size(request.path, key) > fragment_size:
+        parts, sha256, plain_size, open_source = _hash_fragments(request.path, key, fragment_size)
+    else:
+        tree, sha256, plain_size, open_source = _hash_source(request, key, limit, context, cleanup)
+        parts = _split_hashed(tree, open_source, fragment_size)
+    stored_size = sum(part.tree.size for part in parts)
     network = storage_network(context)
-    plan: UploadPlan = plan_upload(
-        network,
-        tree,
-        replicas=request.replicas or int(settings.replicas),
-        flow_address=settings.flow_address,
+    replicas = request.replicas or int(settings.replicas)
+    plans: list[UploadPlan] = [
+        plan_upload(network, part.tree, replicas=replicas, flow_address=settings.flow_address)
+        for part in parts
+    ]
+    check_node_chain_id(plans[0], context)
+    paying_bytes = sum(
+        part.tree.size for part, plan in zip(parts, plans, strict=True) if plan.needs_payment
     )
-    check_node_chain_id(plan, context)
-    usd = quotas.storage_usd_micro(tree.size, settings) if plan.needs_payment else 0
-    charged = Reserved(storage_bytes=tree.size if plan.needs_payment else 0, usd_micro=usd)
+    usd = quotas.storage_usd_micro(paying_bytes, settings) if paying_bytes else 0
+    charged = Reserved(storage_bytes=paying_bytes, usd_micro=usd)
+    roots = [part.tree.root_hex for part in parts]
     report: dict[str, Any] = {
         "namespace": ns_name,
         "name": name,
         "path": "-" if request.stream is not None else str(request.path),
         "size": plain_size,
-        "stored_size": tree.size,
+        "stored_size": stored_size,
         "sha256": sha256,
-        "root": tree.root_hex,
+        "root": roots[0],
         "encrypted": key is not None,
-        "fee_neuron": str(plan.fee_neuron),
+        "fee_neuron": str(sum(plan.fee_neuron for plan in plans)),
         "usd_micro": usd,
-        "already_on_network": not plan.needs_payment,
-        "flow_address": plan.flow_address,
+        "already_on_network": paying_bytes == 0,
+        "flow_address": plans[0].flow_address,
     }
+    if len(parts) > 1:
+        report["fragment_size"] = fragment_size
+        report["roots"] = roots
     if signer is None:
         report["dry_run"] = True
         report["quota_after"] = _quota_after(context, user, charged)
         return report
 
-    adopted = settle_abandoned(context, network.evm, adopt_root=tree.root_hex, user=user)
-    if adopted is not None:
-        unrecorded.append(adopted["tx_hash"])
-    if plan.needs_payment:
+    adopted = settle_abandoned_for(context, network.evm, adopt_roots=roots, user=user)
+    unrecorded.extend(row["tx_hash"] for row in adopted.values())
+    if paying_bytes:
         check_chain_id(network, context)
-    prepaid = adopted["tx_hash"] if adopted is not None and plan.needs_payment else None
-    pending = PendingPayment(
-        intent=uuid.uuid4().hex,
-        operation=request.operation,
-        user=user,
-        namespace=ns_name,
-        root=tree.root_hex,
-        size=tree.size,
-        fee_neuron=plan.fee_neuron,
-        usd_micro=usd,
-        network=network_name,
-    )
-
-    def journal(tx_hash: str) -> None:
-        with context.ledger.transaction() as conn:
-            payments.add(conn, pending, tx_hash, pid=os.getpid(), host=socket.gethostname())
-        unrecorded.append(tx_hash)
+    pendings = [
+        PendingPayment(
+            intent=uuid.uuid4().hex,
+            operation=request.operation,
+            user=user,
+            namespace=ns_name,
+            root=part.tree.root_hex,
+            size=part.tree.size,
+            fee_neuron=plan.fee_neuron,
+            usd_micro=quotas.storage_usd_micro(part.tree.size, settings),
+            network=network_name,
+        )
+        for part, plan in zip(parts, plans, strict=True)
+    ]
 
     reservation = quotas.reserve(
         context,
@@ -273,52 +385,69 @@ def _upload(
         ns_name,
         charged,
         purpose=request.operation,
-        namespace_bytes=tree.size,
+        namespace_bytes=stored_size,
         object_name=(network_name, name),
         replace=request.replace,
     )
     metrics = context.metrics
+    options = UploadOptions(
+        replicas=replicas,
+        wait=request.wait,
+        concurrency=int(settings.upload_concurrency),
+        gas=gas_options(settings),
+        receipt_timeout=float(settings.wait_timeout),
+        tx_known_timeout=float(settings.node_sync_timeout),
+        finality_timeout=float(settings.wait_timeout),
+    )
+    results: list[UploadResult] = []
     try:
-        with open_source() as source:
-            result = send(
-                network,
-                source,
-                tree,
-                private_key=signer.private_key,
-                options=UploadOptions(
-                    replicas=request.replicas or int(settings.replicas),
-                    wait=request.wait,
-                    concurrency=int(settings.upload_concurrency),
-                    gas=gas_options(settings),
-                    receipt_timeout=float(settings.wait_timeout),
-                    tx_known_timeout=float(settings.node_sync_timeout),
-                    finality_timeout=float(settings.wait_timeout),
-                ),
-                plan=plan,
-                progress=progress,
-                on_tx_signed=journal,
-                prepaid_tx=prepaid,
-            )
+        with open_source() as whole:
+            for part, plan, pending in zip(parts, plans, pendings, strict=True):
+                source = (
+                    whole if len(parts) == 1 else SourceWindow(whole, part.offset, part.tree.size)
+                )
+                prepaid = adopted.get(part.tree.root_hex) if plan.needs_payment else None
+                results.append(
+                    send(
+                        network,
+                        source,
+                        part.tree,
+                        private_key=signer.private_key,
+                        options=options,
+                        plan=plan,
+                        progress=progress,
+                        on_tx_signed=_journal(context, pending, unrecorded),
+                        prepaid_tx=None if prepaid is None else prepaid["tx_hash"],
+                    )
+                )
     except BaseException as error:
         quotas.release(context, reservation)
         result_label = "error" if isinstance(error, ZerogError) else "interrupted"
         metrics.storage_operations.labels(request.operation, result_label).inc()
         raise
-    fee_neuron, usd_paid = result.fee_neuron, usd
-    if adopted is not None and fee_neuron == 0:
-        fee_neuron, usd_paid = int(adopted["fee_neuron"]), int(adopted["usd_micro"])
+    fee_neuron = usd_paid = 0
+    for part, result in zip(parts, results, strict=True):
+        recovered = adopted.get(part.tree.root_hex)
+        if result.fee_neuron > 0:
+            fee_neuron += result.fee_neuron
+            usd_paid += quotas.storage_usd_micro(part.tree.size, settings)
+        elif recovered is not None:
+            fee_neuron += int(recovered["fee_neuron"])
+            usd_paid += int(recovered["usd_micro"])
     paid = fee_neuron > 0
-    spent = Reserved(storage_bytes=tree.size if paid else 0, usd_micro=usd_paid if paid else 0)
+    spent = Reserved(storage_bytes=stored_size if paid else 0, usd_micro=usd_paid if paid else 0)
+    first = results[0]
     with context.ledger.transaction() as conn:
-        payments.clear(conn, pending.intent)
-        if adopted is not None:
-            payments.clear(conn, adopted["intent"])
+        for pending in pendings:
+            payments.clear(conn, pending.intent)
+        for row in adopted.values():
+            payments.clear(conn, row["intent"])
         object_id = objects.insert(
             conn,
             namespace=ns_name,
             name=name,
-            root=result.root,
-            tx_seq=result.tx_seq,
+            root=first.root,
+            tx_seq=first.tx_seq,
             size=plain_size,
             sha256=sha256,
             network=network_name,
@@ -328,6 +457,15 @@ def _upload(
         )
         stored = objects.by_id(conn, object_id)
         version = stored.version if stored is not None else 1
+        if len(parts) > 1:
+            objects.add_fragments(
+                conn,
+                object_id,
+                [
+                    objects.Fragment(index, result.root, result.tx_seq, part.offset, part.tree.size)
+                    for index, (part, result) in enumerate(zip(parts, results, strict=True))
+                ],
+            )
         outcome = quotas.settle(
             conn,
             context,
@@ -339,21 +477,21 @@ def _upload(
                 namespace=ns_name,
                 service="storage",
                 operation=request.operation,
-                quantity=tree.size,
+                quantity=stored_size,
                 unit="bytes",
                 usd_micro=spent.usd_micro,
                 neuron=fee_neuron,
-                reference=result.root,
+                reference=first.root,
                 network=network_name,
             ),
-            namespace_bytes=tree.size,
+            namespace_bytes=stored_size,
         )
         recorded = {
             "object_id": object_id,
             "namespace": ns_name,
             "name": name,
-            "root": result.root,
-            "tx_seq": result.tx_seq,
+            "root": first.root,
+            "tx_seq": first.tx_seq,
             "size": plain_size,
             "sha256": sha256,
             "encrypted": key is not None,
@@ -363,32 +501,61 @@ def _upload(
         extra = request.also_record(conn, recorded) if request.also_record else {}
     unrecorded.clear()
     metrics.storage_operations.labels(request.operation, "ok").inc()
-    metrics.storage_bytes.labels("upload").inc(result.bytes_sent)
+    metrics.storage_bytes.labels("upload").inc(sum(result.bytes_sent for result in results))
     metrics.storage_duration.labels(request.operation).observe(time.monotonic() - started)
     metrics.cost_usd.labels("storage").inc(spent.usd_micro / 1_000_000)
     for limit_name, ratio in outcome.ratios.items():
         metrics.quota_usage.labels(user, limit_name).set(ratio)
+    recovered_tx = next(iter(adopted.values()))["tx_hash"] if adopted else None
     report.update(
         {
             "object_id": object_id,
             "version": version,
-            "tx_seq": result.tx_seq,
-            "tx_hash": result.tx_hash or (None if adopted is None else adopted["tx_hash"]),
+            "tx_seq": first.tx_seq,
+            "tx_hash": first.tx_hash or recovered_tx,
             "fee_neuron": str(fee_neuron),
             "usd_micro": spent.usd_micro,
-            "deduped": result.deduped,
-            "recovered_payment": None if adopted is None else adopted["tx_hash"],
-            "reused_tx": result.reused_tx,
-            "finalized": result.finalized,
+            "deduped": all(result.deduped for result in results),
+            "recovered_payment": recovered_tx,
+            "reused_tx": first.reused_tx,
+            "finalized": all(result.finalized for result in results),
             "wait": request.wait,
-            "nodes": result.nodes,
-            "replaced_nodes": result.failed_nodes,
+            "nodes": sorted({node for result in results for node in result.nodes}),
+            "replaced_nodes": {
+                node: why for result in results for node, why in result.failed_nodes.items()
+            },
             "seconds": round(time.monotonic() - started, 3),
             "warnings": outcome.warnings,
             **extra,
         }
     )
+    if len(parts) > 1:
+        report["fragments"] = [
+            {
+                "root": result.root,
+                "tx_seq": result.tx_seq,
+                "tx_hash": result.tx_hash,
+                "size": part.tree.size,
+                "fee_neuron": str(result.fee_neuron),
+                "deduped": result.deduped,
+                "recovered_payment": (adopted.get(result.root) or {}).get("tx_hash"),
+            }
+            for part, result in zip(parts, results, strict=True)
+        ]
     return report
+
+
+def _journal(
+    context: Context, pending: PendingPayment, unrecorded: list[str]
+) -> Callable[[str], None]:
+    """The callback that journals ``pending``'s Flow payment before it is broadcast."""
+
+    def journal(tx_hash: str) -> None:
+        with context.ledger.transaction() as conn:
+            payments.add(conn, pending, tx_hash, pid=os.getpid(), host=socket.gethostname())
+        unrecorded.append(tx_hash)
+
+    return journal
 
 
 def _quota_after(context: Context, user: str, charged: Reserved) -> dict[str, Any]:

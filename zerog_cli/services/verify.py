@@ -359,16 +359,27 @@ def record_result(context: Context, run_id: str, item: ItemResult) -> None:
 def _read_sample(
     context: Context, backup: Backup, subset: DataSubset, rng: random.Random
 ) -> tuple[int, int, int]:
-    """Read the sampled segments of ``backup`` with their proofs: (bytes, read, total)."""
+    """Read the sampled segments of ``backup`` with their proofs: (bytes, read, total).
+
+    A file split into fragments is sampled fragment by fragment, each with its own
+    first and last segment, each segment proven against its fragment's root.
+    """
     from zerog_cli.services.network import storage_network
     from zerog_cli.zerog.encryption import HEADER_SIZE_V1
     from zerog_cli.zerog.transfer import SEGMENT_SIZE, read_segments
 
     stored_size = backup.size + (HEADER_SIZE_V1 if backup.encrypted else 0)
-    total = -(-stored_size // SEGMENT_SIZE)
-    indices = subset.indices(total, rng)
-    read = read_segments(storage_network(context), backup.root, indices, expected_size=stored_size)
-    return read.bytes_read, len(indices), total
+    fragments = objects.fragments_of(context.ledger.conn, backup.object_id or 0)
+    parts = [(f.root, f.size) for f in fragments] or [(backup.root, stored_size)]
+    network = storage_network(context)
+    bytes_read = checked = total = 0
+    for root, size in parts:
+        count = -(-size // SEGMENT_SIZE)
+        indices = subset.indices(count, rng)
+        bytes_read += read_segments(network, root, indices, expected_size=size).bytes_read
+        checked += len(indices)
+        total += count
+    return bytes_read, checked, total
 
 
 def check(
@@ -379,7 +390,7 @@ def check(
     rng: random.Random | None = None,
 ) -> ItemResult:
     """Read one backup back (all of it, or the ``subset`` of its segments), record, return."""
-    from zerog_cli.services.download import Target, fetch_verified
+    from zerog_cli.services.download import fetch_verified, target_for
 
     metrics = context.metrics
     started = time.monotonic()
@@ -396,7 +407,7 @@ def check(
                 f"the backup record and object {record.id} disagree on root, size or SHA-256"
             )
         if subset is None:
-            result, _, _ = fetch_verified(context, Target(backup.root, record), sink)  # type: ignore[arg-type]
+            result, _, _ = fetch_verified(context, target_for(context, record), sink)  # type: ignore[arg-type]
             segments = (result.segments, result.segments)
         else:
             sink.size, read, total = _read_sample(context, backup, subset, rng or random.Random())

@@ -145,6 +145,21 @@ class FileSource:
         self.close()
 
 
+class SourceWindow:
+    """Bytes [offset, offset + size) of another source: one fragment of a split file."""
+
+    def __init__(self, whole: SegmentSource, offset: int, size: int) -> None:
+        if offset < 0 or size <= 0 or offset + size > whole.size:
+            raise UsageError(f"no fragment of {size} bytes at {offset} in {whole.size} bytes")
+        self._whole = whole
+        self._offset = offset
+        self.size = size
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        length = max(0, min(length, self.size - offset))
+        return self._whole.read_at(self._offset + offset, length) if length else b""
+
+
 class StorageNetwork:
     """The endpoints one transfer talks to, sharing one :class:`HttpClient`.
 
