@@ -78,6 +78,12 @@ def test_a_file_past_the_fragment_size_is_stored_as_fragments_and_read_back(
     assert fetched.exit_code == 0, fetched
     assert (tmp_path / "back.bin").read_bytes() == data
     assert fetched.json["segments"] == 3 * 2 + 1
+    by_roots = cli("download", ",".join(report["roots"]), "-o", str(tmp_path / "r.bin"), "--json")
+    assert by_roots.exit_code == 0, by_roots
+    assert by_roots.json["verified_against_ledger"] is True
+    assert (tmp_path / "r.bin").read_bytes() == data
+    twice = cli("download", f"{report['roots'][0]},{report['roots'][0]}", "-o", "x.bin")
+    assert twice.exit_code == 2, twice
 
     again = cli("upload", str(source), "--name", "dump-again.bin", "--json")
     assert again.exit_code == 0, again
@@ -222,3 +228,26 @@ def test_fragment_size_must_be_a_power_of_two_of_at_least_a_chunk(
         assert refused.exit_code == 2, refused
         assert "power of two" in refused.stderr
         assert "Traceback" not in refused.stderr
+
+
+def test_a_stream_past_the_fragment_size_is_split_after_spooling(
+    small_fragments: Callable[..., Result],
+    cli_process: Callable[..., Result],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    zerog_home: Path,
+) -> None:
+    cli = small_fragments
+    monkeypatch.setenv("ENCRYPTION_KEY", ENC_KEY)
+    data = os.urandom(2 * FRAGMENT + 999)
+
+    piped = cli_process(
+        "backup", "create", "-", "--name", "piped.dump", "--encrypt", "--json", stdin=data
+    )
+
+    assert piped.exit_code == 0, piped
+    assert [f["size"] for f in piped.json["fragments"]] == [FRAGMENT, FRAGMENT, 999 + 17]
+    restored = tmp_path / "piped.out"
+    back = cli("backup", "restore", str(piped.json["backup_id"]), "-o", str(restored))
+    assert back.exit_code == 0, back
+    assert restored.read_bytes() == data

@@ -302,3 +302,63 @@ def test_a_go_client_with_another_checksum_fails_the_install_loudly(tmp_path: Pa
     assert completed.returncode == 1, completed
     assert "SHA-256" in completed.stderr and go_client_tool.BINARY_SHA256 in completed.stderr
     assert str(fake) in completed.stderr
+
+
+FRAGMENTED = re.compile(r"file uploaded in (\d+) fragments, roots = ([0-9a-fx,]+)")
+
+
+def test_go_fragment_size_upload_reads_back_with_zerog_by_its_roots(
+    go_client: Path, go_devnet: DevnetProcess, zerog_on: Any, tmp_path: Path
+) -> None:
+    """`upload --fragment-size` cuts as zerog cuts: zerog reads it given the Go client's roots."""
+    fragment = 2 * merkle.SEGMENT_SIZE
+    data = pattern(3 * fragment + 777, seed=240)
+    source = tmp_path / "split-by-go.bin"
+    source.write_bytes(data)
+    args = ["upload", "--url", go_devnet.rpc_url, "--key", DEV_ACCOUNT_KEY, "--file", str(source)]
+    before = transactions(go_devnet)
+    log = run_go(
+        go_client,
+        *args,
+        "--indexer",
+        go_devnet.indexer_url,
+        "--fragment-size",
+        str(fragment),
+        cwd=tmp_path,
+    )
+    found = FRAGMENTED.search(log)
+    assert found, log[-3000:]
+    roots = found.group(2).split(",")
+    assert int(found.group(1)) == len(roots) == 4
+    pieces = [data[i : i + fragment] for i in range(0, len(data), fragment)]
+    assert roots == [merkle.tree_from_bytes(piece).root_hex for piece in pieces]
+    # The Go client batches up to --batch-size (10) fragments per Flow transaction.
+    assert transactions(go_devnet) == before + 1
+
+    output = tmp_path / "read-by-zerog.bin"
+    got = zerog_on("download", ",".join(roots), "-o", str(output), "--json")
+    assert got.exit_code == 0, got
+    assert output.read_bytes() == data
+    assert got.json["segments"] == 2 + 2 + 2 + 1
+
+
+def test_zerog_fragments_download_with_the_go_client_roots(
+    go_client: Path,
+    go_devnet: DevnetProcess,
+    zerog_on: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ZEROG_FRAGMENT_SIZE", str(2 * merkle.SEGMENT_SIZE))
+    data = pattern(5 * merkle.SEGMENT_SIZE + 99, seed=241)
+    source = tmp_path / "split-by-zerog.bin"
+    source.write_bytes(data)
+    uploaded = zerog_on("upload", str(source), "--json")
+    assert uploaded.exit_code == 0, uploaded
+    roots = uploaded.json["roots"]
+    assert len(roots) == 3
+
+    output = tmp_path / "read-by-go.bin"
+    args = ["download", "--roots", ",".join(roots), "--file", str(output), "--proof"]
+    run_go(go_client, *args, "--indexer", go_devnet.indexer_url, cwd=tmp_path)
+    assert output.read_bytes() == data

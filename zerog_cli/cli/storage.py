@@ -34,6 +34,7 @@ def register(app: typer.Typer) -> None:
             "zerog upload report.pdf --ns docs",
             "zerog upload db.dump --ns backups --name db-2026-11-26.dump --encrypt",
             "zerog upload big.iso --max-size 5GB --dry-run --json",
+            "ZEROG_FRAGMENT_SIZE=1GiB zerog upload disk.img --max-size 10GB --json",
             "zerog upload db.dump --gas-price 4gwei --gas-limit 600000",
             "pg_dump -Fc orders | zerog upload - --ns backups --name orders.dump",
             "zerog upload prices.csv --ns docs --replace",
@@ -47,6 +48,7 @@ def register(app: typer.Typer) -> None:
             "zerog download docs/prices.csv@1 -o prices-v1.csv",
             "zerog download 0x2a82…f9d4 -o restored.bin --size 3000",
             "zerog download backups/db.dump -o - | pg_restore -d app",
+            "zerog download 0x1f2e…,0x9c0d…,0x77ab… -o disk.img",
         ),
     )(download)
 
@@ -66,6 +68,7 @@ def _print_upload(report: dict[str, Any]) -> None:
             ("cost", format_usd(report["usd_micro"])),
         ]
         + ([("tx seq", report["tx_seq"])] if "tx_seq" in report else [])
+        + ([("roots", ",".join(report["roots"]))] if "roots" in report else [])
         + ([("on network", "already (not paid again)")] if report["already_on_network"] else [])
     )
     for name, entry in report.get("quota_after", {}).items():
@@ -157,7 +160,10 @@ def upload(
 def download(
     ref: Annotated[
         str,
-        typer.Argument(help="A 0x root, NAMESPACE/NAME, or NAMESPACE/NAME@N (version N)."),
+        typer.Argument(
+            help="A 0x root, NAMESPACE/NAME, NAMESPACE/NAME@N (version N), or ROOT1,ROOT2,..."
+            " (the fragments of one file, in order, as the official client's --roots)."
+        ),
     ],
     output: Annotated[
         str | None,

@@ -107,6 +107,8 @@ def resolve(context: Context, ref: str, user: str, *, size: int | None = None) -
     network: anyone may fetch it (and only its proofs vouch for it).
     """
     network = context.settings.profile
+    if "," in ref:
+        return _resolve_fragments(context, ref, user, size)
     if looks_like_root(ref):
         root = parse_root(ref)
         known = objects.by_root(context.ledger.conn, network, root)
@@ -142,6 +144,33 @@ def resolve(context: Context, ref: str, user: str, *, size: int | None = None) -
             f"{target.label}: the ledger records {target.record.size} bytes, not {size}"
         )
     return target
+
+
+def _resolve_fragments(context: Context, ref: str, user: str, size: int | None) -> Target:
+    """``R1,R2,...``: the fragments of one file in order, as the Go client's ``--roots``.
+
+    When the ledger records an object split into exactly these roots, it is that
+    object (read access, sizes and SHA-256 checked); otherwise the roots are
+    public data, each fragment's size whatever the nodes agree on.
+    """
+    roots = [parse_root(part.strip()) for part in ref.split(",")]
+    if len(set(roots)) != len(roots):
+        raise UsageError(f"a root is listed twice in {ref!r}")
+    network = context.settings.profile
+    for record in objects.by_root(context.ledger.conn, network, roots[0]):
+        target = target_for(context, record, size=size)
+        if [fragment.root for fragment in target.fragments] == roots:
+            if not namespaces.may(context, record.namespace, user, "read"):
+                raise PermissionDenied(
+                    f"{user} may not read {target.label}: no read role on {record.namespace}"
+                )
+            if size is not None and size != record.size:
+                raise IntegrityError(
+                    f"{target.label}: the ledger records {record.size} bytes, not {size}"
+                )
+            return target
+    unknown = tuple(Fragment(index, root, None, 0, 0) for index, root in enumerate(roots))
+    return Target(roots[0], None, size, unknown)
 
 
 def fetch_verified(
@@ -205,8 +234,12 @@ def _fetch_fragments(
 
     network = storage_network(context)
     sink = _DecryptingSink(counting, StreamDecryptor(symmetric_key=key) if key else None)
+    writer: Any = sink
     results = [
-        download(network, fragment.root, sink, expected_size=fragment.size, progress=progress)  # type: ignore[arg-type]
+        # A size of 0 is a fragment the ledger does not know: the nodes must agree on it.
+        download(
+            network, fragment.root, writer, expected_size=fragment.size or None, progress=progress
+        )
         for fragment in fragments
     ]
     if sink.decryptor is not None:
