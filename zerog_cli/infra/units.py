@@ -147,6 +147,11 @@ def format_0g(neuron: int) -> str:
     return f"{sign}{whole}.{fraction}" if fraction else f"{sign}{whole}"
 
 
+def amount_json(neuron: int) -> dict[str, str]:
+    """An amount as JSON reports give it: neuron as decimal text (it may pass 64 bits) and 0G."""
+    return {"neuron": str(neuron), "0g": format_0g(neuron)}
+
+
 GWEI = 10**9
 MAX_GAS_PRICE = 10**6 * GWEI
 """A million gwei per gas: far above any real price; a typo guard."""

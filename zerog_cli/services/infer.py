@@ -49,7 +49,7 @@ from zerog_cli.errors import (
     UsageError,
     ZerogError,
 )
-from zerog_cli.infra.units import format_0g, format_usd
+from zerog_cli.infra.units import amount_json, format_0g, format_usd
 from zerog_cli.ledger.quotas import Reserved
 from zerog_cli.services import quotas
 from zerog_cli.services.context import Context
@@ -118,10 +118,6 @@ def validate(request: AskRequest) -> None:
         parse_address(request.provider)
     if request.model is not None and not request.model.strip():
         raise UsageError("--model is empty")
-
-
-def _amount(neuron: int) -> dict[str, str]:
-    return {"neuron": str(neuron), "0g": format_0g(neuron)}
 
 
 def _messages(request: AskRequest) -> list[dict[str, Any]]:
@@ -347,7 +343,7 @@ def _estimate_report(context: Context, plan: _Plan) -> dict[str, Any]:
         "prompt_tokens": plan.prompt_tokens,
         "max_tokens": plan.max_tokens,
         "tokens_upper_bound": plan.tokens_bound,
-        "cost_upper_bound": {**_amount(plan.fee_bound), "usd_micro": plan.usd_bound},
+        "cost_upper_bound": {**amount_json(plan.fee_bound), "usd_micro": plan.usd_bound},
         "prices": {
             "input": str(plan.pricing.input_price),
             "output": str(plan.pricing.output_price),
@@ -356,8 +352,8 @@ def _estimate_report(context: Context, plan: _Plan) -> dict[str, Any]:
         },
         "spendable": None
         if account is None
-        else _amount(max(spendable(account, plan.unsettled or 0), 0)),
-        "unsettled": None if plan.unsettled is None else _amount(plan.unsettled),
+        else amount_json(max(spendable(account, plan.unsettled or 0), 0)),
+        "unsettled": None if plan.unsettled is None else amount_json(plan.unsettled),
         "verify": plan.verify,
         "fits_balance": funding is None,
         "balance_problem": None if funding is None else str(funding),

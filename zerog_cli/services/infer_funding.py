@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from zerog_cli.errors import NotFound, QuotaExceeded, RemoteError, UsageError
-from zerog_cli.infra.units import format_0g, parse_0g
+from zerog_cli.infra.units import amount_json, format_0g, parse_0g
 from zerog_cli.services.context import Context
 from zerog_cli.services.infer_chain import ComputeLink, connect, parse_address
 from zerog_cli.services.network import gas_options
@@ -42,17 +42,13 @@ def _amount_of(text: str) -> int:
     return neuron
 
 
-def _amount(neuron: int) -> dict[str, str]:
-    return {"neuron": str(neuron), "0g": format_0g(neuron)}
-
-
 def _ledger_view(ledger: Ledger | None) -> dict[str, Any] | None:
     if ledger is None:
         return None
     return {
-        "total": _amount(ledger.total_balance),
-        "available": _amount(ledger.available_balance),
-        "locked": _amount(ledger.locked),
+        "total": amount_json(ledger.total_balance),
+        "available": amount_json(ledger.available_balance),
+        "locked": amount_json(ledger.locked),
     }
 
 
@@ -60,8 +56,8 @@ def _account_view(account: SubAccount | None) -> dict[str, Any] | None:
     if account is None:
         return None
     return {
-        "balance": _amount(account.balance),
-        "pending_refund": _amount(account.pending_refund),
+        "balance": amount_json(account.balance),
+        "pending_refund": amount_json(account.pending_refund),
         "acknowledged": account.acknowledged,
     }
 
@@ -122,7 +118,7 @@ def deposit(context: Context, amount_text: str, confirm: Confirm) -> dict[str, A
     return {
         "action": "deposit",
         "wallet": link.address,
-        "amount": _amount(amount),
+        "amount": amount_json(amount),
         **_receipt_view(receipt),
         "ledger": _ledger_view(contracts.get_ledger(link.address)),
     }
@@ -173,7 +169,7 @@ def transfer(
         "action": "transfer",
         "wallet": link.address,
         "provider": provider,
-        "amount": _amount(amount),
+        "amount": amount_json(amount),
         **_receipt_view(receipt),
         "ledger": _ledger_view(contracts.get_ledger(link.address)),
         "sub_account": _account_view(contracts.get_account(link.address, provider)),
@@ -224,7 +220,7 @@ def refund_views(account: SubAccount, lock_time: int, chain_time: int) -> list[d
         unlocks = refund.created_at + lock_time
         views.append(
             {
-                "amount": _amount(refund.amount),
+                "amount": amount_json(refund.amount),
                 "requested_at": _utc(refund.created_at),
                 "unlocks_at": _utc(unlocks),
                 "unlocked": chain_time >= unlocks,
@@ -271,8 +267,8 @@ def retrieve(context: Context, provider_text: str, confirm: Confirm) -> dict[str
         "action": "retrieve",
         "wallet": link.address,
         "provider": provider,
-        "returned": _amount(unlocked),
-        "requested": _amount(requested),
+        "returned": amount_json(unlocked),
+        "requested": amount_json(requested),
         "lock_time": lock_time,
     }
     if unlocked == 0 and requested == 0:
@@ -353,11 +349,11 @@ def refund(context: Context, amount_text: str, confirm: Confirm) -> dict[str, An
     return {
         "action": "refund",
         "wallet": link.address,
-        "amount": _amount(amount),
+        "amount": amount_json(amount),
         **_receipt_view(receipt),
         "ledger_deleted": closes,
         "ledger": _ledger_view(contracts.get_ledger(link.address)),
-        "wallet_balance": _amount(link.chain.evm.balance(link.address)),
+        "wallet_balance": amount_json(link.chain.evm.balance(link.address)),
     }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from zerog_cli.errors import NotFound, UsageError
-from zerog_cli.infra.units import INT64_MAX, format_0g
+from zerog_cli.infra.units import INT64_MAX, amount_json
 from zerog_cli.ledger import alerts
 from zerog_cli.ledger import inference as inference_rows
 from zerog_cli.ledger.db import Page
@@ -15,10 +15,6 @@ from zerog_cli.services.infer_funding import refund_views
 
 if TYPE_CHECKING:
     from zerog_cli.zerog.compute import Service
-
-
-def _amount(neuron: int) -> dict[str, str]:
-    return {"neuron": str(neuron), "0g": format_0g(neuron)}
 
 
 USAGE_CLAIM_ALERT = "usage_claim"
@@ -75,16 +71,16 @@ def account(context: Context) -> dict[str, Any]:
         "wallet": link.address,
         "network": context.settings.profile,
         "chain_id": link.chain.chain_id,
-        "wallet_balance": _amount(link.chain.evm.balance(link.address)),
+        "wallet_balance": amount_json(link.chain.evm.balance(link.address)),
         "ledger": None,
         "sub_accounts": [],
     }
     if ledger is None:
         return report
     report["ledger"] = {
-        "total": _amount(ledger.total_balance),
-        "available": _amount(ledger.available_balance),
-        "locked": _amount(ledger.locked),
+        "total": amount_json(ledger.total_balance),
+        "available": amount_json(ledger.available_balance),
+        "locked": amount_json(ledger.locked),
     }
     lock_time = contracts.lock_time()
     chain_time = link.chain.evm.block_time()
@@ -104,11 +100,11 @@ def account(context: Context) -> dict[str, Any]:
             {
                 "provider": provider,
                 "model": None if service is None else service.model,
-                "balance": _amount(sub.balance),
-                "pending_refund": _amount(sub.pending_refund),
+                "balance": amount_json(sub.balance),
+                "pending_refund": amount_json(sub.pending_refund),
                 "refunds": refund_views(sub, lock_time, chain_time),
-                "unsettled": None if unsettled is None else _amount(unsettled),
-                "spendable": _amount(max(spendable(sub, unsettled or 0), 0)),
+                "unsettled": None if unsettled is None else amount_json(unsettled),
+                "spendable": amount_json(max(spendable(sub, unsettled or 0), 0)),
                 "acknowledged": sub.acknowledged,
                 "generation": sub.generation,
             }

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from zerog_cli.errors import IntegrityError, NotFound, UsageError, ZerogError
-from zerog_cli.infra.units import format_0g
+from zerog_cli.infra.units import amount_json, format_0g
 from zerog_cli.ledger.quotas import Reserved
 from zerog_cli.services import quotas
 from zerog_cli.services.context import Context
@@ -47,10 +47,6 @@ MODELS_TTL_S = 60.0
 
 _models_cache: dict[str, tuple[float, list[RouterModel]]] = {}
 _models_lock = threading.Lock()
-
-
-def _amount(neuron: int) -> dict[str, str]:
-    return {"neuron": str(neuron), "0g": format_0g(neuron)}
 
 
 def backend_for(context: Context, via: str | None) -> str:
@@ -152,15 +148,15 @@ def account_report(context: Context) -> dict[str, Any]:
     return {
         "router_url": router_base(context),
         "address": balance.address,
-        "ledger": _amount(balance.ledger_total),
-        "deposit": _amount(balance.deposit),
-        "credit": _amount(balance.credit),
+        "ledger": amount_json(balance.ledger_total),
+        "deposit": amount_json(balance.deposit),
+        "credit": amount_json(balance.credit),
         "pending_charge": None
         if balance.pending_charge is None
-        else _amount(balance.pending_charge),
-        "vault": None if balance.vault is None else _amount(balance.vault),
-        "funds": None if funds is None else _amount(funds),
-        "owed_to_router": None if funds is None or funds >= 0 else _amount(-funds),
+        else amount_json(balance.pending_charge),
+        "vault": None if balance.vault is None else amount_json(balance.vault),
+        "funds": None if funds is None else amount_json(funds),
+        "owed_to_router": None if funds is None or funds >= 0 else amount_json(-funds),
         "payment_layer_address": context.settings.payment_layer_address,
         "deposit_how": DEPOSIT_HINT,
     }
@@ -292,7 +288,7 @@ def _estimate_report(context: Context, plan: _RoutedPlan, request: AskRequest) -
         "prompt_tokens": plan.prompt_tokens,
         "max_tokens": request.max_tokens,
         "tokens_upper_bound": plan.tokens_bound,
-        "cost_upper_bound": {**_amount(plan.fee_bound), "usd_micro": plan.usd_bound},
+        "cost_upper_bound": {**amount_json(plan.fee_bound), "usd_micro": plan.usd_bound},
         "prices": {
             "input": str(plan.model.prompt_price),
             "output": str(plan.model.completion_price),

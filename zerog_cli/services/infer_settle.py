@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from zerog_cli.infra.units import format_0g
+from zerog_cli.infra.units import amount_json
 from zerog_cli.ledger import alerts
 from zerog_cli.ledger import inference as inference_rows
 from zerog_cli.ledger import quotas as quota_rows
@@ -69,11 +69,7 @@ class Spent:
 
     def cost_json(self) -> dict[str, str | int]:
         """What was charged as ``ask`` reports it: neuron, 0G and micro-USD."""
-        return {
-            "neuron": str(self.neuron),
-            "0g": format_0g(self.neuron),
-            "usd_micro": self.usd_micro,
-        }
+        return {**amount_json(self.neuron), "usd_micro": self.usd_micro}
 
 
 @dataclass(frozen=True)
