@@ -251,3 +251,37 @@ def test_a_stream_past_the_fragment_size_is_split_after_spooling(
     back = cli("backup", "restore", str(piped.json["backup_id"]), "-o", str(restored))
     assert back.exit_code == 0, back
     assert restored.read_bytes() == data
+
+
+@pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "encrypted"])
+def test_restore_path_reads_a_member_from_the_fragments_that_hold_it(
+    small_fragments: Callable[..., Result],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    encrypted: bool,
+) -> None:
+    cli = small_fragments
+    monkeypatch.setenv("ENCRYPTION_KEY", ENC_KEY)
+    folder = tmp_path / "site"
+    folder.mkdir()
+    big = os.urandom(FRAGMENT + FRAGMENT // 2)
+    (folder / "a-big.bin").write_bytes(big)
+    (folder / "z-last.txt").write_bytes(b"the member in the last fragment\n" * 100)
+    flags = ["--encrypt"] if encrypted else []
+    made = cli("backup", "create", str(folder), *flags, "--json")
+    assert made.exit_code == 0, made
+    assert len(made.json["fragments"]) == 2, "a-big.bin spans both; z-last.txt is in the second"
+
+    for member, expected in (
+        ("a-big.bin", big),
+        ("z-last.txt", b"the member in the last fragment\n" * 100),
+    ):
+        out = tmp_path / f"out-{member}"
+        one = cli(
+            "backup", "restore", str(made.json["backup_id"]), "--path", member, "-o", str(out)
+        )
+        assert one.exit_code == 0, one
+        assert out.read_bytes() == expected
+    whole = cli("backup", "restore", str(made.json["backup_id"]), "--to", str(tmp_path / "back"))
+    assert whole.exit_code == 0, whole
+    assert (tmp_path / "back" / "a-big.bin").read_bytes() == big

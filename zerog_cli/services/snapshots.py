@@ -237,7 +237,7 @@ def restore_tree(
     the index. The tree is built in a hidden folder beside ``destination``
     and renamed into place at the end, so a refusal leaves nothing behind.
     """
-    from zerog_cli.services.download import Target, fetch_verified
+    from zerog_cli.services.download import fetch_verified, target_for
 
     started = time.monotonic()
     record = _record(context, backup_id)
@@ -251,7 +251,7 @@ def restore_tree(
     try:
         with _spool(context, "zerog-restore-") as archive:
             with archive.open("wb") as sink:
-                fetch_verified(context, Target(record.root, record), sink, progress=progress)
+                fetch_verified(context, target_for(context, record), sink, progress=progress)
             written = extract(archive, building, members)
         if destination.exists():
             destination.rmdir()
@@ -301,7 +301,8 @@ def write_member(
 ) -> int:
     """Write ``member`` into ``sink`` from the segments covering it only; the bytes fetched.
 
-    Each segment is checked against the archive's root with its Merkle proof,
+    Each segment is checked with its Merkle proof against the archive's root, or
+    its fragment's root when the archive was split at ``fragment_size``,
     then the member's SHA-256 against the index (IntegrityError; the caller
     discards what was written). Segments come in batches, so memory stays flat.
     """
@@ -319,23 +320,39 @@ def write_member(
     fetched = written = 0
     cipher: CtrStream | None = None
     network = storage_network(context)
-    covering = list(range(start // SEGMENT_SIZE, (end - 1) // SEGMENT_SIZE + 1))
-    for batch_start in range(0, len(covering) if member.size else 0, MEMBER_BATCH_SEGMENTS):
-        batch = covering[batch_start : batch_start + MEMBER_BATCH_SEGMENTS]
-        extra = [0] if record.encrypted and cipher is None else []
-        read = read_segments(network, record.root, batch + extra, expected_size=stored_size)
+    # (root, offset in the stored stream, size): the archive, or its fragments in order.
+    fragments = objects.fragments_of(context.ledger.conn, record.id)
+    pieces = [(f.root, f.offset, f.size) for f in fragments] or [(record.root, 0, stored_size)]
+    if record.encrypted and pieces[0][1] + pieces[0][2] <= start:
+        # The header sits in the first fragment, which holds none of the member.
+        read = read_segments(network, pieces[0][0], [0], expected_size=pieces[0][2])
         fetched += read.bytes_read
-        if record.encrypted and cipher is None:
-            nonce = parse_header(read.data[0][:header]).nonce
-            cipher = CtrStream(encryption_key(context), nonce, member.offset)
-        base = batch[0] * SEGMENT_SIZE
-        joined = b"".join(read.data[index] for index in batch)
-        piece = joined[max(start, base) - base : min(end, base + len(joined)) - base]
-        if cipher is not None:
-            piece = cipher.update(piece)
-        digest.update(piece)
-        sink.write(piece)
-        written += len(piece)
+        nonce = parse_header(read.data[0][:header]).nonce
+        cipher = CtrStream(encryption_key(context), nonce, member.offset)
+    for root, piece_offset, piece_size in pieces:
+        low, high = max(start, piece_offset), min(end, piece_offset + piece_size)
+        if low >= high:
+            continue
+        local_start, local_end = low - piece_offset, high - piece_offset
+        covering = list(range(local_start // SEGMENT_SIZE, (local_end - 1) // SEGMENT_SIZE + 1))
+        for batch_start in range(0, len(covering), MEMBER_BATCH_SEGMENTS):
+            batch = covering[batch_start : batch_start + MEMBER_BATCH_SEGMENTS]
+            extra = [0] if record.encrypted and cipher is None else []
+            read = read_segments(network, root, batch + extra, expected_size=piece_size)
+            fetched += read.bytes_read
+            if record.encrypted and cipher is None:
+                nonce = parse_header(read.data[0][:header]).nonce
+                cipher = CtrStream(encryption_key(context), nonce, member.offset)
+            base = batch[0] * SEGMENT_SIZE
+            joined = b"".join(read.data[index] for index in batch)
+            piece = joined[
+                max(local_start, base) - base : min(local_end, base + len(joined)) - base
+            ]
+            if cipher is not None:
+                piece = cipher.update(piece)
+            digest.update(piece)
+            sink.write(piece)
+            written += len(piece)
     if written != member.size or digest.hexdigest() != member.sha256:
         raise IntegrityError(
             f"member {member.path!r}: {written} bytes with SHA-256 {digest.hexdigest()}, the "
