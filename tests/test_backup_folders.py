@@ -338,21 +338,39 @@ def test_restore_refuses_an_archive_that_differs_from_its_index(
     assert not (tmp_path / "b").exists()
 
 
-def test_a_failing_tar_writer_is_its_own_error_not_an_empty_stream(tmp_path: Path) -> None:
-    """The folder's tar is written in a thread into the spool: its failure must surface."""
-    from zerog_cli.services.spool import StreamInput, spool
+def test_a_snapshot_whose_tar_producer_fails_stores_nothing(
+    cli: Callable[..., Result], net: DevnetProcess, tmp_path: Path, zerog_home: Path
+) -> None:
+    """The tar is written by a producer process: its failure refuses the input (exit 10)."""
+    import sqlite3
 
-    def fails_at_once(sink: Any) -> None:
-        raise PermissionError("cannot read secret.key")
+    source = make_tree(tmp_path / "src")
+    (source / os.fsdecode(b"caf\xe9.txt")).write_text("latin-1 name\n")
+    failed = cli("backup", "create", str(source), "--label", "bad")
+    assert failed.exit_code == 10, failed
+    assert "nothing was stored" in failed.stderr
+    with sqlite3.connect(zerog_home / "ledger.db") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM storage_backups").fetchone() == (0,)
+        assert conn.execute("SELECT COUNT(*) FROM objects").fetchone() == (0,)
 
-    def fails_half_way(sink: Any) -> None:
-        sink.write(b"x" * 100_000)
-        raise PermissionError("cannot read the second file")
 
-    for writer, message in ((fails_at_once, "secret.key"), (fails_half_way, "second file")):
-        with (
-            pytest.raises(PermissionError, match=message),
-            spool(StreamInput(writer=writer, name="a tar stream"), tmp_path),
-        ):
-            pass
-        assert list(tmp_path.iterdir()) == [], "the spool file is removed"
+def test_the_archive_producer_fails_in_one_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "zerog_cli.infra.archive",
+            str(tmp_path / "gone"),
+            str(tmp_path / "i"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith("zerog: ") and "gone" in done.stderr
+    assert done.stderr.count("\n") == 1, "one line, no traceback"
+    assert not (tmp_path / "i").exists()

@@ -20,9 +20,11 @@ every file's SHA-256, and never writes through a symlink.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import posixpath
 import stat
+import sys
 import tarfile
 from collections import Counter
 from collections.abc import Iterator
@@ -30,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
-from zerog_cli.errors import IntegrityError, UsageError
+from zerog_cli.errors import IntegrityError, UsageError, ZerogError
 
 INDEX_SCHEMA = "zerog.snapshot-index/1"
 KINDS = ("file", "dir", "symlink")
@@ -326,3 +328,26 @@ def extract(archive: Path, destination: Path, index: list[Member]) -> int:
             os.chmod(folder, member.mode & 0o777)
             os.utime(folder, (member.mtime, member.mtime))
     return written
+
+
+def main(argv: list[str]) -> int:
+    """``python -m zerog_cli.infra.archive FOLDER INDEX``: the tar on stdout, its index in INDEX.
+
+    `backup create DIR` runs this as the producer of its upload stream, so the
+    tar is written on another core than the one hashing it, as ``tar cf -``
+    would be; a failure is one line on stderr and a non-zero exit, which the
+    spool turns into a refused input (nothing stored).
+    """
+    folder, index = Path(argv[0]), Path(argv[1])
+    try:
+        snapshot = write_snapshot(folder, sys.stdout.buffer)
+        sys.stdout.buffer.flush()
+        index.write_text(json.dumps(snapshot.index_document(), sort_keys=True), encoding="utf-8")
+    except (OSError, ZerogError) as error:
+        print(f"zerog: {folder}: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -33,11 +33,9 @@ from typing import IO, TYPE_CHECKING, Any
 from zerog_cli.errors import IntegrityError, NotFound, UsageError
 from zerog_cli.infra.archive import (
     Member,
-    Snapshot,
     check_index,
     check_member,
     extract,
-    write_snapshot,
 )
 from zerog_cli.infra.files import atomic_output
 from zerog_cli.ledger import backups as rows
@@ -78,27 +76,32 @@ def create(
 ) -> dict[str, Any]:
     """Snapshot ``folder`` as ``<label>/<time>-<folder>.tar`` plus its index; record both.
 
-    The tar stream goes through the upload's spool (`services.spool`): written
-    once to the private spool file while its SHA-256 and 0G root are computed.
+    The tar stream goes through the upload's spool (`services.spool`): a
+    producer process (`infra.archive`'s main, on another core) writes it, and
+    it is copied once to the private spool file while its SHA-256 and 0G root
+    are computed; the producer's failure refuses the input (exit 10).
     """
     from zerog_cli.services.spool import StreamInput
 
-    written: list[Snapshot] = []
-
-    def write(sink: IO[bytes]) -> None:
-        written.append(write_snapshot(folder, sink))
-
-    return upload_snapshot(
-        context,
-        StreamInput(writer=write, name=f"the tar stream of {folder}"),
-        lambda: written[0].index_document(),
-        source=folder,
-        namespace=namespace,
-        label=label,
-        encrypt=encrypt,
-        progress=progress,
-        name=name,
-    )
+    with _spool(context, "zerog-index-") as index_file:
+        producer = (
+            sys.executable,
+            "-m",
+            "zerog_cli.infra.archive",
+            str(folder.absolute()),
+            str(index_file),
+        )
+        return upload_snapshot(
+            context,
+            StreamInput(command=producer, name=f"the tar stream of {folder}"),
+            lambda: json.loads(index_file.read_text(encoding="utf-8")),
+            source=folder,
+            namespace=namespace,
+            label=label,
+            encrypt=encrypt,
+            progress=progress,
+            name=name,
+        )
 
 
 def upload_snapshot(

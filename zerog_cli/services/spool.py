@@ -24,8 +24,7 @@ import os
 import signal
 import subprocess
 import tempfile
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,19 +43,16 @@ SPOOL_PREFIX = "zerog-spool-"
 
 @dataclass(frozen=True)
 class StreamInput:
-    """Bytes that can be read once: standard input, a producer command's output, or
-    what ``writer`` writes (a folder's tar stream, say)."""
+    """Bytes that can be read once: standard input, or a producer command's output."""
 
     command: tuple[str, ...] | None = None
-    writer: Callable[[IO[bytes]], object] | None = None
-    """Writes the stream into the file object it is given; run in a thread."""
     name: str | None = None
-    """How messages call a ``writer`` stream."""
+    """How messages call the stream (default: standard input, or the producer command)."""
 
     @property
     def description(self) -> str:
-        if self.writer is not None:
-            return self.name or "a generated stream"
+        if self.name is not None:
+            return self.name
         if self.command is None:
             return "standard input"
         return f"producer `{' '.join(self.command)}`"
@@ -164,10 +160,6 @@ def _opened(source: StreamInput) -> Iterator[IO[bytes]]:
     A producer that failed is named even when its failure shows up here first as
     an empty stream; one still running when reading stops (an error, Ctrl-C) is killed.
     """
-    if source.writer is not None:
-        with _written(source.writer) as stream:
-            yield stream
-        return
     if source.command is None:
         yield standard_input(f"`-` ({source.description})").buffer
         return
@@ -192,40 +184,6 @@ def _opened(source: StreamInput) -> Iterator[IO[bytes]]:
     status = process.wait()
     if status != 0:
         raise _producer_failure(source, status)
-
-
-@contextmanager
-def _written(writer: Callable[[IO[bytes]], object]) -> Iterator[IO[bytes]]:
-    """The bytes ``writer`` writes, through a pipe from a thread; its error is raised here.
-
-    The reader stops early only by raising: closing the read end then makes the
-    writer fail with a broken pipe, so the thread always ends.
-    """
-    read_fd, write_fd = os.pipe()
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            with os.fdopen(write_fd, "wb") as sink:
-                writer(sink)
-        except BaseException as error:
-            failure.append(error)
-
-    thread = threading.Thread(target=run, name="zerog-stream-writer", daemon=True)
-    thread.start()
-    with os.fdopen(read_fd, "rb") as stream:
-        try:
-            yield stream
-        except BaseException:
-            stream.close()
-            thread.join()
-            # A writer that failed first ended the stream early: its error is the cause.
-            if failure and not isinstance(failure[0], BrokenPipeError):
-                raise failure[0] from None
-            raise
-    thread.join()
-    if failure:
-        raise failure[0]
 
 
 def _producer_failure(source: StreamInput, status: int) -> EnvironmentFailure:
