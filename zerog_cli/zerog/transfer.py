@@ -1218,26 +1218,3 @@ def read_segments(
             used.add(node_url)
             healed += was_healed
     return SegmentsRead(root, size, total, data, sorted(used), healed)
-
-
-def read_range(
-    network: StorageNetwork,
-    root: str,
-    offset: int,
-    length: int,
-    *,
-    expected_size: int | None = None,
-) -> tuple[bytes, SegmentsRead]:
-    """The stored bytes ``[offset, offset + length)`` of ``root``, from its covering segments."""
-    if offset < 0 or length < 0:
-        raise UsageError("a byte range needs an offset and a length of 0 or more")
-    first = offset // SEGMENT_SIZE
-    last = max(first, (offset + length - 1) // SEGMENT_SIZE)
-    read = read_segments(network, root, range(first, last + 1), expected_size=expected_size)
-    if offset + length > read.size:
-        raise IntegrityError(
-            f"{root} holds {read.size} bytes; the range {offset}+{length} runs past its end"
-        )
-    joined = b"".join(read.data[index] for index in range(first, last + 1))
-    start = offset - first * SEGMENT_SIZE
-    return joined[start : start + length], read
