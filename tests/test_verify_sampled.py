@@ -59,6 +59,9 @@ def test_sampled_verify_reads_only_the_sample_and_records_its_coverage(
     assert segment_requests(net) == 2, "first and last only: 10% of 20 is 2"
     assert item["bytes_checked"] == 2 * SEGMENT - 1000
 
+    shown = cli("verify", str(backup["backup_id"]), "--read-data-subset", "10%", "-v")
+    assert shown.exit_code == 0, shown
+    assert "(sampled 2 of 20 segments)" in shown.stdout
     net.reset_stats()
     quarter = cli("verify", str(backup["backup_id"]), "--read-data-subset", "25%", "--json")
     assert quarter.exit_code == 0, quarter
@@ -81,6 +84,7 @@ def test_sampled_verify_reads_only_the_sample_and_records_its_coverage(
     )
     assert segment_requests(net) >= 20
     assert coverage(zerog_home, backup["backup_id"]) == [
+        ("ok", "sampled", 2, 20, 2 * SEGMENT - 1000),
         ("ok", "sampled", 2, 20, 2 * SEGMENT - 1000),
         ("ok", "sampled", 5, 20, quarter.json["items"][0]["bytes_checked"]),
         ("ok", "sampled", 5, 20, part.json["items"][0]["bytes_checked"]),

@@ -180,6 +180,8 @@ class ItemResult:
     def line(self) -> str:
         """One line like rclone's ``check --combined``: symbol, id, ns/name, why."""
         text = f"{self.symbol} {self.backup_id} {self.label}"
+        if self.kind == "sampled" and self.segments_checked is not None:
+            text += f" (sampled {self.segments_checked} of {self.segments_total} segments)"
         return f"{text}: {self.error}" if self.error else text
 
     def to_json(self) -> dict[str, Any]:
