@@ -52,7 +52,9 @@ def stub(monkeypatch: pytest.MonkeyPatch, clock: Clock) -> Iterator[dict[int, st
     """Replace the download with 10 s of fake work; statuses per backup id (default ok)."""
     statuses: dict[int, str] = {}
 
-    def fake_check(context: Context, backup: Backup, run_id: str) -> verify.ItemResult:
+    def fake_check(
+        context: Context, backup: Backup, run_id: str, *_sampling: object
+    ) -> verify.ItemResult:
         clock.advance(10)
         status = statuses.get(backup.id, "ok")
         codes = {"ok": 0, "mismatch": 3, "missing": 7, "error": 6}
