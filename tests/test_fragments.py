@@ -62,6 +62,8 @@ def test_a_file_past_the_fragment_size_is_stored_as_fragments_and_read_back(
     assert report["sha256"] == hashlib.sha256(data).hexdigest()
     assert net.stats()["transactions"] == transactions + 4, "one Flow submission per fragment"
     assert report["fee_neuron"] == str(sum(int(f["fee_neuron"]) for f in report["fragments"]))
+    # Priced once for the whole at the default 100,000 micro-USD per GB, not per fragment.
+    assert report["usd_micro"] == -(-len(data) * 100_000 // 1_000_000_000) == 158
     stored = _rows(
         zerog_home, "SELECT position, root, offset, size FROM object_fragments ORDER BY position"
     )

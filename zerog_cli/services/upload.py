@@ -425,15 +425,17 @@ def _upload(
         result_label = "error" if isinstance(error, ZerogError) else "interrupted"
         metrics.storage_operations.labels(request.operation, result_label).inc()
         raise
-    fee_neuron = usd_paid = 0
+    # Priced for the bytes paid now taken together (as reserved), not rounded per fragment.
+    fee_neuron = usd_paid = paid_now_bytes = 0
     for part, result in zip(parts, results, strict=True):
         recovered = adopted.get(part.tree.root_hex)
         if result.fee_neuron > 0:
             fee_neuron += result.fee_neuron
-            usd_paid += quotas.storage_usd_micro(part.tree.size, settings)
+            paid_now_bytes += part.tree.size
         elif recovered is not None:
             fee_neuron += int(recovered["fee_neuron"])
             usd_paid += int(recovered["usd_micro"])
+    usd_paid += quotas.storage_usd_micro(paid_now_bytes, settings)
     paid = fee_neuron > 0
     spent = Reserved(storage_bytes=stored_size if paid else 0, usd_micro=usd_paid if paid else 0)
     first = results[0]
