@@ -132,3 +132,29 @@ def test_a_step_down_with_yes_writes_a_backup_first(
     (zerog_home / "ledger.db").write_bytes(saved.read_bytes())
     replay = cli_process("auth", "verify", MESSAGE, busy_ledger, "--scope", "deploy")
     assert replay.exit_code == 5 and "replay refused" in replay.stderr, replay
+
+
+def test_ns_rm_force_writes_a_backup_before_it_drops_object_records(
+    zerog: Callable[..., Result], zerog_home: Path, attack: AttackContext
+) -> None:
+    assert zerog("ns", "create", "scratch").exit_code == 0
+    with sqlite3.connect(zerog_home / "ledger.db") as conn:
+        conn.execute(
+            "INSERT INTO objects (namespace, name, root, size, sha256, network, encrypted,"
+            " created_at) VALUES ('scratch', 'a.bin', '0x' || hex(zeroblob(32)), 3, 'ab',"
+            " 'devnet', 0, '2026-11-29T00:00:00Z')"
+        )
+    conn.close()
+    before = table_rows(zerog_home / "ledger.db")
+    with attack("destructive ledger", "ns rm --force keeps a backup of the records it drops"):
+        result = zerog("ns", "rm", "scratch", "--force", "--json")
+        assert result.exit_code == 0, result
+        saved = Path(result.json["backup"])
+        assert saved.parent == zerog_home / "ledger-backups"
+        assert f"ledger backed up to {saved}" in result.stderr
+        assert table_rows(saved) == before
+        assert table_rows(zerog_home / "ledger.db")["objects"] == []
+    empty = zerog("ns", "create", "empty")
+    assert empty.exit_code == 0
+    nothing_to_keep = zerog("ns", "rm", "empty", "--json")
+    assert nothing_to_keep.exit_code == 0 and nothing_to_keep.json["backup"] is None

@@ -205,7 +205,12 @@ def revoke(
 @command(app, "rm", epilog=examples("zerog ns rm scratch", "zerog ns rm old-backups --force"))
 def remove(
     name: Annotated[str, typer.Argument(help="Namespace.", autocompletion=complete_namespace)],
-    force: Annotated[bool, typer.Option("--force", help="Also remove its object records.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Also remove its object records (a ledger backup is written first)."
+        ),
+    ] = False,
     as_user: AsUser = None,
 ) -> None:
     """Remove a namespace's records. Data on 0G is immutable: the objects stay on the network."""
@@ -213,6 +218,8 @@ def remove(
 
     data = namespaces.remove(state().context, name, _acting(as_user), force=force)
     removed = data["removed"]
+    if data["backup"]:
+        state().output.info(f"ledger backed up to {data['backup']}")
     state().output.info(
         "note: 0G storage is immutable; the objects stay on the network, only their records go"
     )

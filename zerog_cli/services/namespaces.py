@@ -205,13 +205,26 @@ def revoke(context: Context, name: str, grantee: str, user: str) -> dict[str, An
 
 
 def remove(context: Context, name: str, user: str, *, force: bool) -> dict[str, Any]:
-    """Delete the namespace's records. The data on 0G is immutable and stays there."""
+    """Delete the namespace's records. The data on 0G is immutable and stays there.
+
+    Dropping object records (``force``) first writes a `ledger backup` into
+    ``ledger-backups/``: without its record, an object is only a root nobody can find.
+    """
     require(context, name, user, "manage")
+    saved: dict[str, Any] | None = None
+    count = objects.count_in_namespace(context.ledger.conn, name)
+    if count and not force:
+        raise UsageError(
+            f"namespace {name!r} holds {count} object record(s); pass --force to remove them"
+        )
+    if count:
+        from zerog_cli.ledger import admin
+
+        saved = admin.safety_backup(context.ledger, f"ns-rm-{name}")
     with context.ledger.transaction() as conn:
-        count = objects.count_in_namespace(conn, name)
-        if count and not force:
-            raise UsageError(
-                f"namespace {name!r} holds {count} object record(s); pass --force to remove them"
-            )
         removed = rows.delete(conn, name)
-    return {"namespace": name, "removed": removed}
+    return {
+        "namespace": name,
+        "removed": removed,
+        "backup": None if saved is None else saved["destination"],
+    }
