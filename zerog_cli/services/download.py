@@ -99,15 +99,16 @@ def target_for(context: Context, record: StoredObject, *, size: int | None = Non
 
 
 def resolve(context: Context, ref: str, user: str, *, size: int | None = None) -> Target:
-    """A 0x root, NS/NAME or NS/NAME@VERSION, if ``user`` may read it; ``size`` pins the
-    file's size.
+    """A 0x root, R1,R2,… (a split file's roots), NS/NAME or NS/NAME@VERSION, if ``user``
+    may read it; ``size`` pins the file's size. A reference with a ``/`` is always a name
+    (names may hold commas; roots never hold a slash).
 
     A root the ledger records needs read on one of the namespaces that hold it,
     as a name does. A root the ledger does not know is public data on the
     network: anyone may fetch it (and only its proofs vouch for it).
     """
     network = context.settings.profile
-    if "," in ref:
+    if "," in ref and "/" not in ref:
         return _resolve_fragments(context, ref, user, size)
     if looks_like_root(ref):
         root = parse_root(ref)
