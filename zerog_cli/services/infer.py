@@ -50,7 +50,6 @@ from zerog_cli.errors import (
     ZerogError,
 )
 from zerog_cli.infra.units import amount_json, format_0g, format_usd
-from zerog_cli.ledger.quotas import Reserved
 from zerog_cli.services import quotas
 from zerog_cli.services.context import Context
 from zerog_cli.services.infer_chain import (
@@ -67,6 +66,7 @@ from zerog_cli.services.infer_settle import (
     UsageClaim,
     quota_warnings,
     record_and_settle,
+    reserve_inference,
 )
 
 if TYPE_CHECKING:
@@ -485,12 +485,8 @@ def ask(context: Context, request: AskRequest, on_delta: DeltaSink | None = None
     if funding is not None:
         raise funding
     user = context.acting_user
-    reservation = quotas.reserve(
-        context,
-        user,
-        None,
-        Reserved(tokens=plan.tokens_bound, usd_micro=plan.usd_bound),
-        purpose="infer",
+    reservation = reserve_inference(
+        context, user, tokens_bound=plan.tokens_bound, usd_bound=plan.usd_bound
     )
     exchange = Exchange(
         chat_request_body(

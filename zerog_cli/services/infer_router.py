@@ -31,11 +31,16 @@ from typing import TYPE_CHECKING, Any
 
 from zerog_cli.errors import IntegrityError, NotFound, UsageError, ZerogError
 from zerog_cli.infra.units import amount_json, format_0g
-from zerog_cli.ledger.quotas import Reserved
 from zerog_cli.services import quotas
 from zerog_cli.services.context import Context
 from zerog_cli.services.infer_exchange import DeltaSink, Exchange, send_routed
-from zerog_cli.services.infer_settle import Answered, Spent, quota_warnings, record_and_settle
+from zerog_cli.services.infer_settle import (
+    Answered,
+    Spent,
+    quota_warnings,
+    record_and_settle,
+    reserve_inference,
+)
 from zerog_cli.zerog.router import API_KEY_SECRET, RouterModel, Routing, parse_trace
 
 if TYPE_CHECKING:
@@ -327,12 +332,8 @@ def ask(context: Context, request: AskRequest, on_delta: DeltaSink | None = None
     headers = {**_authorization(context), **routing.headers()}
     url = f"{router_base(context)}/chat/completions"
     user = context.acting_user
-    reservation = quotas.reserve(
-        context,
-        user,
-        None,
-        Reserved(tokens=plan.tokens_bound, usd_micro=plan.usd_bound),
-        purpose="infer",
+    reservation = reserve_inference(
+        context, user, tokens_bound=plan.tokens_bound, usd_bound=plan.usd_bound
     )
     body = chat_request_body(
         plan.model.id,

@@ -85,6 +85,16 @@ class Answered:
     binding: str | None = None
 
 
+def reserve_inference(
+    context: Context, user: str, *, tokens_bound: int, usd_bound: int
+) -> quotas.Reservation:
+    """Hold the most a request can cost against ``user``'s quota before it is sent;
+    `record_and_settle` settles or releases the hold with what the answer cost."""
+    return quotas.reserve(
+        context, user, None, Reserved(tokens=tokens_bound, usd_micro=usd_bound), purpose="infer"
+    )
+
+
 def record_and_settle(
     context: Context,
     request: AskRequest,
