@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from zerog_cli.devnet.chains import BlockListener
 from zerog_cli.devnet.constants import (
     BASE_FEE_PER_GAS,
     BLOCK_GAS_LIMIT,
@@ -115,11 +116,12 @@ class _Execution:
     timestamp: int
 
 
-BlockListener = Callable[[dict[str, Any]], None]
-
-
 class Chain:
-    """Chain state and execution. Thread-safe: every public method takes one lock."""
+    """Chain state and execution. Thread-safe: every public method takes one lock.
+
+    The in-process `chains.DevnetChain`: its listeners are called as each block
+    is mined, inside the transaction's request.
+    """
 
     def __init__(self, config: ChainConfig, data_dir: Path | None) -> None:
         self.config = config
@@ -256,6 +258,13 @@ class Chain:
         with self._lock:
             return len(self._blocks) - 1
 
+    def head(self) -> tuple[int, str]:
+        with self._lock:
+            return len(self._blocks) - 1, self._blocks[-1]["hash"]
+
+    def gas_price(self) -> int:
+        return self.config.gas_price
+
     def block(self, number: int) -> dict[str, Any] | None:
         with self._lock:
             if 0 <= number < len(self._blocks):
@@ -277,6 +286,10 @@ class Chain:
                 return None
             block = self._blocks[location[0]]
             return block["transactions"][location[1]], block["receipts"][location[1]]
+
+    def receipt(self, tx_hash: str) -> dict[str, Any] | None:
+        found = self.transaction(tx_hash)
+        return found[1] if found is not None else None
 
     def held_transaction(self, tx_hash: str) -> dict[str, Any] | None:
         """A held (pending) transaction in JSON-RPC form: no block yet."""

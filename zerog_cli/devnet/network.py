@@ -24,7 +24,8 @@ Extension hooks, called at construction when the module exists:
 - ``zerog_cli.devnet.provider.register_routes(devnet)``: add HTTP routes with
   ``devnet.add_route(prefix, handler, service="provider")``; the handler gets a
   `Request` and returns a `Response` (see `zerog_cli.devnet.web`); the devnet
-  object gives access to ``chain``, ``faults``, ``data_dir`` and the URLs.
+  object gives access to ``chain`` (a `chains.DevnetChain`), ``services`` (a
+  `chains.ServiceRegistry`), ``faults``, ``data_dir`` and the URLs.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from zerog_cli.devnet.chain import Chain, ChainConfig, ChainError
+from zerog_cli.devnet.chains import ServiceRegistry
 from zerog_cli.devnet.constants import (
     ADMIN_PREFIX,
     ALLOWED_HOSTS,
@@ -185,6 +187,9 @@ class Devnet:
             ) from None
         self.port = int(self._server.server_address[1])
         self._thread: threading.Thread | None = None
+        from zerog_cli.devnet.provider import InProcessServices
+
+        self.services: ServiceRegistry = InProcessServices(self.chain)
         try:
             self._build_services()
         except BaseException:

@@ -128,6 +128,7 @@ from zerog_cli.zerog.compute_provider import (
 
 if TYPE_CHECKING:
     from zerog_cli.devnet.chain import Chain
+    from zerog_cli.devnet.chains import DevnetChain, ServiceRegistry
     from zerog_cli.devnet.network import Devnet
 
 DEFAULT_MAX_TOKENS = 1024
@@ -326,8 +327,11 @@ def cap_output_tokens(
 class DevnetProvider:
     """The broker for one provider address, reading state from the devnet chain."""
 
-    def __init__(self, chain: Chain, *, kind: ProviderKind = FORMAT_A) -> None:
+    def __init__(
+        self, chain: DevnetChain, registry: ServiceRegistry, *, kind: ProviderKind = FORMAT_A
+    ) -> None:
         self.chain = chain
+        self.registry = registry
         self.kind = kind
         self.address = kind.address
         self.settings = ProviderSettings()
@@ -726,40 +730,59 @@ class DevnetProvider:
             )
 
     def _register_services(self, request: Request) -> Response:
-        from eth_account import Account
-
         try:
             count = request.json().get("count")
         except (ValueError, AttributeError):
             count = None
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             return _error('expected {"count": N} with N >= 1')
+        try:
+            return Response.json(self.registry.register_synthetic(count))
+        except Revert:
+            return _error("registering synthetic services reverted", 400)
+
+
+class InProcessServices:
+    """The `chains.ServiceRegistry` of the in-process chain: URLs are set on its
+    InferenceServing at each start; synthetic services come from the devnet-only
+    ``devnetRegisterServices``, sent by the dev account (the contracts' owner)."""
+
+    def __init__(self, chain: Chain) -> None:
+        self.chain = chain
+        inference = chain.contract(INFERENCE_SERVING_ADDRESS)
+        assert isinstance(inference, InferenceServingContract)
+        self.inference = inference
+        self._lock = threading.Lock()
+
+    def publish(self, urls: Mapping[str, str]) -> None:
+        for provider, url in urls.items():
+            self.inference.set_service_url(provider, url)
+
+    def register_synthetic(self, count: int) -> dict[str, Any]:
+        from eth_account import Account
+
         with self._lock:
             transaction = {
                 "chainId": self.chain.chain_id,
                 "nonce": self.chain.nonce(DEV_ACCOUNT_ADDRESS),
                 "gas": 1_000_000,
-                "gasPrice": self.chain.config.gas_price,
+                "gasPrice": self.chain.gas_price(),
                 "to": INFERENCE_SERVING_ADDRESS,
                 "value": 0,
                 "data": DEVNET_REGISTER_SERVICES.encode(count),
             }
             raw = Account.sign_transaction(transaction, DEV_ACCOUNT_KEY).raw_transaction
             tx_hash = self.chain.send_raw_transaction(bytes(raw))
-        found = self.chain.transaction(tx_hash)
-        if found is None or found[1]["status"] != "0x1":
-            return _error("registering synthetic services reverted", 400)
-        inference = self.chain.contract(INFERENCE_SERVING_ADDRESS)
-        assert isinstance(inference, InferenceServingContract)
-        return Response.json({"transactionHash": tx_hash, "services": len(inference.services)})
+        receipt = self.chain.receipt(tx_hash)
+        if receipt is None or receipt["status"] != "0x1":
+            raise Revert(b"", "devnetRegisterServices reverted")
+        return {"transactionHash": tx_hash, "services": len(self.inference.services)}
 
 
 def register_routes(devnet: Devnet) -> None:
     """The devnet hook: serve each kind of broker at its prefix and point its service there."""
-    inference = devnet.chain.contract(INFERENCE_SERVING_ADDRESS)
+    devnet.services.publish({kind.address: devnet.base_url + kind.prefix for kind in KINDS})
     for kind in KINDS:
-        if isinstance(inference, InferenceServingContract):
-            inference.set_service_url(kind.address, devnet.base_url + kind.prefix)
-        provider = DevnetProvider(devnet.chain, kind=kind)
+        provider = DevnetProvider(devnet.chain, devnet.services, kind=kind)
         devnet.providers[kind.name] = provider
         devnet.add_route(kind.prefix, provider.handle, service="provider")

@@ -67,7 +67,7 @@ from zerog_cli.zerog.merkle import (
 )
 
 if TYPE_CHECKING:
-    from zerog_cli.devnet.chain import Chain
+    from zerog_cli.devnet.chains import DevnetChain
     from zerog_cli.devnet.faults import FaultInjector
 
 logger = logging.getLogger(__name__)
@@ -197,7 +197,7 @@ class StorageNode:
         num_shard: int,
         data_dir: Path,
         flow_address: str,
-        chain: Chain,
+        chain: DevnetChain,
         faults: FaultInjector,
     ) -> None:
         if num_shard < 1 or num_shard & (num_shard - 1) or not 0 <= shard_id < num_shard:
@@ -352,12 +352,11 @@ class StorageNode:
     def status(self) -> dict[str, Any]:
         with self._lock:
             next_seq = self._seen()
-        height = self.chain.height
-        block = self.chain.block(height)
+        height, block_hash = self.chain.head()
         return {
             "connectedPeers": 0,
             "logSyncHeight": height,
-            "logSyncBlock": block["hash"] if block else "0x" + "00" * 32,
+            "logSyncBlock": block_hash,
             "nextTxSeq": next_seq,
             "networkIdentity": {
                 "chainId": self.chain.chain_id,
