@@ -20,17 +20,12 @@ from zerog_cli.devnet.constants import DEV_ACCOUNT_KEY
 from zerog_cli.errors import IntegrityError, NotFound
 from zerog_cli.infra.http import HttpClient, RetryPolicy
 from zerog_cli.zerog import encryption
+from zerog_cli.zerog.download import DownloadOptions, download
 from zerog_cli.zerog.merkle import FileTree, tree_from_bytes, tree_from_stream
-from zerog_cli.zerog.transfer import (
-    DownloadOptions,
-    FileSource,
-    StorageNetwork,
-    UploadOptions,
-    UploadResult,
-    download,
-    plan_upload,
-    upload,
-)
+from zerog_cli.zerog.network import StorageNetwork
+from zerog_cli.zerog.segments import FileSource
+from zerog_cli.zerog.upload import UploadOptions, UploadResult, upload
+from zerog_cli.zerog.upload_plan import plan_upload
 
 pytestmark = pytest.mark.devnet
 
@@ -279,7 +274,7 @@ class FakeNetwork:
 
 def run_one_task(errors: list[Exception]) -> tuple[int, FakeNode, dict[str, str]]:
     from zerog_cli.zerog.selection import ShardConfig, ShardedNode
-    from zerog_cli.zerog.transfer import _UploadJob
+    from zerog_cli.zerog.upload import _UploadJob
 
     data = pattern(1000, seed=3)
     tree = tree_from_bytes(data)

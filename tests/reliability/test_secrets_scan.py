@@ -68,7 +68,7 @@ key = os.environ["ZEROG_STORAGE_PRIVATE_KEY"]
 leak = " ".join([key, key[2:].upper(), key[2:], os.environ.get("ENCRYPTION_KEY", ""),
                  os.environ.get("DATABASE_PASSWORD", "")])
 if mode == "upload":
-    import zerog_cli.zerog.transfer as target
+    import zerog_cli.zerog.upload as target
     def broken(*args, **kwargs):
         raise RuntimeError("signer exploded while holding " + leak)
     target.upload = broken

@@ -31,8 +31,8 @@ from zerog_cli.services.upload import encryption_key
 from zerog_cli.zerog.roots import looks_like_root, parse_root
 
 if TYPE_CHECKING:
+    from zerog_cli.zerog.download import DownloadResult
     from zerog_cli.zerog.encryption import StreamDecryptor
-    from zerog_cli.zerog.transfer import DownloadResult
 
 Progress = Callable[[str, int, int], None]
 _VERSIONED = re.compile(r"(.+)@([1-9][0-9]{0,17})")
@@ -190,8 +190,8 @@ def fetch_verified(
     Returns (result, sha256 hex, bytes written). Raises IntegrityError when the
     bytes do not match the ledger's size or SHA-256.
     """
+    from zerog_cli.zerog.download import download
     from zerog_cli.zerog.encryption import HEADER_SIZE_V1
-    from zerog_cli.zerog.transfer import download
 
     record = target.record
     key = encryption_key(context) if decrypts(target, decrypt) else None
@@ -230,8 +230,8 @@ def _fetch_fragments(
 ) -> DownloadResult:
     """Each fragment downloaded in order, every segment proven against its own root and
     each fragment's size pinned to the recorded one; the caller checks the whole SHA-256."""
+    from zerog_cli.zerog.download import DownloadResult, download
     from zerog_cli.zerog.encryption import StreamDecryptor
-    from zerog_cli.zerog.transfer import DownloadResult, download
 
     network = storage_network(context)
     sink = _DecryptingSink(counting, StreamDecryptor(symmetric_key=key) if key else None)

@@ -10,12 +10,13 @@ from zerog_cli.services.context import Context
 if TYPE_CHECKING:
     from zerog_cli.infra.config import Settings
     from zerog_cli.zerog.evm import GasOptions
-    from zerog_cli.zerog.transfer import StorageNetwork, UploadPlan
+    from zerog_cli.zerog.network import StorageNetwork
+    from zerog_cli.zerog.upload_plan import UploadPlan
 
 
 def storage_network(context: Context) -> StorageNetwork:
     """The indexer, nodes and chain of the active profile, over the resilient HTTP client."""
-    from zerog_cli.zerog.transfer import StorageNetwork
+    from zerog_cli.zerog.network import StorageNetwork
 
     settings = context.settings
     indexer_url = settings.endpoint("indexer_url")

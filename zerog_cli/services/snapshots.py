@@ -311,8 +311,9 @@ def write_member(
     """
     from zerog_cli.services.network import storage_network
     from zerog_cli.services.upload import encryption_key
+    from zerog_cli.zerog.download import read_segments
     from zerog_cli.zerog.encryption import HEADER_SIZE_V1, CtrStream, parse_header
-    from zerog_cli.zerog.transfer import SEGMENT_SIZE, read_segments
+    from zerog_cli.zerog.segments import SEGMENT_SIZE
 
     assert member.offset is not None
     header = HEADER_SIZE_V1 if record.encrypted else 0

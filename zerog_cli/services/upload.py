@@ -41,7 +41,9 @@ from zerog_cli.services.spool import SealingReader, StreamInput, spool, spool_fo
 
 if TYPE_CHECKING:
     from zerog_cli.zerog.merkle import FileTree
-    from zerog_cli.zerog.transfer import SegmentSource, UploadPlan, UploadResult
+    from zerog_cli.zerog.segments import SegmentSource
+    from zerog_cli.zerog.upload import UploadResult
+    from zerog_cli.zerog.upload_plan import UploadPlan
 
 Progress = Callable[[str, int, int], None]
 Recorder = Callable[[sqlite3.Connection, dict[str, Any]], dict[str, Any]]
@@ -113,7 +115,7 @@ def _hash_source(
     """
     from zerog_cli.zerog.encryption import EncryptedReader, new_header_v1
     from zerog_cli.zerog.merkle import tree_from_path, tree_from_stream
-    from zerog_cli.zerog.transfer import FileSource
+    from zerog_cli.zerog.segments import FileSource
 
     header = None if key is None else new_header_v1()
     if request.stream is not None:
@@ -163,7 +165,7 @@ def _hash_fragments(
     last fragment is the short rest. No fragment is padded: each is a file of its own.
     """
     from zerog_cli.zerog.encryption import EncryptedReader, new_header_v1
-    from zerog_cli.zerog.transfer import FileSource
+    from zerog_cli.zerog.segments import FileSource
 
     header = None if key is None else new_header_v1()
     plain_sha256 = hashlib.sha256()
@@ -280,8 +282,10 @@ def _upload(
     unrecorded: list[str],
     cleanup: ExitStack,
 ) -> dict[str, Any]:
-    from zerog_cli.zerog.transfer import SourceWindow, UploadOptions, plan_upload
-    from zerog_cli.zerog.transfer import upload as send
+    from zerog_cli.zerog.segments import SourceWindow
+    from zerog_cli.zerog.upload import UploadOptions
+    from zerog_cli.zerog.upload import upload as send
+    from zerog_cli.zerog.upload_plan import plan_upload
 
     settings = context.settings
     user = context.acting_user

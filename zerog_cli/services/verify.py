@@ -367,8 +367,9 @@ def _read_sample(
     first and last segment, each segment proven against its fragment's root.
     """
     from zerog_cli.services.network import storage_network
+    from zerog_cli.zerog.download import read_segments
     from zerog_cli.zerog.encryption import HEADER_SIZE_V1
-    from zerog_cli.zerog.transfer import SEGMENT_SIZE, read_segments
+    from zerog_cli.zerog.segments import SEGMENT_SIZE
 
     stored_size = backup.size + (HEADER_SIZE_V1 if backup.encrypted else 0)
     fragments = objects.fragments_of(context.ledger.conn, backup.object_id or 0)
