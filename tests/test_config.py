@@ -121,3 +121,40 @@ def test_network_commands_name_the_network_on_stderr(zerog) -> None:
     context.announce_network()
     context.announce_network()
     assert messages == ["network: testnet (chain 16602, https://evmrpc-testnet.0g.ai)"]
+
+
+@pytest.mark.parametrize("profile", ["devnet", "testnet", "mainnet"])
+def test_every_setting_holds_the_type_its_field_declares(profile: str) -> None:
+    import typing
+    from dataclasses import fields
+
+    from zerog_cli.infra.config import KEYS, Settings
+
+    settings = load_settings({"profile": profile})
+    hints = typing.get_type_hints(Settings)
+    assert list(KEYS) == [f.name for f in fields(Settings) if "key" in f.metadata]
+    for key in KEYS:
+        allowed = typing.get_args(hints[key]) or (hints[key],)
+        assert isinstance(getattr(settings, key), allowed), (key, getattr(settings, key))
+
+
+def test_a_misspelt_setting_is_a_type_error_not_a_runtime_none(tmp_path: Path) -> None:
+    from mypy import api
+
+    from zerog_cli.infra.config import Settings
+
+    assert "__getattr__" not in vars(Settings)
+    with pytest.raises(AttributeError):
+        load_settings().rpc_ulr  # type: ignore[attr-defined]  # noqa: B018
+    snippet = tmp_path / "misspelt.py"
+    snippet.write_text(
+        "from zerog_cli.infra.config import load_settings\n"
+        "timeout: int = load_settings().wait_timeout\n"
+        "url = load_settings().rpc_ulr\n"
+    )
+    stdout, _, status = api.run(
+        ["--no-incremental", "--follow-imports=silent", "--config-file=", str(snippet)]
+    )
+    assert status == 1, stdout
+    assert 'misspelt.py:3: error: "Settings" has no attribute "rpc_ulr"' in stdout
+    assert "misspelt.py:2" not in stdout

@@ -31,8 +31,8 @@ def show() -> None:
     rows = [
         {
             "key": key,
-            "value": KEYS[key].public(settings.values[key]),
-            "shown": KEYS[key].display(settings.values[key]),
+            "value": KEYS[key].public(settings.value(key)),
+            "shown": KEYS[key].display(settings.value(key)),
             "source": settings.sources[key],
             "help": KEYS[key].help,
         }

@@ -13,9 +13,9 @@ import json
 import os
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from zerog_cli.errors import ConfigError, NetworkUnavailable, UsageError, ZerogError
 from zerog_cli.infra import redaction
@@ -222,146 +222,226 @@ class Key:
         return self.display(value)
 
 
-KEYS: dict[str, Key] = {
-    key.name: key
-    for key in (
-        Key("profile", _as_choice(*PROFILES), DEFAULT_PROFILE, "network profile in use"),
-        Key("user", _as_str, None, "acting user (default: the login name)"),
-        Key("rpc_url", _as_url, None, "EVM JSON-RPC endpoint"),
-        Key("indexer_url", _as_url, None, "0G storage indexer endpoint"),
-        Key("chain_id", _as_int, None, "expected EVM chain id", minimum=1),
-        Key("flow_address", _as_address, None, "Flow contract (default: read from the nodes)"),
-        Key("ledger_manager_address", _as_address, None, "compute LedgerManager contract"),
-        Key("inference_serving_address", _as_address, None, "compute InferenceServing contract"),
-        Key("compute_provider", _as_address, None, "default inference provider address"),
-        Key("compute_model", _as_str, None, "default inference model"),
-        Key(
-            "compute_backend",
-            _as_choice("auto", "router", "direct"),
-            "auto",
-            "infer through the 0G Router or Direct (auto: router when a Router key is set "
-            "and no compute_provider)",
-        ),
-        Key("router_url", _as_url, None, "0G Router API base, ending in /v1"),
-        Key("payment_layer_address", _as_address, None, "0G Payment Layer contract (Router funds)"),
-        Key(
-            "verify_response", _as_choice("auto", "always", "never"), "auto", "check TEE signatures"
-        ),
-        Key(
-            "signature_wait",
-            _as_signature_wait,
-            15,
-            "seconds to keep asking a provider for a response signature",
-        ),
-        Key(
-            "infer_max_answer",
-            _as_size,
-            8_000_000,
-            "largest inference answer accepted, streamed or not (1KB to 1GB)",
-            minimum=1_000,
-            maximum=1_000_000_000,
-        ),
-        Key("replicas", _as_int, 1, "copies of every segment an upload asks for", minimum=1),
-        Key(
-            "max_upload_size",
-            _as_size,
-            10_000_000,
-            "largest file upload accepts (policy)",
-            minimum=1,
-        ),
-        Key(
-            "max_backup_size",
-            _as_size,
-            None,
-            "largest backup accepted, file or stream (default: no limit)",
-            minimum=1,
-        ),
-        Key(
-            "tmp_dir",
-            _as_folder,
-            None,
-            "folder for spool files of streamed uploads (default: the system temp folder)",
-        ),
-        Key(
-            "fragment_size",
-            _as_fragment_size,
-            4 << 30,
-            "a stored file past this is split into fragments, one Flow submission each"
-            " (a power of two; the official clients' default is 4 GiB)",
-        ),
-        Key(
-            "upload_concurrency",
-            _as_int,
-            4,
-            "segment requests in flight per transfer",
-            minimum=1,
-            maximum=256,
-        ),
-        Key("timezone", _as_timezone, "UTC", "timezone of monthly quota periods"),
-        Key("storage_usd_per_gb", _as_usd, 100_000, "storage price, micro-USD per GB"),
-        Key("compute_usd_per_1k_tokens", _as_usd, 20_000, "compute price, micro-USD per 1K tokens"),
-        Key("default_tier", _as_str, "free", "tier given to users seen for the first time"),
-        Key(
-            "breaker_fail_max",
-            _as_int,
-            5,
-            "failures that open an endpoint's circuit breaker",
-            minimum=1,
-        ),
-        Key(
-            "breaker_reset_timeout",
-            _as_duration,
-            60,
-            "seconds before an open breaker half-opens",
-            minimum=1,
-        ),
-        Key("http_connect_timeout", _as_duration, 5, "seconds to connect", minimum=1),
-        Key("http_read_timeout", _as_duration, 30, "seconds to wait for an answer", minimum=1),
-        Key(
-            "http_deadline",
-            _as_duration,
-            120,
-            "seconds one network call may take in all, retries included (1s to 1h)",
-            minimum=1,
-            maximum=3600,
-        ),
-        Key(
-            "http_max_tries",
-            _as_int,
-            4,
-            "attempts per call on retryable errors",
-            minimum=1,
-            maximum=100,
-        ),
-        Key("wait_timeout", _as_duration, 300, "seconds to wait for a tx or finality", minimum=1),
-        Key(
-            "node_sync_timeout",
-            _as_bounded_wait,
-            600,
-            "seconds storage nodes get to see a paid transaction (1s to 24h)",
-        ),
-        Key(
-            "tx_type",
-            _as_choice("legacy", "eip1559"),
-            "legacy",
-            "transaction type: legacy (as the official clients) or eip1559",
-        ),
-        Key("gas_price", _as_gas_price, None, "neuron per gas, or '4gwei' (default: eth_gasPrice)"),
-        Key("gas_limit", _as_gas_limit, None, "gas limit (default: the estimate plus 20%)"),
-        Key("max_gas_price", _as_gas_price, None, "highest price a gas raise may reach"),
-        Key(
-            "tx_resend_after",
-            _as_bounded_wait,
-            30,
-            "seconds a transaction may stay unmined before it is re-sent at 1.5x, same nonce",
-        ),
-        Key("metrics_file", _as_str, None, "textfile for node_exporter (atomic write)"),
-        Key("pushgateway", _as_url, None, "Pushgateway URL for batch metrics"),
-        Key("ledger_path", _as_str, None, "SQLite ledger (default: $ZEROG_HOME/ledger.db)"),
-        Key("secret_cache_ttl", _as_duration, 300, "seconds a looked-up secret stays cached"),
-        Key("keyring", _as_bool, True, "look secrets up in the OS keyring"),
+def _setting(
+    convert: Callable[[Any], Any],
+    default: Any,
+    help: str,
+    *,
+    minimum: int | None = None,
+    maximum: int | None = None,
+) -> Any:
+    """Declare one configuration key as a field of `Settings`: its global default, and
+    (in the field's metadata) its converter, help text and allowed range."""
+    return field(
+        default=default,
+        metadata={
+            "key": {"convert": convert, "help": help, "minimum": minimum, "maximum": maximum}
+        },
     )
+
+
+@dataclass(frozen=True)
+class Tier:
+    name: str
+    storage_bytes: int | None
+    tokens: int | None
+    monthly_usd_micro: int | None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved configuration: one typed field per key, and where each value came from.
+
+    Every field declared with `_setting` is a configuration key (`KEYS` is built
+    from them, in this order, which is the order of `zerog config show`); a new
+    key is one field here. ``sources[key]`` says which layer gave the value
+    (flag, env, file, profile, default, devnet…).
+    """
+
+    profile: str = _setting(_as_choice(*PROFILES), DEFAULT_PROFILE, "network profile in use")
+    user: str | None = _setting(_as_str, None, "acting user (default: the login name)")
+    rpc_url: str | None = _setting(_as_url, None, "EVM JSON-RPC endpoint")
+    indexer_url: str | None = _setting(_as_url, None, "0G storage indexer endpoint")
+    chain_id: int | None = _setting(_as_int, None, "expected EVM chain id", minimum=1)
+    flow_address: str | None = _setting(
+        _as_address, None, "Flow contract (default: read from the nodes)"
+    )
+    ledger_manager_address: str | None = _setting(
+        _as_address, None, "compute LedgerManager contract"
+    )
+    inference_serving_address: str | None = _setting(
+        _as_address, None, "compute InferenceServing contract"
+    )
+    compute_provider: str | None = _setting(_as_address, None, "default inference provider address")
+    compute_model: str | None = _setting(_as_str, None, "default inference model")
+    compute_backend: str = _setting(
+        _as_choice("auto", "router", "direct"),
+        "auto",
+        "infer through the 0G Router or Direct (auto: router when a Router key is set "
+        "and no compute_provider)",
+    )
+    router_url: str | None = _setting(_as_url, None, "0G Router API base, ending in /v1")
+    payment_layer_address: str | None = _setting(
+        _as_address, None, "0G Payment Layer contract (Router funds)"
+    )
+    verify_response: str = _setting(
+        _as_choice("auto", "always", "never"), "auto", "check TEE signatures"
+    )
+    signature_wait: int = _setting(
+        _as_signature_wait, 15, "seconds to keep asking a provider for a response signature"
+    )
+    infer_max_answer: int = _setting(
+        _as_size,
+        8_000_000,
+        "largest inference answer accepted, streamed or not (1KB to 1GB)",
+        minimum=1_000,
+        maximum=1_000_000_000,
+    )
+    replicas: int = _setting(_as_int, 1, "copies of every segment an upload asks for", minimum=1)
+    max_upload_size: int = _setting(
+        _as_size, 10_000_000, "largest file upload accepts (policy)", minimum=1
+    )
+    max_backup_size: int | None = _setting(
+        _as_size,
+        None,
+        "largest backup accepted, file or stream (default: no limit)",
+        minimum=1,
+    )
+    tmp_dir: str | None = _setting(
+        _as_folder,
+        None,
+        "folder for spool files of streamed uploads (default: the system temp folder)",
+    )
+    fragment_size: int = _setting(
+        _as_fragment_size,
+        4 << 30,
+        "a stored file past this is split into fragments, one Flow submission each"
+        " (a power of two; the official clients' default is 4 GiB)",
+    )
+    upload_concurrency: int = _setting(
+        _as_int, 4, "segment requests in flight per transfer", minimum=1, maximum=256
+    )
+    timezone: str = _setting(_as_timezone, "UTC", "timezone of monthly quota periods")
+    storage_usd_per_gb: int = _setting(_as_usd, 100_000, "storage price, micro-USD per GB")
+    compute_usd_per_1k_tokens: int = _setting(
+        _as_usd, 20_000, "compute price, micro-USD per 1K tokens"
+    )
+    default_tier: str = _setting(_as_str, "free", "tier given to users seen for the first time")
+    breaker_fail_max: int = _setting(
+        _as_int, 5, "failures that open an endpoint's circuit breaker", minimum=1
+    )
+    breaker_reset_timeout: int = _setting(
+        _as_duration, 60, "seconds before an open breaker half-opens", minimum=1
+    )
+    http_connect_timeout: int = _setting(_as_duration, 5, "seconds to connect", minimum=1)
+    http_read_timeout: int = _setting(_as_duration, 30, "seconds to wait for an answer", minimum=1)
+    http_deadline: int = _setting(
+        _as_duration,
+        120,
+        "seconds one network call may take in all, retries included (1s to 1h)",
+        minimum=1,
+        maximum=3600,
+    )
+    http_max_tries: int = _setting(
+        _as_int, 4, "attempts per call on retryable errors", minimum=1, maximum=100
+    )
+    wait_timeout: int = _setting(
+        _as_duration, 300, "seconds to wait for a tx or finality", minimum=1
+    )
+    node_sync_timeout: int = _setting(
+        _as_bounded_wait,
+        600,
+        "seconds storage nodes get to see a paid transaction (1s to 24h)",
+    )
+    tx_type: str = _setting(
+        _as_choice("legacy", "eip1559"),
+        "legacy",
+        "transaction type: legacy (as the official clients) or eip1559",
+    )
+    gas_price: int | None = _setting(
+        _as_gas_price, None, "neuron per gas, or '4gwei' (default: eth_gasPrice)"
+    )
+    gas_limit: int | None = _setting(
+        _as_gas_limit, None, "gas limit (default: the estimate plus 20%)"
+    )
+    max_gas_price: int | None = _setting(_as_gas_price, None, "highest price a gas raise may reach")
+    tx_resend_after: int = _setting(
+        _as_bounded_wait,
+        30,
+        "seconds a transaction may stay unmined before it is re-sent at 1.5x, same nonce",
+    )
+    metrics_file: str | None = _setting(_as_str, None, "textfile for node_exporter (atomic write)")
+    pushgateway: str | None = _setting(_as_url, None, "Pushgateway URL for batch metrics")
+    ledger_path: str | None = _setting(
+        _as_str, None, "SQLite ledger (default: $ZEROG_HOME/ledger.db)"
+    )
+    secret_cache_ttl: int = _setting(_as_duration, 300, "seconds a looked-up secret stays cached")
+    keyring: bool = _setting(_as_bool, True, "look secrets up in the OS keyring")
+
+    sources: Mapping[str, str] = field(default_factory=dict)
+    tiers: Mapping[str, Tier] = field(default_factory=dict)
+    tier_sources: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    """``tier_sources[tier][field]``: "file" or "default" for each limit a tier names."""
+
+    def value(self, key: str) -> Any:
+        """The value of the configuration key named ``key`` (for `config show`/`get`,
+        which walk the keys by name; code that knows the key reads the field)."""
+        if key not in KEYS:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    @property
+    def ledger_file(self) -> Path:
+        return (
+            Path(self.ledger_path).expanduser() if self.ledger_path else zerog_home() / "ledger.db"
+        )
+
+    @property
+    def acting_user(self) -> str:
+        return self.user or _login_name()
+
+    @property
+    def is_devnet(self) -> bool:
+        return self.profile == "devnet"
+
+    def endpoint(self, key: Literal["rpc_url", "indexer_url", "router_url"]) -> str:
+        """``rpc_url``, ``indexer_url`` or ``router_url``, for a command about to use the network.
+
+        Exit 6 when the devnet profile has no devnet running (say where it
+        looked), exit 8 when another profile has no such URL configured.
+        """
+        value = {
+            "rpc_url": self.rpc_url,
+            "indexer_url": self.indexer_url,
+            "router_url": self.router_url,
+        }[key]
+        if value:
+            return value
+        if self.is_devnet and self.sources.get(key) == NO_DEVNET_SOURCE:
+            raise NetworkUnavailable(
+                f"no devnet running in {devnet_data_dir()}; start one with `zerog devnet up`"
+            )
+        raise ConfigError(f"no {key} configured for profile {self.profile}")
+
+    def network_label(self) -> str:
+        """What stderr says before network work: profile, chain id and endpoint."""
+        shown = None if self.rpc_url is None else redaction.redact_url(self.rpc_url)
+        return f"{self.profile} (chain {self.chain_id}, {shown})"
+
+    def tier(self, name: str) -> Tier:
+        try:
+            return self.tiers[name]
+        except KeyError:
+            known = ", ".join(sorted(self.tiers))
+            raise UsageError(f"unknown tier {name!r} (known: {known})") from None
+
+
+KEYS: dict[str, Key] = {
+    setting.name: Key(name=setting.name, default=setting.default, **setting.metadata["key"])
+    for setting in fields(Settings)
+    if "key" in setting.metadata
 }
+"""Every configuration key, in the order `Settings` declares them."""
 
 PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
     "devnet": {
@@ -437,76 +517,6 @@ def config_path() -> Path:
 
 def env_name(key: str) -> str:
     return "ZEROG_" + key.upper()
-
-
-@dataclass(frozen=True)
-class Tier:
-    name: str
-    storage_bytes: int | None
-    tokens: int | None
-    monthly_usd_micro: int | None
-
-
-@dataclass
-class Settings:
-    """Resolved configuration: ``values[key]`` and ``sources[key]`` for every key."""
-
-    values: dict[str, Any]
-    sources: dict[str, str]
-    tiers: dict[str, Tier] = field(default_factory=dict)
-    tier_sources: dict[str, dict[str, str]] = field(default_factory=dict)
-    """``tier_sources[tier][field]``: "file" or "default" for each limit a tier names."""
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self.__dict__["values"][name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-    @property
-    def profile(self) -> str:
-        return str(self.values["profile"])
-
-    @property
-    def ledger_file(self) -> Path:
-        configured = self.values.get("ledger_path")
-        return Path(configured).expanduser() if configured else zerog_home() / "ledger.db"
-
-    @property
-    def acting_user(self) -> str:
-        return str(self.values.get("user") or _login_name())
-
-    @property
-    def is_devnet(self) -> bool:
-        return self.profile == "devnet"
-
-    def endpoint(self, key: str) -> str:
-        """``rpc_url`` or ``indexer_url``, for a command about to use the network.
-
-        Exit 6 when the devnet profile has no devnet running (say where it
-        looked), exit 8 when another profile has no such URL configured.
-        """
-        value = self.values.get(key)
-        if value:
-            return str(value)
-        if self.is_devnet and self.sources.get(key) == NO_DEVNET_SOURCE:
-            raise NetworkUnavailable(
-                f"no devnet running in {devnet_data_dir()}; start one with `zerog devnet up`"
-            )
-        raise ConfigError(f"no {key} configured for profile {self.profile}")
-
-    def network_label(self) -> str:
-        """What stderr says before network work: profile, chain id and endpoint."""
-        rpc_url = self.values.get("rpc_url")
-        shown = None if rpc_url is None else redaction.redact_url(str(rpc_url))
-        return f"{self.profile} (chain {self.values.get('chain_id')}, {shown})"
-
-    def tier(self, name: str) -> Tier:
-        try:
-            return self.tiers[name]
-        except KeyError:
-            known = ", ".join(sorted(self.tiers))
-            raise UsageError(f"unknown tier {name!r} (known: {known})") from None
 
 
 def _login_name() -> str:
@@ -759,7 +769,7 @@ def load_settings(
             f"{_unknown_tier(values['default_tier'], tiers)}",
             hint="define the tier under [tiers] or name another one",
         )
-    return Settings(values=values, sources=sources, tiers=tiers, tier_sources=tier_sources)
+    return Settings(**values, sources=sources, tiers=tiers, tier_sources=tier_sources)
 
 
 def _unknown_tier(name: str, tiers: Mapping[str, Any]) -> str:
@@ -770,7 +780,7 @@ def effective_value(settings: Settings, dotted_key: str) -> tuple[Any, str]:
     """The value of a key or tier limit in force, and its source (flag, env, file…)."""
     parts = dotted_key.split(".")
     if len(parts) == 1 and dotted_key in KEYS:
-        return settings.values[dotted_key], settings.sources[dotted_key]
+        return settings.value(dotted_key), settings.sources[dotted_key]
     if (
         len(parts) == 3
         and parts[0] == "tiers"

@@ -125,7 +125,7 @@ def sign_typed(
             "the EIP-712 domain names no chainId: a signature over it is valid on every chain; "
             "refused"
         )
-    expected = None if settings.chain_id is None else int(settings.chain_id)
+    expected = settings.chain_id
     if chain_id != expected and chain_id not in allowed_chain_ids:
         raise UsageError(
             f"the typed data is for chain {chain_id}, but profile {settings.profile} is chain "

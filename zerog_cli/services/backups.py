@@ -170,7 +170,6 @@ def create(
             operation="backup",
             also_record=record_backup,
             stream=stream,
-            size_setting="max_backup_size",
         ),
         progress,
     )

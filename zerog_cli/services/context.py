@@ -75,8 +75,8 @@ class Context:
             settings = self.settings
             self._secrets = SecretStore(
                 self.home,
-                use_keyring=bool(settings.keyring),
-                ttl_seconds=float(settings.secret_cache_ttl),
+                use_keyring=settings.keyring,
+                ttl_seconds=settings.secret_cache_ttl,
             )
         return self._secrets
 
@@ -115,14 +115,14 @@ class Context:
             settings = self.settings
             self._http = HttpClient(
                 timeouts=Timeouts(
-                    connect=float(settings.http_connect_timeout),
-                    read=float(settings.http_read_timeout),
-                    deadline=float(settings.http_deadline),
+                    connect=settings.http_connect_timeout,
+                    read=settings.http_read_timeout,
+                    deadline=settings.http_deadline,
                 ),
-                retry=RetryPolicy(max_tries=int(settings.http_max_tries)),
+                retry=RetryPolicy(max_tries=settings.http_max_tries),
                 breaker=BreakerSettings(
-                    fail_max=int(settings.breaker_fail_max),
-                    reset_timeout=float(settings.breaker_reset_timeout),
+                    fail_max=settings.breaker_fail_max,
+                    reset_timeout=settings.breaker_reset_timeout,
                 ),
                 # A read-only home keeps this run's breakers in memory.
                 breaker_storage=None if self.ledger.read_only else self.breaker_table.storage,

@@ -286,7 +286,7 @@ def _plan(context: Context, request: AskRequest) -> _Plan:
             "its answers cannot be trusted",
             hint="pick an acknowledged provider (`zerog infer providers`)",
         )
-    verify = _verify_wanted(request, str(context.settings.verify_response), service)
+    verify = _verify_wanted(request, context.settings.verify_response, service)
     model = wanted_model or service.model
     pricing = model_pricing(link, service, model)
     tokens_bound = prompt_tokens + request.max_tokens
@@ -306,7 +306,7 @@ def _plan(context: Context, request: AskRequest) -> _Plan:
         unsettled=unsettled_fee(link, service, account),
         verify=verify,
         strict_verify=verify
-        and (request.verify is True or str(context.settings.verify_response) == "always"),
+        and (request.verify is True or context.settings.verify_response == "always"),
     )
 
 

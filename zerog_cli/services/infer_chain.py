@@ -160,9 +160,7 @@ def unsettled_fee(link: ComputeLink, service: Service, account: SubAccount | Non
             unsettled_fee_url(service.url, link.address),
             endpoint=route_endpoint(service.url, "v1/user"),
             headers={"Authorization": authorization},
-            timeout=Timeouts(
-                connect=3.0, read=10.0, deadline=float(link.context.settings.http_deadline)
-            ),
+            timeout=Timeouts(connect=3.0, read=10.0, deadline=link.context.settings.http_deadline),
             retry=NO_RETRY,
             max_bytes=64 << 10,
         )
@@ -204,9 +202,7 @@ def model_pricing(link: ComputeLink, service: Service, model: str) -> Pricing:
             "GET",
             models_url(service.url),
             endpoint=route_endpoint(service.url, "v1/models"),
-            timeout=Timeouts(
-                connect=3.0, read=10.0, deadline=float(link.context.settings.http_deadline)
-            ),
+            timeout=Timeouts(connect=3.0, read=10.0, deadline=link.context.settings.http_deadline),
             retry=NO_RETRY,
             max_bytes=MODELS_MAX_BYTES,
         )

@@ -73,20 +73,20 @@ def _chat_policy(context: Context) -> tuple[RetryPolicy, Timeouts]:
 
     settings = context.settings
     policy = RetryPolicy(
-        max_tries=int(settings.http_max_tries),
+        max_tries=settings.http_max_tries,
         retry_statuses=CHAT_RETRY_STATUSES,
         retry_after_send=False,
     )
     timeouts = Timeouts(
-        connect=float(settings.http_connect_timeout),
-        read=max(float(settings.http_read_timeout), MIN_CHAT_READ_TIMEOUT),
-        deadline=float(settings.http_deadline) + CHAT_THINKING_ALLOWANCE,
+        connect=settings.http_connect_timeout,
+        read=max(settings.http_read_timeout, MIN_CHAT_READ_TIMEOUT),
+        deadline=settings.http_deadline + CHAT_THINKING_ALLOWANCE,
     )
     return policy, timeouts
 
 
 def _answer_cap(context: Context) -> int:
-    return int(context.settings.infer_max_answer)
+    return context.settings.infer_max_answer
 
 
 def _too_big(cap: int) -> ProtocolError:
@@ -377,7 +377,7 @@ def _fetch_signature(link: ComputeLink, service: Service, model: str, chat_id: s
         signature_url,
     )
 
-    wait = float(link.context.settings.signature_wait)
+    wait = link.context.settings.signature_wait
     deadline = time.monotonic() + wait
     pause = SIGNATURE_FIRST_PAUSE
     attempts = 0

@@ -74,7 +74,7 @@ def _send(link: ComputeLink, *, to: str, data: bytes, value: int = 0) -> Receipt
             data=data,
             value=value,
             gas=gas_options(settings),
-            timeout=float(settings.wait_timeout),
+            timeout=settings.wait_timeout,
             poll=0.5,
         )
     except RemoteError as failure:

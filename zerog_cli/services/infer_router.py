@@ -61,7 +61,7 @@ def backend_for(context: Context, via: str | None) -> str:
         if via not in BACKENDS:
             raise UsageError(f"--via must be router or direct, not {via!r}")
         return via
-    setting = str(context.settings.compute_backend)
+    setting = context.settings.compute_backend
     if setting != "auto":
         return setting
     if context.settings.compute_provider:

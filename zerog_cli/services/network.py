@@ -55,9 +55,9 @@ def gas_options(settings: Settings) -> GasOptions:
     from zerog_cli.zerog.evm import GasOptions
 
     return GasOptions(
-        tx_type=str(settings.tx_type),
+        tx_type=settings.tx_type,
         gas_price=settings.gas_price,
         gas_limit=settings.gas_limit,
         max_gas_price=settings.max_gas_price,
-        resend_after=float(settings.tx_resend_after),
+        resend_after=settings.tx_resend_after,
     )

@@ -71,7 +71,7 @@ def settle_abandoned_for(
         mined = next((row for row in rows if _paid(evm, row["tx_hash"])), None)
         if mined is None:
             youngest = min(_age_seconds(row, context.now()) for row in rows)
-            if youngest >= float(context.settings.wait_timeout):
+            if youngest >= context.settings.wait_timeout:
                 with context.ledger.transaction() as conn:
                     payments.clear(conn, intent)
             continue

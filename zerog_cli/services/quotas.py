@@ -73,12 +73,12 @@ def current_period(context: Context) -> str:
 
 def storage_usd_micro(size_bytes: int, settings: Settings) -> int:
     """USD (micro) of storing ``size_bytes`` at the configured price per GB, rounded up."""
-    return -(-size_bytes * int(settings.storage_usd_per_gb) // 1_000_000_000)
+    return -(-size_bytes * settings.storage_usd_per_gb // 1_000_000_000)
 
 
 def compute_usd_micro(tokens: int, settings: Settings) -> int:
     """USD (micro) of ``tokens`` at the configured price per 1K tokens, rounded up."""
-    return -(-tokens * int(settings.compute_usd_per_1k_tokens) // 1000)
+    return -(-tokens * settings.compute_usd_per_1k_tokens // 1000)
 
 
 def effective_limits(row: QuotaRow, tier: Tier) -> Limits:

@@ -160,7 +160,6 @@ def upload_snapshot(
             encrypt=encrypt,
             operation="backup",
             also_record=record_backup,
-            size_setting="max_backup_size",
         ),
         progress,
     )
@@ -174,7 +173,6 @@ def upload_snapshot(
                 name=name + INDEX_SUFFIX,
                 encrypt=encrypt,
                 operation="backup",
-                size_setting="max_backup_size",
             ),
             progress,
         )

@@ -55,7 +55,7 @@ def _probes(context: Context) -> list[dict[str, Any]]:
         except ZerogError as exc:
             return [{"endpoint": "devnet", "url": None, "reachable": False, "error": str(exc)}]
     http = HttpClient(
-        timeouts=Timeouts(connect=3.0, read=5.0, deadline=float(settings.http_deadline)),
+        timeouts=Timeouts(connect=3.0, read=5.0, deadline=settings.http_deadline),
         retry=NO_RETRY,
     )
     results = []
@@ -107,7 +107,7 @@ def gather(context: Context, *, probe: bool = True) -> tuple[dict[str, Any], int
         elif (
             entry["endpoint"] == "evm"
             and settings.chain_id is not None
-            and entry["detail"]["chain_id"] != int(settings.chain_id)
+            and entry["detail"]["chain_id"] != settings.chain_id
         ):
             problems.append(
                 {

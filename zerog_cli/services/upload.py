@@ -65,9 +65,6 @@ class UploadRequest:
     """Read this stream (stdin, a producer) instead of ``path``: spooled and hashed in one pass."""
     replace: bool = False
     """Store a new version when the name exists (the old one stays in history)."""
-    size_setting: str = "max_upload_size"
-    """The setting that limits the size when neither --max-size nor the namespace does
-    (backups use ``max_backup_size``, which may be unset: no limit)."""
     also_record: Recorder | None = None
     """Writes more rows (a backup record, say) in the transaction that records the
     object, so a crash can never leave one without the other. It gets the open
@@ -301,8 +298,11 @@ def _upload(
         namespace.max_object_bytes if namespace and namespace.max_object_bytes else None
     )
     if limit is None:
-        configured = getattr(settings, request.size_setting)
-        limit = None if configured is None else int(configured)
+        # Neither --max-size nor the namespace limits the size: the setting does (a
+        # backup's, max_backup_size, may be unset: no limit).
+        limit = (
+            settings.max_backup_size if request.operation == "backup" else settings.max_upload_size
+        )
     if request.stream is None:
         _check_file(request.path, limit)
     network_name = settings.profile
@@ -322,7 +322,7 @@ def _upload(
 
     if not request.dry_run:
         warm_up()
-    fragment_size = int(settings.fragment_size)
+    fragment_size = settings.fragment_size
     if request.stream is None and _stored_size(request.path, key) > fragment_size:
         parts, sha256, plain_size, open_source = _hash_fragments(request.path, key, fragment_size)
     else:
@@ -330,7 +330,7 @@ def _upload(
         parts = _split_hashed(tree, open_source, fragment_size)
     stored_size = sum(part.tree.size for part in parts)
     network = storage_network(context)
-    replicas = request.replicas or int(settings.replicas)
+    replicas = request.replicas or settings.replicas
     plans: list[UploadPlan] = [
         plan_upload(network, part.tree, replicas=replicas, flow_address=settings.flow_address)
         for part in parts
@@ -397,11 +397,11 @@ def _upload(
     options = UploadOptions(
         replicas=replicas,
         wait=request.wait,
-        concurrency=int(settings.upload_concurrency),
+        concurrency=settings.upload_concurrency,
         gas=gas_options(settings),
-        receipt_timeout=float(settings.wait_timeout),
-        tx_known_timeout=float(settings.node_sync_timeout),
-        finality_timeout=float(settings.wait_timeout),
+        receipt_timeout=settings.wait_timeout,
+        tx_known_timeout=settings.node_sync_timeout,
+        finality_timeout=settings.wait_timeout,
     )
     results: list[UploadResult] = []
     try:
