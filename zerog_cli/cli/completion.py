@@ -76,9 +76,14 @@ def answer(root: ClickCommand, ctx_args: MutableMapping[str, Any], instruction: 
     The scripts ask ``complete_bash`` (Typer's order); Click's ``bash_complete``
     is understood too. No completions print nothing at all.
     """
+    from typer._click.shell_completion import ShellComplete
     from typer._completion_classes import BashComplete, FishComplete, ZshComplete
 
-    classes = {"bash": BashComplete, "zsh": ZshComplete, "fish": FishComplete}
+    classes: dict[str, type[ShellComplete]] = {
+        "bash": BashComplete,
+        "zsh": ZshComplete,
+        "fish": FishComplete,
+    }
     first, _, second = instruction.partition("_")
     shell = second if first == "complete" else first
     if "complete" not in (first, second) or shell not in classes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -24,7 +25,11 @@ app = new_app(
     "zerog quota report --by service",
 )
 
-_FORMATS = {"storage": format_size, "tokens": str, "monthly_usd": format_usd}
+_FORMATS: dict[str, Callable[[int], str]] = {
+    "storage": format_size,
+    "tokens": str,
+    "monthly_usd": format_usd,
+}
 
 
 def _limit_rows(status: dict[str, Any]) -> list[dict[str, Any]]:
