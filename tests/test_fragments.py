@@ -23,6 +23,7 @@ import pytest
 from tests.conftest import Result
 from tests.devnet_harness import DevnetProcess
 from tests.test_verify_e2e import corrupt_on_disk
+from zerog_cli.zerog import merkle
 
 pytestmark = pytest.mark.devnet
 
@@ -250,6 +251,39 @@ def test_a_stream_past_the_fragment_size_is_split_after_spooling(
     assert piped.exit_code == 0, piped
     assert [f["size"] for f in piped.json["fragments"]] == [FRAGMENT, FRAGMENT, 999 + 17]
     restored = tmp_path / "piped.out"
+    back = cli("backup", "restore", str(piped.json["backup_id"]), "-o", str(restored))
+    assert back.exit_code == 0, back
+    assert restored.read_bytes() == data
+
+
+def test_a_stream_past_the_fragment_size_is_hashed_once_in_the_spooling_pass(
+    small_fragments: Callable[..., Result],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    zerog_home: Path,
+) -> None:
+    """The spool was read back and hashed a second time to cut it into fragments;
+    now the fragments' trees come from the one pass that spools the stream."""
+    cli = small_fragments
+    hashed: list[int] = []
+    account = merkle.TreeBuilder._account
+
+    def counting(builder: merkle.TreeBuilder, data: Any) -> memoryview:
+        view = account(builder, data)
+        hashed.append(len(view))
+        return view
+
+    monkeypatch.setattr(merkle.TreeBuilder, "_account", counting)
+    text = os.urandom((3 * FRAGMENT + 5000) // 2).hex()
+
+    piped = cli("backup", "create", "-", "--name", "once.dump", "--json", stdin=text)
+
+    assert piped.exit_code == 0, piped
+    data = text.encode()
+    assert sum(hashed) == len(data)
+    pieces = [data[i : i + FRAGMENT] for i in range(0, len(data), FRAGMENT)]
+    assert piped.json["roots"] == [merkle.tree_from_bytes(piece).root_hex for piece in pieces]
+    restored = tmp_path / "once.out"
     back = cli("backup", "restore", str(piped.json["backup_id"]), "-o", str(restored))
     assert back.exit_code == 0, back
     assert restored.read_bytes() == data

@@ -690,3 +690,23 @@ def test_segment_wire_range() -> None:
     assert tree.segment_wire_range(17) == (17 * SEGMENT_SIZE, 0)
     with pytest.raises(UsageError):
         tree.segment_wire_range(18)
+
+
+@pytest.mark.parametrize("workers", [0, 2], ids=["in-process", "pooled"])
+@pytest.mark.parametrize(
+    "size", [1, 2 * SEGMENT_SIZE, 2 * SEGMENT_SIZE + 1, 5 * SEGMENT_SIZE + 777, 6 * SEGMENT_SIZE]
+)
+def test_fragment_trees_from_one_pass_are_the_trees_of_the_pieces(workers: int, size: int) -> None:
+    data = random.Random(size).randbytes(size)
+    fragment = 2 * SEGMENT_SIZE
+
+    trees, sha256 = merkle.fragment_trees_from_stream(
+        io.BytesIO(data), fragment, workers=workers, pool_min_bytes=0, block_size=SEGMENT_SIZE
+    )
+
+    pieces = [data[i : i + fragment] for i in range(0, size, fragment)]
+    assert [tree.root_hex for tree in trees] == [
+        merkle.tree_from_bytes(piece).root_hex for piece in pieces
+    ]
+    assert [tree.size for tree in trees] == [len(piece) for piece in pieces]
+    assert sha256 == hashlib.sha256(data).hexdigest()

@@ -67,8 +67,9 @@ class Spooled:
     """Plaintext bytes read from the stream (what the user will get back)."""
     sha256: str
     """SHA-256 of the plaintext."""
-    tree: FileTree
-    """Merkle tree of what is uploaded: the plaintext, or ``header || ciphertext``."""
+    trees: list[FileTree]
+    """Merkle trees of what is uploaded (the plaintext, or ``header || ciphertext``),
+    one per ``fragment_size`` piece, from the same pass."""
 
 
 def spool_folder(configured: str | None) -> Path:
@@ -212,8 +213,12 @@ def spool(
     limit: int | None = None,
     key: bytes | None = None,
     header: EncryptionHeader | None = None,
+    fragment_size: int,
 ) -> Iterator[Spooled]:
     """Copy ``source`` to a private file in ``folder`` while hashing it; remove it afterwards.
+
+    What is uploaded is cut every ``fragment_size`` bytes in the same pass (one
+    tree when it fits), so a stream past it is still read once.
 
     With ``key`` (and the ``header`` the upload will use) the tree is over
     ``header || ciphertext`` and the file keeps the plaintext, which
@@ -221,7 +226,7 @@ def spool(
     Raises EnvironmentFailure (exit 10) for an empty stream or a failed producer,
     UsageError (exit 2) past ``limit``.
     """
-    from zerog_cli.zerog.merkle import tree_from_stream
+    from zerog_cli.zerog.merkle import fragment_trees_from_stream
 
     descriptor, name = tempfile.mkstemp(prefix=SPOOL_PREFIX, dir=folder)
     path = Path(name)
@@ -230,8 +235,8 @@ def spool(
             tee = _TeeReader(stream, sink, limit, source.description)
             reader: io.RawIOBase = tee if key is None else SealingReader(tee, key, header)
             try:
-                tree, sha256 = tree_from_stream(
-                    reader, with_sha256=key is None, name=source.description
+                trees, sha256 = fragment_trees_from_stream(
+                    reader, fragment_size, with_sha256=key is None, name=source.description
                 )
             except UsageError:
                 if tee.size == 0:
@@ -245,6 +250,6 @@ def spool(
         if isinstance(reader, SealingReader):
             sha256 = reader.sha256.hexdigest()
         assert sha256 is not None
-        yield Spooled(path=path, size=tee.size, sha256=sha256, tree=tree)
+        yield Spooled(path=path, size=tee.size, sha256=sha256, trees=trees)
     finally:
         path.unlink(missing_ok=True)

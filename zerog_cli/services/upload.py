@@ -9,7 +9,6 @@ re-run finds the data on the network and does not pay again.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import socket
 import sqlite3
@@ -19,7 +18,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
 from zerog_cli.errors import UsageError, ZerogError, note_unrecorded_payment
 from zerog_cli.infra.secrets import ENCRYPTION_KEY
@@ -103,41 +102,55 @@ def _hash_source(
     limit: int | None,
     context: Context,
     cleanup: ExitStack,
-) -> tuple[FileTree, str, int, OpenSource]:
-    """One read of the input: (tree of what is uploaded, plaintext SHA-256, plaintext size,
-    source factory).
+) -> tuple[list[_Part], str, int, OpenSource]:
+    """One read of the input: (a tree per fragment of what is uploaded, plaintext
+    SHA-256, plaintext size, source factory).
 
-    A stream is spooled to a private file (see `services.spool`) that ``cleanup``
-    removes when the upload ends, however it ends.
+    What is uploaded (``header || ciphertext`` when encrypted, as the official
+    clients encrypt before they split) is cut every ``fragment_size`` bytes in
+    the same pass: one part when it fits. A stream is spooled to a private file
+    (see `services.spool`) that ``cleanup`` removes when the upload ends, however
+    it ends.
     """
     from zerog_cli.zerog.encryption import EncryptedReader, new_header_v1
-    from zerog_cli.zerog.merkle import tree_from_path, tree_from_stream
+    from zerog_cli.zerog.merkle import fragment_trees_from_stream
     from zerog_cli.zerog.segments import FileSource
 
+    fragment_size = context.settings.fragment_size
     header = None if key is None else new_header_v1()
     if request.stream is not None:
         folder = spool_folder(context.settings.tmp_dir)
         spooled = cleanup.enter_context(
-            spool(request.stream, folder, limit=limit, key=key, header=header)
+            spool(
+                request.stream,
+                folder,
+                limit=limit,
+                key=key,
+                header=header,
+                fragment_size=fragment_size,
+            )
         )
         path = spooled.path
-        tree, sha256, size = spooled.tree, spooled.sha256, spooled.size
+        trees, sha256, size = spooled.trees, spooled.sha256, spooled.size
     else:
         path = request.path
         size = path.stat().st_size
-        if key is None:
-            tree, hashed = tree_from_path(path)
-            assert hashed is not None
-            sha256 = hashed
-        else:
-            with path.open("rb") as plaintext:
+        with path.open("rb") as plaintext:
+            if key is None:
+                trees, hashed = fragment_trees_from_stream(plaintext, fragment_size, name=str(path))
+                assert hashed is not None
+                sha256 = hashed
+            else:
                 sealing = SealingReader(plaintext, key, header)
-                tree, _ = tree_from_stream(sealing, with_sha256=False, name=str(path))
-            sha256 = sealing.sha256.hexdigest()
+                trees, _ = fragment_trees_from_stream(
+                    sealing, fragment_size, with_sha256=False, name=str(path)
+                )
+                sha256 = sealing.sha256.hexdigest()
+    parts = [_Part(index * fragment_size, tree) for index, tree in enumerate(trees)]
     if key is None or header is None:
-        return tree, sha256, size, lambda: FileSource(path)
+        return parts, sha256, size, lambda: FileSource(path)
     sealed_header = header
-    return tree, sha256, size, lambda: EncryptedReader.from_path(path, key, sealed_header)
+    return parts, sha256, size, lambda: EncryptedReader.from_path(path, key, sealed_header)
 
 
 @dataclass(frozen=True)
@@ -146,101 +159,6 @@ class _Part:
 
     offset: int
     tree: FileTree
-
-
-_READ_BLOCK = 1 << 20
-
-
-def _hash_fragments(
-    path: Path, key: bytes | None, fragment_size: int
-) -> tuple[list[_Part], str, int, OpenSource]:
-    """One read of a file past ``fragment_size``: a tree per fragment, the plaintext
-    SHA-256 and size, the source factory.
-
-    The stored stream (``header || ciphertext`` when encrypted, as the official
-    clients encrypt before they split) is cut every ``fragment_size`` bytes; the
-    last fragment is the short rest. No fragment is padded: each is a file of its own.
-    """
-    from zerog_cli.zerog.encryption import EncryptedReader, new_header_v1
-    from zerog_cli.zerog.segments import FileSource
-
-    header = None if key is None else new_header_v1()
-    plain_sha256 = hashlib.sha256()
-    with path.open("rb") as plaintext:
-        if key is None:
-            stream: BinaryIO | SealingReader = plaintext
-        else:
-            stream = SealingReader(plaintext, key, header)
-        parts = _cut(
-            lambda length: stream.read(length),
-            fragment_size,
-            plain_sha256 if key is None else None,
-            str(path),
-        )
-        if isinstance(stream, SealingReader):
-            plain_sha256 = stream.sha256
-    size = path.stat().st_size
-    if key is None or header is None:
-        return parts, plain_sha256.hexdigest(), size, lambda: FileSource(path)
-    sealed_header = header
-    return (
-        parts,
-        plain_sha256.hexdigest(),
-        size,
-        lambda: EncryptedReader.from_path(path, key, sealed_header),
-    )
-
-
-def _cut(
-    read: Callable[[int], bytes],
-    fragment_size: int,
-    sha256: Any,
-    name: str,
-) -> list[_Part]:
-    """Trees of consecutive ``fragment_size`` pieces of what ``read(n)`` yields in order."""
-    from zerog_cli.zerog.merkle import TreeBuilder
-
-    parts: list[_Part] = []
-    offset = 0
-    builder = TreeBuilder()
-    while True:
-        block = read(min(_READ_BLOCK, fragment_size - builder.size))
-        if not block:
-            break
-        if sha256 is not None:
-            sha256.update(block)
-        builder.update(block)
-        if builder.size == fragment_size:
-            parts.append(_Part(offset, builder.finish(name)))
-            offset += fragment_size
-            builder = TreeBuilder()
-    if builder.size:
-        parts.append(_Part(offset, builder.finish(name)))
-    return parts
-
-
-def _split_hashed(tree: FileTree, open_source: OpenSource, fragment_size: int) -> list[_Part]:
-    """The whole tree when it fits one fragment; else a second read of the (spooled)
-    stored stream, cut into fragments."""
-    if tree.size <= fragment_size:
-        return [_Part(0, tree)]
-    with open_source() as source:
-        position = 0
-
-        def read(length: int) -> bytes:
-            nonlocal position
-            block = source.read_at(position, min(length, source.size - position))
-            position += len(block)
-            return block
-
-        return _cut(read, fragment_size, None, "input")
-
-
-def _stored_size(path: Path, key: bytes | None) -> int:
-    """Bytes 0G stores for the file at ``path``: with the encryption header when sealed."""
-    from zerog_cli.zerog.encryption import HEADER_SIZE_V1
-
-    return path.stat().st_size + (HEADER_SIZE_V1 if key is not None else 0)
 
 
 def _resolve_namespace(
@@ -323,11 +241,7 @@ def _upload(
     if not request.dry_run:
         warm_up()
     fragment_size = settings.fragment_size
-    if request.stream is None and _stored_size(request.path, key) > fragment_size:
-        parts, sha256, plain_size, open_source = _hash_fragments(request.path, key, fragment_size)
-    else:
-        tree, sha256, plain_size, open_source = _hash_source(request, key, limit, context, cleanup)
-        parts = _split_hashed(tree, open_source, fragment_size)
+    parts, sha256, plain_size, open_source = _hash_source(request, key, limit, context, cleanup)
     stored_size = sum(part.tree.size for part in parts)
     network = storage_network(context)
     replicas = request.replicas or settings.replicas

@@ -567,6 +567,32 @@ class TreeBuilder:
 
     def finish(self, name: str = "input") -> FileTree:
         """The tree of everything fed so far; `name` is used in the empty-input error."""
+        roots, tail = self._close(name)
+        return _assemble(self._size, roots, tail)
+
+    def finish_fragments(self, fragment_size: int, name: str = "input") -> list[FileTree]:
+        """The trees of consecutive ``fragment_size`` pieces of everything fed so far.
+
+        Each piece is a file of its own (the official clients' split upload; the
+        last piece is the short rest, unpadded). A fragment holds whole segments,
+        so its tree is assembled from segment roots already computed: the input
+        is hashed once however it is cut. One tree, `finish()`'s, when it fits.
+        """
+        if fragment_size < SEGMENT_SIZE or fragment_size % SEGMENT_SIZE:
+            raise UsageError(f"fragment size must be a multiple of {SEGMENT_SIZE} bytes")
+        roots, tail = self._close(name)
+        per_fragment = fragment_size // SEGMENT_SIZE
+        trees = []
+        for offset in range(0, self._size, fragment_size):
+            first = offset // SEGMENT_SIZE
+            if offset + fragment_size < self._size:
+                trees.append(_assemble(fragment_size, roots[first : first + per_fragment], b""))
+            else:
+                trees.append(_assemble(self._size - offset, roots[first:], tail))
+        return trees
+
+    def _close(self, name: str) -> tuple[list[bytes], bytes]:
+        """End the input: (roots of the full segments, the bytes after them)."""
         if self._finished:
             raise UsageError("TreeBuilder.finish() called twice")
         if self._size == 0:
@@ -574,9 +600,9 @@ class TreeBuilder:
         self._finished = True
         if self._sha256 is not None:
             self.sha256_hex = self._sha256.hexdigest()
-        tree = _assemble(self._size, self._roots, bytes(self._pending))
+        closed = self._roots, bytes(self._pending)
         self._roots, self._pending = [], bytearray()
-        return tree
+        return closed
 
 
 def tree_from_bytes(data: bytes | bytearray | memoryview) -> FileTree:
@@ -657,10 +683,39 @@ def tree_from_stream(
     process. Inputs under `pool_min_bytes` are always hashed in-process. Memory
     stays bounded by a few `block_size` blocks whatever the input size.
     """
+    builder = TreeBuilder(with_sha256=with_sha256)
+    _feed(stream, builder, workers, block_size, pool_min_bytes)
+    return builder.finish(name), builder.sha256_hex
+
+
+def fragment_trees_from_stream(
+    stream: ByteStream,
+    fragment_size: int,
+    *,
+    workers: int | None = None,
+    with_sha256: bool = True,
+    name: str = "input",
+    block_size: int = DEFAULT_BLOCK_SIZE,
+    pool_min_bytes: int = POOL_MIN_BYTES,
+) -> tuple[list[FileTree], str | None]:
+    """`tree_from_stream` for an input cut every ``fragment_size`` bytes (one tree
+    when it fits): the trees of its fragments, in order, from the same single read."""
+    builder = TreeBuilder(with_sha256=with_sha256)
+    _feed(stream, builder, workers, block_size, pool_min_bytes)
+    return builder.finish_fragments(fragment_size, name), builder.sha256_hex
+
+
+def _feed(
+    stream: ByteStream,
+    builder: TreeBuilder,
+    workers: int | None,
+    block_size: int,
+    pool_min_bytes: int,
+) -> None:
+    """Everything left in ``stream`` into ``builder``, large inputs hashed by the pool."""
     if block_size < SEGMENT_SIZE or block_size % SEGMENT_SIZE:
         raise UsageError(f"block size must be a positive multiple of {SEGMENT_SIZE} bytes")
     count = default_workers() if workers is None else workers
-    builder = TreeBuilder(with_sha256=with_sha256)
     readinto = _readinto_for(stream)
     pool_at = _pool_start(stream, count, pool_min_bytes)
     buffer = memoryview(bytearray(block_size))
@@ -677,8 +732,6 @@ def tree_from_stream(
         builder.update(buffer[:filled])
         if filled < block_size:
             break
-    tree = builder.finish(name)
-    return tree, builder.sha256_hex
 
 
 def tree_from_path(
