@@ -40,7 +40,7 @@ from zerog_cli.devnet.constants import (
     LOOPBACK_HOST,
     MARKET_ADDRESS,
 )
-from zerog_cli.zerog.compute_abi import keccak256
+from zerog_cli.zerog.abi import keccak256
 
 ANVIL_BINARY = Path("@foundry-rs/anvil-linux-amd64/bin/anvil")
 FACTORIES = {

@@ -301,7 +301,8 @@ def sign_transaction(
 ) -> bytes:
     """A signed raw transaction (type 2, or legacy EIP-155) from ``key``."""
     from eth_account import Account
-    from eth_utils import to_checksum_address
+
+    from zerog_cli.zerog.abi import checksum_address
 
     sender = Account.from_key(key).address
     if nonce is None:
@@ -312,7 +313,7 @@ def sign_transaction(
     tx: dict[str, Any] = {
         "chainId": chain_id,
         "nonce": nonce,
-        "to": to_checksum_address(to),
+        "to": checksum_address(to),
         "value": value,
         "data": data,
         "gas": gas,

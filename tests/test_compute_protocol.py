@@ -20,6 +20,7 @@ from zerog_cli.errors import (
     UsageError,
 )
 from zerog_cli.zerog import compute
+from zerog_cli.zerog.abi import decode_revert
 from zerog_cli.zerog.compute import (
     INFERENCE_SERVING,
     LEDGER_MANAGER,
@@ -611,7 +612,7 @@ def test_return_decoding_vectors() -> None:
 
 def test_revert_decoding_vectors() -> None:
     for case in ABI["revert_decodings"]:
-        decoded = compute.decode_revert(_hex(case["revert_data"]))
+        decoded = decode_revert(_hex(case["revert_data"]), compute.COMPUTE_ERRORS)
         assert decoded.name == case["error"].split("(")[0]
         assert list(decoded.args) == case["args"]
         assert "0x" + decoded.selector.hex() == case["selector"]
@@ -620,7 +621,7 @@ def test_revert_decoding_vectors() -> None:
 
 def test_revert_sentences_and_exceptions() -> None:
     available = LEDGER_MANAGER.error("InsufficientAvailableBalance").encode(10**18, 2 * 10**18)
-    decoded = compute.decode_revert(available)
+    decoded = decode_revert(available, compute.COMPUTE_ERRORS)
     assert decoded.message == (
         "insufficient available ledger balance: 1.0 0G available, 2.0 0G required"
     )
@@ -631,11 +632,12 @@ def test_revert_sentences_and_exceptions() -> None:
     too_large = INFERENCE_SERVING.error("LimitTooLarge").encode(51, 50)
     assert isinstance(compute.revert_error(too_large), UsageError)
     plain = bytes.fromhex("08c379a0") + _abi_string("nope")
-    assert compute.decode_revert(plain).message == "execution reverted: nope"
+    assert decode_revert(plain).message == "nope"
+    assert str(compute.revert_error(plain)) == "execution reverted: nope"
     unknown = compute.revert_error(bytes.fromhex("deadbeef"))
     assert isinstance(unknown, RemoteError) and "0xdeadbeef" in str(unknown)
-    assert "without a reason" in compute.decode_revert(b"").message
-    truncated = compute.decode_revert(missing[:10])
+    assert "no reason given" in decode_revert(b"").message
+    truncated = decode_revert(missing[:10], compute.COMPUTE_ERRORS)
     assert truncated.name == "ServiceNotExist" and "unreadable" in truncated.message
 
 

@@ -39,7 +39,7 @@ from zerog_cli.devnet.constants import (
     MARKET_ADDRESS,
 )
 from zerog_cli.zerog import compute_abi, flow_abi, merkle
-from zerog_cli.zerog.compute_abi import keccak256
+from zerog_cli.zerog.abi import keccak256
 from zerog_cli.zerog.compute_fees import NEURON_PER_0G
 
 pytestmark = pytest.mark.interop

@@ -28,7 +28,7 @@ from zerog_cli.devnet.constants import (
     MARKET_ADDRESS,
 )
 from zerog_cli.zerog import flow_abi, merkle
-from zerog_cli.zerog.compute_abi import PANIC
+from zerog_cli.zerog.abi import PANIC, keccak256
 
 pytestmark = pytest.mark.devnet
 
@@ -139,7 +139,7 @@ def test_type2_and_legacy_transactions_move_nonce_and_balance(chain: DevnetProce
 def test_send_returns_keccak_of_raw_bytes(chain: DevnetProcess) -> None:
     raw = sign_transaction(chain.rpc_url, to=DEV_ACCOUNT_ADDRESS, value=1)
     tx_hash = rpc(chain.rpc_url, "eth_sendRawTransaction", ["0x" + raw.hex()])
-    assert tx_hash == "0x" + merkle.keccak256(raw).hex()
+    assert tx_hash == "0x" + keccak256(raw).hex()
     with pytest.raises(RpcFailure, match="already known"):
         rpc(chain.rpc_url, "eth_sendRawTransaction", ["0x" + raw.hex()])
 
@@ -199,7 +199,7 @@ def test_underpaid_submit_reverts_with_not_enough_fee(chain: DevnetProcess) -> N
         rpc(chain.rpc_url, "eth_estimateGas", [call])
     assert info.value.code == 3 and info.value.message == "execution reverted"
     revert = bytes.fromhex(str(info.value.data)[2:])
-    assert flow_abi.decode_not_enough_fee(revert) == (
+    assert flow_abi.NOT_ENOUGH_FEE.decode(revert) == (
         DEFAULT_PRICE_PER_SECTOR,
         tree.fee_sectors,
         fee - 1,

@@ -36,6 +36,7 @@ from zerog_cli.devnet.constants import DEV_ACCOUNT_ADDRESS, DEV_ACCOUNT_KEY
 from zerog_cli.devnet.provider import count_tokens
 from zerog_cli.errors import IntegrityError, NotFound, QuotaExceeded, RemoteError, UsageError
 from zerog_cli.zerog import compute
+from zerog_cli.zerog.abi import decode_revert
 from zerog_cli.zerog.compute import ComputeContracts, Pricing
 
 pytestmark = pytest.mark.devnet
@@ -96,7 +97,7 @@ def revert_of(net: DevnetProcess, sender: str, to: str, data: bytes, value: int 
         eth_call_over(net.rpc_url, sender, value)(to, data)
     revert = compute.revert_data_from(caught.value)
     assert revert is not None
-    decoded = compute.decode_revert(revert)
+    decoded = decode_revert(revert, compute.COMPUTE_ERRORS)
     return f"{decoded.name}: {decoded.message}"
 
 
@@ -428,7 +429,7 @@ def test_acknowledgement_rules(net: DevnetProcess) -> None:
         "CannotRevokeWithNonZeroBalance"
     )
     paid_transfer = revert_of(net, user, NETWORK.ledger, transfer, value=ZG)
-    assert "without a reason" in paid_transfer, "transferFund is not payable"
+    assert "no reason given" in paid_transfer, "transferFund is not payable"
 
 
 def test_deposit_for_someone_else(net: DevnetProcess) -> None:

@@ -29,6 +29,7 @@ from tests.devnet_harness import (
 )
 from zerog_cli.devnet.constants import DEFAULT_PRICE_PER_SECTOR, FLOW_ADDRESS
 from zerog_cli.zerog import flow_abi, merkle
+from zerog_cli.zerog.abi import keccak256
 
 pytestmark = pytest.mark.devnet
 
@@ -194,7 +195,7 @@ def test_rear_padding_siblings_must_be_zero_subtrees(net: DevnetProcess) -> None
     honest = merkle.tree_from_bytes(data)
     assert honest.num_padded_segments == 18
     roots = list(honest.segment_roots)
-    roots[17] = merkle.keccak256(b"not padding")
+    roots[17] = keccak256(b"not padding")
     forged_root = merkle.tree_root(roots)
     nodes = (
         honest.submission_nodes[0],

@@ -7,6 +7,7 @@ import sha3
 
 from tests.conformance import load_vectors
 from zerog_cli.zerog import flow_abi, merkle
+from zerog_cli.zerog.abi import ERROR_STRING, decode_revert
 
 SUBMITTER = "0x1111111111111111111111111111111111111111"
 
@@ -54,8 +55,8 @@ def test_worked_example_calldata_byte_for_byte() -> None:
         (flow_abi.LEGACY_SUBMIT_SELECTOR, "submit((uint256,bytes,(bytes32,uint256)[]))"),
         (flow_abi.MARKET_SELECTOR, "market()"),
         (flow_abi.PRICE_PER_SECTOR_SELECTOR, "pricePerSector()"),
-        (flow_abi.NOT_ENOUGH_FEE_SELECTOR, "NotEnoughFee(uint256,uint256,uint256)"),
-        (flow_abi.ERROR_STRING_SELECTOR, "Error(string)"),
+        (flow_abi.NOT_ENOUGH_FEE.selector, "NotEnoughFee(uint256,uint256,uint256)"),
+        (ERROR_STRING.selector, "Error(string)"),
     ],
 )
 def test_selectors_are_keccak_of_signatures(constant: bytes, signature: str) -> None:
@@ -150,14 +151,15 @@ def test_find_submit_events_skips_foreign_and_broken_logs() -> None:
 
 
 def test_not_enough_fee_and_revert_descriptions() -> None:
-    data = flow_abi.encode_not_enough_fee(10, 18, 5)
+    data = flow_abi.NOT_ENOUGH_FEE.encode(10, 18, 5)
     assert data[:4] == bytes.fromhex("f85c6482")
-    assert flow_abi.decode_not_enough_fee(data) == (10, 18, 5)
-    assert flow_abi.decode_not_enough_fee(b"\x00" * 100) is None
-    assert flow_abi.describe_revert(data) == "NotEnoughFee(price=10, sectors=18, paid=5)"
-    reason = flow_abi.encode_error_string("Invalid submission")
-    assert flow_abi.describe_revert(reason) == "Invalid submission"
-    assert flow_abi.describe_revert(b"") == "execution reverted"
+    fee = decode_revert(data, flow_abi.FLOW_ERRORS)
+    assert (fee.name, fee.args) == ("NotEnoughFee", (10, 18, 5))
+    assert fee.message == "NotEnoughFee(price=10, sectors=18, paid=5)"
+    assert decode_revert(b"\x00" * 100, flow_abi.FLOW_ERRORS).name is None
+    reason = ERROR_STRING.encode("Invalid submission")
+    assert decode_revert(reason, flow_abi.FLOW_ERRORS).message == "Invalid submission"
+    assert "no reason given" in decode_revert(b"", flow_abi.FLOW_ERRORS).message
 
 
 def test_address_and_uint_words() -> None:

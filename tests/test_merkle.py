@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from tests.conformance import load_vectors
 from zerog_cli.errors import IntegrityError, ProtocolError, UsageError, ZerogError
 from zerog_cli.zerog import merkle
+from zerog_cli.zerog.abi import keccak256
 from zerog_cli.zerog.merkle import (
     EMPTY_CHUNK_HASH,
     SEGMENT_SIZE,
@@ -140,7 +141,7 @@ def test_constants() -> None:
         "0xe68d02859bb6211cec64f52368b77d422de3b8eac34bf615942b814b643301b5"
     )
     assert zero_subtree_hash(3) == keccak(zero_subtree_hash(2) * 2)
-    assert merkle.keccak256(b"") == bytes.fromhex(
+    assert keccak256(b"") == bytes.fromhex(
         "c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470"
     )
 

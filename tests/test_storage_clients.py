@@ -458,11 +458,11 @@ def test_evm_quantities_and_hostile_values(peer: tuple[str, Peer]) -> None:
 
 
 def test_evm_revert_is_decoded(peer: tuple[str, Peer]) -> None:
-    from zerog_cli.zerog.flow_abi import describe_revert, encode_not_enough_fee
+    from zerog_cli.zerog.flow_abi import FLOW_ERRORS, NOT_ENOUGH_FEE
 
     url, state = peer
-    evm = EvmClient(http(), url, decode_revert=describe_revert)
-    data = "0x" + encode_not_enough_fee(10, 18, 5).hex()
+    evm = EvmClient(http(), url, revert_errors=FLOW_ERRORS)
+    data = "0x" + NOT_ENOUGH_FEE.encode(10, 18, 5).hex()
     state.error(3, "execution reverted", data)
     with pytest.raises(RemoteError, match="NotEnoughFee"):
         evm.call("0x" + "11" * 20, b"\x01")
@@ -472,7 +472,7 @@ def test_evm_revert_is_decoded(peer: tuple[str, Peer]) -> None:
 
 
 def test_send_raw_transaction_checks_hash_and_already_known(peer: tuple[str, Peer]) -> None:
-    from zerog_cli.zerog.merkle import keccak256
+    from zerog_cli.zerog.abi import keccak256
 
     url, state = peer
     evm = EvmClient(http(), url)
@@ -489,7 +489,7 @@ def test_send_raw_transaction_checks_hash_and_already_known(peer: tuple[str, Pee
 
 def test_send_transaction_refetches_a_taken_nonce(peer: tuple[str, Peer]) -> None:
     from zerog_cli.devnet.constants import DEV_ACCOUNT_KEY
-    from zerog_cli.zerog.merkle import keccak256
+    from zerog_cli.zerog.abi import keccak256
 
     url, state = peer
     sent: list[str] = []
@@ -531,7 +531,7 @@ def _chain_fake(
     refusals: list[str], known: set[str] | None = None
 ) -> tuple[list[str], Callable[..., tuple[int, dict[str, str], bytes]]]:
     """A node that refuses the first sends with ``refusals`` and knows ``known`` hashes."""
-    from zerog_cli.zerog.merkle import keccak256
+    from zerog_cli.zerog.abi import keccak256
 
     sent: list[str] = []
 

@@ -42,7 +42,7 @@ from zerog_cli.devnet.transactions import (
     intrinsic_gas,
 )
 from zerog_cli.infra.files import ensure_private_dir
-from zerog_cli.zerog.merkle import keccak256
+from zerog_cli.zerog.abi import keccak256
 
 logger = logging.getLogger(__name__)
 

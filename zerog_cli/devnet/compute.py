@@ -73,21 +73,23 @@ from zerog_cli.devnet.constants import (
     LEDGER_MANAGER_ADDRESS,
 )
 from zerog_cli.devnet.contracts import ChainContext, Contract, Log, Revert
-from zerog_cli.zerog.compute_abi import (
+from zerog_cli.zerog.abi import (
     ERROR_STRING,
-    INFERENCE_SERVING,
-    LEDGER_MANAGER,
-    MAX_PAGE_SIZE,
     AbiError,
     AbiFunction,
     ContractAbi,
+    checksum_address,
+    keccak256,
+)
+from zerog_cli.zerog.compute_abi import (
+    INFERENCE_SERVING,
+    LEDGER_MANAGER,
+    MAX_PAGE_SIZE,
     Ledger,
     Refund,
     Service,
     ServiceInfo,
     SubAccount,
-    checksum_address,
-    keccak256,
 )
 from zerog_cli.zerog.compute_fees import (
     MAX_REFUNDS_PER_ACCOUNT,

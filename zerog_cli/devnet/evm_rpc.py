@@ -23,7 +23,7 @@ from zerog_cli.devnet.jsonrpc import (
     param,
 )
 from zerog_cli.devnet.transactions import TransactionError, decode_raw_transaction
-from zerog_cli.zerog.flow_abi import ERROR_STRING_SELECTOR, describe_revert
+from zerog_cli.zerog.abi import ERROR_STRING, decode_revert
 
 if TYPE_CHECKING:
     from zerog_cli.devnet.chain import Chain
@@ -73,8 +73,8 @@ def _address(value: Any, index: int) -> str:
 
 def _revert_error(revert: Revert) -> RpcError:
     message = "execution reverted"
-    if revert.data[:4] == ERROR_STRING_SELECTOR:
-        message = f"execution reverted: {describe_revert(revert.data)}"
+    if revert.data[:4] == ERROR_STRING.selector:
+        message = f"execution reverted: {decode_revert(revert.data).message}"
     return RpcError(REVERT_CODE, message, hex_data(revert.data))
 
 

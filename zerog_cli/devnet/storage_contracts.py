@@ -26,10 +26,11 @@ import itertools
 from typing import Any
 
 from zerog_cli.devnet.contracts import ChainContext, Contract, Log, Revert
-from zerog_cli.zerog.compute_abi import PANIC
+from zerog_cli.zerog.abi import ERROR_STRING, PANIC
 from zerog_cli.zerog.flow_abi import (
     BATCH_SUBMIT_SELECTOR,
     MARKET_SELECTOR,
+    NOT_ENOUGH_FEE,
     PRICE_PER_SECTOR_SELECTOR,
     Submission,
     SubmissionData,
@@ -37,8 +38,6 @@ from zerog_cli.zerog.flow_abi import (
     decode_submit_calldata,
     encode_address_word,
     encode_batch_submit_return,
-    encode_error_string,
-    encode_not_enough_fee,
     encode_submit_log,
     encode_submit_return,
     encode_uint_word,
@@ -166,14 +165,14 @@ class FlowContract(Contract):
     ) -> tuple[tuple[int, bytes, int, int], Log]:
         """One submission: ``(index, digest, startIndex, length)`` and its Submit log."""
         if not submission_is_valid(submission.data, submission.submitter):
-            raise Revert(encode_error_string("Invalid submission"), "Invalid submission")
+            raise Revert(ERROR_STRING.encode("Invalid submission"), "Invalid submission")
         sectors = submission.data.sectors
         price = self.market.price_per_sector
         fee = sectors * price
         paid = chain.balance(self.address)
         if fee > paid:
             raise Revert(
-                encode_not_enough_fee(price, sectors, paid),
+                NOT_ENOUGH_FEE.encode(price, sectors, paid),
                 f"NotEnoughFee(price={price}, sectors={sectors}, paid={paid})",
             )
         chain.transfer(self.address, self.market.address, fee)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from zerog_cli.zerog.merkle import keccak256
+from zerog_cli.zerog.abi import keccak256
 
 
 class TransactionError(Exception):

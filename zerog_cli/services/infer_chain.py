@@ -89,21 +89,15 @@ class ComputeLink:
         self._tokens().forget(chain_id=self.chain.chain_id, wallet=self.address, provider=provider)
 
 
-def _describe_revert(data: bytes) -> str:
-    from zerog_cli.zerog.compute import decode_revert
-
-    return decode_revert(data).message
-
-
 def open_chain(context: Context) -> ComputeChain:
     """RPC client and contract reader for this profile; the chain id must match it."""
-    from zerog_cli.zerog.compute import ComputeContracts, network_for_chain
+    from zerog_cli.zerog.compute import COMPUTE_ERRORS, ComputeContracts, network_for_chain
     from zerog_cli.zerog.evm import EvmClient
 
     settings = context.settings
     rpc_url = settings.endpoint("rpc_url")
     context.announce_network()
-    evm = EvmClient(context.http, rpc_url, decode_revert=_describe_revert)
+    evm = EvmClient(context.http, rpc_url, revert_errors=COMPUTE_ERRORS)
     chain_id = evm.chain_id()
     expected = settings.chain_id
     if expected is not None and chain_id != int(expected):

@@ -20,15 +20,21 @@ from dataclasses import dataclass
 
 from zerog_cli.errors import ConfigError
 from zerog_cli.infra.units import parse_0g
+from zerog_cli.zerog.abi import (
+    AbiError,
+    AbiFunction,
+    ContractAbi,
+    DecodedRevert,
+    checksum_address,
+    keccak256,
+    revert_data_from,
+)
 from zerog_cli.zerog.compute_abi import (
+    COMPUTE_ERRORS,
     INFERENCE_SERVING,
     LEDGER_MANAGER,
     MAX_PAGE_SIZE,
-    AbiError,
-    AbiFunction,
     ComputeContracts,
-    ContractAbi,
-    DecodedRevert,
     EthCall,
     Ledger,
     Refund,
@@ -36,14 +42,12 @@ from zerog_cli.zerog.compute_abi import (
     ServiceInfo,
     ServicePage,
     SubAccount,
-    checksum_address,
     decode_get_account,
     decode_get_all_services,
     decode_get_ledger,
     decode_get_ledger_providers,
     decode_get_service,
     decode_get_service_info,
-    decode_revert,
     encode_acknowledge_tee_signer,
     encode_add_ledger,
     encode_deposit_fund,
@@ -61,8 +65,6 @@ from zerog_cli.zerog.compute_abi import (
     encode_revoke_token,
     encode_revoke_tokens,
     encode_transfer_fund,
-    keccak256,
-    revert_data_from,
     revert_error,
 )
 from zerog_cli.zerog.compute_auth import (
@@ -194,6 +196,7 @@ def network_for_chain(chain_id: int) -> ComputeNetwork:
 
 __all__ = [
     "BINDING_MEANING",
+    "COMPUTE_ERRORS",
     "EPHEMERAL_MAX_DURATION_MS",
     "EPHEMERAL_TOKEN_ID",
     "INFERENCE_SERVING",
@@ -245,7 +248,6 @@ __all__ = [
     "decode_get_ledger_providers",
     "decode_get_service",
     "decode_get_service_info",
-    "decode_revert",
     "eip191_digest_32",
     "encode_acknowledge_tee_signer",
     "encode_add_ledger",

@@ -16,10 +16,17 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any
 
 from zerog_cli.errors import NotFound, QuotaExceeded, RemoteError, UsageError, ZerogError
+from zerog_cli.zerog.abi import (
+    AbiError,
+    AbiFunction,
+    ContractAbi,
+    checksum_address,
+    decode_revert,
+    revert_data_from,
+)
 
 EthCall = Callable[[str, bytes], bytes]
 """``eth_call(contract_address, calldata) -> return data``; raises on revert.
@@ -41,152 +48,10 @@ LEDGER_TUPLE = "(address,uint256,uint256,string)"
 SERVICE_INFO_TUPLE = "(address,address,string,string,string,string,bool,uint256)"
 
 
-def keccak256(data: bytes) -> bytes:
-    """Ethereum's Keccak-256 (not NIST SHA3-256)."""
-    import sha3
-
-    return bytes(sha3.keccak_256(data).digest())
-
-
-def checksum_address(address: str) -> str:
-    """EIP-55 form of a 20-byte hex address; refuses anything else."""
-    text = address[2:] if address[:2] in ("0x", "0X") else address
-    if len(text) != 40:
-        raise UsageError(f"not an address: {address!r}")
-    try:
-        int(text, 16)
-    except ValueError:
-        raise UsageError(f"not an address: {address!r}") from None
-    lower = text.lower()
-    digest = keccak256(lower.encode("ascii")).hex()
-    chars = [c.upper() if int(digest[i], 16) >= 8 else c for i, c in enumerate(lower)]
-    return "0x" + "".join(chars)
-
-
-def _selector(signature: str) -> bytes:
-    return keccak256(signature.encode("ascii"))[:4]
-
-
-class AbiFunction:
-    """One contract function: selector, input encoding and output decoding."""
-
-    def __init__(self, name: str, inputs: Sequence[str] = (), outputs: Sequence[str] = ()) -> None:
-        self.name = name
-        self.inputs = tuple(inputs)
-        self.outputs = tuple(outputs)
-        self.signature = f"{name}({','.join(self.inputs)})"
-
-    @cached_property
-    def selector(self) -> bytes:
-        return _selector(self.signature)
-
-    def encode(self, *args: Any) -> bytes:
-        """Calldata: selector followed by the ABI-encoded arguments."""
-        from eth_abi import encode
-        from eth_abi.exceptions import EncodingError
-
-        try:
-            return self.selector + encode(list(self.inputs), list(args))
-        except EncodingError as exc:
-            raise UsageError(f"bad arguments for {self.signature}: {exc}") from None
-
-    def decode_input(self, calldata: bytes) -> tuple[Any, ...]:
-        """Arguments of a call to this function (selector included in ``calldata``)."""
-        from eth_abi import decode
-
-        if calldata[:4] != self.selector:
-            raise ValueError(f"calldata is not a call to {self.signature}")
-        return tuple(decode(list(self.inputs), calldata[4:]))
-
-    def encode_output(self, *values: Any) -> bytes:
-        from eth_abi import encode
-
-        return encode(list(self.outputs), list(values))
-
-    def decode_output(self, data: bytes) -> tuple[Any, ...]:
-        from eth_abi import decode
-
-        try:
-            return tuple(decode(list(self.outputs), data))
-        except Exception as exc:  # eth_abi raises several unrelated types on short data
-            raise RemoteError(
-                f"{self.name} returned data that does not decode as {self.outputs}: {exc}",
-                kind="fatal",
-            ) from None
-
-
-@dataclass(frozen=True)
-class DecodedRevert:
-    """A revert reason in readable form; ``name`` is None when the selector is unknown."""
-
-    name: str | None
-    args: tuple[Any, ...]
-    message: str
-    selector: bytes
-
-
 def _neuron_text(amount: int) -> str:
     from zerog_cli.zerog.compute_fees import format_0g
 
     return f"{format_0g(amount)} 0G"
-
-
-class AbiError:
-    """A Solidity custom error: its selector, arguments and a sentence for humans."""
-
-    def __init__(
-        self,
-        name: str,
-        inputs: Sequence[str],
-        describe: Callable[[tuple[Any, ...]], str],
-        exception: type[ZerogError] = RemoteError,
-    ) -> None:
-        self.name = name
-        self.inputs = tuple(inputs)
-        self.signature = f"{name}({','.join(self.inputs)})"
-        self.describe = describe
-        self.exception = exception
-
-    @cached_property
-    def selector(self) -> bytes:
-        return _selector(self.signature)
-
-    def encode(self, *args: Any) -> bytes:
-        """Revert data as a contract produces it (used by the devnet contracts)."""
-        from eth_abi import encode
-
-        return self.selector + encode(list(self.inputs), list(args))
-
-    def decode(self, data: bytes) -> tuple[Any, ...]:
-        from eth_abi import decode
-
-        values = tuple(decode(list(self.inputs), data[4:]))
-        return tuple(
-            checksum_address(v) if t == "address" else v
-            for t, v in zip(self.inputs, values, strict=True)
-        )
-
-
-class ContractAbi:
-    """The functions and custom errors of one contract, looked up by name or selector."""
-
-    def __init__(self, name: str, functions: Sequence[AbiFunction], errors: Sequence[AbiError]):
-        self.name = name
-        self.functions = {f.name: f for f in functions}
-        self.errors = {e.name: e for e in errors}
-
-    def function(self, name: str) -> AbiFunction:
-        return self.functions[name]
-
-    def error(self, name: str) -> AbiError:
-        return self.errors[name]
-
-    def function_for(self, calldata: bytes) -> AbiFunction | None:
-        """The function a calldata's selector names, or None."""
-        for function in self.functions.values():
-            if function.selector == calldata[:4]:
-                return function
-        return None
 
 
 LEDGER_MANAGER = ContractAbi(
@@ -374,75 +239,19 @@ INFERENCE_SERVING = ContractAbi(
     ],
 )
 
-ERROR_STRING = AbiError("Error", ["string"], lambda a: f"execution reverted: {a[0]}")
-"""Solidity's ``require(cond, "reason")`` revert."""
-PANIC = AbiError("Panic", ["uint256"], lambda a: f"execution reverted with panic code {a[0]:#x}")
-
-
-def _known_errors() -> list[AbiError]:
-    return [
-        *LEDGER_MANAGER.errors.values(),
-        *INFERENCE_SERVING.errors.values(),
-        ERROR_STRING,
-        PANIC,
-    ]
-
-
-def decode_revert(data: bytes) -> DecodedRevert:
-    """Name, arguments and a readable sentence for a revert's data (any of both contracts)."""
-    if not data:
-        return DecodedRevert(
-            None,
-            (),
-            "execution reverted without a reason (a contract requirement was not met)",
-            b"",
-        )
-    for error in _known_errors():
-        if data[:4] == error.selector:
-            try:
-                args = error.decode(data)
-            except Exception:  # truncated data: keep the name, say the arguments are unreadable
-                return DecodedRevert(
-                    error.name,
-                    (),
-                    f"execution reverted: {error.name} (arguments unreadable)",
-                    error.selector,
-                )
-            return DecodedRevert(error.name, args, error.describe(args), error.selector)
-    return DecodedRevert(
-        None, (), f"execution reverted with unknown error 0x{data[:4].hex()}", data[:4]
-    )
+COMPUTE_ERRORS = (*LEDGER_MANAGER.errors.values(), *INFERENCE_SERVING.errors.values())
+"""The custom errors of both compute contracts, for :func:`abi.decode_revert`."""
 
 
 def revert_error(data: bytes) -> ZerogError:
     """The project exception for a revert: funding reverts exit 4, missing services 7."""
-    decoded = decode_revert(data)
-    known = {error.name: error for error in _known_errors()}
+    decoded = decode_revert(data, COMPUTE_ERRORS)
+    known = {error.name: error for error in COMPUTE_ERRORS}
     if decoded.name in known and known[decoded.name].exception is not RemoteError:
         return known[decoded.name].exception(decoded.message)
-    return RemoteError(decoded.message, code=3, data="0x" + data.hex(), kind="fatal")
-
-
-def revert_data_from(error: BaseException) -> bytes | None:
-    """Revert data carried by an eth_call failure, or None if it is not a revert.
-
-    Accepts what JSON-RPC nodes put in ``error.data``: a hex string, raw bytes,
-    or an object with a nested ``data`` (Hardhat style).
-    """
-    data: object = getattr(error, "data", None)
-    for _ in range(3):
-        if isinstance(data, dict):
-            data = data.get("data")
-            continue
-        if isinstance(data, bytes | bytearray):
-            return bytes(data)
-        if isinstance(data, str) and data.startswith("0x"):
-            try:
-                return bytes.fromhex(data[2:])
-            except ValueError:
-                return None
-        return None
-    return None
+    return RemoteError(
+        f"execution reverted: {decoded.message}", code=3, data="0x" + data.hex(), kind="fatal"
+    )
 
 
 # --- typed results -------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from zerog_cli.errors import PermissionDenied, UsageError
-from zerog_cli.zerog.compute_abi import keccak256
+from zerog_cli.zerog.abi import keccak256
 
 if TYPE_CHECKING:
     from zerog_cli.zerog.compute_abi import SubAccount

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +35,7 @@ from zerog_cli.errors import (
     RemoteError,
     ZerogError,
 )
+from zerog_cli.zerog.abi import AbiError, checksum_address, decode_revert, revert_data_from
 from zerog_cli.zerog.jsonrpc import JsonRpcClient, Reader, one_line
 
 if TYPE_CHECKING:
@@ -43,7 +44,6 @@ if TYPE_CHECKING:
     from zerog_cli.zerog.merkle import FileTree
 
 log = logging.getLogger("zerog.evm")
-RevertDecoder = Callable[[bytes], str]
 GAS_LIMIT_MARGIN_PERCENT = 20
 _ALREADY_KNOWN = ("already known", "known transaction", "already imported")
 _NO_FUNDS = ("insufficient funds",)
@@ -58,21 +58,6 @@ BUMP_NUMERATOR, BUMP_DENOMINATOR = 15, 10
 DEFAULT_MAX_BUMPS = 4
 DEFAULT_RESEND_AFTER = 30.0
 """Seconds without a receipt before a version is re-sent higher (the Go client's 30 s)."""
-
-
-def describe_standard_revert(data: bytes) -> str:
-    """``Error(string)`` and ``Panic(uint256)``; anything else as hex."""
-    if data[:4] == bytes.fromhex("08c379a0"):
-        try:
-            from eth_abi import decode
-
-            (message,) = decode(["string"], data[4:])
-            return one_line(str(message))
-        except Exception:  # eth-abi raises several unrelated classes
-            pass
-    if data[:4] == bytes.fromhex("4e487b71") and len(data) == 36:
-        return f"panic 0x{int.from_bytes(data[4:], 'big'):x}"
-    return f"execution reverted: 0x{data[:256].hex()}" if data else "execution reverted"
 
 
 @dataclass(frozen=True)
@@ -160,7 +145,7 @@ def account_address(private_key: str | bytes) -> str:
 
 
 class EvmClient:
-    """JSON-RPC to one EVM endpoint. ``decode_revert`` renders revert data."""
+    """JSON-RPC to one EVM endpoint. ``revert_errors`` are the called contracts' custom errors."""
 
     def __init__(
         self,
@@ -168,11 +153,11 @@ class EvmClient:
         url: str,
         *,
         timeout: Timeouts | None = None,
-        decode_revert: RevertDecoder = describe_standard_revert,
+        revert_errors: Sequence[AbiError] = (),
     ) -> None:
         self.rpc = JsonRpcClient(http, url, timeout=timeout, max_response_bytes=8 << 20)
         self.endpoint = self.rpc.endpoint
-        self.decode_revert = decode_revert
+        self.revert_errors = tuple(revert_errors)
         self._chain_id: int | None = None
 
     def _reader(self, method: str) -> Reader:
@@ -270,7 +255,7 @@ class EvmClient:
 
     def send_raw_transaction(self, raw: bytes) -> str:
         """Broadcast signed bytes; returns the hash (checked against the bytes)."""
-        from zerog_cli.zerog.merkle import keccak256
+        from zerog_cli.zerog.abi import keccak256
 
         expected = "0x" + keccak256(raw).hex()
         method = "eth_sendRawTransaction"
@@ -422,15 +407,7 @@ class EvmClient:
         return None
 
     def _revert_error(self, error: RemoteError, method: str) -> RemoteError:
-        data = error.data
-        if isinstance(data, dict):
-            data = data.get("data")
-        revert = b""
-        if isinstance(data, str) and data.startswith("0x"):
-            try:
-                revert = bytes.fromhex(data[2:])
-            except ValueError:
-                revert = b""
+        revert = revert_data_from(error)
         if not revert:
             text = str(error)
             if any(marker in text.lower() for marker in _NO_FUNDS):
@@ -439,8 +416,9 @@ class EvmClient:
                     "(insufficient funds for gas and value)"
                 )
             return error
+        reason = decode_revert(revert, self.revert_errors).message
         return RemoteError(
-            f"{self.endpoint} {method}: reverted: {self.decode_revert(revert)}",
+            f"{self.endpoint} {method}: reverted: {reason}",
             code=error.code,
             data=error.data,
             kind="fatal",
@@ -468,7 +446,7 @@ class _Outgoing:
         self.sender = account_address(private_key)
         self.tx: dict[str, Any] = {
             "chainId": evm.chain_id(),
-            "to": _checksum(to),
+            "to": checksum_address(to),
             "value": value,
             "data": "0x" + data.hex(),
         }
@@ -535,7 +513,7 @@ class _Outgoing:
         """Sign at the current price and send until a node takes a version."""
         from eth_account import Account
 
-        from zerog_cli.zerog.merkle import keccak256
+        from zerog_cli.zerog.abi import keccak256
 
         evm = self.evm
         while True:
@@ -599,12 +577,6 @@ def _set_fees(tx: dict[str, Any], fees: FeeParams) -> None:
         tx["maxPriorityFeePerGas"] = fees.max_priority_fee_per_gas
     else:
         tx["gasPrice"] = fees.gas_price
-
-
-def _checksum(address: str) -> str:
-    from eth_utils import to_checksum_address
-
-    return str(to_checksum_address(address))
 
 
 # -- Flow submission ---------------------------------------------------------

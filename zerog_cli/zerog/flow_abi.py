@@ -25,15 +25,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
-from zerog_cli.zerog.merkle import SubmissionNode, keccak256
+from zerog_cli.zerog.abi import AbiError, checksum_address, keccak256
+from zerog_cli.zerog.merkle import SubmissionNode
 
 SUBMIT_SELECTOR = bytes.fromhex("bc8c11f8")
 LEGACY_SUBMIT_SELECTOR = bytes.fromhex("ef3e12dc")
 BATCH_SUBMIT_SELECTOR = bytes.fromhex("49aa3395")
 MARKET_SELECTOR = bytes.fromhex("80f55605")
 PRICE_PER_SECTOR_SELECTOR = bytes.fromhex("61ec5082")
-NOT_ENOUGH_FEE_SELECTOR = bytes.fromhex("f85c6482")
-ERROR_STRING_SELECTOR = bytes.fromhex("08c379a0")
 SUBMIT_EVENT_TOPIC = bytes.fromhex(
     "167ce04d2aa1981994d3a31695da0d785373335b1078cec239a1a3a2c7675555"
 )
@@ -42,9 +41,17 @@ SUBMISSION_DATA_ABI = "(uint256,bytes,(bytes32,uint256)[])"
 SUBMISSION_ABI = f"({SUBMISSION_DATA_ABI},address)"
 SUBMIT_RETURN_ABI = ("uint256", "bytes32", "uint256", "uint256")
 SUBMIT_EVENT_DATA_ABI = ("uint256", "uint256", "uint256", SUBMISSION_DATA_ABI)
-NOT_ENOUGH_FEE_ABI = ("uint256", "uint256", "uint256")
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
+
+NOT_ENOUGH_FEE = AbiError(
+    "NotEnoughFee",
+    ["uint256", "uint256", "uint256"],
+    lambda a: f"NotEnoughFee(price={a[0]}, sectors={a[1]}, paid={a[2]})",
+)
+"""``submit`` paid less than ``price`` x ``amount`` sectors; ``paid`` is the Flow balance."""
+FLOW_ERRORS = (NOT_ENOUGH_FEE,)
+"""The custom errors of the Flow and market contracts, for :func:`abi.decode_revert`."""
 
 
 @dataclass(frozen=True)
@@ -236,9 +243,7 @@ def decode_submit_log(log: Mapping[str, Any] | SupportsLog) -> SubmitEvent:
         tx_seq, start_pos, sectors, data_value = _abi_decode(SUBMIT_EVENT_DATA_ABI, data)
     except Exception as error:  # eth-abi raises several unrelated classes
         raise ValueError(f"undecodable Submit event data: {error}") from error
-    from eth_utils import to_checksum_address
-
-    submitter = to_checksum_address(topics[1][12:])
+    submitter = checksum_address(topics[1][12:])
     submission = Submission(data=_data_from_tuple(data_value), submitter=submitter)
     return SubmitEvent(int(tx_seq), int(start_pos), int(sectors), submission)
 
@@ -276,9 +281,7 @@ def decode_address_word(data: bytes) -> str:
     """Decode the return data of ``market()``. Raises ``ValueError`` if malformed."""
     if len(data) != 32 or any(data[:12]):
         raise ValueError(f"not an ABI-encoded address: 0x{data.hex()}")
-    from eth_utils import to_checksum_address
-
-    return str(to_checksum_address(data[12:]))
+    return checksum_address(data[12:])
 
 
 def encode_uint_word(value: int) -> bytes:
@@ -291,38 +294,3 @@ def decode_uint_word(data: bytes) -> int:
     if len(data) != 32:
         raise ValueError(f"not an ABI-encoded uint256: 0x{data.hex()}")
     return int.from_bytes(data, "big")
-
-
-def encode_not_enough_fee(price: int, sectors: int, paid: int) -> bytes:
-    """Revert data of ``NotEnoughFee(price, amount, paid)``."""
-    return NOT_ENOUGH_FEE_SELECTOR + _abi_encode(NOT_ENOUGH_FEE_ABI, [price, sectors, paid])
-
-
-def decode_not_enough_fee(data: bytes) -> tuple[int, int, int] | None:
-    """``(price, sectors, paid)`` from ``NotEnoughFee`` revert data, else None."""
-    if data[:4] != NOT_ENOUGH_FEE_SELECTOR or len(data) != 4 + 96:
-        return None
-    price, sectors, paid = _abi_decode(NOT_ENOUGH_FEE_ABI, data[4:])
-    return int(price), int(sectors), int(paid)
-
-
-def encode_error_string(message: str) -> bytes:
-    """Revert data of Solidity's ``Error(string)`` (``require(cond, message)``)."""
-    return ERROR_STRING_SELECTOR + _abi_encode(["string"], [message])
-
-
-def describe_revert(data: bytes) -> str:
-    """A one-line human description of Flow/market revert data."""
-    fee = decode_not_enough_fee(data)
-    if fee is not None:
-        price, sectors, paid = fee
-        return f"NotEnoughFee(price={price}, sectors={sectors}, paid={paid})"
-    if data[:4] == ERROR_STRING_SELECTOR:
-        try:
-            (message,) = _abi_decode(["string"], data[4:])
-        except Exception:  # eth-abi raises several unrelated classes
-            return f"execution reverted: 0x{data.hex()}"
-        return str(message)
-    if not data:
-        return "execution reverted"
-    return f"execution reverted: 0x{data.hex()}"

@@ -29,6 +29,7 @@ from typing import Any, BinaryIO
 import sha3
 
 from zerog_cli.errors import IntegrityError, ProtocolError, UsageError
+from zerog_cli.zerog.abi import keccak256
 
 CHUNK_SIZE = 256
 SEGMENT_CHUNKS = 1024
@@ -52,11 +53,6 @@ ByteStream = BinaryIO | io.RawIOBase
 
 _keccak = sha3.keccak_256
 _HEX32 = re.compile(r"0x[0-9a-fA-F]{64}\Z")
-
-
-def keccak256(data: bytes) -> bytes:
-    """Keccak-256 as in Ethereum (original padding, not FIPS SHA3-256)."""
-    return _keccak(data).digest()
 
 
 EMPTY_CHUNK_HASH = keccak256(bytes(CHUNK_SIZE))

@@ -64,12 +64,12 @@ class StorageNetwork:
     @property
     def evm(self) -> EvmClient:
         from zerog_cli.zerog.evm import EvmClient
-        from zerog_cli.zerog.flow_abi import describe_revert
+        from zerog_cli.zerog.flow_abi import FLOW_ERRORS
 
         if self.evm_rpc_url is None:
             raise UsageError("an EVM RPC URL is needed to pay for an upload")
         if self._evm is None:
-            self._evm = EvmClient(self.http, self.evm_rpc_url, decode_revert=describe_revert)
+            self._evm = EvmClient(self.http, self.evm_rpc_url, revert_errors=FLOW_ERRORS)
         return self._evm
 
     def trusted_nodes(self) -> list[ShardedNode]:
