@@ -101,6 +101,8 @@ class DevnetProcess:
             hold_next=0,
             lag_nodes=[],
             lag_ms=0,
+            logs_max_range=0,
+            logs_max_results=0,
             targets=["rpc", "indexer", "node", "provider"],
         )
 

@@ -310,3 +310,58 @@ def test_requests_without_params_and_huge_ids(chain: DevnetProcess) -> None:
         "id": 17956667421325200,
         "result": {"numShard": 1, "shardId": 0},
     }
+
+
+def test_get_logs_filters_by_submitter_and_refuses_over_its_limits(chain: DevnetProcess) -> None:
+    """Public RPCs cap eth_getLogs by block range and result count (-32005); a spoofed
+    submission naming our address is accepted by the Flow contract (only non-zero is
+    checked), but its transaction's ``from`` tells it apart."""
+    other_key = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
+    other = Account.from_key(other_key).address
+    send_transaction(chain.rpc_url, to=other, value=10**18)
+    first = int(rpc(chain.rpc_url, "eth_blockNumber"), 16) + 1
+    ours = [submit_file(chain.rpc_url, pattern(300 + i, seed=40 + i))[1] for i in range(3)]
+    spoof_tree = merkle.tree_from_bytes(pattern(333, seed=77))
+    spoof = send_transaction(
+        chain.rpc_url,
+        key=other_key,
+        to=FLOW_ADDRESS,
+        data=flow_abi.encode_submit_calldata(submission_for(spoof_tree, DEV_ACCOUNT_ADDRESS)),
+        value=spoof_tree.fee_sectors * DEFAULT_PRICE_PER_SECTOR,
+    )
+    assert spoof["status"] == "0x1"
+    last = int(rpc(chain.rpc_url, "eth_blockNumber"), 16)
+    our_topic = "0x" + bytes(12).hex() + DEV_ACCOUNT_ADDRESS[2:].lower()
+    query = {
+        "fromBlock": hex(first),
+        "toBlock": hex(last),
+        "address": FLOW_ADDRESS,
+        "topics": [None, our_topic],
+    }
+    logs = rpc(chain.rpc_url, "eth_getLogs", [query])
+    assert [flow_abi.decode_submit_log(log).tx_seq for log in logs] == [
+        *(event.tx_seq for event in ours),
+        flow_abi.decode_submit_log(spoof["logs"][0]).tx_seq,
+    ]
+    senders = [
+        rpc(chain.rpc_url, "eth_getTransactionByHash", [log["transactionHash"]])["from"]
+        for log in logs
+    ]
+    assert [s.lower() for s in senders] == [DEV_ACCOUNT_ADDRESS.lower()] * 3 + [other.lower()]
+    try:
+        chain.set_faults(logs_max_range=2)
+        with pytest.raises(RpcFailure) as too_wide:
+            rpc(chain.rpc_url, "eth_getLogs", [query])
+        assert too_wide.value.code == -32005
+        assert too_wide.value.message.startswith("block range too large")
+        narrow = {**query, "toBlock": hex(first + 1)}
+        assert len(rpc(chain.rpc_url, "eth_getLogs", [narrow])) == 2
+        chain.set_faults(logs_max_range=0, logs_max_results=2)
+        with pytest.raises(RpcFailure) as too_many:
+            rpc(chain.rpc_url, "eth_getLogs", [query])
+        assert (too_many.value.code, too_many.value.message) == (
+            -32005,
+            "query returned more than 2 results",
+        )
+    finally:
+        chain.set_faults(logs_max_range=0, logs_max_results=0)

@@ -143,6 +143,7 @@ def up(
         "zerog devnet faults --corrupt-node 0",
         "zerog devnet faults --underpriced-next 1",
         "zerog devnet faults --lag-node 0 --lag-node 1 --lag-ms 5000",
+        "zerog devnet faults --logs-max-range 1000 --logs-max-results 10000",
         "zerog devnet faults --clear",
     ),
 )
@@ -217,6 +218,22 @@ def faults(
         int | None,
         typer.Option("--lag-ms", help="How late lagging nodes see a tx.", show_default=False),
     ] = None,
+    logs_max_range: Annotated[
+        int | None,
+        typer.Option(
+            "--logs-max-range",
+            help="eth_getLogs refuses wider block ranges (-32005), as public RPCs do (0: off).",
+            show_default=False,
+        ),
+    ] = None,
+    logs_max_results: Annotated[
+        int | None,
+        typer.Option(
+            "--logs-max-results",
+            help="eth_getLogs refuses queries matching more logs (-32005) (0: off).",
+            show_default=False,
+        ),
+    ] = None,
     clear: Annotated[bool, typer.Option("--clear", help="Switch every fault off first.")] = False,
     data_dir: Annotated[
         Path | None,
@@ -240,6 +257,8 @@ def faults(
             "hold_next": 0,
             "lag_nodes": [],
             "lag_ms": 0,
+            "logs_max_range": 0,
+            "logs_max_results": 0,
         }
     given = {
         "fail_rate": fail_rate,
@@ -253,6 +272,8 @@ def faults(
         "hold_next": hold_next,
         "lag_nodes": lag_node,
         "lag_ms": lag_ms,
+        "logs_max_range": logs_max_range,
+        "logs_max_results": logs_max_results,
     }
     changes.update({key: value for key, value in given.items() if value is not None})
     settings = control.set_faults(data_dir, changes)

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 CLIENT_VERSION = "zerog-devnet/0.1"
 REVERT_CODE = 3
+LIMIT_EXCEEDED = -32005
+"""Infura's code for an ``eth_getLogs`` query over its limits."""
 
 
 def _argument_error(index: int, detail: str) -> RpcError:
@@ -253,6 +255,7 @@ class EvmRpc:
         query = param(params, 0, "filter")
         if not isinstance(query, dict):
             raise _argument_error(0, "expected a filter object")
+        limits = self.faults.settings
         if query.get("blockHash"):
             block = self.chain.block_by_hash(hex_data(_bytes(query["blockHash"], 0)))
             blocks = [block] if block else []
@@ -261,7 +264,14 @@ class EvmRpc:
             last = self._block_tag(query.get("toBlock", "latest"), 0)
             if first is None:
                 return []
-            blocks = self.chain.blocks(first, self.chain.height if last is None else last)
+            last = self.chain.height if last is None else last
+            span = last - first + 1
+            if limits.logs_max_range and span > limits.logs_max_range:
+                raise RpcError(
+                    LIMIT_EXCEEDED,
+                    f"block range too large: {span} blocks, at most {limits.logs_max_range}",
+                )
+            blocks = self.chain.blocks(first, last)
         addresses = query.get("address")
         if isinstance(addresses, str):
             addresses = [addresses]
@@ -275,6 +285,10 @@ class EvmRpc:
                         continue
                     if _topics_match(log["topics"], topic_filter):
                         logs.append(log)
+            if limits.logs_max_results and len(logs) > limits.logs_max_results:
+                raise RpcError(
+                    LIMIT_EXCEEDED, f"query returned more than {limits.logs_max_results} results"
+                )
         return logs
 
     def _increase_time(self, params: list[Any]) -> Any:

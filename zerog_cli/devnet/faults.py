@@ -23,6 +23,10 @@ Settings (all changeable at run time through ``POST /admin/faults``):
   replaces them: a transaction stuck in the pool; counts down;
 - ``lag_nodes`` and ``lag_ms``: those nodes see each Flow transaction only
   ``lag_ms`` after it was mined (a node behind the chain);
+- ``logs_max_range`` and ``logs_max_results``: the limits public RPC nodes put
+  on ``eth_getLogs`` (0: none). A query spanning more blocks is refused with
+  code -32005 "block range too large: ..."; one matching more logs with
+  -32005 "query returned more than N results" (Infura's documented answer);
 - ``targets``: services the rates apply to, any of ``rpc``, ``indexer``,
   ``node``, ``provider``, ``router`` (default all);
 - ``seed``: seed of the random generator, for reproducible runs.
@@ -65,6 +69,8 @@ class FaultSettings:
     hold_next: int = 0
     lag_nodes: list[int] = field(default_factory=list)
     lag_ms: int = 0
+    logs_max_range: int = 0
+    logs_max_results: int = 0
     targets: list[str] = field(default_factory=lambda: list(SERVICES))
     seed: int | None = None
 
@@ -94,6 +100,8 @@ class FaultSettings:
                 hold_next=_non_negative_int(merged["hold_next"], "hold_next"),
                 lag_nodes=[_non_negative_int(i, "lag_nodes") for i in merged["lag_nodes"]],
                 lag_ms=_non_negative_int(merged["lag_ms"], "lag_ms"),
+                logs_max_range=_non_negative_int(merged["logs_max_range"], "logs_max_range"),
+                logs_max_results=_non_negative_int(merged["logs_max_results"], "logs_max_results"),
                 targets=[str(t) for t in merged["targets"]],
                 seed=None if merged["seed"] is None else int(merged["seed"]),
             )
