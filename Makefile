@@ -58,6 +58,7 @@ bench: install
 	$(BIN)/python bench/transfer.py
 	$(BIN)/python bench/infer.py
 	$(BIN)/python bench/backup.py
+	$(BIN)/python bench/catalog.py
 	$(BIN)/python bench/ledger.py --rows $(LEDGER_ROWS)
 
 # The reliability suite at full size, then the storage end-to-end suite through the

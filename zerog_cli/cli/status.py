@@ -48,6 +48,11 @@ def _print(document: dict[str, Any]) -> None:
     )
     present = [s["name"] for s in document["secrets"] if s["present"]]
     out.echo(f"secrets present: {', '.join(present) or 'none'}")
+    catalog = document["catalog"]
+    if catalog["tags"] == "on":
+        out.echo(f"catalog records in Flow tags: on (key from {catalog['key']})")
+    else:
+        out.echo(f"catalog records in Flow tags: off ({catalog['note']})")
     out.table(
         document["verifications"],
         [

@@ -318,6 +318,19 @@ class Settings:
         "a stored file past this is split into fragments, one Flow submission each"
         " (a power of two; the official clients' default is 4 GiB)",
     )
+    catalog_tags: bool = _setting(
+        _as_bool,
+        True,
+        "put an encrypted catalog record in every Flow submission's tags, so"
+        " `zerog ledger rebuild --from-chain` can rebuild the ledger (needs CATALOG_KEY"
+        " or ENCRYPTION_KEY)",
+    )
+    logs_block_range: int = _setting(
+        _as_int,
+        5000,
+        "blocks per eth_getLogs query of `ledger rebuild` (halved when the RPC refuses)",
+        minimum=1,
+    )
     upload_concurrency: int = _setting(
         _as_int, 4, "segment requests in flight per transfer", minimum=1, maximum=256
     )

@@ -31,6 +31,7 @@ log = logging.getLogger("zerog.secrets")
 
 KEYRING_SERVICE = "zerog"
 ENCRYPTION_KEY = "ENCRYPTION_KEY"
+CATALOG_KEY = "CATALOG_KEY"
 
 KNOWN_SECRETS: dict[str, str] = {
     "ZEROG_STORAGE_PRIVATE_KEY": "wallet key that pays for storage submissions",
@@ -38,6 +39,7 @@ KNOWN_SECRETS: dict[str, str] = {
     "ZEROG_SIGNING_PRIVATE_KEY": "wallet key for typed data (sign-typed; else storage key, warned)",
     "ZEROG_ROUTER_API_KEY": "0G Router API key (sk-...) for `zerog infer` via the Router",
     ENCRYPTION_KEY: "32-byte hex key for client-side encryption (--encrypt)",
+    CATALOG_KEY: "32-byte hex key of the catalog records in Flow tags (else ENCRYPTION_KEY)",
     "CIRCLE_API_KEY": "Circle API key (payments)",
     "DATABASE_PASSWORD": "database password of the service",
     "JWT_SECRET": "JWT signing secret of the service",

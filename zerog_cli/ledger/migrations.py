@@ -575,6 +575,26 @@ def _object_fragments_down(db: sqlite_utils.Database) -> None:
     db.table("object_fragments").drop()
 
 
+_REBUILT_TABLES = ("namespaces", "objects", "storage_backups", "cost_tracking")
+
+
+def _chain_catalog_up(db: sqlite_utils.Database) -> None:
+    for table in _REBUILT_TABLES:
+        db.conn.execute(f"ALTER TABLE {table} ADD COLUMN rebuilt INTEGER NOT NULL DEFAULT 0")
+    db.conn.execute(
+        "CREATE TABLE catalog_snapshots ("
+        " tx_seq INTEGER NOT NULL, network TEXT NOT NULL, root TEXT NOT NULL,"
+        " block INTEGER NOT NULL, taken_at_height INTEGER NOT NULL, created_at TEXT NOT NULL,"
+        " PRIMARY KEY (network, tx_seq))"
+    )
+
+
+def _chain_catalog_down(db: sqlite_utils.Database) -> None:
+    db.conn.execute("DROP TABLE catalog_snapshots")
+    for table in _REBUILT_TABLES:
+        db.conn.execute(f"ALTER TABLE {table} DROP COLUMN rebuilt")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial_up, _initial_down),
     Migration(
@@ -643,6 +663,13 @@ MIGRATIONS: tuple[Migration, ...] = (
         "a file past fragment_size keeps every fragment's root, in order, beside its object",
         _object_fragments_up,
         _object_fragments_down,
+    ),
+    Migration(
+        13,
+        "the chain as the catalog's backup: rows rebuilt from Flow submissions say so, and"
+        " the ledger snapshots on 0G are listed, so every submission's tags point at the latest",
+        _chain_catalog_up,
+        _chain_catalog_down,
     ),
 )
 

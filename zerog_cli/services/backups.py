@@ -89,7 +89,7 @@ def create(
     stream needs it or a ``label``, which it then defaults to. The size limit is
     the ``max_backup_size`` setting (default: none), not upload's.
     """
-    from zerog_cli.services.upload import UploadRequest, upload
+    from zerog_cli.services.upload import CatalogFacts, UploadRequest, upload
 
     if label is not None:
         validate_label(label)
@@ -168,6 +168,7 @@ def create(
             name=name,
             encrypt=encrypt,
             operation="backup",
+            catalog=CatalogFacts(backup_label=effective_label, backup_time=moment),
             also_record=record_backup,
             stream=stream,
         ),

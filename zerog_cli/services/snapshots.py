@@ -124,7 +124,7 @@ def upload_snapshot(
     and index as given: tests upload hostile ones through it, which restores
     must refuse.
     """
-    from zerog_cli.services.upload import UploadRequest, upload
+    from zerog_cli.services.upload import CatalogFacts, UploadRequest, upload
 
     moment = context.now()
     document: dict[str, Any] = {}
@@ -159,6 +159,7 @@ def upload_snapshot(
             name=name,
             encrypt=encrypt,
             operation="backup",
+            catalog=CatalogFacts(backup_label=label, backup_time=moment, folder=True),
             also_record=record_backup,
         ),
         progress,

@@ -135,6 +135,9 @@ def gather(context: Context, *, probe: bool = True) -> tuple[dict[str, Any], int
     ):
         problems.append({"code": int(ExitCode.CONFIG), "problem": f"{STORAGE_KEY} is not set"})
 
+    from zerog_cli.services import catalog
+
+    catalog_report = catalog.describe(context)
     now = context.now()
     verifications = []
     for row in admin.last_good_verification_by_namespace(ledger):
@@ -162,6 +165,7 @@ def gather(context: Context, *, probe: bool = True) -> tuple[dict[str, Any], int
             for k in ("path", "schema_version", "size_bytes", "integrity", "mode")
         },
         "secrets": secrets,
+        "catalog": catalog_report,
         "verifications": verifications,
         "problems": problems,
         "ok": not problems,

@@ -16,7 +16,8 @@ import time
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager, ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +50,18 @@ Recorder = Callable[[sqlite3.Connection, dict[str, Any]], dict[str, Any]]
 
 
 @dataclass(frozen=True)
+class CatalogFacts:
+    """What the upload's catalog record says beyond the object (`services.catalog`)."""
+
+    backup_label: str | None = None
+    backup_time: datetime | None = None
+    folder: bool = False
+    """The archive of a folder backup."""
+    ledger_snapshot_height: int | None = None
+    """A ledger snapshot (`zerog ledger backup --to-0g`): the chain height it was taken at."""
+
+
+@dataclass(frozen=True)
 class UploadRequest:
     path: Path
     """The file to upload; ignored when ``stream`` is given."""
@@ -64,6 +77,9 @@ class UploadRequest:
     """Read this stream (stdin, a producer) instead of ``path``: spooled and hashed in one pass."""
     replace: bool = False
     """Store a new version when the name exists (the old one stays in history)."""
+    catalog: CatalogFacts = CatalogFacts()
+    key: bytes | None = None
+    """Encrypt with this 32-byte key instead of ENCRYPTION_KEY (ledger snapshots)."""
     also_record: Recorder | None = None
     """Writes more rows (a backup record, say) in the transaction that records the
     object, so a crash can never leave one without the other. It gets the open
@@ -234,7 +250,7 @@ def _upload(
         if request.encrypt is not None
         else bool(namespace and namespace.encrypt_by_default)
     )
-    key = encryption_key(context) if encrypt else None
+    key = request.key if request.key is not None else encryption_key(context) if encrypt else None
     # A missing wallet key is exit 8 whether or not the network is up: look before contacting it.
     signer = None if request.dry_run else wallet_key(context.secrets, devnet=settings.is_devnet)
 
@@ -308,6 +324,18 @@ def _upload(
         replace=request.replace,
     )
     metrics = context.metrics
+    part_tags = _catalog_tags(
+        context,
+        request,
+        signer.address,
+        parts,
+        plans,
+        namespace=ns_name,
+        name=name,
+        sha256=sha256,
+        size=plain_size,
+        encrypted=key is not None,
+    )
     options = UploadOptions(
         replicas=replicas,
         wait=request.wait,
@@ -320,7 +348,7 @@ def _upload(
     results: list[UploadResult] = []
     try:
         with open_source() as whole:
-            for part, plan, pending in zip(parts, plans, pendings, strict=True):
+            for part, plan, pending, tags in zip(parts, plans, pendings, part_tags, strict=True):
                 source = (
                     whole if len(parts) == 1 else SourceWindow(whole, part.offset, part.tree.size)
                 )
@@ -331,7 +359,7 @@ def _upload(
                         source,
                         part.tree,
                         private_key=signer.private_key,
-                        options=options,
+                        options=replace(options, tags=tags),
                         plan=plan,
                         progress=progress,
                         on_tx_signed=_journal(context, pending, unrecorded),
@@ -463,6 +491,54 @@ def _upload(
             for part, result in zip(parts, results, strict=True)
         ]
     return report
+
+
+def _catalog_tags(
+    context: Context,
+    request: UploadRequest,
+    submitter: str,
+    parts: list[_Part],
+    plans: list[UploadPlan],
+    *,
+    namespace: str,
+    name: str,
+    sha256: str,
+    size: int,
+    encrypted: bool,
+) -> list[bytes]:
+    """The tags of each part's submission: a catalog record, or nothing (see `services.catalog`).
+
+    Parts already on the network are not submitted again, so they carry nothing.
+    """
+    from zerog_cli.services.catalog import Tagger
+    from zerog_cli.zerog.catalog import CatalogRecord, new_object_id
+
+    none = [b""] * len(parts)
+    if not any(plan.needs_payment for plan in plans):
+        return none
+    tagger = Tagger.for_upload(context, submitter)
+    if tagger is None:
+        return none
+    earlier = objects.by_name(context.ledger.conn, context.settings.profile, namespace, name)
+    facts = request.catalog
+    record = CatalogRecord(
+        namespace=namespace,
+        name=name,
+        version=1 if earlier is None else earlier.version + 1,
+        sha256=sha256,
+        size=size,
+        encrypted=encrypted,
+        backup_label=facts.backup_label,
+        backup_time=None if facts.backup_time is None else int(facts.backup_time.timestamp()),
+        folder=facts.folder,
+        fragment_count=len(parts),
+        object_id=new_object_id() if len(parts) > 1 else b"",
+        ledger_snapshot_height=facts.ledger_snapshot_height,
+    )
+    return [
+        tagger.tags(replace(record, fragment_index=index), part.tree) if plan.needs_payment else b""
+        for index, (part, plan) in enumerate(zip(parts, plans, strict=True))
+    ]
 
 
 def _journal(

@@ -1,0 +1,141 @@
+"""``catalog_snapshots``: the ledger snapshots uploaded to 0G, newest pointed at by every
+later submission's catalog record; and the ``rebuilt`` marks of `zerog ledger rebuild`."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+from zerog_cli.ledger.db import utc_now
+
+
+@dataclass(frozen=True)
+class LedgerSnapshot:
+    tx_seq: int
+    network: str
+    root: str
+    block: int
+    taken_at_height: int
+    created_at: str
+
+
+def add_snapshot(
+    conn: sqlite3.Connection,
+    *,
+    tx_seq: int,
+    network: str,
+    root: str,
+    block: int,
+    taken_at_height: int,
+    created_at: str | None = None,
+) -> None:
+    conn.execute(
+        "INSERT INTO catalog_snapshots (tx_seq, network, root, block, taken_at_height,"
+        " created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (network, tx_seq) DO NOTHING",
+        (tx_seq, network, root, block, taken_at_height, created_at or utc_now()),
+    )
+
+
+def latest_snapshot(conn: sqlite3.Connection, network: str) -> LedgerSnapshot | None:
+    row = conn.execute(
+        "SELECT tx_seq, network, root, block, taken_at_height, created_at"
+        " FROM catalog_snapshots WHERE network = ? ORDER BY tx_seq DESC LIMIT 1",
+        (network,),
+    ).fetchone()
+    return None if row is None else LedgerSnapshot(*row)
+
+
+def known_tx_seqs(conn: sqlite3.Connection, network: str) -> set[int]:
+    """Tx seqs the ledger already records (objects and their fragments) on ``network``."""
+    rows = conn.execute(
+        "SELECT tx_seq FROM objects WHERE network = ? AND tx_seq IS NOT NULL"
+        " UNION SELECT f.tx_seq FROM object_fragments f JOIN objects o ON o.id = f.object_id"
+        " WHERE o.network = ? AND f.tx_seq IS NOT NULL",
+        (network, network),
+    ).fetchall()
+    return {int(row[0]) for row in rows}
+
+
+_REBUILT_KEYS = {
+    "namespaces": "name",
+    "objects": "id",
+    "storage_backups": "id",
+    "cost_tracking": "id",
+}
+
+
+def mark_rebuilt(conn: sqlite3.Connection, table: str, key: int | str) -> None:
+    """Say the row was written by `zerog ledger rebuild` from the chain, not by its command."""
+    column = _REBUILT_KEYS[table]
+    conn.execute(f"UPDATE {table} SET rebuilt = 1 WHERE {column} = ?", (key,))
+
+
+def has_records(conn: sqlite3.Connection) -> bool:
+    """Whether the ledger holds anything a rebuild would replace (namespaces, objects, costs)."""
+    for table in ("namespaces", "objects", "cost_tracking"):
+        if conn.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() is not None:
+            return True
+    return False
+
+
+def insert_rebuilt_object(
+    conn: sqlite3.Connection,
+    *,
+    namespace: str,
+    name: str,
+    version: int,
+    root: str,
+    tx_seq: int,
+    size: int,
+    sha256: str,
+    network: str,
+    encrypted: bool,
+    uploader: str,
+    fee_neuron: int,
+    created_at: str,
+) -> int | None:
+    """Record an object as the chain's catalog record says, marked rebuilt; None when that
+    version of the name is recorded already (a snapshot held it)."""
+    taken = conn.execute(
+        "SELECT 1 FROM objects WHERE network = ? AND namespace = ? AND name = ? AND version = ?",
+        (network, namespace, name, version),
+    ).fetchone()
+    if taken is not None:
+        return None
+    cursor = conn.execute(
+        "INSERT INTO objects (namespace, name, root, tx_seq, size, sha256, network, encrypted,"
+        " uploader, fee_neuron, created_at, version, rebuilt)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
+        (
+            namespace,
+            name,
+            root,
+            tx_seq,
+            size,
+            sha256,
+            network,
+            int(encrypted),
+            uploader,
+            str(fee_neuron),
+            created_at,
+            version,
+        ),
+    )
+    return int(cursor.lastrowid or 0)
+
+
+def set_backup_kind_folder(conn: sqlite3.Connection, backup_id: int) -> None:
+    """A rebuilt folder backup whose index was not found: a folder, members unknown."""
+    conn.execute("UPDATE storage_backups SET kind = 'folder' WHERE id = ?", (backup_id,))
+
+
+def backup_by_object_name(
+    conn: sqlite3.Connection, network: str, namespace: str, name: str
+) -> int | None:
+    """The backup whose object is ``namespace/name`` (newest version), if any."""
+    row = conn.execute(
+        "SELECT b.id FROM storage_backups b JOIN objects o ON o.id = b.object_id"
+        " WHERE o.network = ? AND o.namespace = ? AND o.name = ? ORDER BY o.version DESC LIMIT 1",
+        (network, namespace, name),
+    ).fetchone()
+    return None if row is None else int(row[0])
