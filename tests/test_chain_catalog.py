@@ -3,14 +3,8 @@
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import signal
 import sqlite3
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +12,10 @@ import pytest
 
 from tests.devnet_harness import DevnetProcess, rpc
 from zerog_cli.devnet.constants import (
-    DEFAULT_PRICE_PER_SECTOR,
     DEV_ACCOUNT_ADDRESS,
-    DEV_ACCOUNT_KEY,
     FLOW_ADDRESS,
 )
-from zerog_cli.zerog import catalog, flow_abi, merkle
+from zerog_cli.zerog import catalog, flow_abi
 
 pytestmark = pytest.mark.devnet
 
@@ -43,9 +35,7 @@ def open_record(log: dict[str, Any], secret: str = ENC_KEY) -> catalog.CatalogRe
     event = flow_abi.decode_submit_log(log)
     data = event.submission.data
     key = catalog.derive_key(bytes.fromhex(secret))
-    return catalog.open_tags(
-        data.tags, key, submitter=DEV_ACCOUNT_ADDRESS, identity=data.identity
-    )
+    return catalog.open_tags(data.tags, key, submitter=DEV_ACCOUNT_ADDRESS, identity=data.identity)
 
 
 def ledger_rows(ledger: Path, sql: str) -> list[tuple[Any, ...]]:
@@ -64,7 +54,9 @@ def test_uploads_carry_a_catalog_record_only_with_a_key(
     before = len(our_logs(net))
     assert cli("upload", str(source)).exit_code == 0
     untagged = our_logs(net)[before:]
-    assert len(untagged) == 1 and flow_abi.decode_submit_log(untagged[0]).submission.data.tags == b""
+    assert (
+        len(untagged) == 1 and flow_abi.decode_submit_log(untagged[0]).submission.data.tags == b""
+    )
 
     monkeypatch.setenv("ENCRYPTION_KEY", ENC_KEY)
     assert cli("status", "--json").json["catalog"] == {

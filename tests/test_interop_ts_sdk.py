@@ -189,3 +189,29 @@ def test_sdk_upload_downloads_and_verifies_with_zerog(
     assert output.read_bytes() == source.read_bytes()
     assert got.json["segments"] == 2
     assert zerog("hash", str(output), "--expect", report["rootHash"]).exit_code == 0
+
+
+def test_sdk_downloads_what_zerog_uploaded_with_a_catalog_record_in_its_tags(
+    node_modules: Path,
+    sdk_devnet: DevnetProcess,
+    tmp_path: Path,
+    zerog: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The catalog record rides in the submission's tags; the official reader ignores it."""
+    from zerog_cli.devnet.constants import FLOW_ADDRESS
+    from zerog_cli.zerog import catalog, flow_abi
+
+    monkeypatch.setenv("ZEROG_DEVNET_URL", sdk_devnet.base_url)
+    monkeypatch.setenv("ENCRYPTION_KEY", AES_KEY)
+    source = tmp_path / "tagged.bin"
+    source.write_bytes(pattern(262_144 + 999, seed=21))
+    uploaded = zerog("upload", str(source), "--json")
+    assert uploaded.exit_code == 0, uploaded
+    receipt = rpc(sdk_devnet.rpc_url, "eth_getTransactionReceipt", [uploaded.json["tx_hash"]])
+    (event,) = flow_abi.find_submit_events(receipt["logs"], FLOW_ADDRESS)
+    assert catalog.is_ours(event.submission.data.tags)
+    output = tmp_path / "tagged-read-by-sdk.bin"
+    config = {**sdk_config(sdk_devnet, source, output), "root": uploaded.json["root"]}
+    run_sdk(node_modules, "download", config)
+    assert output.read_bytes() == source.read_bytes()
