@@ -62,11 +62,17 @@ bench: install
 	$(BIN)/python bench/ledger.py --rows $(LEDGER_ROWS)
 
 # The reliability suite at full size, then the storage end-to-end suite through the
-# official indexer (0g-storage-client indexer, from the pinned npm package).
+# official indexer (0g-storage-client indexer, from the pinned npm package), then the
+# storage and infer suites over anvil and the official contracts (devnet --chain anvil).
+ANVIL_SOAK := tests/test_storage_e2e.py tests/test_infer.py tests/test_infer_providers.py \
+	tests/test_infer_refunds.py tests/test_infer_router.py
+
 soak: install
 	ZEROG_SOAK=1 $(BIN)/pytest -q tests/reliability
 	$(BIN)/python tools/test_tools.py ensure go-client
 	ZEROG_TEST_INDEXER=official $(BIN)/pytest -q tests/test_storage_e2e.py tests/test_chain_tx_e2e.py
+	$(BIN)/python tools/test_tools.py ensure anvil
+	ZEROG_TEST_CHAIN=anvil $(BIN)/pytest -q $(ANVIL_SOAK)
 
 clean:
 	rm -rf $(VENV) $(LOCK_VENV) .pytest_cache .mypy_cache .ruff_cache .cache

@@ -14,7 +14,9 @@ Fixtures (import them into a test module, or list this module in
   in-process ``zerog`` runner pointed at it with faults switched off.
   ``ZEROG_TEST_INDEXER=official`` runs every ``net`` devnet with the official
   indexer (``--indexer official``) and points ``cli`` at it: `make soak` runs
-  the storage end-to-end suite that way.
+  the storage end-to-end suite that way. ``ZEROG_TEST_CHAIN=anvil`` starts
+  every devnet of `start_devnet` over anvil and the official contracts
+  (``--chain anvil``): `make soak` runs the storage and infer suites that way.
 
 The helpers at the bottom (`rpc`, `submit_file`, `upload_file`, ...) are a
 minimal client written straight from the spec, so devnet tests do not depend
@@ -50,6 +52,7 @@ from zerog_cli.zerog import flow_abi, merkle
 
 START_TIMEOUT = 30.0
 INDEXER_SWITCH = "ZEROG_TEST_INDEXER"
+CHAIN_SWITCH = "ZEROG_TEST_CHAIN"
 STOP_TIMEOUT = 10.0
 NO_PROXY = {"http": "", "https": ""}
 
@@ -182,14 +185,22 @@ def start_devnet(
     nodes: int = 2,
     shards: str | None = None,
     indexer: str = "builtin",
+    chain: str | None = None,
     extra_args: Sequence[str] = (),
 ) -> Iterator[DevnetProcess]:
-    """Start a devnet on a free port with data in ``data_dir``; stop it on exit."""
+    """Start a devnet on a free port with data in ``data_dir``; stop it on exit.
+
+    ``chain`` defaults to `chain_under_test()`."""
     data_dir.mkdir(parents=True, exist_ok=True)
     args = [sys.executable, "-m", "zerog_cli.devnet", "up", "--port", "0"]
     args += ["--data-dir", str(data_dir), "--log-level", "WARNING"]
     args += ["--shards", shards] if shards else ["--nodes", str(nodes)]
-    args += ["--indexer", indexer]
+    chain = chain or chain_under_test()
+    args += ["--indexer", indexer, "--chain", chain]
+    if chain == "anvil":
+        from tools import ts_sdk
+
+        args += ["--packages", str(ts_sdk.node_modules_dir())]
     args += list(extra_args)
     log_path = data_dir / "harness.log"
     env = {**os.environ, "NO_PROXY": "127.0.0.1,localhost", "PYTHONUNBUFFERED": "1"}
@@ -240,6 +251,18 @@ def indexer_under_test() -> str:
         from tools import test_tools
 
         test_tools.ensure(["go-client"])
+    return choice
+
+
+def chain_under_test() -> str:
+    """``builtin`` unless ``$ZEROG_TEST_CHAIN`` asks for anvil and the official contracts."""
+    choice = os.environ.get(CHAIN_SWITCH, "builtin") or "builtin"
+    if choice not in ("builtin", "anvil"):
+        raise pytest.UsageError(f"{CHAIN_SWITCH} must be builtin or anvil, not {choice!r}")
+    if choice == "anvil":
+        from tools import test_tools
+
+        test_tools.ensure(["anvil"])
     return choice
 
 

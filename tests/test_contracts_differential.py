@@ -2,8 +2,9 @@
 
 Every transaction here goes to two chains: the devnet, and anvil running the
 official ``FixedPriceFlow``, ``FixedPrice``, ``LedgerManager`` and
-``InferenceServing`` at the same addresses (tests/anvil_harness.py; anvil and
-the bytecode come from the pinned npm packages). For each one the test
+``InferenceServing`` at the same addresses (`zerog_cli.devnet.anvil`, the
+deployment `zerog devnet up --chain anvil` uses; anvil and the bytecode come
+from the pinned npm packages). For each one the test
 compares what a client can see: the ``eth_call`` answer before it is sent
 (result or revert data), the receipt's status, every log (address, topics,
 data) and how the balances of every account involved moved (a sender's gas is
@@ -19,6 +20,7 @@ market's balance is compared with the official market's plus the reward's.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,11 +28,12 @@ from typing import Any
 
 import pytest
 
-from tests.anvil_harness import REWARD_ADDRESS, official_chain, wait_receipt
 from tests.devnet_harness import net, pattern, rpc, rpc_raw  # noqa: F401 (fixture)
 from tools import test_tools, ts_sdk
 from zerog_cli.devnet import compute
+from zerog_cli.devnet.anvil import REWARD_ADDRESS, official_chain
 from zerog_cli.devnet.constants import (
+    DEFAULT_CHAIN_ID,
     DEFAULT_PRICE_PER_SECTOR,
     DEV_ACCOUNT_KEY,
     FLOW_ADDRESS,
@@ -197,6 +200,16 @@ class Twin:
             assert receipt["status"] == "0x1"
 
 
+def wait_receipt(url: str, tx_hash: str) -> dict[str, Any]:
+    """The receipt of ``tx_hash``: anvil may answer the send just before it mines."""
+    for _ in range(1500):
+        receipt: dict[str, Any] | None = rpc(url, "eth_getTransactionReceipt", [tx_hash])
+        if receipt is not None:
+            return receipt
+        time.sleep(0.02)
+    raise AssertionError(f"{url} did not mine {tx_hash}")
+
+
 def _mark_timestamp(data_hex: str, timestamp_word: str) -> str:
     """``data`` with every 32-byte word equal to the block's timestamp shown as ``<time>``."""
     words = [data_hex[i : i + 64] for i in range(0, len(data_hex), 64)]
@@ -208,8 +221,8 @@ def twin(net: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Twin]: 
     test_tools.ensure(["anvil"])
     node_modules = ts_sdk.ensure_installed()
     log = Path(tmp_path_factory.mktemp("anvil")) / "anvil.log"
-    with official_chain(node_modules, log) as official:
-        yield Twin(devnet=net.rpc_url, official=official.rpc_url)
+    with official_chain(node_modules, log, DEFAULT_CHAIN_ID) as official:
+        yield Twin(devnet=net.rpc_url, official=official.url)
 
 
 def _submission(size: int, *, tags: bytes = b"", submitter: str) -> flow_abi.Submission:

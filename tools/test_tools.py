@@ -96,8 +96,8 @@ TOOLS: dict[str, Tool] = {
             "anvil",
             "anvil (npm @foundry-rs/anvil, its Linux binary inside"
             " @foundry-rs/anvil-linux-amd64) runs the official contracts' bytecode"
-            " from the SDK packages (tests/test_contracts_differential.py); pinned by"
-            " the same lock file as ts-sdk",
+            " from the SDK packages (tests/test_contracts_differential.py, `zerog devnet up"
+            " --chain anvil`); pinned by the same lock file as ts-sdk",
             commands=("node", "npm"),
             installed=ts_sdk.is_installed,
             installer=ts_sdk.ensure_installed,

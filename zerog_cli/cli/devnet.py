@@ -19,6 +19,12 @@ app = new_app(
 )
 
 
+def _chain_text(info: DevnetInfo) -> str:
+    if info.chain == "anvil":
+        return f"anvil, the official 0G contracts ({info.anvil_url})"
+    return "builtin (in-process)"
+
+
 def _print_info(info: DevnetInfo) -> None:
     out = state().output
     out.fields(
@@ -28,6 +34,7 @@ def _print_info(info: DevnetInfo) -> None:
             ("indexer", info.indexer_url),
             ("nodes", ", ".join(info.node_urls)),
             ("provider", info.provider_url),
+            ("chain", _chain_text(info)),
             ("chain id", info.chain_id),
             ("data", info.data_dir),
             ("pid", info.pid),
@@ -46,6 +53,7 @@ def _print_info(info: DevnetInfo) -> None:
         "zerog devnet up --port 0 --nodes 3 --data-dir /tmp/devnet",
         "zerog devnet up --detach --fail-rate 0.2 --corrupt-rate 0.01",
         "zerog devnet up --detach --indexer official",
+        "zerog devnet up --detach --chain anvil",
     ),
 )
 def up(
@@ -90,16 +98,37 @@ def up(
             show_default=False,
         ),
     ] = None,
+    chain: Annotated[
+        str,
+        typer.Option(
+            "--chain",
+            help="builtin, or anvil: a real EVM (anvil) running the official 0G contracts'"
+            " bytecode under the nodes, indexer and providers.",
+        ),
+    ] = "builtin",
+    packages: Annotated[
+        Path | None,
+        typer.Option(
+            "--packages",
+            envvar="ZEROG_NODE_MODULES",
+            help="The node_modules folder with anvil and the official 0G SDKs for --chain anvil"
+            " (default: $ZEROG_NPM_CACHE).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Start a devnet; with --detach it runs in the background until `devnet down`.
 
     With --indexer official the official 0G indexer (`0g-storage-client indexer`)
     serves the devnet's nodes on a port of its own; `devnet down` stops it too.
-    No binary found is exit 8, with where to get it.
+    With --chain anvil the chain is anvil with the official Flow, market and
+    compute contracts deployed from the npm packages at start (a new chain at
+    each start); the devnet's RPC URL passes requests on to it. No binary or
+    package found is exit 8, with where to get it.
     """
     from zerog_cli.devnet import control
     from zerog_cli.devnet.faults import FaultConfigError, FaultSettings
-    from zerog_cli.devnet.network import DevnetConfig, check_indexer
+    from zerog_cli.devnet.network import DevnetConfig, check_chain, check_indexer
     from zerog_cli.errors import UsageError
 
     try:
@@ -121,6 +150,8 @@ def up(
         faults=faults,
         indexer=check_indexer(indexer),
         storage_client=storage_client,
+        chain=check_chain(chain),
+        packages=packages,
     )
     output = state().output
     if detach:

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from zerog_cli.devnet import control
+from zerog_cli.devnet.chains import CHAIN_KINDS
 from zerog_cli.devnet.constants import (
     DEFAULT_CHAIN_ID,
     DEFAULT_NODES,
@@ -45,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--storage-client", default=None, help="0g-storage-client for --indexer official"
     )
+    up.add_argument("--chain", default="builtin", choices=CHAIN_KINDS)
+    up.add_argument("--packages", default=None, help="node_modules with anvil for --chain anvil")
     up.add_argument("--detach", action="store_true", help="run in the background")
     up.add_argument("--log-level", default="INFO")
     for name in ("status", "down"):
@@ -75,6 +78,8 @@ def _config(args: argparse.Namespace) -> DevnetConfig:
         faults=faults,
         indexer=args.indexer,
         storage_client=Path(args.storage_client) if args.storage_client else None,
+        chain=args.chain,
+        packages=Path(args.packages) if args.packages else None,
     )
 
 
@@ -103,7 +108,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(json.dumps(result.to_json(), indent=2))
             else:
                 state = "running" if result.running else "not running"
-                where = f" at {result.info.url}" if result.running and result.info else ""
+                where = ""
+                if result.running and result.info:
+                    where = f" at {result.info.url} (chain: {result.info.chain})"
                 print(f"devnet {state}{where}" + (f" ({result.problem})" if result.problem else ""))
             return 0 if result.running else 1
         stopped = control.stop(args.data_dir)

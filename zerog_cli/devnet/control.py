@@ -36,8 +36,9 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from zerog_cli.devnet.anvil import find_packages
 from zerog_cli.devnet.constants import DEV_ACCOUNT_ADDRESS, DEV_ACCOUNT_KEY
-from zerog_cli.devnet.network import Devnet, DevnetConfig, check_host, check_indexer
+from zerog_cli.devnet.network import Devnet, DevnetConfig, check_chain, check_host, check_indexer
 from zerog_cli.devnet.official_indexer import find_storage_client
 from zerog_cli.errors import NetworkUnavailable, UsageError
 from zerog_cli.infra.config import DEVNET_POINTER, DEVNET_STATE_FILE, devnet_data_dir, zerog_home
@@ -82,6 +83,10 @@ class DevnetInfo:
     provider_url: str
     chain_id: int
     data_dir: str
+    chain: str = "builtin"
+    """``builtin`` (the in-process chain) or ``anvil`` (the official bytecode on anvil)."""
+    anvil_url: str | None = None
+    """anvil's own JSON-RPC with ``--chain anvil`` (``rpc_url`` passes requests on to it)."""
     dev_account_address: str = DEV_ACCOUNT_ADDRESS
     dev_account_key: str = field(default=DEV_ACCOUNT_KEY, repr=False)
 
@@ -103,6 +108,8 @@ class DevnetInfo:
             provider_url=str(data["provider_url"]),
             chain_id=int(data["chain_id"]),
             data_dir=str(data["data_dir"]),
+            chain=str(data.get("chain", "builtin")),
+            anvil_url=data.get("anvil_url"),
         )
 
 
@@ -172,6 +179,8 @@ def _info_for(devnet: Devnet) -> DevnetInfo:
         provider_url=devnet.provider_url,
         chain_id=devnet.chain.chain_id,
         data_dir=str(devnet.data_dir),
+        chain=devnet.config.chain,
+        anvil_url=devnet.anvil.url if devnet.anvil is not None else None,
     )
 
 
@@ -270,6 +279,9 @@ def _subprocess_args(config: DevnetConfig, data_dir: Path) -> list[str]:
     args += ["--indexer", config.indexer]
     if config.storage_client is not None:
         args += ["--storage-client", str(config.storage_client)]
+    args += ["--chain", config.chain]
+    if config.packages is not None:
+        args += ["--packages", str(config.packages)]
     return args
 
 
@@ -307,8 +319,9 @@ def _devnet_environment() -> dict[str, str]:
 def start_detached(config: DevnetConfig, *, timeout: float = 30.0) -> DevnetInfo:
     """Start a devnet in the background; return once it answers health checks.
 
-    The official indexer's binary is looked up here, before anything starts, so
-    a missing one is exit 8 with its hint rather than a child that dies. Output
+    The official indexer's binary and anvil's packages are looked up here, before
+    anything starts, so a missing one is exit 8 with its hint rather than a child
+    that dies. Output
     goes to ``devnet.log`` in the data folder. Raises `UsageError` if a devnet
     already runs there and `NetworkUnavailable` if it does not come up
     (the half-started process is stopped).
@@ -317,6 +330,8 @@ def start_detached(config: DevnetConfig, *, timeout: float = 30.0) -> DevnetInfo
     check_host(config.host)
     if check_indexer(config.indexer) == "official":
         config = replace(config, storage_client=find_storage_client(config.storage_client))
+    if check_chain(config.chain) == "anvil":
+        config = replace(config, packages=find_packages(config.packages))
     current = status(data_dir)
     if current.running and current.info is not None:
         raise UsageError(

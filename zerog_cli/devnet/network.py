@@ -37,12 +37,14 @@ import os
 import shutil
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from zerog_cli.devnet.anvil import find_packages
 from zerog_cli.devnet.chain import Chain, ChainConfig, ChainError
-from zerog_cli.devnet.chains import ServiceRegistry
+from zerog_cli.devnet.chains import CHAIN_KINDS, DevnetChain, ServiceRegistry
 from zerog_cli.devnet.constants import (
     ADMIN_PREFIX,
     ALLOWED_HOSTS,
@@ -61,7 +63,12 @@ from zerog_cli.devnet.constants import (
     ROUTER_PREFIX,
 )
 from zerog_cli.devnet.evm_rpc import EvmRpc
-from zerog_cli.devnet.faults import FaultConfigError, FaultInjector, FaultSettings
+from zerog_cli.devnet.faults import (
+    FaultConfigError,
+    FaultDecision,
+    FaultInjector,
+    FaultSettings,
+)
 from zerog_cli.devnet.indexer import Indexer
 from zerog_cli.devnet.official_indexer import OfficialIndexer, find_storage_client
 from zerog_cli.devnet.storage import StorageNode
@@ -69,6 +76,9 @@ from zerog_cli.devnet.storage_contracts import storage_contracts
 from zerog_cli.devnet.web import DevnetHTTPServer, Handler, Request, Response, Router, make_server
 from zerog_cli.errors import UsageError
 from zerog_cli.infra.files import ensure_private_dir
+
+if TYPE_CHECKING:
+    from zerog_cli.devnet.anvil import AnvilChain, AnvilNode
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +100,16 @@ def check_indexer(kind: str) -> str:
     if kind not in INDEXER_KINDS:
         raise UsageError(f"unknown indexer {kind!r}; pick one of {', '.join(INDEXER_KINDS)}")
     return kind
+
+
+def check_chain(kind: str) -> str:
+    if kind not in CHAIN_KINDS:
+        raise UsageError(f"unknown chain {kind!r}; pick one of {', '.join(CHAIN_KINDS)}")
+    return kind
+
+
+CHAIN_FAULTS = ("min_gas_price", "underpriced_next", "hold_next")
+"""Faults that act inside the in-process chain's transaction handling."""
 
 
 def parse_shards(spec: str) -> list[tuple[int, int]]:
@@ -125,6 +145,12 @@ class DevnetConfig:
     """``builtin`` (the devnet's own, under /indexer) or ``official`` (0g-storage-client's)."""
     storage_client: Path | None = None
     """The ``0g-storage-client`` binary for ``indexer="official"`` (found when None)."""
+    chain: str = "builtin"
+    """``builtin`` (the in-process chain) or ``anvil`` (anvil running the official
+    contracts' bytecode, `zerog_cli.devnet.anvil`)."""
+    packages: Path | None = None
+    """The ``node_modules`` folder with anvil and the SDK packages for ``chain="anvil"``
+    (found when None)."""
 
     def shard_layout(self) -> list[tuple[int, int]]:
         if self.shards is not None:
@@ -151,6 +177,11 @@ class Devnet:
         binary = None
         if check_indexer(config.indexer) == "official":
             binary = find_storage_client(config.storage_client)
+        node_modules = None
+        if check_chain(config.chain) == "anvil":
+            if config.legacy_fees:
+                raise UsageError("--legacy-fees needs the built-in chain, not --chain anvil")
+            node_modules = find_packages(config.packages)
         self._owned_dir: str | None = None
         if config.data_dir is None:
             self._owned_dir = tempfile.mkdtemp(prefix="zerog-devnet-")
@@ -160,45 +191,87 @@ class Devnet:
             ensure_private_dir(self.data_dir)
         self.faults = FaultInjector(config.faults)
         self.router = Router(self.faults)
-        self.chain = Chain(
-            ChainConfig(
-                chain_id=config.chain_id,
-                base_fee=None if config.legacy_fees else BASE_FEE_PER_GAS,
-                genesis_balances={DEV_ACCOUNT_ADDRESS: DEV_ACCOUNT_BALANCE},
-            ),
-            self.data_dir,
-        )
-        self.flow, self.market = storage_contracts(
-            FLOW_ADDRESS, MARKET_ADDRESS, config.price_per_sector
-        )
-        self.chain.register_contract(self.market)
-        self.chain.register_contract(self.flow)
-        _call_hook("zerog_cli.devnet.compute", "register_contracts", self.chain)
-        try:
-            self.chain.load()
-        except ChainError as error:
-            raise UsageError(error.message) from None
-        try:
-            self._server: DevnetHTTPServer = make_server(bind_host, config.port, self.router)
-        except OSError as error:
-            raise UsageError(
-                f"cannot listen on {bind_host}:{config.port}: {error.strerror or error}",
-                hint="pick another --port (0 picks a free one)",
-            ) from None
-        self.port = int(self._server.server_address[1])
+        self.anvil: AnvilNode | None = None
+        self._anvil_chain: AnvilChain | None = None
+        self.chain: DevnetChain
+        self.services: ServiceRegistry
+        self._rpc_handler: Callable[[bytes, FaultDecision], bytes | None]
         self._thread: threading.Thread | None = None
-        from zerog_cli.devnet.provider import InProcessServices
-
-        self.services: ServiceRegistry = InProcessServices(self.chain)
         try:
-            self._build_services()
+            if node_modules is not None:
+                self._start_anvil(node_modules)
+            else:
+                self._load_builtin_chain()
+            try:
+                self._server: DevnetHTTPServer = make_server(bind_host, config.port, self.router)
+            except OSError as error:
+                raise UsageError(
+                    f"cannot listen on {bind_host}:{config.port}: {error.strerror or error}",
+                    hint="pick another --port (0 picks a free one)",
+                ) from None
+            self.port = int(self._server.server_address[1])
+            try:
+                self._build_services()
+            except BaseException:
+                self._server.server_close()
+                raise
         except BaseException:
-            self._server.server_close()
+            self._stop_anvil()
             raise
         if binary is not None:
             self.official_indexer = OfficialIndexer(
                 binary, self.node_urls, self.data_dir / "official-indexer"
             )
+
+    def _load_builtin_chain(self) -> None:
+        from zerog_cli.devnet.provider import InProcessServices
+
+        chain = Chain(
+            ChainConfig(
+                chain_id=self.config.chain_id,
+                base_fee=None if self.config.legacy_fees else BASE_FEE_PER_GAS,
+                genesis_balances={DEV_ACCOUNT_ADDRESS: DEV_ACCOUNT_BALANCE},
+            ),
+            self.data_dir,
+        )
+        self.flow, self.market = storage_contracts(
+            FLOW_ADDRESS, MARKET_ADDRESS, self.config.price_per_sector
+        )
+        chain.register_contract(self.market)
+        chain.register_contract(self.flow)
+        _call_hook("zerog_cli.devnet.compute", "register_contracts", chain)
+        try:
+            chain.load()
+        except ChainError as error:
+            raise UsageError(error.message) from None
+        self.chain = chain
+        self.services = InProcessServices(chain)
+        self._rpc_handler = EvmRpc(chain, self.faults).service.handle
+
+    def _start_anvil(self, node_modules: Path) -> None:
+        """anvil with the official contracts, seeded as the devnet's genesis, followed."""
+        from zerog_cli.devnet import anvil
+
+        self.anvil = anvil.AnvilNode(
+            node_modules, self.config.chain_id, self.data_dir / "anvil" / "anvil.log"
+        )
+        rpc = self.anvil.start()
+        anvil.deploy_official_contracts(
+            rpc, node_modules, price_per_sector=self.config.price_per_sector
+        )
+        anvil.seed_devnet(rpc)
+        self._anvil_chain = anvil.AnvilChain(rpc, self.config.chain_id, [FLOW_ADDRESS])
+        self._anvil_chain.start()
+        self.chain = self._anvil_chain
+        self.services = anvil.AnvilServices(rpc)
+        self._rpc_handler = anvil.AnvilRpcProxy(rpc, self.faults).handle
+
+    def _stop_anvil(self) -> None:
+        if self._anvil_chain is not None:
+            self._anvil_chain.stop()
+            self._anvil_chain = None
+        if self.anvil is not None:
+            self.anvil.stop()
 
     def _build_services(self) -> None:
         self.nodes = [
@@ -214,7 +287,6 @@ class Devnet:
             for i, (shard_id, num_shard) in enumerate(self.config.shard_layout())
         ]
         self.indexer = Indexer(self.nodes, self.node_urls, self.faults)
-        self.evm = EvmRpc(self.chain, self.faults)
         self.router.add("/", self._rpc, service="rpc")
         self.router.add("/rpc", self._rpc, service="rpc")
         self.router.add(INDEXER_PREFIX, self.indexer.handle, service="indexer")
@@ -274,8 +346,15 @@ class Devnet:
 
     def _rpc(self, request: Request) -> Response:
         if request.method != "POST":
-            return Response.json({"devnet": "zerog", **self.urls(), "chainId": self.chain.chain_id})
-        answer = self.evm.service.handle(request.body, request.faults)
+            return Response.json(
+                {
+                    "devnet": "zerog",
+                    **self.urls(),
+                    "chainId": self.chain.chain_id,
+                    "chain": self.config.chain,
+                }
+            )
+        answer = self._rpc_handler(request.body, request.faults)
         if answer is None:
             return Response(status=204)
         return Response(body=answer, headers={"Content-Type": "application/json"})
@@ -285,6 +364,8 @@ class Devnet:
             "status": "ok",
             "pid": os.getpid(),
             "chainId": self.chain.chain_id,
+            "chain": self.config.chain,
+            "anvilUrl": self.anvil.url if self.anvil is not None else None,
             "blockNumber": self.chain.height,
             "transactions": self.chain.transaction_count,
             "nodes": len(self.nodes),
@@ -303,6 +384,7 @@ class Devnet:
                 changes = request.json()
                 if not isinstance(changes, dict):
                     raise FaultConfigError("expected a JSON object of fault settings")
+                self._check_chain_faults(changes)
                 settings = self.faults.update(changes)
             except (ValueError, FaultConfigError) as error:
                 return Response.json({"error": str(error)}, status=400)
@@ -317,6 +399,16 @@ class Devnet:
             self.faults.reset_stats()
             return Response.json({"status": "ok"})
         return Response.json({"error": f"no admin endpoint {method} {path}"}, status=404)
+
+    def _check_chain_faults(self, changes: dict[str, Any]) -> None:
+        """anvil handles transactions itself: the chain's own faults cannot be injected."""
+        if self.anvil is None:
+            return
+        asked = [name for name in CHAIN_FAULTS if changes.get(name)]
+        if asked:
+            raise FaultConfigError(
+                f"{', '.join(asked)} act inside the built-in chain; --chain anvil has none"
+            )
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -344,6 +436,7 @@ class Devnet:
             self._thread.join()
             self._thread = None
         self._server.server_close()
+        self._stop_anvil()
         if self._owned_dir is not None:
             shutil.rmtree(self._owned_dir, ignore_errors=True)
             self._owned_dir = None
