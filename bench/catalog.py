@@ -28,10 +28,11 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.anvil_harness import official_chain, wait_receipt  # noqa: E402
 from tests.devnet_harness import rpc  # noqa: E402
 from tools import test_tools, ts_sdk  # noqa: E402
+from zerog_cli.devnet.anvil import AnvilRpc, official_chain  # noqa: E402
 from zerog_cli.devnet.constants import (  # noqa: E402
+    DEFAULT_CHAIN_ID,
     DEFAULT_PRICE_PER_SECTOR,
     DEV_ACCOUNT_ADDRESS,
     FLOW_ADDRESS,
@@ -61,7 +62,7 @@ def gas_used(url: str, item: flow_abi.Submission) -> int:
         "value": hex(item.data.fee(DEFAULT_PRICE_PER_SECTOR)),
         "gas": hex(5_000_000),
     }
-    receipt = wait_receipt(url, rpc(url, "eth_sendTransaction", [tx]))
+    receipt = AnvilRpc(url).wait_receipt(rpc(url, "eth_sendTransaction", [tx]))
     if receipt["status"] != "0x1":
         raise SystemExit(f"the official Flow refused a {item.data.length}-byte submission")
     return int(receipt["gasUsed"], 16)
@@ -131,9 +132,9 @@ def main() -> None:
     node_modules = ts_sdk.ensure_installed()
     with (
         tempfile.TemporaryDirectory(prefix="zerog-bench-catalog-") as folder,
-        official_chain(node_modules, Path(folder) / "anvil.log") as chain,
+        official_chain(node_modules, Path(folder) / "anvil.log", DEFAULT_CHAIN_ID) as chain,
     ):
-        rows = measure(chain.rpc_url, max(1, args.repeat))
+        rows = measure(chain.url, max(1, args.repeat))
     worst = max(row["added_percent"] for row in rows)
     if args.json:
         print(json.dumps({"rows": rows, "limit_percent": LIMIT_PERCENT}, indent=2))
