@@ -198,6 +198,12 @@ def test_listings_and_selections_use_an_index(traced) -> None:
         full_ok_before="2026-10-01T00:00:00Z",
     )
     backups.count_live(ledger.conn, network="devnet", namespaces=["photos"])
+    backups.count_live(ledger.conn, network="devnet", namespaces=["photos"], label="nightly")
+    backups.select(ledger.conn, network="devnet", rotation=True, id_modulo=(7, 2))
+    backups.select(ledger.conn, network="devnet", ids=[3, 1, 2], rotation=True)
+    backups.select_ids(
+        ledger.conn, network="devnet", last_ok_before="2026-11-01T00:00:00Z", id_modulo=(3, 0)
+    )
     admin.last_good_verification_by_namespace(ledger)
     assert _full_scans(ledger, statements) == {}
 
@@ -343,3 +349,13 @@ def test_backup_unverified_selects_in_sql_and_counts_rows_written_by_hand(
     assert result.json["live_backups"] == 4
     stale = result.json["unverified"]
     assert [(b["id"], b["never_verified"]) for b in stale] == [(2, False), (4, True)]
+
+
+def test_a_selection_by_more_ids_than_sqlite_binds_at_once(tmp_path: Path) -> None:
+    """verify --sample 5% of a million backups names 50,000 ids in one selection."""
+    ledger = open_ledger(tmp_path / "ledger.db")
+    try:
+        wanted = list(range(1, 40_001))
+        assert backups.select(ledger.conn, network="devnet", ids=wanted) == []
+    finally:
+        ledger.close()

@@ -295,3 +295,31 @@ def test_cli_lines_are_quiet_on_success_and_one_per_problem(
     assert zerog("verify", "--subset", "3/2").exit_code == 2
     assert zerog("verify", "x1").exit_code == 2
     assert zerog("verify", "--max-duration", "0s").exit_code == 2
+
+
+def test_selection_reads_only_the_backups_it_chooses(
+    zerog_home: Path, clock: Clock, stub: dict[int, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--subset, --older-than and --sample select in SQL: a run over a large ledger builds
+    a row only for each backup it checks (issue 19: the selection was made in Python)."""
+    from zerog_cli.ledger import backups as rows
+
+    ids = seeded(zerog_home, 60)
+    built: list[int] = []
+    make_row = rows._backup
+
+    def counting(row: tuple[object, ...]) -> Backup:
+        backup = make_row(row)
+        built.append(backup.id)
+        return backup
+
+    monkeypatch.setattr(rows, "_backup", counting)
+    report = run(clock, verify.Selection(subset=(2, 20)))
+    assert checked(report) == [i for i in ids if i % 20 == 1]
+    assert sorted(built) == sorted(checked(report))
+    assert report.in_scope == 60
+
+    built.clear()
+    report = run(clock, verify.Selection(sample_percent=5), rng=random.Random(3))
+    assert len(report.items) == 3  # ceil(60 * 5 %)
+    assert sorted(built) == sorted(checked(report))

@@ -9,6 +9,7 @@ sort and compare as text.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -153,14 +154,85 @@ def select(
     created_before: str | None = None,
     ok_before: str | None = None,
     full_ok_before: str | None = None,
+    last_ok_before: str | None = None,
+    id_modulo: tuple[int, int] | None = None,
+    rotation: bool = False,
     page: Page = EVERYTHING,
 ) -> list[Backup]:
     """Backups on ``network`` matching every filter given, oldest first (by time, then id).
 
     ``never_ok``: only backups with no OK verification. ``ok_before`` /
     ``full_ok_before``: only those whose last OK verification (full one), or their
-    creation if there is none, is older than either time given.
+    creation if there is none, is older than either time given. ``last_ok_before``:
+    only those never verified OK or last verified OK before that time (verify's
+    ``--older-than``). ``id_modulo=(t, r)``:
+    only ids that leave remainder ``r`` divided by ``t`` (verify's ``--subset``).
+    ``rotation``: in verify's order instead, never conclusively checked first, then
+    the longest ago (in the order the checks were recorded, as timestamps have
+    one-second resolution), then by id.
     """
+    where, params = _filters(
+        network=network,
+        namespaces=namespaces,
+        label=label,
+        ids=ids,
+        include_retired=include_retired,
+        never_ok=never_ok,
+        created_before=created_before,
+        ok_before=ok_before,
+        full_ok_before=full_ok_before,
+        last_ok_before=last_ok_before,
+        id_modulo=id_modulo,
+    )
+    order = _ROTATION if rotation else "b.created_at, b.id"
+    window, window_params = page.sql()
+    sql = f"{_SELECT} WHERE {where} ORDER BY {order}{window}"
+    return [_backup(row) for row in conn.execute(sql, (*params, *window_params))]
+
+
+def select_ids(
+    conn: sqlite3.Connection,
+    *,
+    network: str,
+    namespaces: Sequence[str] | None = None,
+    label: str | None = None,
+    last_ok_before: str | None = None,
+    id_modulo: tuple[int, int] | None = None,
+) -> list[int]:
+    """The ids `select` would return for these filters, by id: a sample is drawn from
+    these, so only the rows sampled are read in full."""
+    where, params = _filters(
+        network=network,
+        namespaces=namespaces,
+        label=label,
+        last_ok_before=last_ok_before,
+        id_modulo=id_modulo,
+    )
+    sql = f"SELECT b.id FROM storage_backups b WHERE {where} ORDER BY b.id"
+    return [int(row[0]) for row in conn.execute(sql, params)]
+
+
+_ROTATION = (
+    "last_conclusive_at IS NOT NULL, COALESCE(last_conclusive_at, ''),"
+    " COALESCE(last_conclusive_id, 0), b.id"
+)
+
+
+def _filters(
+    *,
+    network: str,
+    namespaces: Sequence[str] | None = None,
+    label: str | None = None,
+    ids: Sequence[int] | None = None,
+    include_retired: bool = False,
+    never_ok: bool = False,
+    created_before: str | None = None,
+    ok_before: str | None = None,
+    full_ok_before: str | None = None,
+    last_ok_before: str | None = None,
+    id_modulo: tuple[int, int] | None = None,
+) -> tuple[str, list[Any]]:
+    """The WHERE clause over ``storage_backups b`` for `select`'s filters, with its parameters."""
     where = ["b.network = ?"]
     params: list[Any] = [network]
     if namespaces is not None:
@@ -170,8 +242,10 @@ def select(
         where.append("b.label = ?")
         params.append(label)
     if ids is not None:
-        where.append(f"b.id IN ({', '.join('?' for _ in ids)})")
-        params.extend(ids)
+        # One JSON parameter, not one per id: a sample of a large ledger can hold more
+        # ids than SQLite binds in one statement.
+        where.append("b.id IN (SELECT value FROM json_each(?))")
+        params.append(json.dumps([int(i) for i in ids]))
     if not include_retired:
         where.append("b.retired_at IS NULL")
     if never_ok:
@@ -192,21 +266,30 @@ def select(
             params.append(before)
     if stale:
         where.append(f"({' OR '.join(stale)})")
-    window, window_params = page.sql()
-    sql = f"{_SELECT} WHERE {' AND '.join(where)} ORDER BY b.created_at, b.id{window}"
-    return [_backup(row) for row in conn.execute(sql, (*params, *window_params))]
+    if last_ok_before is not None:
+        where.append(
+            "COALESCE((SELECT MAX(v.checked_at) FROM verifications v"
+            " WHERE v.backup_id = b.id AND v.status = 'ok'), '') < ?"
+        )
+        params.append(last_ok_before)
+    if id_modulo is not None:
+        where.append("b.id % ? = ?")
+        params.extend(id_modulo)
+    return " AND ".join(where), params
 
 
 def count_live(
-    conn: sqlite3.Connection, *, network: str, namespaces: Sequence[str] | None = None
+    conn: sqlite3.Connection,
+    *,
+    network: str,
+    namespaces: Sequence[str] | None = None,
+    label: str | None = None,
 ) -> int:
-    """How many live backups ``network`` holds (in ``namespaces``, when given)."""
-    sql = "SELECT COUNT(*) FROM storage_backups b WHERE b.network = ? AND b.retired_at IS NULL"
-    params: list[Any] = [network]
-    if namespaces is not None:
-        sql += f" AND b.namespace IN ({', '.join('?' for _ in namespaces)})"
-        params.extend(namespaces)
-    return int(conn.execute(sql, params).fetchone()[0])
+    """How many live backups ``network`` holds (in ``namespaces``, with ``label``, when given)."""
+    where, params = _filters(network=network, namespaces=namespaces, label=label)
+    return int(
+        conn.execute(f"SELECT COUNT(*) FROM storage_backups b WHERE {where}", params).fetchone()[0]
+    )
 
 
 def retire(conn: sqlite3.Connection, backup_id: int, *, when: str, reason: str) -> bool:

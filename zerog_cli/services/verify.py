@@ -256,19 +256,8 @@ class VerifyReport:
         }
 
 
-def _rotation_key(backup: Backup) -> tuple[bool, str, int, int]:
-    """Never conclusively checked first, then the longest ago (in the order the checks
-    were recorded, as timestamps have one-second resolution), then by id."""
-    return (
-        backup.last_conclusive_at is not None,
-        backup.last_conclusive_at or "",
-        backup.last_conclusive_id or 0,
-        backup.id,
-    )
-
-
-def in_scope(context: Context, selection: Selection) -> list[Backup]:
-    """The backups the ids, ``--ns`` and ``--label`` name (every live one by default).
+def in_scope(context: Context, selection: Selection) -> int:
+    """How many backups the ids, ``--ns`` and ``--label`` name (every live one by default).
 
     None is exit 7, not a green "0 of 0": a verify job pointed at an empty or
     wrong ledger (another ZEROG_HOME, another profile) must not look healthy.
@@ -277,22 +266,17 @@ def in_scope(context: Context, selection: Selection) -> list[Backup]:
     network = context.settings.profile
     if selection.ids:
         wanted = list(dict.fromkeys(selection.ids))
-        found = {
-            b.id: b for b in rows.select(conn, network=network, ids=wanted, include_retired=True)
-        }
+        found = {b.id for b in rows.select(conn, network=network, ids=wanted, include_retired=True)}
         unknown = [str(i) for i in wanted if i not in found]
         if unknown:
             raise NotFound(f"no backup {', '.join(unknown)} on {network}")
-        return [found[i] for i in wanted]
+        return len(wanted)
     if selection.namespace is not None:
         require_namespace(context, selection.namespace)
-    candidates = rows.select(
-        conn,
-        network=network,
-        namespaces=None if selection.namespace is None else [selection.namespace],
-        label=selection.label,
+    count = rows.count_live(
+        conn, network=network, namespaces=_namespaces(selection), label=selection.label
     )
-    if not candidates:
+    if not count:
         where = "".join(
             f" {text}"
             for text, given in (
@@ -305,28 +289,44 @@ def in_scope(context: Context, selection: Selection) -> list[Backup]:
             f"no live backup{where} on {network} to verify",
             hint=f"`zerog backup ls` lists the backups of {context.settings.ledger_file}",
         )
-    return candidates
+    return count
 
 
-def due(
-    context: Context,
-    selection: Selection,
-    candidates: list[Backup],
-    rng: random.Random | None = None,
-) -> list[Backup]:
-    """Of ``candidates``, the backups to check now, in the order they will be checked."""
+def _namespaces(selection: Selection) -> list[str] | None:
+    return None if selection.namespace is None else [selection.namespace]
+
+
+def due(context: Context, selection: Selection, rng: random.Random | None = None) -> list[Backup]:
+    """The backups to check now, in the order they will be checked (selected in SQL:
+    only the rows chosen are read, whatever the ledger holds)."""
+    conn = context.ledger.conn
+    network = context.settings.profile
     if selection.ids:
-        return candidates
+        wanted = list(dict.fromkeys(selection.ids))
+        found = {
+            b.id: b for b in rows.select(conn, network=network, ids=wanted, include_retired=True)
+        }
+        return [found[i] for i in wanted]
+    filters: dict[str, Any] = {
+        "network": network,
+        "namespaces": _namespaces(selection),
+        "label": selection.label,
+    }
     if selection.older_than is not None:
-        cutoff = format_time(context.now() - timedelta(seconds=selection.older_than))
-        candidates = [b for b in candidates if b.last_ok_at is None or b.last_ok_at < cutoff]
+        filters["last_ok_before"] = format_time(
+            context.now() - timedelta(seconds=selection.older_than)
+        )
     if selection.subset is not None:
         n, t = selection.subset
-        candidates = [b for b in candidates if b.id % t == n - 1]
-    if selection.sample_percent is not None and candidates:
-        count = math.ceil(len(candidates) * selection.sample_percent / 100)
-        candidates = (rng or random.Random()).sample(candidates, count)
-    return sorted(candidates, key=_rotation_key)
+        filters["id_modulo"] = (t, n - 1)
+    if selection.sample_percent is None:
+        return rows.select(conn, rotation=True, **filters)
+    ids = rows.select_ids(conn, **filters)
+    if not ids:
+        return []
+    count = math.ceil(len(ids) * selection.sample_percent / 100)
+    sample = (rng or random.Random()).sample(ids, count)
+    return rows.select(conn, network=network, ids=sample, rotation=True)
 
 
 class _HashingSink:
@@ -472,9 +472,8 @@ def run(
     lock.acquire(wait=wait_lock, on_wait=on_wait)
     try:
         report = VerifyReport(run_id=uuid.uuid4().hex[:12], started_at=format_time(context.now()))
-        candidates = in_scope(context, selection)
-        chosen = due(context, selection, candidates, rng)
-        report.in_scope = len(candidates)
+        report.in_scope = in_scope(context, selection)
+        chosen = due(context, selection, rng)
         report.selected = len(chosen)
         context.metrics.verify_pending.set(len(chosen))
         started = clock()
