@@ -220,29 +220,6 @@ def test_older_than_sample_namespace_and_ids(
         run(clock, verify.Selection(namespace="nosuch"))
 
 
-@pytest.mark.parametrize(
-    ("text", "ok"),
-    [("1/7", (1, 7)), (" 7 / 7 ", (7, 7)), ("0/7", None), ("8/7", None), ("1-7", None)],
-)
-def test_parse_subset(text: str, ok: tuple[int, int] | None) -> None:
-    if ok is None:
-        with pytest.raises(UsageError):
-            verify.parse_subset(text)
-    else:
-        assert verify.parse_subset(text) == ok
-
-
-@pytest.mark.parametrize(
-    ("text", "ok"), [("10", 10.0), ("2.5%", 2.5), ("0", None), ("101", None), ("x", None)]
-)
-def test_parse_percent(text: str, ok: float | None) -> None:
-    if ok is None:
-        with pytest.raises(UsageError):
-            verify.parse_percent(text)
-    else:
-        assert verify.parse_percent(text) == ok
-
-
 def test_conflicting_selection_is_a_usage_error() -> None:
     with pytest.raises(UsageError):
         verify.Selection(ids=(1,), all=True)

@@ -7,12 +7,11 @@ from typing import Annotated, Any
 
 import typer
 
+from zerog_cli.cli import params
 from zerog_cli.cli.common import (
     AsUser,
     EncryptOption,
-    FileModeOption,
     GasLimitOption,
-    GasPriceOption,
     Limit,
     Offset,
     command,
@@ -20,13 +19,12 @@ from zerog_cli.cli.common import (
     complete_namespace,
     examples,
     new_app,
-    parse_file_mode,
     progress_bar,
     state,
 )
 from zerog_cli.errors import IntegrityError, UsageError
 from zerog_cli.infra.output import Column
-from zerog_cli.infra.units import format_duration, format_size, parse_duration
+from zerog_cli.infra.units import format_duration, format_size
 
 app = new_app(
     "Backups: uploads with a record, verified restores, restic-style pruning, staleness checks.",
@@ -57,9 +55,10 @@ BackupId = Annotated[
 
 
 Before = Annotated[
-    str | None,
+    params.Moment | None,
     typer.Option(
         "--before",
+        click_type=params.MOMENT,
         help="Only backups created before this date (midnight UTC), ISO time, or age (24h, 7d).",
         show_default=False,
     ),
@@ -133,7 +132,7 @@ def create(
     ] = False,
     encrypt: EncryptOption = None,
     as_user: AsUser = None,
-    gas_price: GasPriceOption = None,
+    gas_price: params.GasPriceOption = None,
     gas_limit: GasLimitOption = None,
 ) -> None:
     """Upload a file, a folder or a stream as a backup named LABEL/<UTC time>-<NAME>; record it.
@@ -260,7 +259,7 @@ def list_command(
 
     _acting(as_user)
     context = state().context
-    cutoff = backups.parse_before(context, before) if before is not None else None
+    cutoff = None if before is None else before.resolve(context.now())
     if latest:
         if unverified or retired:
             raise UsageError("--latest picks the newest live backup: drop --unverified/--retired")
@@ -419,7 +418,7 @@ def restore(
         ),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
-    mode: FileModeOption = None,
+    mode: params.FileModeOption = None,
     ns: Annotated[
         str | None,
         typer.Option(
@@ -458,7 +457,6 @@ def restore(
         raise UsageError("--json and -o - both want stdout; pick one")
     if to is not None and (member is not None or output is not None):
         raise UsageError("--to restores the whole folder: drop -o and --path")
-    file_mode = parse_file_mode(mode)
     _acting(as_user)
     backup_id = _selected_backup(selector, ns, label, before)
     if to is not None:
@@ -471,7 +469,7 @@ def restore(
         )
         return
     if member is not None:
-        if file_mode is not None:
+        if mode is not None:
             raise UsageError("--path restores the member with its recorded mode: drop --mode")
         one = snapshots.restore_member(current.context, backup_id, member, output, force=force)
         if output == "-":
@@ -485,7 +483,7 @@ def restore(
         return
     with progress_bar(f"restore {backup_id}") as progress:
         report = backups.restore(
-            current.context, backup_id, output, force=force, progress=progress, mode=file_mode
+            current.context, backup_id, output, force=force, progress=progress, mode=mode
         )
     if output == "-":
         current.output.info(f"backup {backup_id}: {report['size']} bytes verified")
@@ -497,13 +495,15 @@ def restore(
     )
 
 
-def _selected_backup(selector: str, ns: str | None, label: str | None, before: str | None) -> int:
+def _selected_backup(
+    selector: str, ns: str | None, label: str | None, before: params.Moment | None
+) -> int:
     """The id ``selector`` names: a number, or ``latest`` among the matches."""
     from zerog_cli.services import backups
 
     if selector == "latest":
         context = state().context
-        cutoff = backups.parse_before(context, before) if before is not None else None
+        cutoff = None if before is None else before.resolve(context.now())
         return backups.latest(context, namespace=ns, label=label, before=cutoff).id
     if ns is not None or label is not None or before is not None:
         raise UsageError("--ns, --label and --before select among backups: use them with latest")
@@ -596,12 +596,18 @@ def prune(
 )
 def unverified(
     max_age: Annotated[
-        str, typer.Option("--max-age", help="How recent an OK verification must be (24h, 7d…).")
-    ] = "24h",
+        params.Duration,
+        typer.Option(
+            "--max-age",
+            click_type=params.DURATION,
+            help="How recent an OK verification must be (24h, 7d…).",
+        ),
+    ] = params.Duration(24 * 3600, "24h"),
     max_age_full: Annotated[
-        str | None,
+        params.Duration | None,
         typer.Option(
             "--max-age-full",
+            click_type=params.DURATION,
             help="Also flag backups whose last full read (not a --read-data-subset sample) "
             "is older than this (30d…).",
             show_default=False,
@@ -626,10 +632,11 @@ def unverified(
     """
     from zerog_cli.services import backups
 
-    seconds = parse_duration(max_age)
-    full_seconds = parse_duration(max_age_full) if max_age_full else None
     report = backups.unverified(
-        state().context, seconds, namespace=ns, max_age_full_seconds=full_seconds
+        state().context,
+        max_age.seconds,
+        namespace=ns,
+        max_age_full_seconds=None if max_age_full is None else max_age_full.seconds,
     )
     stale = report["unverified"]
     out = state().output

@@ -71,14 +71,6 @@ Offset = Annotated[
 ]
 """``--limit N --offset N``: how every listing pages (in SQL, over a stable order)."""
 
-GasPriceOption = Annotated[
-    str | None,
-    typer.Option(
-        "--gas-price",
-        help="Neuron per gas, or e.g. 4gwei (default: gas_price, else eth_gasPrice).",
-        show_default=False,
-    ),
-]
 GasLimitOption = Annotated[
     int | None,
     typer.Option(
@@ -96,33 +88,6 @@ EncryptOption = Annotated[
         show_default=False,
     ),
 ]
-
-
-FileModeOption = Annotated[
-    str | None,
-    typer.Option(
-        "--mode",
-        help="Mode of the written file, octal like 640 (default: 600 for decrypted data, "
-        "else 666 less the umask).",
-        show_default=False,
-    ),
-]
-"""The ``--mode OCTAL`` option of commands that write a file the user asked for."""
-
-
-def parse_file_mode(text: str | None) -> int | None:
-    """``--mode``'s octal text (``640``, ``0640``, ``0o640``) as an int; UsageError otherwise."""
-    from zerog_cli.errors import UsageError
-
-    if text is None:
-        return None
-    digits = text.removeprefix("0o")
-    if not digits or len(digits) > 4 or any(c not in "01234567" for c in digits):
-        raise UsageError(f"--mode takes an octal file mode such as 640 or 0600, not {text!r}")
-    mode = int(digits, 8)
-    if mode > 0o777:
-        raise UsageError(f"--mode takes permission bits up to 777, not {text!r}")
-    return mode
 
 
 @dataclass

@@ -14,10 +14,10 @@ from typing import Annotated, Any
 
 import typer
 
+from zerog_cli.cli import params
 from zerog_cli.cli.common import (
     AsUser,
     GasLimitOption,
-    GasPriceOption,
     Offset,
     ZerogGroup,
     command,
@@ -548,9 +548,12 @@ def _print_funding(report: dict[str, Any]) -> None:
     epilog=examples("zerog infer fund deposit 3", "zerog infer fund deposit 0.5 --yes --json"),
 )
 def fund_deposit(
-    amount: Annotated[str, typer.Argument(help="0G to move from the wallet, e.g. 3 or 0.5.")],
+    amount: Annotated[
+        int,
+        typer.Argument(click_type=params.AMOUNT, help="0G to move from the wallet, e.g. 3 or 0.5."),
+    ],
     yes: Yes = False,
-    gas_price: GasPriceOption = None,
+    gas_price: params.GasPriceOption = None,
     gas_limit: GasLimitOption = None,
 ) -> None:
     """Deposit 0G from the wallet into its compute ledger (the first deposit is ≥ 3 0G)."""
@@ -572,9 +575,14 @@ def fund_deposit(
 )
 def fund_transfer(
     provider: Annotated[str, typer.Argument(help="Provider address.")],
-    amount: Annotated[str, typer.Argument(help="0G to move from the ledger to the provider.")],
+    amount: Annotated[
+        int,
+        typer.Argument(
+            click_type=params.AMOUNT, help="0G to move from the ledger to the provider."
+        ),
+    ],
     yes: Yes = False,
-    gas_price: GasPriceOption = None,
+    gas_price: params.GasPriceOption = None,
     gas_limit: GasLimitOption = None,
 ) -> None:
     """Move 0G from the compute ledger to a provider's sub-account (first: ≥ 1 0G, acknowledges)."""
@@ -596,7 +604,7 @@ def fund_transfer(
 def fund_acknowledge(
     provider: Annotated[str, typer.Argument(help="Provider address.")],
     yes: Yes = False,
-    gas_price: GasPriceOption = None,
+    gas_price: params.GasPriceOption = None,
     gas_limit: GasLimitOption = None,
 ) -> None:
     """Acknowledge a provider whose sub-account exists but is not acknowledged."""
@@ -643,7 +651,7 @@ def _print_retrieve(report: dict[str, Any]) -> None:
 def fund_retrieve(
     provider: Annotated[str, typer.Argument(help="Provider address.")],
     yes: Yes = False,
-    gas_price: GasPriceOption = None,
+    gas_price: params.GasPriceOption = None,
     gas_limit: GasLimitOption = None,
 ) -> None:
     """Ask a provider's sub-account for its 0G back; unlocked refunds return to the ledger.
@@ -668,10 +676,14 @@ def fund_retrieve(
 )
 def fund_refund(
     amount: Annotated[
-        str, typer.Argument(help="0G to pay out to the wallet, or `all` that is available.")
+        params.AmountOrAll,
+        typer.Argument(
+            click_type=params.AMOUNT_OR_ALL,
+            help="0G to pay out to the wallet, or `all` that is available.",
+        ),
     ],
     yes: Yes = False,
-    gas_price: GasPriceOption = None,
+    gas_price: params.GasPriceOption = None,
     gas_limit: GasLimitOption = None,
 ) -> None:
     """Pay available ledger balance back to the wallet (must leave 0 or at least 3 0G).
@@ -683,7 +695,7 @@ def fund_refund(
 
     current = state()
     current.context.override(gas_price=gas_price, gas_limit=gas_limit)
-    report = refund(current.context, amount, _confirmer(yes))
+    report = refund(current.context, amount.neuron, _confirmer(yes))
 
     def human() -> None:
         out = current.output

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from zerog_cli.cli import params
 from zerog_cli.cli.common import (
     AsUser,
     Limit,
@@ -17,7 +18,7 @@ from zerog_cli.cli.common import (
     state,
 )
 from zerog_cli.infra.output import Column
-from zerog_cli.infra.units import format_size, parse_size
+from zerog_cli.infra.units import format_size
 
 app = new_app(
     "Namespaces: named groups of objects with an owner, an ACL and a quota.",
@@ -47,15 +48,26 @@ def _size_or_none(value: int | None) -> str:
 def create(
     name: Annotated[str, typer.Argument(help="Namespace name: [a-z0-9][a-z0-9._-]{0,62}.")],
     quota: Annotated[
-        str | None,
-        typer.Option("--quota", help="Total size of its objects, e.g. 50GB.", show_default=False),
+        int | None,
+        typer.Option(
+            "--quota",
+            click_type=params.SIZE,
+            help="Total size of its objects, e.g. 50GB.",
+            show_default=False,
+        ),
     ] = None,
     max_object: Annotated[
-        str | None,
-        typer.Option("--max-object-size", help="Largest single upload.", show_default=False),
+        int | None,
+        typer.Option(
+            "--max-object-size",
+            click_type=params.SIZE,
+            help="Largest single upload.",
+            show_default=False,
+        ),
     ] = None,
     meta: Annotated[
-        list[str] | None, typer.Option("--meta", help="Metadata key=value (repeatable).")
+        list[params.MetadataPair] | None,
+        typer.Option("--meta", click_type=params.METADATA, help="Metadata key=value (repeatable)."),
     ] = None,
     encrypt_by_default: Annotated[
         bool, typer.Option("--encrypt-by-default", help="Encrypt uploads unless --no-encrypt.")
@@ -70,9 +82,9 @@ def create(
         state().context,
         name,
         owner=owner,
-        quota_bytes=parse_size(quota) if quota else None,
-        max_object_bytes=parse_size(max_object) if max_object else None,
-        metadata=namespaces.parse_metadata(meta or []),
+        quota_bytes=quota,
+        max_object_bytes=max_object,
+        metadata={pair.key: pair.value for pair in meta or []},
         encrypt_by_default=encrypt_by_default,
     )
     state().output.result(

@@ -7,17 +7,11 @@ from typing import Annotated, Any
 
 import typer
 
+from zerog_cli.cli import params
 from zerog_cli.cli.common import Limit, Offset, command, examples, new_app, state
 from zerog_cli.errors import UsageError
 from zerog_cli.infra.output import Column
-from zerog_cli.infra.units import (
-    format_0g,
-    format_size,
-    format_usd,
-    parse_positive_int,
-    parse_size,
-    parse_usd,
-)
+from zerog_cli.infra.units import format_0g, format_size, format_usd
 
 app = new_app(
     "Per-user limits (storage bytes, tokens, USD per month), tiers and cost reports.",
@@ -94,14 +88,6 @@ def show(
     state().output.result(document, lambda: _print_status(statuses))
 
 
-def _limit(value: str | None, parse: Any) -> tuple[bool, int | None]:
-    if value is None:
-        return False, None
-    if value.strip().lower() == "tier":
-        return True, None
-    return True, parse(value)
-
-
 @command(
     app,
     "set",
@@ -117,34 +103,38 @@ def set_quota(
         str | None, typer.Option("--tier", help="Tier name from `quota tiers`.", show_default=False)
     ] = None,
     storage: Annotated[
-        str | None,
+        params.LimitChange | None,
         typer.Option(
-            "--storage", help="Bytes per month, e.g. 20GB; 'tier' clears.", show_default=False
+            "--storage",
+            click_type=params.LimitOrTierType(params.SIZE),
+            help="Bytes per month, e.g. 20GB; 'tier' clears.",
+            show_default=False,
         ),
     ] = None,
     tokens: Annotated[
-        str | None,
-        typer.Option("--tokens", help="Tokens per month; 'tier' clears.", show_default=False),
+        params.LimitChange | None,
+        typer.Option(
+            "--tokens",
+            click_type=params.LimitOrTierType(params.TOKENS),
+            help="Tokens per month; 'tier' clears.",
+            show_default=False,
+        ),
     ] = None,
     monthly_usd: Annotated[
-        str | None,
+        params.LimitChange | None,
         typer.Option(
-            "--monthly-usd", help="Budget in USD per month; 'tier' clears.", show_default=False
+            "--monthly-usd",
+            click_type=params.LimitOrTierType(params.USD),
+            help="Budget in USD per month; 'tier' clears.",
+            show_default=False,
         ),
     ] = None,
 ) -> None:
     """Set a user's tier or explicit limits (explicit limits beat the tier's)."""
     from zerog_cli.services import quotas
 
-    limits: dict[str, int | None] = {}
-    for name, raw, parse in (
-        ("storage", storage, parse_size),
-        ("tokens", tokens, lambda v: parse_positive_int(v, "--tokens")),
-        ("monthly_usd", monthly_usd, parse_usd),
-    ):
-        given, value = _limit(raw, parse)
-        if given:
-            limits[name] = value
+    changes = {"storage": storage, "tokens": tokens, "monthly_usd": monthly_usd}
+    limits = {name: change.limit for name, change in changes.items() if change is not None}
     if tier is None and not limits:
         raise UsageError("nothing to set: give --tier, --storage, --tokens or --monthly-usd")
     status = quotas.set_quota(state().context, user, tier=tier, limits=limits)

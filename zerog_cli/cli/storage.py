@@ -7,21 +7,19 @@ from typing import Annotated, Any
 
 import typer
 
+from zerog_cli.cli import params
 from zerog_cli.cli.common import (
     AsUser,
     EncryptOption,
-    FileModeOption,
     GasLimitOption,
-    GasPriceOption,
     command,
     complete_namespace,
     examples,
-    parse_file_mode,
     progress_bar,
     state,
 )
 from zerog_cli.errors import UsageError
-from zerog_cli.infra.units import format_0g, format_size, format_usd, parse_size
+from zerog_cli.infra.units import format_0g, format_size, format_usd
 
 WAIT_HELP = "finalized (default: data stored and read back), uploaded, or none."
 
@@ -102,9 +100,12 @@ def upload(
     ] = None,
     wait: Annotated[str, typer.Option("--wait", help=WAIT_HELP)] = "finalized",
     max_size: Annotated[
-        str | None,
+        int | None,
         typer.Option(
-            "--max-size", help="Size limit for this upload, e.g. 2GB.", show_default=False
+            "--max-size",
+            click_type=params.SIZE,
+            help="Size limit for this upload, e.g. 2GB.",
+            show_default=False,
         ),
     ] = None,
     dry_run: Annotated[
@@ -118,7 +119,7 @@ def upload(
             "(`ns objects --versions`, `download NS/NAME@N`).",
         ),
     ] = False,
-    gas_price: GasPriceOption = None,
+    gas_price: params.GasPriceOption = None,
     gas_limit: GasLimitOption = None,
 ) -> None:
     """Store a file on 0G: verify policy and quota, pay once, wait until it reads back.
@@ -146,7 +147,7 @@ def upload(
         encrypt=encrypt,
         replicas=replicas,
         wait=wait,
-        max_size=parse_size(max_size) if max_size else None,
+        max_size=max_size,
         dry_run=dry_run,
         replace=replace,
     )
@@ -184,7 +185,7 @@ def download(
             min=0,
         ),
     ] = None,
-    mode: FileModeOption = None,
+    mode: params.FileModeOption = None,
     as_user: AsUser = None,
 ) -> None:
     """Fetch a file, check every proof, its size and SHA-256, then write it.
@@ -197,7 +198,6 @@ def download(
     current = state()
     if output == "-" and current.output.json_mode:
         raise UsageError("--json and -o - both want stdout; pick one")
-    file_mode = parse_file_mode(mode)
     current.context.override(user=as_user)
     with progress_bar(f"download {ref[:24]}") as progress:
         report = download_to(
@@ -208,7 +208,7 @@ def download(
             progress=progress,
             decrypt=decrypt,
             size=size,
-            mode=file_mode,
+            mode=mode,
         )
     if output == "-":
         current.output.info(f"{report['size']} bytes verified ({report['root']})")

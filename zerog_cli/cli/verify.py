@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from zerog_cli.cli import params
 from zerog_cli.cli.common import (
     command,
     complete_backup_id,
@@ -14,7 +15,8 @@ from zerog_cli.cli.common import (
     state,
     steps_progress,
 )
-from zerog_cli.infra.units import format_size, parse_duration
+from zerog_cli.infra.units import format_size
+from zerog_cli.services.sampling import DataSubset
 
 if TYPE_CHECKING:
     from zerog_cli.infra.locking import Holder
@@ -68,29 +70,37 @@ def verify(
         typer.Option("--label", help="Only backups with this label.", show_default=False),
     ] = None,
     older_than: Annotated[
-        str | None,
+        params.Duration | None,
         typer.Option(
             "--older-than",
+            click_type=params.DURATION,
             help="Only backups not verified OK within AGE (24h, 7d…).",
             show_default=False,
         ),
     ] = None,
     subset: Annotated[
-        str | None,
+        params.Part | None,
         typer.Option(
             "--subset",
+            click_type=params.SUBSET,
             help="Subset n of t by backup id (run n=1..t on t nights).",
             show_default=False,
         ),
     ] = None,
     sample: Annotated[
-        str | None,
-        typer.Option("--sample", help="A random PERCENT of the selection.", show_default=False),
+        float | None,
+        typer.Option(
+            "--sample",
+            click_type=params.PERCENT,
+            help="A random PERCENT of the selection.",
+            show_default=False,
+        ),
     ] = None,
     read_data_subset: Annotated[
-        str | None,
+        DataSubset | None,
         typer.Option(
             "--read-data-subset",
+            click_type=params.DATA_SUBSET,
             help="Read only this share of each backup's segments (5%, or n/t), always the "
             "first and last, each checked against the root with its Merkle proof; recorded "
             "as a sampled check (no SHA-256). Default: read everything.",
@@ -98,9 +108,10 @@ def verify(
         ),
     ] = None,
     max_duration: Annotated[
-        str | None,
+        params.Duration | None,
         typer.Option(
             "--max-duration",
+            click_type=params.DURATION,
             help="Stop between backups after this long (30m); the next run continues.",
             show_default=False,
         ),
@@ -140,12 +151,12 @@ def verify(
         all=all_backups,
         namespace=ns,
         label=label,
-        older_than=parse_duration(older_than) if older_than else None,
-        subset=service.parse_subset(subset) if subset else None,
-        sample_percent=service.parse_percent(sample) if sample else None,
-        data_subset=service.parse_data_subset(read_data_subset) if read_data_subset else None,
+        older_than=None if older_than is None else older_than.seconds,
+        subset=None if subset is None else (subset.n, subset.t),
+        sample_percent=sample,
+        data_subset=read_data_subset,
     )
-    limit = parse_duration(max_duration) if max_duration else None
+    limit = None if max_duration is None else max_duration.seconds
 
     def waiting(holder: Holder | None) -> None:
         who = holder.describe() if holder else "another run"

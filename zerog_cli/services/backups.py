@@ -266,25 +266,6 @@ def _select(
     )
 
 
-def parse_before(context: Context, text: str) -> datetime:
-    """A ``--before`` value: a date (midnight UTC), an ISO time (UTC unless it has an
-    offset), or an age such as 24h or 7d (that long before now)."""
-    from zerog_cli.infra.units import parse_duration
-
-    cleaned = text.strip()
-    try:
-        moment = datetime.fromisoformat(cleaned)
-    except ValueError:
-        try:
-            return context.now() - timedelta(seconds=parse_duration(cleaned))
-        except UsageError:
-            raise UsageError(
-                f"--before: not a date, time or age: {text!r} "
-                "(examples: 2026-11-28, 2026-11-28T03:00:00Z, 24h, 7d)"
-            ) from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
 def latest(
     context: Context,
     *,

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from zerog_cli.errors import NotFound, QuotaExceeded, RemoteError, UsageError
-from zerog_cli.infra.units import amount_json, format_0g, parse_0g
+from zerog_cli.infra.units import amount_json, format_0g
 from zerog_cli.services.context import Context
 from zerog_cli.services.infer_chain import ComputeLink, connect, parse_address
 from zerog_cli.services.network import gas_options
@@ -33,13 +33,6 @@ if TYPE_CHECKING:
 
 Confirm = Callable[[str], None]
 """Returns when the operator agreed; raises otherwise."""
-
-
-def _amount_of(text: str) -> int:
-    neuron = parse_0g(text)
-    if neuron <= 0:
-        raise UsageError(f"the amount must be more than 0 0G, got {text!r}")
-    return neuron
 
 
 def _ledger_view(ledger: Ledger | None) -> dict[str, Any] | None:
@@ -91,11 +84,10 @@ def _receipt_view(receipt: Receipt) -> dict[str, Any]:
     return {"tx_hash": receipt.tx_hash, "block": receipt.block_number, "gas_used": receipt.gas_used}
 
 
-def deposit(context: Context, amount_text: str, confirm: Confirm) -> dict[str, Any]:
+def deposit(context: Context, amount: int, confirm: Confirm) -> dict[str, Any]:
     """``depositFund``: wallet → compute ledger (creating it, then at least 3 0G)."""
     from zerog_cli.zerog.compute import MIN_ACCOUNT_BALANCE, encode_deposit_fund
 
-    amount = _amount_of(amount_text)
     link = connect(context)
     contracts = link.contracts
     ledger = contracts.get_ledger(link.address)
@@ -124,14 +116,11 @@ def deposit(context: Context, amount_text: str, confirm: Confirm) -> dict[str, A
     }
 
 
-def transfer(
-    context: Context, provider_text: str, amount_text: str, confirm: Confirm
-) -> dict[str, Any]:
+def transfer(context: Context, provider_text: str, amount: int, confirm: Confirm) -> dict[str, Any]:
     """``transferFund``: compute ledger → the provider's sub-account (a first one acknowledges)."""
     from zerog_cli.zerog.compute import MIN_TRANSFER_AMOUNT, encode_transfer_fund
 
     provider = parse_address(provider_text)
-    amount = _amount_of(amount_text)
     link = connect(context)
     contracts = link.contracts
     service = contracts.get_service(provider)
@@ -300,8 +289,8 @@ def retrieve(context: Context, provider_text: str, confirm: Confirm) -> dict[str
     }
 
 
-def refund(context: Context, amount_text: str, confirm: Confirm) -> dict[str, Any]:
-    """``refund(amount)``: the ledger's available balance → the wallet (``all``: all of it).
+def refund(context: Context, amount: int | None, confirm: Confirm) -> dict[str, Any]:
+    """``refund(amount)``: the ledger's available balance → the wallet (None: all of it).
 
     What stays available must be 0 or at least 3 0G; a ledger whose total
     reaches 0 is deleted with its sub-accounts.
@@ -313,8 +302,8 @@ def refund(context: Context, amount_text: str, confirm: Confirm) -> dict[str, An
     ledger = contracts.get_ledger(link.address)
     if ledger is None:
         raise QuotaExceeded(f"wallet {link.address} has no 0G compute ledger to refund from")
-    everything = amount_text.strip().lower() == "all"
-    amount = ledger.available_balance if everything else _amount_of(amount_text)
+    if amount is None:
+        amount = ledger.available_balance
     if amount == 0:
         raise QuotaExceeded(
             f"the compute ledger of {link.address} has nothing available to refund",

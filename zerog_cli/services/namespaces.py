@@ -59,16 +59,6 @@ def validate_object_name(name: str, what: str = "object name") -> str:
     return name
 
 
-def parse_metadata(pairs: list[str]) -> dict[str, str]:
-    metadata: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise UsageError(f"metadata must be key=value, not {pair!r}")
-        metadata[key] = value
-    return metadata
-
-
 def require(context: Context, name: str, user: str, action: str) -> Namespace:
     """The namespace if ``user`` may ``action`` it (read, write, manage); else exit 5 or 7."""
     validate_name(name)

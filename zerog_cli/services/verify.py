@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import math
 import random
-import re
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -52,13 +51,13 @@ from zerog_cli.ledger.backups import Backup
 from zerog_cli.ledger.db import format_time
 from zerog_cli.services.backups import require_namespace
 from zerog_cli.services.context import Context
+from zerog_cli.services.sampling import DataSubset
 
 LOCK_NAME = "verify"
 NETWORK_GIVE_UP = 3
 """Consecutive backups failing for network reasons after which a run stops early."""
 
 SYMBOLS = {"ok": "=", "mismatch": "!", "missing": "-", "error": "*"}
-_SUBSET = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
 
 
 @dataclass(frozen=True)
@@ -80,77 +79,6 @@ class Selection:
             raise UsageError("give backup ids or --all, not both")
         if self.all and any(value is not None for value in filters):
             raise UsageError("--all means every live backup: drop it to use a filter")
-
-
-def parse_subset(text: str) -> tuple[int, int]:
-    """``n/t`` with 1 <= n <= t (restic's --read-data-subset)."""
-    match = _SUBSET.match(text)
-    if match is None:
-        raise UsageError(f"--subset must look like n/t (e.g. 2/7), not {text!r}")
-    n, t = int(match.group(1)), int(match.group(2))
-    if not 1 <= n <= t:
-        raise UsageError(f"--subset {text}: n must be between 1 and t")
-    return n, t
-
-
-def parse_percent(text: str) -> float:
-    cleaned = text.strip().removesuffix("%")
-    try:
-        value = float(cleaned)
-    except ValueError:
-        raise UsageError(
-            f"--sample must be a percentage such as 10 or 2.5%, not {text!r}"
-        ) from None
-    if not 0 < value <= 100:
-        raise UsageError(f"--sample must be more than 0 and at most 100, not {text!r}")
-    return value
-
-
-@dataclass(frozen=True)
-class DataSubset:
-    """Which segments of each backup ``--read-data-subset`` reads: a percentage or n/t."""
-
-    percent: float | None = None
-    part: tuple[int, int] | None = None
-
-    def describe(self) -> str:
-        if self.part is not None:
-            return f"{self.part[0]}/{self.part[1]}"
-        return f"{self.percent:g}%"
-
-    def indices(self, total: int, rng: random.Random) -> list[int]:
-        """Segment indices to read out of ``total``: always the first and the last."""
-        ends = {0, total - 1} if total else set()
-        if self.part is not None:
-            n, t = self.part
-            chosen = ends | {index for index in range(total) if index % t == n - 1}
-            return sorted(chosen)
-        count = max(len(ends), math.ceil(total * (self.percent or 0) / 100))
-        middle = [index for index in range(1, total - 1)]
-        extra = rng.sample(middle, min(len(middle), count - len(ends)))
-        return sorted(ends | set(extra))
-
-
-def parse_data_subset(text: str) -> DataSubset:
-    """``5%`` (a share of each backup's segments) or ``n/t``."""
-    if "/" in text:
-        try:
-            n, t = parse_subset(text)
-        except UsageError as error:
-            raise UsageError(str(error).replace("--subset", "--read-data-subset")) from None
-        return DataSubset(part=(n, t))
-    if not text.strip().endswith("%"):
-        raise UsageError(
-            f"--read-data-subset must be a percentage such as 5% or n/t such as 2/7, not {text!r}"
-        )
-    cleaned = text.strip().removesuffix("%")
-    try:
-        value = float(cleaned)
-    except ValueError:
-        raise UsageError(f"--read-data-subset: not a percentage: {text!r}") from None
-    if not 0 < value <= 100:
-        raise UsageError(f"--read-data-subset must be more than 0% and at most 100%, not {text!r}")
-    return DataSubset(percent=value)
 
 
 @dataclass
