@@ -183,7 +183,7 @@ def reserved_in_namespace(conn: sqlite3.Connection, namespace: str) -> int:
     return int(row[0])
 
 
-def reserve(
+def insert_reservation(
     conn: sqlite3.Connection,
     user: str,
     namespace: str | None,
@@ -233,12 +233,18 @@ def name_holder(
     return {"user": row[0], "pid": row[1], "host": row[2], "purpose": row[3]}
 
 
-def release(conn: sqlite3.Connection, reservation_id: int) -> None:
+def delete_reservation(conn: sqlite3.Connection, reservation_id: int) -> None:
     conn.execute("DELETE FROM quota_reservations WHERE id = ?", (reservation_id,))
 
 
 def reservations(ledger: Ledger) -> list[dict[str, Any]]:
     return ledger.query("SELECT * FROM quota_reservations ORDER BY id")
+
+
+def reservation_owners(conn: sqlite3.Connection) -> list[tuple[int, int, str, str]]:
+    """Every reservation's id, and the pid, host and time of the run that made it."""
+    rows = conn.execute("SELECT id, pid, host, created_at FROM quota_reservations").fetchall()
+    return [(int(rid), int(pid), str(host), str(created)) for rid, pid, host, created in rows]
 
 
 def expire_reservations(conn: sqlite3.Connection, ids: list[int]) -> None:

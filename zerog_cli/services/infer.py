@@ -64,9 +64,9 @@ from zerog_cli.services.infer_settle import (
     Answered,
     Spent,
     UsageClaim,
+    inference_hold,
     quota_warnings,
     record_and_settle,
-    reserve_inference,
 )
 
 if TYPE_CHECKING:
@@ -413,7 +413,7 @@ def _record(
     context: Context,
     plan: _Plan,
     request: AskRequest,
-    reservation: quotas.Reservation,
+    held: quotas.Hold,
     exchange: Exchange,
     *,
     status: str,
@@ -434,7 +434,7 @@ def _record(
     return record_and_settle(
         context,
         request,
-        reservation,
+        held,
         exchange,
         answered,
         status=status,
@@ -485,73 +485,77 @@ def ask(context: Context, request: AskRequest, on_delta: DeltaSink | None = None
     if funding is not None:
         raise funding
     user = context.acting_user
-    reservation = reserve_inference(
+    with inference_hold(
         context, user, tokens_bound=plan.tokens_bound, usd_bound=plan.usd_bound
-    )
-    exchange = Exchange(
-        chat_request_body(
-            plan.model,
-            plan.messages,
-            max_tokens=request.max_tokens,
-            stream=request.stream,
-            temperature=request.temperature,
+    ) as held:
+        exchange = Exchange(
+            chat_request_body(
+                plan.model,
+                plan.messages,
+                max_tokens=request.max_tokens,
+                stream=request.stream,
+                temperature=request.temperature,
+            )
         )
-    )
-    assert plan.account is not None  # _funding_problem refused a missing one
-    generation = plan.account.generation
-    started = time.monotonic()
-    try:
-        send(
-            plan.link,
-            plan.service,
-            exchange,
-            generation=generation,
-            stream=request.stream,
-            on_delta=on_delta,
-        )
-    except BaseException as failure:
+        assert plan.account is not None  # _funding_problem refused a missing one
+        generation = plan.account.generation
+        started = time.monotonic()
+        try:
+            send(
+                plan.link,
+                plan.service,
+                exchange,
+                generation=generation,
+                stream=request.stream,
+                on_delta=on_delta,
+            )
+        except BaseException as failure:
+            seconds = time.monotonic() - started
+            # A provider that started answering has billed: charge the upper bound then.
+            spent = _spent(context, plan, exchange) if exchange.answered else None
+            message = str(failure) if isinstance(failure, ZerogError) else type(failure).__name__
+            _record(
+                context,
+                plan,
+                request,
+                held,
+                exchange,
+                status="error",
+                spent=spent,
+                verification=None,
+                error=message,
+                duration_ms=int(seconds * 1000),
+            )
+            _count(context, plan, "error", seconds, spent)
+            raise
         seconds = time.monotonic() - started
-        # A provider that started answering has billed: charge the upper bound then.
-        spent = _spent(context, plan, exchange) if exchange.answered else None
-        message = str(failure) if isinstance(failure, ZerogError) else type(failure).__name__
-        _record(
+        verification = (
+            verify(plan.link, plan.service, plan.model, exchange) if plan.verify else None
+        )
+        context.metrics.compute_verifications.labels(
+            "skipped" if verification is None else verification.status
+        ).inc()
+        status = "ok"
+        if verification is not None and not verification.verified:
+            status = "mismatch" if verification.status == "mismatch" else "unverified"
+        spent = _spent(context, plan, exchange)
+        if spent.claim is not None:
+            status = "overclaimed"
+        warnings = (
+            [] if spent.usage_known else ["the provider sent no usage: charged the upper bound"]
+        )
+        log_id, outcome = _record(
             context,
             plan,
             request,
-            reservation,
+            held,
             exchange,
-            status="error",
+            status=status,
             spent=spent,
-            verification=None,
-            error=message,
+            verification=verification,
+            error=None if verification is None or status == "ok" else verification.reason,
             duration_ms=int(seconds * 1000),
         )
-        _count(context, plan, "error", seconds, spent)
-        raise
-    seconds = time.monotonic() - started
-    verification = verify(plan.link, plan.service, plan.model, exchange) if plan.verify else None
-    context.metrics.compute_verifications.labels(
-        "skipped" if verification is None else verification.status
-    ).inc()
-    status = "ok"
-    if verification is not None and not verification.verified:
-        status = "mismatch" if verification.status == "mismatch" else "unverified"
-    spent = _spent(context, plan, exchange)
-    if spent.claim is not None:
-        status = "overclaimed"
-    warnings = [] if spent.usage_known else ["the provider sent no usage: charged the upper bound"]
-    log_id, outcome = _record(
-        context,
-        plan,
-        request,
-        reservation,
-        exchange,
-        status=status,
-        spent=spent,
-        verification=verification,
-        error=None if verification is None or status == "ok" else verification.reason,
-        duration_ms=int(seconds * 1000),
-    )
     _count(context, plan, status, seconds, spent)
     warnings += quota_warnings(context, user, outcome)
     if spent.claim is not None:

@@ -37,9 +37,9 @@ from zerog_cli.services.infer_exchange import DeltaSink, Exchange, send_routed
 from zerog_cli.services.infer_settle import (
     Answered,
     Spent,
+    inference_hold,
     quota_warnings,
     record_and_settle,
-    reserve_inference,
 )
 from zerog_cli.zerog.router import API_KEY_SECRET, RouterModel, Routing, parse_trace
 
@@ -246,7 +246,7 @@ def _record(
     context: Context,
     plan: _RoutedPlan,
     request: AskRequest,
-    reservation: quotas.Reservation,
+    held: quotas.Hold,
     exchange: Exchange,
     *,
     status: str,
@@ -269,7 +269,7 @@ def _record(
     return record_and_settle(
         context,
         request,
-        reservation,
+        held,
         exchange,
         answered,
         status=status,
@@ -332,56 +332,56 @@ def ask(context: Context, request: AskRequest, on_delta: DeltaSink | None = None
     headers = {**_authorization(context), **routing.headers()}
     url = f"{router_base(context)}/chat/completions"
     user = context.acting_user
-    reservation = reserve_inference(
+    with inference_hold(
         context, user, tokens_bound=plan.tokens_bound, usd_bound=plan.usd_bound
-    )
-    body = chat_request_body(
-        plan.model.id,
-        plan.messages,
-        max_tokens=request.max_tokens,
-        stream=request.stream,
-        temperature=request.temperature,
-    )
-    if request.verify_tee:
-        body = go_json_bytes({**loads_untrusted(body), "verify_tee": True})
-    exchange = Exchange(body)
-    started = time.monotonic()
-    try:
-        send_routed(context, url, headers, exchange, stream=request.stream, on_delta=on_delta)
-    except BaseException as failure:
+    ) as held:
+        body = chat_request_body(
+            plan.model.id,
+            plan.messages,
+            max_tokens=request.max_tokens,
+            stream=request.stream,
+            temperature=request.temperature,
+        )
+        if request.verify_tee:
+            body = go_json_bytes({**loads_untrusted(body), "verify_tee": True})
+        exchange = Exchange(body)
+        started = time.monotonic()
+        try:
+            send_routed(context, url, headers, exchange, stream=request.stream, on_delta=on_delta)
+        except BaseException as failure:
+            seconds = time.monotonic() - started
+            spent = _spent(context, plan, request, exchange) if exchange.answered else None
+            message = str(failure) if isinstance(failure, ZerogError) else type(failure).__name__
+            _record(
+                context,
+                plan,
+                request,
+                held,
+                exchange,
+                status="error",
+                spent=spent,
+                error=message,
+                duration_ms=int(seconds * 1000),
+            )
+            context.metrics.compute_requests.labels(plan.model.id, "error").inc()
+            raise
         seconds = time.monotonic() - started
-        spent = _spent(context, plan, request, exchange) if exchange.answered else None
-        message = str(failure) if isinstance(failure, ZerogError) else type(failure).__name__
-        _record(
+        trace = parse_trace(exchange.trace)
+        spent = _spent(context, plan, request, exchange)
+        status = "ok"
+        if request.verify_tee and trace.tee_verified is not True:
+            status = "mismatch" if trace.tee_verified is False else "unverified"
+        log_id, outcome = _record(
             context,
             plan,
             request,
-            reservation,
+            held,
             exchange,
-            status="error",
+            status=status,
             spent=spent,
-            error=message,
+            error=None if status == "ok" else f"verify_tee: tee_verified={trace.tee_verified}",
             duration_ms=int(seconds * 1000),
         )
-        context.metrics.compute_requests.labels(plan.model.id, "error").inc()
-        raise
-    seconds = time.monotonic() - started
-    trace = parse_trace(exchange.trace)
-    spent = _spent(context, plan, request, exchange)
-    status = "ok"
-    if request.verify_tee and trace.tee_verified is not True:
-        status = "mismatch" if trace.tee_verified is False else "unverified"
-    log_id, outcome = _record(
-        context,
-        plan,
-        request,
-        reservation,
-        exchange,
-        status=status,
-        spent=spent,
-        error=None if status == "ok" else f"verify_tee: tee_verified={trace.tee_verified}",
-        duration_ms=int(seconds * 1000),
-    )
     metrics = context.metrics
     metrics.compute_requests.labels(plan.model.id, status).inc()
     metrics.compute_duration.labels(plan.model.id).observe(seconds)

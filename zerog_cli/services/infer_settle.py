@@ -8,13 +8,13 @@ reservation released (nothing was charged) or the quota usage and the
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from zerog_cli.infra.units import amount_json
 from zerog_cli.ledger import alerts
 from zerog_cli.ledger import inference as inference_rows
-from zerog_cli.ledger import quotas as quota_rows
 from zerog_cli.ledger.costs import CostEntry
 from zerog_cli.ledger.quotas import Reserved
 from zerog_cli.services import quotas
@@ -85,12 +85,12 @@ class Answered:
     binding: str | None = None
 
 
-def reserve_inference(
+def inference_hold(
     context: Context, user: str, *, tokens_bound: int, usd_bound: int
-) -> quotas.Reservation:
-    """Hold the most a request can cost against ``user``'s quota before it is sent;
+) -> AbstractContextManager[quotas.Hold]:
+    """Hold the most a request can cost against ``user``'s quota while it is sent;
     `record_and_settle` settles or releases the hold with what the answer cost."""
-    return quotas.reserve(
+    return quotas.hold(
         context, user, None, Reserved(tokens=tokens_bound, usd_micro=usd_bound), purpose="infer"
     )
 
@@ -98,7 +98,7 @@ def reserve_inference(
 def record_and_settle(
     context: Context,
     request: AskRequest,
-    reservation: quotas.Reservation,
+    held: quotas.Hold,
     exchange: Exchange,
     answered: Answered,
     *,
@@ -107,9 +107,9 @@ def record_and_settle(
     error: str | None,
     duration_ms: int,
 ) -> tuple[int, quotas.SettleOutcome | None]:
-    """Log row and quota/cost in one transaction; ``spent`` None releases the reservation."""
+    """Log row and quota/cost in one transaction; ``spent`` None releases the hold."""
     settings = context.settings
-    user = reservation.user
+    user = held.user
     record = inference_rows.InferenceRecord(
         user=user,
         network=settings.profile,
@@ -151,12 +151,10 @@ def record_and_settle(
                 period=quotas.current_period(context),
             )
         if spent is None:
-            quota_rows.release(conn, reservation.id)
+            held.release(conn)
             return row_id, None
-        outcome = quotas.settle(
+        outcome = held.settle(
             conn,
-            context,
-            reservation,
             Reserved(tokens=spent.tokens, usd_micro=spent.usd_micro),
             CostEntry(
                 period=quotas.current_period(context),

@@ -3,19 +3,22 @@
 A user's limits are the tier's (from config) unless overridden on the user's
 row. Usage is per calendar month in the configured timezone and resets itself
 on first use in a new month. Anything that spends money first *reserves* the
-amount: one ``BEGIN IMMEDIATE`` transaction checks used + reserved + asked
-against every limit and inserts the reservation, so concurrent commands
-cannot both pass a limit only one of them fits. The outcome is recorded with
-`settle`, in the transaction that writes the object or the inference, which
-also turns the reservation into usage. Crossing 80 % of a limit writes an
-alert and returns a warning.
+amount with `hold`: one ``BEGIN IMMEDIATE`` transaction checks used +
+reserved + asked against every limit and inserts the reservation, so
+concurrent commands cannot both pass a limit only one of them fits. The
+outcome is recorded with `Hold.settle`, in the transaction that writes the
+object or the inference, which also turns the reservation into usage and
+writes the cost row; a failure before that gives the reservation back.
+Crossing 80 % of a limit writes an alert and returns a warning.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -26,8 +29,9 @@ from zerog_cli.infra.config import Settings, Tier
 from zerog_cli.infra.output import control_characters
 from zerog_cli.infra.processes import pid_alive
 from zerog_cli.infra.units import format_size, format_usd
-from zerog_cli.ledger import alerts, costs, objects, quotas
+from zerog_cli.ledger import alerts, costs, objects
 from zerog_cli.ledger import namespaces as namespace_rows
+from zerog_cli.ledger import quotas as quota_rows
 from zerog_cli.ledger.db import Page, parse_time
 from zerog_cli.ledger.quotas import QuotaRow, Reserved
 from zerog_cli.services.context import Context
@@ -116,23 +120,21 @@ def validate_user_name(user: str) -> str:
 
 def _ensure_current(conn: sqlite3.Connection, context: Context, user: str) -> QuotaRow:
     validate_user_name(user)
-    row = quotas.ensure(conn, user, context.settings.default_tier, current_period(context))
-    return quotas.roll_period(conn, row, current_period(context))
+    row = quota_rows.ensure(conn, user, context.settings.default_tier, current_period(context))
+    return quota_rows.roll_period(conn, row, current_period(context))
 
 
 def _expire_dead_reservations(conn: sqlite3.Connection, context: Context) -> None:
     host = socket.gethostname()
     now = context.now().timestamp()
     stale: list[int] = []
-    for rid, pid, rhost, created in conn.execute(
-        "SELECT id, pid, host, created_at FROM quota_reservations"
-    ).fetchall():
+    for rid, pid, rhost, created in quota_rows.reservation_owners(conn):
         age = now - parse_time(created).timestamp()
-        dead_here = rhost == host and pid != os.getpid() and not pid_alive(int(pid))
+        dead_here = rhost == host and pid != os.getpid() and not pid_alive(pid)
         if dead_here or age > STALE_RESERVATION_SECONDS:
-            stale.append(int(rid))
+            stale.append(rid)
     if stale:
-        quotas.expire_reservations(conn, stale)
+        quota_rows.expire_reservations(conn, stale)
 
 
 def _over(
@@ -144,7 +146,101 @@ def _over(
     return f"{what}: {show(used)} used{held} + {show(asked)} asked > limit {show(limit)}"
 
 
-def reserve(
+class Hold:
+    """Amounts reserved against a user's quota for one operation (see `hold`)."""
+
+    def __init__(self, context: Context, reservation: Reservation) -> None:
+        self.context = context
+        self.reservation = reservation
+        self.closed = False
+
+    @property
+    def user(self) -> str:
+        return self.reservation.user
+
+    def settle(
+        self,
+        conn: sqlite3.Connection,
+        spent: Reserved,
+        cost: costs.CostEntry | None,
+        *,
+        namespace_bytes: int = 0,
+    ) -> SettleOutcome:
+        """Inside the caller's transaction: reservation → usage, cost row, 80 % alerts."""
+        self.closed = True
+        reservation = self.reservation
+        quota_rows.delete_reservation(conn, reservation.id)
+        before = _ensure_current(conn, self.context, reservation.user)
+        quota_rows.add_usage(
+            conn,
+            reservation.user,
+            storage_bytes=spent.storage_bytes,
+            tokens=spent.tokens,
+            usd_micro=spent.usd_micro,
+        )
+        if reservation.namespace is not None and namespace_bytes:
+            namespace_rows.add_used_bytes(conn, reservation.namespace, namespace_bytes)
+        if cost is not None:
+            costs.record(conn, cost)
+        after = quota_rows.get(conn, reservation.user)
+        assert after is not None
+        return _threshold_alerts(conn, self.context, before, after)
+
+    def release(self, conn: sqlite3.Connection) -> None:
+        """Inside the caller's transaction: give the hold back (nothing was charged)."""
+        self.closed = True
+        quota_rows.delete_reservation(conn, self.reservation.id)
+
+
+@contextlib.contextmanager
+def hold(
+    context: Context,
+    user: str,
+    namespace: str | None,
+    amounts: Reserved,
+    *,
+    purpose: str,
+    namespace_bytes: int = 0,
+    object_name: tuple[str, str] | None = None,
+    replace: bool = False,
+) -> Iterator[Hold]:
+    """Reserve ``amounts`` for the body of a ``with`` block, which settles or releases them.
+
+    Reserving checks every limit first (see `_reserve`): QuotaExceeded (exit 4)
+    spends nothing. The body records what it spent with `Hold.settle` in the
+    transaction that writes its result, or `Hold.release` when nothing was
+    charged. A body that raises gives the reservation back in a transaction of
+    its own (a no-op when its settle already committed); one that ends without
+    settling gives it back too.
+    """
+    held = Hold(
+        context,
+        _reserve(
+            context,
+            user,
+            namespace,
+            amounts,
+            purpose=purpose,
+            namespace_bytes=namespace_bytes,
+            object_name=object_name,
+            replace=replace,
+        ),
+    )
+    try:
+        yield held
+    except BaseException:
+        _release(context, held.reservation)
+        raise
+    if not held.closed:
+        _release(context, held.reservation)
+
+
+def _release(context: Context, reservation: Reservation) -> None:
+    with context.ledger.transaction() as conn:
+        quota_rows.delete_reservation(conn, reservation.id)
+
+
+def _reserve(
     context: Context,
     user: str,
     namespace: str | None,
@@ -173,7 +269,7 @@ def reserve(
             _claim_name(conn, namespace, object_name, replace)
         row = _ensure_current(conn, context, user)
         limits = effective_limits(row, _tier_for(context.settings, row))
-        held = quotas.reserved_by_user(conn, user)
+        held = quota_rows.reserved_by_user(conn, user)
         problems = [
             _over(
                 "storage",
@@ -200,7 +296,7 @@ def reserve(
                     _over(
                         f"namespace {namespace}",
                         ns.used_bytes,
-                        quotas.reserved_in_namespace(conn, namespace),
+                        quota_rows.reserved_in_namespace(conn, namespace),
                         namespace_bytes,
                         ns.quota_bytes,
                         format_size,
@@ -212,7 +308,7 @@ def reserve(
                 f"quota exceeded for {user} ({row.tier} tier, {row.period}): " + "; ".join(refused),
                 hint=f"see `zerog quota show {user}`; raise it with `zerog quota set {user} …`",
             )
-        reservation_id = quotas.reserve(
+        reservation_id = quota_rows.insert_reservation(
             conn,
             user,
             namespace,
@@ -243,47 +339,13 @@ def _claim_name(
         raise ValueError("an object name is reserved inside a namespace")
     if not replace and objects.by_name(conn, network, namespace, name) is not None:
         raise name_taken(namespace, name)
-    holder = quotas.name_holder(conn, network, namespace, name)
+    holder = quota_rows.name_holder(conn, network, namespace, name)
     if holder is not None:
         raise UsageError(
             f"name {namespace}/{name} is being uploaded by another run "
             f"({holder['purpose']} by {holder['user']}, pid {holder['pid']} on {holder['host']})",
             hint="wait for it to finish, or pick another --name",
         )
-
-
-def release(context: Context, reservation: Reservation) -> None:
-    """Give a reservation back (the operation failed before spending)."""
-    with context.ledger.transaction() as conn:
-        quotas.release(conn, reservation.id)
-
-
-def settle(
-    conn: sqlite3.Connection,
-    context: Context,
-    reservation: Reservation,
-    spent: Reserved,
-    cost: costs.CostEntry | None,
-    *,
-    namespace_bytes: int = 0,
-) -> SettleOutcome:
-    """Inside the caller's transaction: reservation → usage, cost row, 80 % alerts."""
-    quotas.release(conn, reservation.id)
-    before = _ensure_current(conn, context, reservation.user)
-    quotas.add_usage(
-        conn,
-        reservation.user,
-        storage_bytes=spent.storage_bytes,
-        tokens=spent.tokens,
-        usd_micro=spent.usd_micro,
-    )
-    if reservation.namespace is not None and namespace_bytes:
-        namespace_rows.add_used_bytes(conn, reservation.namespace, namespace_bytes)
-    if cost is not None:
-        costs.record(conn, cost)
-    after = quotas.get(conn, reservation.user)
-    assert after is not None
-    return _threshold_alerts(conn, context, before, after)
 
 
 def _ratios(row: QuotaRow, limits: Limits) -> dict[str, float]:
@@ -370,31 +432,31 @@ def show(
     page = Page(limit, offset)
     if ledger.read_only:
         if everyone:
-            return [preview(context, row.user) for row in quotas.all_rows(ledger, page)]
+            return [preview(context, row.user) for row in quota_rows.all_rows(ledger, page)]
         if user is not None:
             require_known_user(ledger.conn, user)
         return [preview(context, user or context.acting_user)]
     with ledger.transaction() as conn:
         if everyone:
-            quotas.roll_all_periods(conn, current_period(context))
-            held = quotas.reserved_by_users(conn)
+            quota_rows.roll_all_periods(conn, current_period(context))
+            held = quota_rows.reserved_by_users(conn)
             return [
                 _status_of(context, row, held.get(row.user, Reserved()))
-                for row in quotas.all_rows(ledger, page)
+                for row in quota_rows.all_rows(ledger, page)
             ]
         if user is None:
             row = _ensure_current(conn, context, context.acting_user)
         else:
             require_known_user(conn, user)
             row = _ensure_current(conn, context, user)
-        return [_status_of(context, row, quotas.reserved_by_user(conn, row.user))]
+        return [_status_of(context, row, quota_rows.reserved_by_user(conn, row.user))]
 
 
 def preview(context: Context, user: str) -> dict[str, Any]:
     """Status of ``user`` without writing anything (a new user shows the default tier)."""
     conn = context.ledger.conn
     period = current_period(context)
-    row = quotas.get(conn, user)
+    row = quota_rows.get(conn, user)
     if row is None or row.period != period:
         base = row or QuotaRow(
             user, context.settings.default_tier, None, None, None, 0, 0, 0, period
@@ -410,7 +472,7 @@ def preview(context: Context, user: str) -> dict[str, Any]:
             0,
             period,
         )
-    return _status_of(context, row, quotas.reserved_by_user(conn, user))
+    return _status_of(context, row, quota_rows.reserved_by_user(conn, user))
 
 
 def set_quota(
@@ -425,18 +487,18 @@ def set_quota(
         context.settings.tier(tier)
     with context.ledger.transaction() as conn:
         _ensure_current(conn, context, user)
-        quotas.set_limits(conn, user, tier=tier, limits=limits)
-        row = quotas.get(conn, user)
+        quota_rows.set_limits(conn, user, tier=tier, limits=limits)
+        row = quota_rows.get(conn, user)
         assert row is not None
-        return _status_of(context, row, quotas.reserved_by_user(conn, user))
+        return _status_of(context, row, quota_rows.reserved_by_user(conn, user))
 
 
 def reset(context: Context, user: str | None) -> int:
     """Zero usage of ``user`` (None: everyone). NotFound for an unknown user."""
     with context.ledger.transaction() as conn:
-        if user is not None and not quotas.exists(conn, user):
+        if user is not None and not quota_rows.exists(conn, user):
             raise NotFound(f"no quota record for user {user!r}")
-        return quotas.reset_usage(conn, user)
+        return quota_rows.reset_usage(conn, user)
 
 
 def report(context: Context, month: str | None, by: str) -> dict[str, Any]:
@@ -488,7 +550,7 @@ def ensure_user(conn: sqlite3.Connection, context: Context, user: str) -> QuotaR
 
 def require_known_user(conn: sqlite3.Connection, user: str) -> None:
     """NotFound (exit 7) unless ``user`` has a quota record (acted before, or was set up)."""
-    if not quotas.exists(conn, user):
+    if not quota_rows.exists(conn, user):
         raise NotFound(
             f"unknown user {user!r}",
             hint=f"create the user with `zerog quota set {user} --tier free`",

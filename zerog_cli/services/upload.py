@@ -313,7 +313,7 @@ def _upload(
         for part, plan in zip(parts, plans, strict=True)
     ]
 
-    reservation = quotas.reserve(
+    with quotas.hold(
         context,
         user,
         ns_name,
@@ -322,131 +322,136 @@ def _upload(
         namespace_bytes=stored_size,
         object_name=(network_name, name),
         replace=request.replace,
-    )
-    metrics = context.metrics
-    part_tags = _catalog_tags(
-        context,
-        request,
-        signer.address,
-        parts,
-        plans,
-        namespace=ns_name,
-        name=name,
-        sha256=sha256,
-        size=plain_size,
-        encrypted=key is not None,
-    )
-    options = UploadOptions(
-        replicas=replicas,
-        wait=request.wait,
-        concurrency=settings.upload_concurrency,
-        gas=gas_options(settings),
-        receipt_timeout=settings.wait_timeout,
-        tx_known_timeout=settings.node_sync_timeout,
-        finality_timeout=settings.wait_timeout,
-    )
-    results: list[UploadResult] = []
-    try:
-        with open_source() as whole:
-            for part, plan, pending, tags in zip(parts, plans, pendings, part_tags, strict=True):
-                source = (
-                    whole if len(parts) == 1 else SourceWindow(whole, part.offset, part.tree.size)
-                )
-                prepaid = adopted.get(part.tree.root_hex) if plan.needs_payment else None
-                results.append(
-                    send(
-                        network,
-                        source,
-                        part.tree,
-                        private_key=signer.private_key,
-                        options=replace(options, tags=tags),
-                        plan=plan,
-                        progress=progress,
-                        on_tx_signed=_journal(context, pending, unrecorded),
-                        prepaid_tx=None if prepaid is None else prepaid["tx_hash"],
-                    )
-                )
-    except BaseException as error:
-        quotas.release(context, reservation)
-        result_label = "error" if isinstance(error, ZerogError) else "interrupted"
-        metrics.storage_operations.labels(request.operation, result_label).inc()
-        raise
-    # Priced for the bytes paid now taken together (as reserved), not rounded per fragment.
-    fee_neuron = usd_paid = paid_now_bytes = 0
-    for part, result in zip(parts, results, strict=True):
-        recovered = adopted.get(part.tree.root_hex)
-        if result.fee_neuron > 0:
-            fee_neuron += result.fee_neuron
-            paid_now_bytes += part.tree.size
-        elif recovered is not None:
-            fee_neuron += int(recovered["fee_neuron"])
-            usd_paid += int(recovered["usd_micro"])
-    usd_paid += quotas.storage_usd_micro(paid_now_bytes, settings)
-    paid = fee_neuron > 0
-    spent = Reserved(storage_bytes=stored_size if paid else 0, usd_micro=usd_paid if paid else 0)
-    first = results[0]
-    with context.ledger.transaction() as conn:
-        for pending in pendings:
-            payments.clear(conn, pending.intent)
-        for row in adopted.values():
-            payments.clear(conn, row["intent"])
-        object_id = objects.insert(
-            conn,
+    ) as held:
+        metrics = context.metrics
+        part_tags = _catalog_tags(
+            context,
+            request,
+            signer.address,
+            parts,
+            plans,
             namespace=ns_name,
             name=name,
-            root=first.root,
-            tx_seq=first.tx_seq,
-            size=plain_size,
             sha256=sha256,
-            network=network_name,
+            size=plain_size,
             encrypted=key is not None,
-            uploader=user,
-            fee_neuron=fee_neuron,
         )
-        stored = objects.by_id(conn, object_id)
-        version = stored.version if stored is not None else 1
-        if len(parts) > 1:
-            objects.add_fragments(
+        options = UploadOptions(
+            replicas=replicas,
+            wait=request.wait,
+            concurrency=settings.upload_concurrency,
+            gas=gas_options(settings),
+            receipt_timeout=settings.wait_timeout,
+            tx_known_timeout=settings.node_sync_timeout,
+            finality_timeout=settings.wait_timeout,
+        )
+        results: list[UploadResult] = []
+        try:
+            with open_source() as whole:
+                for part, plan, pending, tags in zip(
+                    parts, plans, pendings, part_tags, strict=True
+                ):
+                    source = (
+                        whole
+                        if len(parts) == 1
+                        else SourceWindow(whole, part.offset, part.tree.size)
+                    )
+                    prepaid = adopted.get(part.tree.root_hex) if plan.needs_payment else None
+                    results.append(
+                        send(
+                            network,
+                            source,
+                            part.tree,
+                            private_key=signer.private_key,
+                            options=replace(options, tags=tags),
+                            plan=plan,
+                            progress=progress,
+                            on_tx_signed=_journal(context, pending, unrecorded),
+                            prepaid_tx=None if prepaid is None else prepaid["tx_hash"],
+                        )
+                    )
+        except BaseException as error:
+            result_label = "error" if isinstance(error, ZerogError) else "interrupted"
+            metrics.storage_operations.labels(request.operation, result_label).inc()
+            raise
+        # Priced for the bytes paid now taken together (as reserved), not rounded per fragment.
+        fee_neuron = usd_paid = paid_now_bytes = 0
+        for part, result in zip(parts, results, strict=True):
+            recovered = adopted.get(part.tree.root_hex)
+            if result.fee_neuron > 0:
+                fee_neuron += result.fee_neuron
+                paid_now_bytes += part.tree.size
+            elif recovered is not None:
+                fee_neuron += int(recovered["fee_neuron"])
+                usd_paid += int(recovered["usd_micro"])
+        usd_paid += quotas.storage_usd_micro(paid_now_bytes, settings)
+        paid = fee_neuron > 0
+        spent = Reserved(
+            storage_bytes=stored_size if paid else 0, usd_micro=usd_paid if paid else 0
+        )
+        first = results[0]
+        with context.ledger.transaction() as conn:
+            for pending in pendings:
+                payments.clear(conn, pending.intent)
+            for row in adopted.values():
+                payments.clear(conn, row["intent"])
+            object_id = objects.insert(
                 conn,
-                object_id,
-                [
-                    objects.Fragment(index, result.root, result.tx_seq, part.offset, part.tree.size)
-                    for index, (part, result) in enumerate(zip(parts, results, strict=True))
-                ],
-            )
-        outcome = quotas.settle(
-            conn,
-            context,
-            reservation,
-            spent,
-            costs.CostEntry(
-                period=quotas.current_period(context),
-                user=user,
                 namespace=ns_name,
-                service="storage",
-                operation=request.operation,
-                quantity=stored_size,
-                unit="bytes",
-                usd_micro=spent.usd_micro,
-                neuron=fee_neuron,
-                reference=first.root,
+                name=name,
+                root=first.root,
+                tx_seq=first.tx_seq,
+                size=plain_size,
+                sha256=sha256,
                 network=network_name,
-            ),
-            namespace_bytes=stored_size,
-        )
-        recorded = {
-            "object_id": object_id,
-            "namespace": ns_name,
-            "name": name,
-            "root": first.root,
-            "tx_seq": first.tx_seq,
-            "size": plain_size,
-            "sha256": sha256,
-            "encrypted": key is not None,
-            "network": network_name,
-            "version": version,
-        }
-        extra = request.also_record(conn, recorded) if request.also_record else {}
+                encrypted=key is not None,
+                uploader=user,
+                fee_neuron=fee_neuron,
+            )
+            stored = objects.by_id(conn, object_id)
+            version = stored.version if stored is not None else 1
+            if len(parts) > 1:
+                objects.add_fragments(
+                    conn,
+                    object_id,
+                    [
+                        objects.Fragment(
+                            index, result.root, result.tx_seq, part.offset, part.tree.size
+                        )
+                        for index, (part, result) in enumerate(zip(parts, results, strict=True))
+                    ],
+                )
+            outcome = held.settle(
+                conn,
+                spent,
+                costs.CostEntry(
+                    period=quotas.current_period(context),
+                    user=user,
+                    namespace=ns_name,
+                    service="storage",
+                    operation=request.operation,
+                    quantity=stored_size,
+                    unit="bytes",
+                    usd_micro=spent.usd_micro,
+                    neuron=fee_neuron,
+                    reference=first.root,
+                    network=network_name,
+                ),
+                namespace_bytes=stored_size,
+            )
+            recorded = {
+                "object_id": object_id,
+                "namespace": ns_name,
+                "name": name,
+                "root": first.root,
+                "tx_seq": first.tx_seq,
+                "size": plain_size,
+                "sha256": sha256,
+                "encrypted": key is not None,
+                "network": network_name,
+                "version": version,
+            }
+            extra = request.also_record(conn, recorded) if request.also_record else {}
     unrecorded.clear()
     metrics.storage_operations.labels(request.operation, "ok").inc()
     metrics.storage_bytes.labels("upload").inc(sum(result.bytes_sent for result in results))
