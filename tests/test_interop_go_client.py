@@ -362,3 +362,122 @@ def test_zerog_fragments_download_with_the_go_client_roots(
     args = ["download", "--roots", ",".join(roots), "--file", str(output), "--proof"]
     run_go(go_client, *args, "--indexer", go_devnet.indexer_url, cwd=tmp_path)
     assert output.read_bytes() == data
+
+
+DIRECTORY_UPLOADED = re.compile(r"rootHash=(0x[0-9a-f]{64})")
+
+
+def sample_folder(base: Path, seed: int) -> Path:
+    """Four non-empty files (one in a subfolder, one named with Go's HTML-escaped
+    characters), an empty file and a symlink: what upload-dir stores."""
+    folder = base / f"site-{seed}"
+    (folder / "css").mkdir(parents=True)
+    (folder / "index.html").write_bytes(pattern(3000, seed=seed))
+    (folder / "css" / "site.css").write_bytes(pattern(merkle.SEGMENT_SIZE + 5, seed=seed + 1))
+    (folder / "big.bin").write_bytes(pattern(2 * merkle.SEGMENT_SIZE + 10, seed=seed + 2))
+    (folder / "notes & <todo>.txt").write_bytes(pattern(77, seed=seed + 3))
+    (folder / "empty.txt").write_bytes(b"")
+    (folder / "latest").symlink_to("index.html")
+    return folder
+
+
+def same_tree(left: Path, right: Path) -> None:
+    """Both folders hold the same paths, kinds, bytes and link targets."""
+
+    def listing(folder: Path) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for path in sorted(folder.rglob("*")):
+            key = str(path.relative_to(folder))
+            if path.is_symlink():
+                found[key] = ("link", os.readlink(path))
+            elif path.is_dir():
+                found[key] = ("dir",)
+            else:
+                found[key] = ("file", path.read_bytes())
+        return found
+
+    assert listing(left) == listing(right)
+
+
+def test_go_upload_dir_reads_back_with_zerog(
+    go_client: Path, go_devnet: DevnetProcess, zerog_on: Any, tmp_path: Path
+) -> None:
+    """The official directory format, read by zerog: the metadata object, then every
+    file by its root, each proof checked; and zerog encodes the same folder to the
+    same metadata bytes (the same root)."""
+    folder = sample_folder(tmp_path, seed=260)
+    before = transactions(go_devnet)
+    # upload-dir takes storage nodes only (no --indexer).
+    args = ["upload-dir", "--url", go_devnet.rpc_url, "--key", DEV_ACCOUNT_KEY]
+    log = run_go(
+        go_client,
+        *args,
+        "--file",
+        str(folder),
+        "--node",
+        ",".join(go_devnet.node_urls),
+        cwd=tmp_path,
+    )
+    found = DIRECTORY_UPLOADED.search(log)
+    assert found, log[-3000:]
+    root = found.group(1)
+    # One Flow transaction per non-empty file, plus one for the metadata object.
+    assert transactions(go_devnet) == before + 5
+
+    restored = tmp_path / "read-by-zerog"
+    got = zerog_on("download", root, "--dir", str(restored), "--json")
+    assert got.exit_code == 0, got
+    assert (got.json["members"], got.json["files"]) == (7, 5)
+    same_tree(folder, restored)
+
+    one = tmp_path / "site.css"
+    member = zerog_on("download", root, "--path", "css/site.css", "-o", str(one), "--json")
+    assert member.exit_code == 0, member
+    assert one.read_bytes() == (folder / "css" / "site.css").read_bytes()
+
+    mine = zerog_on("backup", "create", str(folder), "--format", "0g-dir", "--json")
+    assert mine.exit_code == 0, mine
+    assert mine.json["root"] == root
+    assert mine.json["already_on_network"] is True
+
+
+def test_zerog_0g_dir_backup_reads_with_go_download_dir_and_diff_dir(
+    go_client: Path, go_devnet: DevnetProcess, zerog_on: Any, tmp_path: Path
+) -> None:
+    folder = sample_folder(tmp_path, seed=270)
+    before = transactions(go_devnet)
+    made = zerog_on("backup", "create", str(folder), "--format", "0g-dir", "--json")
+    assert made.exit_code == 0, made
+    assert made.json["kind"] == "0g-dir" and made.json["files_uploaded"] == 4
+    assert transactions(go_devnet) == before + 5
+    root = made.json["root"]
+
+    by_go = tmp_path / "read-by-go"
+    where = ["--indexer", go_devnet.indexer_url]
+    run_go(
+        go_client,
+        "download-dir",
+        "--root",
+        root,
+        "--file",
+        str(by_go),
+        "--proof",
+        *where,
+        cwd=tmp_path,
+    )
+    same_tree(folder, by_go)
+
+    unchanged = run_go(
+        go_client, "diff-dir", "--root", root, "--file", str(folder), *where, cwd=tmp_path
+    )
+    assert "[*]" not in unchanged and "[+]" not in unchanged and "[-]" not in unchanged
+    (folder / "css" / "site.css").write_bytes(b"changed")
+    changed = run_go(
+        go_client, "diff-dir", "--root", root, "--file", str(folder), *where, cwd=tmp_path
+    )
+    assert re.search(r"site\.css.*\[\*\]", changed), changed
+
+    restored = tmp_path / "restored"
+    back = zerog_on("backup", "restore", str(made.json["backup_id"]), "--to", str(restored))
+    assert back.exit_code == 0, back
+    same_tree(by_go, restored)

@@ -86,6 +86,7 @@ def _last_check(row: dict[str, Any]) -> str:
         "zerog backup create --ns backups --label db --name orders.dump --from-command -- "
         "pg_dump -Fc orders",
         "zerog backup create /srv/app/config --ns backups --label config",
+        "zerog backup create /srv/app/static --ns backups --label static --format 0g-dir",
     ),
 )
 def create(
@@ -130,6 +131,14 @@ def create(
             "or a signal stores nothing (exit 10).",
         ),
     ] = False,
+    folder_format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="How a folder is stored: snapshot (one tar object, one transaction) or "
+            "0g-dir (the official upload-dir format: one transaction per file, plus one).",
+        ),
+    ] = "snapshot",
     encrypt: EncryptOption = None,
     as_user: AsUser = None,
     gas_price: params.GasPriceOption = None,
@@ -145,6 +154,16 @@ def create(
     plaintext tar stream; the ledger keeps the index too. With --encrypt the
     offsets still refer to the plaintext stream: plaintext byte p is stored at
     17 + p (0G encryption v1: a 17-byte header, then AES-256-CTR).
+
+    --format 0g-dir stores the folder as the official Go client's upload-dir
+    does, so its download-dir and diff-dir read it: each non-empty file is an
+    upload of its own (LABEL/<time>-<folder>/<path>), then a metadata object
+    naming their roots is the backup. The trade-off: a Flow transaction (and
+    its gas) per file, where the default snapshot sends one for the whole
+    folder (measured on the devnet: upload-dir of 4 files sent 5
+    transactions); in return unchanged files are not paid again, and any 0G
+    client reads the files without zerog. Stored unencrypted (download-dir
+    cannot decrypt); devices, sockets and FIFOs are skipped and counted.
 
     A stream (- or --from-command) is copied to a private 0600 spool file in the
     tmp_dir setting (default: the system temp folder) while its SHA-256 and 0G
@@ -193,6 +212,7 @@ def create(
             progress=progress,
             stream=stream,
             file_name=name,
+            folder_format=folder_format,
         )
     for warning in report.get("warnings", []):
         current.output.warn(warning)
@@ -205,6 +225,13 @@ def create(
         if report.get("kind") == "folder"
         else []
     )
+    if report.get("kind") == "0g-dir":
+        folder = [
+            ("format", "0g-dir (official directory format)"),
+            ("members", f"{report['members']} ({report['files']} files)"),
+            ("uploads", f"{report['files_uploaded']} files + the metadata object"),
+            ("skipped", ", ".join(f"{n} {k}" for k, n in report["skipped"].items()) or "none"),
+        ]
     current.output.result(
         report,
         lambda: current.output.fields(
@@ -449,6 +476,10 @@ def restore(
     from the index. Encrypted snapshots too: the member at plaintext offset p is
     stored at 17 + p (the v1 header) and decrypted from keystream position p;
     the first segment is fetched as well, for the header's nonce.
+
+    A folder backed up with --format 0g-dir restores the same way: --to DIR
+    fetches the metadata object and every file, each proven against its root
+    and held to the ledger's SHA-256; --path MEMBER fetches only that file.
     """
     from zerog_cli.services import backups, snapshots
 

@@ -47,6 +47,8 @@ def register(app: typer.Typer) -> None:
             "zerog download 0x2a82…f9d4 -o restored.bin --size 3000",
             "zerog download backups/db.dump -o - | pg_restore -d app",
             "zerog download 0x1f2e…,0x9c0d…,0x77ab… -o disk.img",
+            "zerog download 0x5b1c… --dir restored-site",
+            "zerog download 0x5b1c… --path css/site.css -o site.css",
         ),
     )(download)
 
@@ -186,12 +188,35 @@ def download(
         ),
     ] = None,
     mode: params.FileModeOption = None,
+    directory: Annotated[
+        Path | None,
+        typer.Option(
+            "--dir",
+            help="REF is a folder (the official upload-dir's metadata root, or with --index a "
+            "zerog snapshot): write its tree into this folder (absent or empty).",
+            show_default=False,
+        ),
+    ] = None,
+    member: Annotated[
+        str | None,
+        typer.Option(
+            "--path",
+            help="REF is a folder: fetch only this file of it (to -o).",
+            show_default=False,
+        ),
+    ] = None,
     as_user: AsUser = None,
 ) -> None:
     """Fetch a file, check every proof, its size and SHA-256, then write it.
 
     A root the ledger records in namespaces needs read on one of them (--as);
     a root it does not know is public data and anyone may fetch it.
+
+    --dir and --path read a folder in the official 0G directory format (what
+    `0g-storage-client upload-dir` and `zerog backup create DIR --format
+    0g-dir` store): REF is its metadata object, whose files are fetched by
+    their roots, every segment proven; names that are not single path parts
+    and links leaving the folder are refused (exit 3).
     """
     from zerog_cli.services.download import download_to
 
@@ -199,6 +224,9 @@ def download(
     if output == "-" and current.output.json_mode:
         raise UsageError("--json and -o - both want stdout; pick one")
     current.context.override(user=as_user)
+    if directory is not None or member is not None:
+        _download_folder(ref, directory, member, output, force=force, mode=mode)
+        return
     with progress_bar(f"download {ref[:24]}") as progress:
         report = download_to(
             current.context,
@@ -217,4 +245,39 @@ def download(
         report,
         f"{report['output']}: {format_size(report['size'])} verified (root {report['root']}, "
         f"sha256 {report['sha256'][:16]}…)",
+    )
+
+
+def _download_folder(
+    ref: str,
+    directory: Path | None,
+    member: str | None,
+    output: str | None,
+    *,
+    force: bool,
+    mode: int | None,
+) -> None:
+    from zerog_cli.services import directories
+
+    current = state()
+    if directory is not None and (member is not None or output is not None):
+        raise UsageError("--dir writes the whole folder: drop -o and --path")
+    if mode is not None:
+        raise UsageError("a folder's files take the umask's mode: drop --mode")
+    if directory is not None:
+        with progress_bar(f"download {ref[:24]}") as progress:
+            tree = directories.download_tree(current.context, ref, directory, progress=progress)
+        current.output.result(
+            tree,
+            f"{tree['to']}: {tree['members']} members ({tree['files']} files, "
+            f"{format_size(tree['size'])}) verified",
+        )
+        return
+    assert member is not None
+    one = directories.download_member(current.context, ref, member, output, force=force)
+    if output == "-":
+        current.output.info(f"{one['path']}: {one['size']} bytes verified")
+        return
+    current.output.result(
+        one, f"{one['output']}: {one['path']} ({format_size(one['size'])}) verified"
     )

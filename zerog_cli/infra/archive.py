@@ -86,7 +86,7 @@ class Snapshot:
         }
 
 
-def _skipped_kind(mode: int) -> str:
+def skipped_kind(mode: int) -> str:
     if stat.S_ISFIFO(mode):
         return "fifo"
     if stat.S_ISSOCK(mode):
@@ -98,7 +98,7 @@ def _skipped_kind(mode: int) -> str:
     return "other"
 
 
-def _entries(root: Path, relative: str = "") -> Iterator[tuple[str, Path, os.stat_result]]:
+def walk_folder(root: Path, relative: str = "") -> Iterator[tuple[str, Path, os.stat_result]]:
     """(path relative to ``root``, full path, lstat) depth first, each folder sorted by name."""
     folder = root / relative if relative else root
     with os.scandir(folder) as scan:
@@ -115,7 +115,7 @@ def _entries(root: Path, relative: str = "") -> Iterator[tuple[str, Path, os.sta
         info = full.lstat()
         yield path, full, info
         if stat.S_ISDIR(info.st_mode):
-            yield from _entries(root, path)
+            yield from walk_folder(root, path)
 
 
 def _tar_info(path: str, info: os.stat_result, kind: bytes) -> tarfile.TarInfo:
@@ -168,7 +168,7 @@ def write_snapshot(source: Path, sink: IO[bytes]) -> Snapshot:
         format=tarfile.PAX_FORMAT,
         copybufsize=_COPY_BUFFER,
     ) as tar:
-        for path, full, info in _entries(source):
+        for path, full, info in walk_folder(source):
             mode, mtime = stat.S_IMODE(info.st_mode), int(info.st_mtime)
             if stat.S_ISDIR(info.st_mode):
                 tar.addfile(_tar_info(path, info, tarfile.DIRTYPE))
@@ -192,7 +192,7 @@ def write_snapshot(source: Path, sink: IO[bytes]) -> Snapshot:
                     )
                 )
             else:
-                snapshot.skipped[_skipped_kind(info.st_mode)] += 1
+                snapshot.skipped[skipped_kind(info.st_mode)] += 1
     return snapshot
 
 

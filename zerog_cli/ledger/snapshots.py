@@ -4,6 +4,9 @@ A folder backup (``kind = 'folder'``) is one tar object; its members (path,
 kind, size, mode, mtime, SHA-256, offset of the data in the plaintext tar
 stream, link target) are kept here, in the order of the archive, and in an
 index object on 0G (``index_object_id``) for when only the network is left.
+A backup in the official directory format (``kind = '0g-dir'``) is a metadata
+object plus one object per file; its members are kept the same way, without
+offsets (each file's roots are in the metadata object).
 """
 
 from __future__ import annotations
@@ -23,11 +26,13 @@ def record(
     *,
     index_object_id: int | None,
     skipped: dict[str, int],
+    kind: str = "folder",
 ) -> None:
-    """Mark ``backup_id`` a folder snapshot and store its members, in archive order."""
+    """Mark ``backup_id`` a folder backup of ``kind`` (``folder``: a tar snapshot;
+    ``0g-dir``: the official directory format) and store its members, in order."""
     conn.execute(
-        "UPDATE storage_backups SET kind = 'folder', index_object_id = ?, skipped = ? WHERE id = ?",
-        (index_object_id, json.dumps(skipped, sort_keys=True), backup_id),
+        "UPDATE storage_backups SET kind = ?, index_object_id = ?, skipped = ? WHERE id = ?",
+        (kind, index_object_id, json.dumps(skipped, sort_keys=True), backup_id),
     )
     conn.executemany(
         "INSERT INTO backup_members (backup_id, position, path, kind, size, mode, mtime, sha256,"

@@ -61,6 +61,10 @@ def validate_label(label: str) -> str:
     return label
 
 
+FOLDER_FORMATS = ("snapshot", "0g-dir")
+"""How ``backup create DIR`` stores a folder: one tar object, or the official directory format."""
+
+
 def object_name(label: str, file_name: str, moment: datetime, taken: Callable[[str], bool]) -> str:
     """``<label>/<UTC time>-<file name>``, with ``.2``, ``.3``… when that second is taken."""
     base = f"{label}/{moment.astimezone(UTC).strftime(NAME_TIME_FORMAT)}-{file_name}"
@@ -81,13 +85,16 @@ def create(
     progress: Progress | None = None,
     stream: StreamInput | None = None,
     file_name: str | None = None,
+    folder_format: str = "snapshot",
 ) -> dict[str, Any]:
     """Upload ``path`` (or ``stream``) as a backup and record it; returns the upload
     report plus the id.
 
     ``file_name`` (default: the file's name) is the name a restore writes; a
     stream needs it or a ``label``, which it then defaults to. The size limit is
-    the ``max_backup_size`` setting (default: none), not upload's.
+    the ``max_backup_size`` setting (default: none), not upload's. A folder is
+    stored as one tar snapshot (``folder_format`` ``snapshot``) or in the
+    official directory format (``0g-dir``: a transaction per file).
     """
     from zerog_cli.services.upload import CatalogFacts, UploadRequest, upload
 
@@ -129,6 +136,22 @@ def create(
             lambda candidate: objects.by_name(conn, network, ns_for_name, candidate) is not None,
         )
 
+    if folder_format not in FOLDER_FORMATS:
+        raise UsageError(f"--format must be {' or '.join(FOLDER_FORMATS)}, not {folder_format!r}")
+    if folder_format != "snapshot" and (stream is not None or path is None or not path.is_dir()):
+        raise UsageError(f"--format {folder_format} stores a folder; give a folder")
+    if folder_format == "0g-dir" and path is not None:
+        from zerog_cli.services import directories
+
+        return directories.create(
+            context,
+            path,
+            namespace=namespace,
+            label=effective_label,
+            encrypt=encrypt,
+            progress=progress,
+            name=name_for(base_name),
+        )
     if stream is None and path is not None and path.is_dir():
         from zerog_cli.services import snapshots
 

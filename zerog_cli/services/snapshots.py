@@ -49,10 +49,12 @@ if TYPE_CHECKING:
 
 Progress = Callable[[str, int, int], None]
 INDEX_SUFFIX = ".index.json"
+DIRECTORY_FORMAT = "0g-dir"
+"""The ledger's kind of a folder in the official directory format (`services.directories`)."""
 
 
 @contextmanager
-def _spool(context: Context, prefix: str) -> Iterator[Path]:
+def spool_file(context: Context, prefix: str) -> Iterator[Path]:
     """A private (0600) file in the ``tmp_dir`` setting's folder, removed on every way out."""
     from zerog_cli.services.spool import spool_folder
 
@@ -83,7 +85,7 @@ def create(
     """
     from zerog_cli.services.spool import StreamInput
 
-    with _spool(context, "zerog-index-") as index_file:
+    with spool_file(context, "zerog-index-") as index_file:
         producer = (
             sys.executable,
             "-m",
@@ -164,7 +166,7 @@ def upload_snapshot(
         ),
         progress,
     )
-    with _spool(context, "zerog-index-") as index_file:
+    with spool_file(context, "zerog-index-") as index_file:
         index_file.write_text(json.dumps(document, sort_keys=True) + "\n", encoding="utf-8")
         index_report = upload(
             context,
@@ -194,7 +196,7 @@ def upload_snapshot(
 def folder_members(context: Context, backup_id: int) -> list[Member]:
     """The snapshot's members from the ledger; UsageError when the backup is a single file."""
     kind, _, _ = snapshots.kind(context.ledger.conn, backup_id)
-    if kind != "folder":
+    if kind not in ("folder", DIRECTORY_FORMAT):
         raise UsageError(f"backup {backup_id} is a single file, not a folder snapshot")
     return [Member.from_json(row) for row in snapshots.members(context.ledger.conn, backup_id)]
 
@@ -244,6 +246,13 @@ def restore_tree(
     started = time.monotonic()
     record = _record(context, backup_id)
     members = folder_members(context, backup_id)
+    if _is_directory_format(context, backup_id):
+        from zerog_cli.services import directories
+
+        tree = directories.read_tree(
+            context, target_for(context, record), destination, members=members, progress=progress
+        )
+        return {"backup_id": backup_id, **tree, "sha256": record.sha256}
     check_index(members, record.size)
     if destination.exists() and (not destination.is_dir() or any(destination.iterdir())):
         raise UsageError(f"{destination} exists and is not an empty folder")
@@ -251,7 +260,7 @@ def restore_tree(
     parent.mkdir(parents=True, exist_ok=True)
     building = Path(tempfile.mkdtemp(prefix=f".{destination.name}.zerog-", dir=parent))
     try:
-        with _spool(context, "zerog-restore-") as archive:
+        with spool_file(context, "zerog-restore-") as archive:
             with archive.open("wb") as sink:
                 fetch_verified(context, target_for(context, record), sink, progress=progress)
             written = extract(archive, building, members)
@@ -373,9 +382,11 @@ def restore_member(
     unverified byte reaches stdout.
     """
     started = time.monotonic()
+    if _is_directory_format(context, backup_id):
+        return _restore_directory_member(context, backup_id, path, output, force)
     record, member = find_member(context, backup_id, path)
     if output == "-":
-        with _spool(context, "zerog-member-") as spooled:
+        with spool_file(context, "zerog-member-") as spooled:
             with spooled.open("wb") as handle:
                 fetched = write_member(context, record, member, handle)
             with spooled.open("rb") as handle:
@@ -401,3 +412,26 @@ def restore_member(
         "bytes_fetched": fetched,
         "seconds": round(time.monotonic() - started, 3),
     }
+
+
+def _is_directory_format(context: Context, backup_id: int) -> bool:
+    kind, _, _ = snapshots.kind(context.ledger.conn, backup_id)
+    return kind == DIRECTORY_FORMAT
+
+
+def _restore_directory_member(
+    context: Context, backup_id: int, path: str, output: str | None, force: bool
+) -> dict[str, Any]:
+    """``--path`` of a 0g-dir backup: the metadata object, then that file's own objects."""
+    from zerog_cli.services import directories
+    from zerog_cli.services.download import target_for
+
+    record = _record(context, backup_id)
+    found = snapshots.member(context.ledger.conn, backup_id, path.strip("/"))
+    if found is None:
+        raise NotFound(f"backup {backup_id} has no member {path!r} (see backup show --files)")
+    member = Member.from_json(found)
+    report = directories.read_member(
+        context, target_for(context, record), path, output, force=force, member=member
+    )
+    return {"backup_id": backup_id, **report}
