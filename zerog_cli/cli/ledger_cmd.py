@@ -1,4 +1,4 @@
-"""`zerog ledger path|status|migrate|backup|sql`."""
+"""`zerog ledger path|status|migrate|backup|rebuild|sql`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,14 @@ from typing import Annotated, Any
 
 import typer
 
-from zerog_cli.cli.common import command, confirm_destructive, examples, new_app, state
+from zerog_cli.cli.common import (
+    command,
+    confirm_destructive,
+    examples,
+    new_app,
+    progress_bar,
+    state,
+)
 from zerog_cli.errors import UsageError
 from zerog_cli.infra.output import Column
 from zerog_cli.infra.units import format_size
@@ -144,6 +151,109 @@ def backup(
         return
     report = admin.backup(current.context.ledger, destination, overwrite=force)
     current.output.result(report, f"ledger copied to {report['destination']}")
+
+
+@command(
+    app,
+    "rebuild",
+    epilog=examples(
+        "zerog ledger rebuild --from-chain",
+        "zerog ledger rebuild --from-chain --dry-run",
+        "zerog ledger rebuild --from-chain --from-block 1200000 --to /tmp/rebuilt.db",
+        "zerog ledger rebuild --from-chain --yes",
+    ),
+)
+def rebuild(
+    from_chain: Annotated[
+        bool,
+        typer.Option(
+            "--from-chain",
+            help="Rebuild from the wallet's Flow submissions and their catalog records.",
+        ),
+    ] = False,
+    from_block: Annotated[
+        int,
+        typer.Option("--from-block", help="Scan no lower than this block.", min=0),
+    ] = 0,
+    to: Annotated[
+        Path | None,
+        typer.Option(
+            "--to",
+            help="Write this ledger file (default: the profile's ledger).",
+            show_default=False,
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Scan and say what would be restored; write nothing.")
+    ] = False,
+    yes: Annotated[
+        bool,
+        typer.Option("--yes", "-y", help="Replace a ledger that holds records (a copy is kept)."),
+    ] = False,
+) -> None:
+    """Rebuild the ledger from the chain after losing the host (and every ledger copy).
+
+    Scans the Submit logs of the profile's Flow contract naming the wallet as
+    submitter, newest first, in bounded block ranges (halved when the RPC
+    refuses one; the logs_block_range setting). Keeps only submissions the
+    wallet itself sent whose catalog record opens with CATALOG_KEY (else
+    ENCRYPTION_KEY), and writes namespaces, objects, fragments, backups and
+    costs, marked rebuilt. The newest ledger snapshot (`ledger backup --to-0g`)
+    is restored first (quotas, ACLs, verifications) and only later submissions
+    are replayed. Interrupted, a rerun resumes where the scan stopped. Works in
+    an empty ZEROG_HOME; never replaces a ledger with records without --yes.
+    """
+    from zerog_cli.services import rebuild as service
+
+    if not from_chain:
+        raise UsageError("say where to rebuild from: --from-chain (the only source today)")
+    service.prepare_home()
+    current = state()
+
+    def ask(what: str) -> None:
+        confirm_destructive(False, what)
+
+    with progress_bar("scanning the chain") as progress:
+        report = service.rebuild(
+            current.context,
+            service.RebuildRequest(from_block=from_block, to=to, dry_run=dry_run, yes=yes),
+            progress=progress,
+            confirm=ask,
+        )
+
+    def human() -> None:
+        out = current.output
+        blocks = report["scanned_blocks"]
+        out.echo(
+            f"scanned blocks {blocks['from']}..{blocks['to']} in {report['ranges']} queries:"
+            f" {report['submissions']} submissions of the wallet to replay"
+        )
+        snapshot = report["snapshot"]
+        if snapshot is not None:
+            out.echo(
+                f"ledger snapshot: tx {snapshot['tx_seq']} ({snapshot['root']}), taken at block"
+                f" {snapshot['taken_at_height']}"
+            )
+        for why, count in sorted(report["skipped"].items()):
+            out.echo(f"skipped {count}: {why}")
+        if report.get("dry_run"):
+            out.echo(
+                f"dry run: would write {report['target']} (namespaces:"
+                f" {', '.join(report['namespaces']) or 'none'})"
+            )
+        else:
+            out.echo(
+                f"{report['target']}: {report['objects']} objects, {report['backups']} backups,"
+                f" {report['fragments']} fragments, {report['costs']} costs rebuilt"
+            )
+            if report["replaced"]:
+                out.echo(f"the previous ledger was saved to {report['replaced']}")
+            if report["acl_note"]:
+                out.warn(report["acl_note"])
+        for warning in report["warnings"]:
+            out.warn(warning)
+
+    current.output.result(report, human)
 
 
 @command(

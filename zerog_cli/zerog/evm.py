@@ -60,6 +60,30 @@ DEFAULT_RESEND_AFTER = 30.0
 """Seconds without a receipt before a version is re-sent higher (the Go client's 30 s)."""
 
 
+LOG_LIMIT_CODES = (-32005,)
+"""Infura's documented code for a log query over its limits."""
+LOG_LIMIT_MARKERS = (
+    "query returned more than",  # Infura, the devnet
+    "block range too large",  # the devnet
+    "exceeds limit",  # Infura's live range check: "range N exceeds limit of M"
+    "range limit",  # Tenderly: "range N is bigger than range limit M"
+    "exceeds server limit",  # Erigon: "query block range exceeds server limit"
+    "too many logs",  # Erigon's result cap
+    "response size exceeded",  # Alchemy
+    "blocks distance",  # Ethermint (0G chain): "maximum [from, to] blocks distance: N"
+)
+"""How RPC nodes say an ``eth_getLogs`` query asked for too much."""
+
+
+class LogQueryTooLarge(RemoteError):
+    """The node refused an ``eth_getLogs`` range or result count: ask for fewer blocks."""
+
+
+def is_log_limit(error: RemoteError) -> bool:
+    text = f"{error} {error.data if isinstance(error.data, str) else ''}".lower()
+    return error.code in LOG_LIMIT_CODES or any(marker in text for marker in LOG_LIMIT_MARKERS)
+
+
 @dataclass(frozen=True)
 class Receipt:
     tx_hash: str
@@ -231,6 +255,55 @@ class EvmClient:
         method = "eth_getTransactionByHash"
         value = self.rpc.call(method, [tx_hash])
         return None if value is None else self._reader(method).obj(value, "result")
+
+    def transactions(self, tx_hashes: list[str]) -> list[Mapping[str, Any] | None]:
+        """``eth_getTransactionByHash`` of each hash, in one batch; None for unknown ones."""
+        method = "eth_getTransactionByHash"
+        answers = self.rpc.batch([(method, [tx_hash]) for tx_hash in tx_hashes])
+        found: list[Mapping[str, Any] | None] = []
+        for answer in answers:
+            if isinstance(answer, RemoteError):
+                raise answer
+            found.append(None if answer is None else self._reader(method).obj(answer, "result"))
+        return found
+
+    def block_times(self, numbers: list[int]) -> dict[int, int]:
+        """Timestamp (Unix seconds) of each block number, in one batch."""
+        method = "eth_getBlockByNumber"
+        answers = self.rpc.batch([(method, [hex(number), False]) for number in numbers])
+        times = {}
+        r = self._reader(method)
+        for number, answer in zip(numbers, answers, strict=True):
+            if isinstance(answer, RemoteError):
+                raise answer
+            times[number] = r.quantity(r.obj(answer, "result").get("timestamp"), "timestamp")
+        return times
+
+    def get_logs(
+        self, address: str, topics: list[str | None], from_block: int, to_block: int
+    ) -> list[dict[str, Any]]:
+        """``eth_getLogs`` of ``address`` over blocks [from_block, to_block].
+
+        Raises `LogQueryTooLarge` when the node refuses the range or the number of
+        results (public RPCs cap both), so the caller can ask for less.
+        """
+        method = "eth_getLogs"
+        query = {
+            "address": address,
+            "topics": topics,
+            "fromBlock": hex(from_block),
+            "toBlock": hex(to_block),
+        }
+        try:
+            value = self.rpc.call(method, [query])
+        except RemoteError as error:
+            if is_log_limit(error):
+                raise LogQueryTooLarge(
+                    str(error), code=error.code, endpoint=self.endpoint
+                ) from None
+            raise
+        r = self._reader(method)
+        return [r.obj(item, "log") for item in r.array(value, "result")]
 
     def call(
         self, to: str, data: bytes, *, sender: str | None = None, block: str = "latest"
