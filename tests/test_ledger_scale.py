@@ -265,6 +265,11 @@ LISTINGS = {
 }
 
 
+def _timeless(rows: list[dict[str, object]]) -> list[dict[str, object]]:
+    """The rows without the ages computed from the clock, which may tick between two runs."""
+    return [{k: v for k, v in row.items() if not k.endswith("age_seconds")} for row in rows]
+
+
 @pytest.mark.parametrize("listing", list(LISTINGS))
 def test_listings_page_with_limit_and_offset(zerog, zerog_home: Path, listing: str) -> None:
     assert zerog("ledger", "migrate").exit_code == 0
@@ -280,7 +285,7 @@ def test_listings_page_with_limit_and_offset(zerog, zerog_home: Path, listing: s
         assert page.exit_code == 0, page
         assert len(page.json) <= 7
         pages.extend(page.json)
-    assert pages == whole.json
+    assert _timeless(pages) == _timeless(whole.json)
     if listing == "backup ls --unverified":
         assert all(row["last_ok_at"] is None for row in whole.json)
         assert len(whole.json) == 8  # backups 3, 6, … 24 were never verified

@@ -19,7 +19,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -77,10 +77,70 @@ def _json_escape(match: re.Match[str]) -> str:
     return f"\\u{ord(match.group()):04x}"
 
 
+_ONE_LINE = json.JSONEncoder(default=_json_default, ensure_ascii=False)
+_LINES_PER_WRITE = 512
+
+
+def json_lines(data: Any) -> Iterator[str]:
+    """The JSON document as lines: objects indented by two spaces, and each object or
+    array inside an array on one line of its own.
+
+    One line per record keeps a listing of 100,000 backups greppable and lets the C
+    encoder write it (the indenting encoder is pure Python: ~30x slower). A list may
+    be any iterable, a generator too, so rows stream from the ledger to stdout.
+    """
+    yield from _lines(data, "", "")
+
+
+def _lines(value: Any, pad: str, head: str) -> Iterator[str]:
+    if hasattr(value, "to_json") and not isinstance(value, dict | list | tuple):
+        value = value.to_json()
+    if isinstance(value, dict):
+        if not value:
+            yield head + "{}"
+            return
+        yield head + "{"
+        inner = pad + "  "
+        last = len(value) - 1
+        for index, (key, item) in enumerate(value.items()):
+            lines = _lines(item, inner, f"{inner}{_ONE_LINE.encode(str(key))}: ")
+            yield from (lines if index == last else _with_comma(lines))
+        yield pad + "}"
+    elif isinstance(value, list | tuple | set | frozenset | Iterator):
+        inner = pad + "  "
+        previous: str | None = None
+        for item in value:
+            if previous is None:
+                yield head + "["
+            else:
+                yield previous + ","
+            previous = inner + _ONE_LINE.encode(item)
+        if previous is None:
+            yield head + "[]"
+        else:
+            yield previous
+            yield pad + "]"
+    else:
+        yield head + _ONE_LINE.encode(value)
+
+
+def _with_comma(lines: Iterator[str]) -> Iterator[str]:
+    """``lines`` with a comma after the last one, one line held back at a time."""
+    previous = next(lines)
+    for line in lines:
+        yield previous
+        previous = line
+    yield previous + ","
+
+
+def _json_safe(text: str) -> str:
+    """The control characters JSON allows raw (DEL, C1, layout marks) escaped, secrets masked."""
+    return _UNSAFE.sub(_json_escape, redaction.scrub(text))
+
+
 def to_json(data: Any) -> str:
-    """Indented JSON; the control characters JSON allows raw (DEL, C1, layout marks) escaped."""
-    text = json.dumps(data, indent=2, default=_json_default, ensure_ascii=False)
-    return _UNSAFE.sub(_json_escape, text)
+    """The document `json_lines` writes, as one string."""
+    return _json_safe("\n".join(json_lines(data)))
 
 
 @dataclass
@@ -119,13 +179,24 @@ class Output:
         stream.write((f"\x1b[1m{safe}\x1b[0m" if bold else safe) + "\n")
         stream.flush()
 
+    def _write_json(self, data: Any) -> None:
+        """The document on stdout, written as it is encoded, a batch of lines at a time."""
+        batch: list[str] = []
+        for line in json_lines(data):
+            batch.append(line)
+            if len(batch) == _LINES_PER_WRITE:
+                self.stdout.write(_json_safe("\n".join(batch)) + "\n")
+                batch.clear()
+        self.stdout.write(_json_safe("\n".join(batch)) + "\n")
+        self.stdout.flush()
+
     def result(self, data: Any, human: Callable[[], None] | str | None = None) -> None:
         """The command's result: JSON on stdout, or the human rendering."""
         if self.json_mode:
             if self._json_emitted:
                 raise RuntimeError("a command emitted two JSON documents")
             self._json_emitted = True
-            self._write(self.stdout, to_json(data))
+            self._write_json(data)
         elif callable(human):
             human()
         elif human is not None:
@@ -135,7 +206,7 @@ class Output:
         """With --json, a failure's document on stdout, unless a result was printed already."""
         if self.json_mode and not self._json_emitted:
             self._json_emitted = True
-            self._write(self.stdout, to_json(document))
+            self._write_json(document)
 
     def echo(self, text: str) -> None:
         """A human result line on stdout (nothing in JSON mode)."""

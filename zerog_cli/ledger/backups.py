@@ -60,26 +60,30 @@ class Backup:
         return dict(self.__dict__)
 
 
-_LATEST = (
-    "SELECT v.{column} FROM verifications v WHERE v.backup_id = b.id{where}"
-    " ORDER BY v.checked_at DESC, v.id DESC LIMIT 1"
+_LATEST_ID = (
+    "(SELECT v.id FROM verifications v WHERE v.backup_id = b.id{where}"
+    " ORDER BY v.checked_at DESC, v.id DESC LIMIT 1)"
 )
 _CONCLUSIVE_WHERE = f" AND v.status IN ({', '.join(repr(status) for status in CONCLUSIVE)})"
 
+# The latest check and the latest conclusive one are found once each (by id) and
+# joined, rather than a subquery per column: a listing of every backup reads
+# verifications four times per row instead of seven.
 _SELECT = (
     "SELECT b.id, b.namespace, o.name, b.label, b.source_path, b.object_id, b.root, b.tx_seq,"
     " b.size, b.sha256, b.encrypted, b.network, b.created_at, b.retired_at, b.retired_reason,"
-    f" ({_LATEST.format(column='status', where='')}) AS last_status,"
-    f" ({_LATEST.format(column='checked_at', where='')}) AS last_checked_at,"
+    " latest.status AS last_status, latest.checked_at AS last_checked_at,"
     " (SELECT MAX(v.checked_at) FROM verifications v"
     "  WHERE v.backup_id = b.id AND v.status = 'ok') AS last_ok_at,"
-    f" ({_LATEST.format(column='status', where=_CONCLUSIVE_WHERE)}) AS last_conclusive_status,"
-    f" ({_LATEST.format(column='checked_at', where=_CONCLUSIVE_WHERE)}) AS last_conclusive_at,"
-    f" ({_LATEST.format(column='id', where=_CONCLUSIVE_WHERE)}) AS last_conclusive_id,"
+    " conclusive.status AS last_conclusive_status,"
+    " conclusive.checked_at AS last_conclusive_at, conclusive.id AS last_conclusive_id,"
     " (SELECT MAX(v.checked_at) FROM verifications v"
     "  WHERE v.backup_id = b.id AND v.status = 'ok' AND v.kind = 'full') AS last_full_ok_at,"
     " b.kind"
     " FROM storage_backups b LEFT JOIN objects o ON o.id = b.object_id"
+    f" LEFT JOIN verifications latest ON latest.id = {_LATEST_ID.format(where='')}"
+    " LEFT JOIN verifications conclusive"
+    f" ON conclusive.id = {_LATEST_ID.format(where=_CONCLUSIVE_WHERE)}"
 )
 
 
