@@ -139,5 +139,5 @@ def test_alert_values_past_int64_and_float_are_stored(tmp_path: Path) -> None:
             alerts.record(
                 conn, level="critical", kind="usage_claim", subject="p", message="m", value=claim
             )
-    values = [row["value"] for row in alerts.recent(ledger, kind="usage_claim")]
+    values = [row["value"] for row in alerts.recent(ledger.conn, kind="usage_claim")]
     assert values == [float("inf"), float(2**300)]

@@ -171,8 +171,8 @@ def _full_scans(ledger: Ledger, statements: list[str]) -> dict[str, list[str]]:
 def test_quota_report_reads_the_rollup_never_the_cost_rows(traced) -> None:
     ledger, statements = traced
     for by in costs.GROUP_COLUMNS:
-        list(costs.report(ledger, PERIOD, by))
-    costs.monthly_usd_by_service(ledger, PERIOD)
+        list(costs.report(ledger.conn, PERIOD, by))
+    costs.monthly_usd_by_service(ledger.conn, PERIOD)
     for sql in statements:
         plan = " | ".join(str(r[3]) for r in ledger.conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
         assert "cost_tracking" not in plan, plan
@@ -181,11 +181,11 @@ def test_quota_report_reads_the_rollup_never_the_cost_rows(traced) -> None:
 
 def test_listings_and_selections_use_an_index(traced) -> None:
     ledger, statements = traced
-    list(quotas.all_rows(ledger, Page(10, 10)))
-    list(objects.in_namespace(ledger, "photos", page=Page(10, 10)))
-    list(objects.in_namespace(ledger, "photos", versions=True, page=Page(10, 10)))
-    inference.recent(ledger, "alice", 20)
-    inference.recent(ledger, None, 20, 40)
+    list(quotas.all_rows(ledger.conn, Page(10, 10)))
+    list(objects.in_namespace(ledger.conn, "photos", page=Page(10, 10)))
+    list(objects.in_namespace(ledger.conn, "photos", versions=True, page=Page(10, 10)))
+    inference.recent(ledger.conn, "alice", 20)
+    inference.recent(ledger.conn, None, 20, 40)
     backups.select(ledger.conn, network="devnet")
     backups.select(ledger.conn, network="devnet", namespaces=["photos"], label="nightly")
     backups.select(ledger.conn, network="devnet", never_ok=True, page=Page(10, 20))

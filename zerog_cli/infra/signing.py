@@ -41,7 +41,6 @@ SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 # Hardhat / Anvil account #0: published in every Ethereum dev tool, funded only
 # on the local devnet. Never used outside the devnet profile.
 DEVNET_DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
-DEVNET_DEV_ADDRESS = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import math
 import sqlite3
 from typing import Any
 
-from zerog_cli.ledger.db import Ledger, utc_now
+from zerog_cli.ledger.db import dict_rows, utc_now
 
 
 def record(
@@ -43,17 +43,20 @@ def _real(number: float | None) -> float | None:
         return math.inf
 
 
-def recent(ledger: Ledger, limit: int = 50, kind: str | None = None) -> list[dict[str, Any]]:
+def recent(
+    conn: sqlite3.Connection, limit: int = 50, kind: str | None = None
+) -> list[dict[str, Any]]:
     if kind is None:
-        return ledger.query("SELECT * FROM alerts ORDER BY id DESC LIMIT ?", (limit,))
-    return ledger.query(
-        "SELECT * FROM alerts WHERE kind = ? ORDER BY id DESC LIMIT ?", (kind, limit)
+        return dict_rows(conn, "SELECT * FROM alerts ORDER BY id DESC LIMIT ?", (limit,))
+    return dict_rows(
+        conn, "SELECT * FROM alerts WHERE kind = ? ORDER BY id DESC LIMIT ?", (kind, limit)
     )
 
 
-def count_by_subject(ledger: Ledger, kind: str) -> dict[str, int]:
+def count_by_subject(conn: sqlite3.Connection, kind: str) -> dict[str, int]:
     """How many alerts of ``kind`` each subject has, subjects lower-cased."""
-    rows = ledger.query(
+    rows = dict_rows(
+        conn,
         "SELECT lower(subject) AS subject, COUNT(*) AS alerts FROM alerts"
         " WHERE kind = ? GROUP BY lower(subject)",
         (kind,),

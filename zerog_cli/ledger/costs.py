@@ -6,7 +6,7 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from zerog_cli.ledger.db import Ledger, utc_now
+from zerog_cli.ledger.db import utc_now
 
 GROUP_COLUMNS = {
     "user": "user",
@@ -75,7 +75,7 @@ class CostGroup:
     neuron: int = 0
 
 
-def report(ledger: Ledger, period: str, group_by: str) -> Iterator[CostGroup]:
+def report(conn: sqlite3.Connection, period: str, group_by: str) -> Iterator[CostGroup]:
     """Totals for one period grouped by ``group_by`` (a key of GROUP_COLUMNS), in key order.
 
     Read from ``cost_rollup``, which triggers on ``cost_tracking`` keep (migration 9),
@@ -85,7 +85,7 @@ def report(ledger: Ledger, period: str, group_by: str) -> Iterator[CostGroup]:
     as SQLite produces them.
     """
     column = GROUP_COLUMNS[group_by]
-    cursor = ledger.conn.execute(
+    cursor = conn.execute(
         f"SELECT {column}, SUM(operations), SUM(bytes), SUM(tokens), SUM(usd_micro),"
         " SUM(neuron_units), SUM(neuron_billions), SUM(neuron_quintillions)"
         f" FROM cost_rollup WHERE period = ? GROUP BY {column} ORDER BY {column}",
@@ -102,8 +102,8 @@ def report(ledger: Ledger, period: str, group_by: str) -> Iterator[CostGroup]:
         )
 
 
-def monthly_usd_by_service(ledger: Ledger, period: str) -> dict[str, int]:
-    rows = ledger.conn.execute(
+def monthly_usd_by_service(conn: sqlite3.Connection, period: str) -> dict[str, int]:
+    rows = conn.execute(
         "SELECT service, SUM(usd_micro) FROM cost_rollup WHERE period = ? GROUP BY service",
         (period,),
     )

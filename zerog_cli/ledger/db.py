@@ -85,6 +85,15 @@ class Page:
 EVERYTHING = Page()
 
 
+def dict_rows(
+    conn: sqlite3.Connection, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()
+) -> list[dict[str, Any]]:
+    """The rows ``sql`` returns, each a dict by column name."""
+    cursor = conn.execute(sql, params)
+    columns = [c[0] for c in cursor.description or ()]
+    return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
+
 def utc_now() -> str:
     return format_time(datetime.now(UTC))
 
@@ -147,9 +156,7 @@ class Ledger:
     def query(
         self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()
     ) -> list[dict[str, Any]]:
-        cursor = self.conn.execute(sql, params)
-        columns = [c[0] for c in cursor.description or ()]
-        return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+        return dict_rows(self.conn, sql, params)
 
     def query_one(
         self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()

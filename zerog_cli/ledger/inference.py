@@ -14,7 +14,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from zerog_cli.ledger.db import Ledger, utc_now
+from zerog_cli.ledger.db import dict_rows, utc_now
 
 STATUSES = ("ok", "mismatch", "unverified", "error", "overclaimed")
 """``ok``: answered (and verified when checked); ``mismatch``: answered but the
@@ -104,16 +104,20 @@ def _row(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def recent(ledger: Ledger, user: str | None, limit: int, offset: int = 0) -> list[dict[str, Any]]:
+def recent(
+    conn: sqlite3.Connection, user: str | None, limit: int, offset: int = 0
+) -> list[dict[str, Any]]:
     """The newest ``limit`` rows of ``user`` (None: everyone) after the ``offset`` newest."""
     if user is None:
-        rows = ledger.query(
+        rows = dict_rows(
+            conn,
             f"SELECT id, created_at, {_COLUMNS} FROM inference_log ORDER BY id DESC"
             " LIMIT ? OFFSET ?",
             (limit, offset),
         )
     else:
-        rows = ledger.query(
+        rows = dict_rows(
+            conn,
             f"SELECT id, created_at, {_COLUMNS} FROM inference_log WHERE user = ?"
             " ORDER BY id DESC LIMIT ? OFFSET ?",
             (user, limit, offset),

@@ -7,7 +7,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from zerog_cli.ledger.db import Ledger, utc_now
+from zerog_cli.ledger.db import utc_now
 
 
 @dataclass(frozen=True)
@@ -56,9 +56,9 @@ def insert(conn: sqlite3.Connection, namespace: Namespace) -> None:
     )
 
 
-def list_all(ledger: Ledger) -> list[tuple[Namespace, int]]:
+def list_all(conn: sqlite3.Connection) -> list[tuple[Namespace, int]]:
     """Every namespace with its object count."""
-    rows = ledger.conn.execute(
+    rows = conn.execute(
         f"SELECT {', '.join('n.' + c.strip() for c in _COLUMNS.split(','))},"
         " (SELECT COUNT(*) FROM objects o WHERE o.namespace = n.name)"
         " FROM namespaces n ORDER BY n.name"

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from zerog_cli.ledger.db import EVERYTHING, Ledger, Page, utc_now
+from zerog_cli.ledger.db import EVERYTHING, Page, utc_now
 
 
 @dataclass(frozen=True)
@@ -159,13 +159,13 @@ def by_root(conn: sqlite3.Connection, network: str, root: str) -> list[StoredObj
 
 
 def in_namespace(
-    ledger: Ledger, namespace: str, *, versions: bool = False, page: Page = EVERYTHING
+    conn: sqlite3.Connection, namespace: str, *, versions: bool = False, page: Page = EVERYTHING
 ) -> Iterator[StoredObject]:
     """The current version of each name by name; every version (oldest first) with
     ``versions``; ``page`` of them, as SQLite yields them."""
     newest = "" if versions else f" AND {_NEWEST}"
     window, window_params = page.sql()
-    rows = ledger.conn.execute(
+    rows = conn.execute(
         f"SELECT {_COLUMNS} FROM objects WHERE namespace = ?{newest}"
         f" ORDER BY name, version, id{window}",
         (namespace, *window_params),
@@ -180,13 +180,3 @@ def count_in_namespace(
     newest = f" AND {_NEWEST}" if newest_only else ""
     sql = f"SELECT COUNT(*) FROM objects WHERE namespace = ?{newest}"
     return int(conn.execute(sql, (namespace,)).fetchone()[0])
-
-
-def all_objects(ledger: Ledger, network: str | None = None) -> list[StoredObject]:
-    if network is None:
-        rows = ledger.conn.execute(f"SELECT {_COLUMNS} FROM objects ORDER BY id").fetchall()
-    else:
-        rows = ledger.conn.execute(
-            f"SELECT {_COLUMNS} FROM objects WHERE network = ? ORDER BY id", (network,)
-        ).fetchall()
-    return [_object(row) for row in rows]

@@ -13,7 +13,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from zerog_cli.ledger.db import Ledger, utc_now
+from zerog_cli.ledger.db import dict_rows, utc_now
 
 
 @dataclass(frozen=True)
@@ -58,5 +58,7 @@ def clear(conn: sqlite3.Connection, intent: str) -> None:
     conn.execute("DELETE FROM pending_payments WHERE intent = ?", (intent,))
 
 
-def all_pending(ledger: Ledger, network: str) -> list[dict[str, Any]]:
-    return ledger.query("SELECT * FROM pending_payments WHERE network = ? ORDER BY id", (network,))
+def all_pending(conn: sqlite3.Connection, network: str) -> list[dict[str, Any]]:
+    return dict_rows(
+        conn, "SELECT * FROM pending_payments WHERE network = ? ORDER BY id", (network,)
+    )

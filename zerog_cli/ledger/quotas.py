@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from zerog_cli.ledger.db import EVERYTHING, Ledger, Page, utc_now
+from zerog_cli.ledger.db import EVERYTHING, Page, utc_now
 
 LIMIT_COLUMNS = {
     "storage": "storage_limit_bytes",
@@ -60,10 +60,10 @@ def get(conn: sqlite3.Connection, user: str) -> QuotaRow | None:
     )
 
 
-def all_rows(ledger: Ledger, page: Page = EVERYTHING) -> Iterator[QuotaRow]:
+def all_rows(conn: sqlite3.Connection, page: Page = EVERYTHING) -> Iterator[QuotaRow]:
     """Every user's row by name (``page`` of them), as SQLite yields them."""
     window, window_params = page.sql()
-    rows = ledger.conn.execute(
+    rows = conn.execute(
         f"SELECT {_ROW_COLUMNS} FROM user_quotas ORDER BY user{window}", window_params
     )
     return (QuotaRow(*row) for row in rows)
@@ -235,10 +235,6 @@ def name_holder(
 
 def delete_reservation(conn: sqlite3.Connection, reservation_id: int) -> None:
     conn.execute("DELETE FROM quota_reservations WHERE id = ?", (reservation_id,))
-
-
-def reservations(ledger: Ledger) -> list[dict[str, Any]]:
-    return ledger.query("SELECT * FROM quota_reservations ORDER BY id")
 
 
 def reservation_owners(conn: sqlite3.Connection) -> list[tuple[int, int, str, str]]:

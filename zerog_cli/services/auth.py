@@ -98,7 +98,8 @@ def _accept(
         )
     from zerog_cli.ledger import nonces
 
-    result["nonce_recorded_at"] = nonces.consume(context.ledger, scope, signed_nonce, signer)
+    with context.ledger.transaction() as conn:
+        result["nonce_recorded_at"] = nonces.consume(conn, scope, signed_nonce, signer)
     result["nonce"] = signed_nonce
     result["scope"] = scope
     return result

@@ -47,7 +47,7 @@ def providers(
     """
     chain = open_chain(context)
     services = chain.contracts.list_services(include_unacknowledged=include_unacknowledged)
-    claims = alerts.count_by_subject(context.ledger, USAGE_CLAIM_ALERT)
+    claims = alerts.count_by_subject(context.ledger.conn, USAGE_CLAIM_ALERT)
     return [
         _service_row(s, claims.get(s.provider.lower(), 0))
         for s in services
@@ -142,4 +142,4 @@ def log(
         raise UsageError(f"-n must be between 1 and {INT64_MAX}, got {limit}")
     page = Page(limit, offset)
     who = None if everyone else (user or context.acting_user)
-    return inference_rows.recent(context.ledger, who, limit, page.offset)
+    return inference_rows.recent(context.ledger.conn, who, limit, page.offset)

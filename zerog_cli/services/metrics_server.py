@@ -198,7 +198,7 @@ class LedgerCollector:
 
     def _quotas(self, add: Callable[[str, list[str], float], None]) -> None:
         context = self.context
-        for row in quota_rows.all_rows(context.ledger):
+        for row in quota_rows.all_rows(context.ledger.conn):
             add("zerog_user_tier_info", [row.user, row.tier], 1)
             status = quotas.preview(context, row.user)
             for limit_name, entry in status["limits"].items():
@@ -217,16 +217,16 @@ class LedgerCollector:
         now = context.now()
         period = quotas.period_of(now, context.settings.timezone)
         previous = _previous_period(period)
-        current = costs.monthly_usd_by_service(context.ledger, period)
+        current = costs.monthly_usd_by_service(context.ledger.conn, period)
         for service, micro in current.items():
             add("zerog_monthly_cost_usd", [service, "current"], micro / MICRO)
-        for service, micro in costs.monthly_usd_by_service(context.ledger, previous).items():
+        for service, micro in costs.monthly_usd_by_service(context.ledger.conn, previous).items():
             add("zerog_monthly_cost_usd", [service, "previous"], micro / MICRO)
         until = format_time(same_point_last_month(now, zone))
         to_date = metrics_views.cost_by_service_until(conn, previous, until)
         for service in sorted(set(to_date) | set(current)):
             add("zerog_cost_previous_month_to_date_usd", [service], to_date.get(service, 0) / MICRO)
-        for group in costs.report(context.ledger, period, "user"):
+        for group in costs.report(context.ledger.conn, period, "user"):
             add("zerog_user_monthly_cost_usd", [group.key], group.usd_micro / MICRO)
         for service, micro in metrics_views.cost_totals_by_service(conn).items():
             add("zerog_ledger_cost_usd_total", [service], micro / MICRO)

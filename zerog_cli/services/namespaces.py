@@ -144,7 +144,7 @@ def describe(namespace: Namespace, object_count: int | None = None) -> dict[str,
 
 
 def list_namespaces(context: Context) -> list[dict[str, Any]]:
-    return [describe(ns, count) for ns, count in rows.list_all(context.ledger)]
+    return [describe(ns, count) for ns, count in rows.list_all(context.ledger.conn)]
 
 
 def show(context: Context, name: str, user: str) -> dict[str, Any]:
@@ -170,7 +170,7 @@ def list_objects(
     first; ``limit`` of them from ``offset``."""
     page = Page(limit, offset)
     require(context, name, user, "read")
-    stored = objects.in_namespace(context.ledger, name, versions=versions, page=page)
+    stored = objects.in_namespace(context.ledger.conn, name, versions=versions, page=page)
     return [obj.to_json() for obj in stored]
 
 

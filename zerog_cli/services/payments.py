@@ -40,21 +40,10 @@ def _age_seconds(row: dict[str, Any], now: datetime) -> float:
     return (now - parse_time(str(row["created_at"]))).total_seconds()
 
 
-def settle_abandoned(
-    context: Context, evm: EvmClient, *, adopt_root: str, user: str
-) -> dict[str, Any] | None:
-    """Record or discard what dead processes journaled; return a payment to adopt.
-
-    The returned journal row (if any) is a mined payment by ``user`` for
-    ``adopt_root``: the caller records it and clears its intent.
-    """
-    return settle_abandoned_for(context, evm, adopt_roots=[adopt_root], user=user).get(adopt_root)
-
-
 def settle_abandoned_for(
     context: Context, evm: EvmClient, *, adopt_roots: Collection[str], user: str
 ) -> dict[str, dict[str, Any]]:
-    """`settle_abandoned` for several roots at once (the fragments of one file).
+    """Record or discard what dead processes journaled; return the payments to adopt.
 
     Returns, by root, the mined payment by ``user`` for each of ``adopt_roots``
     that a dead process left unrecorded: one per root at most.
@@ -62,7 +51,7 @@ def settle_abandoned_for(
     network = context.settings.profile
     wanted = set(adopt_roots)
     by_intent: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in payments.all_pending(context.ledger, network):
+    for row in payments.all_pending(context.ledger.conn, network):
         by_intent[row["intent"]].append(row)
     adopted: dict[str, dict[str, Any]] = {}
     for intent, rows in by_intent.items():

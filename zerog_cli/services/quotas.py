@@ -38,7 +38,6 @@ from zerog_cli.services.context import Context
 
 ALERT_RATIO = 0.8
 STALE_RESERVATION_SECONDS = 24 * 3600
-LIMIT_NAMES = ("storage", "tokens", "monthly_usd")
 
 
 @dataclass(frozen=True)
@@ -432,7 +431,7 @@ def show(
     page = Page(limit, offset)
     if ledger.read_only:
         if everyone:
-            return [preview(context, row.user) for row in quota_rows.all_rows(ledger, page)]
+            return [preview(context, row.user) for row in quota_rows.all_rows(ledger.conn, page)]
         if user is not None:
             require_known_user(ledger.conn, user)
         return [preview(context, user or context.acting_user)]
@@ -442,7 +441,7 @@ def show(
             held = quota_rows.reserved_by_users(conn)
             return [
                 _status_of(context, row, held.get(row.user, Reserved()))
-                for row in quota_rows.all_rows(ledger, page)
+                for row in quota_rows.all_rows(conn, page)
             ]
         if user is None:
             row = _ensure_current(conn, context, context.acting_user)
@@ -509,7 +508,7 @@ def report(context: Context, month: str | None, by: str) -> dict[str, Any]:
         datetime.strptime(period, "%Y-%m")
     except ValueError:
         raise UsageError(f"--month must look like 2026-11, not {period!r}") from None
-    groups = list(costs.report(context.ledger, period, by))
+    groups = list(costs.report(context.ledger.conn, period, by))
     total_usd = sum(g.usd_micro for g in groups)
     return {
         "period": period,

@@ -232,22 +232,11 @@ class StorageNodeClient:
             "zgs_uploadSegmentsByTxSeq", [[segment.to_json() for segment in segments], tx_seq]
         )
 
-    def upload_segments(self, segments: list[SegmentWithProof]) -> None:
-        """Upload by root (the node finds the tx, or caches small files)."""
-        self.rpc.call("zgs_uploadSegments", [[segment.to_json() for segment in segments]])
-
     def download_segment_with_proof_by_tx_seq(
         self, tx_seq: int, index: int
     ) -> SegmentWithProof | None:
         method = "zgs_downloadSegmentWithProofByTxSeq"
         value = self.rpc.call(method, [tx_seq, index])
-        if value is None:
-            return None
-        return parse_segment_with_proof(value, self._where(method))
-
-    def download_segment_with_proof(self, root: str, index: int) -> SegmentWithProof | None:
-        method = "zgs_downloadSegmentWithProof"
-        value = self.rpc.call(method, [root, index])
         if value is None:
             return None
         return parse_segment_with_proof(value, self._where(method))

@@ -46,7 +46,6 @@ class UploadPlan:
     nodes: list[ShardedNode]
     candidates: list[ShardedNode]
     flow_address: str
-    flow_address_configured: bool
     node_chain_id: int
     """``networkIdentity.chainId`` of the node whose status was read."""
     status_node: str
@@ -132,7 +131,6 @@ def plan_upload(
         nodes=nodes,
         candidates=candidates,
         flow_address=(flow_address or identity.flow_address).lower(),
-        flow_address_configured=flow_address is not None,
         node_chain_id=identity.chain_id,
         status_node=status_node,
         existing=existing,
