@@ -374,3 +374,55 @@ def test_the_archive_producer_fails_in_one_line(tmp_path: Path) -> None:
     assert done.stderr.startswith("zerog: ") and "gone" in done.stderr
     assert done.stderr.count("\n") == 1, "one line, no traceback"
     assert not (tmp_path / "i").exists()
+
+
+@pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "encrypted"])
+def test_a_snapshot_restores_from_the_network_alone(
+    cli: Callable[..., Result],
+    net: DevnetProcess,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    encrypted: bool,
+) -> None:
+    """Another host (a ledger that never saw the backup) has only the archive's root and
+    the index object's root: the index stored beside the archive lists the members."""
+    flags = ["--encrypt"] if encrypted else []
+    monkeypatch.setenv("ENCRYPTION_KEY", ENC_KEY)
+    source = make_tree(tmp_path / "src")
+    made = snapshot(cli, source, *flags)
+    archive, index = made["root"], made["index"]["root"]
+    monkeypatch.setenv("ZEROG_HOME", str(tmp_path / "another-host"))
+    decrypt = ["--decrypt"] if encrypted else []
+
+    tree = cli("download", archive, "--index", index, "--dir", str(tmp_path / "out"), *decrypt)
+
+    assert tree.exit_code == 0, tree
+    assert tree_listing(tmp_path / "out") == tree_listing(source)
+    out = tmp_path / "file.sql"
+    one = cli(
+        "download",
+        archive,
+        "--index",
+        index,
+        "--path",
+        "db/file.sql",
+        "-o",
+        str(out),
+        "--json",
+        *decrypt,
+    )
+    assert one.exit_code == 0, one
+    assert out.read_bytes() == (source / "db" / "file.sql").read_bytes()
+    assert int(out.stat().st_mtime) == 1_600_000_000
+    header_segment = SEGMENT if encrypted else 0
+    assert one.json["bytes_fetched"] <= one.json["size"] + 2 * SEGMENT + header_segment
+    assert one.json["bytes_fetched"] < made["size"]
+
+    swapped = cli("download", index, "--index", archive, "--dir", str(tmp_path / "no"), *decrypt)
+    assert swapped.exit_code == 3, swapped
+    assert "not a snapshot index" in swapped.stderr
+    assert not (tmp_path / "no").exists()
+    if encrypted:
+        unreadable = cli("download", archive, "--index", index, "--dir", str(tmp_path / "no"))
+        assert unreadable.exit_code == 3, unreadable
+        assert "--decrypt" in unreadable.stderr

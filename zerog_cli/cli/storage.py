@@ -49,6 +49,7 @@ def register(app: typer.Typer) -> None:
             "zerog download 0x1f2e…,0x9c0d…,0x77ab… -o disk.img",
             "zerog download 0x5b1c… --dir restored-site",
             "zerog download 0x5b1c… --path css/site.css -o site.css",
+            "zerog download 0x8e07… --index 0x41d2… --path db/orders.sql -o orders.sql",
         ),
     )(download)
 
@@ -205,6 +206,15 @@ def download(
             show_default=False,
         ),
     ] = None,
+    index: Annotated[
+        str | None,
+        typer.Option(
+            "--index",
+            help="REF is a zerog folder snapshot's archive (its root, or its fragments' "
+            "roots), and this the root of its index object: read it with no ledger record.",
+            show_default=False,
+        ),
+    ] = None,
     as_user: AsUser = None,
 ) -> None:
     """Fetch a file, check every proof, its size and SHA-256, then write it.
@@ -217,6 +227,13 @@ def download(
     0g-dir` store): REF is its metadata object, whose files are fetched by
     their roots, every segment proven; names that are not single path parts
     and links leaving the folder are refused (exit 3).
+
+    With --index they read a zerog folder snapshot from the network alone (a
+    lost ledger, another host): REF is the archive, --index the index object
+    stored beside it (both roots are printed by backup create --json). --path
+    then fetches only the segments covering that member, each proven; --dir
+    checks every tar member against the index. Add --decrypt for an encrypted
+    snapshot.
     """
     from zerog_cli.services.download import download_to
 
@@ -224,8 +241,12 @@ def download(
     if output == "-" and current.output.json_mode:
         raise UsageError("--json and -o - both want stdout; pick one")
     current.context.override(user=as_user)
+    if index is not None and directory is None and member is None:
+        raise UsageError("--index reads a folder snapshot: give --dir OUT or --path MEMBER")
     if directory is not None or member is not None:
-        _download_folder(ref, directory, member, output, force=force, mode=mode)
+        _download_folder(
+            ref, directory, member, output, force=force, mode=mode, index=index, decrypt=decrypt
+        )
         return
     with progress_bar(f"download {ref[:24]}") as progress:
         report = download_to(
@@ -256,25 +277,39 @@ def _download_folder(
     *,
     force: bool,
     mode: int | None,
+    index: str | None,
+    decrypt: bool,
 ) -> None:
-    from zerog_cli.services import directories
+    """A 0G directory (REF is its metadata object) or, with ``index``, a zerog snapshot."""
+    from zerog_cli.services import directories, snapshots
 
     current = state()
+    context = current.context
     if directory is not None and (member is not None or output is not None):
         raise UsageError("--dir writes the whole folder: drop -o and --path")
     if mode is not None:
-        raise UsageError("a folder's files take the umask's mode: drop --mode")
+        raise UsageError("a folder's files take their recorded or the umask's mode: drop --mode")
+    if decrypt and index is None:
+        raise UsageError("a 0G directory is not encrypted: drop --decrypt (or give --index)")
     if directory is not None:
         with progress_bar(f"download {ref[:24]}") as progress:
-            tree = directories.download_tree(current.context, ref, directory, progress=progress)
+            if index is None:
+                tree = directories.download_tree(context, ref, directory, progress=progress)
+            else:
+                tree = snapshots.download_tree(
+                    context, ref, index, directory, decrypt=decrypt, progress=progress
+                )
         current.output.result(
-            tree,
-            f"{tree['to']}: {tree['members']} members ({tree['files']} files, "
-            f"{format_size(tree['size'])}) verified",
+            tree, f"{tree['to']}: {tree['members']} members ({tree['files']} files) verified"
         )
         return
     assert member is not None
-    one = directories.download_member(current.context, ref, member, output, force=force)
+    if index is None:
+        one = directories.download_member(context, ref, member, output, force=force)
+    else:
+        one = snapshots.download_member(
+            context, ref, index, member, output, decrypt=decrypt, force=force
+        )
     if output == "-":
         current.output.info(f"{one['path']}: {one['size']} bytes verified")
         return

@@ -3,8 +3,10 @@
 `create` writes the folder's deterministic tar stream (`infra.archive`) to a
 private temporary file, uploads its index (JSON) and then the archive as
 ordinary uploads, and records the backup with its members in the transaction
-that records the archive. The index on 0G makes the snapshot readable with
-the network alone; restores use the ledger's copy.
+that records the archive. Restores by backup id use the ledger's copy of the
+index; the index object on 0G makes the snapshot readable with the network
+alone (`download_tree`, `download_member`: ``zerog download ARCHIVE --index
+INDEX``), for a host whose ledger never saw the backup or lost it.
 
 Offsets: the index's ``offset`` is where a member's data starts in the
 *plaintext* tar stream. An encrypted archive (0G encryption v1: a 17-byte
@@ -27,11 +29,13 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from zerog_cli.errors import IntegrityError, NotFound, UsageError
 from zerog_cli.infra.archive import (
+    INDEX_SCHEMA,
     Member,
     check_index,
     check_member,
@@ -45,6 +49,7 @@ from zerog_cli.services import namespaces
 from zerog_cli.services.context import Context
 
 if TYPE_CHECKING:
+    from zerog_cli.services.download import Target
     from zerog_cli.services.spool import StreamInput
 
 Progress = Callable[[str, int, int], None]
@@ -241,7 +246,7 @@ def restore_tree(
     the index. The tree is built in a hidden folder beside ``destination``
     and renamed into place at the end, so a refusal leaves nothing behind.
     """
-    from zerog_cli.services.download import fetch_verified, target_for
+    from zerog_cli.services.download import target_for
 
     started = time.monotonic()
     record = _record(context, backup_id)
@@ -254,23 +259,9 @@ def restore_tree(
         )
         return {"backup_id": backup_id, **tree, "sha256": record.sha256}
     check_index(members, record.size)
-    if destination.exists() and (not destination.is_dir() or any(destination.iterdir())):
-        raise UsageError(f"{destination} exists and is not an empty folder")
-    parent = destination.absolute().parent
-    parent.mkdir(parents=True, exist_ok=True)
-    building = Path(tempfile.mkdtemp(prefix=f".{destination.name}.zerog-", dir=parent))
-    try:
-        with spool_file(context, "zerog-restore-") as archive:
-            with archive.open("wb") as sink:
-                fetch_verified(context, target_for(context, record), sink, progress=progress)
-            written = extract(archive, building, members)
-        if destination.exists():
-            destination.rmdir()
-        os.chmod(building, 0o755 & ~_umask())
-        building.rename(destination)
-    except BaseException:
-        shutil.rmtree(building, ignore_errors=True)
-        raise
+    written, _ = _extract_archive(
+        context, target_for(context, record), members, destination, progress=progress
+    )
     return {
         "backup_id": backup_id,
         "to": str(destination),
@@ -280,6 +271,41 @@ def restore_tree(
         "sha256": record.sha256,
         "seconds": round(time.monotonic() - started, 3),
     }
+
+
+def _extract_archive(
+    context: Context,
+    archive_target: Target,
+    members: list[Member],
+    destination: Path,
+    *,
+    progress: Progress | None = None,
+    decrypt: bool = False,
+) -> tuple[int, str]:
+    """Fetch the archive (proofs, size, SHA-256) into a spool file, then extract it into
+    a hidden folder renamed to ``destination`` at the end; (files written, SHA-256)."""
+    from zerog_cli.services.download import fetch_verified
+
+    if destination.exists() and (not destination.is_dir() or any(destination.iterdir())):
+        raise UsageError(f"{destination} exists and is not an empty folder")
+    parent = destination.absolute().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix=f".{destination.name}.zerog-", dir=parent))
+    try:
+        with spool_file(context, "zerog-restore-") as archive:
+            with archive.open("wb") as sink:
+                _, sha256, _ = fetch_verified(
+                    context, archive_target, sink, progress=progress, decrypt=decrypt
+                )
+            written = extract(archive, building, members)
+        if destination.exists():
+            destination.rmdir()
+        os.chmod(building, 0o755 & ~_umask())
+        building.rename(destination)
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
+    return written, sha256
 
 
 def _umask() -> int:
@@ -307,9 +333,33 @@ def find_member(context: Context, backup_id: int, path: str) -> tuple[objects.St
     return record, member
 
 
-def write_member(
-    context: Context, record: objects.StoredObject, member: Member, sink: IO[bytes]
-) -> int:
+@dataclass(frozen=True)
+class StoredArchive:
+    """Where an archive's stored stream lies on 0G: (root, offset, size) per Flow
+    submission, in order (one, or its fragments), and whether it is encrypted."""
+
+    pieces: list[tuple[str, int, int]]
+    encrypted: bool
+
+    @property
+    def size(self) -> int:
+        """The plaintext tar stream's size."""
+        from zerog_cli.zerog.encryption import HEADER_SIZE_V1
+
+        stored = sum(size for _, _, size in self.pieces)
+        return stored - (HEADER_SIZE_V1 if self.encrypted else 0)
+
+
+def _stored_archive(context: Context, record: objects.StoredObject) -> StoredArchive:
+    from zerog_cli.zerog.encryption import HEADER_SIZE_V1
+
+    fragments = objects.fragments_of(context.ledger.conn, record.id)
+    stored_size = record.size + (HEADER_SIZE_V1 if record.encrypted else 0)
+    pieces = [(f.root, f.offset, f.size) for f in fragments] or [(record.root, 0, stored_size)]
+    return StoredArchive(pieces, record.encrypted)
+
+
+def write_member(context: Context, archive: StoredArchive, member: Member, sink: IO[bytes]) -> int:
     """Write ``member`` into ``sink`` from the segments covering it only; the bytes fetched.
 
     Each segment is checked with its Merkle proof against the archive's root, or
@@ -324,18 +374,16 @@ def write_member(
     from zerog_cli.zerog.segments import SEGMENT_SIZE
 
     assert member.offset is not None
-    header = HEADER_SIZE_V1 if record.encrypted else 0
-    stored_size = record.size + header
+    encrypted = archive.encrypted
+    header = HEADER_SIZE_V1 if encrypted else 0
     start = header + member.offset
     end = start + member.size
     digest = hashlib.sha256()
     fetched = written = 0
     cipher: CtrStream | None = None
     network = storage_network(context)
-    # (root, offset in the stored stream, size): the archive, or its fragments in order.
-    fragments = objects.fragments_of(context.ledger.conn, record.id)
-    pieces = [(f.root, f.offset, f.size) for f in fragments] or [(record.root, 0, stored_size)]
-    if record.encrypted and pieces[0][1] + pieces[0][2] <= start:
+    pieces = archive.pieces
+    if encrypted and pieces[0][1] + pieces[0][2] <= start:
         # The header sits in the first fragment, which holds none of the member.
         read = read_segments(network, pieces[0][0], [0], expected_size=pieces[0][2])
         fetched += read.bytes_read
@@ -349,10 +397,10 @@ def write_member(
         covering = list(range(local_start // SEGMENT_SIZE, (local_end - 1) // SEGMENT_SIZE + 1))
         for batch_start in range(0, len(covering), MEMBER_BATCH_SEGMENTS):
             batch = covering[batch_start : batch_start + MEMBER_BATCH_SEGMENTS]
-            extra = [0] if record.encrypted and cipher is None else []
+            extra = [0] if encrypted and cipher is None else []
             read = read_segments(network, root, batch + extra, expected_size=piece_size)
             fetched += read.bytes_read
-            if record.encrypted and cipher is None:
+            if encrypted and cipher is None:
                 nonce = parse_header(read.data[0][:header]).nonce
                 cipher = CtrStream(encryption_key(context), nonce, member.offset)
             base = batch[0] * SEGMENT_SIZE
@@ -385,26 +433,146 @@ def restore_member(
     if _is_directory_format(context, backup_id):
         return _restore_directory_member(context, backup_id, path, output, force)
     record, member = find_member(context, backup_id, path)
+    destination, fetched = _member_to(
+        context, _stored_archive(context, record), member, output, force=force
+    )
+    return {
+        "backup_id": backup_id,
+        "path": member.path,
+        "output": destination,
+        "size": member.size,
+        "sha256": member.sha256,
+        "bytes_fetched": fetched,
+        "seconds": round(time.monotonic() - started, 3),
+    }
+
+
+def _member_to(
+    context: Context, archive: StoredArchive, member: Member, output: str | None, *, force: bool
+) -> tuple[str, int]:
+    """Write ``member`` to ``output`` (default: its name here); (where, bytes fetched)."""
     if output == "-":
         with spool_file(context, "zerog-member-") as spooled:
             with spooled.open("wb") as handle:
-                fetched = write_member(context, record, member, handle)
+                fetched = write_member(context, archive, member, handle)
             with spooled.open("rb") as handle:
                 shutil.copyfileobj(handle, sys.stdout.buffer, 1 << 20)
             sys.stdout.buffer.flush()
-        destination = "-"
-    else:
-        target = Path(output) if output else Path(Path(member.path).name)
-        if target.is_dir():
-            target = target / Path(member.path).name
-        if target.exists() and not force:
-            raise UsageError(f"{target} exists; pass --force to overwrite it")
-        with atomic_output(target, mode=member.mode & 0o777) as handle:
-            fetched = write_member(context, record, member, handle)
-        os.utime(target, (member.mtime, member.mtime))
-        destination = str(target)
+        return "-", fetched
+    target = Path(output) if output else Path(Path(member.path).name)
+    if target.is_dir():
+        target = target / Path(member.path).name
+    if target.exists() and not force:
+        raise UsageError(f"{target} exists; pass --force to overwrite it")
+    with atomic_output(target, mode=member.mode & 0o777) as handle:
+        fetched = write_member(context, archive, member, handle)
+    os.utime(target, (member.mtime, member.mtime))
+    return str(target), fetched
+
+
+# -- from the network alone: the archive's root(s) and its index object's root ----------
+
+
+def read_index(context: Context, index_ref: str, *, decrypt: bool = False) -> list[Member]:
+    """The members listed by the index object ``index_ref`` (fetched with its proofs),
+    each checked to stay inside the folder."""
+    from zerog_cli.services.download import fetch_verified, resolve
+
+    target = resolve(context, index_ref, context.acting_user)
+    with spool_file(context, "zerog-index-") as spooled:
+        with spooled.open("wb") as sink:
+            fetch_verified(context, target, sink, decrypt=decrypt)
+        try:
+            document = json.loads(spooled.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, ValueError) as error:
+            raise IntegrityError(
+                f"{index_ref} is not a snapshot index ({error})",
+                hint="an encrypted snapshot's index needs --decrypt",
+            ) from None
+    if not isinstance(document, dict) or document.get("schema") != INDEX_SCHEMA:
+        raise IntegrityError(f"{index_ref} is not a snapshot index (no {INDEX_SCHEMA} schema)")
+    members = document.get("members")
+    if not isinstance(members, list):
+        raise IntegrityError(f"{index_ref}: the snapshot index lists no members")
+    parsed = [Member.from_json(entry) for entry in members]
+    check_index(parsed)
+    return parsed
+
+
+def download_tree(
+    context: Context,
+    archive_ref: str,
+    index_ref: str,
+    destination: Path,
+    *,
+    decrypt: bool = False,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """`download ARCHIVE --index INDEX --dir OUT`: a snapshot restored with no ledger
+    record, as `restore_tree` restores one (every tar member held to the index)."""
+    from zerog_cli.services.download import resolve
+
+    started = time.monotonic()
+    members = read_index(context, index_ref, decrypt=decrypt)
+    archive = resolve(context, archive_ref, context.acting_user)
+    written, sha256 = _extract_archive(
+        context, archive, members, destination, progress=progress, decrypt=decrypt
+    )
     return {
-        "backup_id": backup_id,
+        "ref": archive_ref,
+        "index": index_ref,
+        "to": str(destination),
+        "members": len(members),
+        "files": written,
+        "sha256": sha256,
+        "seconds": round(time.monotonic() - started, 3),
+    }
+
+
+def download_member(
+    context: Context,
+    archive_ref: str,
+    index_ref: str,
+    path: str,
+    output: str | None,
+    *,
+    decrypt: bool = False,
+    force: bool = False,
+) -> dict[str, Any]:
+    """`download ARCHIVE --index INDEX --path MEMBER`: one member from the segments
+    covering it, as `restore_member` reads it, with no ledger record."""
+    from zerog_cli.services.download import resolve
+    from zerog_cli.services.network import storage_network
+    from zerog_cli.zerog.download import stored_size
+
+    started = time.monotonic()
+    members = read_index(context, index_ref, decrypt=decrypt)
+    wanted = path.strip("/")
+    member = next((m for m in members if m.path == wanted), None)
+    if member is None:
+        raise NotFound(f"the snapshot index has no member {wanted!r}")
+    if member.kind != "file":
+        raise UsageError(
+            f"{wanted!r} is a {member.kind}, not a file; restore the folder with --dir"
+        )
+    target = resolve(context, archive_ref, context.acting_user)
+    if target.record is not None:
+        archive = _stored_archive(context, target.record)
+    else:
+        network = storage_network(context)
+        roots = [fragment.root for fragment in target.fragments] or [target.root]
+        pieces: list[tuple[str, int, int]] = []
+        offset = 0
+        for root in roots:
+            size = stored_size(network, root)
+            pieces.append((root, offset, size))
+            offset += size
+        archive = StoredArchive(pieces, decrypt)
+    check_member(member, archive.size)
+    destination, fetched = _member_to(context, archive, member, output, force=force)
+    return {
+        "ref": archive_ref,
+        "index": index_ref,
         "path": member.path,
         "output": destination,
         "size": member.size,

@@ -234,6 +234,13 @@ def _locate(
     return chosen, size
 
 
+def stored_size(network: StorageNetwork, root: str) -> int:
+    """The size of the file ``root`` names, as every node holding it reports it
+    (IntegrityError when they disagree: a root does not pin the exact length)."""
+    _, size = _locate(network, root.lower(), None, DownloadOptions())
+    return size
+
+
 def _agreed_size(
     root: str, found: list[tuple[ShardedNode, FileInfo]], expected_size: int | None
 ) -> int:
