@@ -62,3 +62,40 @@ def test_stale_verification_is_exit_3(cli, zerog_home: Path) -> None:
     result = cli("status", "--json")
     assert result.exit_code == 3
     assert result.json["verifications"][0]["stale"] is True
+
+
+def _checks(home: Path) -> list[tuple[str, str]]:
+    with sqlite3.connect(home / "ledger.db") as conn:
+        return conn.execute(
+            "SELECT checked_at, result FROM integrity_checks ORDER BY id"
+        ).fetchall()
+
+
+def test_status_trusts_a_recent_passed_integrity_check(
+    zerog, zerog_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PRAGMA quick_check reads every page (~10 s at ten million rows): a cron `status`
+    every few minutes runs it once per integrity_check_interval, `ledger status` always."""
+    monkeypatch.setenv("ZEROG_DEVNET_URL", "http://127.0.0.1:9")
+    first = zerog("status", "--json")
+    assert first.json["ledger"]["integrity"] == "ok"
+    assert len(_checks(zerog_home)) == 1
+    second = zerog("status", "--json")
+    assert len(_checks(zerog_home)) == 1, "a pass within the interval is trusted"
+    assert second.json["ledger"]["integrity_checked_at"] == _checks(zerog_home)[0][0]
+
+    assert zerog("ledger", "status", "--json").exit_code == 0
+    assert len(_checks(zerog_home)) == 2, "ledger status always checks"
+
+    with sqlite3.connect(zerog_home / "ledger.db") as conn:
+        conn.execute(
+            "INSERT INTO integrity_checks (checked_at, result, seconds)"
+            " VALUES ('2999-01-01T00:00:00Z', 'row 7 missing from index', 1)"
+        )
+    zerog("status", "--json")
+    assert _checks(zerog_home)[-1][1] == "ok", "a failed check is never trusted"
+
+    monkeypatch.setenv("ZEROG_INTEGRITY_CHECK_INTERVAL", "0")
+    before = len(_checks(zerog_home))
+    zerog("status", "--json")
+    assert len(_checks(zerog_home)) == before + 1, "0: every status checks"

@@ -45,6 +45,7 @@ def _print(document: dict[str, Any]) -> None:
     out.echo(
         f"ledger {ledger['path']}: schema {ledger['schema_version']}, "
         f"{format_size(ledger['size_bytes'])}, integrity {ledger['integrity']}"
+        f" (checked {ledger['integrity_checked_at']})"
     )
     present = [s["name"] for s in document["secrets"] if s["present"]]
     out.echo(f"secrets present: {', '.join(present) or 'none'}")

@@ -388,6 +388,12 @@ class Settings:
     ledger_path: str | None = _setting(
         _as_str, None, "SQLite ledger (default: $ZEROG_HOME/ledger.db)"
     )
+    integrity_check_interval: int = _setting(
+        _as_duration,
+        86400,
+        "how long `status` trusts the last passed ledger integrity check before running"
+        " it again (0: every time); `ledger status` always runs it",
+    )
     secret_cache_ttl: int = _setting(_as_duration, 300, "seconds a looked-up secret stays cached")
     keyring: bool = _setting(_as_bool, True, "look secrets up in the OS keyring")
 

@@ -589,6 +589,17 @@ def _chain_catalog_up(db: sqlite_utils.Database) -> None:
     )
 
 
+def _integrity_checks_up(db: sqlite_utils.Database) -> None:
+    db.conn.execute(
+        "CREATE TABLE integrity_checks (id INTEGER PRIMARY KEY, checked_at TEXT NOT NULL,"
+        " result TEXT NOT NULL, seconds REAL NOT NULL)"
+    )
+
+
+def _integrity_checks_down(db: sqlite_utils.Database) -> None:
+    db.conn.execute("DROP TABLE integrity_checks")
+
+
 def _chain_catalog_down(db: sqlite_utils.Database) -> None:
     db.conn.execute("DROP TABLE catalog_snapshots")
     for table in _REBUILT_TABLES:
@@ -670,6 +681,13 @@ MIGRATIONS: tuple[Migration, ...] = (
         " the ledger snapshots on 0G are listed, so every submission's tags point at the latest",
         _chain_catalog_up,
         _chain_catalog_down,
+    ),
+    Migration(
+        14,
+        "ledger integrity checks are recorded, so `status` on a ledger of millions of rows"
+        " trusts a recent pass instead of reading every page each time",
+        _integrity_checks_up,
+        _integrity_checks_down,
     ),
 )
 

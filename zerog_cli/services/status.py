@@ -11,14 +11,14 @@ with the most important one, so monitoring can call it.
 from __future__ import annotations
 
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from zerog_cli.errors import ExitCode, ZerogError
 from zerog_cli.infra import redaction
 from zerog_cli.infra.signing import STORAGE_KEY
 from zerog_cli.ledger import admin
-from zerog_cli.ledger.db import parse_time
+from zerog_cli.ledger.db import format_time, parse_time
 from zerog_cli.services.context import Context
 from zerog_cli.services.secrets_report import list_secrets
 
@@ -90,7 +90,14 @@ def gather(context: Context, *, probe: bool = True) -> tuple[dict[str, Any], int
     settings = context.settings
     problems: list[dict[str, Any]] = []
     ledger = context.ledger
-    ledger_report = admin.status(ledger)
+    interval = settings.integrity_check_interval
+    ledger_report = admin.status(
+        ledger,
+        counts=False,
+        trust_passed_since=(
+            None if not interval else format_time(context.now() - timedelta(seconds=interval))
+        ),
+    )
     if ledger_report["integrity"] != "ok":
         problems.append(
             {
@@ -162,7 +169,14 @@ def gather(context: Context, *, probe: bool = True) -> tuple[dict[str, Any], int
         "breakers": breakers,
         "ledger": {
             k: ledger_report[k]
-            for k in ("path", "schema_version", "size_bytes", "integrity", "mode")
+            for k in (
+                "path",
+                "schema_version",
+                "size_bytes",
+                "integrity",
+                "integrity_checked_at",
+                "mode",
+            )
         },
         "secrets": secrets,
         "catalog": catalog_report,
