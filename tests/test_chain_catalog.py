@@ -287,3 +287,47 @@ def test_a_rebuild_of_1000_submissions_killed_and_resumed(
     listed = zerog("ns", "objects", "bulk", "--limit", "2000", "--json")
     assert listed.exit_code == 0, listed
     assert len(listed.json) == 1000
+
+
+def test_rebuild_restores_the_ledger_snapshot_then_replays_what_came_after(
+    cli, net: DevnetProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, zerog_home: Path
+) -> None:
+    monkeypatch.setenv("ENCRYPTION_KEY", ENC_KEY)
+    first_block = int(rpc(net.rpc_url, "eth_blockNumber"), 16) + 1
+    assert cli("ns", "create", "team").exit_code == 0
+    assert cli("quota", "set", "bob", "--tier", "premium").exit_code == 0
+    assert cli("ns", "grant", "team", "bob", "read").exit_code == 0
+    before_snapshot = tmp_path / "before.db"
+    before_snapshot.write_bytes(os.urandom(30_000))
+    assert cli("backup", "create", str(before_snapshot), "--ns", "team").exit_code == 0
+    assert cli("verify", "--all").exit_code == 0
+    snapshot = cli("ledger", "backup", "--to-0g", "--json")
+    assert snapshot.exit_code == 0, snapshot
+    assert snapshot.json["namespace"] == "zerog.ledger" and snapshot.json["pointer"] is True
+    after_snapshot = tmp_path / "after.db"
+    after_snapshot.write_bytes(os.urandom(40_000))
+    assert cli("backup", "create", str(after_snapshot), "--ns", "team").exit_code == 0
+    (last,) = our_logs(net)[-1:]
+    record = open_record(last)
+    assert record is not None and record.snapshot == snapshot.json["tx_seq"]
+    acl_before = cli("ns", "show", "team", "--json").json
+
+    shutil.rmtree(zerog_home)
+    monkeypatch.setenv("ZEROG_LOGS_BLOCK_RANGE", "1")
+    rebuilt = cli("ledger", "rebuild", "--from-chain", "--from-block", str(first_block), "--json")
+    assert rebuilt.exit_code == 0, rebuilt
+    report = rebuilt.json
+    assert report["snapshot"]["tx_seq"] == snapshot.json["tx_seq"]
+    assert report["scanned_blocks"]["from"] == snapshot.json["taken_at_height"] + 1
+    assert report["acl_note"] is None
+    assert cli("ns", "show", "team", "--json").json == acl_before
+    assert cli("quota", "show", "bob", "--json").json["tier"] == "premium"
+    listed = {b["label"]: b for b in cli("backup", "ls", "--json").json}
+    assert {"before.db", "after.db", "ledger"} <= set(listed)
+    assert listed["before.db"]["last_status"] == "ok"
+    assert ledger_rows(
+        zerog_home / "ledger.db",
+        "SELECT b.rebuilt FROM storage_backups b JOIN objects o ON o.id = b.object_id"
+        " WHERE o.name LIKE 'after.db/%'",
+    ) == [(1,)]
+    assert cli("verify", "--all").exit_code == 0

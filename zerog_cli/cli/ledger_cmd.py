@@ -131,18 +131,49 @@ def migrate(
         "zerog ledger backup /var/backups/zerog-ledger.db",
         "zerog ledger backup ./ --force",
         "zerog ledger backup - | gzip > ledger-$(date +%F).db.gz",
+        "zerog ledger backup --to-0g",
     ),
 )
 def backup(
     destination: Annotated[
-        Path, typer.Argument(help="File or folder for the copy, or - for stdout.")
-    ],
+        Path | None,
+        typer.Argument(help="File or folder for the copy, or - for stdout.", show_default=False),
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing file.")] = False,
+    to_0g: Annotated[
+        bool,
+        typer.Option(
+            "--to-0g",
+            help="Upload an encrypted snapshot to 0G instead (namespace zerog.ledger);"
+            " `ledger rebuild --from-chain` restores it.",
+        ),
+    ] = False,
 ) -> None:
-    """Copy the ledger consistently while it is in use (appears atomically, 0600)."""
+    """Copy the ledger consistently while it is in use (appears atomically, 0600).
+
+    With --to-0g the copy is uploaded as a backup labelled `ledger` in the
+    reserved namespace zerog.ledger, encrypted with a key derived from
+    CATALOG_KEY (else ENCRYPTION_KEY); every later upload's catalog record
+    points at it, so a rebuild from the chain restores it (quotas, ACLs,
+    verifications, nonces) and replays only what came after.
+    """
     from zerog_cli.ledger import admin
 
     current = state()
+    if to_0g:
+        if destination is not None:
+            raise UsageError("--to-0g uploads the copy: drop the destination")
+        from zerog_cli.services.ledger_snapshot import upload_snapshot
+
+        report = upload_snapshot(current.context)
+        current.output.result(
+            report,
+            f"ledger snapshot uploaded as backup {report['backup_id']}: {report['root']}"
+            f" (taken at block {report['taken_at_height']})",
+        )
+        return
+    if destination is None:
+        raise UsageError("say where the copy goes: a file, a folder, - (stdout) or --to-0g")
     if str(destination) == "-":
         if current.output.json_mode:
             raise UsageError("--json and - both want stdout; pick one")

@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("zerog.catalog")
 KEY_SECRETS = (CATALOG_KEY, ENCRYPTION_KEY)
+LEDGER_NAMESPACE = "zerog.ledger"
+"""The reserved namespace of ledger snapshots on 0G (`zerog ledger backup --to-0g`): its
+objects are encrypted with the snapshot key, not ENCRYPTION_KEY."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,24 @@ def catalog_secret(context: Context) -> CatalogSecret | None:
         if value is not None:
             return CatalogSecret(name, parse_symmetric_key(value, name=name))
     return None
+
+
+def object_key(context: Context, namespace: str) -> bytes:
+    """The key an encrypted object of ``namespace`` decrypts with: the snapshot key in the
+    ledger's reserved namespace, else ENCRYPTION_KEY (ConfigError when it is missing)."""
+    from zerog_cli.errors import ConfigError
+    from zerog_cli.zerog.encryption import parse_symmetric_key
+
+    if namespace == LEDGER_NAMESPACE:
+        secret = catalog_secret(context)
+        if secret is None:
+            raise ConfigError(
+                "ledger snapshots decrypt with a key derived from CATALOG_KEY or ENCRYPTION_KEY;"
+                " neither is set"
+            )
+        return secret.snapshot_key()
+    value = context.secrets.require(ENCRYPTION_KEY, "client-side encryption")
+    return parse_symmetric_key(value, name=ENCRYPTION_KEY)
 
 
 def describe(context: Context) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from zerog_cli.infra.output import control_characters
 from zerog_cli.ledger import objects
 from zerog_cli.ledger.objects import Fragment, StoredObject
 from zerog_cli.services import namespaces
+from zerog_cli.services.catalog import object_key
 from zerog_cli.services.context import Context
 from zerog_cli.services.network import storage_network
 from zerog_cli.services.spool import spool_folder
@@ -194,7 +195,9 @@ def fetch_verified(
     from zerog_cli.zerog.encryption import HEADER_SIZE_V1
 
     record = target.record
-    key = encryption_key(context) if decrypts(target, decrypt) else None
+    key = None
+    if decrypts(target, decrypt):
+        key = encryption_key(context) if record is None else object_key(context, record.namespace)
     expected = target.expected_size
     # What the network stores: the file as written, plus the header when zerog encrypted it.
     stored_size = None if expected is None else expected + (HEADER_SIZE_V1 if key else 0)

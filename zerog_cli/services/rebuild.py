@@ -58,9 +58,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("zerog.rebuild")
 Progress = Callable[[str, int, int], None]
 
-LEDGER_NAMESPACE = "zerog.ledger"
-"""The reserved namespace ledger snapshots are uploaded to (`zerog ledger backup --to-0g`)."""
-LEDGER_SNAPSHOT_LABEL = "ledger"
 CHECKPOINT_SUFFIX = ".rebuild.json"
 CHECKPOINT_VERSION = 1
 REBUILT_SOURCE = "(rebuilt from the chain)"
