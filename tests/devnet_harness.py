@@ -351,11 +351,17 @@ def sign_transaction(
 
 
 def send_transaction(rpc_url: str, **kwargs: Any) -> dict[str, Any]:
-    """Sign, send and return the receipt."""
+    """Sign, send and return the receipt (waited for: anvil may answer the send just
+    before it has mined the transaction; the built-in chain mines first)."""
     raw = sign_transaction(rpc_url, **kwargs)
     tx_hash = rpc(rpc_url, "eth_sendRawTransaction", ["0x" + raw.hex()])
-    receipt: dict[str, Any] = rpc(rpc_url, "eth_getTransactionReceipt", [tx_hash])
-    return receipt
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        receipt: dict[str, Any] | None = rpc(rpc_url, "eth_getTransactionReceipt", [tx_hash])
+        if receipt is not None or time.monotonic() > deadline:
+            assert receipt is not None, f"{tx_hash} was not mined in time"
+            return receipt
+        time.sleep(0.02)
 
 
 def submission_for(

@@ -433,13 +433,27 @@ def test_acknowledgement_rules(net: DevnetProcess) -> None:
 
 
 def test_deposit_for_someone_else(net: DevnetProcess) -> None:
-    _, recipient = wallet("recipient")
+    _, recipient = funded_wallet(net, "recipient", native=5 * ZG)
     deposit_for = compute.encode_deposit_fund_for(recipient)
     assert transact(net, DEV_ACCOUNT_KEY, NETWORK.ledger, deposit_for, 3 * ZG)
     ledger = contracts(net).get_ledger(recipient)
     assert ledger is not None and ledger.total_balance == 3 * ZG
     add_again = compute.encode_add_ledger("")
     assert revert_of(net, recipient, NETWORK.ledger, add_again, 3 * ZG).startswith("LedgerExists")
+
+
+def test_a_call_the_sender_cannot_pay_for_is_refused(net: DevnetProcess) -> None:
+    """As geth and anvil answer: the devnet used to lend a short sender the value."""
+    _, unfunded = wallet("call-without-funds")
+    call = {
+        "from": unfunded,
+        "to": NETWORK.ledger,
+        "data": "0x" + compute.encode_add_ledger("").hex(),
+        "value": hex(3 * ZG),
+    }
+    answer = rpc_raw(net.rpc_url, "eth_call", [call, "latest"])
+    assert "result" not in answer, answer
+    assert "insufficient funds for gas * price + value" in answer["error"]["message"].lower()
 
 
 def test_retrieve_after_lock_time_and_refund(net: DevnetProcess) -> None:

@@ -320,7 +320,8 @@ class Chain:
     # -- simulation (eth_call, eth_estimateGas) -------------------------------
 
     def call(self, sender: str | None, to: str | None, data: bytes, value: int) -> bytes:
-        """Run a read-only call against the latest state. Raises `Revert`."""
+        """Run a read-only call against the latest state. Raises `Revert`, or
+        `ChainError` when the sender cannot pay ``value``."""
         with self._lock:
             contract = self.contract(to) if to else None
             if contract is None:
@@ -346,15 +347,18 @@ class Chain:
             return base + contract.gas(data)
 
     def _credit_value(self, sender: str | None, contract_address: str, value: int) -> None:
+        """Pay a simulated call's value from its sender (the zero address when none is
+        given), refused as geth and anvil refuse it when the sender is short."""
         if value == 0:
             return
-        if sender is None or self._balances.get(normalize_address(sender), 0) < value:
-            # No sender, or one short of funds: lend the value for this
-            # simulation so the contract still sees msg.value (geth would
-            # refuse the call instead; the devnet is lenient here).
-            self._balances[contract_address] = self._balances.get(contract_address, 0) + value
-            return
-        self.transfer(sender, contract_address, value)
+        payer = normalize_address(sender) if sender is not None else COINBASE
+        have = self._balances.get(payer, 0)
+        if have < value:
+            raise ChainError(
+                f"insufficient funds for gas * price + value: address {payer}"
+                f" have {have} want {value}"
+            )
+        self.transfer(payer, contract_address, value)
 
     class _Snapshot:
         def __init__(self, chain: Chain) -> None:

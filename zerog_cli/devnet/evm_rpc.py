@@ -220,6 +220,8 @@ class EvmRpc:
             return hex_data(self.chain.call(sender, to, data, value))
         except Revert as revert:
             raise _revert_error(revert) from None
+        except ChainError as error:
+            raise RpcError(error.code, error.message, error.data) from None
 
     def _send_raw_transaction(self, params: list[Any]) -> Any:
         raw = _bytes(param(params, 0, "data"), 0)
