@@ -106,6 +106,8 @@ class DevnetProcess:
             lag_ms=0,
             logs_max_range=0,
             logs_max_results=0,
+            stall_nodes=[],
+            stall_ms=0,
             targets=["rpc", "indexer", "node", "provider"],
         )
 

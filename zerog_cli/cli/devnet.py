@@ -175,6 +175,7 @@ def up(
         "zerog devnet faults --underpriced-next 1",
         "zerog devnet faults --lag-node 0 --lag-node 1 --lag-ms 5000",
         "zerog devnet faults --logs-max-range 1000 --logs-max-results 10000",
+        "zerog devnet faults --stall-node 0 --stall-ms 30000",
         "zerog devnet faults --clear",
     ),
 )
@@ -265,6 +266,20 @@ def faults(
             show_default=False,
         ),
     ] = None,
+    stall_node: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--stall-node",
+            help="Node index that holds every segment download --stall-ms (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+    stall_ms: Annotated[
+        int | None,
+        typer.Option(
+            "--stall-ms", help="How long stalling nodes hold a download.", show_default=False
+        ),
+    ] = None,
     clear: Annotated[bool, typer.Option("--clear", help="Switch every fault off first.")] = False,
     data_dir: Annotated[
         Path | None,
@@ -290,6 +305,8 @@ def faults(
             "lag_ms": 0,
             "logs_max_range": 0,
             "logs_max_results": 0,
+            "stall_nodes": [],
+            "stall_ms": 0,
         }
     given = {
         "fail_rate": fail_rate,
@@ -305,6 +322,8 @@ def faults(
         "lag_ms": lag_ms,
         "logs_max_range": logs_max_range,
         "logs_max_results": logs_max_results,
+        "stall_nodes": stall_node,
+        "stall_ms": stall_ms,
     }
     changes.update({key: value for key, value in given.items() if value is not None})
     settings = control.set_faults(data_dir, changes)

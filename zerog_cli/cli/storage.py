@@ -259,6 +259,12 @@ def download(
             size=size,
             mode=mode,
         )
+    for node in report["node_stats"]:
+        current.output.detail(
+            f"node {node['url']}: {node['segments']} segments, {format_size(node['bytes'])}, "
+            f"{node['mb_per_s']:.1f} MB/s ({node['corrupt']} corrupt, {node['failed']} failed, "
+            f"{node['stalled']} stalled)"
+        )
     if output == "-":
         current.output.info(f"{report['size']} bytes verified ({report['root']})")
         return

@@ -27,6 +27,8 @@ Settings (all changeable at run time through ``POST /admin/faults``):
   on ``eth_getLogs`` (0: none). A query spanning more blocks is refused with
   code -32005 "block range too large: ..."; one matching more logs with
   -32005 "query returned more than N results" (Infura's documented answer);
+- ``stall_nodes`` and ``stall_ms``: those nodes hold every segment download
+  (``zgs_downloadSegment*``) ``stall_ms`` before answering (a node that stalls);
 - ``targets``: services the rates apply to, any of ``rpc``, ``indexer``,
   ``node``, ``provider``, ``router`` (default all);
 - ``seed``: seed of the random generator, for reproducible runs.
@@ -71,6 +73,8 @@ class FaultSettings:
     lag_ms: int = 0
     logs_max_range: int = 0
     logs_max_results: int = 0
+    stall_nodes: list[int] = field(default_factory=list)
+    stall_ms: int = 0
     targets: list[str] = field(default_factory=lambda: list(SERVICES))
     seed: int | None = None
 
@@ -102,6 +106,8 @@ class FaultSettings:
                 lag_ms=_non_negative_int(merged["lag_ms"], "lag_ms"),
                 logs_max_range=_non_negative_int(merged["logs_max_range"], "logs_max_range"),
                 logs_max_results=_non_negative_int(merged["logs_max_results"], "logs_max_results"),
+                stall_nodes=[_non_negative_int(i, "stall_nodes") for i in merged["stall_nodes"]],
+                stall_ms=_non_negative_int(merged["stall_ms"], "stall_ms"),
                 targets=[str(t) for t in merged["targets"]],
                 seed=None if merged["seed"] is None else int(merged["seed"]),
             )
@@ -240,6 +246,12 @@ class FaultInjector:
         with self._lock:
             settings = self._settings
             return settings.lag_ms / 1000.0 if node in settings.lag_nodes else 0.0
+
+    def node_stall(self, node: int) -> float:
+        """Seconds node ``node`` holds a segment download before answering."""
+        with self._lock:
+            settings = self._settings
+            return settings.stall_ms / 1000.0 if node in settings.stall_nodes else 0.0
 
     def count_request(self, service: str) -> None:
         with self._lock:

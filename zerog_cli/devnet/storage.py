@@ -601,6 +601,9 @@ class StorageNode:
         return start, end
 
     def _encode_download(self, data: bytes | None) -> str | None:
+        stall = self.faults.node_stall(self.index)
+        if stall:
+            time.sleep(stall)
         if data is None:
             return None
         return base64.b64encode(self.faults.corrupt(self.index, data)).decode()

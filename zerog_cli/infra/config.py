@@ -334,6 +334,19 @@ class Settings:
     upload_concurrency: int = _setting(
         _as_int, 4, "segment requests in flight per transfer", minimum=1, maximum=256
     )
+    download_node_concurrency: int = _setting(
+        _as_int,
+        4,
+        "segment requests in flight to each node while downloading",
+        minimum=1,
+        maximum=64,
+    )
+    download_stall_timeout: int = _setting(
+        _as_duration,
+        10,
+        "seconds a segment request may take before another node is asked for it",
+        minimum=1,
+    )
     timezone: str = _setting(_as_timezone, "UTC", "timezone of monthly quota periods")
     storage_usd_per_gb: int = _setting(_as_usd, 100_000, "storage price, micro-USD per GB")
     compute_usd_per_1k_tokens: int = _setting(

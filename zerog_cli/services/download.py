@@ -26,7 +26,7 @@ from zerog_cli.ledger.objects import Fragment, StoredObject
 from zerog_cli.services import namespaces
 from zerog_cli.services.catalog import object_key
 from zerog_cli.services.context import Context
-from zerog_cli.services.network import storage_network
+from zerog_cli.services.network import download_options, storage_network
 from zerog_cli.services.spool import spool_folder
 from zerog_cli.services.upload import encryption_key
 from zerog_cli.zerog.roots import looks_like_root, parse_root
@@ -34,6 +34,7 @@ from zerog_cli.zerog.roots import looks_like_root, parse_root
 if TYPE_CHECKING:
     from zerog_cli.zerog.download import DownloadResult
     from zerog_cli.zerog.encryption import StreamDecryptor
+    from zerog_cli.zerog.segment_fetch import NodeStats
 
 Progress = Callable[[str, int, int], None]
 _VERSIONED = re.compile(r"(.+)@([1-9][0-9]{0,17})")
@@ -211,6 +212,7 @@ def fetch_verified(
             counting,  # type: ignore[arg-type]
             expected_size=stored_size,
             symmetric_key=key,
+            options=download_options(context.settings),
             progress=progress,
         )
     sha256 = counting.sha256.hexdigest()
@@ -237,12 +239,18 @@ def _fetch_fragments(
     from zerog_cli.zerog.encryption import StreamDecryptor
 
     network = storage_network(context)
+    options = download_options(context.settings)
     sink = _DecryptingSink(counting, StreamDecryptor(symmetric_key=key) if key else None)
     writer: Any = sink
     results = [
         # A size of 0 is a fragment the ledger does not know: the nodes must agree on it.
         download(
-            network, fragment.root, writer, expected_size=fragment.size or None, progress=progress
+            network,
+            fragment.root,
+            writer,
+            expected_size=fragment.size or None,
+            options=options,
+            progress=progress,
         )
         for fragment in fragments
     ]
@@ -257,7 +265,26 @@ def _fetch_fragments(
         nodes=sorted({node for result in results for node in result.nodes}),
         healed_segments=sum(result.healed_segments for result in results),
         encrypted=key is not None,
+        node_stats=_merged_stats(results),
+        fetch_seconds=sum(result.fetch_seconds for result in results),
     )
+
+
+def _merged_stats(results: list[DownloadResult]) -> list[NodeStats]:
+    """Each node's counters summed over the fragments it served."""
+    from zerog_cli.zerog.segment_fetch import NodeStats
+
+    merged: dict[str, NodeStats] = {}
+    for result in results:
+        for stats in result.node_stats:
+            total = merged.setdefault(stats.url, NodeStats(stats.url))
+            total.segments += stats.segments
+            total.bytes += stats.bytes
+            total.request_seconds += stats.request_seconds
+            total.corrupt += stats.corrupt
+            total.failed += stats.failed
+            total.stalled += stats.stalled
+    return list(merged.values())
 
 
 def decrypts(target: Target, decrypt: bool) -> bool:
@@ -335,6 +362,7 @@ def download_to(
         "segments": result.segments,
         "healed_segments": result.healed_segments,
         "nodes": result.nodes,
+        "node_stats": [stats.to_json(result.fetch_seconds) for stats in result.node_stats],
         "seconds": round(time.monotonic() - started, 3),
     }
 

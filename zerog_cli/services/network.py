@@ -9,6 +9,7 @@ from zerog_cli.services.context import Context
 
 if TYPE_CHECKING:
     from zerog_cli.infra.config import Settings
+    from zerog_cli.zerog.download import DownloadOptions
     from zerog_cli.zerog.evm import GasOptions
     from zerog_cli.zerog.network import StorageNetwork
     from zerog_cli.zerog.upload_plan import UploadPlan
@@ -22,6 +23,19 @@ def storage_network(context: Context) -> StorageNetwork:
     indexer_url = settings.endpoint("indexer_url")
     context.announce_network()
     return StorageNetwork(context.http, indexer_url=indexer_url, evm_rpc_url=settings.rpc_url)
+
+
+def download_options(settings: Settings) -> DownloadOptions:
+    """How downloads, verifies and restores fetch: requests per node, the stall timeout."""
+    from zerog_cli.zerog.download import DownloadOptions
+    from zerog_cli.zerog.segment_fetch import FetchOptions
+
+    return DownloadOptions(
+        fetch=FetchOptions(
+            per_node=settings.download_node_concurrency,
+            stall_after=float(settings.download_stall_timeout),
+        )
+    )
 
 
 def check_chain_id(network: StorageNetwork, context: Context) -> int:

@@ -367,7 +367,7 @@ def write_member(context: Context, archive: StoredArchive, member: Member, sink:
     then the member's SHA-256 against the index (IntegrityError; the caller
     discards what was written). Segments come in batches, so memory stays flat.
     """
-    from zerog_cli.services.network import storage_network
+    from zerog_cli.services.network import download_options, storage_network
     from zerog_cli.services.upload import encryption_key
     from zerog_cli.zerog.download import read_segments
     from zerog_cli.zerog.encryption import HEADER_SIZE_V1, CtrStream, parse_header
@@ -382,10 +382,13 @@ def write_member(context: Context, archive: StoredArchive, member: Member, sink:
     fetched = written = 0
     cipher: CtrStream | None = None
     network = storage_network(context)
+    options = download_options(context.settings)
     pieces = archive.pieces
     if encrypted and pieces[0][1] + pieces[0][2] <= start:
         # The header sits in the first fragment, which holds none of the member.
-        read = read_segments(network, pieces[0][0], [0], expected_size=pieces[0][2])
+        read = read_segments(
+            network, pieces[0][0], [0], expected_size=pieces[0][2], options=options
+        )
         fetched += read.bytes_read
         nonce = parse_header(read.data[0][:header]).nonce
         cipher = CtrStream(encryption_key(context), nonce, member.offset)
@@ -398,7 +401,9 @@ def write_member(context: Context, archive: StoredArchive, member: Member, sink:
         for batch_start in range(0, len(covering), MEMBER_BATCH_SEGMENTS):
             batch = covering[batch_start : batch_start + MEMBER_BATCH_SEGMENTS]
             extra = [0] if encrypted and cipher is None else []
-            read = read_segments(network, root, batch + extra, expected_size=piece_size)
+            read = read_segments(
+                network, root, batch + extra, expected_size=piece_size, options=options
+            )
             fetched += read.bytes_read
             if encrypted and cipher is None:
                 nonce = parse_header(read.data[0][:header]).nonce

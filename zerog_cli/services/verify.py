@@ -294,7 +294,7 @@ def _read_sample(
     A file split into fragments is sampled fragment by fragment, each with its own
     first and last segment, each segment proven against its fragment's root.
     """
-    from zerog_cli.services.network import storage_network
+    from zerog_cli.services.network import download_options, storage_network
     from zerog_cli.zerog.download import read_segments
     from zerog_cli.zerog.encryption import HEADER_SIZE_V1
     from zerog_cli.zerog.segments import SEGMENT_SIZE
@@ -303,11 +303,13 @@ def _read_sample(
     fragments = objects.fragments_of(context.ledger.conn, backup.object_id or 0)
     parts = [(f.root, f.size) for f in fragments] or [(backup.root, stored_size)]
     network = storage_network(context)
+    options = download_options(context.settings)
     bytes_read = checked = total = 0
     for root, size in parts:
         count = -(-size // SEGMENT_SIZE)
         indices = subset.indices(count, rng)
-        bytes_read += read_segments(network, root, indices, expected_size=size).bytes_read
+        read = read_segments(network, root, indices, expected_size=size, options=options)
+        bytes_read += read.bytes_read
         checked += len(indices)
         total += count
     return bytes_read, checked, total

@@ -2,20 +2,20 @@
 
 Nodes come from ``indexer_getFileLocations`` (or given URLs); each node's
 own ``zgs_getFileInfo(root, true)`` gives the txSeq and flow position it
-holds the file under. Segments are fetched in parallel (bounded window) with
-``zgs_downloadSegmentWithProofByTxSeq``; length, index, root and the Merkle
-proof are checked before a segment is accepted, a bad or missing one is asked
-from the next node holding it, and segments are written to the sink in order.
-The whole stream's root and size are re-checked at the end. No ledger, no
-printing.
+holds the file under. Segments come through the download engine
+(:mod:`zerog_cli.zerog.segment_fetch`): from every holder in parallel, bounded
+per node, each one's Merkle proof checked (segment roots in the hashing pool
+for large files) before it is accepted, a bad, missing or stalled one asked
+from another node, and handed over in order. The whole stream's root and size
+are re-checked at the end. No ledger, no printing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -27,19 +27,32 @@ from zerog_cli.errors import (
     UsageError,
     ZerogError,
 )
+from zerog_cli.zerog.merkle import POOL_MIN_BYTES
 from zerog_cli.zerog.network import Holder, StorageNetwork
-from zerog_cli.zerog.segments import SEGMENT_CHUNKS, SEGMENT_SIZE, Progress, check_segment
+from zerog_cli.zerog.segment_fetch import (
+    Deliver,
+    FetchOptions,
+    FetchReport,
+    NodeStats,
+    Source,
+    fetch_segments,
+)
+from zerog_cli.zerog.segments import SEGMENT_CHUNKS, SEGMENT_SIZE, Progress
 from zerog_cli.zerog.selection import ShardedNode
 
 if TYPE_CHECKING:
-    from zerog_cli.zerog.storage_node import FileInfo
+    from zerog_cli.zerog.storage_node import FileInfo, SegmentWithProof
 
 log = logging.getLogger("zerog.download")
 
 
 @dataclass(frozen=True)
 class DownloadOptions:
-    concurrency: int = 6
+    fetch: FetchOptions = field(default_factory=FetchOptions)
+    hash_workers: int | None = None
+    """Processes computing segment roots; None: one per CPU, 0 or 1: in this process."""
+    pool_min_bytes: int = POOL_MIN_BYTES
+    """Files smaller than this are verified in-process (starting workers costs more)."""
     rehash_stream: bool = False
     """Also hash the whole written stream again. Off by default: the final
     check already rebuilds the root from the verified segment roots."""
@@ -55,9 +68,12 @@ class DownloadResult:
     segments: int
     nodes: list[str]
     healed_segments: int
-    """Segments that one node served corrupt or not at all and another served good."""
+    """Segments that one node served corrupt, failed or stalled on and another served good."""
     encrypted: bool
     timings: dict[str, float] = field(default_factory=dict)
+    node_stats: list[NodeStats] = field(default_factory=list)
+    """What each node served, its corrupt answers, failures and stalls."""
+    fetch_seconds: float = 0.0
 
 
 def download(
@@ -71,7 +87,7 @@ def download(
     options: DownloadOptions | None = None,
     progress: Progress | None = None,
 ) -> DownloadResult:
-    """Download the file ``root`` into ``sink``, verified, in order.
+    """Download the file ``root`` into ``sink``, verified, in order, in one pass.
 
     ``expected_size`` (from the ledger) picks the tx when several sizes share
     the root and must match. With ``symmetric_key`` (v1) or ``private_key``
@@ -86,8 +102,7 @@ def download(
     from zerog_cli.zerog.merkle import TreeBuilder
 
     opts = options or DownloadOptions()
-    if opts.concurrency < 1:
-        raise UsageError("concurrency must be at least 1")
+    opts.fetch.check()
     root = root.lower()
     root_bytes = _root_bytes(root)
     started = time.monotonic()
@@ -103,36 +118,22 @@ def download(
         decryptor = StreamDecryptor(symmetric_key=symmetric_key, private_key=private_key)
     builder = TreeBuilder() if opts.rehash_stream else None
     segment_roots: list[bytes] = []
-    healed = 0
     written = 0
-    used: set[str] = set()
+
+    def deliver(index: int, data: bytes, seg_root: bytes) -> None:
+        nonlocal written
+        segment_roots.append(seg_root)
+        if builder is not None:
+            builder.update(data)
+        out = decryptor.update(data) if decryptor is not None else data
+        if out:
+            sink.write(out)
+        written += len(out)
+        if progress is not None:
+            progress("download", index * SEGMENT_SIZE + len(data), size)
 
     mark = time.monotonic()
-    pool = ThreadPoolExecutor(max_workers=opts.concurrency, thread_name_prefix="zerog-down")
-    window: list[Future[tuple[bytes, bytes, str, bool]]] = []
-    try:
-        next_index = 0
-        for index in range(num_segments):
-            while next_index < num_segments and len(window) < 2 * opts.concurrency:
-                window.append(
-                    pool.submit(_fetch_segment, network, holders_, root_bytes, size, next_index)
-                )
-                next_index += 1
-            data, seg_root, node_url, was_healed = window.pop(0).result()
-            segment_roots.append(seg_root)
-            used.add(node_url)
-            healed += was_healed
-            data = data[: size - index * SEGMENT_SIZE]
-            if builder is not None:
-                builder.update(data)
-            out = decryptor.update(data) if decryptor is not None else data
-            if out:
-                sink.write(out)
-            written += len(out)
-            if progress is not None:
-                progress("download", index * SEGMENT_SIZE + len(data), size)
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    report = _fetch(network, holders_, root_bytes, size, range(num_segments), deliver, opts)
     timings["fetch"] = time.monotonic() - mark
 
     if decryptor is not None:
@@ -152,11 +153,52 @@ def download(
         tx_seq=holders_[0].tx_seq,
         bytes_written=written,
         segments=num_segments,
-        nodes=sorted(used),
-        healed_segments=healed,
+        nodes=sorted(stats.url for stats in report.nodes if stats.segments),
+        healed_segments=report.healed,
         encrypted=decryptor is not None,
         timings=timings,
+        node_stats=report.nodes,
+        fetch_seconds=report.seconds,
     )
+
+
+def _fetch(
+    network: StorageNetwork,
+    holders_: list[Holder],
+    root: bytes,
+    size: int,
+    indices: Sequence[int],
+    deliver: Deliver,
+    opts: DownloadOptions,
+) -> FetchReport:
+    """Run the download engine over ``holders_``, with the hashing pool when it pays."""
+    from zerog_cli.zerog.merkle import default_workers
+
+    sources = [_source(network, holder) for holder in holders_]
+    workers = default_workers() if opts.hash_workers is None else opts.hash_workers
+    with contextlib.ExitStack() as stack:
+        pool = None
+        if workers >= 2 and len(indices) * SEGMENT_SIZE >= opts.pool_min_bytes:
+            from zerog_cli.zerog.merkle_pool import PoolUnavailable, RootPool
+
+            try:
+                pool = stack.enter_context(RootPool(workers, opts.fetch.per_node * len(sources)))
+            except PoolUnavailable as error:
+                log.info("verifying segments in-process: %s", error)
+        return fetch_segments(sources, root, size, indices, deliver, options=opts.fetch, pool=pool)
+
+
+def _source(network: StorageNetwork, holder: Holder) -> Source:
+    client = network.node(holder.node.url)
+    config, first, tx_seq = holder.node.config, holder.first_segment, holder.tx_seq
+
+    def holds(index: int) -> bool:
+        return config.holds(first + index)
+
+    def fetch(index: int) -> SegmentWithProof | None:
+        return client.download_segment_with_proof_by_tx_seq(tx_seq, index)
+
+    return Source(holder.node.url, holds, fetch)
 
 
 def _check_root(data_segment_roots: list[bytes], root: bytes, size: int) -> None:
@@ -274,47 +316,6 @@ def _agreed_size(
     return sizes.pop()
 
 
-def _fetch_segment(
-    network: StorageNetwork,
-    holders_: list[Holder],
-    root: bytes,
-    size: int,
-    index: int,
-) -> tuple[bytes, bytes, str, bool]:
-    """Verified data and root of segment ``index``, the node that served it, and
-    whether another node failed first. Tries every node holding it, rotating."""
-    candidates = [h for h in holders_ if h.node.config.holds(h.first_segment + index)]
-    shift = index % len(candidates) if candidates else 0
-    candidates = candidates[shift:] + candidates[:shift]
-    corrupt: list[str] = []
-    failures: list[str] = []
-    for holder in candidates:
-        url = holder.node.url
-        try:
-            segment = network.node(url).download_segment_with_proof_by_tx_seq(holder.tx_seq, index)
-        except (NetworkUnavailable, ProtocolError) as error:
-            failures.append(str(error))
-            log.warning("segment %d from %s failed: %s", index, url, error)
-            continue
-        if segment is None:
-            failures.append(f"{url}: no data")
-            continue
-        try:
-            seg_root = check_segment(segment, root, size, index, url)
-        except IntegrityError as error:
-            corrupt.append(str(error))
-            log.warning("segment %d from %s is corrupt: %s", index, url, error)
-            continue
-        return segment.data, seg_root, url, bool(corrupt or failures)
-    if corrupt:
-        raise IntegrityError(
-            f"no storage node served segment {index} matching root 0x{root.hex()} "
-            f"({len(corrupt)} corrupt, {len(failures)} failed; first: {corrupt[0]})"
-        )
-    reason = failures[0] if failures else "no node holds it"
-    raise NetworkUnavailable(f"segment {index} of 0x{root.hex()} could not be fetched: {reason}")
-
-
 @dataclass
 class SegmentsRead:
     """Segments fetched on their own, each checked against the root with its proof."""
@@ -338,7 +339,7 @@ def read_segments(
     indices: Sequence[int],
     *,
     expected_size: int | None = None,
-    concurrency: int = 6,
+    options: DownloadOptions | None = None,
 ) -> SegmentsRead:
     """Fetch only the segments ``indices`` of ``root``, each with its Merkle proof checked.
 
@@ -349,22 +350,17 @@ def read_segments(
     """
     root = root.lower()
     root_bytes = _root_bytes(root)
-    holders_, size = _locate(network, root, expected_size, DownloadOptions())
+    opts = options or DownloadOptions()
+    holders_, size = _locate(network, root, expected_size, opts)
     total = -(-size // SEGMENT_SIZE)
     wanted = sorted(set(indices))
     if any(index < 0 or index >= total for index in wanted):
         raise UsageError(f"{root} has segments 0 to {total - 1}, not {wanted}")
     data: dict[int, bytes] = {}
-    used: set[str] = set()
-    healed = 0
-    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="zerog-read") as pool:
-        futures = {
-            index: pool.submit(_fetch_segment, network, holders_, root_bytes, size, index)
-            for index in wanted
-        }
-        for index, future in futures.items():
-            segment, _, node_url, was_healed = future.result()
-            data[index] = segment[: size - index * SEGMENT_SIZE]
-            used.add(node_url)
-            healed += was_healed
-    return SegmentsRead(root, size, total, data, sorted(used), healed)
+
+    def deliver(index: int, segment: bytes, seg_root: bytes) -> None:
+        data[index] = segment
+
+    report = _fetch(network, holders_, root_bytes, size, wanted, deliver, opts)
+    used = sorted(stats.url for stats in report.nodes if stats.segments)
+    return SegmentsRead(root, size, total, data, used, report.healed)

@@ -24,6 +24,7 @@ import mmap
 import os
 import struct
 import sys
+import threading
 from collections import deque
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -113,7 +114,6 @@ class SegmentPool:
 
     def _start(self) -> None:
         import selectors
-        import subprocess
 
         if not sys.executable:
             raise PoolUnavailable("no Python executable to start workers with")
@@ -124,41 +124,16 @@ class SegmentPool:
         try:
             self._memory = mmap.mmap(fd, self._size)
             for _ in range(self._workers):
-                self._procs.append(
-                    subprocess.Popen(
-                        [
-                            sys.executable,
-                            "-P",
-                            "-c",
-                            _BOOT,
-                            _PACKAGE_ROOT,
-                            str(fd),
-                            str(self._size),
-                        ],
-                        stdin=subprocess.PIPE,
-                        stdout=subprocess.PIPE,
-                        bufsize=0,
-                        pass_fds=(fd,),
-                        start_new_session=True,
-                    )
-                )
+                self._procs.append(_spawn_worker(fd, self._size))
         except (OSError, ValueError) as error:
             raise PoolUnavailable(f"cannot start worker processes: {error}") from error
         finally:
             os.close(fd)
+        _await_ready(self._procs)
         for index, proc in enumerate(self._procs):
             self._selector.register(_stdout(proc), selectors.EVENT_READ, index)
             self._jobs.append(deque())
             self._received.append(bytearray())
-        waiting = set(range(self._workers))
-        while waiting:
-            events = self._selector.select(_START_TIMEOUT)
-            if not events:
-                raise PoolUnavailable("worker processes did not start in time")
-            for key, _ in events:
-                if os.read(key.fd, 1) != _READY:
-                    raise PoolUnavailable("a worker process failed to start")
-                waiting.discard(key.data)
 
     def buffer(self) -> memoryview:
         """The next block to fill (waits for a free one); pass its filled length to `submit`."""
@@ -223,26 +198,45 @@ class SegmentPool:
                 raise ZerogError("a Merkle worker sent more data than asked")
 
     def _close(self, *, abort: bool) -> None:
-        import subprocess
-
-        for proc in self._procs:
-            if abort:
-                proc.kill()
-            with contextlib.suppress(OSError):
-                _stdin(proc).close()
-        for proc in self._procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            _stdout(proc).close()
+        _stop_workers(self._procs, abort=abort)
         self._procs = []
         self._selector.close()
         if self._memory is not None:
             with contextlib.suppress(BufferError):
                 self._memory.close()
             self._memory = None
+
+
+def _spawn_worker(fd: int, size: int) -> subprocess.Popen[bytes]:
+    """A worker process hashing in the `size` bytes of shared memory behind `fd`."""
+    import subprocess
+
+    return subprocess.Popen(
+        [sys.executable, "-P", "-c", _BOOT, _PACKAGE_ROOT, str(fd), str(size)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        bufsize=0,
+        pass_fds=(fd,),
+        start_new_session=True,
+    )
+
+
+def _stop_workers(procs: list[subprocess.Popen[bytes]], *, abort: bool) -> None:
+    """Close the workers' stdin (they exit at its end), or kill them; reap them."""
+    import subprocess
+
+    for proc in procs:
+        if abort:
+            proc.kill()
+        with contextlib.suppress(OSError):
+            _stdin(proc).close()
+    for proc in procs:
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        _stdout(proc).close()
 
 
 def _stdin(proc: subprocess.Popen[bytes]) -> IO[bytes]:
@@ -262,6 +256,179 @@ def _write_all(handle: IO[bytes], data: bytes) -> None:
     while view:
         written = handle.write(view)
         view = view[written or 0 :]
+
+
+class _Answer:
+    """One segment root a worker owes a waiting thread."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.root: bytes | None = None
+
+
+class _RootWorker:
+    """A worker process, the jobs it was sent (in order) and the thread reading its answers."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.proc = proc
+        self.lock = threading.Lock()
+        self.owed: deque[_Answer] = deque()
+        self.reader = threading.Thread(target=self._read, name="zerog-merkle-reader", daemon=True)
+
+    def send(self, offset: int, answer: _Answer) -> None:
+        with self.lock:
+            self.owed.append(answer)
+            try:
+                _write_all(_stdin(self.proc), _JOB.pack(offset, SEGMENT_SIZE))
+            except (BrokenPipeError, ValueError):
+                self.owed.remove(answer)
+                raise ZerogError(
+                    f"a Merkle worker process exited unexpectedly (code {self.proc.poll()})"
+                ) from None
+
+    def _read(self) -> None:
+        """File each 32-byte answer with the oldest job; at the end, release every waiter."""
+        stdout = _stdout(self.proc)
+        pending = bytearray()
+        try:
+            while True:
+                data = stdout.read(_ROOT_SIZE - len(pending))
+                if not data:
+                    break
+                pending += data
+                if len(pending) < _ROOT_SIZE:
+                    continue
+                with self.lock:
+                    answer = self.owed.popleft() if self.owed else None
+                if answer is None:
+                    break
+                answer.root = bytes(pending)
+                pending.clear()
+                answer.done.set()
+        except (OSError, ValueError):
+            pass
+        with self.lock:
+            left, self.owed = list(self.owed), deque()
+        for answer in left:
+            answer.done.set()
+
+
+class RootPool:
+    """Roots of single full segments hashed in worker processes, for many threads at once.
+
+    The download engine's fetching threads call `segment_root(data)`: the segment
+    is copied into a free slot of the shared ring, a worker hashes it in place, and
+    the calling thread sleeps (without the GIL) until a reader thread hands it the
+    answer. A worker answers its jobs in the order they were sent, so each waiter is
+    matched to its root by position. Use as a context manager.
+    """
+
+    def __init__(self, workers: int, slots: int) -> None:
+        if workers < 1 or slots < 1:
+            raise UsageError("a root pool needs at least one worker and one slot")
+        self._count = workers
+        self._size = slots * SEGMENT_SIZE
+        self._free: deque[int] = deque(range(slots))
+        self._slots = threading.Semaphore(slots)
+        self._lock = threading.Lock()
+        self._memory: mmap.mmap | None = None
+        self._workers: list[_RootWorker] = []
+        self._turn = 0
+
+    def __enter__(self) -> RootPool:
+        try:
+            self._start()
+        except BaseException:
+            self._close(abort=True)
+            raise
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self._close(abort=kind is not None)
+
+    def _start(self) -> None:
+        if not sys.executable:
+            raise PoolUnavailable("no Python executable to start workers with")
+        try:
+            fd = _shared_file(self._size)
+        except OSError as error:
+            raise PoolUnavailable(f"no shared memory: {error}") from error
+        procs: list[subprocess.Popen[bytes]] = []
+        try:
+            self._memory = mmap.mmap(fd, self._size)
+            for _ in range(self._count):
+                procs.append(_spawn_worker(fd, self._size))
+        except (OSError, ValueError) as error:
+            _stop_workers(procs, abort=True)
+            raise PoolUnavailable(f"cannot start worker processes: {error}") from error
+        finally:
+            os.close(fd)
+        self._workers = [_RootWorker(proc) for proc in procs]
+        _await_ready(procs)
+        for worker in self._workers:
+            worker.reader.start()
+
+    def segment_root(self, data: bytes | bytearray | memoryview) -> bytes:
+        """The root of one full segment (`SEGMENT_SIZE` bytes); thread-safe."""
+        if len(data) != SEGMENT_SIZE:
+            raise UsageError(f"a root pool hashes whole segments, not {len(data)} bytes")
+        memory = self._memory
+        if memory is None:
+            raise UsageError("the root pool is not started")
+        self._slots.acquire()
+        try:
+            with self._lock:
+                slot = self._free.popleft()
+                worker = self._workers[self._turn % len(self._workers)]
+                self._turn += 1
+            offset = slot * SEGMENT_SIZE
+            memory[offset : offset + SEGMENT_SIZE] = data
+            answer = _Answer()
+            worker.send(offset, answer)
+            answer.done.wait()
+            with self._lock:
+                self._free.append(slot)
+        finally:
+            self._slots.release()
+        if answer.root is None:
+            code = worker.proc.poll()
+            raise ZerogError(f"a Merkle worker process exited unexpectedly (code {code})")
+        return answer.root
+
+    def _close(self, *, abort: bool) -> None:
+        _stop_workers([worker.proc for worker in self._workers], abort=abort)
+        for worker in self._workers:
+            if worker.reader.is_alive():
+                worker.reader.join(timeout=10)
+        self._workers = []
+        if self._memory is not None:
+            with contextlib.suppress(BufferError):
+                self._memory.close()
+            self._memory = None
+
+
+def _await_ready(procs: list[subprocess.Popen[bytes]]) -> None:
+    """Wait until every worker said it is ready; PoolUnavailable if one fails or is late."""
+    import selectors
+
+    with selectors.DefaultSelector() as selector:
+        for index, proc in enumerate(procs):
+            selector.register(_stdout(proc), selectors.EVENT_READ, index)
+        waiting = set(range(len(procs)))
+        while waiting:
+            events = selector.select(_START_TIMEOUT)
+            if not events:
+                raise PoolUnavailable("worker processes did not start in time")
+            for key, _ in events:
+                if os.read(key.fd, 1) != _READY:
+                    raise PoolUnavailable("a worker process failed to start")
+                waiting.discard(key.data)
+                selector.unregister(key.fileobj)
 
 
 def hash_rest_pooled(

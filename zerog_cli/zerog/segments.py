@@ -21,6 +21,7 @@ from zerog_cli.errors import IntegrityError, UsageError
 
 if TYPE_CHECKING:
     from zerog_cli.zerog.merkle import FileTree
+    from zerog_cli.zerog.merkle_pool import RootPool
     from zerog_cli.zerog.storage_node import SegmentWithProof
 
 CHUNK_SIZE = 256
@@ -109,9 +110,18 @@ def _expected_data_length(size: int, index: int) -> int:
 
 
 def check_segment(
-    segment: SegmentWithProof, root: bytes, size: int, index: int, where: str
+    segment: SegmentWithProof,
+    root: bytes,
+    size: int,
+    index: int,
+    where: str,
+    pool: RootPool | None = None,
 ) -> bytes:
-    """The segment root; IntegrityError unless ``segment`` is segment ``index`` of the file."""
+    """The segment root; IntegrityError unless ``segment`` is segment ``index`` of the file.
+
+    With ``pool``, a full segment's root (the costly part of the proof) is
+    computed by the hashing pool's worker processes instead of this thread.
+    """
     from zerog_cli.zerog.merkle import (
         num_padded_segments,
         segment_leaf_count,
@@ -126,7 +136,11 @@ def check_segment(
         raise IntegrityError(
             f"{where}: segment {index} holds {len(segment.data)} bytes, expected {expected}"
         )
-    seg_root = segment_root(segment.data, segment_leaf_count(size, index))
+    leaves = segment_leaf_count(size, index)
+    if pool is not None and leaves == SEGMENT_CHUNKS and expected == SEGMENT_SIZE:
+        seg_root = pool.segment_root(segment.data)
+    else:
+        seg_root = segment_root(segment.data, leaves)
     try:
         verify_segment_proof(root, seg_root, index, num_padded_segments(size), segment.proof)
     except IntegrityError as error:
