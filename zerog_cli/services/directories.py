@@ -103,7 +103,7 @@ def create(
             stored = upload(
                 context,
                 UploadRequest(
-                    path=full,
+                    path=Path(full),
                     namespace=ns_name,
                     name=f"{name}/{path}",
                     encrypt=False,
