@@ -66,9 +66,22 @@ class ZerogError(Exception):
     category = "internal"
     """The failure's name in the ``--json`` error document (``zerog.error/1``)."""
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        report: object = None,
+        report_says_why: bool = False,
+    ) -> None:
         super().__init__(message)
         self.hint = hint
+        self.report = report
+        """A failing report (verify, status, doctor…): the command prints it as it would
+        on success (`cli.common.printing_failed_report`), then the root exits with this
+        error's code."""
+        self.report_says_why = report_says_why
+        """The printed report already says what is wrong: the root adds no error line."""
 
     @property
     def message(self) -> str:
@@ -125,6 +138,28 @@ class EnvironmentFailure(ZerogError):
 
     exit_code = ExitCode.ENVIRONMENT
     category = "environment"
+
+
+_BY_EXIT_CODE: dict[int, type[ZerogError]] = {
+    int(cls.exit_code): cls
+    for cls in (
+        UsageError,
+        IntegrityError,
+        QuotaExceeded,
+        PermissionDenied,
+        NetworkUnavailable,
+        NotFound,
+        ConfigError,
+        LockHeld,
+        EnvironmentFailure,
+    )
+}
+
+
+def error_class(exit_code: int) -> type[ZerogError]:
+    """The class of this hierarchy that exits with ``exit_code`` (a report that gathered
+    several failures, such as `zerog status`, raises the one it ranks first)."""
+    return _BY_EXIT_CODE.get(exit_code, ZerogError)
 
 
 class Terminated(KeyboardInterrupt):

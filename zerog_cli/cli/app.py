@@ -1,7 +1,8 @@
 """The `zerog` root: global options, command groups, and the one error handler.
 
 `run()` is the only place where exceptions become exit codes: a `ZerogError`
-prints one line on stderr and exits with its class's code; a failure of the
+prints one line on stderr and exits with its class's code (a failing report,
+such as `zerog status`'s, was printed by its command and may say it all); a failure of the
 machine (disk full, read-only file system, damaged ledger) becomes one first
 (`errors.environment_failure`); a usage error exits 2; Ctrl-C and SIGTERM say
 what was interrupted and what is left, then exit 130 and 143; a reader that
@@ -257,6 +258,9 @@ def _dispatch(command: ClickCommand, args: list[str], what: str) -> int:
     try:
         return _invoke(command, args)
     except ZerogError as exc:
+        if exc.report_says_why:
+            _error_document(args, int(exc.exit_code), exc.category, exc.message, exc.hint)
+            return int(exc.exit_code)
         return _fail(
             args, int(exc.exit_code), exc.category, exc.message, exc.hint, unrecorded_payment(exc)
         )

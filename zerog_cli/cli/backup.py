@@ -19,10 +19,11 @@ from zerog_cli.cli.common import (
     complete_namespace,
     examples,
     new_app,
+    printing_failed_report,
     progress_bar,
     state,
 )
-from zerog_cli.errors import IntegrityError, UsageError
+from zerog_cli.errors import UsageError
 from zerog_cli.infra.output import Column
 from zerog_cli.infra.units import format_duration, format_size
 
@@ -663,40 +664,39 @@ def unverified(
     """
     from zerog_cli.services import backups
 
-    report = backups.unverified(
-        state().context,
-        max_age.seconds,
-        namespace=ns,
-        max_age_full_seconds=None if max_age_full is None else max_age_full.seconds,
-    )
-    stale = report["unverified"]
     out = state().output
 
-    def human() -> None:
-        if not stale:
-            out.detail(f"all {report['live_backups']} live backup(s) verified within {max_age}")
-            return
-        for row in stale:
-            if "max-age" in row["reasons"]:
-                since = (
-                    "never verified" if row["never_verified"] else f"last ok {row['last_ok_at']}"
-                )
-                age = row["age_seconds"]
-            else:
-                since = (
-                    "never fully read"
-                    if row["never_fully_verified"]
-                    else f"last full read {row['last_full_ok_at']}"
-                )
-                age = row["full_age_seconds"]
-            out.echo(
-                f"{row['id']} {row['namespace']}/{row['name']}: {since} "
-                f"({format_duration(age)} ago)"
-            )
+    def render(report: dict[str, Any]) -> None:
+        stale = report["unverified"]
 
-    out.result(report, human)
-    if stale:
-        within = max_age if max_age_full is None else f"{max_age} (full read: {max_age_full})"
-        raise IntegrityError(
-            f"{len(stale)} of {report['live_backups']} live backup(s) not verified within {within}"
+        def human() -> None:
+            if not stale:
+                out.detail(f"all {report['live_backups']} live backup(s) verified within {max_age}")
+                return
+            for row in stale:
+                if "max-age" in row["reasons"]:
+                    since = (
+                        "never verified"
+                        if row["never_verified"]
+                        else f"last ok {row['last_ok_at']}"
+                    )
+                    age = row["age_seconds"]
+                else:
+                    since = (
+                        "never fully read"
+                        if row["never_fully_verified"]
+                        else f"last full read {row['last_full_ok_at']}"
+                    )
+                    age = row["full_age_seconds"]
+                out.echo(
+                    f"{row['id']} {row['namespace']}/{row['name']}: {since} "
+                    f"({format_duration(age)} ago)"
+                )
+
+        out.result(report, human)
+
+    with printing_failed_report(render):
+        report = backups.unverified(
+            state().context, max_age, namespace=ns, max_age_full=max_age_full
         )
+    render(report)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 from typer.core import TyperGroup
 
+from zerog_cli.errors import ZerogError
 from zerog_cli.infra.output import Output, terminal_safe
 
 if TYPE_CHECKING:
@@ -133,6 +134,19 @@ def state() -> State:
 def reset_state(new: State) -> None:
     global _current
     _current = new
+
+
+@contextlib.contextmanager
+def printing_failed_report(render: Callable[[Any], None]) -> Iterator[None]:
+    """When the service inside raises an error carrying its report (a failing verify,
+    status, doctor…), print that report with ``render``, as on success; the error
+    then goes on to the root (`cli.app`), which alone turns it into the exit code."""
+    try:
+        yield
+    except ZerogError as error:
+        if error.report is not None:
+            render(error.report)
+        raise
 
 
 def _common_parameters() -> list[inspect.Parameter]:

@@ -70,14 +70,17 @@ def completion(
     state().output.result(document, script)
 
 
-def answer(root: ClickCommand, ctx_args: MutableMapping[str, Any], instruction: str) -> int:
-    """Print the completions a shell asked for with ``_ZEROG_COMPLETE``; return the exit code.
+def answer(root: ClickCommand, ctx_args: MutableMapping[str, Any], instruction: str) -> None:
+    """Print the completions a shell asked for with ``_ZEROG_COMPLETE``.
 
     The scripts ask ``complete_bash`` (Typer's order); Click's ``bash_complete``
-    is understood too. No completions print nothing at all.
+    is understood too. No completions print nothing at all. Any other
+    instruction is a `UsageError`.
     """
     from typer._click.shell_completion import ShellComplete
     from typer._completion_classes import BashComplete, FishComplete, ZshComplete
+
+    from zerog_cli.errors import UsageError
 
     classes: dict[str, type[ShellComplete]] = {
         "bash": BashComplete,
@@ -87,12 +90,10 @@ def answer(root: ClickCommand, ctx_args: MutableMapping[str, Any], instruction: 
     first, _, second = instruction.partition("_")
     shell = second if first == "complete" else first
     if "complete" not in (first, second) or shell not in classes:
-        sys.stderr.write(
-            f"error: {COMPLETE_VAR}={instruction!r} is not a completion request"
-            f" (expected complete_bash, complete_zsh or complete_fish)\n"
+        raise UsageError(
+            f"{COMPLETE_VAR}={instruction!r} is not a completion request"
+            " (expected complete_bash, complete_zsh or complete_fish)"
         )
-        return 2
     completions = classes[shell](root, ctx_args, PROG_NAME, COMPLETE_VAR).complete()
     if completions:
         sys.stdout.write(completions + "\n")
-    return 0

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from zerog_cli.cli.common import command, examples, new_app, state
+from zerog_cli.cli.common import command, examples, new_app, printing_failed_report, state
 
 if TYPE_CHECKING:
     from zerog_cli.devnet.control import DevnetInfo
@@ -340,22 +340,21 @@ def status(
 ) -> None:
     """Is the devnet running, where, and how is it doing? Exit 6 when it is not running."""
     from zerog_cli.devnet import control
-    from zerog_cli.errors import NetworkUnavailable
 
-    result = control.status(data_dir)
-    document = result.to_json()
+    def render(result: control.DevnetStatus) -> None:
+        def human() -> None:
+            if result.running and result.info is not None:
+                _print_info(result.info)
+            else:
+                state().output.echo(
+                    f"devnet not running ({result.problem or 'no devnet in ' + result.data_dir})"
+                )
 
-    def human() -> None:
-        if result.running and result.info is not None:
-            _print_info(result.info)
-        else:
-            state().output.echo(
-                f"devnet not running ({result.problem or 'no devnet in ' + result.data_dir})"
-            )
+        state().output.result(result.to_json(), human)
 
-    state().output.result(document, human)
-    if not result.running:
-        raise NetworkUnavailable(f"no devnet is running in {result.data_dir}")
+    with printing_failed_report(render):
+        result = control.require_running(data_dir)
+    render(result)
 
 
 @command(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -194,7 +193,8 @@ class LazyGroup(ZerogGroup):
         if instruction:
             from zerog_cli.cli.completion import answer
 
-            sys.exit(answer(self, ctx_args, instruction))
+            answer(self, ctx_args, instruction)
+            raise typer.Exit()
 
     def format_commands(self, ctx: Any, formatter: Any) -> None:
         """Each entry's whole summary, without building any command."""

@@ -13,6 +13,7 @@ from zerog_cli.cli.common import (
     confirm_destructive,
     examples,
     new_app,
+    printing_failed_report,
     progress_bar,
     state,
 )
@@ -42,31 +43,31 @@ def status() -> None:
 
     Exits 8 when SQLite's integrity check finds damage (see runbooks/incident-response.md).
     """
-    from zerog_cli.errors import LEDGER_RECOVERY_HINT, ExitCode
     from zerog_cli.ledger import admin
 
     current = state()
-    report = admin.status(current.context.ledger)
 
-    def human() -> None:
-        out = current.output
-        out.fields(
-            [
-                ("path", report["path"]),
-                ("schema", f"{report['schema_version']} (latest {report['latest_version']})"),
-                ("size", format_size(report["size_bytes"])),
-                ("mode", report["mode"]),
-                ("journal", report["journal_mode"]),
-                ("integrity", report["integrity"]),
-            ]
-        )
-        rows = [{"table": t, "rows": n} for t, n in report["tables"].items()]
-        out.table(rows, [Column("table", "table"), Column("rows", "rows", justify="right")])
+    def render(report: dict[str, Any]) -> None:
+        def human() -> None:
+            out = current.output
+            out.fields(
+                [
+                    ("path", report["path"]),
+                    ("schema", f"{report['schema_version']} (latest {report['latest_version']})"),
+                    ("size", format_size(report["size_bytes"])),
+                    ("mode", report["mode"]),
+                    ("journal", report["journal_mode"]),
+                    ("integrity", report["integrity"]),
+                ]
+            )
+            rows = [{"table": t, "rows": n} for t, n in report["tables"].items()]
+            out.table(rows, [Column("table", "table"), Column("rows", "rows", justify="right")])
 
-    current.output.result(report, human)
-    if report["integrity"] != "ok":
-        current.output.error(f"ledger {report['path']} is damaged ({LEDGER_RECOVERY_HINT})")
-        raise typer.Exit(int(ExitCode.CONFIG))
+        current.output.result(report, human)
+
+    with printing_failed_report(render):
+        report = admin.intact_status(current.context.ledger)
+    render(report)
 
 
 @command(

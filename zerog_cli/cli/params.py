@@ -21,6 +21,7 @@ from typer._click.types import ParamType
 
 from zerog_cli.errors import UsageError
 from zerog_cli.infra import units
+from zerog_cli.infra.units import Duration
 
 if TYPE_CHECKING:
     from typer._click import Context, Parameter
@@ -54,17 +55,6 @@ class SizeType(_TextType[int]):
 
     def parse(self, text: str) -> int:
         return units.parse_size(text)
-
-
-@dataclass(frozen=True)
-class Duration:
-    """A duration in whole seconds, and the text it was given as (what messages repeat)."""
-
-    seconds: int
-    text: str
-
-    def __str__(self) -> str:
-        return self.text
 
 
 class DurationType(_TextType[Duration]):

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from zerog_cli.cli.common import command, examples, new_app, state
-from zerog_cli.errors import ConfigError, UsageError
+from zerog_cli.cli.common import command, examples, new_app, printing_failed_report, state
+from zerog_cli.errors import UsageError
 from zerog_cli.infra.output import Column
 from zerog_cli.infra.stdin import is_terminal, standard_input
 
@@ -100,24 +100,26 @@ def doctor() -> None:
     from zerog_cli.services.secrets_report import doctor_with_router
 
     current = state()
-    report = doctor_with_router(current.context)
 
-    def human() -> None:
-        out = current.output
-        out.echo(f"keyring: {report['keyring']}")
-        out.table(
-            report["secrets"],
-            [
-                Column("name", "name"),
-                Column("status", "status"),
-                Column("source", "source", lambda v: v or "-"),
-            ],
-        )
-        already_logged = current.context.secrets.warnings
-        for warning in report["warnings"]:
-            if warning not in already_logged:
-                out.warn(warning)
+    def render(report: dict[str, Any]) -> None:
+        def human() -> None:
+            out = current.output
+            out.echo(f"keyring: {report['keyring']}")
+            out.table(
+                report["secrets"],
+                [
+                    Column("name", "name"),
+                    Column("status", "status"),
+                    Column("source", "source", lambda v: v or "-"),
+                ],
+            )
+            already_logged = current.context.secrets.warnings
+            for warning in report["warnings"]:
+                if warning not in already_logged:
+                    out.warn(warning)
 
-    current.output.result(report, human)
-    if report["problems"]:
-        raise ConfigError("; ".join(report["problems"]))
+        current.output.result(report, human)
+
+    with printing_failed_report(render):
+        report = doctor_with_router(current.context)
+    render(report)

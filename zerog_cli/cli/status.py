@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from zerog_cli.cli.common import command, examples, state
+from zerog_cli.cli.common import command, examples, printing_failed_report, state
 from zerog_cli.infra.output import Column
 from zerog_cli.infra.units import format_duration, format_size
 
@@ -88,7 +88,9 @@ def status(
     """
     from zerog_cli.services.status import gather
 
-    document, exit_code = gather(state().context, probe=probe)
-    state().output.result(document, lambda: _print(document))
-    if exit_code:
-        raise typer.Exit(exit_code)
+    def render(document: dict[str, Any]) -> None:
+        state().output.result(document, lambda: _print(document))
+
+    with printing_failed_report(render):
+        document = gather(state().context, probe=probe)
+    render(document)

@@ -12,6 +12,7 @@ from zerog_cli.cli.common import (
     complete_backup_id,
     complete_namespace,
     examples,
+    printing_failed_report,
     state,
     steps_progress,
 )
@@ -21,7 +22,7 @@ from zerog_cli.services.sampling import DataSubset
 if TYPE_CHECKING:
     from zerog_cli.infra.locking import Holder
     from zerog_cli.ledger.backups import Backup
-    from zerog_cli.services.verify import ItemResult
+    from zerog_cli.services.verify import ItemResult, VerifyReport
 
 EPILOG = examples(
     "zerog verify --older-than 24h --max-duration 30m --metrics-file /var/lib/zerog/verify.prom",
@@ -166,7 +167,19 @@ def verify(
         if item.status != "ok" or out.verbose:
             out.echo(item.line())
 
-    with steps_progress("verify") as progress:
+    def render(report: VerifyReport) -> None:
+        out.result(report.to_json())
+        if report.selected == 0:
+            out.info(f"verify: {report.summary()}")
+            return
+        out.detail(
+            f"verify: {report.summary()}; {format_size(report.bytes_checked)} "
+            f"in {report.seconds:.1f}s"
+        )
+        if report.not_checked and report.exit_code == 0:
+            out.detail(f"stopped ({report.stopped}); the next run starts with the rest")
+
+    with printing_failed_report(render), steps_progress("verify") as progress:
 
         def checking(done: int, selected: int, backup: Backup) -> None:
             if progress is not None:
@@ -180,16 +193,6 @@ def verify(
             on_wait=waiting,
             on_item=item_done,
             on_checking=checking,
+            raise_failure=True,
         )
-    out.result(report.to_json())
-    if report.selected == 0:
-        out.info(f"verify: {report.summary()}")
-        return
-    out.detail(
-        f"verify: {report.summary()}; {format_size(report.bytes_checked)} in {report.seconds:.1f}s"
-    )
-    if report.not_checked and report.exit_code == 0:
-        out.detail(f"stopped ({report.stopped}); the next run starts with the rest")
-    if report.exit_code:
-        out.error(f"verify: {report.summary()}")
-        raise typer.Exit(report.exit_code)
+    render(report)

@@ -495,6 +495,14 @@ def status(data_dir: Path | str | None = None) -> DevnetStatus:
     return DevnetStatus(running=True, data_dir=str(folder), info=info, health=health)
 
 
+def require_running(data_dir: Path | str | None = None) -> DevnetStatus:
+    """The `status` of a running devnet; `NetworkUnavailable` carrying it when none runs."""
+    result = status(data_dir)
+    if not result.running:
+        raise NetworkUnavailable(f"no devnet is running in {result.data_dir}", report=result)
+    return result
+
+
 def _is_devnet_process(pid: int, data_dir: Path) -> bool:
     """The process command line names the devnet module and this data folder."""
     try:

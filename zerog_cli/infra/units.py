@@ -9,6 +9,7 @@ unit is refused rather than rounded silently.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 from zerog_cli.errors import UsageError
@@ -87,6 +88,17 @@ def parse_duration(text: str) -> int:
     if seconds > MAX_DURATION:
         raise UsageError(f"duration {text!r} is too long (at most 100 years)")
     return seconds
+
+
+@dataclass(frozen=True)
+class Duration:
+    """A duration in whole seconds, and the text it was given as (what messages repeat)."""
+
+    seconds: int
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
 
 
 def format_duration(seconds: float) -> str:

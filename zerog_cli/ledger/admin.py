@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from zerog_cli.errors import ConfigError, EnvironmentFailure, UsageError
+from zerog_cli.errors import LEDGER_RECOVERY_HINT, ConfigError, EnvironmentFailure, UsageError
 from zerog_cli.infra.files import atomic_path, ensure_private_dir
 from zerog_cli.ledger.db import Ledger, connect, sqlite_uri, utc_now
 from zerog_cli.ledger.migrations import LATEST_VERSION
@@ -161,6 +161,16 @@ def status(
             result["integrity"] = integrity_check(ledger)
             result["integrity_checked_at"] = utc_now()
     return result
+
+
+def intact_status(ledger: Ledger) -> dict[str, Any]:
+    """`status`; a `ConfigError` carrying it when SQLite's integrity check finds damage."""
+    report = status(ledger)
+    if report["integrity"] != "ok":
+        raise ConfigError(
+            f"ledger {report['path']} is damaged", hint=LEDGER_RECOVERY_HINT, report=report
+        )
+    return report
 
 
 def integrity_check(ledger: Ledger) -> str:

@@ -27,7 +27,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from zerog_cli.errors import ConfigError, IntegrityError, NotFound, PermissionDenied, UsageError
-from zerog_cli.infra.units import INT64_MAX
+from zerog_cli.infra.units import INT64_MAX, Duration
 from zerog_cli.ledger import backups as rows
 from zerog_cli.ledger import objects, verifications
 from zerog_cli.ledger.backups import Backup
@@ -553,19 +553,22 @@ def prune(
 
 def unverified(
     context: Context,
-    max_age_seconds: int,
+    max_age: Duration,
     *,
     namespace: str | None = None,
-    max_age_full_seconds: int | None = None,
+    max_age_full: Duration | None = None,
 ) -> dict[str, Any]:
-    """Live backups whose last OK verification is older than ``max_age_seconds``, or
-    whose last OK *full* read is older than ``max_age_full_seconds`` when given.
+    """The report when no live backup's last OK verification is older than ``max_age``,
+    nor its last OK *full* read older than ``max_age_full`` when given; otherwise an
+    `IntegrityError` carrying the report, which lists those backups.
 
     A sampled check (`verify --read-data-subset`) counts for ``max_age`` only. A
     backup never verified counts from its creation, so a new backup is not
     flagged before verify had ``max_age`` to reach it. Fleet-wide (no ACL): this
     is a monitoring check.
     """
+    max_age_seconds = max_age.seconds
+    max_age_full_seconds = None if max_age_full is None else max_age_full.seconds
     if max_age_seconds <= 0:
         raise UsageError("--max-age must be more than 0 seconds")
     if max_age_full_seconds is not None and max_age_full_seconds <= 0:
@@ -604,10 +607,17 @@ def unverified(
         entry["full_age_seconds"] = age_seconds(context, full_reference)
         entry["reasons"] = reasons
         stale.append(entry)
-    return {
+    report = {
         "max_age_seconds": max_age_seconds,
         "max_age_full_seconds": max_age_full_seconds,
         "checked_at": format_time(now),
         "live_backups": rows.count_live(conn, network=context.settings.profile, namespaces=scope),
         "unverified": stale,
     }
+    if stale:
+        within = max_age if max_age_full is None else f"{max_age} (full read: {max_age_full})"
+        raise IntegrityError(
+            f"{len(stale)} of {report['live_backups']} live backup(s) not verified within {within}",
+            report=report,
+        )
+    return report

@@ -94,20 +94,24 @@ def doctor(store: SecretStore) -> dict[str, Any]:
 
 
 def doctor_with_router(context: Context) -> dict[str, Any]:
-    """`doctor`, plus one cheap authenticated Router call when a Router key is set."""
+    """`doctor`, plus one cheap authenticated Router call when a Router key is set.
+
+    Any problem is a `ConfigError` carrying the report.
+    """
     from zerog_cli.services.infer_router import check_key
     from zerog_cli.zerog.router import API_KEY_SECRET
 
     report = doctor(context.secrets)
-    if context.secrets.get(API_KEY_SECRET) is None:
-        return report
-    checked = check_key(context)
-    for row in report["secrets"]:
-        if row["name"] == API_KEY_SECRET and row["status"] == "ok":
-            row["status"] = "ok" if checked["ok"] else checked["status"]
-    if checked["status"] == "invalid":
-        report["problems"].append(f"{API_KEY_SECRET}: {checked['problem']}")
-        report["ok"] = False
-    elif not checked["ok"]:
-        report["warnings"].append(f"{API_KEY_SECRET} not checked: {checked['problem']}")
+    if context.secrets.get(API_KEY_SECRET) is not None:
+        checked = check_key(context)
+        for row in report["secrets"]:
+            if row["name"] == API_KEY_SECRET and row["status"] == "ok":
+                row["status"] = "ok" if checked["ok"] else checked["status"]
+        if checked["status"] == "invalid":
+            report["problems"].append(f"{API_KEY_SECRET}: {checked['problem']}")
+            report["ok"] = False
+        elif not checked["ok"]:
+            report["warnings"].append(f"{API_KEY_SECRET} not checked: {checked['problem']}")
+    if report["problems"]:
+        raise ConfigError("; ".join(report["problems"]), report=report)
     return report

@@ -14,7 +14,7 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
-from zerog_cli.errors import ExitCode, ZerogError
+from zerog_cli.errors import ExitCode, ZerogError, error_class
 from zerog_cli.infra import redaction
 from zerog_cli.infra.signing import STORAGE_KEY
 from zerog_cli.ledger import admin
@@ -83,8 +83,12 @@ def _age_seconds(timestamp: str | None, now: datetime) -> float | None:
     return (now - parse_time(timestamp)).total_seconds()
 
 
-def gather(context: Context, *, probe: bool = True) -> tuple[dict[str, Any], int]:
-    """The status document and the exit code it implies (0 when all is well)."""
+def gather(context: Context, *, probe: bool = True) -> dict[str, Any]:
+    """The status document when all is well.
+
+    Otherwise the error of the most important problem's class (config, then
+    integrity, then network) carrying the document, which says what is wrong.
+    """
     from zerog_cli.ledger.breakers import breaker_rows
 
     settings = context.settings
@@ -185,5 +189,11 @@ def gather(context: Context, *, probe: bool = True) -> tuple[dict[str, Any], int
         "ok": not problems,
     }
     codes = {p["code"] for p in problems}
-    exit_code = next((int(code) for code in _PRIORITY if int(code) in codes), 0)
-    return document, exit_code
+    for code in _PRIORITY:
+        if int(code) in codes:
+            raise error_class(code)(
+                f"{len(problems)} problem(s) need attention",
+                report=document,
+                report_says_why=True,
+            )
+    return document

@@ -42,6 +42,7 @@ from zerog_cli.errors import (
     NotFound,
     UsageError,
     ZerogError,
+    error_class,
 )
 from zerog_cli.infra.locking import Holder, RunLock, lock_path
 from zerog_cli.infra.units import INT64_MAX
@@ -139,15 +140,24 @@ class VerifyReport:
     def bytes_checked(self) -> int:
         return sum(item.bytes_checked for item in self.items)
 
+    def failure(self) -> ZerogError | None:
+        """The error this run failed with, carrying the report: integrity if any backup
+        is bad; else network if the network failed; else the first other error's class.
+        None when every backup checked out (or none was due)."""
+        if any(item.status in ("mismatch", "missing") for item in self.items):
+            code = int(ExitCode.INTEGRITY)
+        else:
+            errors = [item.exit_code for item in self.items if item.status == "error"]
+            if not errors:
+                return None
+            code = int(ExitCode.NETWORK) if int(ExitCode.NETWORK) in errors else errors[0]
+        return error_class(code)(f"verify: {self.summary()}", report=self)
+
     @property
     def exit_code(self) -> int:
-        """3 if any backup is bad; else 6 if the network failed; else another error's code."""
-        if any(item.status in ("mismatch", "missing") for item in self.items):
-            return int(ExitCode.INTEGRITY)
-        errors = [item.exit_code for item in self.items if item.status == "error"]
-        if int(ExitCode.NETWORK) in errors:
-            return int(ExitCode.NETWORK)
-        return errors[0] if errors else 0
+        """The exit code of `failure` (0 when there is none), as the JSON report gives it."""
+        failure = self.failure()
+        return 0 if failure is None else int(failure.exit_code)
 
     def summary(self) -> str:
         if self.selected == 0:
@@ -388,8 +398,12 @@ def run(
     on_checking: Callable[[int, int, Backup], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
     rng: random.Random | None = None,
+    raise_failure: bool = False,
 ) -> VerifyReport:
     """Take the verify lock, select, check one backup after another, and report.
+
+    With ``raise_failure``, a run where a backup is bad or could not be checked
+    raises its `VerifyReport.failure` (which carries the report) instead.
 
     ``max_duration`` is checked between backups (the first is always checked),
     so a run never stops halfway through one. ``clock`` is injectable for tests.
@@ -427,9 +441,12 @@ def run(
             if on_item is not None:
                 on_item(item)
         report.seconds = clock() - started
-        return report
     finally:
         lock.release()
+    failure = report.failure() if raise_failure else None
+    if failure is not None:
+        raise failure
+    return report
 
 
 def ids_from(values: Sequence[str]) -> tuple[int, ...]:
