@@ -13,13 +13,17 @@ reruns the storage and infer suites over anvil (``ZEROG_TEST_CHAIN=anvil``).
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
-from tests.devnet_harness import pattern, rpc
+from tests.devnet_harness import pattern, rpc, start_devnet
 from tools import test_tools, ts_sdk
 from zerog_cli.devnet.compute import DEVNET_MODEL, PROVIDER_ADDRESS
 from zerog_cli.devnet.constants import FLOW_ADDRESS, INFERENCE_SERVING_ADDRESS
@@ -130,3 +134,25 @@ def test_missing_packages_say_how_to_get_them(zerog: Any, tmp_path: Path) -> Non
     assert "make test-tools" in refused.stderr
     assert "Traceback" not in refused.stderr
     assert not (tmp_path / "devnet" / "devnet.json").exists()
+
+
+def test_anvil_ends_with_its_devnet_even_when_killed(tmp_path: Path) -> None:
+    """No anvil outlives its devnet: it is told to stop when the devnet process dies."""
+    test_tools.ensure(["anvil"])
+    with start_devnet(tmp_path / "devnet", nodes=1, chain="anvil") as devnet:
+        anvil_url = devnet.health()["anvilUrl"]
+        assert int(rpc(anvil_url, "eth_chainId"), 16) == 31337
+        os.kill(devnet.pid, signal.SIGKILL)
+        devnet.process.wait()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and _answers(anvil_url):
+            time.sleep(0.1)
+        assert not _answers(anvil_url), "anvil still runs after its devnet was killed"
+
+
+def _answers(url: str) -> bool:
+    try:
+        requests.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"}, timeout=2)
+    except requests.RequestException:
+        return False
+    return True

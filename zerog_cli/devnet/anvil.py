@@ -299,6 +299,19 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def _end_with_parent() -> None:
+    """In the child before anvil starts: SIGTERM when the devnet dies, even by SIGKILL,
+    so no anvil outlives its devnet (Linux, as is the anvil build the devnet runs)."""
+    import ctypes
+    import signal
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 class AnvilNode:
     """One anvil process on 127.0.0.1 and a free port (a child of this process)."""
 
@@ -327,7 +340,11 @@ class AnvilNode:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_end_with_parent,
             )
         rpc = AnvilRpc(self.url)
         try:
