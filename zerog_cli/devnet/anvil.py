@@ -584,11 +584,18 @@ class AnvilChain:
             self._thread = None
 
     def _follow(self) -> None:
+        failing = False
         while not self._stop.wait(POLL_INTERVAL):
             try:
                 self.sync()
             except (ChainError, NetworkUnavailable, ValueError, KeyError) as error:
-                logger.warning("following anvil failed: %s", error)
+                if not failing:
+                    logger.warning("following anvil failed (retrying quietly): %s", error)
+                failing = True
+                continue
+            if failing:
+                logger.info("following anvil again")
+                failing = False
 
     def sync(self) -> None:
         """Take in every block anvil has mined since the last call."""
