@@ -19,8 +19,9 @@ import pytest
 from tests.conftest import Result
 from tests.devnet_harness import DevnetProcess
 from tests.test_backup_folders import make_tree, tree_listing
+from tests.test_verify_e2e import corrupt_on_disk
 from zerog_cli.errors import IntegrityError
-from zerog_cli.zerog import directory
+from zerog_cli.zerog import directory, merkle
 from zerog_cli.zerog.directory import Entry
 
 ROOT_A = "0x" + "ab" * 32
@@ -172,3 +173,29 @@ def test_download_dir_refuses_hostile_metadata_and_leaves_nothing(
     assert refused.exit_code == 3, refused
     assert "refused" in refused.stderr and "Traceback" not in refused.stderr
     assert list(work.iterdir()) == []
+
+
+@pytest.mark.devnet
+def test_verify_of_a_0g_dir_backup_reads_every_file_and_finds_a_corrupt_one(
+    cli: Callable[..., Result], net: DevnetProcess, tmp_path: Path
+) -> None:
+    """The backup's object is only the metadata: verify reads the files it names too."""
+    source = make_tree(tmp_path / "src")
+    made = cli("backup", "create", str(source), "--format", "0g-dir", "--json")
+    assert made.exit_code == 0, made
+    backup_id = str(made.json["backup_id"])
+
+    full = cli("verify", backup_id, "--json")
+    assert full.exit_code == 0, full
+    item = full.json["items"][0]
+    stored = sum(f.stat().st_size for f in source.rglob("*") if f.is_file() and not f.is_symlink())
+    assert item["bytes_checked"] >= stored
+    sampled = cli("verify", backup_id, "--read-data-subset", "1%", "--json")
+    assert sampled.exit_code == 0, sampled
+    assert sampled.json["items"][0]["segments_checked"] > 1
+
+    big = merkle.tree_from_bytes((source / "big.bin").read_bytes()).root_hex
+    assert corrupt_on_disk(net, big) > 0
+    broken = cli("verify", backup_id)
+    assert broken.exit_code == 3, broken
+    assert "Traceback" not in broken.stderr

@@ -332,7 +332,12 @@ def check(
     subset: DataSubset | None = None,
     rng: random.Random | None = None,
 ) -> ItemResult:
-    """Read one backup back (all of it, or the ``subset`` of its segments), record, return."""
+    """Read one backup back (all of it, or the ``subset`` of its segments), record, return.
+
+    A 0g-dir backup's object is its metadata: the files it names are read too.
+    """
+    from zerog_cli.ledger import snapshots
+    from zerog_cli.services import directories
     from zerog_cli.services.download import fetch_verified, target_for
 
     metrics = context.metrics
@@ -355,6 +360,12 @@ def check(
         else:
             sink.size, read, total = _read_sample(context, backup, subset, rng or random.Random())
             segments = (read, total)
+        if snapshots.kind(context.ledger.conn, backup.id)[0] == directories.FORMAT:
+            more, read, total = directories.check_files(
+                context, backup.id, record, subset, rng or random.Random()
+            )
+            sink.size += more
+            segments = ((segments[0] or 0) + read, (segments[1] or 0) + total)
     except IntegrityError as exc:
         status, error, exit_code = "mismatch", str(exc), int(exc.exit_code)
     except NotFound as exc:
