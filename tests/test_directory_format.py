@@ -127,6 +127,10 @@ def test_a_0g_dir_backup_restores_whole_and_one_file_with_modes_and_mtimes(
     assert one.read_bytes() == (source / "db" / "file.sql").read_bytes()
     assert int(one.stat().st_mtime) == 1_600_000_000
 
+    plain = cli("backup", "restore", str(report["backup_id"]), "-o", str(tmp_path / "meta"))
+    assert plain.exit_code == 2, plain
+    assert "--to DIR" in plain.stderr and not (tmp_path / "meta").exists()
+
     by_root = cli("download", report["root"], "--dir", str(tmp_path / "by-root"), "--json")
     assert by_root.exit_code == 0, by_root
     assert (tmp_path / "by-root" / "etc" / "app.conf").read_text() == "mode=strict\n"

@@ -372,6 +372,12 @@ def restore(
             f"backup {backup_id}: the backup record and object {record.id} disagree on "
             "root, size or SHA-256"
         )
+    if backup.kind == "0g-dir":
+        raise UsageError(
+            f"backup {backup_id} is a folder in the 0G directory format: its object is "
+            "the metadata, not the files",
+            hint=f"`zerog backup restore {backup_id} --to DIR`, or one file with --path",
+        )
     original_name = original_file_name(backup)
     if backup.kind == "folder":
         original_name += ".tar"
