@@ -1,6 +1,7 @@
-"""Click parameter types (zerog_cli/cli/params.py): bad text on a real command line is
-exit 2 with one line naming the option, before the command does anything; good text
-reaches the command as a typed value."""
+"""Click parameter types (zerog_cli/cli/params.py) and choice enums
+(zerog_cli/infra/choices.py): bad text on a real command line is exit 2 with one
+line naming the option, before the command does anything; good text reaches the
+command as a typed value."""
 
 from __future__ import annotations
 
@@ -32,6 +33,12 @@ BAD_VALUES = [
     (("infer", "fund", "deposit", "0"), "amount", "more than 0 0G"),
     (("infer", "fund", "deposit", "1.5.2"), "amount", "not a 0G amount"),
     (("infer", "fund", "refund", "most"), "amount", "not a 0G amount"),
+    (("upload", "/etc/hostname", "--wait", "never"), "--wait", "is not one of"),
+    (("secrets", "set", "X", "--store", "vault"), "--store", "is not one of"),
+    (("ns", "grant", "team", "bob", "writer"), "role", "is not one of"),
+    (("quota", "report", "--by", "nope"), "--by", "is not one of"),
+    (("infer", "ask", "hi", "--via", "x"), "--via", "is not one of"),
+    (("infer", "ask", "hi", "--sort", "fast"), "--sort", "is not one of"),
 ]
 
 

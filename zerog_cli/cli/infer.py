@@ -26,6 +26,7 @@ from zerog_cli.cli.common import (
 )
 from zerog_cli.errors import UsageError
 from zerog_cli.infra import redaction
+from zerog_cli.infra.choices import InferBackend, RouterSort
 from zerog_cli.infra.output import Column, terminal_safe
 from zerog_cli.infra.stdin import is_terminal, standard_input
 from zerog_cli.infra.units import format_usd
@@ -219,7 +220,7 @@ def ask(
         ),
     ] = None,
     via: Annotated[
-        str | None,
+        InferBackend | None,
         typer.Option(
             "--via",
             help="router or direct (default: compute_backend; auto = the Router when "
@@ -228,7 +229,7 @@ def ask(
         ),
     ] = None,
     sort: Annotated[
-        str | None,
+        RouterSort | None,
         typer.Option(
             "--sort", help="Router: pick the provider by latency or price.", show_default=False
         ),

@@ -17,6 +17,7 @@ from zerog_cli.cli.common import (
     new_app,
     state,
 )
+from zerog_cli.infra.choices import Role
 from zerog_cli.infra.output import Column
 from zerog_cli.infra.units import format_size
 
@@ -191,7 +192,7 @@ def list_objects(
 def grant(
     name: Annotated[str, typer.Argument(help="Namespace.", autocompletion=complete_namespace)],
     user: Annotated[str, typer.Argument(help="User to grant.")],
-    role: Annotated[str, typer.Argument(help="read, write or admin.")],
+    role: Annotated[Role, typer.Argument(help="read, write or admin.")],
     as_user: AsUser = None,
 ) -> None:
     """Give a known user a role (owner or admin only)."""

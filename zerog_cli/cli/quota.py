@@ -10,6 +10,7 @@ import typer
 from zerog_cli.cli import params
 from zerog_cli.cli.common import Limit, Offset, command, examples, new_app, state
 from zerog_cli.errors import UsageError
+from zerog_cli.infra.choices import CostGrouping
 from zerog_cli.infra.output import Column
 from zerog_cli.infra.units import format_0g, format_size, format_usd
 
@@ -170,11 +171,11 @@ def report(
         typer.Option("--month", help="YYYY-MM (default: this month).", show_default=False),
     ] = None,
     by: Annotated[
-        str,
+        CostGrouping,
         typer.Option(
             "--by", help="Group by user, ns, service, or for inference backend, model, provider."
         ),
-    ] = "user",
+    ] = CostGrouping.USER,
 ) -> None:
     """Costs for a month from the ledger, grouped by user, namespace or service.
 

@@ -8,6 +8,7 @@ import typer
 
 from zerog_cli.cli.common import command, examples, new_app, printing_failed_report, state
 from zerog_cli.errors import UsageError
+from zerog_cli.infra.choices import SecretStoreKind
 from zerog_cli.infra.output import Column
 from zerog_cli.infra.stdin import is_terminal, standard_input
 
@@ -42,15 +43,14 @@ def set_secret(
     name: Annotated[str, typer.Argument(help="Secret name, e.g. ZEROG_STORAGE_PRIVATE_KEY.")],
     from_stdin: Annotated[bool, typer.Option("--stdin", help="Read the value from stdin.")] = False,
     store: Annotated[
-        str, typer.Option("--store", help="auto (keyring, else file), keyring or file.")
-    ] = "auto",
+        SecretStoreKind,
+        typer.Option("--store", help="auto (keyring, else file), keyring or file."),
+    ] = SecretStoreKind.AUTO,
 ) -> None:
     """Store a secret (hidden prompt, or --stdin). Never echoed."""
     from zerog_cli.infra.secrets import validate_name
     from zerog_cli.services.secrets_report import checked_value
 
-    if store not in ("auto", "keyring", "file"):
-        raise UsageError(f"--store must be auto, keyring or file, not {store!r}")
     validate_name(name)
     current = state()
     value = checked_value(name, _read_value(name, from_stdin))

@@ -19,6 +19,7 @@ from zerog_cli.cli.common import (
     state,
 )
 from zerog_cli.errors import UsageError
+from zerog_cli.infra.choices import UploadWait
 from zerog_cli.infra.units import format_0g, format_size, format_usd
 
 WAIT_HELP = "finalized (default: data stored and read back), uploaded, or none."
@@ -101,7 +102,7 @@ def upload(
         int | None,
         typer.Option("--replicas", help="Copies of each segment.", show_default=False, min=1),
     ] = None,
-    wait: Annotated[str, typer.Option("--wait", help=WAIT_HELP)] = "finalized",
+    wait: Annotated[UploadWait, typer.Option("--wait", help=WAIT_HELP)] = UploadWait.FINALIZED,
     max_size: Annotated[
         int | None,
         typer.Option(
@@ -137,8 +138,6 @@ def upload(
     from zerog_cli.services.upload import UploadRequest
     from zerog_cli.services.upload import upload as run_upload
 
-    if wait not in ("finalized", "uploaded", "none"):
-        raise UsageError(f"--wait must be finalized, uploaded or none, not {wait!r}")
     current = state()
     current.context.override(user=as_user, gas_price=gas_price, gas_limit=gas_limit)
     stream = StreamInput() if str(path) == "-" else None

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from zerog_cli.errors import ConfigError, UsageError
 from zerog_cli.infra import redaction
+from zerog_cli.infra.choices import SecretStoreKind
 from zerog_cli.infra.files import atomic_write_text, ensure_private_dir
 
 log = logging.getLogger("zerog.secrets")
@@ -158,7 +159,7 @@ class SecretStore:
             self.warnings.append(message)
             log.warning(message)
 
-    def set(self, name: str, value: str, *, store: str = "auto") -> str:
+    def set(self, name: str, value: str, *, store: SecretStoreKind = SecretStoreKind.AUTO) -> str:
         """Store ``value``; returns where ("keyring" or the 0600 file). Never logs it."""
         validate_name(name)
         if value == "":

@@ -49,6 +49,7 @@ from zerog_cli.errors import (
     UsageError,
     ZerogError,
 )
+from zerog_cli.infra.choices import InferBackend, RouterSort
 from zerog_cli.infra.units import amount_json, format_0g, format_usd
 from zerog_cli.services import quotas
 from zerog_cli.services.context import Context
@@ -92,9 +93,9 @@ class AskRequest:
     verify: bool | None = None
     """None: follow the ``verify_response`` setting."""
     estimate_only: bool = False
-    via: str | None = None
+    via: InferBackend | None = None
     """``router`` or ``direct``; None: the ``compute_backend`` setting."""
-    sort: str | None = None
+    sort: RouterSort | None = None
     """Router only: ``latency`` or ``price``."""
     no_fallbacks: bool = False
     """Router only: no retry on another provider."""

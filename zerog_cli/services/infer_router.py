@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from zerog_cli.errors import IntegrityError, NotFound, UsageError, ZerogError
+from zerog_cli.infra.choices import InferBackend
 from zerog_cli.infra.units import amount_json, format_0g
 from zerog_cli.services import quotas
 from zerog_cli.services.context import Context
@@ -46,7 +47,6 @@ from zerog_cli.zerog.router import API_KEY_SECRET, RouterModel, Routing, parse_t
 if TYPE_CHECKING:
     from zerog_cli.services.infer import AskRequest
 
-BACKENDS = ("router", "direct")
 MODELS_TTL_S = 60.0
 """How long one process trusts a Router's model list (prices change rarely)."""
 
@@ -54,12 +54,10 @@ _models_cache: dict[str, tuple[float, list[RouterModel]]] = {}
 _models_lock = threading.Lock()
 
 
-def backend_for(context: Context, via: str | None) -> str:
+def backend_for(context: Context, via: InferBackend | None) -> str:
     """``--via``, else ``compute_backend``; ``auto`` is the Router when its key is set
     and no ``compute_provider`` names a Direct provider."""
     if via is not None:
-        if via not in BACKENDS:
-            raise UsageError(f"--via must be router or direct, not {via!r}")
         return via
     setting = context.settings.compute_backend
     if setting != "auto":

@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 from zerog_cli.errors import NotFound, PermissionDenied, UsageError
+from zerog_cli.infra.choices import Role
 from zerog_cli.infra.output import control_characters
 from zerog_cli.ledger import namespaces as rows
 from zerog_cli.ledger import objects
@@ -20,7 +21,6 @@ from zerog_cli.services import quotas
 from zerog_cli.services.context import Context
 
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}\Z")
-ROLES = ("read", "write", "admin")
 DEFAULT_NAMESPACE = "default"
 
 _CAN = {
@@ -174,9 +174,7 @@ def list_objects(
     return [obj.to_json() for obj in stored]
 
 
-def grant(context: Context, name: str, grantee: str, role: str, user: str) -> dict[str, Any]:
-    if role not in ROLES:
-        raise UsageError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+def grant(context: Context, name: str, grantee: str, role: Role, user: str) -> dict[str, Any]:
     namespace = require(context, name, user, "manage")
     with context.ledger.transaction() as conn:
         quotas.require_known_user(conn, grantee)

@@ -25,6 +25,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from zerog_cli.errors import ConfigError, NotFound, QuotaExceeded, UsageError
+from zerog_cli.infra.choices import CostGrouping
 from zerog_cli.infra.config import Settings, Tier
 from zerog_cli.infra.output import control_characters
 from zerog_cli.infra.processes import pid_alive
@@ -500,9 +501,7 @@ def reset(context: Context, user: str | None) -> int:
         return quota_rows.reset_usage(conn, user)
 
 
-def report(context: Context, month: str | None, by: str) -> dict[str, Any]:
-    if by not in costs.GROUP_COLUMNS:
-        raise UsageError(f"--by must be one of {', '.join(costs.GROUP_COLUMNS)}, not {by!r}")
+def report(context: Context, month: str | None, by: CostGrouping) -> dict[str, Any]:
     period = month or current_period(context)
     try:
         datetime.strptime(period, "%Y-%m")

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zerog_cli.errors import UsageError, ZerogError, note_unrecorded_payment
+from zerog_cli.infra.choices import UploadWait
 from zerog_cli.infra.secrets import ENCRYPTION_KEY
 from zerog_cli.infra.signing import wallet_key, warm_up
 from zerog_cli.infra.units import format_size
@@ -69,7 +70,7 @@ class UploadRequest:
     name: str | None = None
     encrypt: bool | None = None
     replicas: int | None = None
-    wait: str = "finalized"
+    wait: UploadWait = UploadWait.FINALIZED
     max_size: int | None = None
     dry_run: bool = False
     operation: str = "upload"
