@@ -158,3 +158,28 @@ def test_a_misspelt_setting_is_a_type_error_not_a_runtime_none(tmp_path: Path) -
     assert status == 1, stdout
     assert 'misspelt.py:3: error: "Settings" has no attribute "rpc_ulr"' in stdout
     assert "misspelt.py:2" not in stdout
+
+
+def test_no_code_casts_a_setting() -> None:
+    """A setting has the type its field declares: `int(settings.replicas)` would hide a
+    wrong declaration from mypy, so none is written anywhere in the package."""
+    import ast
+
+    import zerog_cli
+    from zerog_cli.infra.config import KEYS
+
+    found = []
+    for path in sorted(Path(zerog_cli.__file__).parent.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id in ("int", "float", "str", "bool")
+                and len(node.args) == 1
+                and isinstance(node.args[0], ast.Attribute)
+                and node.args[0].attr in KEYS
+                and isinstance(node.args[0].value, ast.Name | ast.Attribute)
+                and ast.unparse(node.args[0].value).endswith("settings")
+            ):
+                found.append(f"{path.name}:{node.lineno}: {ast.unparse(node)}")
+    assert found == []

@@ -33,7 +33,7 @@ def download_options(settings: Settings) -> DownloadOptions:
     return DownloadOptions(
         fetch=FetchOptions(
             per_node=settings.download_node_concurrency,
-            stall_after=float(settings.download_stall_timeout),
+            stall_after=settings.download_stall_timeout,
         )
     )
 

@@ -194,7 +194,7 @@ def rebuild(
         head=head,
         next_high=head,
         low=request.from_block,
-        block_range=int(settings.logs_block_range),
+        block_range=settings.logs_block_range,
     )
     checkpoint = checkpoint_path(target)
     state, resumed = _resume(checkpoint, fresh)
