@@ -136,7 +136,7 @@ ENTRIES: dict[str, Entry] = {
         Entry(
             "ledger",
             "zerog_cli.cli.ledger_cmd",
-            "Inspect and maintain the local SQLite ledger.",
+            "Inspect and maintain the ledger (a SQLite file, or PostgreSQL through ledger_url).",
             group=True,
         ),
         Entry(

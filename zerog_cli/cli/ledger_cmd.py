@@ -1,4 +1,4 @@
-"""`zerog ledger path|status|migrate|backup|rebuild|sql`."""
+"""`zerog ledger path|status|migrate|backup|rebuild|sql|copy`."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from zerog_cli.infra.output import Column
 from zerog_cli.infra.units import format_size
 
 app = new_app(
-    "Inspect and maintain the local SQLite ledger.",
+    "Inspect and maintain the ledger (a SQLite file, or PostgreSQL through ledger_url).",
     "zerog ledger status",
     "zerog ledger backup /var/backups/ledger.db",
 )
@@ -32,9 +32,11 @@ app = new_app(
     app, "path", epilog=examples("zerog ledger path", 'sqlite3 "$(zerog ledger path)" .tables')
 )
 def path() -> None:
-    """Print the ledger's file path."""
-    ledger_file = state().context.settings.ledger_file
-    state().output.result({"path": str(ledger_file)}, str(ledger_file))
+    """Print the ledger's file path (its URL, without password, on PostgreSQL)."""
+    from zerog_cli.ledger.db import describe
+
+    location = describe(state().context.ledger_target)
+    state().output.result({"path": location}, location)
 
 
 @command(app, "status", epilog=examples("zerog ledger status", "zerog ledger status --json"))
@@ -52,10 +54,11 @@ def status() -> None:
             out = current.output
             out.fields(
                 [
+                    ("backend", report["backend"]),
                     ("path", report["path"]),
                     ("schema", f"{report['schema_version']} (latest {report['latest_version']})"),
                     ("size", format_size(report["size_bytes"])),
-                    ("mode", report["mode"]),
+                    ("mode", report["mode"] or "-"),
                     ("journal", report["journal_mode"]),
                     ("integrity", report["integrity"]),
                 ]
@@ -97,7 +100,7 @@ def migrate(
     from zerog_cli.ledger.migrations import migrate as run_migrations
 
     current = state()
-    ledger = open_ledger(current.context.ledger_file, migrate=False)
+    ledger = open_ledger(current.context.ledger_target, migrate=False)
     saved: dict[str, Any] | None = None
     try:
         target = validate_target(to)
@@ -301,7 +304,48 @@ def sql(statement: Annotated[str, typer.Argument(help="One read-only SQL stateme
     from zerog_cli.ledger import admin
 
     current = state()
-    ledger_file = current.context.ledger.path
-    rows = admin.run_readonly_sql(ledger_file, statement)
+    rows = admin.run_readonly_sql(current.context.ledger.target, statement)
     columns = [Column(key, key) for key in (rows[0] if rows else {})]
     current.output.result(rows, lambda: current.output.table(rows, columns, empty="(no rows)"))
+
+
+@command(
+    app,
+    "copy",
+    epilog=examples(
+        "zerog ledger copy --to postgresql://zerog_app@db.internal:5432/zerog?sslmode=verify-full",
+        "zerog ledger copy --to sqlite:///var/lib/zerog/ledger.db --json",
+    ),
+)
+def copy(
+    to: Annotated[
+        str,
+        typer.Option(
+            "--to",
+            help="An empty ledger: postgresql://USER@HOST:PORT/DB or sqlite:///PATH"
+            " (password: the DATABASE_PASSWORD secret).",
+            show_default=False,
+        ),
+    ],
+) -> None:
+    """Copy every row of this ledger into an empty one, and verify counts and sums.
+
+    Moves a SQLite ledger into PostgreSQL when a team outgrows one host, or
+    back. The source is read from one consistent snapshot, so it may stay in
+    use; the destination is written in one transaction that commits only when
+    every table's row count and integer sums match. Then point ledger_url at it.
+    """
+    from zerog_cli.ledger.copy import copy_ledger
+    from zerog_cli.ledger.db import resolve_target
+
+    current = state()
+    if not to.startswith(("sqlite://", "postgresql://", "postgres://")):
+        raise UsageError("--to takes postgresql://USER@HOST:PORT/DB or sqlite:///PATH")
+    context = current.context
+    target = resolve_target(to, lambda: context.secrets.get("DATABASE_PASSWORD"))
+    report = copy_ledger(context.ledger, target)
+    current.output.result(
+        report.document(),
+        f"copied {report.rows} rows in {len(report.tables)} tables to {report.destination};"
+        " row counts and sums verified",
+    )

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from zerog_cli.errors import ConfigError, NetworkUnavailable, UsageError, ZerogError
 from zerog_cli.infra import redaction
@@ -75,6 +76,21 @@ def _as_url(value: Any) -> str:
     text = str(value).strip().rstrip("/")
     if not text.startswith(("http://", "https://")):
         raise UsageError(f"expected an http(s) URL, got {value!r}")
+    return text
+
+
+def _as_ledger_url(value: Any) -> str:
+    """``sqlite:///PATH`` or ``postgresql://USER@HOST:PORT/DB`` (the password is a secret)."""
+    text = str(value).strip()
+    if not text.startswith(("sqlite://", "postgresql://", "postgres://")):
+        raise UsageError(
+            "expected sqlite:///PATH or postgresql://USER@HOST/DB,"
+            f" got {redaction.redact_url(text)!r}"
+        )
+    if not text.startswith("sqlite://") and urlsplit(text).password is not None:
+        raise UsageError(
+            "ledger_url must not hold a password: store it as the DATABASE_PASSWORD secret"
+        )
     return text
 
 
@@ -407,6 +423,11 @@ class Settings:
         "how long `status` trusts the last passed ledger integrity check before running"
         " it again (0: every time); `ledger status` always runs it",
     )
+    ledger_url: str | None = _setting(
+        _as_ledger_url,
+        None,
+        "sqlite:///PATH or postgresql://USER@HOST:PORT/DB (default: sqlite:// + ledger_path)",
+    )
     secret_cache_ttl: int = _setting(_as_duration, 300, "seconds a looked-up secret stays cached")
     keyring: bool = _setting(_as_bool, True, "look secrets up in the OS keyring")
 
@@ -427,6 +448,11 @@ class Settings:
         return (
             Path(self.ledger_path).expanduser() if self.ledger_path else zerog_home() / "ledger.db"
         )
+
+    @property
+    def ledger_location(self) -> str:
+        """``ledger_url``, else ``sqlite://`` and the ledger file (``ledger_path``'s shorthand)."""
+        return self.ledger_url or f"sqlite://{self.ledger_file}"
 
     @property
     def acting_user(self) -> str:

@@ -1,4 +1,10 @@
-"""Ledger housekeeping: status, integrity, online backup and read-only SQL."""
+"""Ledger housekeeping: status, integrity, online backup and read-only SQL.
+
+On PostgreSQL: `status` reads the catalog instead of PRAGMAs, `backup` writes
+a SQLite ledger file exported from one consistent snapshot (the file `ledger
+copy` loads back), and `ledger sql` runs in a READ ONLY transaction that is
+rolled back, after the same one-reading-statement rule.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +13,15 @@ import sqlite3
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from zerog_cli.errors import LEDGER_RECOVERY_HINT, ConfigError, EnvironmentFailure, UsageError
 from zerog_cli.infra.files import atomic_path, ensure_private_dir
 from zerog_cli.ledger.db import Ledger, connect, sqlite_uri, utc_now
 from zerog_cli.ledger.migrations import LATEST_VERSION
+
+if TYPE_CHECKING:
+    from zerog_cli.ledger.postgres import PostgresTarget
 
 # SQLite authorizer action codes (sqlite3.h); every statement is checked against them.
 _ACTIONS = {
@@ -141,9 +150,12 @@ def status(
         for table in (ledger.table_names() if counts else ())
         if not table.startswith("sqlite_")
     }
+    if ledger.path is None:
+        return _postgres_status(ledger, row_counts, counts=counts, integrity=integrity)
     files = [ledger.path, Path(f"{ledger.path}-wal")]
     size = sum(p.stat().st_size for p in files if p.exists())
     result: dict[str, Any] = {
+        "backend": "sqlite",
         "path": str(ledger.path),
         "schema_version": ledger.schema_version(),
         "latest_version": LATEST_VERSION,
@@ -173,9 +185,42 @@ def intact_status(ledger: Ledger) -> dict[str, Any]:
     return report
 
 
+def _postgres_status(
+    ledger: Ledger, row_counts: dict[str, int], *, counts: bool, integrity: bool
+) -> dict[str, Any]:
+    """The same report for a PostgreSQL ledger: its URL, the database's size on the
+    server, the server's version in place of a journal mode, and no file mode."""
+    server = ledger.query(
+        "SELECT pg_database_size(current_database()) AS size, current_setting('server_version')"
+        " AS version, current_setting('transaction_isolation') AS isolation"
+    )[0]
+    result: dict[str, Any] = {
+        "backend": "postgresql",
+        "path": ledger.location,
+        "schema_version": ledger.schema_version(),
+        "latest_version": LATEST_VERSION,
+        "size_bytes": int(server["size"]),
+        "mode": None,
+        "journal_mode": f"postgresql {server['version']}",
+    }
+    if counts:
+        result["tables"] = row_counts
+    if integrity:
+        result["integrity"] = integrity_check(ledger)
+        result["integrity_checked_at"] = utc_now()
+    return result
+
+
 def integrity_check(ledger: Ledger) -> str:
     """'ok' or SQLite's first complaint from PRAGMA quick_check, recorded when the
-    ledger is writable and its schema has the table."""
+    ledger is writable and its schema has the table.
+
+    PostgreSQL checks its own pages; there, 'ok' means every table the schema
+    version names is present (nothing to record: it costs one catalog query).
+    """
+    if ledger.path is None:
+        missing = sorted(set(_expected_tables()) - set(ledger.table_names()))
+        return "ok" if not missing else "missing tables: " + ", ".join(missing)
     started = time.monotonic()
     rows = ledger.conn.execute("PRAGMA quick_check").fetchall()
     result = "ok" if rows == [("ok",)] else "; ".join(str(r[0]) for r in rows[:5])
@@ -198,18 +243,38 @@ def last_passed_check(ledger: Ledger) -> str | None:
     return str(row[0]) if row is not None and row[1] == "ok" else None
 
 
+def _expected_tables() -> list[str]:
+    """The tables a fully migrated ledger holds, from a migrated in-memory SQLite ledger."""
+    from zerog_cli.ledger.db import Ledger as _Ledger
+    from zerog_cli.ledger.migrations import migrate_to_latest
+
+    memory = _Ledger(Path(":memory:"), sqlite3.connect(":memory:", isolation_level=None))
+    try:
+        migrate_to_latest(memory)
+        return memory.table_names()
+    finally:
+        memory.close()
+
+
+def _file_name(ledger: Ledger) -> str:
+    """The backup's file name: the ledger file's, or ``ledger-DATABASE.db`` on PostgreSQL."""
+    if isinstance(ledger.target, Path):
+        return ledger.target.name
+    return f"ledger-{ledger.target.database}.db"
+
+
 def backup(ledger: Ledger, destination: Path, *, overwrite: bool = False) -> dict[str, Any]:
     """A consistent online copy (SQLite backup API) that appears atomically, mode 0600."""
     if destination.is_dir():
-        destination = destination / ledger.path.name
+        destination = destination / _file_name(ledger)
     if destination.exists() and not overwrite:
         raise UsageError(f"{destination} exists; pass --force to replace it")
-    if destination.resolve() == ledger.path.resolve():
+    if ledger.path is not None and destination.resolve() == ledger.path.resolve():
         raise UsageError("the backup destination is the ledger itself")
     with atomic_path(destination, mode=0o600) as temporary:
         _snapshot(ledger, temporary, destination)
     return {
-        "source": str(ledger.path),
+        "source": ledger.location,
         "destination": str(destination),
         "size_bytes": destination.stat().st_size,
     }
@@ -221,9 +286,13 @@ SAFETY_BACKUP_FOLDER = "ledger-backups"
 def safety_backup(ledger: Ledger, before: str) -> dict[str, Any]:
     """A `ledger backup` taken before a command that drops rows, in ``ledger-backups/`` (0700)
     beside the ledger, named for the schema version, the time and what follows it."""
-    folder = ensure_private_dir(ledger.path.parent / SAFETY_BACKUP_FOLDER)
+    from zerog_cli.infra.config import zerog_home
+
+    beside = ledger.path.parent if ledger.path is not None else zerog_home()
+    folder = ensure_private_dir(beside / SAFETY_BACKUP_FOLDER)
     stamp = utc_now().replace("-", "").replace(":", "")
-    base = f"{ledger.path.stem}-v{ledger.schema_version()}-{stamp}-before-{before}"
+    stem = Path(_file_name(ledger)).stem
+    base = f"{stem}-v{ledger.schema_version()}-{stamp}-before-{before}"
     destination = folder / f"{base}.db"
     counter = 1
     while destination.exists():
@@ -239,20 +308,26 @@ def backup_to_stream(ledger: Ledger, sink: BinaryIO) -> dict[str, Any]:
     ever carries a complete snapshot, never a database caught mid-write.
     """
     with tempfile.TemporaryDirectory(prefix="zerog-ledger-") as folder:
-        copy = Path(folder) / ledger.path.name
+        copy = Path(folder) / _file_name(ledger)
         _snapshot(ledger, copy, copy)
         with copy.open("rb") as source:
             shutil.copyfileobj(source, sink, 1 << 20)
         sink.flush()
         size = copy.stat().st_size
-    return {"source": str(ledger.path), "destination": "-", "size_bytes": size}
+    return {"source": ledger.location, "destination": "-", "size_bytes": size}
 
 
 def _snapshot(ledger: Ledger, target_path: Path, destination: Path) -> None:
     """SQLite's online backup of the ledger into ``target_path``, as one self-contained file.
 
     A full disk is exit 10 naming ``destination`` (where the operator sees the copy go).
+    A PostgreSQL ledger is exported into a new SQLite ledger from one snapshot.
     """
+    if ledger.path is None:
+        from zerog_cli.ledger.copy import copy_ledger
+
+        copy_ledger(ledger, target_path)
+        return
     target = sqlite3.connect(sqlite_uri(target_path), uri=True)
     try:
         ledger.conn.backup(target)
@@ -268,10 +343,17 @@ def _snapshot(ledger: Ledger, target_path: Path, destination: Path) -> None:
         target.close()
 
 
-def run_readonly_sql(path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+def run_readonly_sql(
+    target: Path | PostgresTarget, sql: str, params: tuple[Any, ...] = ()
+) -> list[dict[str, Any]]:
     """Run one reading statement on a read-only connection; SQLite's authorizer refuses the rest."""
     if not sql.strip():
         raise UsageError("no SQL statement given")
+    if not isinstance(target, Path):
+        from zerog_cli.ledger.postgres import run_readonly_sql as run_on_postgres
+
+        return run_on_postgres(target, sql, params)
+    path = target
     conn = connect(path, read_only=True)
     authorizer = _ReadOnlyAuthorizer()
     try:

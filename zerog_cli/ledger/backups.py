@@ -190,7 +190,9 @@ def select(
     )
     order = _ROTATION if rotation else "b.created_at, b.id"
     window, window_params = page.sql()
-    sql = f"{_SELECT} WHERE {where} ORDER BY {order}{window}"
+    # Ordered outside: PostgreSQL sorts by an output column only when named bare, and the
+    # rotation order is made of expressions over them (SQLite flattens this to one query).
+    sql = f"SELECT * FROM ({_SELECT} WHERE {where}) AS b ORDER BY {order}{window}"
     return [_backup(row) for row in conn.execute(sql, (*params, *window_params))]
 
 

@@ -17,11 +17,14 @@ import sqlite3
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pybreaker
 
 from zerog_cli.ledger.db import connect, format_time, utc_now
+
+if TYPE_CHECKING:
+    from zerog_cli.ledger.postgres import PostgresTarget
 
 _STATES = ("closed", "open", "half-open")
 
@@ -29,15 +32,15 @@ _STATES = ("closed", "open", "half-open")
 class BreakerTable:
     """One connection to ``breaker_state`` for all the breakers of a process."""
 
-    def __init__(self, path: Path, *, read_only: bool = False) -> None:
-        self.path = path
+    def __init__(self, target: Path | PostgresTarget, *, read_only: bool = False) -> None:
+        self.target = target
         self.read_only = read_only
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
-            self._conn = connect(self.path, read_only=self.read_only)
+            self._conn = connect(self.target, read_only=self.read_only)
         return self._conn
 
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:

@@ -1,4 +1,9 @@
-"""The ledger connection: one SQLite file, WAL, busy timeout, 0600, migrated on open.
+"""The ledger connection: one SQLite file (WAL, busy timeout, 0600) or a PostgreSQL
+database (`ledger.postgres`), migrated on open.
+
+`ledger_url` picks the backend: ``sqlite:///PATH`` (the default, from
+``ledger_path``) or ``postgresql://USER@HOST:PORT/DB``. Everything above
+`ledger/` sees one `Ledger` whatever runs underneath.
 
 Writes that belong together run in `Ledger.transaction()`, which is
 ``BEGIN IMMEDIATE``: the write lock is taken before anything is read, so a
@@ -10,6 +15,10 @@ A ledger whose folder this process cannot write (a read-only mount, a home
 owned by another user) is opened read-only, so commands that only read
 (`status`, `backup ls`, `ledger sql`, `quota show`) still work there; a
 command that writes fails at its first write with exit 10.
+
+On PostgreSQL, `Ledger.transaction()` takes one transaction-level advisory
+lock right after ``BEGIN``: the same single-writer guarantee as ``BEGIN
+IMMEDIATE``, for every host that shares the database.
 """
 
 from __future__ import annotations
@@ -22,7 +31,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote
 
 from zerog_cli.errors import (
@@ -36,7 +45,11 @@ from zerog_cli.infra.files import create_private_file, ensure_private_dir
 from zerog_cli.infra.units import INT64_MAX
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import sqlite_utils
+
+    from zerog_cli.ledger.postgres import PgDatabase, PostgresTarget
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -79,7 +92,7 @@ class Page:
         """The ``LIMIT … OFFSET …`` clause and its parameters (none for the whole listing)."""
         if self.limit is None and not self.offset:
             return "", ()
-        return " LIMIT ? OFFSET ?", (-1 if self.limit is None else self.limit, self.offset)
+        return " LIMIT ? OFFSET ?", (INT64_MAX if self.limit is None else self.limit, self.offset)
 
 
 EVERYTHING = Page()
@@ -98,30 +111,64 @@ def utc_now() -> str:
     return format_time(datetime.now(UTC))
 
 
+def resolve_target(
+    url: str, password: Callable[[], str | None] | None = None
+) -> Path | PostgresTarget:
+    """The ledger ``url`` names: a SQLite file (``sqlite:///PATH``) or a `PostgresTarget`."""
+    if url.startswith("sqlite://"):
+        location = url.removeprefix("sqlite://")
+        if not location:
+            raise ConfigError(f"ledger_url {url!r} names no file (sqlite:///PATH)")
+        return Path(location).expanduser()
+    from zerog_cli.ledger.postgres import parse_url
+
+    return parse_url(url, password)
+
+
 class Ledger:
     """A migrated ledger: ``conn`` is the raw connection every query uses.
 
     ``db`` wraps the same connection in a sqlite-utils Database for schema work
     (migrations create and drop tables through it). It is built on first use:
     importing sqlite-utils costs about 0.1 s, which commands that only read
-    and write rows should not pay.
+    and write rows should not pay. On PostgreSQL it is a `PgDatabase`.
+
+    ``path`` is the SQLite file, None on PostgreSQL; ``location`` names either
+    for messages (a URL never holds a password).
     """
 
-    def __init__(self, path: Path, conn: sqlite3.Connection, *, read_only: bool = False) -> None:
-        self.path = path
+    def __init__(
+        self, target: Path | PostgresTarget, conn: sqlite3.Connection, *, read_only: bool = False
+    ) -> None:
+        self.target = target
+        self.path: Path | None = target if isinstance(target, Path) else None
+        self.dialect = "sqlite" if self.path is not None else "postgresql"
         self.conn = conn
         self.read_only = read_only
-        self._db: sqlite_utils.Database | None = None
+        self._db: sqlite_utils.Database | PgDatabase | None = None
 
     @property
-    def db(self) -> sqlite_utils.Database:
-        if self._db is None:
-            import sqlite_utils
+    def location(self) -> str:
+        return describe(self.target)
 
-            self._db = sqlite_utils.Database(self.conn)
+    @property
+    def db(self) -> sqlite_utils.Database | PgDatabase:
+        if self._db is None:
+            if self.dialect == "postgresql":
+                from zerog_cli.ledger.postgres import PgConnection, PgDatabase
+
+                self._db = PgDatabase(cast(PgConnection, self.conn))
+            else:
+                import sqlite_utils
+
+                self._db = sqlite_utils.Database(self.conn)
         return self._db
 
     def table_names(self) -> list[str]:
+        if self.dialect == "postgresql":
+            from zerog_cli.ledger.postgres import PgConnection, table_names
+
+            return table_names(cast(PgConnection, self.conn))
         rows = self.conn.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
         ).fetchall()
@@ -129,14 +176,58 @@ class Ledger:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """``BEGIN IMMEDIATE`` … ``COMMIT``; rolls back on any exception."""
-        self._begin_immediate()
+        """``BEGIN IMMEDIATE`` … ``COMMIT``; rolls back on any exception.
+
+        On PostgreSQL: ``BEGIN`` and the ledger's advisory write lock, held to
+        the end of the transaction. The body of a transaction is any Python (a
+        quota check, then the spend), which cannot be replayed the way a
+        serialization failure would need; one writer at a time, as on SQLite,
+        needs no replay and still lets every reader run.
+        """
+        if self.dialect == "postgresql":
+            from zerog_cli.ledger.postgres import WRITE_LOCK_KEY
+
+            self.conn.execute("BEGIN")
+            try:
+                self.conn.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK_KEY,))
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+        else:
+            self._begin_immediate()
         try:
             yield self.conn
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise
         self.conn.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """A read-only transaction that sees one consistent state of the whole ledger
+        (SQLite: a deferred read transaction on WAL; PostgreSQL: REPEATABLE READ)."""
+        if self.dialect == "postgresql":
+            self.conn.execute("BEGIN TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        else:
+            self.conn.execute("BEGIN")
+        try:
+            yield self.conn
+        finally:
+            self.conn.execute("ROLLBACK")
+
+    def referenced_tables(self, table: str) -> set[str]:
+        """The tables ``table``'s foreign keys point at (they must be filled first)."""
+        if self.dialect == "postgresql":
+            sql = (
+                "SELECT DISTINCT ccu.table_name FROM information_schema.table_constraints tc"
+                " JOIN information_schema.constraint_column_usage ccu"
+                " USING (constraint_schema, constraint_name)"
+                " WHERE tc.constraint_type = 'FOREIGN KEY' AND tc.table_name = ?"
+                " AND tc.table_schema = current_schema()"
+            )
+        else:
+            sql = 'SELECT DISTINCT "table" FROM pragma_foreign_key_list(?)'
+        return {str(row[0]) for row in self.conn.execute(sql, (table,)).fetchall()} - {table}
 
     def _begin_immediate(self) -> None:
         # sqlite3's busy handler covers most waits; this loop covers the
@@ -172,6 +263,11 @@ class Ledger:
         self.conn.close()
 
 
+def describe(target: Path | PostgresTarget) -> str:
+    """The ledger's file, or its URL (never with a password), for output and messages."""
+    return str(target) if isinstance(target, Path) else target.display
+
+
 def sqlite_uri(path: Path, *, read_only: bool = False) -> str:
     """A ``file:`` URI naming exactly ``path``, whatever characters it holds.
 
@@ -195,8 +291,11 @@ def _unflushed_wal(path: Path) -> bool:
         return False
 
 
-def connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
+def connect(target: Path | PostgresTarget, *, read_only: bool = False) -> sqlite3.Connection:
     """A raw connection with zerog's pragmas; creates the file 0600 when missing.
+
+    On PostgreSQL, a `PgConnection`: it answers the calls the ledger makes
+    of a ``sqlite3.Connection`` (see `ledger.postgres`), so it is typed as one.
 
     The file is only ever opened through SQLite. Opening and closing it any
     other way (say, to read its header) would drop every POSIX lock this
@@ -209,6 +308,9 @@ def connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
     in a folder this process may not write. Such a ledger with no unflushed
     WAL is opened as immutable: nothing can change it through this folder.
     """
+    if not isinstance(target, Path):
+        return cast(sqlite3.Connection, target.connect(read_only=read_only))
+    path = target
     if not path.exists() and read_only:
         raise ConfigError(
             f"ledger {path} does not exist", hint="run any zerog command to create it"
@@ -264,7 +366,7 @@ def _connect(path: Path, *, read_only: bool, immutable: bool) -> sqlite3.Connect
     return conn
 
 
-def open_ledger(path: Path, *, migrate: bool = True) -> Ledger:
+def open_ledger(target: Path | PostgresTarget, *, migrate: bool = True) -> Ledger:
     """Open (creating if needed) and bring the schema up to date.
 
     Read-only when the ledger exists and this process may not write it (see
@@ -272,14 +374,15 @@ def open_ledger(path: Path, *, migrate: bool = True) -> Ledger:
     """
     from zerog_cli.ledger.migrations import LATEST_VERSION, migrate_to_latest
 
-    read_only = path.exists() and not writable(path)
-    conn = connect(path, read_only=read_only)
-    ledger = Ledger(path, conn, read_only=read_only)
+    path = target if isinstance(target, Path) else None
+    read_only = path is not None and path.exists() and not writable(path)
+    conn = connect(target, read_only=read_only)
+    ledger = Ledger(target, conn, read_only=read_only)
     try:
         if migrate and read_only and ledger.schema_version() < LATEST_VERSION:
             conn.close()
             raise EnvironmentFailure(
-                f"ledger {path} needs migrating to schema {LATEST_VERSION}, and this"
+                f"ledger {ledger.location} needs migrating to schema {LATEST_VERSION}, and this"
                 " process may not write it",
                 hint="run one zerog command with ZEROG_HOME writable",
             )
@@ -292,6 +395,7 @@ def open_ledger(path: Path, *, migrate: bool = True) -> Ledger:
             if failure is not None:
                 raise failure from None
         raise ConfigError(
-            f"ledger {path} is damaged or not a zerog ledger: {exc}", hint=LEDGER_RECOVERY_HINT
+            f"ledger {ledger.location} is damaged or not a zerog ledger: {exc}",
+            hint=LEDGER_RECOVERY_HINT,
         ) from None
     return ledger

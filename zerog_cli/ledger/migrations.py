@@ -5,6 +5,11 @@ runs on every open; `migrate(ledger, to=N)` moves up or down to any version.
 Each step runs in its own ``BEGIN IMMEDIATE`` transaction, so a crash leaves
 the ledger at a recorded version.
 
+Every step runs on SQLite and on PostgreSQL: ``db`` is sqlite-utils'
+``Database`` or its PostgreSQL stand-in (`ledger.postgres.PgDatabase`), and
+plain SQL goes through the connection, which speaks either dialect. What
+cannot be said once (triggers) asks `_postgres(db)`.
+
 Conventions: money is integer micro-USD (``*_micro``); chain amounts are
 neuron, stored as decimal TEXT because they can exceed SQLite's 64-bit
 INTEGER; sizes are integer bytes; timestamps ISO 8601 UTC text.
@@ -22,17 +27,24 @@ if TYPE_CHECKING:
     import sqlite_utils
 
     from zerog_cli.ledger.db import Ledger
+    from zerog_cli.ledger.postgres import PgDatabase
+
+    SchemaDatabase = sqlite_utils.Database | PgDatabase
 
 
 @dataclass(frozen=True)
 class Migration:
     version: int
     name: str
-    up: Callable[[sqlite_utils.Database], None]
-    down: Callable[[sqlite_utils.Database], None]
+    up: Callable[[SchemaDatabase], None]
+    down: Callable[[SchemaDatabase], None]
 
 
-def _initial_up(db: sqlite_utils.Database) -> None:
+def _postgres(db: SchemaDatabase) -> bool:
+    return getattr(db, "dialect", "sqlite") == "postgresql"
+
+
+def _initial_up(db: SchemaDatabase) -> None:
     db.table("namespaces").create(
         {
             "name": str,
@@ -216,12 +228,12 @@ INITIAL_TABLES = (
 )
 
 
-def _initial_down(db: sqlite_utils.Database) -> None:
+def _initial_down(db: SchemaDatabase) -> None:
     for table in INITIAL_TABLES:
         db.table(table).drop()
 
 
-def _reservations_up(db: sqlite_utils.Database) -> None:
+def _reservations_up(db: SchemaDatabase) -> None:
     db.table("quota_reservations").create(
         {
             "id": int,
@@ -251,11 +263,11 @@ def _reservations_up(db: sqlite_utils.Database) -> None:
     db.table("quota_reservations").create_index(["user"])
 
 
-def _reservations_down(db: sqlite_utils.Database) -> None:
+def _reservations_down(db: SchemaDatabase) -> None:
     db.table("quota_reservations").drop()
 
 
-def _inference_log_up(db: sqlite_utils.Database) -> None:
+def _inference_log_up(db: SchemaDatabase) -> None:
     db.table("inference_log").create(
         {
             "id": int,
@@ -300,11 +312,11 @@ def _inference_log_up(db: sqlite_utils.Database) -> None:
     db.table("inference_log").create_index(["user", "id"])
 
 
-def _inference_log_down(db: sqlite_utils.Database) -> None:
+def _inference_log_down(db: SchemaDatabase) -> None:
     db.table("inference_log").drop()
 
 
-def _payments_up(db: sqlite_utils.Database) -> None:
+def _payments_up(db: SchemaDatabase) -> None:
     db.table("pending_payments").create(
         {
             "id": int,
@@ -339,19 +351,19 @@ def _payments_up(db: sqlite_utils.Database) -> None:
     db.table("pending_payments").create_index(["intent"])
 
 
-def _payments_down(db: sqlite_utils.Database) -> None:
+def _payments_down(db: SchemaDatabase) -> None:
     db.table("pending_payments").drop()
 
 
-def _signature_binding_up(db: sqlite_utils.Database) -> None:
+def _signature_binding_up(db: SchemaDatabase) -> None:
     db.table("inference_log").add_column("binding", str)
 
 
-def _signature_binding_down(db: sqlite_utils.Database) -> None:
+def _signature_binding_down(db: SchemaDatabase) -> None:
     db.table("inference_log").transform(drop={"binding"})
 
 
-def _name_claims_up(db: sqlite_utils.Database) -> None:
+def _name_claims_up(db: SchemaDatabase) -> None:
     reservations = db.table("quota_reservations")
     reservations.add_column("network", str)
     reservations.add_column("object_name", str)
@@ -360,23 +372,23 @@ def _name_claims_up(db: sqlite_utils.Database) -> None:
     )
 
 
-def _name_claims_down(db: sqlite_utils.Database) -> None:
+def _name_claims_down(db: SchemaDatabase) -> None:
     db.conn.execute("DROP INDEX IF EXISTS reserved_object_names")
     db.table("quota_reservations").transform(drop={"network", "object_name"})
 
 
-def _sampled_verification_up(db: sqlite_utils.Database) -> None:
+def _sampled_verification_up(db: SchemaDatabase) -> None:
     verifications = db.table("verifications")
     verifications.add_column("kind", str, not_null_default="full")
     verifications.add_column("segments_checked", int)
     verifications.add_column("segments_total", int)
 
 
-def _sampled_verification_down(db: sqlite_utils.Database) -> None:
+def _sampled_verification_down(db: SchemaDatabase) -> None:
     db.table("verifications").transform(drop={"kind", "segments_checked", "segments_total"})
 
 
-def _compute_backend_up(db: sqlite_utils.Database) -> None:
+def _compute_backend_up(db: SchemaDatabase) -> None:
     db.table("inference_log").add_column("backend", str)
     costs = db.table("cost_tracking")
     costs.add_column("backend", str)
@@ -384,12 +396,12 @@ def _compute_backend_up(db: sqlite_utils.Database) -> None:
     costs.add_column("provider", str)
 
 
-def _compute_backend_down(db: sqlite_utils.Database) -> None:
+def _compute_backend_down(db: SchemaDatabase) -> None:
     db.table("inference_log").transform(drop={"backend"})
     db.table("cost_tracking").transform(drop={"backend", "model", "provider"})
 
 
-def _snapshots_up(db: sqlite_utils.Database) -> None:
+def _snapshots_up(db: SchemaDatabase) -> None:
     backups = db.table("storage_backups")
     backups.add_column("kind", str, not_null_default="file")
     backups.add_column("index_object_id", int)
@@ -413,7 +425,7 @@ def _snapshots_up(db: sqlite_utils.Database) -> None:
     )
 
 
-def _snapshots_down(db: sqlite_utils.Database) -> None:
+def _snapshots_down(db: SchemaDatabase) -> None:
     db.table("backup_members").drop()
     db.table("storage_backups").transform(drop={"kind", "index_object_id", "skipped"})
 
@@ -422,7 +434,7 @@ _OBJECT_NAME_INDEX = "idx_objects_network_namespace_name"
 _OBJECT_VERSION_INDEX = "object_versions"
 
 
-def _object_versions_up(db: sqlite_utils.Database) -> None:
+def _object_versions_up(db: SchemaDatabase) -> None:
     db.table("objects").add_column("version", int, not_null_default=1)
     db.conn.execute(f"DROP INDEX IF EXISTS {_OBJECT_NAME_INDEX}")
     db.table("objects").create_index(
@@ -430,7 +442,7 @@ def _object_versions_up(db: sqlite_utils.Database) -> None:
     )
 
 
-def _object_versions_down(db: sqlite_utils.Database) -> None:
+def _object_versions_down(db: SchemaDatabase) -> None:
     """Older versions keep their rows (backups and verifications point at them) under
     the name ``NAME@N``, so the one-row-per-name index of version 9 fits again."""
     db.conn.execute(
@@ -451,15 +463,20 @@ def _object_versions_down(db: sqlite_utils.Database) -> None:
 # joins them back (ledger/costs.py).
 _NEURON_DIGITS = "ltrim({row}.neuron, '-')"
 _NEURON_SIGN = "(CASE WHEN substr({row}.neuron, 1, 1) = '-' THEN -1 ELSE 1 END)"
-_NEURON_PARTS = tuple(
-    f"{_NEURON_SIGN} * CAST('0' || {digits} AS INTEGER)"
-    for digits in (
-        f"substr({_NEURON_DIGITS}, max(length({_NEURON_DIGITS}) - 8, 1))",
-        f"substr({_NEURON_DIGITS}, max(length({_NEURON_DIGITS}) - 17, 1),"
-        f" min(9, max(length({_NEURON_DIGITS}) - 9, 0)))",
-        f"substr({_NEURON_DIGITS}, 1, max(length({_NEURON_DIGITS}) - 18, 0))",
+
+
+# PostgreSQL calls SQLite's two-argument max() and min() GREATEST and LEAST.
+def _neuron_parts(postgres: bool) -> tuple[str, ...]:
+    high, low = ("GREATEST", "LEAST") if postgres else ("max", "min")
+    return tuple(
+        f"{_NEURON_SIGN} * CAST('0' || {digits} AS INTEGER)"
+        for digits in (
+            f"substr({_NEURON_DIGITS}, {high}(length({_NEURON_DIGITS}) - 8, 1))",
+            f"substr({_NEURON_DIGITS}, {high}(length({_NEURON_DIGITS}) - 17, 1),"
+            f" {low}(9, {high}(length({_NEURON_DIGITS}) - 9, 0)))",
+            f"substr({_NEURON_DIGITS}, 1, {high}(length({_NEURON_DIGITS}) - 18, 0))",
+        )
     )
-)
 
 
 # One rollup row per month and every --by of `quota report` (NULL stored as '-',
@@ -468,7 +485,7 @@ _NEURON_PARTS = tuple(
 _ROLLUP_KEY = "period, user, namespace, service, backend, model, provider"
 
 
-def _rollup_change(row: str, sign: str) -> str:
+def _rollup_change(row: str, sign: str, postgres: bool = False) -> str:
     """The upsert that adds (sign '+') or takes away (sign '-') one cost row's figures."""
     values = (
         f"{row}.period, {row}.user, COALESCE({row}.namespace, '-'), {row}.service,"
@@ -478,7 +495,7 @@ def _rollup_change(row: str, sign: str) -> str:
         f" CASE WHEN {row}.unit = 'bytes' THEN {sign}COALESCE({row}.quantity, 0) ELSE 0 END,"
         f" CASE WHEN {row}.unit = 'tokens' THEN {sign}COALESCE({row}.quantity, 0) ELSE 0 END,"
         f" {sign}{row}.usd_micro, "
-        + ", ".join(f"{sign}{part.format(row=row)}" for part in _NEURON_PARTS)
+        + ", ".join(f"{sign}{part.format(row=row)}" for part in _neuron_parts(postgres))
     )
     return (
         "INSERT INTO cost_rollup (period, user, namespace, service, backend, model, provider,"
@@ -486,28 +503,35 @@ def _rollup_change(row: str, sign: str) -> str:
         " neuron_quintillions)"
         f" VALUES ({values})"
         f" ON CONFLICT ({_ROLLUP_KEY}) DO UPDATE SET"
-        " operations = operations + excluded.operations, bytes = bytes + excluded.bytes,"
-        " tokens = tokens + excluded.tokens, usd_micro = usd_micro + excluded.usd_micro,"
-        " neuron_units = neuron_units + excluded.neuron_units,"
-        " neuron_billions = neuron_billions + excluded.neuron_billions,"
-        " neuron_quintillions = neuron_quintillions + excluded.neuron_quintillions;"
+        " operations = cost_rollup.operations + excluded.operations,"
+        " bytes = cost_rollup.bytes + excluded.bytes,"
+        " tokens = cost_rollup.tokens + excluded.tokens,"
+        " usd_micro = cost_rollup.usd_micro + excluded.usd_micro,"
+        " neuron_units = cost_rollup.neuron_units + excluded.neuron_units,"
+        " neuron_billions = cost_rollup.neuron_billions + excluded.neuron_billions,"
+        " neuron_quintillions = cost_rollup.neuron_quintillions + excluded.neuron_quintillions;"
     )
 
 
 _ROLLUP_EMPTIED = "DELETE FROM cost_rollup WHERE operations = 0;"
 
-_ROLLUP_TRIGGERS = {
-    "cost_rollup_insert": f"AFTER INSERT ON cost_tracking BEGIN {_rollup_change('NEW', '+')} END",
-    "cost_rollup_delete": (
-        f"AFTER DELETE ON cost_tracking BEGIN {_rollup_change('OLD', '-')} {_ROLLUP_EMPTIED} END"
-    ),
-    "cost_rollup_update": (
-        "AFTER UPDATE OF period, user, namespace, service, backend, model, provider, quantity,"
-        " unit, usd_micro, neuron"
-        f" ON cost_tracking BEGIN {_rollup_change('OLD', '-')} {_rollup_change('NEW', '+')}"
-        f" {_ROLLUP_EMPTIED} END"
-    ),
-}
+
+def _rollup_triggers(postgres: bool) -> dict[str, tuple[str, str]]:
+    """Trigger name → (when it fires, what it runs), as SQL over NEW and OLD."""
+    return {
+        "cost_rollup_insert": ("AFTER INSERT", _rollup_change("NEW", "+", postgres)),
+        "cost_rollup_delete": (
+            "AFTER DELETE",
+            f"{_rollup_change('OLD', '-', postgres)} {_ROLLUP_EMPTIED}",
+        ),
+        "cost_rollup_update": (
+            "AFTER UPDATE OF period, user, namespace, service, backend, model, provider,"
+            " quantity, unit, usd_micro, neuron",
+            f"{_rollup_change('OLD', '-', postgres)} {_rollup_change('NEW', '+', postgres)}"
+            f" {_ROLLUP_EMPTIED}",
+        ),
+    }
+
 
 # Indexes behind every listing and selection that filters: (name, table, columns).
 _SCALE_INDEXES = (
@@ -518,8 +542,9 @@ _SCALE_INDEXES = (
 )
 
 
-def _cost_rollup_up(db: sqlite_utils.Database) -> None:
+def _cost_rollup_up(db: SchemaDatabase) -> None:
     conn = db.conn
+    postgres = _postgres(db)
     conn.execute(
         "CREATE TABLE cost_rollup ("
         " period TEXT NOT NULL, user TEXT NOT NULL, namespace TEXT NOT NULL,"
@@ -531,7 +556,7 @@ def _cost_rollup_up(db: sqlite_utils.Database) -> None:
         " neuron_quintillions INTEGER NOT NULL DEFAULT 0,"
         f" PRIMARY KEY ({_ROLLUP_KEY})) WITHOUT ROWID"
     )
-    parts = ", ".join(f"SUM({part.format(row='c')})" for part in _NEURON_PARTS)
+    parts = ", ".join(f"SUM({part.format(row='c')})" for part in _neuron_parts(postgres))
     conn.execute(
         "INSERT INTO cost_rollup SELECT c.period, c.user, COALESCE(c.namespace, '-'), c.service,"
         " COALESCE(c.backend, '-'), COALESCE(c.model, '-'), COALESCE(c.provider, '-'), COUNT(*),"
@@ -540,21 +565,33 @@ def _cost_rollup_up(db: sqlite_utils.Database) -> None:
         f" SUM(c.usd_micro), {parts}"
         " FROM cost_tracking c GROUP BY 1, 2, 3, 4, 5, 6, 7"
     )
-    for name, body in _ROLLUP_TRIGGERS.items():
-        conn.execute(f"CREATE TRIGGER {name} {body}")
+    for name, (when, body) in _rollup_triggers(postgres).items():
+        if postgres:
+            from zerog_cli.ledger.postgres import rollup_trigger_sql
+
+            for statement in rollup_trigger_sql(name, when, body):
+                conn.execute(statement)
+        else:
+            conn.execute(f"CREATE TRIGGER {name} {when} ON cost_tracking BEGIN {body} END")
     for name, table, columns in _SCALE_INDEXES:
         conn.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({columns})")
 
 
-def _cost_rollup_down(db: sqlite_utils.Database) -> None:
+def _cost_rollup_down(db: SchemaDatabase) -> None:
     for name, _table, _columns in _SCALE_INDEXES:
         db.conn.execute(f"DROP INDEX IF EXISTS {name}")
-    for name in _ROLLUP_TRIGGERS:
-        db.conn.execute(f"DROP TRIGGER IF EXISTS {name}")
+    for name in _rollup_triggers(_postgres(db)):
+        if _postgres(db):
+            from zerog_cli.ledger.postgres import drop_trigger_sql
+
+            for statement in drop_trigger_sql(name):
+                db.conn.execute(statement)
+        else:
+            db.conn.execute(f"DROP TRIGGER IF EXISTS {name}")
     db.conn.execute("DROP TABLE IF EXISTS cost_rollup")
 
 
-def _object_fragments_up(db: sqlite_utils.Database) -> None:
+def _object_fragments_up(db: SchemaDatabase) -> None:
     db.table("object_fragments").create(
         {
             "object_id": int,
@@ -571,14 +608,14 @@ def _object_fragments_up(db: sqlite_utils.Database) -> None:
     db.table("object_fragments").create_index(["root"])
 
 
-def _object_fragments_down(db: sqlite_utils.Database) -> None:
+def _object_fragments_down(db: SchemaDatabase) -> None:
     db.table("object_fragments").drop()
 
 
 _REBUILT_TABLES = ("namespaces", "objects", "storage_backups", "cost_tracking")
 
 
-def _chain_catalog_up(db: sqlite_utils.Database) -> None:
+def _chain_catalog_up(db: SchemaDatabase) -> None:
     for table in _REBUILT_TABLES:
         db.conn.execute(f"ALTER TABLE {table} ADD COLUMN rebuilt INTEGER NOT NULL DEFAULT 0")
     db.conn.execute(
@@ -589,18 +626,18 @@ def _chain_catalog_up(db: sqlite_utils.Database) -> None:
     )
 
 
-def _integrity_checks_up(db: sqlite_utils.Database) -> None:
+def _integrity_checks_up(db: SchemaDatabase) -> None:
     db.conn.execute(
         "CREATE TABLE integrity_checks (id INTEGER PRIMARY KEY, checked_at TEXT NOT NULL,"
         " result TEXT NOT NULL, seconds REAL NOT NULL)"
     )
 
 
-def _integrity_checks_down(db: sqlite_utils.Database) -> None:
+def _integrity_checks_down(db: SchemaDatabase) -> None:
     db.conn.execute("DROP TABLE integrity_checks")
 
 
-def _chain_catalog_down(db: sqlite_utils.Database) -> None:
+def _chain_catalog_down(db: SchemaDatabase) -> None:
     db.conn.execute("DROP TABLE catalog_snapshots")
     for table in _REBUILT_TABLES:
         db.conn.execute(f"ALTER TABLE {table} DROP COLUMN rebuilt")
@@ -695,10 +732,16 @@ LATEST_VERSION = MIGRATIONS[-1].version
 
 
 def _ensure_table(ledger: Ledger) -> None:
-    ledger.conn.execute(
+    statement = (
         "CREATE TABLE IF NOT EXISTS schema_migrations ("
         " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
     )
+    if ledger.dialect == "postgresql":
+        # Two hosts creating it at once would collide in PostgreSQL's catalog.
+        with ledger.transaction() as conn:
+            conn.execute(statement)
+    else:
+        ledger.conn.execute(statement)
 
 
 def current_version(ledger: Ledger) -> int:
@@ -749,7 +792,7 @@ def migrate_to_latest(ledger: Ledger) -> None:
     version = ledger.schema_version()
     if version > LATEST_VERSION:
         raise ConfigError(
-            f"ledger {ledger.path} has schema version {version}, newer than this zerog "
+            f"ledger {ledger.location} has schema version {version}, newer than this zerog "
             f"understands ({LATEST_VERSION})",
             hint="upgrade zerog, or restore a ledger backup",
         )

@@ -110,7 +110,7 @@ class Fragment:
 
 def add_fragments(conn: sqlite3.Connection, object_id: int, fragments: list[Fragment]) -> None:
     conn.executemany(
-        "INSERT INTO object_fragments (object_id, position, root, tx_seq, offset, size)"
+        'INSERT INTO object_fragments (object_id, position, root, tx_seq, "offset", size)'
         " VALUES (?, ?, ?, ?, ?, ?)",
         [(object_id, f.position, f.root, f.tx_seq, f.offset, f.size) for f in fragments],
     )
@@ -119,7 +119,7 @@ def add_fragments(conn: sqlite3.Connection, object_id: int, fragments: list[Frag
 def fragments_of(conn: sqlite3.Connection, object_id: int) -> list[Fragment]:
     """The object's fragments in order; empty for an object stored as one submission."""
     rows = conn.execute(
-        "SELECT position, root, tx_seq, offset, size FROM object_fragments"
+        'SELECT position, root, tx_seq, "offset", size FROM object_fragments'
         " WHERE object_id = ? ORDER BY position",
         (object_id,),
     ).fetchall()

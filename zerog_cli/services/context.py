@@ -18,9 +18,12 @@ from zerog_cli.infra.secrets import SecretStore
 
 if TYPE_CHECKING:
     from zerog_cli.infra.http import HttpClient
+    from zerog_cli.infra.locking import RunLock
     from zerog_cli.infra.metrics import Metrics
     from zerog_cli.ledger.breakers import BreakerTable
     from zerog_cli.ledger.db import Ledger
+    from zerog_cli.ledger.locks import LedgerRunLock
+    from zerog_cli.ledger.postgres import PostgresTarget
 
 
 def _utc_now() -> datetime:
@@ -62,11 +65,34 @@ class Context:
         return self.settings.ledger_file
 
     @property
+    def ledger_target(self) -> Path | PostgresTarget:
+        """What ``ledger_url`` names: the SQLite file, or a PostgreSQL database whose
+        password (when it asks for one) is the ``DATABASE_PASSWORD`` secret."""
+        from zerog_cli.ledger.db import resolve_target
+
+        self.home  # noqa: B018 - raises when the home was never initialised
+        return resolve_target(
+            self.settings.ledger_location, lambda: self.secrets.get("DATABASE_PASSWORD")
+        )
+
+    def run_lock(self, name: str, command: str) -> RunLock | LedgerRunLock:
+        """The lock that keeps two runs of ``command`` apart: a file in ZEROG_HOME beside a
+        SQLite ledger, an advisory lock in a PostgreSQL ledger (shared by every host)."""
+        target = self.ledger_target
+        if isinstance(target, Path):
+            from zerog_cli.infra.locking import RunLock, lock_path
+
+            return RunLock(lock_path(self.home, name), command)
+        from zerog_cli.ledger.locks import LedgerRunLock
+
+        return LedgerRunLock(target, name, command)
+
+    @property
     def ledger(self) -> Ledger:
         if self._ledger is None:
             from zerog_cli.ledger.db import open_ledger
 
-            self._ledger = open_ledger(self.ledger_file)
+            self._ledger = open_ledger(self.ledger_target)
         return self._ledger
 
     @property
@@ -95,7 +121,7 @@ class Context:
             from zerog_cli.ledger.breakers import BreakerTable
 
             ledger = self.ledger  # opening it creates and migrates the file first
-            self._breakers = BreakerTable(ledger.path, read_only=ledger.read_only)
+            self._breakers = BreakerTable(ledger.target, read_only=ledger.read_only)
         return self._breakers
 
     @property

@@ -44,7 +44,7 @@ from zerog_cli.errors import (
     ZerogError,
     error_class,
 )
-from zerog_cli.infra.locking import Holder, RunLock, lock_path
+from zerog_cli.infra.locking import Holder
 from zerog_cli.infra.units import INT64_MAX
 from zerog_cli.ledger import backups as rows
 from zerog_cli.ledger import objects, verifications
@@ -225,7 +225,7 @@ def in_scope(context: Context, selection: Selection) -> int:
         )
         raise NotFound(
             f"no live backup{where} on {network} to verify",
-            hint=f"`zerog backup ls` lists the backups of {context.settings.ledger_file}",
+            hint=f"`zerog backup ls` lists the backups of {context.ledger.location}",
         )
     return count
 
@@ -423,7 +423,7 @@ def run(
     """
     if max_duration is not None and max_duration <= 0:
         raise UsageError("--max-duration must be more than 0 seconds")
-    lock = RunLock(lock_path(context.home, LOCK_NAME), "zerog verify")
+    lock = context.run_lock(LOCK_NAME, "zerog verify")
     lock.acquire(wait=wait_lock, on_wait=on_wait)
     try:
         report = VerifyReport(run_id=uuid.uuid4().hex[:12], started_at=format_time(context.now()))
