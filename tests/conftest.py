@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-pytest_plugins = ["tests.devnet_harness"]
+pytest_plugins = ["tests.devnet_harness", "tests.ledger_backends"]
 
 REPO = Path(__file__).resolve().parent.parent
 

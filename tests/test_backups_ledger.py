@@ -1,12 +1,14 @@
 """Backup and verification records without a network: ledger queries and the CLI on top.
 
 `seed_backup` (also used by the verify and metrics tests) writes the rows a
-`zerog backup create` would: namespace, object, backup.
+`zerog backup create` would: namespace, object, backup. Every test runs on both
+ledger backends (``ledger_backend``: SQLite, PostgreSQL).
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,12 +17,18 @@ import pytest
 from tests.conftest import Result
 from zerog_cli.ledger import backups as rows
 from zerog_cli.ledger import namespaces, objects, verifications
-from zerog_cli.ledger.db import Ledger, open_ledger
+from zerog_cli.ledger.db import Ledger, open_ledger, resolve_target
 from zerog_cli.ledger.namespaces import Namespace
+
+pytestmark = pytest.mark.usefixtures("ledger_backend")
 
 
 def ledger_at(home: Path) -> Ledger:
-    return open_ledger(home / "ledger.db")
+    """The test's ledger: the file in ``home``, or the ``ZEROG_LEDGER_URL`` it was given."""
+    url = os.environ.get("ZEROG_LEDGER_URL")
+    if url is None:
+        return open_ledger(home / "ledger.db")
+    return open_ledger(resolve_target(url, lambda: os.environ.get("DATABASE_PASSWORD")))
 
 
 def seed_backup(

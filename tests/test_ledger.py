@@ -1,4 +1,7 @@
-"""The ledger: migrations up and down, file modes, status, backup, read-only SQL."""
+"""The ledger: migrations up and down, file modes, status, backup, read-only SQL.
+
+Tests taking ``ledger_backend`` run twice: on the SQLite file and on PostgreSQL.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.ledger_backends import LedgerBackend
 from zerog_cli.errors import ConfigError
 from zerog_cli.ledger.db import open_ledger
 from zerog_cli.ledger.migrations import INITIAL_TABLES, LATEST_VERSION, migrate
@@ -18,22 +22,21 @@ def _tables(path: Path) -> set[str]:
         return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
 
 
-def test_migrations_from_empty_then_down_and_up_again(tmp_path: Path) -> None:
-    path = tmp_path / "ledger.db"
-    ledger = open_ledger(path)
+def test_migrations_from_empty_then_down_and_up_again(ledger_backend: LedgerBackend) -> None:
+    ledger = ledger_backend.open()
     assert ledger.schema_version() == LATEST_VERSION
-    assert set(INITIAL_TABLES) <= _tables(path)
+    assert set(INITIAL_TABLES) <= set(ledger.table_names())
     steps = migrate(ledger, 0)
     assert [s[0] for s in steps] == ["down"] * LATEST_VERSION
-    assert _tables(path) == {"schema_migrations"}
+    assert set(ledger.table_names()) == {"schema_migrations"}
     migrate(ledger)
     assert ledger.schema_version() == LATEST_VERSION
-    assert set(INITIAL_TABLES) <= _tables(path)
+    assert set(INITIAL_TABLES) <= set(ledger.table_names())
     ledger.close()
 
 
-def test_each_migration_steps_from_the_previous_one(tmp_path: Path) -> None:
-    ledger = open_ledger(tmp_path / "l.db", migrate=False)
+def test_each_migration_steps_from_the_previous_one(ledger_backend: LedgerBackend) -> None:
+    ledger = open_ledger(ledger_backend.target, migrate=False)
     for version in range(1, LATEST_VERSION + 1):
         migrate(ledger, version)
         assert ledger.schema_version() == version
@@ -57,8 +60,8 @@ def test_ledger_files_are_private_and_wal(tmp_path: Path) -> None:
     ledger.close()
 
 
-def test_transaction_rolls_back_on_error(tmp_path: Path) -> None:
-    ledger = open_ledger(tmp_path / "l.db")
+def test_transaction_rolls_back_on_error(ledger_backend: LedgerBackend) -> None:
+    ledger = ledger_backend.open()
     with pytest.raises(RuntimeError), ledger.transaction() as conn:
         conn.execute("INSERT INTO nonces (scope, nonce, seen_at) VALUES ('s', 'n', 't')")
         raise RuntimeError("boom")
@@ -79,23 +82,26 @@ def test_not_a_sqlite_file_is_a_config_error_naming_the_path(
     assert str(bogus) in result.stderr
 
 
-def test_newer_schema_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "l.db"
-    open_ledger(path).close()
-    with sqlite3.connect(path) as conn:
-        conn.execute("INSERT INTO schema_migrations VALUES (99, 'future', 'later')")
+def test_newer_schema_is_refused(ledger_backend: LedgerBackend) -> None:
+    ledger_backend.open().close()
+    ledger_backend.execute("INSERT INTO schema_migrations VALUES (99, 'future', 'later')")
     with pytest.raises(ConfigError, match="newer than this zerog"):
-        open_ledger(path)
+        ledger_backend.open()
 
 
-def test_ledger_commands(zerog, tmp_path: Path) -> None:
+def test_ledger_commands(zerog, tmp_path: Path, ledger_backend: LedgerBackend) -> None:
     path = zerog("ledger", "path").stdout.strip()
-    assert path.endswith("ledger.db")
+    assert (
+        path.endswith("ledger.db")
+        if not ledger_backend.is_postgres
+        else path.startswith("postgresql://***@127.0.0.1:")
+    )
     status = zerog("ledger", "status", "--json")
     assert status.exit_code == 0, status
+    assert status.json["backend"] == ledger_backend.name
     assert status.json["integrity"] == "ok"
     assert status.json["schema_version"] == LATEST_VERSION
-    assert status.json["mode"] == "0o600"
+    assert status.json["mode"] == (None if ledger_backend.is_postgres else "0o600")
     down = zerog("ledger", "migrate", "--to", "0", "--yes", "--json")
     assert down.json["version"] == 0
     assert Path(down.json["backup"]).is_file()
@@ -111,7 +117,7 @@ def test_ledger_commands(zerog, tmp_path: Path) -> None:
     assert zerog("ledger", "backup", str(destination), "--force").exit_code == 0
 
 
-def test_ledger_sql_reads_and_refuses_writes(zerog) -> None:
+def test_ledger_sql_reads_and_refuses_writes(zerog, ledger_backend: LedgerBackend) -> None:
     zerog("ledger", "status")
     rows = zerog("ledger", "sql", "SELECT version, name FROM schema_migrations", "--json")
     assert rows.exit_code == 0, rows
@@ -130,10 +136,10 @@ def test_ledger_sql_reads_and_refuses_writes(zerog) -> None:
     assert zerog("ledger", "sql", "SELECT * FROM no_such_table").exit_code == 2
 
 
-def test_alert_values_past_int64_and_float_are_stored(tmp_path: Path) -> None:
+def test_alert_values_past_int64_and_float_are_stored(ledger_backend: LedgerBackend) -> None:
     from zerog_cli.ledger import alerts
 
-    ledger = open_ledger(tmp_path / "ledger.db")
+    ledger = ledger_backend.open()
     with ledger.transaction() as conn:
         for claim in (2**300, 2**1100):
             alerts.record(

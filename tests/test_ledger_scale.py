@@ -4,7 +4,9 @@ Issue 19: `quota report --by user` over 1,000,000 cost rows took 7.4 s and 556 M
 because every row was pulled into Python. The totals are now kept by triggers on
 ``cost_tracking`` (the rollup migration), so a row written by any tool (an import, an
 older zerog, `sqlite3` by hand) is counted, and the report reads one row per
-group. bench/ledger.py measures the figures; these tests check the shape.
+group. bench/ledger.py measures the figures; these tests check the shape. The
+rollup tests run on both backends (``ledger_backend``): PostgreSQL keeps the
+same totals with trigger functions of its own.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.ledger_backends import LedgerBackend
 from zerog_cli.ledger import admin, backups, costs, inference, objects, quotas
 from zerog_cli.ledger.db import Ledger, Page, open_ledger
 from zerog_cli.ledger.migrations import LATEST_VERSION, MIGRATIONS, migrate
@@ -35,15 +38,19 @@ ROWS = (
 )
 
 
-def _insert_by_hand(path: Path, rows: tuple[tuple[object, ...], ...], period: str) -> None:
+def _insert_by_hand(
+    backend: LedgerBackend, rows: tuple[tuple[object, ...], ...], period: str
+) -> None:
     """Cost rows written with plain SQL, as an import or another tool would."""
-    with sqlite3.connect(path) as conn:
+    ledger = open_ledger(backend.target, migrate=False)
+    with ledger.transaction() as conn:
         conn.executemany(
             "INSERT INTO cost_tracking (created_at, period, user, namespace, service,"
             " operation, quantity, unit, usd_micro, neuron, model, reference, network)"
             " VALUES ('2026-11-02T00:00:00Z', ?, ?, ?, ?, 'op', ?, ?, ?, ?, ?, NULL, 'devnet')",
             [(period, *row) for row in rows],
         )
+    ledger.close()
 
 
 def _expected(rows: list[tuple[object, ...]], by: str) -> list[dict[str, object]]:
@@ -66,63 +73,63 @@ def _expected(rows: list[tuple[object, ...]], by: str) -> list[dict[str, object]
     ]
 
 
-def _ledger_rows(path: Path) -> list[tuple[object, ...]]:
-    with sqlite3.connect(path) as conn:
-        return list(
-            conn.execute(
-                "SELECT user, namespace, service, quantity, unit, usd_micro, neuron, model"
-                " FROM cost_tracking WHERE period = ?",
-                (PERIOD,),
-            )
+def _ledger_rows(backend: LedgerBackend) -> list[tuple[object, ...]]:
+    return [
+        tuple(row.values())
+        for row in backend.rows(
+            "SELECT user, namespace, service, quantity, unit, usd_micro, neuron, model"
+            " FROM cost_tracking WHERE period = ?",
+            (PERIOD,),
         )
+    ]
 
 
 @pytest.mark.parametrize("by", ["user", "ns", "service", "model"])
-def test_report_counts_rows_inserted_with_plain_sql(zerog, zerog_home: Path, by: str) -> None:
+def test_report_counts_rows_inserted_with_plain_sql(
+    zerog, ledger_backend: LedgerBackend, by: str
+) -> None:
     assert zerog("ledger", "migrate").exit_code == 0
-    path = zerog_home / "ledger.db"
-    _insert_by_hand(path, ROWS, PERIOD)
-    _insert_by_hand(path, ROWS[:2], "2026-10")  # another month: not in the report
+    _insert_by_hand(ledger_backend, ROWS, PERIOD)
+    _insert_by_hand(ledger_backend, ROWS[:2], "2026-10")  # another month: not in the report
     result = zerog("quota", "report", "--by", by, "--month", PERIOD, "--json")
     assert result.exit_code == 0, result
     assert result.json["groups"] == _expected(list(ROWS), by)
     assert result.json["total_usd_micro"] == sum(int(str(row[5])) for row in ROWS)
 
 
-def test_report_follows_rows_changed_and_deleted_with_plain_sql(zerog, zerog_home: Path) -> None:
+def test_report_follows_rows_changed_and_deleted_with_plain_sql(
+    zerog, ledger_backend: LedgerBackend
+) -> None:
     assert zerog("ledger", "migrate").exit_code == 0
-    path = zerog_home / "ledger.db"
-    _insert_by_hand(path, ROWS, PERIOD)
-    with sqlite3.connect(path) as conn:
-        conn.execute(
-            "UPDATE cost_tracking SET user = 'dave', neuron = '42', model = 'mistral'"
-            " WHERE user = 'bob'"
-        )
-        conn.execute("UPDATE cost_tracking SET period = '2026-10' WHERE user = 'carol'")
-        conn.execute("DELETE FROM cost_tracking WHERE neuron = ?", (str(BIG),))
+    _insert_by_hand(ledger_backend, ROWS, PERIOD)
+    ledger_backend.execute(
+        "UPDATE cost_tracking SET user = 'dave', neuron = '42', model = 'mistral'"
+        " WHERE user = 'bob'"
+    )
+    ledger_backend.execute("UPDATE cost_tracking SET period = '2026-10' WHERE user = 'carol'")
+    ledger_backend.execute("DELETE FROM cost_tracking WHERE neuron = ?", (str(BIG),))
     for by in ("user", "ns", "service", "model"):
         result = zerog("quota", "report", "--by", by, "--month", PERIOD, "--json")
         assert result.exit_code == 0, result
-        assert result.json["groups"] == _expected(_ledger_rows(path), by)
+        assert result.json["groups"] == _expected(_ledger_rows(ledger_backend), by)
     users = zerog("quota", "report", "--by", "user", "--month", PERIOD, "--json").json["groups"]
     assert [g["user"] for g in users] == ["alice", "dave"]
 
 
-def test_rows_written_before_the_rollup_migration_are_counted(zerog, zerog_home: Path) -> None:
+def test_rows_written_before_the_rollup_migration_are_counted(
+    zerog, ledger_backend: LedgerBackend
+) -> None:
     """A ledger of an older zerog (before the rollup) with rows: migrating up fills it."""
-    path = zerog_home / "ledger.db"
-    ledger = open_ledger(path, migrate=False)
+    ledger = open_ledger(ledger_backend.target, migrate=False)
     migrate(ledger, ROLLUP_VERSION - 1)
     ledger.close()
-    _insert_by_hand(path, ROWS, PERIOD)
+    _insert_by_hand(ledger_backend, ROWS, PERIOD)
     result = zerog("quota", "report", "--by", "ns", "--month", PERIOD, "--json")
     assert result.exit_code == 0, result
     assert result.json["groups"] == _expected(list(ROWS), "ns")
-    ledger = open_ledger(path)
+    ledger = ledger_backend.open()
     migrate(ledger, ROLLUP_VERSION - 1)
-    assert "cost_rollup" not in {
-        name for (name,) in ledger.conn.execute("SELECT name FROM sqlite_master")
-    }
+    assert "cost_rollup" not in ledger.table_names()
     migrate(ledger)
     assert ledger.schema_version() == LATEST_VERSION
     ledger.close()

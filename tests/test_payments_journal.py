@@ -1,10 +1,12 @@
-"""A payment made by a process that then dies is recorded by the next run, once."""
+"""A payment made by a process that then dies is recorded by the next run, once.
+
+Each test runs on both ledger backends (``ledger_backend``: SQLite, PostgreSQL).
+"""
 
 from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -14,11 +16,11 @@ from typing import Any
 import pytest
 
 from tests.devnet_harness import DevnetProcess
+from tests.ledger_backends import LedgerBackend
 
 
-def _rows(ledger: Path, sql: str) -> list[tuple[Any, ...]]:
-    with sqlite3.connect(ledger) as conn:
-        return conn.execute(sql).fetchall()
+def _rows(ledger: LedgerBackend, sql: str) -> list[tuple[Any, ...]]:
+    return [tuple(row.values()) for row in ledger.rows(sql)]
 
 
 def _dead_pid() -> int:
@@ -28,11 +30,11 @@ def _dead_pid() -> int:
 
 
 def test_killed_after_paying_then_rerun_records_the_payment_once(
-    cli, net: DevnetProcess, tmp_path: Path, zerog_home: Path
+    cli, net: DevnetProcess, tmp_path: Path, zerog_home: Path, ledger_backend: LedgerBackend
 ) -> None:
     source = tmp_path / "paid.bin"
     source.write_bytes(os.urandom(3 * 262_144))
-    ledger = zerog_home / "ledger.db"
+    ledger = ledger_backend
     cli("ledger", "status")
     transactions = net.stats()["transactions"]
     net.set_faults(latency_ms=400, targets=["node"])
@@ -74,21 +76,20 @@ def test_killed_after_paying_then_rerun_records_the_payment_once(
 
 
 def test_a_dead_process_payment_for_another_file_is_recorded_on_its_own(
-    cli, net: DevnetProcess, tmp_path: Path, zerog_home: Path
+    cli, net: DevnetProcess, tmp_path: Path, ledger_backend: LedgerBackend
 ) -> None:
     cli("ledger", "status")
-    ledger = zerog_home / "ledger.db"
+    ledger = ledger_backend
     first = tmp_path / "first.bin"
     first.write_bytes(os.urandom(4000))
     paid = cli("upload", str(first), "--json").json
-    with sqlite3.connect(ledger) as conn:
-        conn.execute(
-            "INSERT INTO pending_payments (intent, tx_hash, operation, user, namespace, root,"
-            " size, fee_neuron, usd_micro, network, pid, host, created_at)"
-            " VALUES ('orphan', ?, 'upload', 'someone', 'default', ?, 4000, ?, 1, 'devnet', ?, ?,"
-            " '2026-01-01T00:00:00Z')",
-            (paid["tx_hash"], paid["root"], paid["fee_neuron"], _dead_pid(), os.uname().nodename),
-        )
+    ledger.execute(
+        "INSERT INTO pending_payments (intent, tx_hash, operation, user, namespace, root,"
+        " size, fee_neuron, usd_micro, network, pid, host, created_at)"
+        " VALUES ('orphan', ?, 'upload', 'someone', 'default', ?, 4000, ?, 1, 'devnet', ?, ?,"
+        " '2026-01-01T00:00:00Z')",
+        (paid["tx_hash"], paid["root"], paid["fee_neuron"], _dead_pid(), os.uname().nodename),
+    )
     second = tmp_path / "second.bin"
     second.write_bytes(os.urandom(4000))
     assert cli("upload", str(second)).exit_code == 0
@@ -98,18 +99,17 @@ def test_a_dead_process_payment_for_another_file_is_recorded_on_its_own(
 
 
 def test_a_payment_the_chain_never_saw_is_discarded_after_the_wait(
-    cli, zerog_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ledger_backend: LedgerBackend
 ) -> None:
     cli("ledger", "status")
-    ledger = zerog_home / "ledger.db"
-    with sqlite3.connect(ledger) as conn:
-        conn.execute(
-            "INSERT INTO pending_payments (intent, tx_hash, operation, user, root, size,"
-            " fee_neuron, usd_micro, network, pid, host, created_at)"
-            " VALUES ('lost', ?, 'upload', 'u', '0xab', 1, '5', 1, 'devnet', ?, ?,"
-            " '2026-01-01T00:00:00Z')",
-            ("0x" + "77" * 32, _dead_pid(), os.uname().nodename),
-        )
+    ledger = ledger_backend
+    ledger.execute(
+        "INSERT INTO pending_payments (intent, tx_hash, operation, user, root, size,"
+        " fee_neuron, usd_micro, network, pid, host, created_at)"
+        " VALUES ('lost', ?, 'upload', 'u', '0xab', 1, '5', 1, 'devnet', ?, ?,"
+        " '2026-01-01T00:00:00Z')",
+        ("0x" + "77" * 32, _dead_pid(), os.uname().nodename),
+    )
     monkeypatch.setenv("ZEROG_WAIT_TIMEOUT", "1")
     source = tmp_path / "other.bin"
     source.write_bytes(os.urandom(1000))

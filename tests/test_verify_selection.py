@@ -2,7 +2,8 @@
 
 The stub records a verification row exactly as the real check does, so these
 tests exercise the real ordering (least recently *conclusively* checked
-first) and a deterministic clock; the devnet tests do the same for real.
+first) and a deterministic clock; the devnet tests do the same for real. Every
+test runs on both ledger backends (``ledger_backend``: SQLite, PostgreSQL).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from zerog_cli.ledger.backups import Backup
 from zerog_cli.ledger.db import format_time
 from zerog_cli.services import verify
 from zerog_cli.services.context import Context
+
+pytestmark = pytest.mark.usefixtures("ledger_backend")
 
 
 class Clock:
@@ -230,10 +233,9 @@ def test_conflicting_selection_is_a_usage_error() -> None:
 def test_a_held_lock_is_exit_9_at_once_and_names_the_holder(
     zerog_home: Path, clock: Clock, stub: dict[int, str]
 ) -> None:
-    from zerog_cli.infra.locking import RunLock, lock_path
-
     seeded(zerog_home, 1)
-    holder = RunLock(lock_path(zerog_home, verify.LOCK_NAME), "zerog verify")
+    owner = Context()
+    holder = owner.run_lock(verify.LOCK_NAME, "zerog verify")  # a file, or an advisory lock
     holder.acquire()
     try:
         with pytest.raises(LockHeld) as refused:
@@ -242,6 +244,7 @@ def test_a_held_lock_is_exit_9_at_once_and_names_the_holder(
         assert refused.value.exit_code == ExitCode.LOCKED
     finally:
         holder.release()
+        owner.close()
     assert run(clock).exit_code == 0
 
 

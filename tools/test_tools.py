@@ -50,7 +50,9 @@ class Tool:
     """One external tool: what must be on PATH, where Debian has it, what else installs it.
 
     ``installer`` runs after the Debian packages are in place, whenever
-    ``installed()`` says its part is missing (both or neither are given).
+    ``installed()`` says its part is missing. ``installed`` without an
+    ``installer`` checks what the Debian packages put off PATH (PostgreSQL's
+    server binaries live in /usr/lib/postgresql/<version>/bin).
     """
 
     name: str
@@ -63,10 +65,31 @@ class Tool:
     def missing_commands(self) -> list[str]:
         return [command for command in self.commands if shutil.which(command) is None]
 
+    def needs_debian_packages(self) -> bool:
+        if self.missing_commands():
+            return True
+        return self.installer is None and self.installed is not None and not self.installed()
+
     def ready(self) -> bool:
         if self.missing_commands():
             return False
         return self.installed is None or self.installed()
+
+
+POSTGRES_SERVER_COMMANDS = ("initdb", "pg_ctl", "postgres", "psql")
+DEBIAN_POSTGRES_ROOT = Path("/usr/lib/postgresql")
+
+
+def postgres_bindir() -> Path | None:
+    """The folder holding initdb, pg_ctl, postgres and psql: on PATH, else Debian's newest."""
+    candidates = [Path(found).parent for found in [shutil.which("initdb")] if found]
+    if DEBIAN_POSTGRES_ROOT.is_dir():
+        versions = [path / "bin" for path in DEBIAN_POSTGRES_ROOT.iterdir()]
+        candidates += sorted(versions, key=lambda path: path.parent.name, reverse=True)
+    for folder in candidates:
+        if all((folder / command).is_file() for command in POSTGRES_SERVER_COMMANDS):
+            return folder
+    return None
 
 
 TOOLS: dict[str, Tool] = {
@@ -111,6 +134,13 @@ TOOLS: dict[str, Tool] = {
             installed=go_client.is_installed,
             installer=go_client.ensure_installed,
         ),
+        Tool(
+            "postgresql",
+            "a throwaway PostgreSQL cluster (initdb, pg_ctl) for the ledger tests on the"
+            " second backend (tests/postgres_harness.py)",
+            debian_packages=("postgresql",),
+            installed=lambda: postgres_bindir() is not None,
+        ),
     )
 }
 
@@ -144,7 +174,7 @@ def ensure(names: Iterable[str] | None = None) -> None:
             {
                 package
                 for tool in pending
-                if tool.missing_commands()
+                if tool.needs_debian_packages()
                 for package in tool.debian_packages
             }
         )
@@ -169,6 +199,8 @@ def _problem(tool: Tool) -> str:
         return f"{tool.name} needs {', '.join(missing)} on PATH (not installed by this step)"
     if missing:
         return f"{tool.name}: {', '.join(missing)} not on PATH"
+    if tool.installer is None:
+        return f"{tool.name}: the Debian packages are installed but the tool is not in place"
     return f"{tool.name}: its installer finished but the tool is not in place"
 
 

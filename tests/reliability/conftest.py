@@ -244,8 +244,15 @@ def part_files(folder: Path) -> list[Path]:
 # -- the ledger ------------------------------------------------------------------------
 
 
-def ledger_rows(db: Path, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-    """Rows of a read-only query (a separate connection; never blocks a writer for long)."""
+def ledger_rows(db: Path | str, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    """Rows of a read-only query (a separate connection; never blocks a writer for long).
+
+    ``db``: the SQLite file, or a PostgreSQL ``ledger_url`` (`tests.ledger_backends`).
+    """
+    if isinstance(db, str):
+        from tests.ledger_backends import ledger_rows as rows_on_either
+
+        return rows_on_either(db, sql, params)
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
     try:
         conn.row_factory = sqlite3.Row
@@ -254,10 +261,11 @@ def ledger_rows(db: Path, sql: str, params: Sequence[Any] = ()) -> list[dict[str
         conn.close()
 
 
-def ledger_problems(db: Path, *, dead_reservations_allowed: bool = False) -> list[str]:
+def ledger_problems(db: Path | str, *, dead_reservations_allowed: bool = False) -> list[str]:
     """Everything that would make the ledger wrong; empty when it is consistent.
 
-    - ``PRAGMA integrity_check`` and ``foreign_key_check`` are clean;
+    - ``PRAGMA integrity_check`` and ``foreign_key_check`` are clean (SQLite; PostgreSQL
+      checks its pages and enforces foreign keys itself);
     - objects and storage cost rows pair up one to one (namespace, root, network, fee);
     - paid inference log rows and compute cost rows pair up (chat id);
     - each user's usage equals the sum of their recorded costs in the current period
@@ -268,12 +276,13 @@ def ledger_problems(db: Path, *, dead_reservations_allowed: bool = False) -> lis
       after a kill, before the next command).
     """
     problems: list[str] = []
-    integrity = ledger_rows(db, "PRAGMA integrity_check")
-    if [next(iter(r.values())) for r in integrity] != ["ok"]:
-        problems.append(f"integrity_check: {integrity}")
-    foreign = ledger_rows(db, "PRAGMA foreign_key_check")
-    if foreign:
-        problems.append(f"foreign_key_check: {foreign[:5]}")
+    if isinstance(db, Path):
+        integrity = ledger_rows(db, "PRAGMA integrity_check")
+        if [next(iter(r.values())) for r in integrity] != ["ok"]:
+            problems.append(f"integrity_check: {integrity}")
+        foreign = ledger_rows(db, "PRAGMA foreign_key_check")
+        if foreign:
+            problems.append(f"foreign_key_check: {foreign[:5]}")
 
     objects = Counter(
         (r["namespace"], r["root"], r["network"], str(r["fee_neuron"] or 0))
@@ -354,7 +363,7 @@ def ledger_problems(db: Path, *, dead_reservations_allowed: bool = False) -> lis
     return problems
 
 
-def backup_objects_without_record(db: Path) -> int:
+def backup_objects_without_record(db: Path | str) -> int:
     """Uploads made by `backup create` (cost rows of operation ``backup``) with no backup row."""
     uploaded = Counter(
         (r["namespace"], r["reference"])

@@ -4,7 +4,8 @@ The user's monthly storage limit fits exactly three of the four uploads, and
 the token limit fits two inference reservations at a time. All eight start
 together. Afterwards: usage equals the sum of recorded costs, successes fit
 the limits (never an overspend), the refused commands spent nothing (no
-devnet transaction), and no "database is locked" reached anyone.
+devnet transaction), and no "database is locked" reached anyone. The eight
+run against each ledger backend (``ledger_backend``: SQLite, PostgreSQL).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import pytest
 
 from tests.conftest import Result
 from tests.devnet_harness import DevnetProcess, start_devnet
+from tests.ledger_backends import LedgerBackend
 from tests.reliability.conftest import (
     collect,
     exit_problems,
@@ -38,6 +40,8 @@ from zerog_cli.ledger.db import open_ledger
 pytestmark = [pytest.mark.devnet, pytest.mark.timeout(scale(300, 3600))]
 
 ROUNDS = scale(2, 10)
+POSTGRES_ROUNDS = scale(1, 10)
+"""`make test` runs one round on PostgreSQL (the second backend); `make soak` the full size."""
 UPLOADS = 4
 INFERS = 4
 FILE_SIZE = 300_000
@@ -61,10 +65,12 @@ def test_eight_processes_spend_one_quota(
     zerog_home: Path,
     monkeypatch: pytest.MonkeyPatch,
     figures: dict[str, Any],
+    ledger_backend: LedgerBackend,
 ) -> None:
     net = race_net
     monkeypatch.setenv("ZEROG_DEVNET_URL", net.base_url)
-    db = zerog_home / "ledger.db"
+    db = ledger_backend.db
+    rounds = POSTGRES_ROUNDS if ledger_backend.is_postgres else ROUNDS
     rng = random.Random(int(os.environ.get("ZEROG_RACE_SEED") or 1))
     outcomes: Counter[str] = Counter()
     problems: list[str] = []
@@ -72,7 +78,7 @@ def test_eight_processes_spend_one_quota(
     overspends = 0
     max_concurrent_seconds = 0.0
 
-    for round_index in range(ROUNDS):
+    for round_index in range(rounds):
         user = f"racer{round_index}"
         assert zerog("config", "set", "user", user).exit_code == 0
         setup = zerog(
@@ -155,7 +161,8 @@ def test_eight_processes_spend_one_quota(
             problems.append(f"round {round_index}: only {infers_ok} inferences fit: {runs}")
         problems += [f"round {round_index}: {p}" for p in ledger_problems(db)]
 
-    figures["rounds"] = ROUNDS
+    figures["ledger"] = ledger_backend.name
+    figures["rounds"] = rounds
     figures["processes per round"] = UPLOADS + INFERS
     figures["outcomes (command:exit)"] = dict(sorted(outcomes.items()))
     figures["overspends"] = overspends
