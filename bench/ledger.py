@@ -10,7 +10,15 @@ of `zerog ledger path` measured in the same run (the anchor) and the ratio.
 Goals (issue 19): `quota report --by user|ns|service` over 1,000,000 rows
 < 0.5 s (at most 4x `ledger path`) and < 60 MB; over 10,000,000 rows < 3 s.
 
+With ``--postgres`` (issue 20) every ledger is also filled, with the same rows,
+in a database of a throwaway PostgreSQL cluster (tests/postgres_harness.py)
+and every command runs against it too: a PostgreSQL column beside SQLite's.
+Then 16 processes per backend reserve and release quota for one user as fast
+as they can (`services.quotas.hold`: the reservation every upload and
+inference opens with, then its release): reservations per second, all processes together.
+
     python bench/ledger.py [--rows 1000000,10000000] [--others 100000] [--runs 3]
+                           [--postgres] [--workers 16] [--reservations 200]
 
 The fill goes through the ledger's own triggers (the cost rollup
 of `cost_tracking`), as an import by plain SQL would.
@@ -26,7 +34,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import cast
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -120,6 +131,72 @@ def fill(path: Path, rows: int, others: int) -> None:
     conn.close()
 
 
+def fill_postgres(url: str, rows: int, others: int) -> None:
+    """The same rows as `fill`, in PostgreSQL's SQL (generate_series, lpad/to_hex)."""
+    from tests import postgres_harness
+    from zerog_cli.ledger.db import open_ledger, resolve_target
+
+    ledger = open_ledger(resolve_target(url, lambda: postgres_harness.PASSWORD))
+    conn = ledger.conn
+    stamp = f"{PERIOD}-15T12:00:00Z"
+    hex64 = "'0x' || lpad(to_hex(i), 64, '0')"
+    series = "FROM generate_series(1, {count}) AS i"
+    with ledger.transaction():
+        conn.execute(
+            "INSERT INTO user_quotas (user, tier, period, created_at, updated_at)"
+            f" SELECT 'user' || i, 'free', '{PERIOD}', '{stamp}', '{stamp}' "
+            + series.format(count=USERS)
+        )
+        conn.execute(
+            f"INSERT INTO namespaces (name, owner, created_at) SELECT 'ns' || i, 'user' || i,"
+            f" '{stamp}' " + series.format(count=NAMESPACES)
+        )
+        conn.execute(
+            "INSERT INTO cost_tracking (created_at, period, user, namespace,"
+            " service, operation, quantity, unit, usd_micro, neuron, reference, network)"
+            f" SELECT '{stamp}', '{PERIOD}', 'user' || (i % {USERS}), 'ns' || (i % {NAMESPACES}),"
+            f" CASE i % 2 WHEN 0 THEN '{SERVICES[0]}' ELSE '{SERVICES[1]}' END,"
+            " CASE i % 2 WHEN 0 THEN 'upload' ELSE 'infer' END, 1000 + i % 5000,"
+            " CASE i % 2 WHEN 0 THEN 'bytes' ELSE 'tokens' END, 10 + i % 90,"
+            " CAST(1000000000000000 + i AS TEXT), 'ref' || i, 'devnet' " + series.format(count=rows)
+        )
+        conn.execute(
+            "INSERT INTO objects (id, namespace, name, root, tx_seq, size,"
+            " sha256, network, encrypted, uploader, fee_neuron, created_at)"
+            f" SELECT i, 'ns' || (i % {NAMESPACES} + 1), 'object-' || i, {hex64}, i,"
+            f" 4096, lpad(to_hex(i), 64, '0'), 'devnet', 0, 'user1', '0', '{stamp}' "
+            + series.format(count=others)
+        )
+        conn.execute(
+            "INSERT INTO storage_backups (id, namespace, label, source_path,"
+            " object_id, root, tx_seq, size, sha256, encrypted, network, created_at)"
+            f" SELECT i, 'ns' || (i % {NAMESPACES} + 1), 'nightly', '/srv/data/' || i, i,"
+            f" {hex64}, i, 4096, lpad(to_hex(i), 64, '0'), 0, 'devnet',"
+            f" '{PERIOD}-01T00:00:00Z' " + series.format(count=others)
+        )
+        conn.execute(
+            "INSERT INTO verifications (backup_id, run_id, status, duration_ms,"
+            f" bytes_checked, checked_at) SELECT i, 'run1', 'ok', 5, 4096, '{stamp}' "
+            + series.format(count=others)
+        )
+        conn.execute(
+            "INSERT INTO inference_log (created_at, user, network, wallet,"
+            " provider, model, prompt, response, prompt_tokens, completion_tokens, cost_neuron,"
+            " usd_micro, duration_ms, status, stream, max_tokens)"
+            f" SELECT '{stamp}', 'user' || (i % {USERS}), 'devnet', '0xwallet', '0xprovider',"
+            " 'model', 'prompt ' || i, 'answer ' || i, 10, 20, '1000', 1, 100, 'ok', 0, 64 "
+            + series.format(count=others)
+        )
+    from zerog_cli.ledger.postgres import PgConnection, reset_identities
+
+    reset_identities(
+        cast(PgConnection, conn),
+        ("objects", "storage_backups", "verifications", "inference_log", "cost_tracking"),
+    )
+    conn.execute("ANALYZE")
+    ledger.close()
+
+
 def run_once(argv: list[str], env: dict[str, str]) -> tuple[float, int, int]:
     """Wall seconds, peak RSS (KiB) and exit code of one command."""
     started = time.perf_counter()
@@ -140,34 +217,125 @@ def measure(args: tuple[str, ...], env: dict[str, str], runs: int) -> tuple[floa
     return statistics.median(r[0] for r in results), max(r[1] for r in results)
 
 
-def bench(rows: int, others: int, runs: int) -> None:
-    with tempfile.TemporaryDirectory(prefix="zerog-bench-ledger-") as home:
-        env = {**os.environ, "ZEROG_HOME": home, "NO_COLOR": "1"}
-        env.pop("ZEROG_LEDGER_PATH", None)
-        # Creates the ledger at the latest schema (migrations run on open).
-        subprocess.run(
-            [sys.executable, "-m", "zerog_cli", "ledger", "migrate"],
+# One reserving process: reserve and release quota for one user ``count`` times,
+# starting at ``start_at`` (so all start together); prints its first and last moment.
+_RESERVER = (
+    "import sys, time\n"
+    "from zerog_cli.ledger.quotas import Reserved\n"
+    "from zerog_cli.services import quotas\n"
+    "from zerog_cli.services.context import Context\n"
+    "count, start_at = int(sys.argv[1]), float(sys.argv[2])\n"
+    "context = Context()\n"
+    "context.ledger\n"
+    "while time.time() < start_at:\n"
+    "    time.sleep(0.001)\n"
+    "began = time.time()\n"
+    "for _ in range(count):\n"
+    "    with quotas.hold(context, 'reserver', None, Reserved(storage_bytes=1),"
+    " purpose='bench'):\n"
+    "        pass\n"
+    "print(began, time.time())\n"
+    "context.close()\n"
+)
+
+
+def reservations_per_second(env: dict[str, str], workers: int, count: int) -> float:
+    """``workers`` processes reserving and releasing ``count`` times each, all at once."""
+    start_at = time.time() + 3 + workers * 0.3
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", _RESERVER, str(count), str(start_at)],
             env=env,
-            capture_output=True,
-            check=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
-        started = time.perf_counter()
-        fill(Path(home) / "ledger.db", rows, others)
-        filled = time.perf_counter() - started
-        size = (Path(home) / "ledger.db").stat().st_size
-        print(
-            f"\n{rows:,} cost rows of {PERIOD}, {others:,} objects/backups/verifications/"
-            f"inference rows: filled in {filled:.1f} s, {size / 1e6:.0f} MB"
-        )
-        anchor, anchor_rss = measure(("ledger", "path"), env, runs)
-        name = "zerog ledger path (anchor)"
-        print(f"  {name:32} {anchor * 1000:7.0f} ms {anchor_rss / 1024:6.1f} MB")
-        for name, args in COMMANDS:
-            seconds, peak = measure(args, env, runs)
-            print(
-                f"  {name:32} {seconds * 1000:7.0f} ms {peak / 1024:6.1f} MB"
-                f"   {seconds / anchor:5.2f}x the anchor"
+        for _ in range(workers)
+    ]
+    spans = []
+    for process in processes:
+        out, err = process.communicate(timeout=600)
+        if process.returncode != 0:
+            raise SystemExit(f"a reserving process failed: {err.decode()[-800:]}")
+        began, ended = (float(value) for value in out.split())
+        spans.append((began, ended))
+    seconds = max(end for _begin, end in spans) - min(begin for begin, _end in spans)
+    return workers * count / seconds
+
+
+@contextmanager
+def ledgers(
+    rows: int, others: int, postgres_url: str | None
+) -> Iterator[dict[str, dict[str, str]]]:
+    """The environment of each filled ledger: ``sqlite``, and ``postgresql`` when given a URL."""
+    with tempfile.TemporaryDirectory(prefix="zerog-bench-ledger-") as folder:
+        environments: dict[str, dict[str, str]] = {}
+        for backend in ("sqlite", "postgresql") if postgres_url else ("sqlite",):
+            home = Path(folder) / backend
+            env = {**os.environ, "ZEROG_HOME": str(home), "NO_COLOR": "1"}
+            for name in ("ZEROG_LEDGER_PATH", "ZEROG_LEDGER_URL", "DATABASE_PASSWORD"):
+                env.pop(name, None)
+            if backend == "postgresql" and postgres_url:
+                from tests import postgres_harness
+
+                env["ZEROG_LEDGER_URL"] = postgres_url
+                env["DATABASE_PASSWORD"] = postgres_harness.PASSWORD
+            # Creates the ledger at the latest schema (migrations run on open).
+            subprocess.run(
+                [sys.executable, "-m", "zerog_cli", "ledger", "migrate"],
+                env=env,
+                capture_output=True,
+                check=True,
             )
+            started = time.perf_counter()
+            if backend == "sqlite":
+                fill(home / "ledger.db", rows, others)
+                size = (home / "ledger.db").stat().st_size
+            else:
+                assert postgres_url is not None
+                fill_postgres(postgres_url, rows, others)
+                size = int(
+                    subprocess.run(
+                        [sys.executable, "-m", "zerog_cli", "ledger", "status", "--json"],
+                        env=env,
+                        capture_output=True,
+                        check=True,
+                    )
+                    .stdout.decode()
+                    .split('"size_bytes": ')[1]
+                    .split(",")[0]
+                )
+            print(
+                f"{backend}: {rows:,} cost rows of {PERIOD}, {others:,} objects/backups/"
+                f"verifications/inference rows: filled in {time.perf_counter() - started:.1f} s,"
+                f" {size / 1e6:.0f} MB"
+            )
+            environments[backend] = env
+        yield environments
+
+
+def bench(
+    rows: int, others: int, runs: int, postgres_url: str | None, workers: int, count: int
+) -> None:
+    print()
+    with ledgers(rows, others, postgres_url) as environments:
+        backends = list(environments)
+        print(f"  {'':32} " + "".join(f"{name + ' (ms, MB, x anchor)':>30}" for name in backends))
+        commands = (("zerog ledger path (anchor)", ("ledger", "path")), *COMMANDS)
+        anchors: dict[str, float] = {}
+        for name, args in commands:
+            cells = []
+            for backend in backends:
+                seconds, peak = measure(args, environments[backend], runs)
+                anchors.setdefault(backend, seconds)
+                ratio = seconds / anchors[backend]
+                cells.append(f"{seconds * 1000:9.0f} {peak / 1024:7.1f} {ratio:8.2f}x")
+            print(f"  {name:32} " + "".join(f"{cell:>30}" for cell in cells))
+        rates = [
+            f"{reservations_per_second(environments[backend], workers, count):9.0f}/s"
+            for backend in backends
+        ]
+        label = f"reservations, {workers} processes"
+        print(f"  {label:32} " + "".join(f"{rate:>30}" for rate in rates))
 
 
 def main() -> None:
@@ -179,11 +347,37 @@ def main() -> None:
     )
     parser.add_argument("--others", type=int, default=100_000, help="backups, objects, ...")
     parser.add_argument("--runs", type=int, default=3, help="runs per command (median)")
+    parser.add_argument(
+        "--postgres", action="store_true", help="a PostgreSQL column (a throwaway cluster)"
+    )
+    parser.add_argument("--workers", type=int, default=16, help="reserving processes")
+    parser.add_argument("--reservations", type=int, default=200, help="per reserving process")
     options = parser.parse_args()
     load = os.getloadavg()
     print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores")
-    for count in options.rows.split(","):
-        bench(int(count.replace("_", "")), options.others, options.runs)
+    cluster = None
+    if options.postgres:
+        from tests import postgres_harness
+
+        cluster = postgres_harness.start_cluster()
+    try:
+        for count in options.rows.split(","):
+            url = None if cluster is None else cluster.create_database()
+            bench(
+                int(count.replace("_", "")),
+                options.others,
+                options.runs,
+                url,
+                options.workers,
+                options.reservations,
+            )
+            if cluster is not None and url is not None:
+                cluster.drop_database(url)
+    finally:
+        if cluster is not None:
+            from tests import postgres_harness
+
+            postgres_harness.remove_cluster(cluster)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import postgres_harness
 from tests.docblocks import document_env, parse, run_block
 from tools import test_tools
 
@@ -30,8 +32,23 @@ def document_tools() -> None:
     test_tools.ensure(["prometheus"])
 
 
+def postgres_admin_env(cluster: postgres_harness.Cluster) -> dict[str, str]:
+    """The administrator's connection to the session's PostgreSQL server, in libpq's
+    variables, for runbooks/postgresql-ledger.md (psql, pg_dump)."""
+    return {
+        "PGHOST": "127.0.0.1",
+        "PGPORT": str(cluster.port),
+        "PGUSER": postgres_harness.SUPERUSER,
+        "PGPASSWORD": postgres_harness.PASSWORD,
+        "PGDATABASE": "postgres",
+        "PATH": str(cluster.bindir),
+    }
+
+
 @pytest.mark.parametrize("document", DOCUMENTS, ids=lambda p: p.name)
-def test_document_runs_as_written(document: Path, tmp_path: Path) -> None:
+def test_document_runs_as_written(
+    document: Path, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     blocks = parse(document)
     runnable = [b for b in blocks if b.skip_reason is None]
     assert runnable, f"{document.name} has no runnable sh block"
@@ -39,6 +56,9 @@ def test_document_runs_as_written(document: Path, tmp_path: Path) -> None:
     work.mkdir()
     env = document_env(home, Path(sys.executable).parent)
     env["ZEROG_DEVNET_PORT"] = str(free_port())
+    if "PGHOST" in document.read_text(encoding="utf-8"):
+        admin = postgres_admin_env(request.getfixturevalue("postgres_cluster"))
+        env.update({**admin, "PATH": f"{env['PATH']}{os.pathsep}{admin['PATH']}"})
     failures = []
     try:
         for block in runnable:
