@@ -37,6 +37,7 @@ BAD_VALUES = [
     (("secrets", "set", "X", "--store", "vault"), "--store", "is not one of"),
     (("ns", "grant", "team", "bob", "writer"), "role", "is not one of"),
     (("quota", "report", "--by", "nope"), "--by", "is not one of"),
+    (("quota", "report", "--month", "2026-13"), "--month", "must look like 2026-11"),
     (("infer", "ask", "hi", "--via", "x"), "--via", "is not one of"),
     (("infer", "ask", "hi", "--sort", "fast"), "--sort", "is not one of"),
 ]

@@ -258,6 +258,20 @@ class LimitOrTierType(_TextType[LimitChange]):
         return LimitChange(self.inner.parse(text))
 
 
+class MonthType(_TextType[str]):
+    """A calendar month, ``YYYY-MM`` (a quota period)."""
+
+    name = "yyyy-mm"
+
+    def parse(self, text: str) -> str:
+        cleaned = text.strip()
+        try:
+            datetime.strptime(cleaned, "%Y-%m")
+        except ValueError:
+            raise UsageError(f"must look like 2026-11, not {text!r}") from None
+        return cleaned
+
+
 @dataclass(frozen=True)
 class MetadataPair:
     key: str
@@ -289,6 +303,7 @@ AMOUNT = AmountType()
 AMOUNT_OR_ALL = AmountOrAllType()
 GAS_PRICE = GasPriceType()
 METADATA = MetadataType()
+MONTH = MonthType()
 
 GasPriceOption = Annotated[
     int | None,

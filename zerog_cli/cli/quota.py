@@ -168,7 +168,12 @@ def reset(
 def report(
     month: Annotated[
         str | None,
-        typer.Option("--month", help="YYYY-MM (default: this month).", show_default=False),
+        typer.Option(
+            "--month",
+            click_type=params.MONTH,
+            help="YYYY-MM (default: this month).",
+            show_default=False,
+        ),
     ] = None,
     by: Annotated[
         CostGrouping,
