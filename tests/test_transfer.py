@@ -150,6 +150,24 @@ def test_corrupt_segment_is_healed_from_another_node(
     assert got.healed_segments >= 1
 
 
+def test_pooled_verification_heals_and_reports_the_corrupt_node(
+    net_session: tuple[DevnetProcess, StorageNetwork], tmp_path: Path
+) -> None:
+    """Segment roots from the hashing pool's workers (started while the nodes are located)."""
+    devnet, network = net_session
+    data = pattern(5 * SEGMENT + 17, seed=23)
+    _, root = do_upload(network, write(tmp_path, data), replace(QUICK, replicas=2))
+    devnet.set_faults(corrupt_nodes=[1])
+    sink = io.BytesIO()
+    options = DownloadOptions(hash_workers=2, pool_min_bytes=0)
+    got = download(network, "0x" + root.hex(), sink, expected_size=len(data), options=options)
+    assert sink.getvalue() == data
+    stats = {node.url.rsplit("/", 1)[-1]: node for node in got.node_stats}
+    assert stats["1"].segments == 0 and stats["1"].corrupt >= 1
+    assert stats["0"].segments == 6
+    assert got.healed_segments == stats["1"].corrupt
+
+
 def test_all_nodes_corrupt_is_an_integrity_error(
     net_session: tuple[DevnetProcess, StorageNetwork], tmp_path: Path
 ) -> None:

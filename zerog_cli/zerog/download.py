@@ -12,8 +12,8 @@ are re-checked at the end. No ledger, no printing.
 
 from __future__ import annotations
 
-import contextlib
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -41,9 +41,13 @@ from zerog_cli.zerog.segments import SEGMENT_CHUNKS, SEGMENT_SIZE, Progress
 from zerog_cli.zerog.selection import ShardedNode
 
 if TYPE_CHECKING:
+    from zerog_cli.zerog.merkle_pool import RootPool
     from zerog_cli.zerog.storage_node import FileInfo, SegmentWithProof
 
 log = logging.getLogger("zerog.download")
+
+_POOL_NODES = 8
+"""Holders a hashing pool has slots for (``per_node`` each); more only wait for a slot."""
 
 
 @dataclass(frozen=True)
@@ -107,34 +111,38 @@ def download(
     root_bytes = _root_bytes(root)
     started = time.monotonic()
     timings: dict[str, float] = {}
-    holders_, size = _locate(network, root, expected_size, opts)
-    timings["locate"] = time.monotonic() - started
-    num_segments = -(-size // SEGMENT_SIZE)
+    with _Hashing(opts) as hashing:
+        hashing.start(expected_size)
+        holders_, size = _locate(network, root, expected_size, opts)
+        timings["locate"] = time.monotonic() - started
+        num_segments = -(-size // SEGMENT_SIZE)
 
-    decryptor = None
-    if symmetric_key is not None or private_key is not None:
-        from zerog_cli.zerog.encryption import StreamDecryptor
+        decryptor = None
+        if symmetric_key is not None or private_key is not None:
+            from zerog_cli.zerog.encryption import StreamDecryptor
 
-        decryptor = StreamDecryptor(symmetric_key=symmetric_key, private_key=private_key)
-    builder = TreeBuilder() if opts.rehash_stream else None
-    segment_roots: list[bytes] = []
-    written = 0
+            decryptor = StreamDecryptor(symmetric_key=symmetric_key, private_key=private_key)
+        builder = TreeBuilder() if opts.rehash_stream else None
+        segment_roots: list[bytes] = []
+        written = 0
 
-    def deliver(index: int, data: bytes, seg_root: bytes) -> None:
-        nonlocal written
-        segment_roots.append(seg_root)
-        if builder is not None:
-            builder.update(data)
-        out = decryptor.update(data) if decryptor is not None else data
-        if out:
-            sink.write(out)
-        written += len(out)
-        if progress is not None:
-            progress("download", index * SEGMENT_SIZE + len(data), size)
+        def deliver(index: int, data: bytes, seg_root: bytes) -> None:
+            nonlocal written
+            segment_roots.append(seg_root)
+            if builder is not None:
+                builder.update(data)
+            out = decryptor.update(data) if decryptor is not None else data
+            if out:
+                sink.write(out)
+            written += len(out)
+            if progress is not None:
+                progress("download", index * SEGMENT_SIZE + len(data), size)
 
-    mark = time.monotonic()
-    report = _fetch(network, holders_, root_bytes, size, range(num_segments), deliver, opts)
-    timings["fetch"] = time.monotonic() - mark
+        mark = time.monotonic()
+        report = _fetch(
+            network, holders_, root_bytes, size, range(num_segments), deliver, opts, hashing
+        )
+        timings["fetch"] = time.monotonic() - mark
 
     if decryptor is not None:
         decryptor.finish()
@@ -162,6 +170,64 @@ def download(
     )
 
 
+class _Hashing:
+    """The worker processes that compute segment roots, when the bytes to check pay for them.
+
+    ``start(nbytes)`` boots them in a thread, so a download that knows its size
+    (from the ledger) has them ready by the time the nodes are located; ``pool``
+    waits for them. PoolUnavailable falls back to verifying in-process.
+    """
+
+    def __init__(self, opts: DownloadOptions) -> None:
+        from zerog_cli.zerog.merkle import default_workers
+
+        self._workers = default_workers() if opts.hash_workers is None else opts.hash_workers
+        self._min_bytes = opts.pool_min_bytes
+        self._slots = opts.fetch.per_node * _POOL_NODES
+        self._thread: threading.Thread | None = None
+        self._pool: RootPool | None = None
+        self._started = False
+
+    def start(self, nbytes: int | None) -> None:
+        if self._thread is not None or nbytes is None:
+            return
+        if self._workers < 2 or nbytes < self._min_bytes:
+            return
+        from zerog_cli.zerog.merkle_pool import RootPool
+
+        self._pool = RootPool(self._workers, self._slots)
+        self._thread = threading.Thread(target=self._boot, name="zerog-pool-start", daemon=True)
+        self._thread.start()
+
+    def _boot(self) -> None:
+        from zerog_cli.zerog.merkle_pool import PoolUnavailable
+
+        assert self._pool is not None
+        try:
+            self._pool.__enter__()
+        except PoolUnavailable as error:
+            log.info("verifying segments in-process: %s", error)
+            return
+        self._started = True
+
+    def pool(self, nbytes: int) -> RootPool | None:
+        self.start(nbytes)
+        if self._thread is None:
+            return None
+        self._thread.join()
+        return self._pool if self._started else None
+
+    def __enter__(self) -> _Hashing:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
+        if self._thread is None:
+            return
+        self._thread.join()
+        if self._started and self._pool is not None:
+            self._pool.__exit__(kind, None, None)  # an error kills the workers at once
+
+
 def _fetch(
     network: StorageNetwork,
     holders_: list[Holder],
@@ -170,22 +236,12 @@ def _fetch(
     indices: Sequence[int],
     deliver: Deliver,
     opts: DownloadOptions,
+    hashing: _Hashing,
 ) -> FetchReport:
     """Run the download engine over ``holders_``, with the hashing pool when it pays."""
-    from zerog_cli.zerog.merkle import default_workers
-
     sources = [_source(network, holder) for holder in holders_]
-    workers = default_workers() if opts.hash_workers is None else opts.hash_workers
-    with contextlib.ExitStack() as stack:
-        pool = None
-        if workers >= 2 and len(indices) * SEGMENT_SIZE >= opts.pool_min_bytes:
-            from zerog_cli.zerog.merkle_pool import PoolUnavailable, RootPool
-
-            try:
-                pool = stack.enter_context(RootPool(workers, opts.fetch.per_node * len(sources)))
-            except PoolUnavailable as error:
-                log.info("verifying segments in-process: %s", error)
-        return fetch_segments(sources, root, size, indices, deliver, options=opts.fetch, pool=pool)
+    pool = hashing.pool(len(indices) * SEGMENT_SIZE)
+    return fetch_segments(sources, root, size, indices, deliver, options=opts.fetch, pool=pool)
 
 
 def _source(network: StorageNetwork, holder: Holder) -> Source:
@@ -361,6 +417,7 @@ def read_segments(
     def deliver(index: int, segment: bytes, seg_root: bytes) -> None:
         data[index] = segment
 
-    report = _fetch(network, holders_, root_bytes, size, wanted, deliver, opts)
+    with _Hashing(opts) as hashing:
+        report = _fetch(network, holders_, root_bytes, size, wanted, deliver, opts, hashing)
     used = sorted(stats.url for stats in report.nodes if stats.segments)
     return SegmentsRead(root, size, total, data, used, report.healed)
