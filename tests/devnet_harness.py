@@ -237,10 +237,65 @@ def start_devnet(
         stop_process(process)
 
 
+@contextlib.contextmanager
+def slow_upload(
+    net: DevnetProcess, *args: str, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``zerog upload ARGS`` in a child process while every storage node call takes 400 ms,
+    so a test can act on a run in flight. On exit a child still running is killed and
+    the faults are cleared."""
+    net.set_faults(latency_ms=400, targets=["node"])
+    child = subprocess.Popen(
+        [sys.executable, "-m", "zerog_cli", "upload", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=dict(os.environ) if env is None else env,
+    )
+    try:
+        yield child
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.communicate(timeout=30)
+        net.clear_faults()
+
+
+def upload_killed_after_paying(
+    net: DevnetProcess, home: Path, source: Path, rows: Callable[[str], list[tuple[Any, ...]]]
+) -> list[tuple[Any, ...]]:
+    """Upload ``source`` slowly and SIGKILL the run once it has journaled a payment the chain
+    has mined; the journal's ``(root, fee_neuron)`` rows at that moment, read with ``rows``
+    (SQL in, tuples out: the ledger under test, SQLite or PostgreSQL)."""
+    before = net.stats()["transactions"]
+    env = {**os.environ, "ZEROG_HOME": str(home), "ZEROG_DEVNET_URL": net.base_url}
+    journaled: list[tuple[Any, ...]] = []
+    with slow_upload(net, str(source), "-q", env=env) as upload:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            journaled = rows("SELECT root, fee_neuron FROM pending_payments")
+            if journaled and net.stats()["transactions"] > before:
+                break
+            time.sleep(0.05)
+        assert journaled, "the payment was never journaled"
+        upload.send_signal(signal.SIGKILL)
+    return journaled
+
+
+def asked_of(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """What the ``devnet`` marker of the asking test or module passes to `start_devnet`.
+
+    ``pytestmark = pytest.mark.devnet(nodes=1)`` gives a module one storage node
+    (compute tests need a provider, not replicas); a bare ``devnet`` marker asks
+    nothing, so the devnet has two nodes.
+    """
+    marker = request.node.get_closest_marker("devnet")
+    return dict(marker.kwargs) if marker is not None else {}
+
+
 @pytest.fixture
-def devnet(tmp_path: Path) -> Iterator[DevnetProcess]:
-    """A fresh two-node devnet for one test."""
-    with start_devnet(tmp_path / "devnet") as handle:
+def devnet(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DevnetProcess]:
+    """A fresh devnet for one test (two nodes unless its ``devnet`` marker asks otherwise)."""
+    with start_devnet(tmp_path / "devnet", **asked_of(request)) as handle:
         yield handle
 
 
@@ -269,9 +324,13 @@ def chain_under_test() -> str:
 
 
 @pytest.fixture(scope="module")
-def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevnetProcess]:
-    """A two-node devnet shared by the tests of one module."""
-    with start_devnet(tmp_path_factory.mktemp("devnet"), indexer=indexer_under_test()) as handle:
+def net(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DevnetProcess]:
+    """A devnet shared by the tests of one module (two nodes unless its ``devnet`` marker
+    asks otherwise; the indexer `indexer_under_test` names)."""
+    options = {"indexer": indexer_under_test(), **asked_of(request)}
+    with start_devnet(tmp_path_factory.mktemp("devnet"), **options) as handle:
         yield handle
 
 

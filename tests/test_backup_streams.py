@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Result
-from tests.devnet_harness import DevnetProcess
+from tests.devnet_harness import DevnetProcess, slow_upload
 
 pytestmark = pytest.mark.devnet
 
@@ -399,16 +399,8 @@ def test_two_replacing_uploads_of_one_name_never_both_pay(
             ).fetchall()
         return [str(row[0]) for row in rows]
 
-    net.set_faults(latency_ms=400, targets=["node"])
     transactions = net.stats()["transactions"]
-    replace = ["upload", str(files[1]), "--name", "report.bin", "--replace"]
-    first = subprocess.Popen(
-        [sys.executable, "-m", "zerog_cli", *replace],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=os.environ.copy(),
-    )
-    try:
+    with slow_upload(net, str(files[1]), "--name", "report.bin", "--replace") as first:
         while "report.bin" not in held():
             assert first.poll() is None, first.communicate()
             time.sleep(0.02)
@@ -416,11 +408,6 @@ def test_two_replacing_uploads_of_one_name_never_both_pay(
         assert second.exit_code == 2, second
         assert "is being uploaded by another run" in second.stderr
         _, err = first.communicate(timeout=120)
-    finally:
-        if first.poll() is None:
-            first.kill()
-            first.wait()
-        net.clear_faults()
     assert first.returncode == 0, err.decode()
     assert net.stats()["transactions"] - transactions == 1
     history = cli("ns", "objects", "default", "--versions", "--json").json

@@ -9,7 +9,7 @@ on each other's order.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,16 +39,10 @@ from zerog_cli.zerog import compute
 from zerog_cli.zerog.abi import decode_revert
 from zerog_cli.zerog.compute import ComputeContracts, Pricing
 
-pytestmark = pytest.mark.devnet
+pytestmark = pytest.mark.devnet(nodes=1)
 
 ZG = 10**18
 NETWORK = compute.NETWORKS[31337]
-
-
-@pytest.fixture(scope="module")
-def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevnetProcess]:
-    with start_devnet(tmp_path_factory.mktemp("devnet-compute"), nodes=1) as handle:
-        yield handle
 
 
 def eth_call_over(rpc_url: str, sender: str | None = None, value: int = 0) -> compute.EthCall:

@@ -9,11 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import signal
 import sqlite3
-import subprocess
-import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Result
-from tests.devnet_harness import DevnetProcess
+from tests.devnet_harness import DevnetProcess, upload_killed_after_paying
 from tests.test_verify_e2e import corrupt_on_disk
 from zerog_cli.zerog import merkle
 
@@ -181,30 +177,12 @@ def test_killed_between_fragments_the_rerun_pays_only_the_missing_ones(
     source.write_bytes(data)
     assert cli("ledger", "status").exit_code == 0
     transactions = net.stats()["transactions"]
-    net.set_faults(latency_ms=400, targets=["node"])
-    env = {**os.environ, "ZEROG_HOME": str(zerog_home), "ZEROG_DEVNET_URL": net.base_url}
-    upload = subprocess.Popen(
-        [sys.executable, "-m", "zerog_cli", "upload", str(source), "-q"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    journaled = upload_killed_after_paying(
+        net, zerog_home, source, lambda sql: _rows(zerog_home, sql)
     )
-    try:
-        deadline = time.monotonic() + 60
-        journaled: list[tuple[Any, ...]] = []
-        while time.monotonic() < deadline:
-            journaled = _rows(zerog_home, "SELECT root, fee_neuron FROM pending_payments")
-            if journaled and net.stats()["transactions"] > transactions:
-                break
-            time.sleep(0.05)
-        assert journaled, "the first fragment's payment was never journaled"
-        upload.send_signal(signal.SIGKILL)
-    finally:
-        upload.wait(30)
     paid_before = net.stats()["transactions"] - transactions
     assert 1 <= paid_before < 4, "killed between fragments"
     assert _rows(zerog_home, "SELECT COUNT(*) FROM objects") == [(0,)]
-    net.clear_faults()
 
     rerun = cli("upload", str(source), "--json")
 

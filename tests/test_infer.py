@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from tests.conftest import Result
-from tests.devnet_harness import NO_PROXY, DevnetProcess, send_transaction, start_devnet
+from tests.devnet_harness import NO_PROXY, DevnetProcess, send_transaction
 from zerog_cli.devnet.compute import (
     DEVNET_MODEL,
     INPUT_PRICE,
@@ -32,16 +32,10 @@ from zerog_cli.devnet.constants import DEV_ACCOUNT_ADDRESS
 from zerog_cli.devnet.provider import count_tokens
 from zerog_cli.zerog import compute
 
-pytestmark = pytest.mark.devnet
+pytestmark = pytest.mark.devnet(nodes=1)
 
 ZG = 10**18
 USD_MICRO_PER_1K = 20_000
-
-
-@pytest.fixture(scope="module")
-def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevnetProcess]:
-    with start_devnet(tmp_path_factory.mktemp("devnet-infer"), nodes=1) as devnet:
-        yield devnet
 
 
 def provider_settings(net: DevnetProcess, **changes: Any) -> dict[str, Any]:

@@ -11,13 +11,12 @@ withhold the answer. Each test runs the real command line (one-shot, stream,
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.devnet_harness import DevnetProcess, send_transaction, start_devnet
+from tests.devnet_harness import DevnetProcess, send_transaction
 from zerog_cli.devnet.compute import SERVICE_NAME
 from zerog_cli.devnet.constants import LEDGER_MANAGER_ADDRESS
 from zerog_cli.devnet.provider import count_tokens
@@ -35,7 +34,7 @@ from zerog_cli.devnet.provider_kinds import (
 )
 from zerog_cli.zerog import compute
 
-pytestmark = pytest.mark.devnet
+pytestmark = pytest.mark.devnet(nodes=1)
 
 ZG = 10**18
 MULTI_MODEL_FUNDS = 12 * ZG // 10
@@ -43,17 +42,17 @@ MULTI_MODEL_FUNDS = 12 * ZG // 10
 
 
 @pytest.fixture(scope="module")
-def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevnetProcess]:
-    with start_devnet(tmp_path_factory.mktemp("devnet-kinds"), nodes=1) as devnet:
-        for kind in EXTRA_KINDS:
-            amount = MULTI_MODEL_FUNDS if kind is MULTI_MODEL else 2 * ZG
-            receipt = send_transaction(
-                devnet.rpc_url,
-                to=LEDGER_MANAGER_ADDRESS,
-                data=compute.encode_transfer_fund(kind.address, SERVICE_NAME, amount),
-            )
-            assert receipt["status"] == "0x1", receipt
-        yield devnet
+def net(net: DevnetProcess) -> DevnetProcess:
+    """The module's devnet with the dev ledger's funds moved to every extra provider kind."""
+    for kind in EXTRA_KINDS:
+        amount = MULTI_MODEL_FUNDS if kind is MULTI_MODEL else 2 * ZG
+        receipt = send_transaction(
+            net.rpc_url,
+            to=LEDGER_MANAGER_ADDRESS,
+            data=compute.encode_transfer_fund(kind.address, SERVICE_NAME, amount),
+        )
+        assert receipt["status"] == "0x1", receipt
+    return net
 
 
 def logged(home: Path) -> list[dict[str, Any]]:

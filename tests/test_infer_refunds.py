@@ -7,25 +7,19 @@ it with the chain's own clock (``evm_increaseTime`` then ``evm_mine``), so
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from tests.conftest import Result
-from tests.devnet_harness import DevnetProcess, rpc, send_transaction, start_devnet
+from tests.devnet_harness import DevnetProcess, rpc, send_transaction
 from zerog_cli.devnet.compute import LOCK_TIME, PROVIDER_ADDRESS
 from zerog_cli.zerog import compute
 
-pytestmark = pytest.mark.devnet
+pytestmark = pytest.mark.devnet(nodes=1)
 
 ZG = 10**18
-
-
-@pytest.fixture(scope="module")
-def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevnetProcess]:
-    with start_devnet(tmp_path_factory.mktemp("devnet-refunds"), nodes=1) as devnet:
-        yield devnet
 
 
 def funded_wallet(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,16 +23,10 @@ from tests.devnet_harness import NO_PROXY, DevnetProcess, start_devnet
 from tests.reliability.conftest import collect, exit_problems, ledger_problems, spawn
 from zerog_cli.devnet.provider_kinds import DELAYED, FORMAT_A, FORMAT_B
 
-pytestmark = pytest.mark.devnet
+pytestmark = pytest.mark.devnet(nodes=1)
 
 ZG = 10**18
 VAULT = 100 * ZG
-
-
-@pytest.fixture(scope="module")
-def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevnetProcess]:
-    with start_devnet(tmp_path_factory.mktemp("devnet-router"), nodes=1) as devnet:
-        yield devnet
 
 
 def control(net: DevnetProcess, method: str, path: str, body: Any = None) -> Any:

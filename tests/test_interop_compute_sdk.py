@@ -13,7 +13,7 @@ collected by the SDK after the lock time.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from tests.conftest import Result
-from tests.devnet_harness import NO_PROXY, DevnetProcess, rpc, send_transaction, start_devnet
+from tests.devnet_harness import NO_PROXY, DevnetProcess, rpc, send_transaction
 from tests.interop_node import run_interop_script
 from tools.ts_sdk import ensure_installed
 from zerog_cli.devnet.compute import LOCK_TIME
@@ -36,7 +36,7 @@ from zerog_cli.devnet.provider_kinds import (
 )
 from zerog_cli.zerog import compute
 
-pytestmark = [pytest.mark.interop, pytest.mark.devnet]
+pytestmark = [pytest.mark.interop, pytest.mark.devnet(nodes=1)]
 
 ZG = 10**18
 NODE_TIMEOUT = 120
@@ -45,12 +45,6 @@ NODE_TIMEOUT = 120
 @pytest.fixture(scope="module")
 def node_modules() -> Path:
     return ensure_installed()
-
-
-@pytest.fixture(scope="module")
-def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevnetProcess]:
-    with start_devnet(tmp_path_factory.mktemp("devnet-compute-sdk"), nodes=1) as devnet:
-        yield devnet
 
 
 def new_wallet(net: DevnetProcess, name: str) -> tuple[str, str]:

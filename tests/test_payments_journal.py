@@ -6,16 +6,14 @@ Each test runs on both ledger backends (``ledger_backend``: SQLite, PostgreSQL).
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.devnet_harness import DevnetProcess
+from tests.devnet_harness import DevnetProcess, upload_killed_after_paying
 from tests.ledger_backends import LedgerBackend
 
 
@@ -37,33 +35,14 @@ def test_killed_after_paying_then_rerun_records_the_payment_once(
     ledger = ledger_backend
     cli("ledger", "status")
     transactions = net.stats()["transactions"]
-    net.set_faults(latency_ms=400, targets=["node"])
-    env = {**os.environ, "ZEROG_HOME": str(zerog_home), "ZEROG_DEVNET_URL": net.base_url}
-    upload = subprocess.Popen(
-        [sys.executable, "-m", "zerog_cli", "upload", str(source), "-q"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            journaled = _rows(ledger, "SELECT fee_neuron FROM pending_payments")
-            if journaled and net.stats()["transactions"] > transactions:
-                break
-            time.sleep(0.05)
-        assert journaled, "the payment was never journaled"
-        upload.send_signal(signal.SIGKILL)
-    finally:
-        upload.wait(30)
+    journaled = upload_killed_after_paying(net, zerog_home, source, lambda sql: _rows(ledger, sql))
     assert _rows(ledger, "SELECT COUNT(*) FROM objects") == [(0,)]
     assert _rows(ledger, "SELECT COUNT(*) FROM cost_tracking") == [(0,)]
-    net.clear_faults()
 
     rerun = cli("upload", str(source), "--json")
     assert rerun.exit_code == 0, rerun
     assert net.stats()["transactions"] == transactions + 1, "the rerun must not pay again"
-    fee = journaled[0][0]
+    fee = journaled[0][1]
     assert rerun.json["fee_neuron"] == fee
     assert rerun.json["recovered_payment"].startswith("0x")
     costs = _rows(ledger, "SELECT neuron, reference FROM cost_tracking ORDER BY id")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import Result
-from tests.devnet_harness import DevnetProcess, start_devnet
+from tests.devnet_harness import DevnetProcess
 from tests.reliability.conftest import (
     exit_problems,
     ledger_rows,
@@ -30,7 +30,7 @@ from tests.reliability.conftest import (
     zerog_child,
 )
 
-pytestmark = [pytest.mark.devnet, pytest.mark.timeout(scale(300, 3600))]
+pytestmark = [pytest.mark.devnet(nodes=1), pytest.mark.timeout(scale(300, 3600))]
 
 CYCLES = scale(1, 3)
 FAIL_MAX = 3
@@ -64,21 +64,15 @@ def breaker_of(db: Path, endpoint: str) -> dict[str, Any]:
     return rows[0] if rows else {"state": "absent", "fail_counter": 0}
 
 
-@pytest.fixture
-def breaker_net(tmp_path: Path) -> Iterator[DevnetProcess]:
-    with start_devnet(tmp_path / "devnet", nodes=1) as net:
-        yield net
-
-
 def test_breaker_is_shared_fails_fast_half_opens_and_shows(
-    breaker_net: DevnetProcess,
+    devnet: DevnetProcess,
     zerog: Callable[..., Result],
     tmp_path: Path,
     zerog_home: Path,
     monkeypatch: pytest.MonkeyPatch,
     figures: dict[str, Any],
 ) -> None:
-    net = breaker_net
+    net = devnet
     monkeypatch.setenv("ZEROG_DEVNET_URL", net.base_url)
     db = zerog_home / "ledger.db"
     for key, setting in (

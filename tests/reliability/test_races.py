@@ -16,14 +16,14 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import Result
-from tests.devnet_harness import DevnetProcess, start_devnet
+from tests.devnet_harness import DevnetProcess
 from tests.ledger_backends import LedgerBackend
 from tests.reliability.conftest import (
     collect,
@@ -37,7 +37,7 @@ from tests.reliability.conftest import (
 from zerog_cli.ledger.breakers import BreakerTable
 from zerog_cli.ledger.db import open_ledger
 
-pytestmark = [pytest.mark.devnet, pytest.mark.timeout(scale(300, 3600))]
+pytestmark = [pytest.mark.devnet(nodes=1), pytest.mark.timeout(scale(300, 3600))]
 
 ROUNDS = scale(2, 10)
 POSTGRES_ROUNDS = scale(1, 10)
@@ -52,14 +52,8 @@ MAX = str(MAX_TOKENS)
 TIMEOUT = 180.0
 
 
-@pytest.fixture
-def race_net(tmp_path: Path) -> Iterator[DevnetProcess]:
-    with start_devnet(tmp_path / "devnet", nodes=1) as net:
-        yield net
-
-
 def test_eight_processes_spend_one_quota(
-    race_net: DevnetProcess,
+    devnet: DevnetProcess,
     zerog: Callable[..., Result],
     tmp_path: Path,
     zerog_home: Path,
@@ -67,7 +61,7 @@ def test_eight_processes_spend_one_quota(
     figures: dict[str, Any],
     ledger_backend: LedgerBackend,
 ) -> None:
-    net = race_net
+    net = devnet
     monkeypatch.setenv("ZEROG_DEVNET_URL", net.base_url)
     db = ledger_backend.db
     rounds = POSTGRES_ROUNDS if ledger_backend.is_postgres else ROUNDS

@@ -43,7 +43,7 @@ import pytest
 import requests
 
 from tests.conftest import TEST_ADDRESS, TEST_PRIVATE_KEY
-from tests.devnet_harness import NO_PROXY, DevnetProcess, send_transaction, start_devnet
+from tests.devnet_harness import NO_PROXY, DevnetProcess, send_transaction
 from tests.reliability.conftest import (
     TRACEBACK,
     Run,
@@ -55,7 +55,7 @@ from tests.reliability.conftest import (
 )
 from zerog_cli.devnet.compute import PROVIDER_ADDRESS
 
-pytestmark = [pytest.mark.devnet, pytest.mark.timeout(scale(300, 3600))]
+pytestmark = [pytest.mark.devnet(nodes=1), pytest.mark.timeout(scale(300, 3600))]
 
 ZG = 10**18
 INFERENCES = scale(2, 10)
@@ -99,12 +99,6 @@ TYPED_ORDER = {
 }
 
 
-@pytest.fixture
-def secret_net(tmp_path: Path) -> Iterator[DevnetProcess]:
-    with start_devnet(tmp_path / "devnet", nodes=1) as net:
-        yield net
-
-
 class RefusingGateway(BaseHTTPRequestHandler):
     """A Pushgateway stand-in that refuses every push (401), so zerog warns about it."""
 
@@ -146,14 +140,14 @@ def scan(blob: bytes, where: str, looking_for: dict[str, bytes], skip: set[str])
 
 
 def test_a_whole_session_never_writes_a_secret(
-    secret_net: DevnetProcess,
+    devnet: DevnetProcess,
     tmp_path: Path,
     zerog_home: Path,
     monkeypatch: pytest.MonkeyPatch,
     figures: dict[str, Any],
     refusing_gateway: int,
 ) -> None:
-    net = secret_net
+    net = devnet
     receipt = send_transaction(net.rpc_url, to=TEST_ADDRESS, value=50 * ZG)
     assert receipt["status"] == "0x1"
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Result
-from tests.devnet_harness import DevnetProcess, start_devnet
+from tests.devnet_harness import DevnetProcess
 from tests.security.conftest import AttackContext
 
 DRIP_PAUSE = 0.5
@@ -131,12 +131,6 @@ def test_http_deadline_is_validated(
         assert result.exit_code == 2, result
         shown = zerog("config", "show", "--json").json["settings"]["http_deadline"]
         assert shown == {"value": 120, "source": "default"}
-
-
-@pytest.fixture(scope="module")
-def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevnetProcess]:
-    with start_devnet(tmp_path_factory.mktemp("devnet-caps"), nodes=1) as devnet:
-        yield devnet
 
 
 @pytest.mark.devnet

@@ -9,28 +9,20 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import Result
-from tests.devnet_harness import DevnetProcess, start_devnet
+from tests.devnet_harness import DevnetProcess, slow_upload
 from tests.security.conftest import AttackContext
 
-pytestmark = pytest.mark.devnet
+pytestmark = pytest.mark.devnet(nodes=1)
 
 POLL_SECONDS = 0.02
 WAIT_SECONDS = 120.0
-
-
-@pytest.fixture
-def net(tmp_path: Path) -> Iterator[DevnetProcess]:
-    with start_devnet(tmp_path / "devnet", nodes=1) as devnet:
-        yield devnet
 
 
 def held_names(home: Path) -> list[str]:
@@ -48,28 +40,21 @@ def held_names(home: Path) -> list[str]:
 
 
 def test_a_second_upload_of_a_name_in_flight_is_refused_before_paying(
-    net: DevnetProcess,
+    devnet: DevnetProcess,
     zerog: Callable[..., Result],
     zerog_home: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     attack: AttackContext,
 ) -> None:
-    monkeypatch.setenv("ZEROG_DEVNET_URL", net.base_url)
+    monkeypatch.setenv("ZEROG_DEVNET_URL", devnet.base_url)
     first_file = tmp_path / "first.bin"
     second_file = tmp_path / "second.bin"
     first_file.write_bytes(os.urandom(5000))
     second_file.write_bytes(os.urandom(5000))
     assert zerog("ledger", "migrate").exit_code == 0
-    net.set_faults(latency_ms=400, targets=["node"])
-    transactions_before = net.stats()["transactions"]
-    first = subprocess.Popen(
-        [sys.executable, "-m", "zerog_cli", "upload", str(first_file), "--name", "report.bin"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=dict(os.environ),
-    )
-    try:
+    transactions_before = devnet.stats()["transactions"]
+    with slow_upload(devnet, str(first_file), "--name", "report.bin") as first:
         deadline = time.monotonic() + WAIT_SECONDS
         while "report.bin" not in held_names(zerog_home):
             assert first.poll() is None, first.communicate()
@@ -81,14 +66,9 @@ def test_a_second_upload_of_a_name_in_flight_is_refused_before_paying(
             assert "name default/report.bin is being uploaded by another run" in second.stderr
             assert "Traceback" not in second.stderr
         _, err = first.communicate(timeout=WAIT_SECONDS)
-    finally:
-        if first.poll() is None:
-            first.kill()
-            first.wait()
-        net.clear_faults()
     assert first.returncode == 0, err.decode()
     with attack("usage bounds", "the refused run paid nothing; the winner paid once"):
-        assert net.stats()["transactions"] - transactions_before == 1
+        assert devnet.stats()["transactions"] - transactions_before == 1
         with sqlite3.connect(zerog_home / "ledger.db") as conn:
             stored = conn.execute("SELECT name, sha256 FROM objects").fetchall()
         assert [name for name, _ in stored] == ["report.bin"]
@@ -97,4 +77,4 @@ def test_a_second_upload_of_a_name_in_flight_is_refused_before_paying(
         again = zerog("upload", str(second_file), "--name", "report.bin")
         assert again.exit_code == 2, again
         assert "default/report.bin already exists" in again.stderr
-        assert net.stats()["transactions"] - transactions_before == 1
+        assert devnet.stats()["transactions"] - transactions_before == 1

@@ -19,21 +19,15 @@ import pytest
 import requests
 
 from tests.conftest import Result
-from tests.devnet_harness import NO_PROXY, DevnetProcess, start_devnet
+from tests.devnet_harness import NO_PROXY, DevnetProcess
 from tests.security.conftest import AttackContext
 from zerog_cli.devnet.compute import INPUT_PRICE, OUTPUT_PRICE, PROVIDER_ADDRESS
 from zerog_cli.devnet.provider import count_tokens
 
-pytestmark = pytest.mark.devnet
+pytestmark = pytest.mark.devnet(nodes=1)
 
 USD_MICRO_PER_1K = 20_000
 CLAIM = 500_000
-
-
-@pytest.fixture(scope="module")
-def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevnetProcess]:
-    with start_devnet(tmp_path_factory.mktemp("devnet-usage"), nodes=1) as devnet:
-        yield devnet
 
 
 def provider_settings(net: DevnetProcess, **changes: Any) -> None:
