@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import filecmp
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -35,26 +34,13 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from harness import MB, bench_devnet, measured, write_random
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from zerog_cli.infra.units import parse_size
 
-from zerog_cli.infra.units import parse_size  # noqa: E402
-
-MB = 1_000_000
 SEGMENT = 256 * 1024
 MEMBER = 1_000_000
 SEGMENT_CALL = ":zgs_downloadSegmentWithProofByTxSeq"
-
-
-def write_random(path: Path, size: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as handle:
-        left = size
-        while left:
-            block = os.urandom(min(left, 8 << 20))
-            handle.write(block)
-            left -= len(block)
 
 
 def make_folder(root: Path, size: int, small_files: int) -> None:
@@ -97,51 +83,11 @@ def reset_stats(url: str) -> None:
     requests.post(f"{url}/admin/stats/reset", timeout=10)
 
 
-# The measured command runs under a tiny Python parent: a child's peak RSS as the
-# kernel reports it (RUSAGE_CHILDREN: the largest of the waited-for descendants,
-# here the shell, `cat` and zerog) must not include this bench's own buffers.
-_MEASURE = (
-    "import resource, subprocess, sys\n"
-    "done = subprocess.run(sys.argv[1:], capture_output=True)\n"
-    "sys.stdout.buffer.write(done.stdout)\n"
-    "sys.stderr.buffer.write(done.stderr)\n"
-    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
-    "sys.exit(done.returncode)\n"
-)
-
-
 def measured_backup(work: Path, name: str, script: str) -> tuple[float, int, dict[str, Any]]:
     """Wall seconds, peak RSS (KiB) and report of one backup, on a devnet of its own."""
-    from zerog_cli.devnet import control
-    from zerog_cli.devnet.network import DevnetConfig
-
-    data_dir = work / f"devnet-{name}"
-    info = control.start_detached(DevnetConfig(port=0, data_dir=data_dir))
-    try:
-        env = {
-            **os.environ,
-            "ZEROG_HOME": str(work / f"home-{name}"),
-            "ZEROG_DEVNET_URL": info.url,
-            "ZEROG_TMP_DIR": str(work),
-            "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring",
-            "NO_PROXY": "127.0.0.1,localhost",
-            "ZEROG_USER": "bench",
-        }
-        zerog(env, "quota", "set", "bench", "--tier", "premium")
-        started = time.perf_counter()
-        done = subprocess.run(
-            [sys.executable, "-S", "-c", _MEASURE, "sh", "-c", script],
-            env=env,
-            capture_output=True,
-            check=False,
-        )
-        elapsed = time.perf_counter() - started
-    finally:
-        control.stop(data_dir)
-    if done.returncode != 0:
-        raise SystemExit(f"{script} failed: {done.stderr.decode()[-800:]}")
-    *output, peak = done.stdout.decode().splitlines()
-    return elapsed, int(peak), json.loads("\n".join(output))
+    with bench_devnet(work, f"devnet-{name}") as (_, env):
+        elapsed, peak, output = measured(["sh", "-c", script], {**env, "ZEROG_TMP_DIR": str(work)})
+    return elapsed, peak, json.loads(output)
 
 
 def stream_against_file(size: int, size_text: str) -> None:
@@ -184,22 +130,9 @@ def main() -> None:
     size = parse_size(args.size)
     stream_against_file(size, args.size)
 
-    from zerog_cli.devnet import control
-    from zerog_cli.devnet.network import DevnetConfig
-
     with tempfile.TemporaryDirectory(prefix="zerog-bench-") as scratch:
         work = Path(scratch)
-        info = control.start_detached(DevnetConfig(port=0, data_dir=work / "devnet"))
-        try:
-            env = {
-                **os.environ,
-                "ZEROG_HOME": str(work / "home"),
-                "ZEROG_DEVNET_URL": info.url,
-                "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring",
-                "NO_PROXY": "127.0.0.1,localhost",
-                "ZEROG_USER": "bench",
-            }
-            zerog(env, "quota", "set", "bench", "--tier", "premium")
+        with bench_devnet(work) as (info, env):
             source = work / "tree"
             make_folder(source, size, args.small_files)
 
@@ -248,8 +181,6 @@ def main() -> None:
             )
             sampled_segments = segments_served(info.url)
             full_time, full = zerog(env, "verify", str(snap["backup_id"]))
-        finally:
-            control.stop(work / "devnet")
 
     archive = snap["size"]
     print(

@@ -23,14 +23,12 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from harness import bench_devnet
 
 GOAL_MS = 15.0
 PROMPT = "Summarise the 0G Router in one sentence, please."
@@ -56,43 +54,26 @@ def main() -> None:
 
     import requests
 
-    from zerog_cli.devnet import control
-    from zerog_cli.devnet.network import DevnetConfig
-
     with tempfile.TemporaryDirectory(prefix="zerog-bench-infer-") as scratch:
         work = Path(scratch)
-        info = control.start_detached(DevnetConfig(port=0, data_dir=work / "devnet"))
-        try:
+        with bench_devnet(work) as (info, env):
             no_proxy = {"http": "", "https": ""}
             key = requests.post(
                 f"{info.url}/router/devnet/keys", timeout=10, proxies=no_proxy
             ).json()["key"]
-            os.environ.update(
-                {
-                    "ZEROG_HOME": str(work / "home"),
-                    "ZEROG_DEVNET_URL": info.url,
-                    "ZEROG_ROUTER_API_KEY": key,
-                    "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring",
-                    "NO_PROXY": "127.0.0.1,localhost",
-                    "ZEROG_USER": "bench",
-                }
-            )
+            os.environ.update({**env, "ZEROG_ROUTER_API_KEY": key})
             results = run(info.url, key, args.requests, args.max_tokens)
-        finally:
-            control.stop(work / "devnet")
     report(results, args.requests)
 
 
 def run(base_url: str, key: str, count: int, max_tokens: int) -> dict[str, list[float]]:
     import requests
 
-    from zerog_cli.services import quotas
     from zerog_cli.services.context import Context
     from zerog_cli.services.infer import AskRequest, ask
     from zerog_cli.zerog.compute import chat_request_body
 
     shared = Context()
-    quotas.set_quota(shared, "bench", tier="premium", limits={})
     request = AskRequest(prompt=PROMPT, max_tokens=max_tokens, via="router")
     session = requests.Session()
     session.trust_env = False

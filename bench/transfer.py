@@ -32,54 +32,15 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from harness import MB, REPO, bench_devnet, measured, write_random
 
-from tools.ts_sdk import ensure_installed, node_env  # noqa: E402
-from zerog_cli.devnet.constants import DEV_ACCOUNT_KEY  # noqa: E402
-from zerog_cli.infra.units import parse_size  # noqa: E402
-
-MB = 1_000_000
-
-
-def make_file(path: Path, size: int) -> Path:
-    with path.open("wb") as handle:
-        left = size
-        while left:
-            block = os.urandom(min(left, 8 << 20))
-            handle.write(block)
-            left -= len(block)
-    return path
-
-
-# The measured command runs under a tiny Python parent: a child's peak RSS as the
-# kernel reports it includes the memory of the process that spawned it, so this
-# bench's own buffers must not be that parent.
-_MEASURE = (
-    "import resource, subprocess, sys\n"
-    "done = subprocess.run(sys.argv[1:], capture_output=True)\n"
-    "sys.stdout.buffer.write(done.stdout)\n"
-    "sys.stderr.buffer.write(done.stderr)\n"
-    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
-    "sys.exit(done.returncode)\n"
-)
-
-
-def run_child(argv: list[str], env: dict[str, str]) -> tuple[float, int, str]:
-    """Wall seconds, peak RSS (KiB) and stdout of one child process."""
-    started = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-S", "-c", _MEASURE, *argv], env=env, capture_output=True, check=False
-    )
-    elapsed = time.perf_counter() - started
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(argv[2:5])} failed: {done.stderr.decode()[-800:]}")
-    *output, peak = done.stdout.decode().splitlines()
-    return elapsed, int(peak), "\n".join(output)
+from tools.ts_sdk import ensure_installed, node_env
+from zerog_cli.devnet.constants import DEV_ACCOUNT_KEY
+from zerog_cli.infra.units import parse_size
 
 
 def zerog(env: dict[str, str], *args: str) -> tuple[float, int, str]:
-    return run_child([sys.executable, "-m", "zerog_cli", *args], env)
+    return measured([sys.executable, "-m", "zerog_cli", *args], env)
 
 
 def main() -> None:
@@ -91,30 +52,17 @@ def main() -> None:
     size = parse_size(args.size)
     rss_sizes = [parse_size(s) for s in args.rss_sizes.split(",") if s]
 
-    from zerog_cli.devnet import control
-    from zerog_cli.devnet.network import DevnetConfig
-
     node_modules = ensure_installed()
     with tempfile.TemporaryDirectory(prefix="zerog-bench-") as scratch:
         work = Path(scratch)
-        info = control.start_detached(DevnetConfig(port=0, data_dir=work / "devnet"))
-        try:
-            env = {
-                **os.environ,
-                "ZEROG_HOME": str(work / "home"),
-                "ZEROG_DEVNET_URL": info.url,
-                "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring",
-                "NO_PROXY": "127.0.0.1,localhost",
-                "ZEROG_USER": "bench",
-            }
-            zerog(env, "quota", "set", "bench", "--tier", "premium", "-q")
-            ours = make_file(work / "zerog.bin", size)
+        with bench_devnet(work) as (info, env):
+            ours = write_random(work / "zerog.bin", size)
             up, _, report = zerog(env, "upload", str(ours), "--max-size", "100GB", "--json", "-q")
             root = json.loads(report)["root"]
             down, _, _ = zerog(env, "download", root, "-o", str(work / "zerog.out"), "-q")
             assert filecmp.cmp(work / "zerog.out", ours, shallow=False)
 
-            theirs = make_file(work / "sdk.bin", size)
+            theirs = write_random(work / "sdk.bin", size)
             config = {
                 "rpc": info.rpc_url,
                 "indexer": info.indexer_url,
@@ -141,12 +89,10 @@ def main() -> None:
 
             rss = []
             for rss_size in rss_sizes:
-                path = make_file(work / f"rss-{rss_size}.bin", rss_size)
+                path = write_random(work / f"rss-{rss_size}.bin", rss_size)
                 _, peak, _ = zerog(env, "upload", str(path), "--max-size", "100GB", "-q")
                 rss.append((rss_size, peak))
                 path.unlink()
-        finally:
-            control.stop(work / "devnet")
 
     mb = size / MB
     ours_total, sdk_total = up + down, sdk_up + sdk_down
