@@ -13,6 +13,20 @@ from pathlib import Path
 from typing import BinaryIO
 
 
+def pread_all(fd: int, offset: int, length: int) -> bytes:
+    """``length`` bytes of ``fd`` from ``offset`` (fewer only at the end of the file), with
+    ``os.pread``: no shared file offset, so several threads may read one descriptor."""
+    parts = []
+    while length > 0:
+        part = os.pread(fd, length, offset)
+        if not part:
+            break
+        parts.append(part)
+        offset += len(part)
+        length -= len(part)
+    return b"".join(parts)
+
+
 def ensure_private_dir(path: Path) -> Path:
     """Create ``path`` as 0700 if missing, and every missing parent as 0700 too.
 

@@ -35,8 +35,7 @@ from zerog_cli.ledger.db import EVERYTHING, Page, format_time, parse_time
 from zerog_cli.services import namespaces
 from zerog_cli.services.context import Context
 from zerog_cli.services.spool import StreamInput
-
-Progress = Callable[[str, int, int], None]
+from zerog_cli.zerog.segments import Progress
 
 NAME_TIME_FORMAT = "%Y%m%dT%H%M%SZ"
 STDIN_SOURCE = "stdin"

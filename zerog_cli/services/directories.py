@@ -23,7 +23,6 @@ import stat
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +36,7 @@ from zerog_cli.services import namespaces
 from zerog_cli.services.context import Context
 from zerog_cli.services.download import Target, fetch_verified, resolve
 from zerog_cli.zerog.directory import Entry, decode, encode
+from zerog_cli.zerog.segments import Progress
 
 if TYPE_CHECKING:
     import random
@@ -44,7 +44,6 @@ if TYPE_CHECKING:
     from zerog_cli.ledger.objects import StoredObject
     from zerog_cli.services.sampling import DataSubset
 
-Progress = Callable[[str, int, int], None]
 FORMAT = "0g-dir"
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 MAX_METADATA_BYTES = 256 * 1024 * 1024

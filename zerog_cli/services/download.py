@@ -13,7 +13,6 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -30,13 +29,13 @@ from zerog_cli.services.network import download_options, storage_network
 from zerog_cli.services.spool import spool_folder
 from zerog_cli.services.upload import encryption_key
 from zerog_cli.zerog.roots import looks_like_root, parse_root
+from zerog_cli.zerog.segments import Progress
 
 if TYPE_CHECKING:
     from zerog_cli.zerog.download import DownloadResult
     from zerog_cli.zerog.encryption import StreamDecryptor
     from zerog_cli.zerog.segment_fetch import NodeStats
 
-Progress = Callable[[str, int, int], None]
 _VERSIONED = re.compile(r"(.+)@([1-9][0-9]{0,17})")
 """``NAME@N``: version N of a name (`upload --replace` adds versions); a name that
 really ends so is found under its own name first."""

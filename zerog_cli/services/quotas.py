@@ -206,108 +206,28 @@ def hold(
 ) -> Iterator[Hold]:
     """Reserve ``amounts`` for the body of a ``with`` block, which settles or releases them.
 
-    Reserving checks every limit first (see `_reserve`): QuotaExceeded (exit 4)
-    spends nothing. The body records what it spent with `Hold.settle` in the
+    Reserving checks every limit first: QuotaExceeded (exit 4) spends nothing.
+    ``namespace_bytes`` counts against the namespace's quota (object records),
+    ``amounts.storage_bytes`` against the user's monthly storage (bytes paid for).
+    ``object_name`` (network, name) also holds that name in ``namespace`` until
+    the hold ends: a name already stored, or held by another live run, is a
+    UsageError (exit 2), in the same transaction, so of two runs uploading one
+    name only one ever gets as far as paying. With ``replace`` a stored name is
+    no refusal (a new version follows it), but the name is held all the same,
+    so two replacing runs never both pay.
+
+    The body records what it spent with `Hold.settle` in the
     transaction that writes its result, or `Hold.release` when nothing was
     charged. A body that raises gives the reservation back in a transaction of
     its own (a no-op when its settle already committed); one that ends without
     settling gives it back too.
-    """
-    held = Hold(
-        context,
-        _reserve(
-            context,
-            user,
-            namespace,
-            amounts,
-            purpose=purpose,
-            namespace_bytes=namespace_bytes,
-            object_name=object_name,
-            replace=replace,
-        ),
-    )
-    try:
-        yield held
-    except BaseException:
-        _release(context, held.reservation)
-        raise
-    if not held.closed:
-        _release(context, held.reservation)
-
-
-def _release(context: Context, reservation: Reservation) -> None:
-    with context.ledger.transaction() as conn:
-        quota_rows.delete_reservation(conn, reservation.id)
-
-
-def _reserve(
-    context: Context,
-    user: str,
-    namespace: str | None,
-    amounts: Reserved,
-    *,
-    purpose: str,
-    namespace_bytes: int = 0,
-    object_name: tuple[str, str] | None = None,
-    replace: bool = False,
-) -> Reservation:
-    """Check every limit and hold ``amounts``; QuotaExceeded (exit 4) spends nothing.
-
-    ``namespace_bytes`` counts against the namespace's quota (object records),
-    ``amounts.storage_bytes`` against the user's monthly storage (bytes paid for).
-    ``object_name`` (network, name) also holds that name in ``namespace`` until
-    the reservation is settled or released: a name already stored, or held by
-    another live run, is a UsageError (exit 2), in the same transaction, so of
-    two runs uploading one name only one ever gets as far as paying. With
-    ``replace`` a stored name is no refusal (a new version follows it), but the
-    name is held all the same, so two replacing runs never both pay.
     """
     ledger = context.ledger
     with ledger.transaction() as conn:
         _expire_dead_reservations(conn, context)
         if object_name is not None:
             _claim_name(conn, namespace, object_name, replace)
-        row = _ensure_current(conn, context, user)
-        limits = effective_limits(row, _tier_for(context.settings, row))
-        held = quota_rows.reserved_by_user(conn, user)
-        problems = [
-            _over(
-                "storage",
-                row.storage_used_bytes,
-                held.storage_bytes,
-                amounts.storage_bytes,
-                limits.storage_bytes,
-                format_size,
-            ),
-            _over("tokens", row.tokens_used, held.tokens, amounts.tokens, limits.tokens, str),
-            _over(
-                "monthly budget",
-                row.monthly_usd_used_micro,
-                held.usd_micro,
-                amounts.usd_micro,
-                limits.monthly_usd_micro,
-                format_usd,
-            ),
-        ]
-        if namespace is not None and namespace_bytes:
-            ns = namespace_rows.get(conn, namespace)
-            if ns is not None and ns.quota_bytes is not None:
-                problems.append(
-                    _over(
-                        f"namespace {namespace}",
-                        ns.used_bytes,
-                        quota_rows.reserved_in_namespace(conn, namespace),
-                        namespace_bytes,
-                        ns.quota_bytes,
-                        format_size,
-                    )
-                )
-        refused = [p for p in problems if p]
-        if refused:
-            raise QuotaExceeded(
-                f"quota exceeded for {user} ({row.tier} tier, {row.period}): " + "; ".join(refused),
-                hint=f"see `zerog quota show {user}`; raise it with `zerog quota set {user} …`",
-            )
+        _refuse_past_limits(conn, context, user, namespace, amounts, namespace_bytes)
         reservation_id = quota_rows.insert_reservation(
             conn,
             user,
@@ -319,7 +239,71 @@ def _reserve(
             host=socket.gethostname(),
             object_name=object_name,
         )
-    return Reservation(reservation_id, user, namespace, amounts)
+    held = Hold(context, Reservation(reservation_id, user, namespace, amounts))
+    try:
+        yield held
+    except BaseException:
+        _release(context, held.reservation)
+        raise
+    if not held.closed:
+        _release(context, held.reservation)
+
+
+def _refuse_past_limits(
+    conn: sqlite3.Connection,
+    context: Context,
+    user: str,
+    namespace: str | None,
+    amounts: Reserved,
+    namespace_bytes: int,
+) -> None:
+    """QuotaExceeded unless used + held by running commands + ``amounts`` fit every limit."""
+    row = _ensure_current(conn, context, user)
+    limits = effective_limits(row, _tier_for(context.settings, row))
+    held = quota_rows.reserved_by_user(conn, user)
+    problems = [
+        _over(
+            "storage",
+            row.storage_used_bytes,
+            held.storage_bytes,
+            amounts.storage_bytes,
+            limits.storage_bytes,
+            format_size,
+        ),
+        _over("tokens", row.tokens_used, held.tokens, amounts.tokens, limits.tokens, str),
+        _over(
+            "monthly budget",
+            row.monthly_usd_used_micro,
+            held.usd_micro,
+            amounts.usd_micro,
+            limits.monthly_usd_micro,
+            format_usd,
+        ),
+    ]
+    if namespace is not None and namespace_bytes:
+        ns = namespace_rows.get(conn, namespace)
+        if ns is not None and ns.quota_bytes is not None:
+            problems.append(
+                _over(
+                    f"namespace {namespace}",
+                    ns.used_bytes,
+                    quota_rows.reserved_in_namespace(conn, namespace),
+                    namespace_bytes,
+                    ns.quota_bytes,
+                    format_size,
+                )
+            )
+    refused = [p for p in problems if p]
+    if refused:
+        raise QuotaExceeded(
+            f"quota exceeded for {user} ({row.tier} tier, {row.period}): " + "; ".join(refused),
+            hint=f"see `zerog quota show {user}`; raise it with `zerog quota set {user} …`",
+        )
+
+
+def _release(context: Context, reservation: Reservation) -> None:
+    with context.ledger.transaction() as conn:
+        quota_rows.delete_reservation(conn, reservation.id)
 
 
 def name_taken(namespace: str, name: str) -> UsageError:

@@ -47,6 +47,7 @@ from zerog_cli.ledger.db import format_time
 from zerog_cli.services import quotas
 from zerog_cli.services.catalog import CatalogSecret, catalog_secret
 from zerog_cli.services.context import Context
+from zerog_cli.zerog.segments import Progress
 
 if TYPE_CHECKING:
     import sqlite3
@@ -56,7 +57,6 @@ if TYPE_CHECKING:
     from zerog_cli.zerog.evm import EvmClient
 
 log = logging.getLogger("zerog.rebuild")
-Progress = Callable[[str, int, int], None]
 
 CHECKPOINT_SUFFIX = ".rebuild.json"
 CHECKPOINT_VERSION = 1

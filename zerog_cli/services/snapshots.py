@@ -47,12 +47,12 @@ from zerog_cli.ledger import objects, snapshots
 from zerog_cli.ledger.db import format_time
 from zerog_cli.services import namespaces
 from zerog_cli.services.context import Context
+from zerog_cli.zerog.segments import Progress
 
 if TYPE_CHECKING:
     from zerog_cli.services.download import Target
     from zerog_cli.services.spool import StreamInput
 
-Progress = Callable[[str, int, int], None]
 INDEX_SUFFIX = ".index.json"
 DIRECTORY_FORMAT = "0g-dir"
 """The ledger's kind of a folder in the official directory format (`services.directories`)."""

@@ -39,6 +39,7 @@ from zerog_cli.services.network import (
 )
 from zerog_cli.services.payments import settle_abandoned_for
 from zerog_cli.services.spool import SealingReader, StreamInput, spool, spool_folder
+from zerog_cli.zerog.segments import Progress
 
 if TYPE_CHECKING:
     from zerog_cli.zerog.merkle import FileTree
@@ -46,7 +47,6 @@ if TYPE_CHECKING:
     from zerog_cli.zerog.upload import UploadResult
     from zerog_cli.zerog.upload_plan import UploadPlan
 
-Progress = Callable[[str, int, int], None]
 Recorder = Callable[[sqlite3.Connection, dict[str, Any]], dict[str, Any]]
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from zerog_cli.errors import ConfigError, IntegrityError, UsageError, ZerogError
+from zerog_cli.infra.files import pread_all
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -423,15 +424,7 @@ class EncryptedReader(io.RawIOBase):
 
     def _read_plain(self, offset: int, length: int) -> bytes:
         if self._fd is not None:
-            parts = []
-            while length > 0:
-                part = os.pread(self._fd, length, self._base + offset)
-                if not part:
-                    break
-                parts.append(part)
-                offset += len(part)
-                length -= len(part)
-            return b"".join(parts)
+            return pread_all(self._fd, self._base + offset, length)
         with self._lock:
             self._plaintext.seek(self._base + offset)
             return self._plaintext.read(length)

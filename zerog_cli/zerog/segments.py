@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from zerog_cli.errors import IntegrityError, UsageError
+from zerog_cli.infra.files import pread_all
 
 if TYPE_CHECKING:
     from zerog_cli.zerog.merkle import FileTree
@@ -51,15 +52,7 @@ class FileSource:
         self.size = os.fstat(self._fd).st_size
 
     def read_at(self, offset: int, length: int) -> bytes:
-        parts = []
-        while length > 0:
-            part = os.pread(self._fd, length, offset)
-            if not part:
-                break
-            parts.append(part)
-            offset += len(part)
-            length -= len(part)
-        return b"".join(parts)
+        return pread_all(self._fd, offset, length)
 
     def close(self) -> None:
         if self._fd >= 0:
