@@ -70,7 +70,7 @@ LOG_LIMIT_MARKERS = (
     "exceeds server limit",  # Erigon: "query block range exceeds server limit"
     "too many logs",  # Erigon's result cap
     "response size exceeded",  # Alchemy
-    "blocks distance",  # Ethermint (0G chain): "maximum [from, to] blocks distance: N"
+    "blocks distance",  # Ethermint: "maximum [from, to] blocks distance: N"
 )
 """How RPC nodes say an ``eth_getLogs`` query asked for too much."""
 
