@@ -14,6 +14,7 @@ BAD_VALUES = [
     (("upload", "/etc/hostname", "--max-size", "ten"), "--max-size", "not a size"),
     (("upload", "/etc/hostname", "--gas-price", "4xx"), "--gas-price", "not a gas price"),
     (("download", "0x" + "ab" * 32, "--mode", "999"), "--mode", "octal file mode"),
+    (("verify", "12", "x1"), "ids", "not a backup id"),
     (("verify", "--older-than", "3x"), "--older-than", "not a duration"),
     (("verify", "--max-duration", "soon"), "--max-duration", "not a duration"),
     (("verify", "--subset", "0/7"), "--subset", "n must be between 1 and t"),

@@ -48,6 +48,17 @@ class _TextType(ParamType, Generic[T]):
             self.fail(exc.message, param, ctx)
 
 
+class BackupIdType(_TextType[int]):
+    """A backup id: a whole number from `zerog backup ls`."""
+
+    name = "id"
+
+    def parse(self, text: str) -> int:
+        if not text.isdigit() or int(text) > units.INT64_MAX:
+            raise UsageError(f"not a backup id: {text!r}")
+        return int(text)
+
+
 class SizeType(_TextType[int]):
     """Bytes: ``4096``, ``10MB``, ``1.5GiB`` (SI units are powers of 1000)."""
 
@@ -290,6 +301,7 @@ class MetadataType(_TextType[MetadataPair]):
         return MetadataPair(key, value)
 
 
+BACKUP_ID = BackupIdType()
 SIZE = SizeType()
 DURATION = DurationType()
 PERCENT = PercentType()

@@ -47,8 +47,9 @@ def register(app: typer.Typer) -> None:
 
 def verify(
     ids: Annotated[
-        list[str] | None,
+        list[int] | None,
         typer.Argument(
+            click_type=params.BACKUP_ID,
             help="Backup ids (default: every live backup).",
             show_default=False,
             autocompletion=complete_backup_id,
@@ -148,7 +149,7 @@ def verify(
     current.context.override(metrics_file=metrics_file, pushgateway=pushgateway)
     current.context.notify = out.detail
     selection = service.Selection(
-        ids=service.ids_from(ids or []),
+        ids=tuple(ids or ()),
         all=all_backups,
         namespace=ns,
         label=label,

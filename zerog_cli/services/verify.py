@@ -30,7 +30,7 @@ import math
 import random
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -45,7 +45,6 @@ from zerog_cli.errors import (
     error_class,
 )
 from zerog_cli.infra.locking import Holder
-from zerog_cli.infra.units import INT64_MAX
 from zerog_cli.ledger import backups as rows
 from zerog_cli.ledger import objects, verifications
 from zerog_cli.ledger.backups import Backup
@@ -458,13 +457,3 @@ def run(
     if failure is not None:
         raise failure
     return report
-
-
-def ids_from(values: Sequence[str]) -> tuple[int, ...]:
-    """Backup ids from the command line; a non-number is a usage error."""
-    ids = []
-    for value in values:
-        if not value.isdigit() or int(value) > INT64_MAX:
-            raise UsageError(f"not a backup id: {value!r}")
-        ids.append(int(value))
-    return tuple(ids)
