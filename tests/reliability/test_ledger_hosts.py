@@ -19,7 +19,7 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ import pytest
 
 from tests import postgres_harness
 from tests.conftest import Result
-from tests.devnet_harness import DevnetProcess, start_devnet
+from tests.devnet_harness import DevnetProcess
 from tests.ledger_backends import LedgerBackend, use_postgres
 from tests.reliability.conftest import (
     collect,
@@ -40,7 +40,7 @@ from tests.reliability.conftest import (
     zerog_child,
 )
 
-pytestmark = [pytest.mark.devnet, pytest.mark.timeout(scale(400, 3600))]
+pytestmark = [pytest.mark.devnet(nodes=1), pytest.mark.timeout(scale(400, 3600))]
 
 PER_HOST = 8
 FILE_SIZE = 100_000
@@ -50,14 +50,8 @@ TENANT = "tenant"
 TIMEOUT = 240.0
 
 
-@pytest.fixture
-def shared_net(tmp_path: Path) -> Iterator[DevnetProcess]:
-    with start_devnet(tmp_path / "devnet", nodes=1) as net:
-        yield net
-
-
 def test_two_hosts_spend_one_tenant_quota(
-    shared_net: DevnetProcess,
+    devnet: DevnetProcess,
     zerog: Callable[..., Result],
     tmp_path: Path,
     zerog_home: Path,
@@ -65,7 +59,7 @@ def test_two_hosts_spend_one_tenant_quota(
     figures: dict[str, Any],
     ledger_backend: LedgerBackend,
 ) -> None:
-    net = shared_net
+    net = devnet
     monkeypatch.setenv("ZEROG_DEVNET_URL", net.base_url)
     monkeypatch.setenv("ZEROG_USER", TENANT)
     assert zerog("quota", "set", TENANT, "--storage", str(STORAGE_LIMIT)).exit_code == 0
@@ -116,7 +110,7 @@ def test_two_hosts_spend_one_tenant_quota(
 
 
 def test_a_postgres_restart_mid_upload_is_exit_6_and_the_rerun_records_it_once(
-    shared_net: DevnetProcess,
+    devnet: DevnetProcess,
     zerog: Callable[..., Result],
     tmp_path: Path,
     zerog_home: Path,
@@ -124,7 +118,7 @@ def test_a_postgres_restart_mid_upload_is_exit_6_and_the_rerun_records_it_once(
     postgres_cluster: postgres_harness.Cluster,
     figures: dict[str, Any],
 ) -> None:
-    net = shared_net
+    net = devnet
     backend = use_postgres(postgres_cluster, zerog_home, monkeypatch)
     monkeypatch.setenv("ZEROG_DEVNET_URL", net.base_url)
     source = random_file(tmp_path / "paid.bin", 3 * 262_144, random.Random(3))
