@@ -279,7 +279,6 @@ def _merged_stats(results: list[DownloadResult]) -> list[NodeStats]:
             total = merged.setdefault(stats.url, NodeStats(stats.url))
             total.segments += stats.segments
             total.bytes += stats.bytes
-            total.request_seconds += stats.request_seconds
             total.corrupt += stats.corrupt
             total.failed += stats.failed
             total.stalled += stats.stalled

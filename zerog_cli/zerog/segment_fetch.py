@@ -91,8 +91,6 @@ class NodeStats:
     url: str
     segments: int = 0
     bytes: int = 0
-    request_seconds: float = 0.0
-    """Summed over this node's answered requests (they overlap)."""
     corrupt: int = 0
     failed: int = 0
     stalled: int = 0
@@ -164,7 +162,9 @@ class _Fetch:
         self.indices = indices
         self.options = options
         self.pool = pool
-        self.slots = [_Slot() for _ in indices]
+        self.slots: dict[int, _Slot] = {}
+        """Positions between the writer and the window's end that have state: memory
+        follows the window, not the file size."""
         self.stats = {source.url: NodeStats(source.url) for source in sources}
         self.next_out = 0
         self.error: BaseException | None = None
@@ -172,6 +172,12 @@ class _Fetch:
         self.healed = 0
         self.proofs = 0
         self.changed = threading.Condition()
+
+    def _slot(self, position: int) -> _Slot:
+        slot = self.slots.get(position)
+        if slot is None:
+            slot = self.slots[position] = _Slot()
+        return slot
 
     # -- fetching threads ------------------------------------------------
 
@@ -196,7 +202,7 @@ class _Fetch:
             while not self.finished:
                 position = self._assignable(source, time.monotonic())
                 if position is not None:
-                    self.slots[position].asked[source.url] = time.monotonic()
+                    self._slot(position).asked[source.url] = time.monotonic()
                     return position
                 self.changed.wait(_WAKE_INTERVAL)
             return None
@@ -204,7 +210,7 @@ class _Fetch:
     def _assignable(self, source: Source, now: float) -> int | None:
         end = min(len(self.indices), self.next_out + self.options.window)
         for position in range(self.next_out, end):
-            slot = self.slots[position]
+            slot = self._slot(position)
             if slot.data is not None or source.url in slot.refused or source.url in slot.asked:
                 continue
             if not source.holds(self.indices[position]):
@@ -234,7 +240,6 @@ class _Fetch:
 
     def _fetch_one(self, source: Source, position: int) -> None:
         index = self.indices[position]
-        started = time.monotonic()
         data = seg_root = None
         corrupt = failure = None
         try:
@@ -250,17 +255,15 @@ class _Fetch:
             corrupt = str(error)
         except (NetworkUnavailable, ProtocolError) as error:
             failure = str(error)
-        elapsed = time.monotonic() - started
         with self.changed:
-            if self.finished:
-                return  # a stalled request answering after the fetch ended: nobody waits for it
-            slot = self.slots[position]
+            if self.finished or position < self.next_out:
+                return  # a stalled request answering late: its segment is taken care of
+            slot = self._slot(position)
             slot.asked.pop(source.url, None)
             stats = self.stats[source.url]
             if data is not None and seg_root is not None:
                 self.proofs += 1
-                stats.request_seconds += elapsed
-                if slot.data is None and position >= self.next_out:
+                if slot.data is None:
                     slot.data = data[: self.size - index * SEGMENT_SIZE]
                     slot.root = seg_root
                     stats.segments += 1
@@ -287,7 +290,7 @@ class _Fetch:
         before it are still delivered, so the failure named is always the first
         one in file order, whatever order the answers came in.
         """
-        slot = self.slots[position]
+        slot = self._slot(position)
         if slot.data is not None or slot.asked:
             return
         index = self.indices[position]
@@ -313,12 +316,12 @@ class _Fetch:
             while True:
                 if self.error is not None:
                     raise self.error
-                slot = self.slots[self.next_out]
+                slot = self._slot(self.next_out)
                 if slot.error is not None:
                     raise slot.error
                 if slot.data is not None:
                     data, seg_root = slot.data, slot.root
-                    self.slots[self.next_out] = _Slot()
+                    del self.slots[self.next_out]
                     index = self.indices[self.next_out]
                     self.next_out += 1
                     self.changed.notify_all()
