@@ -7,10 +7,11 @@ impossible shape) is a one-line ``ProtocolError`` naming the node.
 
 from __future__ import annotations
 
-import base64
 import binascii
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+import pybase64
 
 from zerog_cli.zerog.jsonrpc import JsonRpcClient, Reader, one_line
 from zerog_cli.zerog.selection import ShardConfig
@@ -73,7 +74,7 @@ class SegmentWithProof:
     def to_json(self) -> dict[str, Any]:
         return {
             "root": self.root,
-            "data": base64.b64encode(self.data).decode("ascii"),
+            "data": pybase64.b64encode(self.data).decode("ascii"),
             "index": self.index,
             "proof": self.proof.to_json(),
             "fileSize": self.file_size,
@@ -144,11 +145,15 @@ def parse_file_info(value: Any, where: str) -> FileInfo:
 
 
 def decode_segment_data(value: Any, where: str, field: str = "data") -> bytes:
-    """Strict standard base64 of at most one segment, whole chunks."""
+    """Strict standard base64 of at most one segment, whole chunks.
+
+    pybase64 (SIMD, wheels on PyPI) decodes a segment in tens of microseconds where
+    the standard library's ``b64decode(validate=True)`` takes milliseconds: the
+    largest CPU cost of a download after the proofs."""
     r = Reader(where)
     text = r.string(value, field, max_len=_MAX_B64_CHARS)
     try:
-        data = base64.b64decode(text, validate=True)
+        data = pybase64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raise r.fail(field, "is not valid base64") from None
     if not data or len(data) % CHUNK_SIZE or len(data) > SEGMENT_SIZE:
