@@ -28,7 +28,7 @@ from zerog_cli.errors import (
     ZerogError,
 )
 from zerog_cli.zerog.merkle import POOL_MIN_BYTES
-from zerog_cli.zerog.network import Holder, StorageNetwork
+from zerog_cli.zerog.network import Holder, StorageNetwork, first_missing_segment
 from zerog_cli.zerog.segment_fetch import (
     Deliver,
     FetchOptions,
@@ -37,7 +37,7 @@ from zerog_cli.zerog.segment_fetch import (
     Source,
     fetch_segments,
 )
-from zerog_cli.zerog.segments import SEGMENT_CHUNKS, SEGMENT_SIZE, Progress
+from zerog_cli.zerog.segments import SEGMENT_SIZE, Progress
 from zerog_cli.zerog.selection import ShardedNode
 
 if TYPE_CHECKING:
@@ -320,15 +320,10 @@ def _locate(
             raise NetworkUnavailable(f"no storage node holding {root} answers ({detail})")
         raise NotFound(f"no storage node serves {root} ({detail})")
     size = _agreed_size(root, found, expected_size)
-    chosen = [
-        Holder(node, info.tx.seq, info.tx.start_entry_index // SEGMENT_CHUNKS)
-        for node, info in found
-        if info.tx.size == size
-    ]
-    num_segments = -(-size // SEGMENT_SIZE)
-    for index in range(num_segments):
-        if not any(h.node.config.holds(h.first_segment + index) for h in chosen):
-            raise NotFound(f"no storage node holds segment {index} of {root}")
+    chosen = [Holder.of(node, info) for node, info in found if info.tx.size == size]
+    missing = first_missing_segment(chosen, -(-size // SEGMENT_SIZE))
+    if missing is not None:
+        raise NotFound(f"no storage node holds segment {missing} of {root}")
     return chosen, size
 
 

@@ -9,13 +9,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from zerog_cli.errors import UsageError, ZerogError
+from zerog_cli.zerog.segments import SEGMENT_CHUNKS
 from zerog_cli.zerog.selection import ShardedNode
 
 if TYPE_CHECKING:
     from zerog_cli.infra.http import HttpClient, Timeouts
     from zerog_cli.zerog.evm import EvmClient
     from zerog_cli.zerog.indexer import IndexerClient
-    from zerog_cli.zerog.storage_node import StorageNodeClient
+    from zerog_cli.zerog.storage_node import FileInfo, StorageNodeClient
 
 log = logging.getLogger("zerog.network")
 
@@ -96,6 +97,21 @@ class StorageNetwork:
 
 @dataclass(frozen=True)
 class Holder:
+    """A node holding a file under one tx, whose first segment is ``first_segment`` in the flow."""
+
     node: ShardedNode
     tx_seq: int
     first_segment: int
+
+    @classmethod
+    def of(cls, node: ShardedNode, info: FileInfo) -> Holder:
+        """``node`` holding the file under the tx ``info`` (its own file info) names."""
+        return cls(node, info.tx.seq, info.tx.start_entry_index // SEGMENT_CHUNKS)
+
+
+def first_missing_segment(holders: Sequence[Holder], num_segments: int) -> int | None:
+    """The first of the file's ``num_segments`` segments no holder's shard holds, or None."""
+    for index in range(num_segments):
+        if not any(h.node.config.holds(h.first_segment + index) for h in holders):
+            return index
+    return None

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from zerog_cli.errors import NetworkUnavailable, ZerogError
-from zerog_cli.zerog.network import Holder, StorageNetwork
+from zerog_cli.zerog.network import Holder, StorageNetwork, first_missing_segment
 from zerog_cli.zerog.segments import SEGMENT_CHUNKS
 from zerog_cli.zerog.selection import ShardedNode, select_nodes
 
@@ -151,14 +151,9 @@ def _covering_holders(
     A node of shard (K, N) reports the file finalized once it has its own
     segments; each may hold it under its own tx (the same root paid twice).
     """
-    holders_ = [
-        Holder(node, info.tx.seq, info.tx.start_entry_index // SEGMENT_CHUNKS)
-        for node, info in finalized
-    ]
-    num_segments = -(-num_chunks // SEGMENT_CHUNKS)
-    for index in range(num_segments):
-        if not any(h.node.config.holds(h.first_segment + index) for h in holders_):
-            return []
+    holders_ = [Holder.of(node, info) for node, info in finalized]
+    if first_missing_segment(holders_, -(-num_chunks // SEGMENT_CHUNKS)) is not None:
+        return []
     return holders_
 
 
