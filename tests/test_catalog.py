@@ -94,3 +94,9 @@ def test_malformed_plaintext_is_refused() -> None:
         catalog.decode(catalog.encode(BACKUP)[:20])
     with pytest.raises(IntegrityError, match="unknown flags"):
         catalog.decode(b"\x80\x01")
+
+
+def test_the_ledger_snapshot_namespace_is_reserved(zerog) -> None:
+    refused = zerog("ns", "create", "zerog.ledger")
+    assert refused.exit_code == 2 and "reserved for ledger snapshots" in refused.stderr
+    assert zerog("ns", "ls", "--json").json == []

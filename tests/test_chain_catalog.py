@@ -181,6 +181,14 @@ def test_rebuild_from_the_chain_in_an_empty_home(
     assert verified.exit_code == 0, verified
     again = cli("ledger", "rebuild", "--from-chain", "--from-block", str(first_block))
     assert again.exit_code == 2 and "pass --yes" in again.stderr
+    replaced = cli(
+        "ledger", "rebuild", "--from-chain", "--from-block", str(first_block), "--yes", "--json"
+    )
+    assert replaced.exit_code == 0, replaced
+    saved = Path(replaced.json["replaced"])
+    assert saved.parent.name == "ledger-backups"
+    assert ledger_rows(saved, "SELECT COUNT(*) FROM objects") == [(len(objects_before),)]
+    assert ledger_rows(zerog_home / "ledger.db", OBJECT_ROWS) == objects_before
 
 
 def submit_tagged(net: DevnetProcess, count: int, namespace: str, per_tx: int = 5) -> int:
@@ -304,6 +312,8 @@ def test_rebuild_restores_the_ledger_snapshot_then_replays_what_came_after(
     snapshot = cli("ledger", "backup", "--to-0g", "--json")
     assert snapshot.exit_code == 0, snapshot
     assert snapshot.json["namespace"] == "zerog.ledger" and snapshot.json["pointer"] is True
+    reserved = cli("upload", str(before_snapshot), "--ns", "zerog.ledger", "--name", "x")
+    assert reserved.exit_code == 2 and "ledger snapshots only" in reserved.stderr
     after_snapshot = tmp_path / "after.db"
     after_snapshot.write_bytes(os.urandom(40_000))
     assert cli("backup", "create", str(after_snapshot), "--ns", "team").exit_code == 0

@@ -45,7 +45,7 @@ def upload_snapshot(context: Context) -> dict[str, Any]:
             " this host",
         )
     if namespaces.find(context, LEDGER_NAMESPACE) is None:
-        namespaces.create(context, LEDGER_NAMESPACE, owner=context.acting_user)
+        namespaces.create(context, LEDGER_NAMESPACE, owner=context.acting_user, reserved=True)
     height = storage_network(context).evm.block_number()
     moment = context.now()
     network = context.settings.profile

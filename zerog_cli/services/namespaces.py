@@ -89,8 +89,16 @@ def create(
     max_object_bytes: int | None = None,
     metadata: dict[str, str] | None = None,
     encrypt_by_default: bool = False,
+    reserved: bool = False,
 ) -> Namespace:
+    """Create a namespace; ``reserved`` allows zerog's own (the ledger snapshots')."""
+    from zerog_cli.services.catalog import LEDGER_NAMESPACE
+
     validate_name(name)
+    if name == LEDGER_NAMESPACE and not reserved:
+        raise UsageError(
+            f"namespace {name!r} is reserved for ledger snapshots (`zerog ledger backup --to-0g`)"
+        )
     namespace = Namespace(
         name=name,
         owner=owner,

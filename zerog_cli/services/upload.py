@@ -30,6 +30,7 @@ from zerog_cli.ledger import costs, objects, payments
 from zerog_cli.ledger.payments import PendingPayment
 from zerog_cli.ledger.quotas import Reserved
 from zerog_cli.services import namespaces, quotas
+from zerog_cli.services.catalog import LEDGER_NAMESPACE
 from zerog_cli.services.context import Context
 from zerog_cli.services.network import (
     check_chain_id,
@@ -185,6 +186,11 @@ def _resolve_namespace(
         if dry_run:
             return namespaces.find(context, namespaces.DEFAULT_NAMESPACE)
         return namespaces.ensure_default(context, user)
+    if request.namespace == LEDGER_NAMESPACE and request.key is None:
+        raise UsageError(
+            f"namespace {LEDGER_NAMESPACE!r} holds ledger snapshots only"
+            " (`zerog ledger backup --to-0g`)"
+        )
     return namespaces.require(context, request.namespace, user, "write")
 
 
