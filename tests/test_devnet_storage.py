@@ -31,15 +31,9 @@ from zerog_cli.devnet.constants import DEFAULT_PRICE_PER_SECTOR, FLOW_ADDRESS
 from zerog_cli.zerog import flow_abi, merkle
 from zerog_cli.zerog.abi import keccak256
 
-pytestmark = pytest.mark.devnet
+pytestmark = pytest.mark.devnet(indexer="builtin")
 
 THREE_SEGMENTS = 2 * merkle.SEGMENT_SIZE + 12_345
-
-
-@pytest.fixture(scope="module")
-def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevnetProcess]:
-    with start_devnet(tmp_path_factory.mktemp("storage")) as handle:
-        yield handle
 
 
 @pytest.fixture

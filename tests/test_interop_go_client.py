@@ -15,7 +15,6 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +22,13 @@ import pytest
 import requests
 
 from tests.conftest import REPO
-from tests.devnet_harness import NO_PROXY, DevnetProcess, pattern, rpc, start_devnet
+from tests.devnet_harness import NO_PROXY, DevnetProcess, pattern, rpc
 from tools import go_client as go_client_tool
 from tools import test_tools, ts_sdk
 from zerog_cli.devnet.constants import DEV_ACCOUNT_KEY
 from zerog_cli.zerog import merkle
 
-pytestmark = [pytest.mark.interop, pytest.mark.devnet]
+pytestmark = [pytest.mark.interop, pytest.mark.devnet(indexer="builtin")]
 
 GO_TIMEOUT = 120
 THREE_SEGMENTS = 2 * merkle.SEGMENT_SIZE + 1000
@@ -44,16 +43,10 @@ def go_client() -> Path:
     return go_client_tool.binary_path()
 
 
-@pytest.fixture(scope="module")
-def go_devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevnetProcess]:
-    with start_devnet(tmp_path_factory.mktemp("go-interop")) as handle:
-        yield handle
-
-
 @pytest.fixture
-def zerog_on(zerog: Any, go_devnet: DevnetProcess, monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setenv("ZEROG_DEVNET_URL", go_devnet.base_url)
-    go_devnet.clear_faults()
+def zerog_on(zerog: Any, net: DevnetProcess, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("ZEROG_DEVNET_URL", net.base_url)
+    net.clear_faults()
     return zerog
 
 
@@ -123,65 +116,65 @@ def zerog_reads(zerog: Any, root: str, data: bytes, output: Path) -> dict[str, A
 
 
 def test_go_upload_of_three_segments_reads_back_with_zerog(
-    go_client: Path, go_devnet: DevnetProcess, zerog_on: Any, tmp_path: Path
+    go_client: Path, net: DevnetProcess, zerog_on: Any, tmp_path: Path
 ) -> None:
     data = pattern(THREE_SEGMENTS, seed=200)
     source = tmp_path / "three.bin"
     source.write_bytes(data)
-    before = transactions(go_devnet)
-    root, log = go_upload(go_client, go_devnet, source)
+    before = transactions(net)
+    root, log = go_upload(go_client, net, source)
     assert root == merkle.tree_from_bytes(data).root_hex
     assert "segments=3" in log and "Fast mode disabled" in log
-    assert transactions(go_devnet) == before + 1
+    assert transactions(net) == before + 1
     report = zerog_reads(zerog_on, root, data, tmp_path / "back.bin")
     assert report["segments"] == 3
 
 
 def test_go_fast_mode_small_file_uploads_by_root(
-    go_client: Path, go_devnet: DevnetProcess, zerog_on: Any, tmp_path: Path
+    go_client: Path, net: DevnetProcess, zerog_on: Any, tmp_path: Path
 ) -> None:
     """Fast mode: the transaction is not awaited and the segment goes up by root."""
     data = pattern(5000, seed=201)
     source = tmp_path / "small.bin"
     source.write_bytes(data)
-    root, log = go_upload(go_client, go_devnet, source, "--fast-mode", via_nodes=True)
+    root, log = go_upload(go_client, net, source, "--fast-mode", via_nodes=True)
     assert "Begin to upload file by root" in log and "Completed to upload file by root" in log
     zerog_reads(zerog_on, root, data, tmp_path / "back.bin")
 
 
 def test_go_upload_with_two_replicas_lands_on_both_nodes(
-    go_client: Path, go_devnet: DevnetProcess, zerog_on: Any, tmp_path: Path
+    go_client: Path, net: DevnetProcess, zerog_on: Any, tmp_path: Path
 ) -> None:
     data = pattern(merkle.SEGMENT_SIZE + 3000, seed=202)
     source = tmp_path / "replicated.bin"
     source.write_bytes(data)
-    root, log = go_upload(go_client, go_devnet, source, "--expected-replica", "2")
+    root, log = go_upload(go_client, net, source, "--expected-replica", "2")
     assert "nodeNum=2" in log
-    for node_url in go_devnet.node_urls:
+    for node_url in net.node_urls:
         info = rpc(node_url, "zgs_getFileInfo", [root, True])
         assert info is not None and info["finalized"] is True, (node_url, info)
     zerog_reads(zerog_on, root, data, tmp_path / "back.bin")
 
 
 def test_go_skip_tx_on_a_root_zerog_stored_sends_no_transaction(
-    go_client: Path, go_devnet: DevnetProcess, zerog_on: Any, tmp_path: Path
+    go_client: Path, net: DevnetProcess, zerog_on: Any, tmp_path: Path
 ) -> None:
     data = pattern(THREE_SEGMENTS, seed=203)
     source = tmp_path / "stored-by-zerog.bin"
     source.write_bytes(data)
     uploaded = zerog_on("upload", str(source), "--json")
     assert uploaded.exit_code == 0, uploaded
-    before = transactions(go_devnet)
-    root, log = go_upload(go_client, go_devnet, source, "--skip-tx")
+    before = transactions(net)
+    root, log = go_upload(go_client, net, source, "--skip-tx")
     assert root == uploaded.json["root"]
-    assert transactions(go_devnet) == before
+    assert transactions(net) == before
     assert "Succeeded to send transaction" not in log
-    go_download(go_client, go_devnet, root, tmp_path / "by-go.bin")
+    go_download(go_client, net, root, tmp_path / "by-go.bin")
     assert (tmp_path / "by-go.bin").read_bytes() == data
 
 
 def test_zerog_upload_of_a_root_the_go_client_put_on_another_node_pays_nothing(
-    go_client: Path, go_devnet: DevnetProcess, zerog_on: Any, tmp_path: Path
+    go_client: Path, net: DevnetProcess, zerog_on: Any, tmp_path: Path
 ) -> None:
     """zerog's dedupe probe asked only the node it selected, so a file the Go client had
     stored on another node was paid for again (found through the official indexer, which
@@ -189,19 +182,19 @@ def test_zerog_upload_of_a_root_the_go_client_put_on_another_node_pays_nothing(
     data = pattern(THREE_SEGMENTS, seed=206)
     source = tmp_path / "on-node-1.bin"
     source.write_bytes(data)
-    args = ["upload", "--url", go_devnet.rpc_url, "--key", DEV_ACCOUNT_KEY, "--file", str(source)]
-    run_go(go_client, *args, "--node", go_devnet.node_urls[1], cwd=tmp_path)
-    before = transactions(go_devnet)
+    args = ["upload", "--url", net.rpc_url, "--key", DEV_ACCOUNT_KEY, "--file", str(source)]
+    run_go(go_client, *args, "--node", net.node_urls[1], cwd=tmp_path)
+    before = transactions(net)
     uploaded = zerog_on("upload", str(source), "--json")
     assert uploaded.exit_code == 0, uploaded
     assert uploaded.json["deduped"] is True and int(uploaded.json["fee_neuron"]) == 0
-    assert uploaded.json["nodes"] == [go_devnet.node_urls[1]]
-    assert transactions(go_devnet) == before
+    assert uploaded.json["nodes"] == [net.node_urls[1]]
+    assert transactions(net) == before
 
 
 @pytest.mark.parametrize("via_nodes", [False, True], ids=["indexer", "nodes"])
 def test_zerog_upload_downloads_with_go_proofs(
-    go_client: Path, go_devnet: DevnetProcess, zerog_on: Any, tmp_path: Path, via_nodes: bool
+    go_client: Path, net: DevnetProcess, zerog_on: Any, tmp_path: Path, via_nodes: bool
 ) -> None:
     data = pattern(THREE_SEGMENTS + 4096, seed=204 + via_nodes)
     source = tmp_path / "by-zerog.bin"
@@ -209,7 +202,7 @@ def test_zerog_upload_downloads_with_go_proofs(
     uploaded = zerog_on("upload", str(source), "--json")
     assert uploaded.exit_code == 0, uploaded
     output = tmp_path / "read-by-go.bin"
-    go_download(go_client, go_devnet, uploaded.json["root"], output, via_nodes=via_nodes)
+    go_download(go_client, net, uploaded.json["root"], output, via_nodes=via_nodes)
     assert output.read_bytes() == data
 
 
@@ -308,20 +301,20 @@ FRAGMENTED = re.compile(r"file uploaded in (\d+) fragments, roots = ([0-9a-fx,]+
 
 
 def test_go_fragment_size_upload_reads_back_with_zerog_by_its_roots(
-    go_client: Path, go_devnet: DevnetProcess, zerog_on: Any, tmp_path: Path
+    go_client: Path, net: DevnetProcess, zerog_on: Any, tmp_path: Path
 ) -> None:
     """`upload --fragment-size` cuts as zerog cuts: zerog reads it given the Go client's roots."""
     fragment = 2 * merkle.SEGMENT_SIZE
     data = pattern(3 * fragment + 777, seed=240)
     source = tmp_path / "split-by-go.bin"
     source.write_bytes(data)
-    args = ["upload", "--url", go_devnet.rpc_url, "--key", DEV_ACCOUNT_KEY, "--file", str(source)]
-    before = transactions(go_devnet)
+    args = ["upload", "--url", net.rpc_url, "--key", DEV_ACCOUNT_KEY, "--file", str(source)]
+    before = transactions(net)
     log = run_go(
         go_client,
         *args,
         "--indexer",
-        go_devnet.indexer_url,
+        net.indexer_url,
         "--fragment-size",
         str(fragment),
         cwd=tmp_path,
@@ -333,7 +326,7 @@ def test_go_fragment_size_upload_reads_back_with_zerog_by_its_roots(
     pieces = [data[i : i + fragment] for i in range(0, len(data), fragment)]
     assert roots == [merkle.tree_from_bytes(piece).root_hex for piece in pieces]
     # The Go client batches up to --batch-size (10) fragments per Flow transaction.
-    assert transactions(go_devnet) == before + 1
+    assert transactions(net) == before + 1
 
     output = tmp_path / "read-by-zerog.bin"
     got = zerog_on("download", ",".join(roots), "-o", str(output), "--json")
@@ -344,7 +337,7 @@ def test_go_fragment_size_upload_reads_back_with_zerog_by_its_roots(
 
 def test_zerog_fragments_download_with_the_go_client_roots(
     go_client: Path,
-    go_devnet: DevnetProcess,
+    net: DevnetProcess,
     zerog_on: Any,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -360,7 +353,7 @@ def test_zerog_fragments_download_with_the_go_client_roots(
 
     output = tmp_path / "read-by-go.bin"
     args = ["download", "--roots", ",".join(roots), "--file", str(output), "--proof"]
-    run_go(go_client, *args, "--indexer", go_devnet.indexer_url, cwd=tmp_path)
+    run_go(go_client, *args, "--indexer", net.indexer_url, cwd=tmp_path)
     assert output.read_bytes() == data
 
 
@@ -400,29 +393,29 @@ def same_tree(left: Path, right: Path) -> None:
 
 
 def test_go_upload_dir_reads_back_with_zerog(
-    go_client: Path, go_devnet: DevnetProcess, zerog_on: Any, tmp_path: Path
+    go_client: Path, net: DevnetProcess, zerog_on: Any, tmp_path: Path
 ) -> None:
     """The official directory format, read by zerog: the metadata object, then every
     file by its root, each proof checked; and zerog encodes the same folder to the
     same metadata bytes (the same root)."""
     folder = sample_folder(tmp_path, seed=260)
-    before = transactions(go_devnet)
+    before = transactions(net)
     # upload-dir takes storage nodes only (no --indexer).
-    args = ["upload-dir", "--url", go_devnet.rpc_url, "--key", DEV_ACCOUNT_KEY]
+    args = ["upload-dir", "--url", net.rpc_url, "--key", DEV_ACCOUNT_KEY]
     log = run_go(
         go_client,
         *args,
         "--file",
         str(folder),
         "--node",
-        ",".join(go_devnet.node_urls),
+        ",".join(net.node_urls),
         cwd=tmp_path,
     )
     found = DIRECTORY_UPLOADED.search(log)
     assert found, log[-3000:]
     root = found.group(1)
     # One Flow transaction per non-empty file, plus one for the metadata object.
-    assert transactions(go_devnet) == before + 5
+    assert transactions(net) == before + 5
 
     restored = tmp_path / "read-by-zerog"
     got = zerog_on("download", root, "--dir", str(restored), "--json")
@@ -442,18 +435,18 @@ def test_go_upload_dir_reads_back_with_zerog(
 
 
 def test_zerog_0g_dir_backup_reads_with_go_download_dir_and_diff_dir(
-    go_client: Path, go_devnet: DevnetProcess, zerog_on: Any, tmp_path: Path
+    go_client: Path, net: DevnetProcess, zerog_on: Any, tmp_path: Path
 ) -> None:
     folder = sample_folder(tmp_path, seed=270)
-    before = transactions(go_devnet)
+    before = transactions(net)
     made = zerog_on("backup", "create", str(folder), "--format", "0g-dir", "--json")
     assert made.exit_code == 0, made
     assert made.json["kind"] == "0g-dir" and made.json["files_uploaded"] == 4
-    assert transactions(go_devnet) == before + 5
+    assert transactions(net) == before + 5
     root = made.json["root"]
 
     by_go = tmp_path / "read-by-go"
-    where = ["--indexer", go_devnet.indexer_url]
+    where = ["--indexer", net.indexer_url]
     run_go(
         go_client,
         "download-dir",

@@ -21,7 +21,7 @@ from tools.ts_sdk import ensure_installed
 from zerog_cli.devnet.constants import DEV_ACCOUNT_KEY
 from zerog_cli.zerog import merkle
 
-pytestmark = [pytest.mark.interop, pytest.mark.devnet]
+pytestmark = [pytest.mark.interop, pytest.mark.devnet(indexer="builtin")]
 
 NODE_TIMEOUT = 180
 THREE_SEGMENTS = 2 * merkle.SEGMENT_SIZE + 1000
@@ -32,12 +32,6 @@ AES_KEY = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
 def node_modules() -> Path:
     """The pinned SDK, installed once into the npm cache (tools/ts_sdk.py)."""
     return ensure_installed()
-
-
-@pytest.fixture(scope="module")
-def sdk_devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevnetProcess]:
-    with start_devnet(tmp_path_factory.mktemp("interop")) as handle:
-        yield handle
 
 
 def run_sdk(node_modules: Path, mode: str, config: dict[str, Any]) -> dict[str, Any]:
@@ -65,36 +59,36 @@ def transactions(devnet: DevnetProcess) -> int:
 
 
 def test_sdk_uploads_three_segments_and_downloads_them(
-    node_modules: Path, sdk_devnet: DevnetProcess, tmp_path: Path
+    node_modules: Path, net: DevnetProcess, tmp_path: Path
 ) -> None:
     data = pattern(THREE_SEGMENTS, seed=100)
     source = tmp_path / "three-segments.bin"
     source.write_bytes(data)
-    before = transactions(sdk_devnet)
-    report = run_sdk(node_modules, "plain", sdk_config(sdk_devnet, source, tmp_path / "out.bin"))
+    before = transactions(net)
+    report = run_sdk(node_modules, "plain", sdk_config(net, source, tmp_path / "out.bin"))
     tree = merkle.tree_from_bytes(data)
     assert tree.num_data_segments == 3
     assert report["rootHash"] == report["localRoot"] == tree.root_hex
     assert (tmp_path / "out.bin").read_bytes() == data
-    assert transactions(sdk_devnet) == before + 1
-    receipt = rpc(sdk_devnet.rpc_url, "eth_getTransactionReceipt", [report["txHash"]])
+    assert transactions(net) == before + 1
+    receipt = rpc(net.rpc_url, "eth_getTransactionReceipt", [report["txHash"]])
     assert receipt["status"] == "0x1"
-    info = rpc(sdk_devnet.node_urls[0], "zgs_getFileInfoByTxSeq", [report["txSeq"]])
+    info = rpc(net.node_urls[0], "zgs_getFileInfoByTxSeq", [report["txSeq"]])
     assert info["finalized"] is True and info["tx"]["size"] == len(data)
 
 
 def test_sdk_encrypted_upload_and_decrypting_download(
-    node_modules: Path, sdk_devnet: DevnetProcess, tmp_path: Path
+    node_modules: Path, net: DevnetProcess, tmp_path: Path
 ) -> None:
     from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
     data = pattern(THREE_SEGMENTS, seed=101)
     source = tmp_path / "secret.bin"
     source.write_bytes(data)
-    report = run_sdk(node_modules, "encrypted", sdk_config(sdk_devnet, source, tmp_path / "out"))
+    report = run_sdk(node_modules, "encrypted", sdk_config(net, source, tmp_path / "out"))
     assert (tmp_path / "out").read_bytes() == data
     # what the network stores is header (0x01 + nonce) + AES-256-CTR ciphertext
-    stored = _gateway_bytes(sdk_devnet, report["rootHash"])
+    stored = _gateway_bytes(net, report["rootHash"])
     assert len(stored) == len(data) + 17 and stored[0] == 1
     nonce = stored[1:17]
     decryptor = Cipher(algorithms.AES(bytes.fromhex(AES_KEY)), modes.CTR(nonce)).decryptor()
@@ -113,21 +107,21 @@ def _gateway_bytes(devnet: DevnetProcess, root: str) -> bytes:
 
 
 def test_sdk_second_upload_takes_the_dedupe_path(
-    node_modules: Path, sdk_devnet: DevnetProcess, tmp_path: Path
+    node_modules: Path, net: DevnetProcess, tmp_path: Path
 ) -> None:
     data = pattern(THREE_SEGMENTS, seed=102)
     source = tmp_path / "twice.bin"
     source.write_bytes(data)
-    config = sdk_config(sdk_devnet, source, tmp_path / "unused")
+    config = sdk_config(net, source, tmp_path / "unused")
     first = run_sdk(node_modules, "upload", config)
     assert first["txHash"]
-    before = transactions(sdk_devnet)
-    sdk_devnet.reset_stats()
+    before = transactions(net)
+    net.reset_stats()
     second = run_sdk(node_modules, "upload", config)
-    stats = sdk_devnet.stats()
+    stats = net.stats()
     assert second["txHash"] == "" and second["txSeq"] == first["txSeq"]
     assert second["rootHash"] == first["rootHash"]
-    assert transactions(sdk_devnet) == before
+    assert transactions(net) == before
     methods = stats["methods"]
     assert not any(name.startswith("rpc:") for name in methods), methods
     assert not any("uploadSegment" in name for name in methods), methods
@@ -154,26 +148,26 @@ def test_sdk_legacy_transactions_without_base_fee(node_modules: Path, tmp_path: 
 
 def test_zerog_upload_downloads_byte_identical_with_the_sdk(
     node_modules: Path,
-    sdk_devnet: DevnetProcess,
+    net: DevnetProcess,
     tmp_path: Path,
     zerog: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Our client writes, the official SDK reads."""
-    monkeypatch.setenv("ZEROG_DEVNET_URL", sdk_devnet.base_url)
+    monkeypatch.setenv("ZEROG_DEVNET_URL", net.base_url)
     source = tmp_path / "by-zerog.bin"
     source.write_bytes(pattern(2 * 262_144 + 777, seed=7))
     uploaded = zerog("upload", str(source), "--json")
     assert uploaded.exit_code == 0, uploaded
     output = tmp_path / "read-by-sdk.bin"
-    config = {**sdk_config(sdk_devnet, source, output), "root": uploaded.json["root"]}
+    config = {**sdk_config(net, source, output), "root": uploaded.json["root"]}
     run_sdk(node_modules, "download", config)
     assert output.read_bytes() == source.read_bytes()
 
 
 def test_sdk_upload_downloads_and_verifies_with_zerog(
     node_modules: Path,
-    sdk_devnet: DevnetProcess,
+    net: DevnetProcess,
     tmp_path: Path,
     zerog: Any,
     monkeypatch: pytest.MonkeyPatch,
@@ -181,8 +175,8 @@ def test_sdk_upload_downloads_and_verifies_with_zerog(
     """The official SDK writes, our client reads with every proof checked."""
     source = tmp_path / "by-sdk.bin"
     source.write_bytes(pattern(262_144 + 4097, seed=8))
-    report = run_sdk(node_modules, "upload", sdk_config(sdk_devnet, source, tmp_path / "unused"))
-    monkeypatch.setenv("ZEROG_DEVNET_URL", sdk_devnet.base_url)
+    report = run_sdk(node_modules, "upload", sdk_config(net, source, tmp_path / "unused"))
+    monkeypatch.setenv("ZEROG_DEVNET_URL", net.base_url)
     output = tmp_path / "read-by-zerog.bin"
     got = zerog("download", report["rootHash"], "-o", str(output), "--json")
     assert got.exit_code == 0, got
@@ -193,7 +187,7 @@ def test_sdk_upload_downloads_and_verifies_with_zerog(
 
 def test_sdk_downloads_what_zerog_uploaded_with_a_catalog_record_in_its_tags(
     node_modules: Path,
-    sdk_devnet: DevnetProcess,
+    net: DevnetProcess,
     tmp_path: Path,
     zerog: Any,
     monkeypatch: pytest.MonkeyPatch,
@@ -202,16 +196,16 @@ def test_sdk_downloads_what_zerog_uploaded_with_a_catalog_record_in_its_tags(
     from zerog_cli.devnet.constants import FLOW_ADDRESS
     from zerog_cli.zerog import catalog, flow_abi
 
-    monkeypatch.setenv("ZEROG_DEVNET_URL", sdk_devnet.base_url)
+    monkeypatch.setenv("ZEROG_DEVNET_URL", net.base_url)
     monkeypatch.setenv("ENCRYPTION_KEY", AES_KEY)
     source = tmp_path / "tagged.bin"
     source.write_bytes(pattern(262_144 + 999, seed=21))
     uploaded = zerog("upload", str(source), "--json")
     assert uploaded.exit_code == 0, uploaded
-    receipt = rpc(sdk_devnet.rpc_url, "eth_getTransactionReceipt", [uploaded.json["tx_hash"]])
+    receipt = rpc(net.rpc_url, "eth_getTransactionReceipt", [uploaded.json["tx_hash"]])
     (event,) = flow_abi.find_submit_events(receipt["logs"], FLOW_ADDRESS)
     assert catalog.is_ours(event.submission.data.tags)
     output = tmp_path / "tagged-read-by-sdk.bin"
-    config = {**sdk_config(sdk_devnet, source, output), "root": uploaded.json["root"]}
+    config = {**sdk_config(net, source, output), "root": uploaded.json["root"]}
     run_sdk(node_modules, "download", config)
     assert output.read_bytes() == source.read_bytes()
