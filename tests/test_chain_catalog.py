@@ -151,6 +151,10 @@ def test_rebuild_from_the_chain_in_an_empty_home(
     objects_before = ledger_rows(zerog_home / "ledger.db", OBJECT_ROWS)
 
     shutil.rmtree(zerog_home)
+    monkeypatch.setenv("ZEROG_CHAIN_ID", "16661")
+    wrong_chain = cli("ledger", "rebuild", "--from-chain", "--dry-run")
+    assert wrong_chain.exit_code == 8 and "expects chain 16661" in wrong_chain.stderr
+    monkeypatch.delenv("ZEROG_CHAIN_ID")
     dry = cli(
         "ledger", "rebuild", "--from-chain", "--from-block", str(first_block), "--dry-run", "--json"
     )

@@ -164,7 +164,7 @@ def rebuild(
     replaced; it raises to refuse (the CLI's ``--yes`` check).
     """
     from zerog_cli.infra.signing import wallet_key
-    from zerog_cli.services.network import storage_network
+    from zerog_cli.services.network import check_chain_id, storage_network
 
     if request.from_block < 0:
         raise UsageError("--from-block must be 0 or more")
@@ -183,7 +183,7 @@ def rebuild(
     network = storage_network(context)
     evm = network.evm
     flow = _flow_address(context, network)
-    chain_id = evm.chain_id()
+    chain_id = check_chain_id(network, context)
     head = evm.block_number()
     fresh = ScanState(
         chain_id=chain_id,
