@@ -71,7 +71,7 @@ def measured(argv: list[str], env: dict[str, str]) -> tuple[float, int, str]:
 def bench_devnet(work: Path, name: str = "devnet") -> Iterator[tuple[DevnetInfo, dict[str, str]]]:
     """A devnet with data in ``work/name``, and the environment of a zerog child that uses
     it: a home of its own (``work/home-name``), no keyring, no proxy for 127.0.0.1, acting
-    as the ``bench`` user on the premium tier. The devnet stops on exit."""
+    as the ``bench`` user on the premium tier, bytecode cached. The devnet stops on exit."""
     from zerog_cli.devnet import control
     from zerog_cli.devnet.network import DevnetConfig
 
@@ -86,6 +86,11 @@ def bench_devnet(work: Path, name: str = "devnet") -> Iterator[tuple[DevnetInfo,
             "NO_PROXY": "127.0.0.1,localhost",
             "ZEROG_USER": BENCH_USER,
         }
+        # zerog runs as an installed package does, with its bytecode cached (pip compiles
+        # it at install): under PYTHONDONTWRITEBYTECODE an editable checkout would compile
+        # its modules from source in every child (bench/startup.py does the same). The
+        # quota command below writes the cache.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         tier = [sys.executable, "-m", "zerog_cli", "quota", "set", BENCH_USER, "--tier", "premium"]
         subprocess.run([*tier, "-q"], env=env, check=True, capture_output=True)
         yield info, env
