@@ -43,6 +43,7 @@ def opened(tags: bytes, **changes: object) -> catalog.CatalogRecord | None:
         replace(BACKUP, name="plain.bin", backup_label=None, backup_time=None, snapshot=None),
         replace(BACKUP, name="db/renamed.bin"),
         replace(BACKUP, folder=True, name="site/20261129T031500Z-www.tar"),
+        replace(BACKUP, dir_format=True, name="site/20261129T031500Z-www"),
         replace(BACKUP, fragment_index=2, fragment_count=5, object_id=os.urandom(8)),
         replace(BACKUP, namespace="zerog.ledger", ledger_snapshot_height=987_654),
         replace(BACKUP, name="é/ünïcode", backup_label=None, backup_time=None),
@@ -93,7 +94,7 @@ def test_malformed_plaintext_is_refused() -> None:
     with pytest.raises(IntegrityError):
         catalog.decode(catalog.encode(BACKUP)[:20])
     with pytest.raises(IntegrityError, match="unknown flags"):
-        catalog.decode(b"\x80\x01")
+        catalog.decode(b"\x80\x02")
 
 
 def test_the_ledger_snapshot_namespace_is_reserved(zerog) -> None:

@@ -141,6 +141,8 @@ def test_rebuild_from_the_chain_in_an_empty_home(
     (folder / "index.html").write_text("<h1>hi</h1>\n")
     (folder / "css" / "a.css").write_text("h1 { color: red }\n")
     assert cli("backup", "create", str(folder), "--ns", "backups", "--label", "site").exit_code == 0
+    as_dir = ("backup", "create", str(folder), "--ns", "backups", "--label", "site-dir")
+    assert cli(*as_dir, "--format", "0g-dir").exit_code == 0
     plain = tmp_path / "notes.txt"
     plain.write_bytes(os.urandom(9000))
     assert cli("upload", str(plain), "--name", "notes.txt").exit_code == 0
@@ -165,7 +167,7 @@ def test_rebuild_from_the_chain_in_an_empty_home(
     rebuilt = cli("ledger", "rebuild", "--from-chain", "--from-block", str(first_block), "--json")
     assert rebuilt.exit_code == 0, rebuilt
     assert rebuilt.json["objects"] == len(objects_before)
-    assert rebuilt.json["folder_members"] == {"listed": 1, "missing": 0}
+    assert rebuilt.json["folder_members"] == {"listed": 2, "missing": 0}
     assert "no ACL entries" in rebuilt.json["acl_note"]
     assert ledger_rows(zerog_home / "ledger.db", OBJECT_ROWS) == objects_before
     assert ledger_rows(
@@ -177,8 +179,13 @@ def test_rebuild_from_the_chain_in_an_empty_home(
     restore = tmp_path / "restore"
     restore.mkdir()
     for backup in after:
-        got = cli("backup", "restore", str(backup["id"]), "-o", str(restore) + "/")
+        if backup["kind"] == "0g-dir":
+            where = ("--to", str(restore / "site-dir"))
+        else:
+            where = ("-o", str(restore) + "/")
+        got = cli("backup", "restore", str(backup["id"]), *where)
         assert got.exit_code == 0, got
+    assert (restore / "site-dir" / "css" / "a.css").read_text() == "h1 { color: red }\n"
     assert (restore / "orders.db").read_bytes() == files["orders.db"].read_bytes()
     assert (restore / "secret.bin").read_bytes() == encrypted.read_bytes()
     verified = cli("verify", "--all", "--json")

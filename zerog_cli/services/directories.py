@@ -79,7 +79,7 @@ def create(
 ) -> dict[str, Any]:
     """Upload every file of ``folder`` as ``<name>/<path>``, then its metadata as ``name``."""
     from zerog_cli.services.snapshots import spool_file
-    from zerog_cli.services.upload import UploadRequest, upload
+    from zerog_cli.services.upload import CatalogFacts, UploadRequest, upload
 
     _refuse_encryption(context, namespace, encrypt)
     moment = context.now()
@@ -160,6 +160,7 @@ def create(
                 name=name,
                 encrypt=False,
                 operation="backup",
+                catalog=CatalogFacts(backup_label=label, backup_time=moment, dir_format=True),
                 also_record=record_backup,
             ),
             progress,

@@ -26,6 +26,7 @@ Every upload puts a sealed catalog record in its submission's ``tags``
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -486,6 +487,8 @@ def _write_ledger(
             )
             written = _replay(context, conn, state.network, replay)
         members = _folder_members(context, ledger, state.network, written.pop("folders"))
+        listed = _directory_members(context, ledger, state.network, written.pop("directories"))
+        members = {key: members[key] + listed[key] for key in members}
     finally:
         ledger.close()
     written["folder_members"] = members
@@ -502,8 +505,6 @@ def _fetch_snapshot(
     context: Context, snapshot: Found, secret: CatalogSecret, building: Path
 ) -> None:
     """Download and decrypt the ledger snapshot into ``building``; check its SHA-256."""
-    import hashlib
-
     from zerog_cli.services.network import storage_network
     from zerog_cli.zerog.download import download
 
@@ -562,6 +563,7 @@ def _replay(
     counts = {"objects": 0, "backups": 0, "fragments": 0, "costs": 0}
     created: list[str] = []
     folders: list[tuple[int, str, str, bool]] = []
+    directories: list[tuple[int, str, int, int]] = []
     storage_bytes = usd_now = 0
     for parts in whole:
         first = parts[0]
@@ -637,6 +639,8 @@ def _replay(
             if record.folder:
                 catalog_rows.set_backup_kind_folder(conn, backup_id)
                 folders.append((backup_id, record.namespace, record.name, record.encrypted))
+            elif record.dir_format:
+                directories.append((backup_id, first.root, record.size, record.backup_time or 0))
         usd = quotas.storage_usd_micro(stored, context.settings)
         period = _period(context, first.time)
         cost_id = costs.record(
@@ -666,6 +670,7 @@ def _replay(
         "incomplete_fragmented_objects": incomplete,
         "namespaces_created": created,
         "folders": folders,
+        "directories": directories,
     }
 
 
@@ -676,7 +681,6 @@ def _folder_members(
 
     A folder whose index is missing, or encrypted without ENCRYPTION_KEY, stays
     a folder backup without members: it restores whole (``-o``), not by member."""
-    import hashlib
     import io
 
     from zerog_cli.infra.archive import Member, check_index
@@ -718,6 +722,55 @@ def _folder_members(
                 document["members"],
                 index_object_id=index.id,
                 skipped=document.get("skipped", {}),
+            )
+        listed += 1
+    return {"listed": listed, "missing": missing}
+
+
+def _directory_members(
+    context: Context, ledger: Ledger, network: str, backups: list[tuple[int, str, int, int]]
+) -> dict[str, int]:
+    """Members of rebuilt backups in the official directory format, from their metadata
+    objects on 0G. Sizes, kinds, links and each file's SHA-256 (its rebuilt object's) come
+    back; modes and times are not in the format: 0644 files, 0755 folders, the backup's time.
+    """
+    import io
+
+    from zerog_cli.infra.archive import Member
+    from zerog_cli.ledger import snapshots
+    from zerog_cli.services.network import storage_network
+    from zerog_cli.zerog.directory import decode
+    from zerog_cli.zerog.download import download
+
+    empty_sha256 = hashlib.sha256(b"").hexdigest()
+    listed = missing = 0
+    for backup_id, root, size, moment in backups:
+        sink = io.BytesIO()
+        try:
+            download(storage_network(context), root, sink, expected_size=size)
+            entries = decode(sink.getvalue())
+        except (NotFound, IntegrityError) as error:
+            log.warning("directory backup %d: its metadata could not be read: %s", backup_id, error)
+            missing += 1
+            continue
+        members = []
+        for entry in entries:
+            if entry.kind == "dir":
+                members.append(Member(entry.path, "dir", 0, 0o755, moment))
+            elif entry.kind == "symlink":
+                members.append(Member(entry.path, "symlink", 0, 0o777, moment, link=entry.link))
+            else:
+                known = objects.by_root(ledger.conn, network, entry.roots[0]) if entry.roots else []
+                sha256 = known[0].sha256 if known else empty_sha256 if not entry.roots else None
+                members.append(Member(entry.path, "file", entry.size, 0o644, moment, sha256))
+        with ledger.transaction() as conn:
+            snapshots.record(
+                conn,
+                backup_id,
+                [member.to_json() for member in members],
+                index_object_id=None,
+                skipped={},
+                kind="0g-dir",
             )
         listed += 1
     return {"listed": listed, "missing": missing}

@@ -59,6 +59,8 @@ class CatalogFacts:
     backup_time: datetime | None = None
     folder: bool = False
     """The archive of a folder backup."""
+    dir_format: bool = False
+    """The metadata object of a folder backup in the official directory format."""
     ledger_snapshot_height: int | None = None
     """A ledger snapshot (`zerog ledger backup --to-0g`): the chain height it was taken at."""
 
@@ -543,6 +545,7 @@ def _catalog_tags(
         backup_label=facts.backup_label,
         backup_time=None if facts.backup_time is None else int(facts.backup_time.timestamp()),
         folder=facts.folder,
+        dir_format=facts.dir_format,
         fragment_count=len(parts),
         object_id=new_object_id() if len(parts) > 1 else b"",
         ledger_snapshot_height=facts.ledger_snapshot_height,

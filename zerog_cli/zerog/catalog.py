@@ -56,7 +56,9 @@ _POINTER = 1 << 4
 _LEDGER_SNAPSHOT = 1 << 5
 _STAMPED_NAME = 1 << 6
 """The name is ``<label>/<time>-<file>``, stored as its three parts."""
-_KNOWN_FLAGS = (1 << 7) - 1
+_DIR_FORMAT = 1 << 7
+"""A folder backup in the official directory format: this is its metadata object."""
+_KNOWN_FLAGS = (1 << 8) - 1
 
 _STAMPED = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]{0,63})/(\d{8}T\d{6}Z)-(.+)\Z", re.DOTALL)
 _NAME_TIME = "%Y%m%dT%H%M%SZ"
@@ -79,6 +81,8 @@ class CatalogRecord:
     """Unix seconds the backup was taken."""
     folder: bool = False
     """A folder backup's archive."""
+    dir_format: bool = False
+    """A folder backup in the official directory format (its metadata object)."""
     fragment_index: int = 0
     fragment_count: int = 1
     object_id: bytes = b""
@@ -226,6 +230,8 @@ def encode(record: CatalogRecord) -> bytes:
         name = _text(record.name)
     if record.folder:
         flags |= _FOLDER
+    if record.dir_format:
+        flags |= _DIR_FORMAT
     fragment = b""
     if record.fragment_count > 1:
         flags |= _FRAGMENT
@@ -334,6 +340,7 @@ def decode(data: bytes) -> CatalogRecord:
         backup_label=label,
         backup_time=moment,
         folder=bool(flags & _FOLDER),
+        dir_format=bool(flags & _DIR_FORMAT),
         fragment_index=index,
         fragment_count=count,
         object_id=object_id,
