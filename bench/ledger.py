@@ -20,8 +20,9 @@ inference opens with, then its release): reservations per second, all processes 
     python bench/ledger.py [--rows 1000000,10000000] [--others 100000] [--runs 3]
                            [--postgres] [--workers 16] [--reservations 200]
 
-The fill goes through the ledger's own triggers (the cost rollup
-of `cost_tracking`), as an import by plain SQL would.
+The SQLite fill goes through the ledger's own triggers (the cost rollup of
+`cost_tracking`), as an import by plain SQL would; the PostgreSQL fill loads
+the cost rows as `zerog ledger copy` does (see `fill_postgres`).
 """
 
 from __future__ import annotations
@@ -132,9 +133,16 @@ def fill(path: Path, rows: int, others: int) -> None:
 
 
 def fill_postgres(url: str, rows: int, others: int) -> None:
-    """The same rows as `fill`, in PostgreSQL's SQL (generate_series, lpad/to_hex)."""
+    """The same rows as `fill`, in PostgreSQL's SQL (generate_series, lpad/to_hex).
+
+    The cost rows go in as `zerog ledger copy` loads them: the rollup triggers off,
+    then ``cost_rollup`` filled in one statement (a million row triggers updating
+    the same rollup rows in one transaction take quadratic time in PostgreSQL).
+    """
     from tests import postgres_harness
     from zerog_cli.ledger.db import open_ledger, resolve_target
+    from zerog_cli.ledger.migrations import rollup_fill_sql
+    from zerog_cli.ledger.postgres import PgConnection, set_row_triggers
 
     ledger = open_ledger(resolve_target(url, lambda: postgres_harness.PASSWORD))
     conn = ledger.conn
@@ -142,6 +150,7 @@ def fill_postgres(url: str, rows: int, others: int) -> None:
     hex64 = "'0x' || lpad(to_hex(i), 64, '0')"
     series = "FROM generate_series(1, {count}) AS i"
     with ledger.transaction():
+        set_row_triggers(cast(PgConnection, conn), "cost_tracking", enabled=False)
         conn.execute(
             "INSERT INTO user_quotas (user, tier, period, created_at, updated_at)"
             f" SELECT 'user' || i, 'free', '{PERIOD}', '{stamp}', '{stamp}' "
@@ -160,6 +169,8 @@ def fill_postgres(url: str, rows: int, others: int) -> None:
             " CASE i % 2 WHEN 0 THEN 'bytes' ELSE 'tokens' END, 10 + i % 90,"
             " CAST(1000000000000000 + i AS TEXT), 'ref' || i, 'devnet' " + series.format(count=rows)
         )
+        conn.execute(rollup_fill_sql(postgres=True))
+        set_row_triggers(cast(PgConnection, conn), "cost_tracking", enabled=True)
         conn.execute(
             "INSERT INTO objects (id, namespace, name, root, tx_seq, size,"
             " sha256, network, encrypted, uploader, fee_neuron, created_at)"
@@ -187,7 +198,7 @@ def fill_postgres(url: str, rows: int, others: int) -> None:
             " 'model', 'prompt ' || i, 'answer ' || i, 10, 20, '1000', 1, 100, 'ok', 0, 64 "
             + series.format(count=others)
         )
-    from zerog_cli.ledger.postgres import PgConnection, reset_identities
+    from zerog_cli.ledger.postgres import reset_identities
 
     reset_identities(
         cast(PgConnection, conn),

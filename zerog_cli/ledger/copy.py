@@ -3,9 +3,11 @@
 The source is read inside one snapshot (`Ledger.snapshot`), so a copy taken
 while other hosts write is one consistent state. The destination is filled in
 one transaction: parents before the tables whose foreign keys point at them,
-each row with its id. ``cost_rollup`` is not copied: the destination's own
-triggers rebuild it from ``cost_tracking``, and its totals are compared with
-the source's. Before the destination commits, every table's row count and
+each row with its id. ``cost_rollup`` is not copied: the destination builds it
+from ``cost_tracking`` (SQLite: its triggers, row by row; PostgreSQL: triggers
+off during the load, then one INSERT … SELECT, see
+`ledger.postgres.set_row_triggers`), and its totals are compared with the
+source's. Before the destination commits, every table's row count and
 the sum of every integer column are compared with what was read; any
 difference rolls the whole copy back.
 """
@@ -138,8 +140,13 @@ def copy_ledger(source: Ledger, target: Path | PostgresTarget) -> CopyReport:
             if table not in NOT_COPIED and not table.startswith("sqlite_")
         ]
         counts: dict[str, int] = {}
+        postgres = destination.dialect == "postgresql"
         with source.snapshot() as reading, destination.transaction() as writing:
             with_ids: list[str] = []
+            if postgres:
+                from zerog_cli.ledger.postgres import PgConnection, set_row_triggers
+
+                set_row_triggers(cast(PgConnection, writing), "cost_tracking", enabled=False)
             for table in fill_order(source, tables):
                 cursor = reading.execute(f'SELECT * FROM "{table}"')
                 columns = [str(column[0]) for column in cursor.description or ()]
@@ -166,9 +173,12 @@ def copy_ledger(source: Ledger, target: Path | PostgresTarget) -> CopyReport:
                         f" {copied.rows} written (sums {figures.sums} against {copied.sums})"
                     )
                 counts[table] = figures.rows
-            if destination.dialect == "postgresql":
-                from zerog_cli.ledger.postgres import PgConnection, reset_identities
+            if postgres:
+                from zerog_cli.ledger.migrations import rollup_fill_sql
+                from zerog_cli.ledger.postgres import reset_identities
 
+                writing.execute(rollup_fill_sql(postgres=True))
+                set_row_triggers(cast(PgConnection, writing), "cost_tracking", enabled=True)
                 reset_identities(cast(PgConnection, writing), with_ids)
             if _rollup(destination) != _rollup(source):
                 raise IntegrityError(

@@ -542,6 +542,20 @@ _SCALE_INDEXES = (
 )
 
 
+def rollup_fill_sql(postgres: bool) -> str:
+    """Fill an empty ``cost_rollup`` from every ``cost_tracking`` row in one statement (the
+    migration that creates it, and `ledger copy` into PostgreSQL: see ledger/copy.py)."""
+    parts = ", ".join(f"SUM({part.format(row='c')})" for part in _neuron_parts(postgres))
+    return (
+        "INSERT INTO cost_rollup SELECT c.period, c.user, COALESCE(c.namespace, '-'), c.service,"
+        " COALESCE(c.backend, '-'), COALESCE(c.model, '-'), COALESCE(c.provider, '-'), COUNT(*),"
+        " SUM(CASE WHEN c.unit = 'bytes' THEN COALESCE(c.quantity, 0) ELSE 0 END),"
+        " SUM(CASE WHEN c.unit = 'tokens' THEN COALESCE(c.quantity, 0) ELSE 0 END),"
+        f" SUM(c.usd_micro), {parts}"
+        " FROM cost_tracking c GROUP BY 1, 2, 3, 4, 5, 6, 7"
+    )
+
+
 def _cost_rollup_up(db: SchemaDatabase) -> None:
     conn = db.conn
     postgres = _postgres(db)
@@ -556,15 +570,7 @@ def _cost_rollup_up(db: SchemaDatabase) -> None:
         " neuron_quintillions INTEGER NOT NULL DEFAULT 0,"
         f" PRIMARY KEY ({_ROLLUP_KEY})) WITHOUT ROWID"
     )
-    parts = ", ".join(f"SUM({part.format(row='c')})" for part in _neuron_parts(postgres))
-    conn.execute(
-        "INSERT INTO cost_rollup SELECT c.period, c.user, COALESCE(c.namespace, '-'), c.service,"
-        " COALESCE(c.backend, '-'), COALESCE(c.model, '-'), COALESCE(c.provider, '-'), COUNT(*),"
-        " SUM(CASE WHEN c.unit = 'bytes' THEN COALESCE(c.quantity, 0) ELSE 0 END),"
-        " SUM(CASE WHEN c.unit = 'tokens' THEN COALESCE(c.quantity, 0) ELSE 0 END),"
-        f" SUM(c.usd_micro), {parts}"
-        " FROM cost_tracking c GROUP BY 1, 2, 3, 4, 5, 6, 7"
-    )
+    conn.execute(rollup_fill_sql(postgres))
     for name, (when, body) in _rollup_triggers(postgres).items():
         if postgres:
             from zerog_cli.ledger.postgres import rollup_trigger_sql

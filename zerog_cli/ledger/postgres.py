@@ -446,6 +446,19 @@ def rollup_trigger_sql(name: str, when: str, body: str) -> list[str]:
     ]
 
 
+def set_row_triggers(conn: PgConnection, table: str, *, enabled: bool) -> None:
+    """Switch ``table``'s own row triggers off or on, inside a transaction (its owner may).
+
+    `ledger copy` loads ``cost_tracking`` with them off and fills ``cost_rollup`` in one
+    statement: in PostgreSQL a row updated again and again within one transaction
+    leaves a version each time that every later update walks, so a million cost rows
+    through the trigger, in one transaction, take quadratic time.
+    """
+    conn.execute_ddl(
+        f"ALTER TABLE {_quote(table)} {'ENABLE' if enabled else 'DISABLE'} TRIGGER USER"
+    )
+
+
 def drop_trigger_sql(name: str) -> list[str]:
     return [
         f"DROP TRIGGER IF EXISTS {name} ON cost_tracking",
