@@ -16,7 +16,9 @@ from typing import Any
 
 import pytest
 
+from tests import postgres_harness
 from tests.devnet_harness import DevnetProcess, rpc, send_transaction
+from tests.ledger_backends import use_postgres
 from zerog_cli.devnet.constants import (
     DEFAULT_PRICE_PER_SECTOR,
     DEV_ACCOUNT_ADDRESS,
@@ -200,6 +202,59 @@ def test_rebuild_from_the_chain_in_an_empty_home(
     assert saved.parent.name == "ledger-backups"
     assert ledger_rows(saved, "SELECT COUNT(*) FROM objects") == [(len(objects_before),)]
     assert ledger_rows(zerog_home / "ledger.db", OBJECT_ROWS) == objects_before
+
+
+def test_rebuild_into_a_postgresql_ledger(
+    cli,
+    net: DevnetProcess,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    zerog_home: Path,
+    postgres_cluster: postgres_harness.Cluster,
+) -> None:
+    """With ledger_url naming PostgreSQL the rebuild loads that database (not a file in
+    ZEROG_HOME), checked as `ledger copy` checks; one with records is replaced only with
+    --yes, after an export to ledger-backups/."""
+    monkeypatch.setenv("ENCRYPTION_KEY", ENC_KEY)
+    team = use_postgres(postgres_cluster, zerog_home, monkeypatch)
+    first_block = int(rpc(net.rpc_url, "eth_blockNumber"), 16) + 1
+    cli("ns", "create", "backups")
+    orders = tmp_path / "orders.db"
+    orders.write_bytes(os.urandom(50_000))
+    made = cli("backup", "create", str(orders), "--ns", "backups", "--label", "orders")
+    assert made.exit_code == 0, made
+    notes = tmp_path / "notes.txt"
+    notes.write_bytes(os.urandom(9000))
+    assert cli("upload", str(notes), "--name", "notes.txt").exit_code == 0
+    objects_before = team.rows(OBJECT_ROWS)
+    costs = "SELECT COUNT(*) AS n, SUM(quantity) AS bytes FROM cost_tracking"
+    costs_before = team.rows(costs)
+    assert len(objects_before) == 2 and costs_before[0]["n"] == 2
+
+    shutil.rmtree(zerog_home, ignore_errors=True)
+    fresh = use_postgres(postgres_cluster, zerog_home, monkeypatch)
+    rebuild = ("ledger", "rebuild", "--from-chain", "--from-block", str(first_block))
+    rebuilt = cli(*rebuild, "--json")
+    assert rebuilt.exit_code == 0, rebuilt
+    assert rebuilt.json["target"].startswith("postgresql://")
+    assert rebuilt.json["replaced"] is None
+    copied = rebuilt.json["copied"]
+    assert copied["verified"] is True and copied["tables"]["objects"] == 2
+    assert fresh.rows(OBJECT_ROWS) == objects_before
+    assert fresh.rows(costs) == costs_before
+    assert sorted(path.name for path in zerog_home.iterdir() if path.is_file()) == []
+    labels = [backup["label"] for backup in cli("backup", "ls", "--json").json]
+    assert labels == ["orders"]
+
+    refused = cli(*rebuild)
+    assert refused.exit_code == 2 and "pass --yes" in refused.stderr
+    replaced = cli(*rebuild, "--yes")
+    assert replaced.exit_code == 0, replaced
+    assert "loaded" in replaced.stdout and "row counts and sums verified" in replaced.stdout
+    saved = next((zerog_home / "ledger-backups").iterdir())
+    assert ledger_rows(saved, "SELECT COUNT(*) FROM objects") == [(2,)]
+    assert fresh.rows(OBJECT_ROWS) == objects_before
+    assert fresh.rows(costs) == costs_before
 
 
 def submit_tagged(net: DevnetProcess, count: int, namespace: str, per_tx: int = 5) -> int:

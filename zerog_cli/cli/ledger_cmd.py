@@ -237,6 +237,8 @@ def rebuild(
     is restored first (quotas, ACLs, verifications) and only later submissions
     are replayed. Interrupted, a rerun resumes where the scan stopped. Works in
     an empty ZEROG_HOME; never replaces a ledger with records without --yes.
+    A PostgreSQL ledger (ledger_url) is loaded from a private temporary file
+    the way `ledger copy` loads one, in one verified transaction.
     """
     from zerog_cli.services import rebuild as service
 
@@ -281,6 +283,11 @@ def rebuild(
                 f"{report['target']}: {report['objects']} objects, {report['backups']} backups,"
                 f" {report['fragments']} fragments, {report['costs']} costs rebuilt"
             )
+            if report["copied"]:
+                out.echo(
+                    f"loaded {report['copied']['rows']} rows into {report['target']};"
+                    " row counts and sums verified"
+                )
             if report["replaced"]:
                 out.echo(f"the previous ledger was saved to {report['replaced']}")
             if report["acl_note"]:

@@ -120,8 +120,14 @@ def _require_empty(destination: Ledger) -> None:
             )
 
 
-def copy_ledger(source: Ledger, target: Path | PostgresTarget) -> CopyReport:
-    """Copy every row of ``source`` into the empty ledger ``target`` and verify it."""
+def copy_ledger(
+    source: Ledger, target: Path | PostgresTarget, *, replace: bool = False
+) -> CopyReport:
+    """Copy every row of ``source`` into the empty ledger ``target`` and verify it.
+
+    With ``replace`` the rows ``target`` holds are deleted first, in the same
+    transaction (`zerog ledger rebuild` into a PostgreSQL ledger, after its
+    safety backup): a failed check leaves them as they were."""
     started = time.monotonic()
     if describe(target) == source.location:
         raise UsageError("the copy's destination is the ledger itself")
@@ -133,7 +139,8 @@ def copy_ledger(source: Ledger, target: Path | PostgresTarget) -> CopyReport:
                 f" {source.location} at {source.schema_version()}: run `zerog ledger migrate`"
                 " on the older one first"
             )
-        _require_empty(destination)
+        if not replace:
+            _require_empty(destination)
         tables = [
             table
             for table in source.table_names()
@@ -147,7 +154,12 @@ def copy_ledger(source: Ledger, target: Path | PostgresTarget) -> CopyReport:
                 from zerog_cli.ledger.postgres import PgConnection, set_row_triggers
 
                 set_row_triggers(cast(PgConnection, writing), "cost_tracking", enabled=False)
-            for table in fill_order(source, tables):
+            order = fill_order(source, tables)
+            if replace:
+                for table in reversed(order):
+                    writing.execute(f'DELETE FROM "{table}"')
+                writing.execute("DELETE FROM cost_rollup")
+            for table in order:
                 cursor = reading.execute(f'SELECT * FROM "{table}"')
                 columns = [str(column[0]) for column in cursor.description or ()]
                 if "id" in columns:

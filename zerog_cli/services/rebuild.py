@@ -21,7 +21,10 @@ Every upload puts a sealed catalog record in its submission's ``tags``
    namespaces, objects (with fragments), backups and costs marked ``rebuilt``.
    Without a snapshot the namespaces belong to the acting user, with no ACL.
    The new ledger is built in a temporary file, then copied over the target in
-   one step (SQLite's backup API), after a safety copy of what was there.
+   one step (SQLite's backup API), after a safety copy of what was there. A
+   PostgreSQL ledger (``ledger_url``) gets the temporary file's rows through
+   `ledger.copy` (one transaction that deletes what was there, inserts, and
+   commits only when row counts and sums match), after the same safety copy.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ from zerog_cli.ledger import catalog as catalog_rows
 from zerog_cli.ledger import costs, objects
 from zerog_cli.ledger import namespaces as namespace_rows
 from zerog_cli.ledger import quotas as quota_rows
-from zerog_cli.ledger.db import format_time
+from zerog_cli.ledger.db import describe, format_time
 from zerog_cli.services import quotas
 from zerog_cli.services.catalog import CatalogSecret, catalog_secret
 from zerog_cli.services.context import Context
@@ -54,6 +57,7 @@ if TYPE_CHECKING:
     import sqlite3
 
     from zerog_cli.ledger.db import Ledger
+    from zerog_cli.ledger.postgres import PostgresTarget
     from zerog_cli.zerog.catalog import CatalogRecord
     from zerog_cli.zerog.evm import EvmClient
 
@@ -141,8 +145,13 @@ class RebuildRequest:
     yes: bool = False
 
 
-def checkpoint_path(target: Path) -> Path:
-    return target.with_name(target.name + CHECKPOINT_SUFFIX)
+def checkpoint_path(target: Path | PostgresTarget) -> Path:
+    """Beside a ledger file; in ZEROG_HOME, named for the database, for a PostgreSQL ledger."""
+    if isinstance(target, Path):
+        return target.with_name(target.name + CHECKPOINT_SUFFIX)
+    from zerog_cli.infra.config import zerog_home
+
+    return zerog_home() / f"postgresql-{target.database}{CHECKPOINT_SUFFIX}"
 
 
 def prepare_home() -> None:
@@ -170,7 +179,7 @@ def rebuild(
     if request.from_block < 0:
         raise UsageError("--from-block must be 0 or more")
     settings = context.settings
-    target = request.to if request.to is not None else context.ledger_file
+    target = request.to if request.to is not None else context.ledger_target
     secret = catalog_secret(context)
     if secret is None:
         raise ConfigError(
@@ -209,12 +218,15 @@ def rebuild(
     if request.dry_run:
         report["dry_run"] = True
         return report
-    with tempfile.TemporaryDirectory(prefix="zerog-rebuild-", dir=target.parent) as folder:
+    with tempfile.TemporaryDirectory(prefix="zerog-rebuild-", dir=checkpoint.parent) as folder:
         building = Path(folder) / "ledger.db"
         written = _write_ledger(context, state, secret, building)
         report.update(written)
-        replaced = _install(building, target)
-    report["replaced"] = replaced
+        if isinstance(target, Path):
+            report["replaced"] = _install(building, target)
+            report["copied"] = None
+        else:
+            report["replaced"], report["copied"] = _load_into_postgres(building, target)
     checkpoint.unlink(missing_ok=True)
     return report
 
@@ -370,7 +382,7 @@ def _note_snapshot(state: ScanState, found: Found) -> None:
         state.low = max(state.low, record.ledger_snapshot_height + 1)
 
 
-def _summary(state: ScanState, target: Path, resumed: bool) -> dict[str, Any]:
+def _summary(state: ScanState, target: Path | PostgresTarget, resumed: bool) -> dict[str, Any]:
     snapshot = next((f for f in state.found if f.tx_seq == state.snapshot_tx_seq), None)
     warnings = []
     if state.pointed_snapshot is not None and snapshot is None:
@@ -389,7 +401,7 @@ def _summary(state: ScanState, target: Path, resumed: bool) -> dict[str, Any]:
         )
     replay = [f for f in state.found if f.tx_seq != state.snapshot_tx_seq]
     return {
-        "target": str(target),
+        "target": describe(target),
         "chain_id": state.chain_id,
         "flow_address": state.flow,
         "wallet": state.wallet,
@@ -415,15 +427,17 @@ def _summary(state: ScanState, target: Path, resumed: bool) -> dict[str, Any]:
 # -- writing ---------------------------------------------------------------------
 
 
-def _check_target(target: Path, yes: bool, confirm: Callable[[str], None] | None) -> None:
+def _check_target(
+    target: Path | PostgresTarget, yes: bool, confirm: Callable[[str], None] | None
+) -> None:
     from zerog_cli.ledger.db import open_ledger
 
-    if not target.exists():
+    if isinstance(target, Path) and not target.exists():
         return
     ledger = open_ledger(target)
     try:
         if catalog_rows.has_records(ledger.conn):
-            what = f"{target} holds records; the rebuilt ledger replaces them"
+            what = f"{ledger.location} holds records; the rebuilt ledger replaces them"
             if yes:
                 pass
             elif confirm is not None:
@@ -458,6 +472,32 @@ def _install(building: Path, target: Path) -> str | None:
         destination.close()
     os.chmod(target, 0o600)
     return saved
+
+
+def _load_into_postgres(
+    building: Path, target: PostgresTarget
+) -> tuple[str | None, dict[str, Any]]:
+    """Replace the PostgreSQL ledger's rows with the built ledger's, as `zerog ledger copy`
+    copies (counts and sums verified before the one transaction commits).
+
+    Returns where the old rows were saved (None when it held nothing) and the copy's report."""
+    from zerog_cli.ledger import admin
+    from zerog_cli.ledger.copy import copy_ledger
+    from zerog_cli.ledger.db import open_ledger
+
+    destination = open_ledger(target)
+    try:
+        saved = None
+        if catalog_rows.has_records(destination.conn):
+            saved = admin.safety_backup(destination, "rebuild")["destination"]
+    finally:
+        destination.close()
+    source = open_ledger(building)
+    try:
+        copied = copy_ledger(source, target, replace=True)
+    finally:
+        source.close()
+    return saved, copied.document()
 
 
 def _write_ledger(
