@@ -41,6 +41,9 @@ BAD_VALUES = [
     (("quota", "report", "--month", "2026-13"), "--month", "must look like 2026-11"),
     (("infer", "ask", "hi", "--via", "x"), "--via", "is not one of"),
     (("infer", "ask", "hi", "--sort", "fast"), "--sort", "is not one of"),
+    (("devnet", "up", "--indexer", "mine"), "--indexer", "is not one of"),
+    (("devnet", "up", "--chain", "geth"), "--chain", "is not one of"),
+    (("backup", "create", "/etc", "--format", "zip"), "--format", "is not one of"),
 ]
 
 

@@ -24,6 +24,7 @@ from zerog_cli.cli.common import (
     state,
 )
 from zerog_cli.errors import UsageError
+from zerog_cli.infra.choices import FolderFormat
 from zerog_cli.infra.output import Column
 from zerog_cli.infra.units import format_duration, format_size
 
@@ -133,13 +134,13 @@ def create(
         ),
     ] = False,
     folder_format: Annotated[
-        str,
+        FolderFormat,
         typer.Option(
             "--format",
             help="How a folder is stored: snapshot (one tar object, one transaction) or "
             "0g-dir (the official upload-dir format: one transaction per file, plus one).",
         ),
-    ] = "snapshot",
+    ] = FolderFormat.SNAPSHOT,
     encrypt: EncryptOption = None,
     as_user: AsUser = None,
     gas_price: params.GasPriceOption = None,

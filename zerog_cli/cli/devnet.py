@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from zerog_cli.cli.common import command, examples, new_app, printing_failed_report, state
+from zerog_cli.infra.choices import DevnetChainKind, DevnetIndexer
 
 if TYPE_CHECKING:
     from zerog_cli.devnet.control import DevnetInfo
@@ -81,13 +82,13 @@ def up(
         float, typer.Option("--drop-rate", help="Fraction of connections dropped.")
     ] = 0.0,
     indexer: Annotated[
-        str,
+        DevnetIndexer,
         typer.Option(
             "--indexer",
             help="builtin, or official: run 0g-storage-client's indexer over the nodes"
             " and point the devnet profile at it.",
         ),
-    ] = "builtin",
+    ] = DevnetIndexer.BUILTIN,
     storage_client: Annotated[
         Path | None,
         typer.Option(
@@ -99,13 +100,13 @@ def up(
         ),
     ] = None,
     chain: Annotated[
-        str,
+        DevnetChainKind,
         typer.Option(
             "--chain",
             help="builtin, or anvil: a real EVM (anvil) running the official 0G contracts'"
             " bytecode under the nodes, indexer and providers.",
         ),
-    ] = "builtin",
+    ] = DevnetChainKind.BUILTIN,
     packages: Annotated[
         Path | None,
         typer.Option(
@@ -128,7 +129,7 @@ def up(
     """
     from zerog_cli.devnet import control
     from zerog_cli.devnet.faults import FaultConfigError, FaultSettings
-    from zerog_cli.devnet.network import DevnetConfig, check_chain, check_indexer
+    from zerog_cli.devnet.network import DevnetConfig
     from zerog_cli.errors import UsageError
 
     try:
@@ -148,9 +149,9 @@ def up(
         data_dir=data_dir,
         nodes=nodes,
         faults=faults,
-        indexer=check_indexer(indexer),
+        indexer=indexer,
         storage_client=storage_client,
-        chain=check_chain(chain),
+        chain=chain,
         packages=packages,
     )
     output = state().output

@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 from zerog_cli.devnet import control
-from zerog_cli.devnet.chains import CHAIN_KINDS
 from zerog_cli.devnet.constants import (
     DEFAULT_CHAIN_ID,
     DEFAULT_NODES,
@@ -22,8 +21,9 @@ from zerog_cli.devnet.constants import (
     LOOPBACK_HOST,
 )
 from zerog_cli.devnet.faults import FaultConfigError, FaultSettings
-from zerog_cli.devnet.network import INDEXER_KINDS, DevnetConfig, parse_shards
+from zerog_cli.devnet.network import DevnetConfig, parse_shards
 from zerog_cli.errors import ZerogError
+from zerog_cli.infra.choices import DevnetChainKind, DevnetIndexer
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -42,11 +42,18 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--latency-ms", type=int, default=0)
     up.add_argument("--corrupt-rate", type=float, default=0.0)
     up.add_argument("--drop-rate", type=float, default=0.0)
-    up.add_argument("--indexer", default="builtin", choices=INDEXER_KINDS)
+    up.add_argument(
+        "--indexer", type=DevnetIndexer, default=DevnetIndexer.BUILTIN, choices=list(DevnetIndexer)
+    )
     up.add_argument(
         "--storage-client", default=None, help="0g-storage-client for --indexer official"
     )
-    up.add_argument("--chain", default="builtin", choices=CHAIN_KINDS)
+    up.add_argument(
+        "--chain",
+        type=DevnetChainKind,
+        default=DevnetChainKind.BUILTIN,
+        choices=list(DevnetChainKind),
+    )
     up.add_argument("--packages", default=None, help="node_modules with anvil for --chain anvil")
     up.add_argument("--detach", action="store_true", help="run in the background")
     up.add_argument("--log-level", default="INFO")

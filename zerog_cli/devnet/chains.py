@@ -28,9 +28,6 @@ BlockListener = Callable[[dict[str, Any]], None]
 are JSON-RPC log objects. A followed remote chain only hands over the logs of
 the contracts it follows."""
 
-CHAIN_KINDS = ("builtin", "anvil")
-"""``builtin``: the in-process chain; ``anvil``: anvil with the official bytecode."""
-
 
 class DevnetChain(Protocol):
     """A chain as the devnet's services use it."""

@@ -41,6 +41,7 @@ from zerog_cli.devnet.constants import DEV_ACCOUNT_ADDRESS, DEV_ACCOUNT_KEY
 from zerog_cli.devnet.network import Devnet, DevnetConfig, check_chain, check_host, check_indexer
 from zerog_cli.devnet.official_indexer import find_storage_client
 from zerog_cli.errors import NetworkUnavailable, UsageError
+from zerog_cli.infra.choices import DevnetChainKind, DevnetIndexer
 from zerog_cli.infra.config import DEVNET_POINTER, DEVNET_STATE_FILE, devnet_data_dir, zerog_home
 from zerog_cli.infra.files import atomic_write_text, ensure_private_dir
 from zerog_cli.infra.processes import pid_alive
@@ -328,9 +329,9 @@ def start_detached(config: DevnetConfig, *, timeout: float = 30.0) -> DevnetInfo
     """
     data_dir = _resolve_new(config.data_dir)
     check_host(config.host)
-    if check_indexer(config.indexer) == "official":
+    if check_indexer(config.indexer) == DevnetIndexer.OFFICIAL:
         config = replace(config, storage_client=find_storage_client(config.storage_client))
-    if check_chain(config.chain) == "anvil":
+    if check_chain(config.chain) == DevnetChainKind.ANVIL:
         config = replace(config, packages=find_packages(config.packages))
     current = status(data_dir)
     if current.running and current.info is not None:

@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 from zerog_cli.devnet.anvil import find_packages
 from zerog_cli.devnet.chain import Chain, ChainConfig, ChainError
-from zerog_cli.devnet.chains import CHAIN_KINDS, DevnetChain, ServiceRegistry
+from zerog_cli.devnet.chains import DevnetChain, ServiceRegistry
 from zerog_cli.devnet.constants import (
     ADMIN_PREFIX,
     ALLOWED_HOSTS,
@@ -75,6 +75,7 @@ from zerog_cli.devnet.storage import StorageNode
 from zerog_cli.devnet.storage_contracts import storage_contracts
 from zerog_cli.devnet.web import DevnetHTTPServer, Handler, Request, Response, Router, make_server
 from zerog_cli.errors import UsageError
+from zerog_cli.infra.choices import DevnetChainKind, DevnetIndexer
 from zerog_cli.infra.files import ensure_private_dir
 
 if TYPE_CHECKING:
@@ -93,19 +94,22 @@ def check_host(host: str) -> str:
     return LOOPBACK_HOST
 
 
-INDEXER_KINDS = ("builtin", "official")
+def check_indexer(kind: str) -> DevnetIndexer:
+    """``kind`` as the enum, for a config not built by the CLI (the harness, devnet.json)."""
+    try:
+        return DevnetIndexer(kind)
+    except ValueError:
+        kinds = ", ".join(DevnetIndexer)
+        raise UsageError(f"unknown indexer {kind!r}; pick one of {kinds}") from None
 
 
-def check_indexer(kind: str) -> str:
-    if kind not in INDEXER_KINDS:
-        raise UsageError(f"unknown indexer {kind!r}; pick one of {', '.join(INDEXER_KINDS)}")
-    return kind
-
-
-def check_chain(kind: str) -> str:
-    if kind not in CHAIN_KINDS:
-        raise UsageError(f"unknown chain {kind!r}; pick one of {', '.join(CHAIN_KINDS)}")
-    return kind
+def check_chain(kind: str) -> DevnetChainKind:
+    """``kind`` as the enum, for a config not built by the CLI (the harness, devnet.json)."""
+    try:
+        return DevnetChainKind(kind)
+    except ValueError:
+        kinds = ", ".join(DevnetChainKind)
+        raise UsageError(f"unknown chain {kind!r}; pick one of {kinds}") from None
 
 
 CHAIN_FAULTS = ("min_gas_price", "underpriced_next", "hold_next")
@@ -141,11 +145,11 @@ class DevnetConfig:
     price_per_sector: int = DEFAULT_PRICE_PER_SECTOR
     legacy_fees: bool = False
     faults: FaultSettings = field(default_factory=FaultSettings)
-    indexer: str = "builtin"
+    indexer: DevnetIndexer = DevnetIndexer.BUILTIN
     """``builtin`` (the devnet's own, under /indexer) or ``official`` (0g-storage-client's)."""
     storage_client: Path | None = None
     """The ``0g-storage-client`` binary for ``indexer="official"`` (found when None)."""
-    chain: str = "builtin"
+    chain: DevnetChainKind = DevnetChainKind.BUILTIN
     """``builtin`` (the in-process chain) or ``anvil`` (anvil running the official
     contracts' bytecode, `zerog_cli.devnet.anvil`)."""
     packages: Path | None = None
@@ -175,10 +179,10 @@ class Devnet:
         bind_host = check_host(config.host)
         self.official_indexer: OfficialIndexer | None = None
         binary = None
-        if check_indexer(config.indexer) == "official":
+        if check_indexer(config.indexer) == DevnetIndexer.OFFICIAL:
             binary = find_storage_client(config.storage_client)
         node_modules = None
-        if check_chain(config.chain) == "anvil":
+        if check_chain(config.chain) == DevnetChainKind.ANVIL:
             if config.legacy_fees:
                 raise UsageError("--legacy-fees needs the built-in chain, not --chain anvil")
             node_modules = find_packages(config.packages)

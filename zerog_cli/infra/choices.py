@@ -58,3 +58,26 @@ class Role(StrEnum):
     READ = "read"
     WRITE = "write"
     ADMIN = "admin"
+
+
+class DevnetIndexer(StrEnum):
+    """Which indexer `zerog devnet up --indexer` runs: the devnet's own, or 0g-storage-client's."""
+
+    BUILTIN = "builtin"
+    OFFICIAL = "official"
+
+
+class DevnetChainKind(StrEnum):
+    """Which chain `zerog devnet up --chain` runs: the in-process one, or anvil with the
+    official contracts' bytecode."""
+
+    BUILTIN = "builtin"
+    ANVIL = "anvil"
+
+
+class FolderFormat(StrEnum):
+    """How `zerog backup create DIR --format` stores a folder: one tar object, or the
+    official directory format."""
+
+    SNAPSHOT = "snapshot"
+    DIRECTORY = "0g-dir"

@@ -27,6 +27,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from zerog_cli.errors import ConfigError, IntegrityError, NotFound, PermissionDenied, UsageError
+from zerog_cli.infra.choices import FolderFormat
 from zerog_cli.infra.units import INT64_MAX, Duration
 from zerog_cli.ledger import backups as rows
 from zerog_cli.ledger import objects, verifications
@@ -60,10 +61,6 @@ def validate_label(label: str) -> str:
     return label
 
 
-FOLDER_FORMATS = ("snapshot", "0g-dir")
-"""How ``backup create DIR`` stores a folder: one tar object, or the official directory format."""
-
-
 def object_name(label: str, file_name: str, moment: datetime, taken: Callable[[str], bool]) -> str:
     """``<label>/<UTC time>-<file name>``, with ``.2``, ``.3``… when that second is taken."""
     base = f"{label}/{moment.astimezone(UTC).strftime(NAME_TIME_FORMAT)}-{file_name}"
@@ -84,7 +81,7 @@ def create(
     progress: Progress | None = None,
     stream: StreamInput | None = None,
     file_name: str | None = None,
-    folder_format: str = "snapshot",
+    folder_format: FolderFormat = FolderFormat.SNAPSHOT,
 ) -> dict[str, Any]:
     """Upload ``path`` (or ``stream``) as a backup and record it; returns the upload
     report plus the id.
@@ -135,11 +132,11 @@ def create(
             lambda candidate: objects.by_name(conn, network, ns_for_name, candidate) is not None,
         )
 
-    if folder_format not in FOLDER_FORMATS:
-        raise UsageError(f"--format must be {' or '.join(FOLDER_FORMATS)}, not {folder_format!r}")
-    if folder_format != "snapshot" and (stream is not None or path is None or not path.is_dir()):
+    if folder_format != FolderFormat.SNAPSHOT and (
+        stream is not None or path is None or not path.is_dir()
+    ):
         raise UsageError(f"--format {folder_format} stores a folder; give a folder")
-    if folder_format == "0g-dir" and path is not None:
+    if folder_format == FolderFormat.DIRECTORY and path is not None:
         from zerog_cli.services import directories
 
         return directories.create(
