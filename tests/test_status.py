@@ -75,7 +75,11 @@ def test_status_trusts_a_recent_passed_integrity_check(
     zerog, zerog_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """PRAGMA quick_check reads every page (~10 s at ten million rows): a cron `status`
-    every few minutes runs it once per integrity_check_interval, `ledger status` always."""
+    every few minutes runs it once per integrity_check_interval, `ledger status` always.
+    (Checks quicker than RECORD_CHECKS_FROM_SECONDS are not recorded: every check here is.)"""
+    from zerog_cli.ledger import admin
+
+    monkeypatch.setattr(admin, "RECORD_CHECKS_FROM_SECONDS", 0)
     monkeypatch.setenv("ZEROG_DEVNET_URL", "http://127.0.0.1:9")
     first = zerog("status", "--json")
     assert first.json["ledger"]["integrity"] == "ok"
@@ -86,6 +90,11 @@ def test_status_trusts_a_recent_passed_integrity_check(
 
     assert zerog("ledger", "status", "--json").exit_code == 0
     assert len(_checks(zerog_home)) == 2, "ledger status always checks"
+
+    monkeypatch.setattr(admin, "RECORD_CHECKS_FROM_SECONDS", 3600)
+    assert zerog("ledger", "status", "--json").exit_code == 0
+    assert len(_checks(zerog_home)) == 2, "a quick check is not worth a write"
+    monkeypatch.setattr(admin, "RECORD_CHECKS_FROM_SECONDS", 0)
 
     with sqlite3.connect(zerog_home / "ledger.db") as conn:
         conn.execute(

@@ -211,9 +211,14 @@ def _postgres_status(
     return result
 
 
+RECORD_CHECKS_FROM_SECONDS = 0.2
+"""A check quicker than this is not recorded: rerunning it costs less than the write."""
+
+
 def integrity_check(ledger: Ledger) -> str:
-    """'ok' or SQLite's first complaint from PRAGMA quick_check, recorded when the
-    ledger is writable and its schema has the table.
+    """'ok' or SQLite's first complaint from PRAGMA quick_check, recorded when it took
+    long enough to be worth trusting later, the ledger is writable and its schema has
+    the table.
 
     PostgreSQL checks its own pages; there, 'ok' means every table the schema
     version names is present (nothing to record: it costs one catalog query).
@@ -224,7 +229,11 @@ def integrity_check(ledger: Ledger) -> str:
     started = time.monotonic()
     rows = ledger.conn.execute("PRAGMA quick_check").fetchall()
     result = "ok" if rows == [("ok",)] else "; ".join(str(r[0]) for r in rows[:5])
-    if not ledger.read_only and "integrity_checks" in ledger.table_names():
+    if (
+        time.monotonic() - started >= RECORD_CHECKS_FROM_SECONDS
+        and not ledger.read_only
+        and "integrity_checks" in ledger.table_names()
+    ):
         with ledger.transaction() as conn:
             conn.execute(
                 "INSERT INTO integrity_checks (checked_at, result, seconds) VALUES (?, ?, ?)",
