@@ -277,7 +277,7 @@ def upload_hostile(tmp_path: Path, archive: bytes, members: list[dict[str, Any]]
         )
     finally:
         context.close()
-    return int(report["backup_id"])
+    return report.backup_id
 
 
 HOSTILE = [

@@ -42,7 +42,7 @@ def _shell(script: str, timeout: float = 120) -> subprocess.CompletedProcess[byt
 def _count(cli: Callable[..., Result], table: str) -> int:
     result = cli("ledger", "sql", f"SELECT COUNT(*) AS n FROM {table}", "--json")
     assert result.exit_code == 0, result
-    return int(result.json[0]["n"])
+    return int(result.json["rows"][0]["n"])
 
 
 def _nothing_recorded(cli: Callable[..., Result], net: DevnetProcess, txs: int) -> None:
@@ -267,7 +267,7 @@ def test_restore_latest_and_before(
     older = cli("backup", "ls", "--latest", "--label", "db", "--before", "2026-11-27", "--json")
     assert older.json["id"] == made["db26"]
     listed = cli("backup", "ls", "--before", "2026-11-26T02:00:00Z", "--json")
-    assert [row["id"] for row in listed.json] == [made["db25"]]
+    assert [row["id"] for row in listed.json["backups"]] == [made["db25"]]
     none = cli("backup", "ls", "--latest", "--before", "2026-11-01", "--json")
     assert none.exit_code == 7
     assert cli("backup", "ls", "--latest", "--before", "last tuesday").exit_code == 2
@@ -318,9 +318,9 @@ def test_replace_keeps_history_and_name_at_version(
     assert replaced.exit_code == 0, replaced
     assert replaced.json["version"] == 2
 
-    current = cli("ns", "objects", "docs", "--json").json
+    current = cli("ns", "objects", "docs", "--json").json["objects"]
     assert [(row["name"], row["version"]) for row in current] == [("prices.csv", 2)]
-    history = cli("ns", "objects", "docs", "--versions", "--json").json
+    history = cli("ns", "objects", "docs", "--versions", "--json").json["objects"]
     assert [(row["version"], row["size"]) for row in history] == [(1, 30_000), (2, 31_000)]
 
     newest = cli("download", "docs/prices.csv", "-o", str(tmp_path / "now.csv"))
@@ -410,7 +410,7 @@ def test_two_replacing_uploads_of_one_name_never_both_pay(
         _, err = first.communicate(timeout=120)
     assert first.returncode == 0, err.decode()
     assert net.stats()["transactions"] - transactions == 1
-    history = cli("ns", "objects", "default", "--versions", "--json").json
+    history = cli("ns", "objects", "default", "--versions", "--json").json["objects"]
     assert [(row["version"], row["size"]) for row in history] == [(1, 5000), (2, 5001)]
 
 

@@ -159,7 +159,7 @@ def test_prune_through_the_cli_retires_per_label_and_says_data_stays(
     assert dry.exit_code == 0, dry
     assert dry.json["would_retire"] == 2 and dry.json["retired"] == 0
     assert "immutable" in dry.stderr
-    assert len(zerog("backup", "ls", "--as", "alice", "--json").json) == 5
+    assert len(zerog("backup", "ls", "--as", "alice", "--json").json["backups"]) == 5
 
     done = zerog("backup", "prune", "--keep-daily", "2", "--as", "alice", "--json")
     assert done.exit_code == 0, done
@@ -171,11 +171,11 @@ def test_prune_through_the_cli_retires_per_label_and_says_data_stays(
     assert [e["id"] for e in groups["files"]["keep"]] == [ids["files"]]
     assert groups["db"]["keep"][0]["reasons"] == ["daily 2026-03-04"]
 
-    listed = zerog("backup", "ls", "--as", "alice", "--json").json
+    listed = zerog("backup", "ls", "--as", "alice", "--json").json["backups"]
     assert sorted(b["id"] for b in listed) == sorted(
         [ids["2026-03-03"], ids["2026-03-04"], ids["files"]]
     )
-    with_retired = zerog("backup", "ls", "--as", "alice", "--retired", "--json").json
+    with_retired = zerog("backup", "ls", "--as", "alice", "--retired", "--json").json["backups"]
     reasons = {b["id"]: b["retired_reason"] for b in with_retired}
     assert reasons[ids["2026-03-01"]] == "pruned by policy keep-daily=2"
 
@@ -215,10 +215,10 @@ def test_ls_show_and_acl(zerog: Callable[..., Result], zerog_home: Path) -> None
     assert "ok 2026-03-05T00:00:00Z" in table.stdout
     assert "mismatch 2026-03-05T00:00:00Z" in table.stdout
     unverified = zerog("backup", "ls", "--unverified", "--label", "db", "--as", "alice", "--json")
-    assert sorted(b["id"] for b in unverified.json) == sorted(
+    assert sorted(b["id"] for b in unverified.json["backups"]) == sorted(
         [ids["2026-03-02"], ids["2026-03-03"], ids["2026-03-04"]]
     )
-    assert zerog("backup", "ls", "--as", "mallory", "--json").json == []
+    assert zerog("backup", "ls", "--as", "mallory", "--json").json["backups"] == []
     assert zerog("backup", "ls", "--ns", "backups", "--as", "mallory").exit_code == 5
 
     shown = zerog("backup", "show", str(ids["2026-03-02"]), "--as", "alice", "--json")

@@ -100,4 +100,4 @@ def test_malformed_plaintext_is_refused() -> None:
 def test_the_ledger_snapshot_namespace_is_reserved(zerog) -> None:
     refused = zerog("ns", "create", "zerog.ledger")
     assert refused.exit_code == 2 and "reserved for ledger snapshots" in refused.stderr
-    assert zerog("ns", "ls", "--json").json == []
+    assert zerog("ns", "ls", "--json").json["namespaces"] == []

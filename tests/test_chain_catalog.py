@@ -151,7 +151,7 @@ def test_rebuild_from_the_chain_in_an_empty_home(
     plain.write_bytes(os.urandom(9001))
     assert cli("upload", str(plain), "--name", "notes.txt", "--replace").exit_code == 0
     spoof_copy_of(net, our_logs(net, first_block)[0])
-    before = cli("backup", "ls", "--json").json
+    before = cli("backup", "ls", "--json").json["backups"]
     objects_before = ledger_rows(zerog_home / "ledger.db", OBJECT_ROWS)
 
     shutil.rmtree(zerog_home)
@@ -175,7 +175,7 @@ def test_rebuild_from_the_chain_in_an_empty_home(
     assert ledger_rows(
         zerog_home / "ledger.db", "SELECT COUNT(*) FROM objects WHERE rebuilt = 0"
     ) == [(0,)]
-    after = cli("backup", "ls", "--json").json
+    after = cli("backup", "ls", "--json").json["backups"]
     keys = ("namespace", "name", "label", "root", "size", "sha256", "encrypted", "kind")
     assert [{k: b[k] for k in keys} for b in after] == [{k: b[k] for k in keys} for b in before]
     restore = tmp_path / "restore"
@@ -243,7 +243,7 @@ def test_rebuild_into_a_postgresql_ledger(
     assert fresh.rows(OBJECT_ROWS) == objects_before
     assert fresh.rows(costs) == costs_before
     assert sorted(path.name for path in zerog_home.iterdir() if path.is_file()) == []
-    labels = [backup["label"] for backup in cli("backup", "ls", "--json").json]
+    labels = [backup["label"] for backup in cli("backup", "ls", "--json").json["backups"]]
     assert labels == ["orders"]
 
     refused = cli(*rebuild)
@@ -360,7 +360,7 @@ def test_a_rebuild_of_1000_submissions_killed_and_resumed(
         )
     listed = zerog("ns", "objects", "bulk", "--limit", "2000", "--json")
     assert listed.exit_code == 0, listed
-    assert len(listed.json) == 1000
+    assert len(listed.json["objects"]) == 1000
 
 
 def test_rebuild_restores_the_ledger_snapshot_then_replays_what_came_after(
@@ -398,7 +398,7 @@ def test_rebuild_restores_the_ledger_snapshot_then_replays_what_came_after(
     assert report["acl_note"] is None
     assert cli("ns", "show", "team", "--json").json == acl_before
     assert cli("quota", "show", "bob", "--json").json["tier"] == "premium"
-    listed = {b["label"]: b for b in cli("backup", "ls", "--json").json}
+    listed = {b["label"]: b for b in cli("backup", "ls", "--json").json["backups"]}
     assert {"before.db", "after.db", "ledger"} <= set(listed)
     assert listed["before.db"]["last_status"] == "ok"
     assert ledger_rows(

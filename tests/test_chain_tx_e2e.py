@@ -150,9 +150,9 @@ def test_underpriced_is_raised_with_the_same_nonce_and_paid_once(
     fee = int(uploaded.json["fee_neuron"])
     gas_paid = int(receipt["gasUsed"], 16) * int(receipt["effectiveGasPrice"], 16)
     assert balance - _balance(net) == fee + gas_paid
-    costs = cli("ledger", "sql", "SELECT neuron FROM cost_tracking", "--json").json
+    costs = cli("ledger", "sql", "SELECT neuron FROM cost_tracking", "--json").json["rows"]
     assert [row["neuron"] for row in costs] == [str(fee)]
-    pending = cli("ledger", "sql", "SELECT * FROM pending_payments", "--json").json
+    pending = cli("ledger", "sql", "SELECT * FROM pending_payments", "--json").json["rows"]
     assert pending == []
 
     net.set_faults(min_gas_price=0, underpriced_next=1)
@@ -192,7 +192,7 @@ def test_gas_raises_are_bounded_and_nothing_is_paid(cli, net: DevnetProcess, tmp
     assert refused.exit_code == 6, refused
     assert "still refused after 4 gas price raise(s)" in refused.stderr
     assert net.stats()["transactions"] == txs
-    stored = cli("ledger", "sql", "SELECT name FROM objects", "--json").json
+    stored = cli("ledger", "sql", "SELECT name FROM objects", "--json").json["rows"]
     assert "stuck.bin" not in [row["name"] for row in stored]
 
 
@@ -269,7 +269,9 @@ def test_timeout_after_payment_then_rerun_pays_nothing(
     assert balance - _balance(net) == paid
     assert rerun.json["recovered_payment"] == rerun.json["tx_hash"]
     assert f"({rerun.json['tx_hash']})" in failed.stderr
-    costs = cli("ledger", "sql", "SELECT neuron, reference FROM cost_tracking", "--json").json
+    costs = cli("ledger", "sql", "SELECT neuron, reference FROM cost_tracking", "--json").json[
+        "rows"
+    ]
     assert [row["reference"] for row in costs].count(rerun.json["root"]) == 1
     assert int(rerun.json["fee_neuron"]) > 0
 

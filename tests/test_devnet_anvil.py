@@ -73,7 +73,7 @@ def test_upload_download_infer_round_trip_over_anvil(
     assert anvil_url.startswith("http://127.0.0.1:")
     status = zerog("devnet", "status", "--json")
     assert status.exit_code == 0, status
-    assert status.json["info"]["chain"] == "anvil"
+    assert status.json["devnet"]["chain"] == "anvil"
     assert status.json["health"]["chain"] == "anvil"
     assert "chain:       anvil, the official 0G contracts" in zerog("devnet", "status").stdout
     # The official Flow's runtime code is what runs at the devnet's Flow address.

@@ -105,7 +105,7 @@ def test_an_exact_multiple_makes_full_fragments_and_one_fragment_is_no_split(
     whole.write_bytes(os.urandom(FRAGMENT))
     single = cli("upload", str(whole), "--json")
     assert single.exit_code == 0, single
-    assert "fragments" not in single.json, "a file of exactly fragment_size is one submission"
+    assert single.json["fragments"] is None, "a file of exactly fragment_size is one submission"
     assert _rows(zerog_home, "SELECT COUNT(*) FROM object_fragments") == [(2,)]
 
     back = cli("download", "default/exact.bin", "-o", str(tmp_path / "exact.out"))

@@ -468,10 +468,10 @@ def test_providers_pages_past_fifty(cli, net: DevnetProcess) -> None:
         f"{net.provider_url}/devnet/services", json={"count": 60}, timeout=30, proxies=NO_PROXY
     )
     response.raise_for_status()
-    listed = cli("infer", "providers", "--json").json
+    listed = cli("infer", "providers", "--json").json["providers"]
     assert len(listed) >= 61
     assert len({row["provider"] for row in listed}) == len(listed)
-    echo = cli("infer", "providers", "--model", DEVNET_MODEL, "--json").json
+    echo = cli("infer", "providers", "--model", DEVNET_MODEL, "--json").json["providers"]
     assert [row["provider"] for row in echo] == [PROVIDER_ADDRESS]
     assert echo[0]["input_price"] == str(INPUT_PRICE)
     assert echo[0]["output_price"] == str(OUTPUT_PRICE)
@@ -561,7 +561,7 @@ def test_log_filters_by_user_and_count(cli) -> None:
     cli("infer", "for gus 1", "--as", "gus")
     cli("infer", "for gus 2", "--as", "gus")
     cli("infer", "for hal", "--as", "hal")
-    gus = cli("infer", "log", "--as", "gus", "--json").json
+    gus = cli("infer", "log", "--as", "gus", "--json").json["entries"]
     assert [row["prompt"] for row in gus] == ["for gus 2", "for gus 1"]
     assert gus[0]["response"] == "You said: for gus 2"
     assert {
@@ -578,8 +578,9 @@ def test_log_filters_by_user_and_count(cli) -> None:
         "user",
         "created_at",
     } <= set(gus[0])
-    assert len(cli("infer", "log", "-n", "1", "--as", "gus", "--json").json) == 1
-    assert {row["user"] for row in cli("infer", "log", "--all", "--json").json} == {"gus", "hal"}
+    assert len(cli("infer", "log", "-n", "1", "--as", "gus", "--json").json["entries"]) == 1
+    everyone = cli("infer", "log", "--all", "--json").json["entries"]
+    assert {row["user"] for row in everyone} == {"gus", "hal"}
     human = cli("infer", "log", "--as", "hal")
     assert "for hal" in human.stdout and "ok" in human.stdout
 
@@ -648,7 +649,7 @@ def test_provider_resolution_flag_then_config_then_cheapest_for_the_model(
     response.raise_for_status()
     synthetic = [
         row
-        for row in cli("infer", "providers", "--json").json
+        for row in cli("infer", "providers", "--json").json["providers"]
         if row["model"].startswith("devnet-synthetic-")
     ][-1]
     # Config model: the only service serving it is chosen (and the wallet has no sub-account there).

@@ -63,7 +63,7 @@ def logged(home: Path) -> list[dict[str, Any]]:
 
 
 def test_every_kind_is_listed(cli) -> None:
-    listed = {row["provider"]: row for row in cli("infer", "providers", "--json").json}
+    listed = {row["provider"]: row for row in cli("infer", "providers", "--json").json["providers"]}
     for kind in (FORMAT_A, *EXTRA_KINDS):
         assert listed[kind.address]["model"] == kind.model
         assert listed[kind.address]["input_price"] == str(kind.input_price)

@@ -110,14 +110,14 @@ def test_one_shot_json_is_charged_as_the_router_charged(
         "devnet-echo-1",
         charge["provider"],
     )
-    logged = cli("infer", "log", "-n", "1", "--json").json[0]
+    logged = cli("infer", "log", "-n", "1", "--json").json["entries"][0]
     assert (logged["backend"], logged["provider"], logged["system"]) == (
         "router",
         charge["provider"],
         "Be brief",
     )
     by_backend = cli("quota", "report", "--by", "backend", "--json").json
-    assert [group["backend"] for group in by_backend["groups"]] == ["router"]
+    assert [group["key"] for group in by_backend["groups"]] == ["router"]
 
 
 def test_stream_prints_the_answer_and_keeps_the_reasoning(
@@ -247,7 +247,7 @@ def test_verify_tee_records_the_routers_verdict(
 
 
 def test_account_and_models(cli: Callable[..., Result], net: DevnetProcess) -> None:
-    models = cli("infer", "models", "--json").json
+    models = cli("infer", "models", "--json").json["models"]
     echo = next(model for model in models if model["id"] == "devnet-echo-1")
     assert echo["prompt_price"] == str(DELAYED.input_price)
     assert echo["prompt_0g_per_million"] == "0.055"

@@ -212,7 +212,7 @@ def test_devnet_with_the_official_indexer_round_trip(
     """`zerog devnet up --indexer official`: upload, download and verify go through it."""
     up = zerog("devnet", "up", "--detach", "--port", "0", "--indexer", "official", "--json")
     assert up.exit_code == 0, up
-    info = up.json
+    info = up.json["devnet"]
     try:
         official = info["indexer_url"]
         assert official.startswith("http://127.0.0.1:") and not official.startswith(info["url"])

@@ -121,7 +121,7 @@ def test_ledger_sql_reads_and_refuses_writes(zerog, ledger_backend: LedgerBacken
     zerog("ledger", "status")
     rows = zerog("ledger", "sql", "SELECT version, name FROM schema_migrations", "--json")
     assert rows.exit_code == 0, rows
-    assert rows.json[0]["version"] == 1
+    assert rows.json["rows"][0]["version"] == 1
     for statement in (
         "DELETE FROM schema_migrations",
         "  insert into nonces values ('a','b','c','d')",

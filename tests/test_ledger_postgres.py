@@ -139,7 +139,7 @@ def test_ledger_sql_on_postgres_is_read_only(
         "ledger", "sql", "SELECT user, tier FROM user_quotas WHERE user = 'alice'", "--json"
     )
     assert rows.exit_code == 0, rows
-    assert rows.json == [{"user": "alice", "tier": "premium"}]
+    assert rows.json["rows"] == [{"user": "alice", "tier": "premium"}]
     for statement in (
         "WITH gone AS (DELETE FROM user_quotas RETURNING *) SELECT * FROM gone",
         "SELECT nextval(pg_get_serial_sequence('cost_tracking', 'id'))",

@@ -30,8 +30,8 @@ def frozen(monkeypatch: pytest.MonkeyPatch) -> datetime:
     return NOW
 
 
-def samples(document: list[dict[str, Any]], name: str) -> dict[tuple[tuple[str, str], ...], float]:
-    for family in document:
+def samples(document: dict[str, Any], name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    for family in document["families"]:
         for sample in family["samples"]:
             if sample["name"] == name:
                 break
@@ -196,11 +196,11 @@ def test_gauges_from_the_ledger(
 def test_exposed_names_are_the_declared_names(zerog: Callable[..., Result]) -> None:
     exposed = {
         sample["name"]
-        for family in zerog("metrics", "show", "--json").json
+        for family in zerog("metrics", "show", "--json").json["families"]
         for sample in family["samples"]
     }
     assert exposed <= collector_metric_names()
-    assert {f["name"] for f in zerog("metrics", "show", "--json").json} == {
+    assert {f["name"] for f in zerog("metrics", "show", "--json").json["families"]} == {
         name.removesuffix("_total") for name in collector_metric_names()
     }
 

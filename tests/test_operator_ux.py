@@ -146,6 +146,7 @@ def test_config_get_prints_the_value_in_force(
     result = zerog("config", "get", "http_max_tries")
     assert (result.exit_code, result.stdout) == (0, "6\n")
     assert zerog("config", "get", "http_max_tries", "--json").json == {
+        "schema": "zerog.config.get/1",
         "key": "http_max_tries",
         "value": 6,
         "source": "file",

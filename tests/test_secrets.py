@@ -61,7 +61,7 @@ def test_ls_shows_names_and_sources_never_values(zerog, monkeypatch: pytest.Monk
     monkeypatch.setenv("ZEROG_STORAGE_PRIVATE_KEY", TEST_PRIVATE_KEY)
     result = zerog("secrets", "ls", "--json")
     assert result.exit_code == 0
-    rows = {row["name"]: row for row in result.json}
+    rows = {row["name"]: row for row in result.json["secrets"]}
     assert rows["JWT_SECRET"]["present"] is True
     assert rows["JWT_SECRET"]["source"] == "env"
     assert rows["CIRCLE_API_KEY"]["present"] is False

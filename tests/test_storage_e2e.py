@@ -88,7 +88,7 @@ def test_dedupe_does_not_pay_twice(cli, net: DevnetProcess, tmp_path: Path) -> N
     assert net.stats()["transactions"] == txs
     rows = cli(
         "ledger", "sql", "SELECT neuron, usd_micro FROM cost_tracking ORDER BY id", "--json"
-    ).json
+    ).json["rows"]
     assert [r["neuron"] for r in rows][-1] == "0"
 
 
@@ -191,7 +191,7 @@ def test_month_rollover_resets_usage(cli, tmp_path: Path, monkeypatch: pytest.Mo
     assert november["period"] == "2026-11"
     assert november["limits"]["storage"]["used"] == 0
     report = cli("quota", "report", "--month", "2026-10", "--json").json
-    assert report["groups"][0]["user"] == "mo"
+    assert report["groups"][0]["key"] == "mo"
 
 
 def test_crossing_80_percent_writes_an_alert(cli, tmp_path: Path) -> None:
@@ -199,7 +199,7 @@ def test_crossing_80_percent_writes_an_alert(cli, tmp_path: Path) -> None:
     result = cli("upload", str(_file(tmp_path, "a.bin", 85_000)), "--as", "al")
     assert result.exit_code == 0, result
     assert "85% of the storage limit" in result.stderr
-    alerts = cli("ledger", "sql", "SELECT kind, subject FROM alerts", "--json").json
+    alerts = cli("ledger", "sql", "SELECT kind, subject FROM alerts", "--json").json["rows"]
     assert {"kind": "quota", "subject": "al"} in alerts
 
 

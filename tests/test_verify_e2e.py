@@ -85,7 +85,7 @@ def test_verify_reports_and_records_a_corrupted_backup(
     assert human.exit_code == 3
     assert human.stdout.startswith(f"! {ids[1]} default/parts/")
     assert "1 mismatch" in human.stderr
-    listed = {b["id"]: b for b in cli("backup", "ls", "--json").json}
+    listed = {b["id"]: b for b in cli("backup", "ls", "--json").json["backups"]}
     assert listed[ids[1]]["last_status"] == "mismatch"
     assert listed[ids[0]]["last_status"] == "ok"
     assert 'zerog_backups_failed{namespace="default"} 1.0' in cli("metrics", "show").stdout
@@ -230,7 +230,7 @@ def test_max_duration_stops_between_backups_and_the_next_run_continues(
     made = make_backups(cli, tmp_path, 4, size=5000)
     cli("verify")  # everything verified once: the rotation starts from a clean slate
     ids = [m["backup_id"] for m in made]
-    everyone = {b["id"] for b in cli("backup", "ls", "--json").json}
+    everyone = {b["id"] for b in cli("backup", "ls", "--json").json["backups"]}
     net.set_faults(latency_ms=150, targets=["indexer", "node"])
     runs = []
     try:

@@ -21,7 +21,7 @@ VALID_ENCRYPTION_KEY = "0x" + "ab" * 32
 
 def _tier(result: Result, name: str) -> dict[str, object]:
     assert result.exit_code == 0, result
-    return next(row for row in result.json if row["tier"] == name)
+    return next(row for row in result.json["tiers"] if row["tier"] == name)
 
 
 def test_setting_one_tier_field_keeps_the_others(cron: Callable[..., Result], tmp_path: Path):

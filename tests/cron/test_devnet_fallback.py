@@ -156,10 +156,10 @@ def test_a_foreground_devnet_is_recorded_while_it_runs(
         while lines[-1] not in ("}\n", ""):  # the JSON document, printed once it listens
             lines.append(process.stdout.readline())
         started = json.loads("".join(lines))
-        assert started["data_dir"] == str(data_dir)
+        assert started["devnet"]["data_dir"] == str(data_dir)
         status = cron("devnet", "status", "--json", home=home)
         assert status.exit_code == 0, status
-        assert status.json["info"]["url"] == started["url"]
+        assert status.json["devnet"]["url"] == started["devnet"]["url"]
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(30)

@@ -81,11 +81,14 @@ def test_a_failing_report_is_the_report_alone(cron: Callable[..., Result], tmp_p
     ledger = home / "ledger.db"
     add_objects(ledger, "backups", 2000)
     damage_page(ledger, table_root_page(ledger, "objects"))
-    for args in (("ledger", "status", "--json"), ("--json", "status", "--no-probe")):
+    for args, schema in (
+        (("ledger", "status", "--json"), "zerog.ledger.status/1"),
+        (("--json", "status", "--no-probe"), "zerog.status/1"),
+    ):
         result = cron(*args, home=home)
         assert result.exit_code == ExitCode.CONFIG, (args, result)
         report = json.loads(result.stdout)
-        assert "schema" not in report, report
+        assert report["schema"] == schema, report
         assert "integrity" in json.dumps(report)
 
 

@@ -102,7 +102,7 @@ def test_reads_still_work(zerog: Callable[..., Result], statement: str) -> None:
     assert zerog("ns", "create", "kept").exit_code == 0
     result = zerog("ledger", "sql", statement, "--json")
     assert result.exit_code == 0, result
-    assert result.json, result
+    assert result.json["rows"], result
 
 
 @pytest.mark.parametrize("character", ["?", "#", "%3F"])
@@ -128,7 +128,7 @@ def test_a_home_with_uri_characters_opens_its_own_ledger(
         assert "someone_elses_secrets" not in result.stdout
         assert "namespaces" in result.stdout
         mine = zerog("ledger", "sql", "SELECT name FROM namespaces", "--json")
-        assert {"name": "mine"} in mine.json
+        assert {"name": "mine"} in mine.json["rows"]
         assert (home / "ledger.db").is_file()
         status = zerog("ledger", "status", "--json")
         assert status.json["path"] == str(home / "ledger.db")

@@ -45,7 +45,7 @@ def test_a_detached_devnet_inherits_no_secret(
         env=secrets,
     )
     assert started.exit_code == 0, started
-    pid = int(started.json["pid"])
+    pid = int(started.json["devnet"]["pid"])
     try:
         with attack("local secrets", "read a detached devnet's /proc/PID/environ for keys"):
             environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")

@@ -118,7 +118,7 @@ def test_names_already_in_the_ledger_are_printed_escaped(
         result = zerog("ns", "objects", "docs", "--json")
         assert result.exit_code == 0, result
         printed_safely(result)
-        assert sorted(row["name"] for row in result.json) == sorted(hostile)
+        assert sorted(row["name"] for row in result.json["objects"]) == sorted(hostile)
     with attack("names", "an error message naming an object with a line break"):
         result = zerog("download", f"docs/report.pdf\n{FORGED}", "-o", "-", "--as", "mallory")
         assert result.exit_code == 5, result

@@ -35,7 +35,7 @@ UNLIMITED = 2**256 - 1
 def nonce_rows(zerog: Callable[..., Result]) -> list[dict[str, Any]]:
     result = zerog("ledger", "sql", "SELECT scope, nonce, address FROM nonces", "--json")
     assert result.exit_code == 0, result
-    return list(result.json)
+    return list(result.json["rows"])
 
 
 def refused(result: Result, code: int = 5) -> None:
@@ -262,4 +262,4 @@ def test_typed_data_is_signed_with_its_own_key(
     verified = zerog("auth", "verify-typed", str(order), result.json["signature"], "--json")
     assert verified.json["signer"] == result.json["address"]
     listed = zerog("secrets", "ls", "--json")
-    assert any(row["name"] == "ZEROG_SIGNING_PRIVATE_KEY" for row in listed.json)
+    assert any(row["name"] == "ZEROG_SIGNING_PRIVATE_KEY" for row in listed.json["secrets"])

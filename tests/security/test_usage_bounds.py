@@ -103,7 +103,9 @@ def test_an_inflated_prompt_is_capped_at_the_bytes_sent_and_the_provider_flagged
     with attack("usage bounds", "the over-reporting provider is flagged in `infer providers`"):
         listed = cli("infer", "providers", "--json")
         assert listed.exit_code == 0, listed
-        (flagged,) = [row for row in listed.json if row["provider"] == PROVIDER_ADDRESS]
+        (flagged,) = [
+            row for row in listed.json["providers"] if row["provider"] == PROVIDER_ADDRESS
+        ]
         assert flagged["usage_claims"] == 1
         assert flagged["flags"] == ["over-reported usage"]
         table = cli("infer", "providers")

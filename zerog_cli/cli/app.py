@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -45,6 +46,25 @@ if TYPE_CHECKING:
     from typer._click import Command as ClickCommand
 
 ERROR_SCHEMA = "zerog.error/1"
+
+
+@dataclass(frozen=True)
+class ErrorDetail:
+    """What failed: the exit code, its kind (``usage``, ``not_found``…), the message and a hint."""
+
+    exit_code: int
+    kind: str
+    message: str
+    hint: str | None
+
+
+@dataclass(frozen=True)
+class ErrorDocument:
+    """A failure before any result, with --json: ``zerog.error/1``."""
+
+    error: ErrorDetail
+
+
 COMPLETE_VARIABLE = "_ZEROG_COMPLETE"
 
 _EXIT_CODES_HELP = "\b\nExit codes:\n" + "\n".join(
@@ -164,9 +184,9 @@ def _error_document(
         return
     output = state().output
     output.json_mode = True
-    error = {"exit_code": exit_code, "kind": kind, "message": message, "hint": hint}
+    document = ErrorDocument(ErrorDetail(exit_code, kind, message, hint))
     try:
-        output.failure({"schema": ERROR_SCHEMA, "error": error})
+        output.failure(ERROR_SCHEMA, document)
     except BrokenPipeError:
         _silence_stdout()
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from zerog_cli.cli.common import command, examples, new_app, state
+from zerog_cli.cli.common import command, examples, new_app, results, state
 
 app = new_app(
     "Show the wallet address, sign and verify messages (EIP-191, EIP-712).",
@@ -46,19 +46,23 @@ Signature = Annotated[str, typer.Argument(help="0x-hex 65-byte signature (low s,
 
 
 @command(
-    app, "address", epilog=examples("zerog auth address", "zerog auth address --key compute --json")
+    app,
+    "address",
+    result=results("auth.WalletAddress"),
+    epilog=examples("zerog auth address", "zerog auth address --key compute --json"),
 )
 def address(key: Purpose = "storage") -> None:
     """Print the address of the wallet key (never the key)."""
     from zerog_cli.services import auth
 
     report = auth.address(state().context, key)
-    state().output.result(report, report["address"])
+    state().output.result(report, report.address)
 
 
 @command(
     app,
     "sign",
+    result=results("auth.Signed"),
     epilog=examples(
         "zerog auth sign $'deploy build 7\\nNonce: 8f3a91c2'",
         "zerog auth sign $'deploy build 7\\nNonce: 8f3a91c2' --json",
@@ -78,12 +82,13 @@ def sign(
     from zerog_cli.services import auth
 
     report = auth.sign(state().context, message, key)
-    state().output.result(report, report["signature"])
+    state().output.result(report, report.signature)
 
 
 @command(
     app,
     "verify",
+    result=results("auth.Verified"),
     epilog=examples(
         'zerog auth verify "$MESSAGE" 0x5f…1b --address 0xf39F…2266',
         'zerog auth verify "$MESSAGE" 0x5f…1b --nonce 8f3a91c2 --scope deploys',
@@ -106,12 +111,13 @@ def verify(
     report = auth.verify(
         state().context, message, signature, expected_address=expected, nonce=nonce, scope=scope
     )
-    state().output.result(report, f"valid signature by {report['signer']}")
+    state().output.result(report, f"valid signature by {report.signer}")
 
 
 @command(
     app,
     "sign-typed",
+    result=results("auth.TypedSigned"),
     epilog=examples(
         "zerog auth sign-typed order.json",
         "zerog auth sign-typed permit.json --allow-chain-id 1 --json",
@@ -141,20 +147,21 @@ def sign_typed(
 
     current = state()
     report = auth.sign_typed(current.context, path, key, allow_chain_id or ())
-    domain = report["domain"]
+    domain = report.domain
     current.output.info(
-        f"signing EIP-712 {report['primary_type']} for {domain['name']!r} "
-        f"(chain {domain['chainId']}, contract {domain['verifyingContract'] or 'none'}) "
-        f"as {report['address']}"
+        f"signing EIP-712 {report.primary_type} for {domain.name!r} "
+        f"(chain {domain.chainId}, contract {domain.verifyingContract or 'none'}) "
+        f"as {report.address}"
     )
-    for warning in report["warnings"]:
+    for warning in report.warnings:
         current.output.warn(warning)
-    current.output.result(report, report["signature"])
+    current.output.result(report, report.signature)
 
 
 @command(
     app,
     "verify-typed",
+    result=results("auth.TypedVerified"),
     epilog=examples(
         "zerog auth verify-typed order.json 0x5f…1b --address 0xf39F…2266",
         "zerog auth verify-typed order.json 0x5f…1b --scope orders --json",
@@ -178,4 +185,4 @@ def verify_typed(
     report = auth.verify_typed(
         state().context, path, signature, expected_address=expected, nonce=nonce, scope=scope
     )
-    state().output.result(report, f"valid signature by {report['signer']}")
+    state().output.result(report, f"valid signature by {report.signer}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -21,12 +21,16 @@ from zerog_cli.cli.common import (
     new_app,
     printing_failed_report,
     progress_bar,
+    results,
     state,
 )
 from zerog_cli.errors import UsageError
 from zerog_cli.infra.choices import FolderFormat
-from zerog_cli.infra.output import Column
+from zerog_cli.infra.output import Column, to_document
 from zerog_cli.infra.units import format_duration, format_size
+
+if TYPE_CHECKING:
+    from zerog_cli.services.backups import BackupView, PruneReport, UnverifiedReport
 
 app = new_app(
     "Backups: uploads with a record, verified restores, restic-style pruning, staleness checks.",
@@ -71,16 +75,15 @@ def _acting(user: str | None) -> None:
     state().context.override(user=user)
 
 
-def _last_check(row: dict[str, Any]) -> str:
-    text = (
-        "never" if row["last_status"] is None else f"{row['last_status']} {row['last_checked_at']}"
-    )
-    return f"{text} (retired)" if row["retired_at"] else text
+def _last_check(row: BackupView) -> str:
+    text = "never" if row.last_status is None else f"{row.last_status} {row.last_checked_at}"
+    return f"{text} (retired)" if row.retired_at else text
 
 
 @command(
     app,
     "create",
+    result=results("backups.BackupCreated"),
     epilog=examples(
         "zerog backup create /var/backups/db.dump --ns backups --label db",
         "zerog backup create secrets.tar --ns vault --encrypt --json",
@@ -216,37 +219,37 @@ def create(
             file_name=name,
             folder_format=folder_format,
         )
-    for warning in report.get("warnings", []):
+    for warning in report.warnings:
         current.output.warn(warning)
     folder = (
         [
-            ("members", f"{report['members']} ({report['files']} files)"),
-            ("skipped", ", ".join(f"{n} {k}" for k, n in report["skipped"].items()) or "none"),
-            ("index", f"{report['namespace']}/{report['index']['name']}"),
+            ("members", f"{report.members} ({report.files} files)"),
+            ("skipped", ", ".join(f"{n} {k}" for k, n in (report.skipped or {}).items()) or "none"),
+            ("index", f"{report.namespace}/{report.index.name}"),
         ]
-        if report.get("kind") == "folder"
+        if report.index is not None
         else []
     )
-    if report.get("kind") == "0g-dir":
+    if report.kind == "0g-dir":
         folder = [
             ("format", "0g-dir (official directory format)"),
-            ("members", f"{report['members']} ({report['files']} files)"),
-            ("uploads", f"{report['files_uploaded']} files + the metadata object"),
-            ("skipped", ", ".join(f"{n} {k}" for k, n in report["skipped"].items()) or "none"),
+            ("members", f"{report.members} ({report.files} files)"),
+            ("uploads", f"{report.files_uploaded} files + the metadata object"),
+            ("skipped", ", ".join(f"{n} {k}" for k, n in (report.skipped or {}).items()) or "none"),
         ]
     current.output.result(
         report,
         lambda: current.output.fields(
             [
-                ("backup", report["backup_id"]),
-                ("object", f"{report['namespace']}/{report['name']}"),
-                ("label", report["label"]),
+                ("backup", report.backup_id),
+                ("object", f"{report.namespace}/{report.name}"),
+                ("label", report.label),
                 *folder,
-                ("size", format_size(report["size"])),
-                ("sha256", report["sha256"]),
-                ("root", report["root"]),
-                ("tx seq", report["tx_seq"]),
-                ("encrypted", "yes" if report["encrypted"] else "no"),
+                ("size", format_size(report.size)),
+                ("sha256", report.sha256),
+                ("root", report.root),
+                ("tx seq", report.tx_seq),
+                ("encrypted", "yes" if report.encrypted else "no"),
             ]
         ),
     )
@@ -255,6 +258,7 @@ def create(
 @command(
     app,
     "ls",
+    result=results("backups.BackupList", "backups.BackupView"),
     epilog=examples(
         "zerog backup ls",
         "zerog backup ls --ns backups --label db --json",
@@ -295,7 +299,7 @@ def list_command(
         newest = backups.latest_description(context, namespace=ns, label=label, before=cutoff)
         state().output.result(newest, lambda: _print_backup(newest))
         return
-    rows = backups.list_backups(
+    listing = backups.list_backups(
         context,
         namespace=ns,
         label=label,
@@ -305,7 +309,7 @@ def list_command(
         limit=limit,
         offset=offset,
     )
-    table_rows = [{**row, "last_check": _last_check(row)} for row in rows]
+    table_rows = [{**to_document(row), "last_check": _last_check(row)} for row in listing.backups]
     columns = [
         Column("id", "id", justify="right"),
         Column("namespace", "ns"),
@@ -315,12 +319,13 @@ def list_command(
         Column("last_check", "last check"),
         Column("last_ok_at", "last ok", lambda v: v or "never"),
     ]
-    state().output.result(rows, lambda: state().output.table(table_rows, columns))
+    state().output.result(listing, lambda: state().output.table(table_rows, columns))
 
 
 @command(
     app,
     "show",
+    result=results("backups.BackupDetail", "snapshots.FolderListing"),
     epilog=examples(
         "zerog backup show 12", "zerog backup show 12 --json", "zerog backup show 14 --files"
     ),
@@ -342,7 +347,7 @@ def show(
         state().output.result(
             listing,
             lambda: state().output.table(
-                listing["members"],
+                listing.members,
                 [
                     Column("kind", "kind"),
                     Column("mode", "mode", lambda v: oct(v)[2:]),
@@ -359,7 +364,7 @@ def show(
     def human() -> None:
         _print_backup(data)
         state().output.table(
-            data["verifications"],
+            data.verifications,
             [
                 Column("checked_at", "checked"),
                 Column("status", "status"),
@@ -375,25 +380,22 @@ def show(
     state().output.result(data, human)
 
 
-def _print_backup(data: dict[str, Any]) -> None:
+def _print_backup(data: BackupView) -> None:
     state().output.fields(
         [
-            ("backup", data["id"]),
-            ("object", f"{data['namespace']}/{data['name']}"),
-            ("label", data["label"]),
-            ("source", data["source_path"]),
-            ("created", data["created_at"]),
-            ("size", format_size(data["size"])),
-            ("sha256", data["sha256"]),
-            ("root", data["root"]),
-            ("tx seq", data["tx_seq"]),
-            ("encrypted", "yes" if data["encrypted"] else "no"),
-            ("network", data["network"]),
-            ("last ok", data["last_ok_at"] or "never"),
-            (
-                "retired",
-                f"{data['retired_at']} ({data['retired_reason']})" if data["retired_at"] else "no",
-            ),
+            ("backup", data.id),
+            ("object", f"{data.namespace}/{data.name}"),
+            ("label", data.label),
+            ("source", data.source_path),
+            ("created", data.created_at),
+            ("size", format_size(data.size)),
+            ("sha256", data.sha256),
+            ("root", data.root),
+            ("tx seq", data.tx_seq),
+            ("encrypted", "yes" if data.encrypted else "no"),
+            ("network", data.network),
+            ("last ok", data.last_ok_at or "never"),
+            ("retired", f"{data.retired_at} ({data.retired_reason})" if data.retired_at else "no"),
         ]
     )
 
@@ -401,6 +403,7 @@ def _print_backup(data: dict[str, Any]) -> None:
 @command(
     app,
     "restore",
+    result=results("backups.RestoreReport", "snapshots.TreeRestored", "snapshots.MemberRestored"),
     epilog=examples(
         "zerog backup restore 12 -o /srv/restore/db.dump",
         "zerog backup restore 12 -o /srv/restore/ --mode 640",
@@ -497,8 +500,8 @@ def restore(
             tree = snapshots.restore_tree(current.context, backup_id, to, progress=progress)
         current.output.result(
             tree,
-            f"{tree['to']}: backup {backup_id} restored, {tree['members']} members "
-            f"({tree['files']} files) verified",
+            f"{tree.to}: backup {backup_id} restored, {tree.members} members "
+            f"({tree.files} files) verified",
         )
         return
     if member is not None:
@@ -506,12 +509,12 @@ def restore(
             raise UsageError("--path restores the member with its recorded mode: drop --mode")
         one = snapshots.restore_member(current.context, backup_id, member, output, force=force)
         if output == "-":
-            current.output.info(f"backup {backup_id} {one['path']}: {one['size']} bytes verified")
+            current.output.info(f"backup {backup_id} {one.path}: {one.size} bytes verified")
             return
         current.output.result(
             one,
-            f"{one['output']}: {one['path']} of backup {backup_id} restored, "
-            f"{format_size(one['size'])} verified, {format_size(one['bytes_fetched'])} fetched",
+            f"{one.output}: {one.path} of backup {backup_id} restored, "
+            f"{format_size(one.size)} verified, {format_size(one.bytes_fetched)} fetched",
         )
         return
     with progress_bar(f"restore {backup_id}") as progress:
@@ -519,12 +522,12 @@ def restore(
             current.context, backup_id, output, force=force, progress=progress, mode=mode
         )
     if output == "-":
-        current.output.info(f"backup {backup_id}: {report['size']} bytes verified")
+        current.output.info(f"backup {backup_id}: {report.size} bytes verified")
         return
     current.output.result(
         report,
-        f"{report['output']}: backup {backup_id} restored, {format_size(report['size'])} "
-        f"verified (sha256 {report['sha256'][:16]}…)",
+        f"{report.output}: backup {backup_id} restored, {format_size(report.size)} "
+        f"verified (sha256 {report.sha256[:16]}…)",
     )
 
 
@@ -547,29 +550,30 @@ def _selected_backup(
     return int(selector)
 
 
-def _print_prune(report: dict[str, Any]) -> None:
+def _print_prune(report: PruneReport) -> None:
     out = state().output
-    if report["dry_run"]:
+    if report.dry_run:
         out.echo("dry run: nothing is retired")
-    for group in report["groups"]:
+    for group in report.groups:
         out.echo(
-            f"{group['namespace']} · {group['label']}: keep {len(group['keep'])}, "
-            f"{'would retire' if report['dry_run'] else 'retire'} {len(group['retire'])}"
+            f"{group.namespace} · {group.label}: keep {len(group.keep)}, "
+            f"{'would retire' if report.dry_run else 'retire'} {len(group.retire)}"
         )
-        entries = [("keep", e) for e in group["keep"]] + [("retire", e) for e in group["retire"]]
-        entries.sort(key=lambda pair: (pair[1]["created_at"], pair[1]["id"]), reverse=True)
+        entries = [("keep", e) for e in group.keep] + [("retire", e) for e in group.retire]
+        entries.sort(key=lambda pair: (pair[1].created_at, pair[1].id), reverse=True)
         for action, entry in entries:
-            why = ", ".join(entry["reasons"])
-            out.echo(f"  {action:<6} {entry['id']:>6}  {entry['created_at']}  {why}".rstrip())
-    if not report["groups"]:
+            why = ", ".join(entry.reasons)
+            out.echo(f"  {action:<6} {entry.id:>6}  {entry.created_at}  {why}".rstrip())
+    if not report.groups:
         out.echo("no live backups match")
-    for name in report["skipped_namespaces"]:
+    for name in report.skipped_namespaces:
         out.warn(f"skipped namespace {name}: you may not write it")
 
 
 @command(
     app,
     "prune",
+    result=results("backups.PruneReport"),
     epilog=examples(
         "zerog backup prune --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --dry-run",
         "zerog backup prune --keep-last 3 --ns backups --label db",
@@ -614,13 +618,14 @@ def prune(
         last=keep_last, daily=keep_daily, weekly=keep_weekly, monthly=keep_monthly
     )
     report = backups.prune(state().context, policy, namespace=ns, label=label, dry_run=dry_run)
-    state().output.info(f"note: {report['note']}")
+    state().output.info(f"note: {report.note}")
     state().output.result(report, lambda: _print_prune(report))
 
 
 @command(
     app,
     "unverified",
+    result=results("backups.UnverifiedReport"),
     epilog=examples(
         "zerog backup unverified --max-age 24h",
         "zerog backup unverified --max-age 7d --ns backups --json",
@@ -667,31 +672,26 @@ def unverified(
 
     out = state().output
 
-    def render(report: dict[str, Any]) -> None:
-        stale = report["unverified"]
+    def render(report: UnverifiedReport) -> None:
+        stale = report.unverified
 
         def human() -> None:
             if not stale:
-                out.detail(f"all {report['live_backups']} live backup(s) verified within {max_age}")
+                out.detail(f"all {report.live_backups} live backup(s) verified within {max_age}")
                 return
             for row in stale:
-                if "max-age" in row["reasons"]:
-                    since = (
-                        "never verified"
-                        if row["never_verified"]
-                        else f"last ok {row['last_ok_at']}"
-                    )
-                    age = row["age_seconds"]
+                if "max-age" in row.reasons:
+                    since = "never verified" if row.never_verified else f"last ok {row.last_ok_at}"
+                    age = row.age_seconds
                 else:
                     since = (
                         "never fully read"
-                        if row["never_fully_verified"]
-                        else f"last full read {row['last_full_ok_at']}"
+                        if row.never_fully_verified
+                        else f"last full read {row.last_full_ok_at}"
                     )
-                    age = row["full_age_seconds"]
+                    age = row.full_age_seconds
                 out.echo(
-                    f"{row['id']} {row['namespace']}/{row['name']}: {since} "
-                    f"({format_duration(age)} ago)"
+                    f"{row.id} {row.namespace}/{row.name}: {since} ({format_duration(age)} ago)"
                 )
 
         out.result(report, human)

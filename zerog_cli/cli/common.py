@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import operator
 import sys
 import typing
 from collections.abc import Callable, Iterator
@@ -22,7 +23,7 @@ import typer
 from typer.core import TyperGroup
 
 from zerog_cli.errors import ZerogError
-from zerog_cli.infra.output import Output, terminal_safe
+from zerog_cli.infra.output import Output, schema_id, terminal_safe
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -164,8 +165,58 @@ def _common_parameters() -> list[inspect.Parameter]:
     ]
 
 
-def command(app: typer.Typer, name: str | None = None, **kwargs: Any) -> Callable[[F], F]:
-    """Register ``fn`` on ``app`` with the common ``--json``, ``-v`` and ``-q`` options."""
+RESULT_ATTRIBUTE = "zerog_result"
+"""The attribute of a command's callback that holds its `Results`."""
+
+
+@dataclass(frozen=True)
+class Results:
+    """The result type(s) of a command, by name: ``backups.BackupList`` is
+    ``zerog_cli.services.backups.BackupList``. Imported when the command runs, so
+    building a command group (``--help``) does not import its services."""
+
+    names: tuple[str, ...]
+
+    def resolve(self) -> Any:
+        """The type, or the union of the types when a command has several."""
+        import importlib
+
+        found = []
+        for name in self.names:
+            module, _, attribute = name.rpartition(".")
+            if not module.startswith("zerog_cli."):
+                module = f"zerog_cli.services.{module}"
+            found.append(getattr(importlib.import_module(module), attribute))
+        return functools.reduce(operator.or_, found)
+
+
+def results(*names: str) -> Results:
+    """``results("backups.BackupList", "backups.BackupView")``: see `Results`."""
+    return Results(names)
+
+
+def result_type(callback: Any) -> Any:
+    """The result type (or union) a command's callback declares (`command(..., result=...)`)."""
+    declared: Results | None = getattr(callback, RESULT_ATTRIBUTE, None)
+    return None if declared is None else declared.resolve()
+
+
+def current_click_context() -> Any:
+    """The running command's Click context (Typer's vendored Click), or None."""
+    from typer._click.globals import get_current_context
+
+    return get_current_context(silent=True)
+
+
+def command(
+    app: typer.Typer, name: str | None = None, *, result: Results | None = None, **kwargs: Any
+) -> Callable[[F], F]:
+    """Register ``fn`` on ``app`` with the common ``--json``, ``-v`` and ``-q`` options.
+
+    ``result`` is the dataclass (or union of dataclasses) the command passes to
+    `Output.result`: its JSON document is derived from it, and its schema is
+    published in ``docs/json/`` by ``tools/json_schema.py``.
+    """
 
     def decorate(fn: F) -> F:
         # Resolve the (string) annotations in fn's own module now: Typer reads
@@ -185,6 +236,10 @@ def command(app: typer.Typer, name: str | None = None, **kwargs: Any) -> Callabl
             output.json_mode = output.json_mode or json_
             output.verbose = output.verbose or verbose_
             output.quiet = output.quiet or quiet_
+            output.result_type = None if result is None else result.resolve()
+            click_context = current_click_context()
+            if click_context is not None:
+                output.schema = schema_id(click_context.command_path.split()[1:])
             from zerog_cli.infra import logs
 
             logs.configure(output.verbose, output.quiet)
@@ -195,6 +250,7 @@ def command(app: typer.Typer, name: str | None = None, **kwargs: Any) -> Callabl
             parameters=all_parameters, return_annotation=None
         )
         wrapper.__annotations__ = {p.name: p.annotation for p in all_parameters}
+        setattr(wrapper, RESULT_ATTRIBUTE, result)
         app.command(name, **kwargs)(wrapper)
         return fn
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import typer
 
-from zerog_cli.cli.common import command, complete_profile, examples, new_app, state
+from zerog_cli.cli.common import command, complete_profile, examples, new_app, results, state
 from zerog_cli.infra.output import Column
 
 app = new_app(
@@ -19,8 +20,58 @@ app = new_app(
 INIT_EXAMPLES = examples("zerog init", "zerog init --profile testnet --user alice")
 
 
+@dataclass(frozen=True)
+class SettingValue:
+    """A setting's value in force (secrets never: they are not settings) and where it
+    came from: flag, env, file, profile or default."""
+
+    value: Any
+    source: str
+
+
+@dataclass(frozen=True)
+class TierLimits:
+    """A tier's monthly limits (None: unlimited)."""
+
+    storage_bytes: int | None
+    tokens: int | None
+    monthly_usd_micro: int | None
+
+
+@dataclass(frozen=True)
+class ConfigShown:
+    """`config show`: every setting of the profile in force, and the tiers."""
+
+    profile: str
+    config_file: str
+    settings: dict[str, SettingValue]
+    tiers: dict[str, TierLimits]
+
+
+@dataclass(frozen=True)
+class ConfigValue:
+    """`config get`: one setting's value in force and its source."""
+
+    key: str
+    value: Any
+    source: str
+
+
+@dataclass(frozen=True)
+class ConfigStored:
+    """`config set`: the value stored, for which profile (None: every one), in which file."""
+
+    key: str
+    value: Any
+    profile: str | None
+    file: str
+
+
 @command(
-    app, "show", epilog=examples("zerog config show", "zerog --profile mainnet config show --json")
+    app,
+    "show",
+    result=results("zerog_cli.cli.config_cmd.ConfigShown"),
+    epilog=examples("zerog config show", "zerog --profile mainnet config show --json"),
 )
 def show() -> None:
     """Show every setting, its value and where the value came from."""
@@ -39,19 +90,15 @@ def show() -> None:
         for key in KEYS
     ]
     tiers = {
-        name: {
-            "storage_bytes": tier.storage_bytes,
-            "tokens": tier.tokens,
-            "monthly_usd_micro": tier.monthly_usd_micro,
-        }
+        name: TierLimits(tier.storage_bytes, tier.tokens, tier.monthly_usd_micro)
         for name, tier in settings.tiers.items()
     }
-    document = {
-        "profile": settings.profile,
-        "config_file": str(config_path()),
-        "settings": {row["key"]: {"value": row["value"], "source": row["source"]} for row in rows},
-        "tiers": tiers,
-    }
+    document = ConfigShown(
+        profile=settings.profile,
+        config_file=str(config_path()),
+        settings={row["key"]: SettingValue(row["value"], row["source"]) for row in rows},
+        tiers=tiers,
+    )
 
     def human() -> None:
         current.output.echo(f"profile {settings.profile} · config file {config_path()}")
@@ -66,6 +113,7 @@ def show() -> None:
 @command(
     app,
     "get",
+    result=results("zerog_cli.cli.config_cmd.ConfigValue"),
     epilog=examples(
         "zerog config get http_max_tries",
         "zerog config get tiers.free.storage",
@@ -87,13 +135,14 @@ def get_value(
 
     settings = state().context.settings
     value, source = effective_value(settings, key)
-    document = {"key": key, "value": public_value(key, value), "source": source}
+    document = ConfigValue(key=key, value=public_value(key, value), source=source)
     state().output.result(document, exact_text(key, value))
 
 
 @command(
     app,
     "set",
+    result=results("zerog_cli.cli.config_cmd.ConfigStored"),
     epilog=examples(
         "zerog config set user alice",
         "zerog config set max_upload_size 50MB",
@@ -125,18 +174,13 @@ def set_value(
     from zerog_cli.infra.config import config_path, set_config_value
 
     stored = set_config_value(key, value, profile=profile)
-    document: dict[str, Any] = {
-        "key": key,
-        "value": stored,
-        "profile": profile,
-        "file": str(config_path()),
-    }
+    document = ConfigStored(key=key, value=stored, profile=profile, file=str(config_path()))
     where = f" for profile {profile}" if profile else ""
     state().output.result(document, f"{key} = {value}{where} ({config_path()})")
 
 
 def register(app: typer.Typer) -> None:
-    command(app, "init", epilog=INIT_EXAMPLES)(init)
+    command(app, "init", result=results("setup.Initialised"), epilog=INIT_EXAMPLES)(init)
 
 
 def init(
@@ -161,14 +205,14 @@ def init(
         out = current.output
         out.fields(
             [
-                ("profile", report["profile"]),
-                ("config", report["config_file"]),
-                ("ledger", report["ledger"]),
-                ("user", report["user"]),
-                ("wallet", report["wallet"]),
+                ("profile", report.profile),
+                ("config", report.config_file),
+                ("ledger", report.ledger),
+                ("user", report.user),
+                ("wallet", report.wallet),
             ]
         )
 
     current.output.result(report, human)
-    for step in report["next_steps"]:
+    for step in report.next_steps:
         current.output.info(f"next: {step}")

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from zerog_cli.cli.common import command, examples, new_app, printing_failed_report, state
+from zerog_cli.cli.common import (
+    command,
+    examples,
+    new_app,
+    printing_failed_report,
+    results,
+    state,
+)
 from zerog_cli.infra.choices import DevnetChainKind, DevnetIndexer
 
 if TYPE_CHECKING:
@@ -24,6 +32,84 @@ def _chain_text(info: DevnetInfo) -> str:
     if info.chain == "anvil":
         return f"anvil, the official 0G contracts ({info.anvil_url})"
     return "builtin (in-process)"
+
+
+@dataclass(frozen=True)
+class DevnetView:
+    """A running devnet as every command shows it: its process, URLs, chain id, data folder,
+    which chain (builtin, or anvil with its own URL) and the dev account (the public
+    Hardhat #0 account)."""
+
+    pid: int
+    url: str
+    rpc_url: str
+    indexer_url: str
+    node_urls: list[str]
+    provider_url: str
+    chain_id: int
+    data_dir: str
+    chain: str
+    anvil_url: str | None
+    dev_account_address: str
+
+    @classmethod
+    def of(cls, info: DevnetInfo) -> DevnetView:
+        return cls(
+            pid=info.pid,
+            url=info.url,
+            rpc_url=info.rpc_url,
+            indexer_url=info.indexer_url,
+            node_urls=list(info.node_urls),
+            provider_url=info.provider_url,
+            chain_id=info.chain_id,
+            data_dir=info.data_dir,
+            chain=info.chain,
+            anvil_url=info.anvil_url,
+            dev_account_address=info.dev_account_address,
+        )
+
+
+@dataclass(frozen=True)
+class DevnetStarted:
+    """`devnet up`: the devnet, and the dev account's (public, devnet-only) key."""
+
+    devnet: DevnetView
+    dev_account_key: str
+
+
+@dataclass(frozen=True)
+class DevnetState:
+    """`devnet status`: whether a devnet runs in ``data_dir`` (exit 6 if not), the devnet,
+    its health answer, and what is wrong when it does not run."""
+
+    running: bool
+    data_dir: str
+    devnet: DevnetView | None
+    health: dict[str, Any] | None
+    problem: str | None
+
+
+@dataclass(frozen=True)
+class DevnetStopped:
+    """`devnet down`: whether a process was stopped, which one, and what happened."""
+
+    stopped: bool
+    pid: int | None
+    message: str
+
+
+@dataclass(frozen=True)
+class RouterKey:
+    """`devnet router-key`: a new key (shown once) for ``address``, or the key revoked."""
+
+    id: str
+    key: str | None
+    address: str | None
+    revoked: bool
+
+
+def _started(info: DevnetInfo) -> DevnetStarted:
+    return DevnetStarted(DevnetView.of(info), info.dev_account_key)
 
 
 def _print_info(info: DevnetInfo) -> None:
@@ -49,6 +135,7 @@ def _print_info(info: DevnetInfo) -> None:
 @command(
     app,
     "up",
+    result=results("zerog_cli.cli.devnet.DevnetStarted"),
     epilog=examples(
         "zerog devnet up --detach",
         "zerog devnet up --port 0 --nodes 3 --data-dir /tmp/devnet",
@@ -157,11 +244,11 @@ def up(
     output = state().output
     if detach:
         info = control.start_detached(config)
-        output.result(info.to_json(with_key=True), lambda: _print_info(info))
+        output.result(_started(info), lambda: _print_info(info))
         return
 
     def ready(info: DevnetInfo) -> None:
-        output.result(info.to_json(with_key=True), lambda: _print_info(info))
+        output.result(_started(info), lambda: _print_info(info))
         output.info("running in the foreground; Ctrl-C stops it")
 
     control.run_foreground(config, on_ready=ready, record=True)
@@ -170,6 +257,7 @@ def up(
 @command(
     app,
     "faults",
+    result=results("zerog_cli.devnet.faults.FaultSettings"),
     epilog=examples(
         "zerog devnet faults --fail-rate 0.2 --latency-ms 50",
         "zerog devnet faults --corrupt-node 0",
@@ -327,12 +415,21 @@ def faults(
         "stall_ms": stall_ms,
     }
     changes.update({key: value for key, value in given.items() if value is not None})
-    settings = control.set_faults(data_dir, changes)
-    active = {k: v for k, v in settings.items() if v not in (0, 0.0, [], None) and k in given}
+    from zerog_cli.devnet.faults import FaultSettings
+
+    settings = FaultSettings(**control.set_faults(data_dir, changes))
+    active = {
+        k: v for k, v in settings.to_json().items() if v not in (0, 0.0, [], None) and k in given
+    }
     state().output.result(settings, f"devnet faults: {active or 'none'}")
 
 
-@command(app, "status", epilog=examples("zerog devnet status", "zerog devnet status --json"))
+@command(
+    app,
+    "status",
+    result=results("zerog_cli.cli.devnet.DevnetState"),
+    epilog=examples("zerog devnet status", "zerog devnet status --json"),
+)
 def status(
     data_dir: Annotated[
         Path | None,
@@ -351,7 +448,14 @@ def status(
                     f"devnet not running ({result.problem or 'no devnet in ' + result.data_dir})"
                 )
 
-        state().output.result(result.to_json(), human)
+        document = DevnetState(
+            running=result.running,
+            data_dir=result.data_dir,
+            devnet=None if result.info is None else DevnetView.of(result.info),
+            health=result.health,
+            problem=result.problem,
+        )
+        state().output.result(document, human)
 
     with printing_failed_report(render):
         result = control.require_running(data_dir)
@@ -359,7 +463,10 @@ def status(
 
 
 @command(
-    app, "down", epilog=examples("zerog devnet down", "zerog devnet down --data-dir /tmp/devnet")
+    app,
+    "down",
+    result=results("zerog_cli.cli.devnet.DevnetStopped"),
+    epilog=examples("zerog devnet down", "zerog devnet down --data-dir /tmp/devnet"),
 )
 def down(
     data_dir: Annotated[
@@ -371,14 +478,13 @@ def down(
     from zerog_cli.devnet import control
 
     result = control.stop(data_dir)
-    state().output.result(
-        {"stopped": result.stopped, "pid": result.pid, "message": result.message}, result.message
-    )
+    state().output.result(DevnetStopped(result.stopped, result.pid, result.message), result.message)
 
 
 @command(
     app,
     "router-key",
+    result=results("zerog_cli.cli.devnet.RouterKey"),
     epilog=examples(
         "zerog devnet router-key",
         "zerog devnet router-key --json",
@@ -404,12 +510,18 @@ def router_key(
     """
     from zerog_cli.devnet import control
 
-    result = control.router_key(data_dir, revoke=revoke)
+    body = control.router_key(data_dir, revoke=revoke)
+    result = RouterKey(
+        id=str(body["id"]),
+        key=body.get("key"),
+        address=body.get("address"),
+        revoked=bool(body.get("revoked", False)),
+    )
     if revoke:
-        state().output.result(result, f"revoked Router key {result['id']}")
+        state().output.result(result, f"revoked Router key {result.id}")
         return
-    state().output.result(result, lambda: state().output.echo(result["key"]))
+    state().output.result(result, lambda: state().output.echo(str(result.key)))
     state().output.info(
-        f"key {result['id']} for {result['address']}; it is not shown again. Store it: "
+        f"key {result.id} for {result.address}; it is not shown again. Store it: "
         "zerog secrets set ZEROG_ROUTER_API_KEY --stdin"
     )

@@ -6,13 +6,14 @@ from typing import Annotated
 
 import typer
 
-from zerog_cli.cli.common import command, examples, state
+from zerog_cli.cli.common import command, examples, results, state
 
 
 def register(app: typer.Typer) -> None:
     command(
         app,
         "hash",
+        result=results("hashing.FileHash"),
         epilog=examples(
             "zerog hash backup.tar.gz",
             "zerog hash restored.tar.gz --expect 0x2a82…f9d4",
@@ -35,16 +36,16 @@ def hash_file(
     report = describe(path, expect_root=expect)
 
     def human() -> None:
-        nodes = ", ".join(f"h{n['height']}" for n in report["submission_nodes"])
+        nodes = ", ".join(f"h{n.height}" for n in report.submission_nodes)
         current.output.fields(
             [
-                ("root", report["root"]),
-                ("sha256", report["sha256"]),
-                ("size", f"{report['size']} bytes"),
-                ("chunks", f"{report['chunks']} (padded {report['padded_chunks']})"),
-                ("segments", f"{report['segments']} (padded {report['padded_segments']})"),
-                ("nodes", f"{len(report['submission_nodes'])}: {nodes}"),
-                ("fee sectors", report["fee_sectors"]),
+                ("root", report.root),
+                ("sha256", report.sha256),
+                ("size", f"{report.size} bytes"),
+                ("chunks", f"{report.chunks} (padded {report.padded_chunks})"),
+                ("segments", f"{report.segments} (padded {report.padded_segments})"),
+                ("nodes", f"{len(report.submission_nodes)}: {nodes}"),
+                ("fee sectors", report.fee_sectors),
             ]
         )
 

@@ -22,14 +22,16 @@ from zerog_cli.cli.common import (
     ZerogGroup,
     command,
     examples,
+    results,
     state,
 )
 from zerog_cli.errors import UsageError
 from zerog_cli.infra import redaction
 from zerog_cli.infra.choices import InferBackend, RouterSort
-from zerog_cli.infra.output import Column, terminal_safe
+from zerog_cli.infra.output import Column, terminal_safe, to_document
 from zerog_cli.infra.stdin import is_terminal, standard_input
 from zerog_cli.infra.units import format_usd
+from zerog_cli.services.infer_results import AskEstimate
 
 DEFAULT_COMMAND = "ask"
 
@@ -159,6 +161,7 @@ def _summary(report: dict[str, Any]) -> str:
 @command(
     app,
     "ask",
+    result=results("infer_results.AskAnswer", "infer_results.AskEstimate"),
     epilog=examples(
         'zerog infer ask "What is 0G?"',
         'zerog infer "Explain this error" --model devnet-echo-1 --max-tokens 200',
@@ -300,20 +303,21 @@ def ask(
     finally:
         if printed:
             out.echo("")
-    if estimate:
-        out.result(report, lambda: _print_estimate(report))
+    if isinstance(report, AskEstimate):
+        out.result(report, lambda: _print_estimate(to_document(report)))
         return
-    for warning in report["warnings"]:
+    for warning in report.warnings:
         out.warn(warning)
     if not printed and not out.json_mode:
-        out.echo(report["answer"])
+        out.echo(report.answer)
     out.result(report, None)
-    out.info(_summary(report))
+    out.info(_summary(to_document(report)))
 
 
 @command(
     app,
     "providers",
+    result=results("infer_results.ProviderList"),
     epilog=examples(
         "zerog infer providers",
         "zerog infer providers --model devnet-echo-1 --json",
@@ -336,11 +340,11 @@ def providers(
     from zerog_cli.services.infer_info import providers as list_providers
 
     current = state()
-    rows = list_providers(current.context, model=model, include_unacknowledged=include_all)
+    listing = list_providers(current.context, model=model, include_unacknowledged=include_all)
     current.output.result(
-        rows,
+        listing,
         lambda: current.output.table(
-            rows,
+            listing.providers,
             [
                 Column("provider", "provider"),
                 Column("type", "type"),
@@ -383,7 +387,7 @@ def _print_account(report: dict[str, Any]) -> None:
     router = report.get("router")
     if router is not None:
         _print_router_account(router)
-    if "wallet" not in report:
+    if report["wallet"] is None:
         out.info(f"direct sub-accounts not shown: {report['direct_problem']}")
         return
     ledger = report["ledger"]
@@ -468,7 +472,12 @@ def _wait(seconds: int) -> str:
     return f"{hours} h {rest // 60} min" if hours else f"{rest // 60} min {rest % 60} s"
 
 
-@command(app, "account", epilog=examples("zerog infer account", "zerog infer account --json"))
+@command(
+    app,
+    "account",
+    result=results("infer_results.AccountReport"),
+    epilog=examples("zerog infer account", "zerog infer account --json"),
+)
 def account() -> None:
     """The Router balance and the wallet's Direct ledger and sub-accounts, in 0G and neuron.
 
@@ -482,20 +491,25 @@ def account() -> None:
 
     current = state()
     report = account_with_router(current.context)
-    current.output.result(report, lambda: _print_account(report))
+    current.output.result(report, lambda: _print_account(to_document(report)))
 
 
-@command(app, "models", epilog=examples("zerog infer models", "zerog infer models --json"))
+@command(
+    app,
+    "models",
+    result=results("infer_results.ModelList"),
+    epilog=examples("zerog infer models", "zerog infer models --json"),
+)
 def models() -> None:
     """Models the 0G Router serves, with prices in 0G per million tokens and context length."""
     from zerog_cli.services.infer_router import models_report
 
     current = state()
-    rows = models_report(current.context)
+    listing = models_report(current.context)
     current.output.result(
-        rows,
+        listing,
         lambda: current.output.table(
-            rows,
+            listing.models,
             [
                 Column("id", "model"),
                 Column("prompt_0g_per_million", "input 0G/M", justify="right"),
@@ -529,7 +543,7 @@ def _print_funding(report: dict[str, Any]) -> None:
         out.echo(f"provider {report['provider']} is already acknowledged; nothing was sent")
         return
     pairs: list[tuple[str, Any]] = [("transaction", report["tx_hash"]), ("block", report["block"])]
-    if "amount" in report:
+    if report["amount"] is not None:
         pairs.insert(0, (report["action"], f"{report['amount']['0g']} 0G"))
     ledger = report.get("ledger")
     if ledger is not None:
@@ -546,6 +560,7 @@ def _print_funding(report: dict[str, Any]) -> None:
 @command(
     fund_app,
     "deposit",
+    result=results("infer_results.FundingReport"),
     epilog=examples("zerog infer fund deposit 3", "zerog infer fund deposit 0.5 --yes --json"),
 )
 def fund_deposit(
@@ -563,12 +578,13 @@ def fund_deposit(
     current = state()
     current.context.override(gas_price=gas_price, gas_limit=gas_limit)
     report = deposit(current.context, amount, _confirmer(yes))
-    current.output.result(report, lambda: _print_funding(report))
+    current.output.result(report, lambda: _print_funding(to_document(report)))
 
 
 @command(
     fund_app,
     "transfer",
+    result=results("infer_results.FundingReport"),
     epilog=examples(
         "zerog infer fund transfer 0x70997970C51812dc3A010C7d01b50e0d17dc79C8 1",
         "zerog infer fund transfer 0x70997970C51812dc3A010C7d01b50e0d17dc79C8 2.5 --yes",
@@ -592,12 +608,13 @@ def fund_transfer(
     current = state()
     current.context.override(gas_price=gas_price, gas_limit=gas_limit)
     report = transfer(current.context, provider, amount, _confirmer(yes))
-    current.output.result(report, lambda: _print_funding(report))
+    current.output.result(report, lambda: _print_funding(to_document(report)))
 
 
 @command(
     fund_app,
     "acknowledge",
+    result=results("infer_results.FundingReport"),
     epilog=examples(
         "zerog infer fund acknowledge 0x70997970C51812dc3A010C7d01b50e0d17dc79C8 --yes"
     ),
@@ -614,7 +631,7 @@ def fund_acknowledge(
     current = state()
     current.context.override(gas_price=gas_price, gas_limit=gas_limit)
     report = acknowledge(current.context, provider, _confirmer(yes))
-    current.output.result(report, lambda: _print_funding(report))
+    current.output.result(report, lambda: _print_funding(to_document(report)))
 
 
 def _print_retrieve(report: dict[str, Any]) -> None:
@@ -644,6 +661,7 @@ def _print_retrieve(report: dict[str, Any]) -> None:
 @command(
     fund_app,
     "retrieve",
+    result=results("infer_results.FundingReport"),
     epilog=examples(
         "zerog infer fund retrieve 0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
         "zerog infer fund retrieve 0x70997970C51812dc3A010C7d01b50e0d17dc79C8 --yes --json",
@@ -667,12 +685,13 @@ def fund_retrieve(
     current = state()
     current.context.override(gas_price=gas_price, gas_limit=gas_limit)
     report = retrieve(current.context, provider, _confirmer(yes))
-    current.output.result(report, lambda: _print_retrieve(report))
+    current.output.result(report, lambda: _print_retrieve(to_document(report)))
 
 
 @command(
     fund_app,
     "refund",
+    result=results("infer_results.FundingReport"),
     epilog=examples("zerog infer fund refund 2", "zerog infer fund refund all --yes --json"),
 )
 def fund_refund(
@@ -696,7 +715,8 @@ def fund_refund(
 
     current = state()
     current.context.override(gas_price=gas_price, gas_limit=gas_limit)
-    report = refund(current.context, amount.neuron, _confirmer(yes))
+    result = refund(current.context, amount.neuron, _confirmer(yes))
+    report = to_document(result)
 
     def human() -> None:
         out = current.output
@@ -716,7 +736,7 @@ def fund_refund(
             ]
         )
 
-    current.output.result(report, human)
+    current.output.result(result, human)
 
 
 def _one_line(text: str | None, width: int) -> str:
@@ -727,6 +747,7 @@ def _one_line(text: str | None, width: int) -> str:
 @command(
     app,
     "log",
+    result=results("infer_results.LogEntries"),
     epilog=examples(
         "zerog infer log",
         "zerog infer log -n 50 --as alice --json",
@@ -752,7 +773,7 @@ def log(
     from zerog_cli.services.infer_info import log as read_log
 
     current = state()
-    rows = read_log(current.context, user=as_user, limit=count, everyone=everyone, offset=offset)
+    listing = read_log(current.context, user=as_user, limit=count, everyone=everyone, offset=offset)
     table_rows = [
         {
             **row,
@@ -765,10 +786,10 @@ def log(
             "prompt_line": _one_line(row["prompt"], 40),
             "provider_short": _short(row["provider"]),
         }
-        for row in rows
+        for row in listing.entries
     ]
     current.output.result(
-        rows,
+        listing,
         lambda: current.output.table(
             table_rows,
             [

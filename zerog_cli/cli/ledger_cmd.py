@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -15,11 +16,15 @@ from zerog_cli.cli.common import (
     new_app,
     printing_failed_report,
     progress_bar,
+    results,
     state,
 )
 from zerog_cli.errors import UsageError
 from zerog_cli.infra.output import Column
 from zerog_cli.infra.units import format_size
+
+if TYPE_CHECKING:
+    from zerog_cli.ledger.admin import LedgerCopy, LedgerStatus
 
 app = new_app(
     "Inspect and maintain the ledger (a SQLite file, or PostgreSQL through ledger_url).",
@@ -28,18 +33,60 @@ app = new_app(
 )
 
 
+@dataclass(frozen=True)
+class LedgerPath:
+    """`ledger path`: where the ledger file is (it may not exist yet), or its URL
+    without password on PostgreSQL."""
+
+    path: str
+
+
+@dataclass(frozen=True)
+class MigrationStep:
+    """One migration applied (``direction``: up or down)."""
+
+    direction: str
+    version: int
+    name: str
+
+
+@dataclass(frozen=True)
+class Migrated:
+    """`ledger migrate`: the version reached, the steps taken, and the ledger backup
+    written before a step down (None: none was needed)."""
+
+    version: int
+    steps: list[MigrationStep]
+    backup: str | None
+
+
+@dataclass(frozen=True)
+class QueryRows:
+    """`ledger sql`: the rows the query returned, each a column → value object."""
+
+    rows: list[dict[str, Any]]
+
+
 @command(
-    app, "path", epilog=examples("zerog ledger path", 'sqlite3 "$(zerog ledger path)" .tables')
+    app,
+    "path",
+    result=results("zerog_cli.cli.ledger_cmd.LedgerPath"),
+    epilog=examples("zerog ledger path", 'sqlite3 "$(zerog ledger path)" .tables'),
 )
 def path() -> None:
     """Print the ledger's file path (its URL, without password, on PostgreSQL)."""
     from zerog_cli.ledger.db import describe
 
     location = describe(state().context.ledger_target)
-    state().output.result({"path": location}, location)
+    state().output.result(LedgerPath(location), location)
 
 
-@command(app, "status", epilog=examples("zerog ledger status", "zerog ledger status --json"))
+@command(
+    app,
+    "status",
+    result=results("zerog_cli.ledger.admin.LedgerStatus"),
+    epilog=examples("zerog ledger status", "zerog ledger status --json"),
+)
 def status() -> None:
     """Schema version, size, integrity and row counts.
 
@@ -49,21 +96,21 @@ def status() -> None:
 
     current = state()
 
-    def render(report: dict[str, Any]) -> None:
+    def render(report: LedgerStatus) -> None:
         def human() -> None:
             out = current.output
             out.fields(
                 [
-                    ("backend", report["backend"]),
-                    ("path", report["path"]),
-                    ("schema", f"{report['schema_version']} (latest {report['latest_version']})"),
-                    ("size", format_size(report["size_bytes"])),
-                    ("mode", report["mode"] or "-"),
-                    ("journal", report["journal_mode"]),
-                    ("integrity", report["integrity"]),
+                    ("backend", report.backend),
+                    ("path", report.path),
+                    ("schema", f"{report.schema_version} (latest {report.latest_version})"),
+                    ("size", format_size(report.size_bytes)),
+                    ("mode", report.mode or "-"),
+                    ("journal", report.journal_mode),
+                    ("integrity", report.integrity),
                 ]
             )
-            rows = [{"table": t, "rows": n} for t, n in report["tables"].items()]
+            rows = [{"table": t, "rows": n} for t, n in (report.tables or {}).items()]
             out.table(rows, [Column("table", "table"), Column("rows", "rows", justify="right")])
 
         current.output.result(report, human)
@@ -76,6 +123,7 @@ def status() -> None:
 @command(
     app,
     "migrate",
+    result=results("zerog_cli.cli.ledger_cmd.Migrated"),
     epilog=examples("zerog ledger migrate", "zerog ledger migrate --to 4 --yes"),
 )
 def migrate(
@@ -101,7 +149,7 @@ def migrate(
 
     current = state()
     ledger = open_ledger(current.context.ledger_target, migrate=False)
-    saved: dict[str, Any] | None = None
+    saved: LedgerCopy | None = None
     try:
         target = validate_target(to)
         version = current_version(ledger)
@@ -112,25 +160,26 @@ def migrate(
                 "tables and rows later versions added",
             )
             saved = admin.safety_backup(ledger, f"migrate-to-{target}")
-            current.output.info(f"ledger backed up to {saved['destination']}")
+            current.output.info(f"ledger backed up to {saved.destination}")
         steps = run_migrations(ledger, target)
         version = ledger.schema_version()
     finally:
         ledger.close()
-    document = {
-        "version": version,
-        "steps": [{"direction": d, "version": v, "name": n} for d, v, n in steps],
-        "backup": None if saved is None else saved["destination"],
-    }
+    document = Migrated(
+        version=version,
+        steps=[MigrationStep(d, v, n) for d, v, n in steps],
+        backup=None if saved is None else saved.destination,
+    )
     lines = [f"{d} {v}: {n}" for d, v, n in steps] or [f"already at version {version}"]
     if saved is not None:
-        lines.insert(0, f"backup: {saved['destination']}")
+        lines.insert(0, f"backup: {saved.destination}")
     current.output.result(document, "\n".join(lines))
 
 
 @command(
     app,
     "backup",
+    result=results("zerog_cli.ledger.admin.LedgerCopy", "ledger_snapshot.LedgerSnapshot"),
     epilog=examples(
         "zerog ledger backup /var/backups/zerog-ledger.db",
         "zerog ledger backup ./ --force",
@@ -172,8 +221,8 @@ def backup(
         report = upload_snapshot(current.context)
         current.output.result(
             report,
-            f"ledger snapshot uploaded as backup {report['backup_id']}: {report['root']}"
-            f" (taken at block {report['taken_at_height']})",
+            f"ledger snapshot uploaded as backup {report.backup_id}: {report.root}"
+            f" (taken at block {report.taken_at_height})",
         )
         return
     if destination is None:
@@ -182,15 +231,16 @@ def backup(
         if current.output.json_mode:
             raise UsageError("--json and - both want stdout; pick one")
         streamed = admin.backup_to_stream(current.context.ledger, sys.stdout.buffer)
-        current.output.info(f"ledger copied to stdout ({format_size(streamed['size_bytes'])})")
+        current.output.info(f"ledger copied to stdout ({format_size(streamed.size_bytes)})")
         return
-    report = admin.backup(current.context.ledger, destination, overwrite=force)
-    current.output.result(report, f"ledger copied to {report['destination']}")
+    copy = admin.backup(current.context.ledger, destination, overwrite=force)
+    current.output.result(copy, f"ledger copied to {copy.destination}")
 
 
 @command(
     app,
     "rebuild",
+    result=results("rebuild.RebuildReport"),
     epilog=examples(
         "zerog ledger rebuild --from-chain",
         "zerog ledger rebuild --from-chain --dry-run",
@@ -260,39 +310,39 @@ def rebuild(
 
     def human() -> None:
         out = current.output
-        blocks = report["scanned_blocks"]
+        blocks = report.scanned_blocks
         out.echo(
-            f"scanned blocks {blocks['from']}..{blocks['to']} in {report['ranges']} queries:"
-            f" {report['submissions']} submissions of the wallet to replay"
+            f"scanned blocks {blocks['from']}..{blocks['to']} in {report.ranges} queries:"
+            f" {report.submissions} submissions of the wallet to replay"
         )
-        snapshot = report["snapshot"]
+        snapshot = report.snapshot
         if snapshot is not None:
             out.echo(
-                f"ledger snapshot: tx {snapshot['tx_seq']} ({snapshot['root']}), taken at block"
-                f" {snapshot['taken_at_height']}"
+                f"ledger snapshot: tx {snapshot.tx_seq} ({snapshot.root}), taken at block"
+                f" {snapshot.taken_at_height}"
             )
-        for why, count in sorted(report["skipped"].items()):
+        for why, count in sorted(report.skipped.items()):
             out.echo(f"skipped {count}: {why}")
-        if report.get("dry_run"):
+        if report.dry_run:
             out.echo(
-                f"dry run: would write {report['target']} (namespaces:"
-                f" {', '.join(report['namespaces']) or 'none'})"
+                f"dry run: would write {report.target} (namespaces:"
+                f" {', '.join(report.namespaces) or 'none'})"
             )
         else:
             out.echo(
-                f"{report['target']}: {report['objects']} objects, {report['backups']} backups,"
-                f" {report['fragments']} fragments, {report['costs']} costs rebuilt"
+                f"{report.target}: {report.objects} objects, {report.backups} backups,"
+                f" {report.fragments} fragments, {report.costs} costs rebuilt"
             )
-            if report["copied"]:
+            if report.copied is not None:
                 out.echo(
-                    f"loaded {report['copied']['rows']} rows into {report['target']};"
+                    f"loaded {report.copied.rows} rows into {report.target};"
                     " row counts and sums verified"
                 )
-            if report["replaced"]:
-                out.echo(f"the previous ledger was saved to {report['replaced']}")
-            if report["acl_note"]:
-                out.warn(report["acl_note"])
-        for warning in report["warnings"]:
+            if report.replaced:
+                out.echo(f"the previous ledger was saved to {report.replaced}")
+            if report.acl_note:
+                out.warn(report.acl_note)
+        for warning in report.warnings:
             out.warn(warning)
 
     current.output.result(report, human)
@@ -301,6 +351,7 @@ def rebuild(
 @command(
     app,
     "sql",
+    result=results("zerog_cli.cli.ledger_cmd.QueryRows"),
     epilog=examples(
         'zerog ledger sql "SELECT name, owner FROM namespaces"',
         'zerog ledger sql "SELECT service, SUM(usd_micro) FROM cost_tracking GROUP BY 1" --json',
@@ -313,12 +364,15 @@ def sql(statement: Annotated[str, typer.Argument(help="One read-only SQL stateme
     current = state()
     rows = admin.run_readonly_sql(current.context.ledger.target, statement)
     columns = [Column(key, key) for key in (rows[0] if rows else {})]
-    current.output.result(rows, lambda: current.output.table(rows, columns, empty="(no rows)"))
+    current.output.result(
+        QueryRows(rows), lambda: current.output.table(rows, columns, empty="(no rows)")
+    )
 
 
 @command(
     app,
     "copy",
+    result=results("zerog_cli.ledger.copy.LedgerCopied"),
     epilog=examples(
         "zerog ledger copy --to postgresql://zerog_app@db.internal:5432/zerog?sslmode=verify-full",
         "zerog ledger copy --to sqlite:///var/lib/zerog/ledger.db --json",

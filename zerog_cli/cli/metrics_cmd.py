@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from zerog_cli.cli.common import command, examples, new_app, state
+from zerog_cli.cli.common import command, examples, new_app, results, state
 
 app = new_app(
     "Prometheus metrics read from the ledger: quotas, costs, breakers, backup verification.",
@@ -19,6 +19,7 @@ app = new_app(
 @command(
     app,
     "serve",
+    result=results("metrics_server.MetricsServing"),
     epilog=examples(
         "zerog metrics serve",
         "zerog metrics serve --port 9791 --host 127.0.0.1",
@@ -58,10 +59,16 @@ def serve(
 
     Connections are served concurrently, each with a timeout. A --host other than
     loopback needs --basic-auth-file, or --no-auth: the labels name users and costs.
+    With --json, the URL is printed as one document on stdout once it listens.
     """
     from zerog_cli.services import metrics_server
 
     out = state().output
+
+    def ready(url: str) -> None:
+        out.result(metrics_server.MetricsServing(url), None)
+        out.info(f"serving metrics on {url}")
+
     users, warning = metrics_server.exposure(host, basic_auth_file, no_auth)
     if warning:
         out.warn(warning)
@@ -69,13 +76,18 @@ def serve(
         state().context,
         host,
         port,
-        on_ready=lambda url: out.info(f"serving metrics on {url}"),
+        on_ready=ready,
         users=users,
         connection_timeout=connection_timeout,
     )
 
 
-@command(app, "show", epilog=examples("zerog metrics show", "zerog metrics show --json"))
+@command(
+    app,
+    "show",
+    result=results("metrics_server.MetricsSnapshot"),
+    epilog=examples("zerog metrics show", "zerog metrics show --json"),
+)
 def show() -> None:
     """Print what `zerog metrics serve` would answer now (text exposition, or --json)."""
     from zerog_cli.services import metrics_server

@@ -15,6 +15,7 @@ from zerog_cli.cli.common import (
     complete_namespace,
     examples,
     new_app,
+    results,
     state,
 )
 from zerog_cli.infra.choices import Role
@@ -41,6 +42,7 @@ def _size_or_none(value: int | None) -> str:
 @command(
     app,
     "create",
+    result=results("namespaces.NamespaceView"),
     epilog=examples(
         "zerog ns create backups --quota 50GB --meta team=sre --meta env=prod",
         "zerog ns create secrets --encrypt-by-default --as alice",
@@ -89,16 +91,21 @@ def create(
         encrypt_by_default=encrypt_by_default,
     )
     state().output.result(
-        namespaces.describe(created), f"namespace {name} created, owned by {owner}"
+        namespaces.describe(created, 0), f"namespace {name} created, owned by {owner}"
     )
 
 
-@command(app, "ls", epilog=examples("zerog ns ls", "zerog ns ls --json"))
+@command(
+    app,
+    "ls",
+    result=results("namespaces.NamespaceList"),
+    epilog=examples("zerog ns ls", "zerog ns ls --json"),
+)
 def list_command() -> None:
     """List namespaces with owner, usage and quota."""
     from zerog_cli.services import namespaces
 
-    rows = namespaces.list_namespaces(state().context)
+    listing = namespaces.list_namespaces(state().context)
     columns = [
         Column("name", "name"),
         Column("owner", "owner"),
@@ -106,10 +113,15 @@ def list_command() -> None:
         Column("used_bytes", "used", format_size, justify="right"),
         Column("quota_bytes", "quota", _size_or_none, justify="right"),
     ]
-    state().output.result(rows, lambda: state().output.table(rows, columns))
+    state().output.result(listing, lambda: state().output.table(listing.namespaces, columns))
 
 
-@command(app, "show", epilog=examples("zerog ns show backups", "zerog ns show backups --json"))
+@command(
+    app,
+    "show",
+    result=results("namespaces.NamespaceDetail"),
+    epilog=examples("zerog ns show backups", "zerog ns show backups --json"),
+)
 def show(
     name: Annotated[str, typer.Argument(help="Namespace.", autocompletion=complete_namespace)],
     as_user: AsUser = None,
@@ -123,19 +135,19 @@ def show(
         out = state().output
         out.fields(
             [
-                ("name", data["name"]),
-                ("owner", data["owner"]),
-                ("objects", data["objects"]),
-                ("used", format_size(data["used_bytes"])),
-                ("quota", _size_or_none(data["quota_bytes"])),
-                ("max object", _size_or_none(data["max_object_bytes"])),
-                ("encrypt", "by default" if data["encrypt_by_default"] else "on request"),
-                ("metadata", ", ".join(f"{k}={v}" for k, v in data["metadata"].items()) or "-"),
-                ("your role", data["your_role"]),
+                ("name", data.name),
+                ("owner", data.owner),
+                ("objects", data.objects),
+                ("used", format_size(data.used_bytes)),
+                ("quota", _size_or_none(data.quota_bytes)),
+                ("max object", _size_or_none(data.max_object_bytes)),
+                ("encrypt", "by default" if data.encrypt_by_default else "on request"),
+                ("metadata", ", ".join(f"{k}={v}" for k, v in data.metadata.items()) or "-"),
+                ("your role", data.your_role),
             ]
         )
         out.table(
-            data["acl"],
+            data.acl,
             [Column("user", "user"), Column("role", "role"), Column("granted_by", "granted by")],
             title="acl",
         )
@@ -146,6 +158,7 @@ def show(
 @command(
     app,
     "objects",
+    result=results("namespaces.ObjectList"),
     epilog=examples(
         "zerog ns objects backups",
         "zerog ns objects backups --json",
@@ -168,7 +181,7 @@ def list_objects(
     """List the objects recorded in a namespace (the newest version of each name), by name."""
     from zerog_cli.services import namespaces
 
-    rows = namespaces.list_objects(
+    listing = namespaces.list_objects(
         state().context, name, _acting(as_user), versions=versions, limit=limit, offset=offset
     )
     columns = [
@@ -179,12 +192,13 @@ def list_objects(
         Column("encrypted", "enc", lambda v: "yes" if v else ""),
         Column("created_at", "created"),
     ]
-    state().output.result(rows, lambda: state().output.table(rows, columns))
+    state().output.result(listing, lambda: state().output.table(listing.objects, columns))
 
 
 @command(
     app,
     "grant",
+    result=results("namespaces.Granted"),
     epilog=examples(
         "zerog ns grant backups bob write", "zerog ns grant backups carol read --as alice"
     ),
@@ -202,7 +216,12 @@ def grant(
     state().output.result(data, f"{user} may now {role} {name}")
 
 
-@command(app, "revoke", epilog=examples("zerog ns revoke backups bob"))
+@command(
+    app,
+    "revoke",
+    result=results("namespaces.Revoked"),
+    epilog=examples("zerog ns revoke backups bob"),
+)
 def revoke(
     name: Annotated[str, typer.Argument(help="Namespace.", autocompletion=complete_namespace)],
     user: Annotated[str, typer.Argument(help="User to revoke.")],
@@ -215,7 +234,12 @@ def revoke(
     state().output.result(data, f"{user} no longer has a role in {name}")
 
 
-@command(app, "rm", epilog=examples("zerog ns rm scratch", "zerog ns rm old-backups --force"))
+@command(
+    app,
+    "rm",
+    result=results("namespaces.NamespaceRemoved"),
+    epilog=examples("zerog ns rm scratch", "zerog ns rm old-backups --force"),
+)
 def remove(
     name: Annotated[str, typer.Argument(help="Namespace.", autocompletion=complete_namespace)],
     force: Annotated[
@@ -230,9 +254,9 @@ def remove(
     from zerog_cli.services import namespaces
 
     data = namespaces.remove(state().context, name, _acting(as_user), force=force)
-    removed = data["removed"]
-    if data["backup"]:
-        state().output.info(f"ledger backed up to {data['backup']}")
+    removed = data.removed
+    if data.backup:
+        state().output.info(f"ledger backed up to {data.backup}")
     state().output.info(
         "note: 0G storage is immutable; the objects stay on the network, only their records go"
     )

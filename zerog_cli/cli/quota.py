@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from zerog_cli.cli import params
-from zerog_cli.cli.common import Limit, Offset, command, examples, new_app, state
+from zerog_cli.cli.common import Limit, Offset, command, examples, new_app, results, state
 from zerog_cli.errors import UsageError
 from zerog_cli.infra.choices import CostGrouping
 from zerog_cli.infra.output import Column
 from zerog_cli.infra.units import format_0g, format_size, format_usd
+
+if TYPE_CHECKING:
+    from zerog_cli.services.quotas import QuotaStatus
 
 app = new_app(
     "Per-user limits (storage bytes, tokens, USD per month), tiers and cost reports.",
@@ -27,27 +30,27 @@ _FORMATS: dict[str, Callable[[int], str]] = {
 }
 
 
-def _limit_rows(status: dict[str, Any]) -> list[dict[str, Any]]:
+def _limit_rows(status: QuotaStatus) -> list[dict[str, Any]]:
     rows = []
-    for name, entry in status["limits"].items():
+    for name, entry in status.limits.items():
         show = _FORMATS[name]
         rows.append(
             {
                 "limit_name": name,
-                "used": show(entry["used"]),
-                "reserved": show(entry["reserved"]) if entry["reserved"] else "",
-                "limit": "unlimited" if entry["limit"] is None else show(entry["limit"]),
-                "ratio": "" if entry["ratio"] is None else f"{entry['ratio']:.0%}",
-                "source": "user" if entry["overridden"] else "tier",
+                "used": show(entry.used),
+                "reserved": show(entry.reserved) if entry.reserved else "",
+                "limit": "unlimited" if entry.limit is None else show(entry.limit),
+                "ratio": "" if entry.ratio is None else f"{entry.ratio:.0%}",
+                "source": "user" if entry.overridden else "tier",
             }
         )
     return rows
 
 
-def _print_status(statuses: list[dict[str, Any]]) -> None:
+def _print_status(statuses: list[QuotaStatus]) -> None:
     out = state().output
     for status in statuses:
-        out.echo(f"{status['user']} · tier {status['tier']} · period {status['period']}")
+        out.echo(f"{status.user} · tier {status.tier} · period {status.period}")
         out.table(
             _limit_rows(status),
             [
@@ -64,6 +67,7 @@ def _print_status(statuses: list[dict[str, Any]]) -> None:
 @command(
     app,
     "show",
+    result=results("quotas.QuotaStatus", "quotas.QuotaStatusList"),
     epilog=examples(
         "zerog quota show",
         "zerog quota show alice --json",
@@ -85,13 +89,14 @@ def show(
     if (limit is not None or offset) and not everyone:
         raise UsageError("--limit and --offset page `quota show --all`")
     statuses = quotas.show(state().context, user, everyone=everyone, limit=limit, offset=offset)
-    document: Any = statuses if everyone else statuses[0]
+    document = quotas.QuotaStatusList(statuses) if everyone else statuses[0]
     state().output.result(document, lambda: _print_status(statuses))
 
 
 @command(
     app,
     "set",
+    result=results("quotas.QuotaStatus"),
     epilog=examples(
         "zerog quota set alice --tier premium",
         "zerog quota set bob --storage 20GB --tokens 500000 --monthly-usd 25",
@@ -142,7 +147,12 @@ def set_quota(
     state().output.result(status, lambda: _print_status([status]))
 
 
-@command(app, "reset", epilog=examples("zerog quota reset bob", "zerog quota reset --all"))
+@command(
+    app,
+    "reset",
+    result=results("quotas.UsageReset"),
+    epilog=examples("zerog quota reset bob", "zerog quota reset --all"),
+)
 def reset(
     user: Annotated[str | None, typer.Argument(help="User.", show_default=False)] = None,
     everyone: Annotated[bool, typer.Option("--all", help="Every user.")] = False,
@@ -153,12 +163,13 @@ def reset(
     if (user is None) == (not everyone):
         raise UsageError("give a USER or --all")
     changed = quotas.reset(state().context, None if everyone else user)
-    state().output.result({"reset": changed}, f"usage reset for {changed} user(s)")
+    state().output.result(changed, f"usage reset for {changed.reset} user(s)")
 
 
 @command(
     app,
     "report",
+    result=results("quotas.CostReport"),
     epilog=examples(
         "zerog quota report",
         "zerog quota report --month 2026-10 --by ns --json",
@@ -193,11 +204,11 @@ def report(
 
     def human() -> None:
         out = state().output
-        out.echo(f"costs for {data['period']} by {by}: total {format_usd(data['total_usd_micro'])}")
+        out.echo(f"costs for {data.period} by {by}: total {format_usd(data.total_usd_micro)}")
         out.table(
-            data["groups"],
+            data.groups,
             [
-                Column(by, by),
+                Column("key", by),
                 Column("operations", "ops", justify="right"),
                 Column("bytes", "bytes", format_size, justify="right"),
                 Column("tokens", "tokens", justify="right"),
@@ -213,13 +224,14 @@ def report(
 @command(
     app,
     "tiers",
+    result=results("quotas.TierList"),
     epilog=examples("zerog quota tiers", "zerog config set tiers.premium.storage 200GB"),
 )
 def tiers() -> None:
     """List the tiers defined in config and their limits."""
     from zerog_cli.services import quotas
 
-    rows = quotas.tiers(state().context)
+    listing = quotas.tiers(state().context)
     columns = [
         Column("tier", "tier"),
         Column(
@@ -233,4 +245,4 @@ def tiers() -> None:
         ),
         Column("default", "default", lambda v: "yes" if v else ""),
     ]
-    state().output.result(rows, lambda: state().output.table(rows, columns))
+    state().output.result(listing, lambda: state().output.table(listing.tiers, columns))

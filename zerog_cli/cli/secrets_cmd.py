@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from zerog_cli.cli.common import command, examples, new_app, printing_failed_report, state
+from zerog_cli.cli.common import (
+    command,
+    examples,
+    new_app,
+    printing_failed_report,
+    results,
+    state,
+)
 from zerog_cli.errors import UsageError
 from zerog_cli.infra.choices import SecretStoreKind
 from zerog_cli.infra.output import Column
 from zerog_cli.infra.stdin import is_terminal, standard_input
+
+if TYPE_CHECKING:
+    from zerog_cli.services.secrets_report import DoctorReport
 
 app = new_app(
     "Manage secrets: environment, NAME_FILE paths, the OS keyring or zerog's 0600 store.",
@@ -34,6 +44,7 @@ def _read_value(name: str, from_stdin: bool) -> str:
 @command(
     app,
     "set",
+    result=results("secrets_report.SecretStored"),
     epilog=examples(
         "zerog secrets set ZEROG_STORAGE_PRIVATE_KEY",
         "cat /run/secrets/key | zerog secrets set ZEROG_STORAGE_PRIVATE_KEY --stdin",
@@ -49,34 +60,46 @@ def set_secret(
 ) -> None:
     """Store a secret (hidden prompt, or --stdin). Never echoed."""
     from zerog_cli.infra.secrets import validate_name
-    from zerog_cli.services.secrets_report import checked_value
+    from zerog_cli.services.secrets_report import SecretStored, checked_value
 
     validate_name(name)
     current = state()
     value = checked_value(name, _read_value(name, from_stdin))
     where = current.context.secrets.set(name, value, store=store)
-    current.output.result({"name": name, "stored_in": where}, f"{name} stored in {where}")
+    current.output.result(SecretStored(name, where), f"{name} stored in {where}")
 
 
-@command(app, "ls", epilog=examples("zerog secrets ls", "zerog secrets ls --json"))
+@command(
+    app,
+    "ls",
+    result=results("secrets_report.SecretList"),
+    epilog=examples("zerog secrets ls", "zerog secrets ls --json"),
+)
 def list_command() -> None:
     """List secret names, whether each is present and where it was found."""
     from zerog_cli.services.secrets_report import list_secrets
 
     current = state()
-    rows = list_secrets(current.context.secrets)
+    listing = list_secrets(current.context.secrets)
     columns = [
         Column("name", "name"),
         Column("present", "present", lambda v: "yes" if v else "no"),
         Column("source", "source", lambda v: v or "-"),
         Column("purpose", "purpose"),
     ]
-    current.output.result(rows, lambda: current.output.table(rows, columns))
+    current.output.result(listing, lambda: current.output.table(listing.secrets, columns))
 
 
-@command(app, "rm", epilog=examples("zerog secrets rm JWT_SECRET"))
+@command(
+    app,
+    "rm",
+    result=results("secrets_report.SecretRemoved"),
+    epilog=examples("zerog secrets rm JWT_SECRET"),
+)
 def remove(name: Annotated[str, typer.Argument(help="Secret name.")]) -> None:
     """Remove a secret from the keyring and zerog's file store."""
+    from zerog_cli.services.secrets_report import SecretRemoved
+
     current = state()
     removed = current.context.secrets.remove(name)
     if not removed:
@@ -84,12 +107,17 @@ def remove(name: Annotated[str, typer.Argument(help="Secret name.")]) -> None:
             f"{name} was not in the keyring or the file store (env and _FILE are yours to unset)"
         )
     current.output.result(
-        {"name": name, "removed_from": removed},
+        SecretRemoved(name, list(removed)),
         f"{name} removed from {', '.join(removed) or 'nowhere'}",
     )
 
 
-@command(app, "doctor", epilog=examples("zerog secrets doctor", "zerog secrets doctor --json"))
+@command(
+    app,
+    "doctor",
+    result=results("secrets_report.DoctorReport"),
+    epilog=examples("zerog secrets doctor", "zerog secrets doctor --json"),
+)
 def doctor() -> None:
     """Check keys parse, secret files are 0600 and the keyring works. Exit 8 on problems.
 
@@ -101,12 +129,12 @@ def doctor() -> None:
 
     current = state()
 
-    def render(report: dict[str, Any]) -> None:
+    def render(report: DoctorReport) -> None:
         def human() -> None:
             out = current.output
-            out.echo(f"keyring: {report['keyring']}")
+            out.echo(f"keyring: {report.keyring}")
             out.table(
-                report["secrets"],
+                report.secrets,
                 [
                     Column("name", "name"),
                     Column("status", "status"),
@@ -114,7 +142,7 @@ def doctor() -> None:
                 ],
             )
             already_logged = current.context.secrets.warnings
-            for warning in report["warnings"]:
+            for warning in report.warnings:
                 if warning not in already_logged:
                     out.warn(warning)
 

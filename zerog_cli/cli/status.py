@@ -2,29 +2,33 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from zerog_cli.cli.common import command, examples, printing_failed_report, state
+from zerog_cli.cli.common import command, examples, printing_failed_report, results, state
 from zerog_cli.infra.output import Column
 from zerog_cli.infra.units import format_duration, format_size
+
+if TYPE_CHECKING:
+    from zerog_cli.services.status import StatusReport
 
 
 def register(app: typer.Typer) -> None:
     command(
         app,
         "status",
+        result=results("status.StatusReport"),
         epilog=examples("zerog status", "zerog status --json", "zerog status --no-probe"),
     )(status)
 
 
-def _print(document: dict[str, Any]) -> None:
+def _print(document: StatusReport) -> None:
     out = state().output
-    ledger = document["ledger"]
-    out.echo(f"profile {document['profile']} (chain {document['chain_id']})")
+    ledger = document.ledger
+    out.echo(f"profile {document.profile} (chain {document.chain_id})")
     out.table(
-        document["endpoints"],
+        document.endpoints,
         [
             Column("endpoint", "endpoint"),
             Column("url", "url"),
@@ -34,7 +38,7 @@ def _print(document: dict[str, Any]) -> None:
         empty="(not probed)",
     )
     out.table(
-        document["breakers"],
+        document.breakers,
         [
             Column("endpoint", "breaker"),
             Column("state", "state"),
@@ -43,19 +47,19 @@ def _print(document: dict[str, Any]) -> None:
         empty="(no breaker has tripped or counted yet)",
     )
     out.echo(
-        f"ledger {ledger['path']}: schema {ledger['schema_version']}, "
-        f"{format_size(ledger['size_bytes'])}, integrity {ledger['integrity']}"
-        f" (checked {ledger['integrity_checked_at']})"
+        f"ledger {ledger.path}: schema {ledger.schema_version}, "
+        f"{format_size(ledger.size_bytes)}, integrity {ledger.integrity}"
+        f" (checked {ledger.integrity_checked_at})"
     )
-    present = [s["name"] for s in document["secrets"] if s["present"]]
+    present = [s.name for s in document.secrets if s.present]
     out.echo(f"secrets present: {', '.join(present) or 'none'}")
-    catalog = document["catalog"]
-    if catalog["tags"] == "on":
-        out.echo(f"catalog records in Flow tags: on (key from {catalog['key']})")
+    catalog = document.catalog
+    if catalog.tags == "on":
+        out.echo(f"catalog records in Flow tags: on (key from {catalog.key})")
     else:
-        out.echo(f"catalog records in Flow tags: off ({catalog['note']})")
+        out.echo(f"catalog records in Flow tags: off ({catalog.note})")
     out.table(
-        document["verifications"],
+        document.verifications,
         [
             Column("namespace", "namespace"),
             Column("backups", "backups", justify="right"),
@@ -67,12 +71,12 @@ def _print(document: dict[str, Any]) -> None:
         ],
         empty="(no backups)",
     )
-    for problem in document["problems"]:
-        out.warn(problem["problem"])
+    for problem in document.problems:
+        out.warn(problem.problem)
     out.echo(
         "status: ok"
-        if document["ok"]
-        else f"status: {len(document['problems'])} problem(s) need attention"
+        if document.ok
+        else f"status: {len(document.problems)} problem(s) need attention"
     )
 
 
@@ -88,7 +92,7 @@ def status(
     """
     from zerog_cli.services.status import gather
 
-    def render(document: dict[str, Any]) -> None:
+    def render(document: StatusReport) -> None:
         state().output.result(document, lambda: _print(document))
 
     with printing_failed_report(render):

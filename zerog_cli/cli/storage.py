@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -16,11 +16,17 @@ from zerog_cli.cli.common import (
     complete_namespace,
     examples,
     progress_bar,
+    results,
     state,
 )
 from zerog_cli.errors import UsageError
 from zerog_cli.infra.choices import UploadWait
 from zerog_cli.infra.units import format_0g, format_size, format_usd
+
+if TYPE_CHECKING:
+    from zerog_cli.services.directories import FileDownloaded, TreeDownloaded
+    from zerog_cli.services.snapshots import SnapshotDownloaded, SnapshotMemberDownloaded
+    from zerog_cli.services.upload import UploadReport
 
 WAIT_HELP = "finalized (default: data stored and read back), uploaded, or none."
 
@@ -29,6 +35,7 @@ def register(app: typer.Typer) -> None:
     command(
         app,
         "upload",
+        result=results("upload.UploadReport"),
         epilog=examples(
             "zerog upload report.pdf --ns docs",
             "zerog upload db.dump --ns backups --name db-2026-11-26.dump --encrypt",
@@ -42,6 +49,13 @@ def register(app: typer.Typer) -> None:
     command(
         app,
         "download",
+        result=results(
+            "download.DownloadReport",
+            "directories.TreeDownloaded",
+            "directories.FileDownloaded",
+            "snapshots.SnapshotDownloaded",
+            "snapshots.SnapshotMemberDownloaded",
+        ),
         epilog=examples(
             "zerog download docs/report.pdf",
             "zerog download docs/prices.csv@1 -o prices-v1.csv",
@@ -55,28 +69,28 @@ def register(app: typer.Typer) -> None:
     )(download)
 
 
-def _print_upload(report: dict[str, Any]) -> None:
+def _print_upload(report: UploadReport) -> None:
     out = state().output
-    if report.get("dry_run"):
+    if report.dry_run:
         out.echo("dry run: nothing was sent or recorded")
     out.fields(
         [
-            ("object", f"{report['namespace']}/{report['name']}"),
-            ("root", report["root"]),
-            ("size", format_size(report["size"])),
-            ("sha256", report["sha256"]),
-            ("encrypted", "yes" if report["encrypted"] else "no"),
-            ("fee", f"{format_0g(int(report['fee_neuron']))} 0G"),
-            ("cost", format_usd(report["usd_micro"])),
+            ("object", f"{report.namespace}/{report.name}"),
+            ("root", report.root),
+            ("size", format_size(report.size)),
+            ("sha256", report.sha256),
+            ("encrypted", "yes" if report.encrypted else "no"),
+            ("fee", f"{format_0g(int(report.fee_neuron))} 0G"),
+            ("cost", format_usd(report.usd_micro)),
         ]
-        + ([("tx seq", report["tx_seq"])] if "tx_seq" in report else [])
-        + ([("roots", ",".join(report["roots"]))] if "roots" in report else [])
-        + ([("on network", "already (not paid again)")] if report["already_on_network"] else [])
+        + ([("tx seq", report.tx_seq)] if report.tx_seq is not None else [])
+        + ([("roots", ",".join(report.roots))] if report.roots is not None else [])
+        + ([("on network", "already (not paid again)")] if report.already_on_network else [])
     )
-    for name, entry in report.get("quota_after", {}).items():
-        limit = "unlimited" if entry["limit"] is None else entry["limit"]
-        fits = "fits" if entry["fits"] else "OVER LIMIT"
-        out.echo(f"quota after: {name} {entry['used']} of {limit} ({fits})")
+    for name, entry in (report.quota_after or {}).items():
+        limit = "unlimited" if entry.limit is None else entry.limit
+        fits = "fits" if entry.fits else "OVER LIMIT"
+        out.echo(f"quota after: {name} {entry.used} of {limit} ({fits})")
 
 
 def upload(
@@ -155,7 +169,7 @@ def upload(
     )
     with progress_bar(f"upload {name or path.name}") as progress:
         report = run_upload(current.context, request, progress=progress)
-    for warning in report.get("warnings", []):
+    for warning in report.warnings:
         current.output.warn(warning)
     current.output.result(report, lambda: _print_upload(report))
 
@@ -258,19 +272,19 @@ def download(
             size=size,
             mode=mode,
         )
-    for node in report["node_stats"]:
+    for node in report.node_stats:
         current.output.detail(
-            f"node {node['url']}: {node['segments']} segments, {format_size(node['bytes'])}, "
-            f"{node['mb_per_s']:.1f} MB/s ({node['corrupt']} corrupt, {node['failed']} failed, "
-            f"{node['stalled']} stalled)"
+            f"node {node.url}: {node.segments} segments, {format_size(node.bytes)}, "
+            f"{node.mb_per_s:.1f} MB/s ({node.corrupt} corrupt, {node.failed} failed, "
+            f"{node.stalled} stalled)"
         )
     if output == "-":
-        current.output.info(f"{report['size']} bytes verified ({report['root']})")
+        current.output.info(f"{report.size} bytes verified ({report.root})")
         return
     current.output.result(
         report,
-        f"{report['output']}: {format_size(report['size'])} verified (root {report['root']}, "
-        f"sha256 {report['sha256'][:16]}…)",
+        f"{report.output}: {format_size(report.size)} verified (root {report.root}, "
+        f"sha256 {report.sha256[:16]}…)",
     )
 
 
@@ -297,6 +311,7 @@ def _download_folder(
     if decrypt and index is None:
         raise UsageError("a 0G directory is not encrypted: drop --decrypt (or give --index)")
     if directory is not None:
+        tree: TreeDownloaded | SnapshotDownloaded
         with progress_bar(f"download {ref[:24]}") as progress:
             if index is None:
                 tree = directories.download_tree(context, ref, directory, progress=progress)
@@ -305,10 +320,11 @@ def _download_folder(
                     context, ref, index, directory, decrypt=decrypt, progress=progress
                 )
         current.output.result(
-            tree, f"{tree['to']}: {tree['members']} members ({tree['files']} files) verified"
+            tree, f"{tree.to}: {tree.members} members ({tree.files} files) verified"
         )
         return
     assert member is not None
+    one: FileDownloaded | SnapshotMemberDownloaded
     if index is None:
         one = directories.download_member(context, ref, member, output, force=force)
     else:
@@ -316,8 +332,6 @@ def _download_folder(
             context, ref, index, member, output, decrypt=decrypt, force=force
         )
     if output == "-":
-        current.output.info(f"{one['path']}: {one['size']} bytes verified")
+        current.output.info(f"{one.path}: {one.size} bytes verified")
         return
-    current.output.result(
-        one, f"{one['output']}: {one['path']} ({format_size(one['size'])}) verified"
-    )
+    current.output.result(one, f"{one.output}: {one.path} ({format_size(one.size)}) verified")

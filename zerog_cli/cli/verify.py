@@ -13,6 +13,7 @@ from zerog_cli.cli.common import (
     complete_namespace,
     examples,
     printing_failed_report,
+    results,
     state,
     steps_progress,
 )
@@ -42,7 +43,7 @@ EPILOG = examples(
 
 
 def register(app: typer.Typer) -> None:
-    command(app, "verify", epilog=EPILOG)(verify)
+    command(app, "verify", result=results("verify.VerifyResult"), epilog=EPILOG)(verify)
 
 
 def verify(
@@ -169,7 +170,7 @@ def verify(
             out.echo(item.line())
 
     def render(report: VerifyReport) -> None:
-        out.result(report.to_json())
+        out.result(report.result())
         if report.selected == 0:
             out.info(f"verify: {report.summary()}")
             return

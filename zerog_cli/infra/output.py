@@ -15,6 +15,7 @@ escapes the same characters as ``\\uXXXX``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -22,6 +23,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from enum import Enum
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -71,6 +73,39 @@ def _json_default(value: Any) -> Any:
     if hasattr(value, "to_json"):
         return value.to_json()
     raise TypeError(f"cannot encode {type(value).__name__} as JSON")
+
+
+def to_document(value: Any) -> Any:
+    """A typed result as JSON data: a dataclass's fields in declaration order, an enum's value.
+
+    The one way a result becomes JSON, so a document holds exactly the fields
+    its type declares and `tools/json_schema.py` can publish its schema. A field
+    whose JSON key is no Python name (``0g``) says it in its metadata: ``json_key``.
+    """
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            json_key(item): to_document(getattr(value, item.name))
+            for item in dataclasses.fields(value)
+        }
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, list | tuple):
+        return [to_document(item) for item in value]
+    if isinstance(value, Iterator):
+        return (to_document(item) for item in value)
+    if isinstance(value, dict):
+        return {str(key): to_document(item) for key, item in value.items()}
+    return value
+
+
+def json_key(item: dataclasses.Field[Any]) -> str:
+    """The JSON key of a dataclass field: its ``json_key`` metadata, else its name."""
+    return str(item.metadata.get("json_key", item.name))
+
+
+def schema_id(command_path: Sequence[str]) -> str:
+    """The ``schema`` of a command's JSON document: ``zerog.backup.ls/1`` for ``backup ls``."""
+    return "zerog." + ".".join(command_path) + "/1"
 
 
 def _json_escape(match: re.Match[str]) -> str:
@@ -152,8 +187,9 @@ class Column:
     format: Callable[[Any], str] | None = None
     justify: str = "left"
 
-    def render(self, row: dict[str, Any]) -> str:
-        value = row.get(self.key)
+    def render(self, row: Any) -> str:
+        """The cell of ``row``, a dict or a typed result."""
+        value = row.get(self.key) if isinstance(row, dict) else getattr(row, self.key, None)
         if self.format is not None:
             return self.format(value)
         return "" if value is None else str(value)
@@ -166,6 +202,11 @@ class Output:
     quiet: bool = False
     stdout: IO[str] = field(default_factory=lambda: sys.stdout)
     stderr: IO[str] = field(default_factory=lambda: sys.stderr)
+    schema: str | None = None
+    """The running command's document schema (``zerog.backup.ls/1``), set as it starts."""
+    result_type: Any = None
+    """The result type (or union of types) the running command declares; `result` takes
+    nothing else."""
     _json_emitted: bool = False
 
     @property
@@ -191,22 +232,28 @@ class Output:
         self.stdout.flush()
 
     def result(self, data: Any, human: Callable[[], None] | str | None = None) -> None:
-        """The command's result: JSON on stdout, or the human rendering."""
+        """The command's result: its JSON document on stdout, or the human rendering.
+
+        ``data`` is the command's declared result type; its document is
+        ``{"schema": "zerog.<command>/1", ...its fields}``.
+        """
+        if self.result_type is not None and not isinstance(data, self.result_type):
+            raise TypeError(f"{self.schema} declares {self.result_type}, not {type(data).__name__}")
         if self.json_mode:
             if self._json_emitted:
                 raise RuntimeError("a command emitted two JSON documents")
             self._json_emitted = True
-            self._write_json(data)
+            self._write_json({"schema": self.schema, **to_document(data)})
         elif callable(human):
             human()
         elif human is not None:
             self._write(self.stdout, human)
 
-    def failure(self, document: dict[str, Any]) -> None:
+    def failure(self, schema: str, document: Any) -> None:
         """With --json, a failure's document on stdout, unless a result was printed already."""
         if self.json_mode and not self._json_emitted:
             self._json_emitted = True
-            self._write_json(document)
+            self._write_json({"schema": schema, **to_document(document)})
 
     def echo(self, text: str) -> None:
         """A human result line on stdout (nothing in JSON mode)."""
@@ -245,7 +292,7 @@ class Output:
 
     def table(
         self,
-        rows: Sequence[dict[str, Any]],
+        rows: Sequence[Any],
         columns: Iterable[Column],
         *,
         title: str | None = None,

@@ -9,7 +9,7 @@ unit is refused rather than rounded silently.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
 from zerog_cli.errors import UsageError
@@ -159,9 +159,28 @@ def format_0g(neuron: int) -> str:
     return f"{sign}{whole}.{fraction}" if fraction else f"{sign}{whole}"
 
 
-def amount_json(neuron: int) -> dict[str, str]:
-    """An amount as JSON reports give it: neuron as decimal text (it may pass 64 bits) and 0G."""
-    return {"neuron": str(neuron), "0g": format_0g(neuron)}
+@dataclass(frozen=True)
+class Amount:
+    """A chain amount as every report gives it: neuron as decimal text (it may pass
+    64 bits) and the same in 0G (JSON key ``0g``)."""
+
+    neuron: str
+    og: str = field(metadata={"json_key": "0g"})
+
+    @classmethod
+    def of(cls, neuron: int) -> Amount:
+        return cls(str(neuron), format_0g(neuron))
+
+
+@dataclass(frozen=True)
+class Cost(Amount):
+    """What something cost or may cost: neuron, 0G, and micro-USD."""
+
+    usd_micro: int = 0
+
+    @classmethod
+    def of_both(cls, neuron: int, usd_micro: int) -> Cost:
+        return cls(str(neuron), format_0g(neuron), usd_micro)
 
 
 GWEI = 10**9

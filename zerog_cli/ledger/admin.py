@@ -12,6 +12,7 @@ import shutil
 import sqlite3
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -132,13 +133,42 @@ class _ReadOnlyAuthorizer:
         return sqlite3.SQLITE_DENY
 
 
+@dataclass(frozen=True)
+class LedgerStatus:
+    """The ledger (``backend``: sqlite or postgresql; ``path``: its file, or its URL
+    without password): schema version (and the latest this zerog knows), size, file
+    mode (None on PostgreSQL), journal mode (the server's version on PostgreSQL), rows
+    per table (None when not counted), and the integrity check (``ok`` or its first
+    complaints) with when it ran."""
+
+    backend: str
+    path: str
+    schema_version: int
+    latest_version: int
+    size_bytes: int
+    mode: str | None
+    journal_mode: str
+    tables: dict[str, int] | None
+    integrity: str | None
+    integrity_checked_at: str | None
+
+
+@dataclass(frozen=True)
+class LedgerCopy:
+    """A consistent copy of the ledger (``destination``: a file, or ``-`` for stdout)."""
+
+    source: str
+    destination: str
+    size_bytes: int
+
+
 def status(
     ledger: Ledger,
     *,
     integrity: bool = True,
     counts: bool = True,
     trust_passed_since: str | None = None,
-) -> dict[str, Any]:
+) -> LedgerStatus:
     """Schema version, size, journal mode, integrity and row counts per table.
 
     ``trust_passed_since``: a recorded integrity check that passed at or after this
@@ -154,61 +184,60 @@ def status(
         return _postgres_status(ledger, row_counts, counts=counts, integrity=integrity)
     files = [ledger.path, Path(f"{ledger.path}-wal")]
     size = sum(p.stat().st_size for p in files if p.exists())
-    result: dict[str, Any] = {
-        "backend": "sqlite",
-        "path": str(ledger.path),
-        "schema_version": ledger.schema_version(),
-        "latest_version": LATEST_VERSION,
-        "size_bytes": size,
-        "mode": oct(ledger.path.stat().st_mode & 0o777),
-        "journal_mode": ledger.query("PRAGMA journal_mode")[0]["journal_mode"],
-    }
-    if counts:
-        result["tables"] = row_counts
+    checked: str | None = None
+    checked_at: str | None = None
     if integrity:
         passed = None if trust_passed_since is None else last_passed_check(ledger)
         if passed is not None and passed >= str(trust_passed_since):
-            result["integrity"], result["integrity_checked_at"] = "ok", passed
+            checked, checked_at = "ok", passed
         else:
-            result["integrity"] = integrity_check(ledger)
-            result["integrity_checked_at"] = utc_now()
-    return result
+            checked = integrity_check(ledger)
+            checked_at = utc_now()
+    return LedgerStatus(
+        backend="sqlite",
+        path=str(ledger.path),
+        schema_version=ledger.schema_version(),
+        latest_version=LATEST_VERSION,
+        size_bytes=size,
+        mode=oct(ledger.path.stat().st_mode & 0o777),
+        journal_mode=str(ledger.query("PRAGMA journal_mode")[0]["journal_mode"]),
+        tables=row_counts if counts else None,
+        integrity=checked,
+        integrity_checked_at=checked_at,
+    )
 
 
-def intact_status(ledger: Ledger) -> dict[str, Any]:
+def intact_status(ledger: Ledger) -> LedgerStatus:
     """`status`; a `ConfigError` carrying it when SQLite's integrity check finds damage."""
     report = status(ledger)
-    if report["integrity"] != "ok":
+    if report.integrity != "ok":
         raise ConfigError(
-            f"ledger {report['path']} is damaged", hint=LEDGER_RECOVERY_HINT, report=report
+            f"ledger {report.path} is damaged", hint=LEDGER_RECOVERY_HINT, report=report
         )
     return report
 
 
 def _postgres_status(
     ledger: Ledger, row_counts: dict[str, int], *, counts: bool, integrity: bool
-) -> dict[str, Any]:
+) -> LedgerStatus:
     """The same report for a PostgreSQL ledger: its URL, the database's size on the
     server, the server's version in place of a journal mode, and no file mode."""
     server = ledger.query(
         "SELECT pg_database_size(current_database()) AS size, current_setting('server_version')"
         " AS version, current_setting('transaction_isolation') AS isolation"
     )[0]
-    result: dict[str, Any] = {
-        "backend": "postgresql",
-        "path": ledger.location,
-        "schema_version": ledger.schema_version(),
-        "latest_version": LATEST_VERSION,
-        "size_bytes": int(server["size"]),
-        "mode": None,
-        "journal_mode": f"postgresql {server['version']}",
-    }
-    if counts:
-        result["tables"] = row_counts
-    if integrity:
-        result["integrity"] = integrity_check(ledger)
-        result["integrity_checked_at"] = utc_now()
-    return result
+    return LedgerStatus(
+        backend="postgresql",
+        path=ledger.location,
+        schema_version=ledger.schema_version(),
+        latest_version=LATEST_VERSION,
+        size_bytes=int(server["size"]),
+        mode=None,
+        journal_mode=f"postgresql {server['version']}",
+        tables=row_counts if counts else None,
+        integrity=integrity_check(ledger) if integrity else None,
+        integrity_checked_at=utc_now() if integrity else None,
+    )
 
 
 RECORD_CHECKS_FROM_SECONDS = 0.2
@@ -272,7 +301,7 @@ def _file_name(ledger: Ledger) -> str:
     return f"ledger-{ledger.target.database}.db"
 
 
-def backup(ledger: Ledger, destination: Path, *, overwrite: bool = False) -> dict[str, Any]:
+def backup(ledger: Ledger, destination: Path, *, overwrite: bool = False) -> LedgerCopy:
     """A consistent online copy (SQLite backup API) that appears atomically, mode 0600."""
     if destination.is_dir():
         destination = destination / _file_name(ledger)
@@ -282,17 +311,17 @@ def backup(ledger: Ledger, destination: Path, *, overwrite: bool = False) -> dic
         raise UsageError("the backup destination is the ledger itself")
     with atomic_path(destination, mode=0o600) as temporary:
         _snapshot(ledger, temporary, destination)
-    return {
-        "source": ledger.location,
-        "destination": str(destination),
-        "size_bytes": destination.stat().st_size,
-    }
+    return LedgerCopy(
+        source=ledger.location,
+        destination=str(destination),
+        size_bytes=destination.stat().st_size,
+    )
 
 
 SAFETY_BACKUP_FOLDER = "ledger-backups"
 
 
-def safety_backup(ledger: Ledger, before: str) -> dict[str, Any]:
+def safety_backup(ledger: Ledger, before: str) -> LedgerCopy:
     """A `ledger backup` taken before a command that drops rows, in ``ledger-backups/`` (0700)
     beside the ledger, named for the schema version, the time and what follows it."""
     from zerog_cli.infra.config import zerog_home
@@ -310,7 +339,7 @@ def safety_backup(ledger: Ledger, before: str) -> dict[str, Any]:
     return backup(ledger, destination)
 
 
-def backup_to_stream(ledger: Ledger, sink: BinaryIO) -> dict[str, Any]:
+def backup_to_stream(ledger: Ledger, sink: BinaryIO) -> LedgerCopy:
     """The same consistent copy, written to ``sink`` (stdout for `zerog ledger backup -`).
 
     The copy is made in a private temporary folder first, so the stream only
@@ -323,7 +352,7 @@ def backup_to_stream(ledger: Ledger, sink: BinaryIO) -> dict[str, Any]:
             shutil.copyfileobj(source, sink, 1 << 20)
         sink.flush()
         size = copy.stat().st_size
-    return {"source": ledger.location, "destination": "-", "size_bytes": size}
+    return LedgerCopy(source=ledger.location, destination="-", size_bytes=size)
 
 
 def _snapshot(ledger: Ledger, target_path: Path, destination: Path) -> None:

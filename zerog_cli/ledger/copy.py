@@ -43,6 +43,20 @@ class TableFigures:
                 self.sums[column] = self.sums.get(column, 0) + value
 
 
+@dataclass(frozen=True)
+class LedgerCopied:
+    """`ledger copy`: rows copied per table into ``destination`` (a URL without password),
+    their counts and integer sums verified before the copy committed."""
+
+    source: str
+    destination: str
+    schema_version: int
+    tables: dict[str, int]
+    rows: int
+    verified: bool
+    seconds: float
+
+
 @dataclass
 class CopyReport:
     source: str
@@ -55,16 +69,16 @@ class CopyReport:
     def rows(self) -> int:
         return sum(self.tables.values())
 
-    def document(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "destination": self.destination,
-            "schema_version": self.schema_version,
-            "tables": self.tables,
-            "rows": self.rows,
-            "verified": True,
-            "seconds": round(self.seconds, 3),
-        }
+    def document(self) -> LedgerCopied:
+        return LedgerCopied(
+            source=self.source,
+            destination=self.destination,
+            schema_version=self.schema_version,
+            tables=dict(self.tables),
+            rows=self.rows,
+            verified=True,
+            seconds=round(self.seconds, 3),
+        )
 
 
 def fill_order(ledger: Ledger, tables: Iterable[str]) -> list[str]:

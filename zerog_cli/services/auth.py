@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,24 +12,89 @@ from zerog_cli.infra import signing
 from zerog_cli.services.context import Context
 
 
+@dataclass(frozen=True)
+class WalletAddress:
+    """`auth address`: the key's address, which secret holds the key and where it was found."""
+
+    address: str
+    secret: str
+    source: str
+
+
+@dataclass(frozen=True)
+class Signed:
+    """`auth sign`: an EIP-191 personal_sign signature of ``message``."""
+
+    address: str
+    message: str
+    signature: str
+    scheme: str
+
+
+@dataclass(frozen=True)
+class TypedDomain:
+    """An EIP-712 domain as signed: name, version, chainId and verifyingContract."""
+
+    name: Any
+    version: Any
+    chainId: int | None
+    verifyingContract: Any
+
+
+@dataclass(frozen=True)
+class TypedSigned:
+    """`auth sign-typed`: an EIP-712 signature, its digest, the domain and primary type
+    signed, and the secret whose key signed."""
+
+    address: str
+    signature: str
+    digest: str
+    scheme: str
+    primary_type: str
+    domain: TypedDomain
+    secret: str
+    warnings: list[str]
+
+
+@dataclass(frozen=True)
+class Verified:
+    """`auth verify`: the recovered signer; with --scope, the nonce consumed, its scope and
+    when it was recorded (None without --scope)."""
+
+    valid: bool
+    signer: str
+    signed_nonce: str | None
+    nonce_recorded_at: str | None = None
+    nonce: str | None = None
+    scope: str | None = None
+
+
+@dataclass(frozen=True)
+class TypedVerified(Verified):
+    """`auth verify-typed`: `Verified`, plus the primary type and domain of the typed data."""
+
+    primary_type: str = ""
+    domain: TypedDomain | None = None
+
+
 def _key(context: Context, purpose: str) -> signing.WalletKey:
     return signing.wallet_key(context.secrets, devnet=context.settings.is_devnet, purpose=purpose)
 
 
-def address(context: Context, purpose: str = "storage") -> dict[str, Any]:
+def address(context: Context, purpose: str = "storage") -> WalletAddress:
     key = _key(context, purpose)
-    return {"address": key.address, "secret": key.secret_name, "source": key.source}
+    return WalletAddress(address=key.address, secret=key.secret_name, source=key.source)
 
 
-def sign(context: Context, message: str, purpose: str = "storage") -> dict[str, Any]:
+def sign(context: Context, message: str, purpose: str = "storage") -> Signed:
     key = _key(context, purpose)
     account = key.account()
-    return {
-        "address": account.address,
-        "message": message,
-        "signature": signing.sign_message(account, message),
-        "scheme": "EIP-191 personal_sign",
-    }
+    return Signed(
+        address=account.address,
+        message=message,
+        signature=signing.sign_message(account, message),
+        scheme="EIP-191 personal_sign",
+    )
 
 
 def verify(
@@ -39,7 +105,7 @@ def verify(
     expected_address: str | None = None,
     nonce: str | None = None,
     scope: str | None = None,
-) -> dict[str, Any]:
+) -> Verified:
     """Recover the signer (EIP-191); check ``expected_address``; consume the message's nonce.
 
     The nonce is the message's ``Nonce:`` line (EIP-4361), not any text in it.
@@ -58,16 +124,18 @@ def verify_typed(
     expected_address: str | None = None,
     nonce: str | None = None,
     scope: str | None = None,
-) -> dict[str, Any]:
+) -> TypedVerified:
     """Recover the signer of EIP-712 typed data; the nonce is its message's ``nonce`` field."""
     _check_nonce_flags(nonce, scope)
     typed = signing.load_typed_data(path)
     signer = signing.recover_typed_signer(typed, signature)
     signed_nonce = signing.typed_nonce(typed)
     result = _accept(context, signer, expected_address, signed_nonce, nonce, scope, "nonce field")
-    result["primary_type"] = typed["primaryType"]
-    result["domain"] = signing.typed_domain(typed)
-    return result
+    return TypedVerified(
+        **result.__dict__,
+        primary_type=str(typed["primaryType"]),
+        domain=TypedDomain(**signing.typed_domain(typed)),
+    )
 
 
 def _check_nonce_flags(nonce: str | None, scope: str | None) -> None:
@@ -83,13 +151,12 @@ def _accept(
     claimed_nonce: str | None,
     scope: str | None,
     field: str,
-) -> dict[str, Any]:
+) -> Verified:
     """Check the signer, then bind the signed nonce (one signature, one nonce) and consume it."""
     if expected_address is not None and signer.lower() != expected_address.lower():
         raise PermissionDenied(f"signature is by {signer}, not {expected_address}")
-    result: dict[str, Any] = {"valid": True, "signer": signer, "signed_nonce": signed_nonce}
     if scope is None:
-        return result
+        return Verified(valid=True, signer=signer, signed_nonce=signed_nonce)
     if signed_nonce is None:
         raise PermissionDenied(f"the signed data has no {field}, so it binds no nonce: refused")
     if claimed_nonce is not None and claimed_nonce != signed_nonce:
@@ -99,10 +166,15 @@ def _accept(
     from zerog_cli.ledger import nonces
 
     with context.ledger.transaction() as conn:
-        result["nonce_recorded_at"] = nonces.consume(conn, scope, signed_nonce, signer)
-    result["nonce"] = signed_nonce
-    result["scope"] = scope
-    return result
+        recorded_at = nonces.consume(conn, scope, signed_nonce, signer)
+    return Verified(
+        valid=True,
+        signer=signer,
+        signed_nonce=signed_nonce,
+        nonce_recorded_at=recorded_at,
+        nonce=signed_nonce,
+        scope=scope,
+    )
 
 
 def sign_typed(
@@ -110,7 +182,7 @@ def sign_typed(
     path: Path,
     purpose: str = "signing",
     allowed_chain_ids: Sequence[int] = (),
-) -> dict[str, Any]:
+) -> TypedSigned:
     """Sign EIP-712 typed data, only for the profile's chain unless another chain is allowed.
 
     The result names the domain, the primary type and the key, so the operator
@@ -142,13 +214,13 @@ def sign_typed(
         )
     account = key.account()
     signature, digest = signing.sign_typed_data(account, typed)
-    return {
-        "address": account.address,
-        "signature": signature,
-        "digest": digest,
-        "scheme": "EIP-712",
-        "primary_type": typed["primaryType"],
-        "domain": domain,
-        "secret": key.secret_name,
-        "warnings": warnings,
-    }
+    return TypedSigned(
+        address=account.address,
+        signature=signature,
+        digest=digest,
+        scheme="EIP-712",
+        primary_type=str(typed["primaryType"]),
+        domain=TypedDomain(**domain),
+        secret=key.secret_name,
+        warnings=warnings,
+    )

@@ -17,6 +17,7 @@ paths, so one series can never push another out.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -35,7 +36,9 @@ from zerog_cli.ledger.backups import Backup
 from zerog_cli.ledger.db import EVERYTHING, Page, format_time, parse_time
 from zerog_cli.services import namespaces
 from zerog_cli.services.context import Context
+from zerog_cli.services.download import DownloadReport
 from zerog_cli.services.spool import StreamInput
+from zerog_cli.services.upload import UploadReport
 from zerog_cli.zerog.segments import Progress
 
 NAME_TIME_FORMAT = "%Y%m%dT%H%M%SZ"
@@ -46,6 +49,81 @@ IMMUTABLE_NOTE = (
     "0G storage is immutable: prune retires backup records (no longer listed, verified or "
     "counted); the data stays on the network"
 )
+
+
+@dataclass(frozen=True)
+class BackupView(Backup):
+    """A backup as every command shows it: its record, its last checks, and how long ago
+    its last OK verification was (None: never verified)."""
+
+    verification_age_seconds: int | None = None
+
+
+@dataclass(frozen=True)
+class VerificationRecord:
+    """One recorded check of a backup (``kind``: full or sampled)."""
+
+    id: int
+    run_id: str
+    status: str
+    kind: str
+    segments_checked: int | None
+    segments_total: int | None
+    duration_ms: int
+    bytes_checked: int
+    error: str | None
+    checked_at: str
+
+
+@dataclass(frozen=True)
+class BackupDetail(BackupView):
+    """`backup show`: a backup and its most recent verifications, newest first."""
+
+    verifications: list[VerificationRecord] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class BackupList:
+    """`backup ls`: backups oldest first, one page (--limit, --offset)."""
+
+    backups: list[BackupView]
+
+
+@dataclass(frozen=True)
+class IndexObject:
+    """The object holding a folder snapshot's index of members."""
+
+    name: str
+    root: str
+
+
+@dataclass
+class BackupCreated(UploadReport):
+    """`backup create`: the upload report, the backup's id and label; for a folder
+    (``kind`` folder: a tar snapshot; 0g-dir: the official directory format), its member
+    counts, what it skipped, and the snapshot's index object or the files uploaded one by one."""
+
+    backup_id: int = 0
+    label: str = ""
+    kind: str = "file"
+    members: int | None = None
+    files: int | None = None
+    skipped: dict[str, int] | None = None
+    index: IndexObject | None = None
+    files_uploaded: int | None = None
+
+
+def backup_created(report: UploadReport, backup_id: int, label: str) -> BackupCreated:
+    """The upload ``report`` of backup ``backup_id``, as `backup create` reports it."""
+    fields_of = {item.name: getattr(report, item.name) for item in dataclasses.fields(report)}
+    return BackupCreated(**fields_of, backup_id=backup_id, label=label)
+
+
+@dataclass(frozen=True)
+class RestoreReport(DownloadReport):
+    """`backup restore` of a file backup (or a snapshot's tar with -o)."""
+
+    backup_id: int = 0
 
 
 def age_seconds(context: Context, stamp: str) -> int:
@@ -82,7 +160,7 @@ def create(
     stream: StreamInput | None = None,
     file_name: str | None = None,
     folder_format: FolderFormat = FolderFormat.SNAPSHOT,
-) -> dict[str, Any]:
+) -> BackupCreated:
     """Upload ``path`` (or ``stream``) as a backup and record it; returns the upload
     report plus the id.
 
@@ -162,7 +240,9 @@ def create(
         )
     name = name_for(base_name)
 
-    def record_backup(tx: sqlite3.Connection, stored: dict[str, Any]) -> dict[str, Any]:
+    recorded: list[int] = []
+
+    def record_backup(tx: sqlite3.Connection, stored: dict[str, Any]) -> None:
         backup_id = rows.insert(
             tx,
             namespace=stored["namespace"],
@@ -177,7 +257,7 @@ def create(
             network=network,
             created_at=format_time(moment),
         )
-        return {"backup_id": backup_id}
+        recorded.append(backup_id)
 
     report = upload(
         context,
@@ -193,7 +273,7 @@ def create(
         ),
         progress,
     )
-    return {"label": effective_label, **report}
+    return backup_created(report, recorded[0], effective_label)
 
 
 def require_namespace(context: Context, name: str) -> None:
@@ -228,12 +308,10 @@ def _namespaces_for(
     return allowed, [name for name in known if name not in allowed]
 
 
-def describe(context: Context, backup: Backup) -> dict[str, Any]:
-    data = backup.to_json()
-    data["verification_age_seconds"] = (
-        None if backup.last_ok_at is None else age_seconds(context, backup.last_ok_at)
-    )
-    return data
+def describe(context: Context, backup: Backup) -> BackupView:
+    fields_of = {item.name: getattr(backup, item.name) for item in dataclasses.fields(backup)}
+    age = None if backup.last_ok_at is None else age_seconds(context, backup.last_ok_at)
+    return BackupView(**fields_of, verification_age_seconds=age)
 
 
 def list_backups(
@@ -246,7 +324,7 @@ def list_backups(
     before: datetime | None = None,
     limit: int | None = None,
     offset: int = 0,
-) -> list[dict[str, Any]]:
+) -> BackupList:
     """Backups in namespaces the acting user may read, oldest first, ``limit`` from
     ``offset``; only those created before ``before`` when it is given."""
     found = _select(
@@ -258,7 +336,7 @@ def list_backups(
         never_ok=unverified,
         page=Page(limit, offset),
     )
-    return [describe(context, b) for b in found]
+    return BackupList([describe(context, b) for b in found])
 
 
 def _select(
@@ -309,7 +387,7 @@ def latest_description(
     namespace: str | None = None,
     label: str | None = None,
     before: datetime | None = None,
-) -> dict[str, Any]:
+) -> BackupView:
     """`backup ls --latest`: the newest matching backup as one document with its ``id``."""
     return describe(context, latest(context, namespace=namespace, label=label, before=before))
 
@@ -321,12 +399,15 @@ def get(context: Context, backup_id: int) -> Backup:
     return backup
 
 
-def show(context: Context, backup_id: int) -> dict[str, Any]:
+def show(context: Context, backup_id: int) -> BackupDetail:
     backup = get(context, backup_id)
     namespaces.require(context, backup.namespace, context.acting_user, "read")
-    data = describe(context, backup)
-    data["verifications"] = verifications.history(context.ledger.conn, backup_id)
-    return data
+    view = describe(context, backup)
+    history = verifications.history(context.ledger.conn, backup_id)
+    return BackupDetail(
+        **{item.name: getattr(view, item.name) for item in dataclasses.fields(view)},
+        verifications=[VerificationRecord(**row) for row in history],
+    )
 
 
 def original_file_name(backup: Backup) -> str:
@@ -350,7 +431,7 @@ def restore(
     force: bool = False,
     progress: Progress | None = None,
     mode: int | None = None,
-) -> dict[str, Any]:
+) -> RestoreReport:
     """Download a backup with every check (proofs, size, SHA-256); no partial file on failure.
 
     The file keeps the source file's name (not the object's time-stamped name),
@@ -392,7 +473,8 @@ def restore(
         operation="restore",
         mode=mode,
     )
-    return {"backup_id": backup_id, **report}
+    fields_of = {item.name: getattr(report, item.name) for item in dataclasses.fields(report)}
+    return RestoreReport(**fields_of, backup_id=backup_id)
 
 
 # -- pruning -----------------------------------------------------------------------------
@@ -483,14 +565,50 @@ def _zone(context: Context) -> ZoneInfo:
         raise ConfigError(f"unknown timezone {name!r} in the timezone setting") from None
 
 
-def _entry(backup: Backup, decision: PruneDecision) -> dict[str, Any]:
-    return {
-        "id": backup.id,
-        "name": backup.name,
-        "created_at": backup.created_at,
-        "size": backup.size,
-        "reasons": decision.reasons,
-    }
+@dataclass(frozen=True)
+class PruneEntry:
+    """A backup prune keeps or retires, and the rules that keep it (none: retired)."""
+
+    id: int
+    name: str | None
+    created_at: str
+    size: int
+    reasons: list[str]
+
+
+@dataclass(frozen=True)
+class PruneGroup:
+    """One series (namespace, label) and what the policy does to it."""
+
+    namespace: str
+    label: str
+    keep: list[PruneEntry]
+    retire: list[PruneEntry]
+
+
+@dataclass(frozen=True)
+class PruneReport:
+    """`backup prune`: per series, what is kept and retired (``would_retire`` in a dry run)."""
+
+    dry_run: bool
+    policy: dict[str, int]
+    timezone: str
+    groups: list[PruneGroup]
+    kept: int
+    retired: int
+    would_retire: int
+    skipped_namespaces: list[str]
+    note: str
+
+
+def _entry(backup: Backup, decision: PruneDecision) -> PruneEntry:
+    return PruneEntry(
+        id=backup.id,
+        name=backup.name,
+        created_at=backup.created_at,
+        size=backup.size,
+        reasons=list(decision.reasons),
+    )
 
 
 def prune(
@@ -500,7 +618,7 @@ def prune(
     namespace: str | None = None,
     label: str | None = None,
     dry_run: bool = False,
-) -> dict[str, Any]:
+) -> PruneReport:
     """Apply ``policy`` per (namespace, label) group; retire what no rule keeps."""
     if policy.empty:
         raise UsageError(
@@ -529,28 +647,49 @@ def prune(
         decisions = plan_prune([(b.id, parse_time(b.created_at)) for b in members], policy, zone)
         kept = [_entry(by_id[d.id], d) for d in decisions if d.keep]
         retired = [_entry(by_id[d.id], d) for d in decisions if not d.keep]
-        to_retire.extend(entry["id"] for entry in retired)
-        result_groups.append(
-            {"namespace": ns_name, "label": group_label, "keep": kept, "retire": retired}
-        )
+        to_retire.extend(entry.id for entry in retired)
+        result_groups.append(PruneGroup(ns_name, group_label, kept, retired))
     if not dry_run and to_retire:
         with context.ledger.transaction() as conn:
             for backup_id in to_retire:
                 rows.retire(conn, backup_id, when=when, reason=reason)
-    return {
-        "dry_run": dry_run,
-        "policy": policy.counts(),
-        "timezone": context.settings.timezone,
-        "groups": result_groups,
-        "kept": sum(len(g["keep"]) for g in result_groups),
-        "retired": 0 if dry_run else len(to_retire),
-        "would_retire": len(to_retire) if dry_run else 0,
-        "skipped_namespaces": skipped,
-        "note": IMMUTABLE_NOTE,
-    }
+    return PruneReport(
+        dry_run=dry_run,
+        policy=policy.counts(),
+        timezone=context.settings.timezone,
+        groups=result_groups,
+        kept=sum(len(g.keep) for g in result_groups),
+        retired=0 if dry_run else len(to_retire),
+        would_retire=len(to_retire) if dry_run else 0,
+        skipped_namespaces=skipped,
+        note=IMMUTABLE_NOTE,
+    )
 
 
 # -- unverified backups ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UnverifiedBackup(BackupView):
+    """A live backup past --max-age (``reasons`` has ``max-age``) or --max-age-full
+    (``max-age-full``); ages count from its creation when it was never verified."""
+
+    never_verified: bool = False
+    never_fully_verified: bool = False
+    age_seconds: int = 0
+    full_age_seconds: int = 0
+    reasons: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class UnverifiedReport:
+    """`backup unverified`: the live backups not verified recently enough (exit 3 if any)."""
+
+    max_age_seconds: int
+    max_age_full_seconds: int | None
+    checked_at: str
+    live_backups: int
+    unverified: list[UnverifiedBackup]
 
 
 def unverified(
@@ -559,7 +698,7 @@ def unverified(
     *,
     namespace: str | None = None,
     max_age_full: Duration | None = None,
-) -> dict[str, Any]:
+) -> UnverifiedReport:
     """The report when no live backup's last OK verification is older than ``max_age``,
     nor its last OK *full* read older than ``max_age_full`` when given; otherwise an
     `IntegrityError` carrying the report, which lists those backups.
@@ -602,24 +741,28 @@ def unverified(
             reasons.append("max-age")
         if cutoff_full is not None and full_reference < cutoff_full:
             reasons.append("max-age-full")
-        entry = describe(context, backup)
-        entry["never_verified"] = backup.last_ok_at is None
-        entry["never_fully_verified"] = backup.last_full_ok_at is None
-        entry["age_seconds"] = age_seconds(context, reference)
-        entry["full_age_seconds"] = age_seconds(context, full_reference)
-        entry["reasons"] = reasons
-        stale.append(entry)
-    report = {
-        "max_age_seconds": max_age_seconds,
-        "max_age_full_seconds": max_age_full_seconds,
-        "checked_at": format_time(now),
-        "live_backups": rows.count_live(conn, network=context.settings.profile, namespaces=scope),
-        "unverified": stale,
-    }
+        view = describe(context, backup)
+        stale.append(
+            UnverifiedBackup(
+                **{item.name: getattr(view, item.name) for item in dataclasses.fields(view)},
+                never_verified=backup.last_ok_at is None,
+                never_fully_verified=backup.last_full_ok_at is None,
+                age_seconds=age_seconds(context, reference),
+                full_age_seconds=age_seconds(context, full_reference),
+                reasons=reasons,
+            )
+        )
+    report = UnverifiedReport(
+        max_age_seconds=max_age_seconds,
+        max_age_full_seconds=max_age_full_seconds,
+        checked_at=format_time(now),
+        live_backups=rows.count_live(conn, network=context.settings.profile, namespaces=scope),
+        unverified=stale,
+    )
     if stale:
         within = max_age if max_age_full is None else f"{max_age} (full read: {max_age_full})"
         raise IntegrityError(
-            f"{len(stale)} of {report['live_backups']} live backup(s) not verified within {within}",
+            f"{len(stale)} of {report.live_backups} live backup(s) not verified within {within}",
             report=report,
         )
     return report

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from zerog_cli.errors import ZerogError
 from zerog_cli.infra.secrets import CATALOG_KEY, ENCRYPTION_KEY
@@ -77,22 +77,32 @@ def object_key(context: Context, namespace: str) -> bytes:
     return parse_symmetric_key(value, name=ENCRYPTION_KEY)
 
 
-def describe(context: Context) -> dict[str, Any]:
+@dataclass(frozen=True)
+class CatalogState:
+    """Whether uploads carry a sealed catalog record (``tags``: on or off), under which
+    secret's key, and why not when off."""
+
+    tags: str
+    key: str | None
+    note: str | None
+
+
+def describe(context: Context) -> CatalogState:
     """What `zerog status` says of the catalog: on, off, or on without a key."""
     if not context.settings.catalog_tags:
-        return {"tags": "off", "key": None, "note": "catalog_tags is off: uploads carry no record"}
+        return CatalogState("off", None, "catalog_tags is off: uploads carry no record")
     try:
         secret = catalog_secret(context)
     except ZerogError as error:
-        return {"tags": "off", "key": None, "note": f"no catalog record: {error}"}
+        return CatalogState("off", None, f"no catalog record: {error}")
     if secret is None:
-        return {
-            "tags": "off",
-            "key": None,
-            "note": "neither CATALOG_KEY nor ENCRYPTION_KEY is set: uploads carry no catalog"
+        return CatalogState(
+            "off",
+            None,
+            "neither CATALOG_KEY nor ENCRYPTION_KEY is set: uploads carry no catalog"
             " record, so `zerog ledger rebuild --from-chain` cannot find them",
-        }
-    return {"tags": "on", "key": secret.name, "note": None}
+        )
+    return CatalogState("on", secret.name, None)
 
 
 class Tagger:

@@ -23,6 +23,7 @@ import stat
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +45,8 @@ if TYPE_CHECKING:
     from zerog_cli.ledger.objects import StoredObject
     from zerog_cli.services.sampling import DataSubset
 
+if TYPE_CHECKING:
+    from zerog_cli.services.backups import BackupCreated
 FORMAT = "0g-dir"
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 MAX_METADATA_BYTES = 256 * 1024 * 1024
@@ -76,8 +79,9 @@ def create(
     encrypt: bool | None,
     progress: Progress | None,
     name: str,
-) -> dict[str, Any]:
+) -> BackupCreated:
     """Upload every file of ``folder`` as ``<name>/<path>``, then its metadata as ``name``."""
+    from zerog_cli.services.backups import backup_created
     from zerog_cli.services.snapshots import spool_file
     from zerog_cli.services.upload import CatalogFacts, UploadRequest, upload
 
@@ -117,15 +121,17 @@ def create(
                 progress,
             )
             uploads += 1
-            ns_name = stored["namespace"]
-            roots = tuple(stored.get("roots") or [stored["root"]])
-            entries.append(Entry(path, "file", int(stored["size"]), roots))
-            members.append(Member(path, "file", int(stored["size"]), mode, mtime, stored["sha256"]))
+            ns_name = stored.namespace
+            roots = tuple(stored.roots or [stored.root])
+            entries.append(Entry(path, "file", stored.size, roots))
+            members.append(Member(path, "file", stored.size, mode, mtime, stored.sha256))
         else:
             kind = skipped_kind(info.st_mode)
             skipped[kind] = skipped.get(kind, 0) + 1
 
-    def record_backup(tx: sqlite3.Connection, stored: dict[str, Any]) -> dict[str, Any]:
+    recorded: list[int] = []
+
+    def record_backup(tx: sqlite3.Connection, stored: dict[str, Any]) -> None:
         backup_id = rows.insert(
             tx,
             namespace=stored["namespace"],
@@ -148,7 +154,7 @@ def create(
             skipped=skipped,
             kind=FORMAT,
         )
-        return {"backup_id": backup_id}
+        recorded.append(backup_id)
 
     with spool_file(context, "zerog-dir-") as metadata:
         metadata.write_bytes(encode(entries))
@@ -165,15 +171,13 @@ def create(
             ),
             progress,
         )
-    return {
-        "label": label,
-        **report,
-        "kind": FORMAT,
-        "members": len(members),
-        "files": sum(1 for member in members if member.kind == "file"),
-        "files_uploaded": uploads,
-        "skipped": dict(sorted(skipped.items())),
-    }
+    created = backup_created(report, recorded[0], label)
+    created.kind = FORMAT
+    created.members = len(members)
+    created.files = sum(1 for member in members if member.kind == "file")
+    created.files_uploaded = uploads
+    created.skipped = dict(sorted(skipped.items()))
+    return created
 
 
 def read_entries(context: Context, target: Target) -> list[Entry]:
@@ -212,6 +216,49 @@ def _held_to(entries: list[Entry], members: list[Member]) -> dict[str, Member]:
     return {member.path: member for member in members}
 
 
+@dataclass(frozen=True)
+class DirectoryTree:
+    """A directory in the official format written into ``to``: its metadata object's
+    root, its entries and files, and their bytes."""
+
+    root: str
+    to: str
+    format: str
+    members: int
+    files: int
+    size: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class DirectoryFile:
+    """One file of a directory in the official format, written to ``output`` (``-``:
+    stdout), with the objects (``roots``) it was read from."""
+
+    root: str
+    path: str
+    output: str
+    size: int
+    sha256: str
+    bytes_fetched: int
+    roots: list[str]
+    seconds: float
+
+
+@dataclass(frozen=True)
+class TreeDownloaded(DirectoryTree):
+    """`download REF --dir OUT`: the directory ``ref`` names, written into ``to``."""
+
+    ref: str = ""
+
+
+@dataclass(frozen=True)
+class FileDownloaded(DirectoryFile):
+    """`download REF --path MEMBER`: one file of the directory ``ref`` names."""
+
+    ref: str = ""
+
+
 def read_tree(
     context: Context,
     target: Target,
@@ -219,7 +266,7 @@ def read_tree(
     *,
     members: list[Member] | None = None,
     progress: Progress | None = None,
-) -> dict[str, Any]:
+) -> DirectoryTree:
     """Write the directory ``target`` names into ``destination`` (absent or empty), all or nothing.
 
     With ``members`` (a backup's, from the ledger) the metadata must list exactly
@@ -271,15 +318,15 @@ def read_tree(
     except BaseException:
         shutil.rmtree(building, ignore_errors=True)
         raise
-    return {
-        "root": target.root,
-        "to": str(destination),
-        "format": FORMAT,
-        "members": len(entries),
-        "files": written,
-        "size": size,
-        "seconds": round(time.monotonic() - started, 3),
-    }
+    return DirectoryTree(
+        root=target.root,
+        to=str(destination),
+        format=FORMAT,
+        members=len(entries),
+        files=written,
+        size=size,
+        seconds=round(time.monotonic() - started, 3),
+    )
 
 
 def _write_file(context: Context, entry: Entry, path: Path, progress: Progress | None) -> str:
@@ -312,7 +359,7 @@ def read_member(
     *,
     force: bool = False,
     member: Member | None = None,
-) -> dict[str, Any]:
+) -> DirectoryFile:
     """Write one file of the directory ``target`` to ``output`` (a file, a folder, ``-``).
 
     Only the metadata object and that file's own objects are fetched. For ``-``
@@ -358,32 +405,34 @@ def read_member(
         if member is not None:
             os.utime(chosen, (member.mtime, member.mtime))
         destination = str(chosen)
-    return {
-        "root": target.root,
-        "path": entry.path,
-        "output": destination,
-        "size": entry.size,
-        "sha256": sha256,
-        "bytes_fetched": entry.size,
-        "roots": list(entry.roots),
-        "seconds": round(time.monotonic() - started, 3),
-    }
+    return DirectoryFile(
+        root=target.root,
+        path=entry.path,
+        output=destination,
+        size=entry.size,
+        sha256=sha256,
+        bytes_fetched=entry.size,
+        roots=list(entry.roots),
+        seconds=round(time.monotonic() - started, 3),
+    )
 
 
 def download_tree(
     context: Context, ref: str, destination: Path, *, progress: Progress | None = None
-) -> dict[str, Any]:
+) -> TreeDownloaded:
     """`download REF --dir OUT`: the directory whose metadata object ``ref`` names."""
     target = resolve(context, ref, context.acting_user)
-    return {"ref": ref, **read_tree(context, target, destination, progress=progress)}
+    tree = read_tree(context, target, destination, progress=progress)
+    return TreeDownloaded(**tree.__dict__, ref=ref)
 
 
 def download_member(
     context: Context, ref: str, path: str, output: str | None, *, force: bool = False
-) -> dict[str, Any]:
+) -> FileDownloaded:
     """`download REF --path MEMBER`: one file of the directory ``ref`` names."""
     target = resolve(context, ref, context.acting_user)
-    return {"ref": ref, **read_member(context, target, path, output, force=force)}
+    one = read_member(context, target, path, output, force=force)
+    return FileDownloaded(**one.__dict__, ref=ref)
 
 
 class _Discard:

@@ -302,6 +302,49 @@ def default_output(target: Target) -> Path:
     return Path(file_name)
 
 
+@dataclass(frozen=True)
+class NodeFetch:
+    """What one storage node served of a download: segments, bytes and MB/s, and the
+    segments it served corrupt, failed or stalled on."""
+
+    url: str
+    segments: int
+    bytes: int
+    mb_per_s: float
+    corrupt: int
+    failed: int
+    stalled: int
+
+    @classmethod
+    def of(cls, stats: dict[str, Any]) -> NodeFetch:
+        """From the engine's per-node figures (`NodeStats.to_json`)."""
+        return cls(**stats)
+
+
+@dataclass(frozen=True)
+class DownloadReport:
+    """What a download wrote (``output``: a path, or ``-`` for stdout) and what it checked.
+
+    ``mode`` is the written file's mode in octal (``0o600``), None on stdout;
+    ``verified_against_ledger`` says the size and SHA-256 were compared with
+    the ledger's record (a bare root has none).
+    """
+
+    ref: str
+    root: str
+    output: str
+    mode: str | None
+    size: int
+    sha256: str
+    verified_against_ledger: bool
+    decrypted: bool
+    segments: int
+    healed_segments: int
+    nodes: list[str]
+    node_stats: list[NodeFetch]
+    seconds: float
+
+
 def download_to(
     context: Context,
     ref: str,
@@ -313,7 +356,7 @@ def download_to(
     decrypt: bool = False,
     size: int | None = None,
     mode: int | None = None,
-) -> dict[str, Any]:
+) -> DownloadReport:
     """Fetch ``ref`` to ``output`` ("-" = stdout) atomically; returns the report.
 
     The file is created with ``mode``; by default 0600 when it is decrypted
@@ -348,21 +391,23 @@ def download_to(
     metrics.storage_operations.labels(operation, "ok").inc()
     metrics.storage_bytes.labels("download").inc(written)
     metrics.storage_duration.labels(operation).observe(time.monotonic() - started)
-    return {
-        "ref": ref,
-        "root": target.root,
-        "output": destination,
-        "mode": written_mode,
-        "size": written,
-        "sha256": sha256,
-        "verified_against_ledger": target.record is not None,
-        "decrypted": result.encrypted,
-        "segments": result.segments,
-        "healed_segments": result.healed_segments,
-        "nodes": result.nodes,
-        "node_stats": [stats.to_json(result.fetch_seconds) for stats in result.node_stats],
-        "seconds": round(time.monotonic() - started, 3),
-    }
+    return DownloadReport(
+        ref=ref,
+        root=target.root,
+        output=destination,
+        mode=written_mode,
+        size=written,
+        sha256=sha256,
+        verified_against_ledger=target.record is not None,
+        decrypted=result.encrypted,
+        segments=result.segments,
+        healed_segments=result.healed_segments,
+        nodes=list(result.nodes),
+        node_stats=[
+            NodeFetch.of(stats.to_json(result.fetch_seconds)) for stats in result.node_stats
+        ],
+        seconds=round(time.monotonic() - started, 3),
+    )
 
 
 def _to_stdout(

@@ -50,7 +50,7 @@ from zerog_cli.errors import (
     ZerogError,
 )
 from zerog_cli.infra.choices import InferBackend, RouterSort
-from zerog_cli.infra.units import amount_json, format_0g, format_usd
+from zerog_cli.infra.units import Amount, Cost, format_0g, format_usd
 from zerog_cli.services import quotas
 from zerog_cli.services.context import Context
 from zerog_cli.services.infer_chain import (
@@ -61,6 +61,7 @@ from zerog_cli.services.infer_chain import (
     unsettled_fee,
 )
 from zerog_cli.services.infer_exchange import DeltaSink, Exchange, Verification, send, verify
+from zerog_cli.services.infer_results import AskAnswer, AskEstimate, Prices
 from zerog_cli.services.infer_settle import (
     Answered,
     Spent,
@@ -318,9 +319,9 @@ def _budget_problem(context: Context, user: str, tokens: int, usd_micro: int) ->
         ("tokens", tokens, str),
         ("monthly_usd", usd_micro, format_usd),
     ):
-        entry = status["limits"][name]
-        limit = entry["limit"]
-        held = entry["used"] + entry["reserved"]
+        entry = status.limits[name]
+        limit = entry.limit
+        held = entry.used + entry.reserved
         if limit is not None and held + asked > limit:
             problems.append(
                 f"{name}: {show(held)} used + {show(asked)} asked > limit {show(limit)}"
@@ -328,39 +329,39 @@ def _budget_problem(context: Context, user: str, tokens: int, usd_micro: int) ->
     return "; ".join(problems) or None
 
 
-def _estimate_report(context: Context, plan: _Plan) -> dict[str, Any]:
+def _estimate_report(context: Context, plan: _Plan) -> AskEstimate:
     from zerog_cli.zerog.compute import spendable
 
     user = context.acting_user
     funding = _funding_problem(plan)
     budget = _budget_problem(context, user, plan.tokens_bound, plan.usd_bound)
     account = plan.account
-    return {
-        "estimate": True,
-        "backend": "direct",
-        "user": user,
-        "provider": plan.service.provider,
-        "model": plan.model,
-        "prompt_tokens": plan.prompt_tokens,
-        "max_tokens": plan.max_tokens,
-        "tokens_upper_bound": plan.tokens_bound,
-        "cost_upper_bound": {**amount_json(plan.fee_bound), "usd_micro": plan.usd_bound},
-        "prices": {
-            "input": str(plan.pricing.input_price),
-            "output": str(plan.pricing.output_price),
-            "source": plan.pricing.source,
-            "cache_divisor": plan.pricing.cache_divisor,
-        },
-        "spendable": None
+    return AskEstimate(
+        estimate=True,
+        backend="direct",
+        user=user,
+        provider=plan.service.provider,
+        model=plan.model,
+        prompt_tokens=plan.prompt_tokens,
+        max_tokens=plan.max_tokens,
+        tokens_upper_bound=plan.tokens_bound,
+        cost_upper_bound=Cost.of_both(plan.fee_bound, plan.usd_bound),
+        prices=Prices(
+            input=str(plan.pricing.input_price),
+            output=str(plan.pricing.output_price),
+            source=plan.pricing.source,
+            cache_divisor=plan.pricing.cache_divisor,
+        ),
+        spendable=None
         if account is None
-        else amount_json(max(spendable(account, plan.unsettled or 0), 0)),
-        "unsettled": None if plan.unsettled is None else amount_json(plan.unsettled),
-        "verify": plan.verify,
-        "fits_balance": funding is None,
-        "balance_problem": None if funding is None else str(funding),
-        "fits_budget": budget is None,
-        "budget_problem": budget,
-    }
+        else Amount.of(max(spendable(account, plan.unsettled or 0), 0)),
+        unsettled=None if plan.unsettled is None else Amount.of(plan.unsettled),
+        verify=plan.verify,
+        fits_balance=funding is None,
+        balance_problem=None if funding is None else str(funding),
+        fits_budget=budget is None,
+        budget_problem=budget,
+    )
 
 
 # --- recording ------------------------------------------------------------------------------
@@ -460,7 +461,9 @@ def _count(context: Context, plan: _Plan, result: str, seconds: float, spent: Sp
 # --- the use case ---------------------------------------------------------------------------
 
 
-def ask(context: Context, request: AskRequest, on_delta: DeltaSink | None = None) -> dict[str, Any]:
+def ask(
+    context: Context, request: AskRequest, on_delta: DeltaSink | None = None
+) -> AskEstimate | AskAnswer:
     """Run one paid chat request (or only estimate it); returns the report the CLI prints.
 
     ``on_delta`` receives streamed text as it arrives. Raises QuotaExceeded (4)
@@ -578,21 +581,22 @@ def ask(context: Context, request: AskRequest, on_delta: DeltaSink | None = None
                 hint="raise signature_wait, or verify later with the chat id",
             )
         warnings.append(f"{verification.reason}: the answer is not verified")
-    return {
-        "answer": exchange.text,
-        "reasoning": exchange.reasoning or None,
-        "backend": "direct",
-        "model": plan.model,
-        "provider": plan.service.provider,
-        "user": user,
-        "usage": spent.usage_json(),
-        "cost": spent.cost_json(),
-        "chat_id": exchange.chat_id,
-        "verified": None if verification is None else verification.verified,
-        "verification": None if verification is None else verification.to_json(),
-        "stream": request.stream,
-        "finish_reason": exchange.finish_reason,
-        "duration_ms": int(seconds * 1000),
-        "log_id": log_id,
-        "warnings": warnings,
-    }
+    return AskAnswer(
+        answer=exchange.text,
+        reasoning=exchange.reasoning or None,
+        backend="direct",
+        model=plan.model,
+        provider=plan.service.provider,
+        request_id=None,
+        user=user,
+        usage=spent.usage(),
+        cost=spent.cost(),
+        chat_id=exchange.chat_id,
+        verified=None if verification is None else verification.verified,
+        verification=None if verification is None else verification.to_json(),
+        stream=request.stream,
+        finish_reason=exchange.finish_reason,
+        duration_ms=int(seconds * 1000),
+        log_id=log_id,
+        warnings=warnings,
+    )

@@ -22,9 +22,15 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from zerog_cli.errors import NotFound, QuotaExceeded, RemoteError, UsageError
-from zerog_cli.infra.units import amount_json, format_0g
+from zerog_cli.infra.units import Amount, format_0g
 from zerog_cli.services.context import Context
 from zerog_cli.services.infer_chain import ComputeLink, connect, parse_address
+from zerog_cli.services.infer_results import (
+    FundingReport,
+    LedgerFunds,
+    RefundView,
+    SubAccountFunds,
+)
 from zerog_cli.services.network import gas_options
 
 if TYPE_CHECKING:
@@ -35,24 +41,24 @@ Confirm = Callable[[str], None]
 """Returns when the operator agreed; raises otherwise."""
 
 
-def _ledger_view(ledger: Ledger | None) -> dict[str, Any] | None:
+def _ledger_view(ledger: Ledger | None) -> LedgerFunds | None:
     if ledger is None:
         return None
-    return {
-        "total": amount_json(ledger.total_balance),
-        "available": amount_json(ledger.available_balance),
-        "locked": amount_json(ledger.locked),
-    }
+    return LedgerFunds(
+        total=Amount.of(ledger.total_balance),
+        available=Amount.of(ledger.available_balance),
+        locked=Amount.of(ledger.locked),
+    )
 
 
-def _account_view(account: SubAccount | None) -> dict[str, Any] | None:
+def _account_view(account: SubAccount | None) -> SubAccountFunds | None:
     if account is None:
         return None
-    return {
-        "balance": amount_json(account.balance),
-        "pending_refund": amount_json(account.pending_refund),
-        "acknowledged": account.acknowledged,
-    }
+    return SubAccountFunds(
+        balance=Amount.of(account.balance),
+        pending_refund=Amount.of(account.pending_refund),
+        acknowledged=account.acknowledged,
+    )
 
 
 def _send(link: ComputeLink, *, to: str, data: bytes, value: int = 0) -> Receipt:
@@ -81,10 +87,11 @@ def _send(link: ComputeLink, *, to: str, data: bytes, value: int = 0) -> Receipt
 
 
 def _receipt_view(receipt: Receipt) -> dict[str, Any]:
+    """The fields of a `FundingReport` that name the transaction."""
     return {"tx_hash": receipt.tx_hash, "block": receipt.block_number, "gas_used": receipt.gas_used}
 
 
-def deposit(context: Context, amount: int, confirm: Confirm) -> dict[str, Any]:
+def deposit(context: Context, amount: int, confirm: Confirm) -> FundingReport:
     """``depositFund``: wallet → compute ledger (creating it, then at least 3 0G)."""
     from zerog_cli.zerog.compute import MIN_ACCOUNT_BALANCE, encode_deposit_fund
 
@@ -107,16 +114,16 @@ def deposit(context: Context, amount: int, confirm: Confirm) -> dict[str, Any]:
         f"ledger on {context.settings.profile} (chain {link.chain.chain_id})?"
     )
     receipt = _send(link, to=contracts.ledger_address, data=encode_deposit_fund(), value=amount)
-    return {
-        "action": "deposit",
-        "wallet": link.address,
-        "amount": amount_json(amount),
+    return FundingReport(
+        action="deposit",
+        wallet=link.address,
+        amount=Amount.of(amount),
         **_receipt_view(receipt),
-        "ledger": _ledger_view(contracts.get_ledger(link.address)),
-    }
+        ledger=_ledger_view(contracts.get_ledger(link.address)),
+    )
 
 
-def transfer(context: Context, provider_text: str, amount: int, confirm: Confirm) -> dict[str, Any]:
+def transfer(context: Context, provider_text: str, amount: int, confirm: Confirm) -> FundingReport:
     """``transferFund``: compute ledger → the provider's sub-account (a first one acknowledges)."""
     from zerog_cli.zerog.compute import MIN_TRANSFER_AMOUNT, encode_transfer_fund
 
@@ -154,18 +161,18 @@ def transfer(context: Context, provider_text: str, amount: int, confirm: Confirm
     receipt = _send(
         link, to=contracts.ledger_address, data=encode_transfer_fund(provider, name, amount)
     )
-    return {
-        "action": "transfer",
-        "wallet": link.address,
-        "provider": provider,
-        "amount": amount_json(amount),
+    return FundingReport(
+        action="transfer",
+        wallet=link.address,
+        provider=provider,
+        amount=Amount.of(amount),
         **_receipt_view(receipt),
-        "ledger": _ledger_view(contracts.get_ledger(link.address)),
-        "sub_account": _account_view(contracts.get_account(link.address, provider)),
-    }
+        ledger=_ledger_view(contracts.get_ledger(link.address)),
+        sub_account=_account_view(contracts.get_account(link.address, provider)),
+    )
 
 
-def acknowledge(context: Context, provider_text: str, confirm: Confirm) -> dict[str, Any]:
+def acknowledge(context: Context, provider_text: str, confirm: Confirm) -> FundingReport:
     """``acknowledgeTEESigner(provider, true)`` for a sub-account that exists but is not."""
     from zerog_cli.zerog.compute import encode_acknowledge_tee_signer
 
@@ -179,19 +186,26 @@ def acknowledge(context: Context, provider_text: str, confirm: Confirm) -> dict[
             f"wallet {link.address} has no sub-account at provider {provider}",
             hint=f"run `zerog infer fund transfer {provider} 1`; a first transfer acknowledges",
         )
-    report: dict[str, Any] = {"action": "acknowledge", "wallet": link.address, "provider": provider}
     if account.acknowledged:
-        return {**report, "already": True, "sub_account": _account_view(account)}
+        return FundingReport(
+            action="acknowledge",
+            wallet=link.address,
+            provider=provider,
+            already=True,
+            sub_account=_account_view(account),
+        )
     confirm(f"Acknowledge provider {provider} for wallet {link.address}?")
     receipt = _send(
         link, to=contracts.inference_address, data=encode_acknowledge_tee_signer(provider, True)
     )
-    return {
-        **report,
-        "already": False,
+    return FundingReport(
+        action="acknowledge",
+        wallet=link.address,
+        provider=provider,
+        already=False,
         **_receipt_view(receipt),
-        "sub_account": _account_view(contracts.get_account(link.address, provider)),
-    }
+        sub_account=_account_view(contracts.get_account(link.address, provider)),
+    )
 
 
 def _utc(seconds: int) -> str:
@@ -202,19 +216,19 @@ def _utc(seconds: int) -> str:
     return format_time(datetime.fromtimestamp(seconds, UTC))
 
 
-def refund_views(account: SubAccount, lock_time: int, chain_time: int) -> list[dict[str, Any]]:
+def refund_views(account: SubAccount, lock_time: int, chain_time: int) -> list[RefundView]:
     """The live refund requests of a sub-account and when each unlocks (by the chain's clock)."""
     views = []
     for refund in account.pending_refunds:
         unlocks = refund.created_at + lock_time
         views.append(
-            {
-                "amount": amount_json(refund.amount),
-                "requested_at": _utc(refund.created_at),
-                "unlocks_at": _utc(unlocks),
-                "unlocked": chain_time >= unlocks,
-                "seconds_left": max(unlocks - chain_time, 0),
-            }
+            RefundView(
+                amount=Amount.of(refund.amount),
+                requested_at=_utc(refund.created_at),
+                unlocks_at=_utc(unlocks),
+                unlocked=chain_time >= unlocks,
+                seconds_left=max(unlocks - chain_time, 0),
+            )
         )
     return views
 
@@ -223,7 +237,7 @@ def _unlocked(refunds: tuple[Refund, ...] | list[Refund], lock_time: int, now: i
     return sum(r.amount for r in refunds if now >= r.created_at + lock_time)
 
 
-def retrieve(context: Context, provider_text: str, confirm: Confirm) -> dict[str, Any]:
+def retrieve(context: Context, provider_text: str, confirm: Confirm) -> FundingReport:
     """``retrieveFund([provider])``: unlocked refunds → ledger; request back all the rest.
 
     After it the provider serves nothing more from this sub-account until a new
@@ -252,21 +266,19 @@ def retrieve(context: Context, provider_text: str, confirm: Confirm) -> dict[str
             f"contract's maximum",
             hint=f"rerun after {_utc(first)}, when the oldest one unlocks",
         )
-    report: dict[str, Any] = {
-        "action": "retrieve",
-        "wallet": link.address,
-        "provider": provider,
-        "returned": amount_json(unlocked),
-        "requested": amount_json(requested),
-        "lock_time": lock_time,
-    }
+    report = FundingReport(
+        action="retrieve",
+        wallet=link.address,
+        provider=provider,
+        returned=Amount.of(unlocked),
+        requested=Amount.of(requested),
+        lock_time=lock_time,
+    )
     if unlocked == 0 and requested == 0:
-        return {
-            **report,
-            "sent": False,
-            "refunds": refund_views(account, lock_time, now),
-            "ledger": _ledger_view(contracts.get_ledger(link.address)),
-        }
+        report.sent = False
+        report.refunds = refund_views(account, lock_time, now)
+        report.ledger = _ledger_view(contracts.get_ledger(link.address))
+        return report
     steps = []
     if unlocked:
         steps.append(f"move {format_0g(unlocked)} 0G of unlocked refunds back to the ledger")
@@ -279,17 +291,17 @@ def retrieve(context: Context, provider_text: str, confirm: Confirm) -> dict[str
     name = contracts.inference_service_name()
     receipt = _send(link, to=contracts.ledger_address, data=encode_retrieve_fund([provider], name))
     after = contracts.get_account(link.address, provider)
-    return {
-        **report,
-        "sent": True,
-        **_receipt_view(receipt),
-        "refunds": [] if after is None else refund_views(after, lock_time, _block_time(link)),
-        "ledger": _ledger_view(contracts.get_ledger(link.address)),
-        "sub_account": _account_view(after),
-    }
+    report.sent = True
+    report.tx_hash = receipt.tx_hash
+    report.block = receipt.block_number
+    report.gas_used = receipt.gas_used
+    report.refunds = [] if after is None else refund_views(after, lock_time, _block_time(link))
+    report.ledger = _ledger_view(contracts.get_ledger(link.address))
+    report.sub_account = _account_view(after)
+    return report
 
 
-def refund(context: Context, amount: int | None, confirm: Confirm) -> dict[str, Any]:
+def refund(context: Context, amount: int | None, confirm: Confirm) -> FundingReport:
     """``refund(amount)``: the ledger's available balance → the wallet (None: all of it).
 
     What stays available must be 0 or at least 3 0G; a ledger whose total
@@ -335,15 +347,15 @@ def refund(context: Context, amount: int | None, confirm: Confirm) -> dict[str, 
         question += " This empties and deletes the ledger and its sub-accounts."
     confirm(question)
     receipt = _send(link, to=contracts.ledger_address, data=encode_refund(amount))
-    return {
-        "action": "refund",
-        "wallet": link.address,
-        "amount": amount_json(amount),
+    return FundingReport(
+        action="refund",
+        wallet=link.address,
+        amount=Amount.of(amount),
         **_receipt_view(receipt),
-        "ledger_deleted": closes,
-        "ledger": _ledger_view(contracts.get_ledger(link.address)),
-        "wallet_balance": amount_json(link.chain.evm.balance(link.address)),
-    }
+        ledger_deleted=closes,
+        ledger=_ledger_view(contracts.get_ledger(link.address)),
+        wallet_balance=Amount.of(link.chain.evm.balance(link.address)),
+    )
 
 
 def _block_time(link: ComputeLink) -> int:

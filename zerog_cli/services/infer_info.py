@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from zerog_cli.errors import NotFound, UsageError
-from zerog_cli.infra.units import INT64_MAX, amount_json
+from zerog_cli.infra.units import INT64_MAX, Amount
 from zerog_cli.ledger import alerts
 from zerog_cli.ledger import inference as inference_rows
 from zerog_cli.ledger.db import Page
 from zerog_cli.services.context import Context
 from zerog_cli.services.infer_chain import connect, open_chain, unsettled_fee
 from zerog_cli.services.infer_funding import refund_views
+from zerog_cli.services.infer_results import (
+    AccountReport,
+    LedgerFunds,
+    LogEntries,
+    ProviderList,
+    ServiceView,
+    SubAccountView,
+)
 
 if TYPE_CHECKING:
     from zerog_cli.zerog.compute import Service
@@ -21,25 +29,25 @@ USAGE_CLAIM_ALERT = "usage_claim"
 """The alert `zerog infer` records when a provider reports more tokens than a request allowed."""
 
 
-def _service_row(service: Service, usage_claims: int) -> dict[str, Any]:
-    return {
-        "provider": service.provider,
-        "type": service.service_type,
-        "model": service.model,
-        "url": service.url,
-        "input_price": str(service.input_price),
-        "output_price": str(service.output_price),
-        "verifiability": service.verifiability,
-        "tee_signer": service.tee_signer_address,
-        "acknowledged": service.tee_signer_acknowledged,
-        "usage_claims": usage_claims,
-        "flags": ["over-reported usage"] if usage_claims else [],
-    }
+def _service_row(service: Service, usage_claims: int) -> ServiceView:
+    return ServiceView(
+        provider=service.provider,
+        type=service.service_type,
+        model=service.model,
+        url=service.url,
+        input_price=str(service.input_price),
+        output_price=str(service.output_price),
+        verifiability=service.verifiability,
+        tee_signer=service.tee_signer_address,
+        acknowledged=service.tee_signer_acknowledged,
+        usage_claims=usage_claims,
+        flags=["over-reported usage"] if usage_claims else [],
+    )
 
 
 def providers(
     context: Context, *, model: str | None = None, include_unacknowledged: bool = False
-) -> list[dict[str, Any]]:
+) -> ProviderList:
     """Every service on chain (all pages), optionally only those serving ``model``.
 
     ``usage_claims`` counts the requests this ledger caught the provider
@@ -48,14 +56,16 @@ def providers(
     chain = open_chain(context)
     services = chain.contracts.list_services(include_unacknowledged=include_unacknowledged)
     claims = alerts.count_by_subject(context.ledger.conn, USAGE_CLAIM_ALERT)
-    return [
-        _service_row(s, claims.get(s.provider.lower(), 0))
-        for s in services
-        if model is None or s.model == model
-    ]
+    return ProviderList(
+        [
+            _service_row(s, claims.get(s.provider.lower(), 0))
+            for s in services
+            if model is None or s.model == model
+        ]
+    )
 
 
-def account(context: Context) -> dict[str, Any]:
+def account(context: Context) -> AccountReport:
     """The wallet's ledger and per-provider sub-accounts, with what each provider will spend.
 
     Each sub-account lists its pending refunds and when each unlocks, by the
@@ -67,24 +77,22 @@ def account(context: Context) -> dict[str, Any]:
     link = connect(context)
     contracts = link.contracts
     ledger = contracts.get_ledger(link.address)
-    report: dict[str, Any] = {
-        "wallet": link.address,
-        "network": context.settings.profile,
-        "chain_id": link.chain.chain_id,
-        "wallet_balance": amount_json(link.chain.evm.balance(link.address)),
-        "ledger": None,
-        "sub_accounts": [],
-    }
+    report = AccountReport(
+        wallet=link.address,
+        network=context.settings.profile,
+        chain_id=link.chain.chain_id,
+        wallet_balance=Amount.of(link.chain.evm.balance(link.address)),
+    )
     if ledger is None:
         return report
-    report["ledger"] = {
-        "total": amount_json(ledger.total_balance),
-        "available": amount_json(ledger.available_balance),
-        "locked": amount_json(ledger.locked),
-    }
+    report.ledger = LedgerFunds(
+        total=Amount.of(ledger.total_balance),
+        available=Amount.of(ledger.available_balance),
+        locked=Amount.of(ledger.locked),
+    )
     lock_time = contracts.lock_time()
     chain_time = link.chain.evm.block_time()
-    report["refund_lock_seconds"] = lock_time
+    report.refund_lock_seconds = lock_time
     for provider in contracts.get_ledger_providers(
         link.address, contracts.inference_service_name()
     ):
@@ -96,23 +104,23 @@ def account(context: Context) -> dict[str, Any]:
         except NotFound:
             service = None
         unsettled = unsettled_fee(link, service, sub) if service is not None else None
-        report["sub_accounts"].append(
-            {
-                "provider": provider,
-                "model": None if service is None else service.model,
-                "balance": amount_json(sub.balance),
-                "pending_refund": amount_json(sub.pending_refund),
-                "refunds": refund_views(sub, lock_time, chain_time),
-                "unsettled": None if unsettled is None else amount_json(unsettled),
-                "spendable": amount_json(max(spendable(sub, unsettled or 0), 0)),
-                "acknowledged": sub.acknowledged,
-                "generation": sub.generation,
-            }
+        report.sub_accounts.append(
+            SubAccountView(
+                provider=provider,
+                model=None if service is None else service.model,
+                balance=Amount.of(sub.balance),
+                pending_refund=Amount.of(sub.pending_refund),
+                refunds=refund_views(sub, lock_time, chain_time),
+                unsettled=None if unsettled is None else Amount.of(unsettled),
+                spendable=Amount.of(max(spendable(sub, unsettled or 0), 0)),
+                acknowledged=sub.acknowledged,
+                generation=sub.generation,
+            )
         )
     return report
 
 
-def account_with_router(context: Context) -> dict[str, Any]:
+def account_with_router(context: Context) -> AccountReport:
     """`account`, with the Router's balance under ``router`` when a Router key is set.
 
     Without a Router key this is `account` (its ``router`` is None). With one, a
@@ -124,22 +132,23 @@ def account_with_router(context: Context) -> dict[str, Any]:
     from zerog_cli.zerog.router import API_KEY_SECRET
 
     if context.secrets.get(API_KEY_SECRET) is None:
-        return {**account(context), "router": None}
+        return account(context)
     router = account_report(context)
     try:
         direct = account(context)
     except ConfigError as problem:
-        return {"router": router, "direct_problem": str(problem)}
-    return {**direct, "router": router}
+        return AccountReport(router=router, direct_problem=str(problem))
+    direct.router = router
+    return direct
 
 
 def log(
     context: Context, *, user: str | None, limit: int, everyone: bool, offset: int = 0
-) -> list[dict[str, Any]]:
+) -> LogEntries:
     """The newest ``limit`` requests of ``user`` (default: the acting user) or of everyone,
     after skipping the ``offset`` newest."""
     if not 1 <= limit <= INT64_MAX:
         raise UsageError(f"-n must be between 1 and {INT64_MAX}, got {limit}")
     page = Page(limit, offset)
     who = None if everyone else (user or context.acting_user)
-    return inference_rows.recent(context.ledger.conn, who, limit, page.offset)
+    return LogEntries(inference_rows.recent(context.ledger.conn, who, limit, page.offset))

@@ -31,10 +31,18 @@ from typing import TYPE_CHECKING, Any
 
 from zerog_cli.errors import IntegrityError, NotFound, UsageError, ZerogError
 from zerog_cli.infra.choices import InferBackend
-from zerog_cli.infra.units import amount_json, format_0g
+from zerog_cli.infra.units import Amount, Cost, format_0g
 from zerog_cli.services import quotas
 from zerog_cli.services.context import Context
 from zerog_cli.services.infer_exchange import DeltaSink, Exchange, send_routed
+from zerog_cli.services.infer_results import (
+    AskAnswer,
+    AskEstimate,
+    ModelList,
+    ModelView,
+    Prices,
+    RouterAccount,
+)
 from zerog_cli.services.infer_settle import (
     Answered,
     Spent,
@@ -112,18 +120,22 @@ def list_models(context: Context) -> list[RouterModel]:
     return models
 
 
-def models_report(context: Context) -> list[dict[str, Any]]:
+def models_report(context: Context) -> ModelList:
     """The catalog with prices in 0G per million tokens, as `zerog infer models` shows it."""
     rows = []
     for model in list_models(context):
         rows.append(
-            {
-                **model.to_json(),
-                "prompt_0g_per_million": format_0g(model.prompt_price * 1_000_000),
-                "completion_0g_per_million": format_0g(model.completion_price * 1_000_000),
-            }
+            ModelView(
+                id=model.id,
+                prompt_price=str(model.prompt_price),
+                completion_price=str(model.completion_price),
+                context_length=model.context_length,
+                provider_count=model.provider_count,
+                prompt_0g_per_million=format_0g(model.prompt_price * 1_000_000),
+                completion_0g_per_million=format_0g(model.completion_price * 1_000_000),
+            )
         )
-    return rows
+    return ModelList(rows)
 
 
 def _model(context: Context, wanted: str | None) -> RouterModel:
@@ -139,7 +151,7 @@ def _model(context: Context, wanted: str | None) -> RouterModel:
     raise NotFound(f"the Router serves no model {wanted!r} (it serves: {known})")
 
 
-def account_report(context: Context) -> dict[str, Any]:
+def account_report(context: Context) -> RouterAccount:
     """``/v1/account/balance`` and ``/v1/account/funds``, with where to deposit."""
     from zerog_cli.zerog.router import DEPOSIT_HINT, parse_balance
 
@@ -148,21 +160,21 @@ def account_report(context: Context) -> dict[str, Any]:
         _get_json(context, "account/funds", authorized=True),
     )
     funds = balance.funds_total
-    return {
-        "router_url": router_base(context),
-        "address": balance.address,
-        "ledger": amount_json(balance.ledger_total),
-        "deposit": amount_json(balance.deposit),
-        "credit": amount_json(balance.credit),
-        "pending_charge": None
+    return RouterAccount(
+        router_url=router_base(context),
+        address=balance.address,
+        ledger=Amount.of(balance.ledger_total),
+        deposit=Amount.of(balance.deposit),
+        credit=Amount.of(balance.credit),
+        pending_charge=None
         if balance.pending_charge is None
-        else amount_json(balance.pending_charge),
-        "vault": None if balance.vault is None else amount_json(balance.vault),
-        "funds": None if funds is None else amount_json(funds),
-        "owed_to_router": None if funds is None or funds >= 0 else amount_json(-funds),
-        "payment_layer_address": context.settings.payment_layer_address,
-        "deposit_how": DEPOSIT_HINT,
-    }
+        else Amount.of(balance.pending_charge),
+        vault=None if balance.vault is None else Amount.of(balance.vault),
+        funds=None if funds is None else Amount.of(funds),
+        owed_to_router=None if funds is None or funds >= 0 else Amount.of(-funds),
+        payment_layer_address=context.settings.payment_layer_address,
+        deposit_how=DEPOSIT_HINT,
+    )
 
 
 def check_key(context: Context) -> dict[str, Any]:
@@ -277,38 +289,40 @@ def _record(
     )
 
 
-def _estimate_report(context: Context, plan: _RoutedPlan, request: AskRequest) -> dict[str, Any]:
+def _estimate_report(context: Context, plan: _RoutedPlan, request: AskRequest) -> AskEstimate:
     from zerog_cli.services.infer import _budget_problem
 
     user = context.acting_user
     budget = _budget_problem(context, user, plan.tokens_bound, plan.usd_bound)
-    return {
-        "estimate": True,
-        "backend": "router",
-        "user": user,
-        "provider": request.provider,
-        "model": plan.model.id,
-        "prompt_tokens": plan.prompt_tokens,
-        "max_tokens": request.max_tokens,
-        "tokens_upper_bound": plan.tokens_bound,
-        "cost_upper_bound": {**amount_json(plan.fee_bound), "usd_micro": plan.usd_bound},
-        "prices": {
-            "input": str(plan.model.prompt_price),
-            "output": str(plan.model.completion_price),
-            "source": "router",
-            "cache_divisor": None,
-        },
-        "spendable": None,
-        "unsettled": None,
-        "verify": request.verify_tee,
-        "fits_balance": True,
-        "balance_problem": None,
-        "fits_budget": budget is None,
-        "budget_problem": budget,
-    }
+    return AskEstimate(
+        estimate=True,
+        backend="router",
+        user=user,
+        provider=request.provider,
+        model=plan.model.id,
+        prompt_tokens=plan.prompt_tokens,
+        max_tokens=request.max_tokens,
+        tokens_upper_bound=plan.tokens_bound,
+        cost_upper_bound=Cost.of_both(plan.fee_bound, plan.usd_bound),
+        prices=Prices(
+            input=str(plan.model.prompt_price),
+            output=str(plan.model.completion_price),
+            source="router",
+            cache_divisor=None,
+        ),
+        spendable=None,
+        unsettled=None,
+        verify=request.verify_tee,
+        fits_balance=True,
+        balance_problem=None,
+        fits_budget=budget is None,
+        budget_problem=budget,
+    )
 
 
-def ask(context: Context, request: AskRequest, on_delta: DeltaSink | None = None) -> dict[str, Any]:
+def ask(
+    context: Context, request: AskRequest, on_delta: DeltaSink | None = None
+) -> AskEstimate | AskAnswer:
     """Run one chat request through the Router (or only estimate it); the CLI's report."""
     from zerog_cli.zerog.compute import chat_request_body, go_json_bytes
     from zerog_cli.zerog.jsonrpc import loads_untrusted
@@ -393,24 +407,24 @@ def ask(context: Context, request: AskRequest, on_delta: DeltaSink | None = None
         )
     if status == "unverified":
         warnings.append("verify_tee was asked but the Router reported no result")
-    return {
-        "answer": exchange.text,
-        "reasoning": exchange.reasoning or None,
-        "backend": "router",
-        "model": plan.model.id,
-        "provider": trace.provider,
-        "request_id": trace.request_id,
-        "user": user,
-        "usage": spent.usage_json(),
-        "cost": spent.cost_json(),
-        "chat_id": exchange.chat_id,
-        "verified": trace.tee_verified if request.verify_tee else None,
-        "verification": None
+    return AskAnswer(
+        answer=exchange.text,
+        reasoning=exchange.reasoning or None,
+        backend="router",
+        model=plan.model.id,
+        provider=trace.provider,
+        request_id=trace.request_id,
+        user=user,
+        usage=spent.usage(),
+        cost=spent.cost(),
+        chat_id=exchange.chat_id,
+        verified=trace.tee_verified if request.verify_tee else None,
+        verification=None
         if not request.verify_tee
         else {"status": status, "tee_verified": trace.tee_verified, "by": "router"},
-        "stream": request.stream,
-        "finish_reason": exchange.finish_reason,
-        "duration_ms": int(seconds * 1000),
-        "log_id": log_id,
-        "warnings": warnings,
-    }
+        stream=request.stream,
+        finish_reason=exchange.finish_reason,
+        duration_ms=int(seconds * 1000),
+        log_id=log_id,
+        warnings=warnings,
+    )

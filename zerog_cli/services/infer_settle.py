@@ -12,7 +12,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from zerog_cli.infra.units import amount_json
+from zerog_cli.infra.units import Cost
 from zerog_cli.ledger import alerts
 from zerog_cli.ledger import inference as inference_rows
 from zerog_cli.ledger.costs import CostEntry
@@ -20,6 +20,7 @@ from zerog_cli.ledger.quotas import Reserved
 from zerog_cli.services import quotas
 from zerog_cli.services.context import Context
 from zerog_cli.services.infer_info import USAGE_CLAIM_ALERT
+from zerog_cli.services.infer_results import Usage
 
 if TYPE_CHECKING:
     from zerog_cli.services.infer import AskRequest
@@ -57,19 +58,19 @@ class Spent:
     claim: UsageClaim | None = None
     """Set when the provider reported more than the request allowed; the rest is the allowed."""
 
-    def usage_json(self) -> dict[str, int | None] | None:
+    def usage(self) -> Usage | None:
         """The token counts as ``ask`` reports them; None when the answer had no usage."""
         if not self.usage_known:
             return None
-        return {
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "total_tokens": self.tokens,
-        }
+        return Usage(
+            prompt_tokens=self.prompt_tokens,
+            completion_tokens=self.completion_tokens,
+            total_tokens=self.tokens,
+        )
 
-    def cost_json(self) -> dict[str, str | int]:
+    def cost(self) -> Cost:
         """What was charged as ``ask`` reports it: neuron, 0G and micro-USD."""
-        return {**amount_json(self.neuron), "usd_micro": self.usd_micro}
+        return Cost.of_both(self.neuron, self.usd_micro)
 
 
 @dataclass(frozen=True)

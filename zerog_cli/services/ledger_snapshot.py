@@ -12,9 +12,11 @@ points at it. `zerog ledger rebuild --from-chain` restores the newest snapshot
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sqlite3
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +26,26 @@ from zerog_cli.ledger import backups as backup_rows
 from zerog_cli.ledger import catalog as catalog_rows
 from zerog_cli.ledger.db import format_time
 from zerog_cli.services import namespaces
+from zerog_cli.services.backups import BackupCreated
 from zerog_cli.services.catalog import LEDGER_NAMESPACE, catalog_secret
 from zerog_cli.services.context import Context
+from zerog_cli.services.upload import UploadReport
 
 LABEL = "ledger"
 
 
-def upload_snapshot(context: Context) -> dict[str, Any]:
+@dataclass
+class LedgerSnapshot(BackupCreated):
+    """`ledger backup --to-0g`: the snapshot's backup, the block height it was taken at,
+    and whether later submissions' catalog records now point at it."""
+
+    taken_at_height: int = 0
+    pointer: bool = False
+
+
+def upload_snapshot(context: Context) -> LedgerSnapshot:
     """Copy the ledger, upload the copy encrypted, record it; returns the backup's report."""
-    from zerog_cli.services.backups import object_name
+    from zerog_cli.services.backups import backup_created, object_name
     from zerog_cli.services.network import storage_network
     from zerog_cli.services.upload import CatalogFacts, UploadRequest, upload
 
@@ -57,7 +70,9 @@ def upload_snapshot(context: Context) -> dict[str, Any]:
         lambda candidate: objects.by_name(conn, network, LEDGER_NAMESPACE, candidate) is not None,
     )
 
-    def record_backup(tx: sqlite3.Connection, stored: dict[str, Any]) -> dict[str, Any]:
+    recorded: list[int] = []
+
+    def record_backup(tx: sqlite3.Connection, stored: dict[str, Any]) -> None:
         backup_id = backup_rows.insert(
             tx,
             namespace=LEDGER_NAMESPACE,
@@ -72,7 +87,7 @@ def upload_snapshot(context: Context) -> dict[str, Any]:
             network=network,
             created_at=format_time(moment),
         )
-        return {"backup_id": backup_id}
+        recorded.append(backup_id)
 
     with tempfile.TemporaryDirectory(prefix="zerog-ledger-snapshot-") as folder:
         copy = Path(folder) / "ledger.db"
@@ -94,18 +109,20 @@ def upload_snapshot(context: Context) -> dict[str, Any]:
             ),
         )
     pointer = _record_pointer(context, report, height)
-    return {"label": LABEL, **report, "taken_at_height": height, "pointer": pointer}
+    created = backup_created(report, recorded[0], LABEL)
+    fields_of = {item.name: getattr(created, item.name) for item in dataclasses.fields(created)}
+    return LedgerSnapshot(**fields_of, taken_at_height=height, pointer=pointer)
 
 
-def _record_pointer(context: Context, report: dict[str, Any], height: int) -> bool:
+def _record_pointer(context: Context, report: UploadReport, height: int) -> bool:
     """List the snapshot in ``catalog_snapshots`` so later submissions point at it.
 
     A snapshot found already on the network (same bytes, no new submission) has
     no transaction of its own to point at: the earlier pointer stays."""
     from zerog_cli.services.network import storage_network
 
-    tx_hash = report.get("tx_hash")
-    if not tx_hash or report.get("deduped"):
+    tx_hash = report.tx_hash
+    if not tx_hash or report.deduped:
         return False
     receipt = storage_network(context).evm.receipt(str(tx_hash))
     if receipt is None:
@@ -113,9 +130,9 @@ def _record_pointer(context: Context, report: dict[str, Any], height: int) -> bo
     with context.ledger.transaction() as conn:
         catalog_rows.add_snapshot(
             conn,
-            tx_seq=int(report["tx_seq"]),
+            tx_seq=int(report.tx_seq or 0),
             network=context.settings.profile,
-            root=str(report["root"]),
+            root=report.root,
             block=receipt.block_number,
             taken_at_height=height,
         )

@@ -201,10 +201,10 @@ class LedgerCollector:
         for row in quota_rows.all_rows(context.ledger.conn):
             add("zerog_user_tier_info", [row.user, row.tier], 1)
             status = quotas.preview(context, row.user)
-            for limit_name, entry in status["limits"].items():
-                if entry["ratio"] is not None:
-                    add("zerog_quota_usage_ratio", [row.user, limit_name], entry["ratio"])
-            budget = status["limits"]["monthly_usd"]["limit"]
+            for limit_name, entry in status.limits.items():
+                if entry.ratio is not None:
+                    add("zerog_quota_usage_ratio", [row.user, limit_name], entry.ratio)
+            budget = status.limits["monthly_usd"].limit
             if budget is not None:
                 add("zerog_quota_monthly_budget_usd", [row.user], budget / MICRO)
         for user, count in metrics_views.quota_alert_counts(context.ledger.conn).items():
@@ -287,21 +287,55 @@ def exposition(context: Context) -> bytes:
     return generate_latest(registry(context))
 
 
-def as_json(context: Context) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class Sample:
+    """One sample of a metric family: its name, labels and value."""
+
+    name: str
+    labels: dict[str, str]
+    value: float
+
+
+@dataclass(frozen=True)
+class MetricFamily:
+    """A metric family as Prometheus would scrape it: name, type, help and samples."""
+
+    name: str
+    type: str
+    help: str
+    samples: list[Sample]
+
+
+@dataclass(frozen=True)
+class MetricsSnapshot:
+    """`metrics show`: every family `metrics serve` would answer now."""
+
+    families: list[MetricFamily]
+
+
+@dataclass(frozen=True)
+class MetricsServing:
+    """`metrics serve`: the URL it answers on, printed once it listens."""
+
+    url: str
+
+
+def as_json(context: Context) -> MetricsSnapshot:
     """The same families as JSON: name, type, help and samples."""
     families = []
     for family in registry(context).collect():
         families.append(
-            {
-                "name": family.name,
-                "type": family.type,
-                "help": family.documentation,
-                "samples": [
-                    {"name": s.name, "labels": s.labels, "value": s.value} for s in family.samples
+            MetricFamily(
+                name=family.name,
+                type=family.type,
+                help=family.documentation,
+                samples=[
+                    Sample(name=s.name, labels=dict(s.labels), value=float(s.value))
+                    for s in family.samples
                 ],
-            }
+            )
         )
-    return families
+    return MetricsSnapshot(families)
 
 
 # An idle or slow client is dropped after this many seconds; other scrapes never wait for it.

@@ -8,7 +8,8 @@ Anyone else is refused with PermissionDenied (exit 5).
 from __future__ import annotations
 
 import re
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from zerog_cli.errors import NotFound, PermissionDenied, UsageError
 from zerog_cli.infra.choices import Role
@@ -19,6 +20,9 @@ from zerog_cli.ledger.db import Page, utc_now
 from zerog_cli.ledger.namespaces import Namespace
 from zerog_cli.services import quotas
 from zerog_cli.services.context import Context
+
+if TYPE_CHECKING:
+    from zerog_cli.ledger.admin import LedgerCopy
 
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}\Z")
 DEFAULT_NAMESPACE = "default"
@@ -135,34 +139,134 @@ def ensure_default(context: Context, user: str) -> Namespace:
         return found
 
 
-def describe(namespace: Namespace, object_count: int | None = None) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "name": namespace.name,
-        "owner": namespace.owner,
-        "quota_bytes": namespace.quota_bytes,
-        "used_bytes": namespace.used_bytes,
-        "max_object_bytes": namespace.max_object_bytes,
-        "encrypt_by_default": namespace.encrypt_by_default,
-        "metadata": namespace.metadata,
-        "created_at": namespace.created_at,
-    }
-    if object_count is not None:
-        data["objects"] = object_count
-    return data
+@dataclass(frozen=True)
+class NamespaceView:
+    """A namespace as every command shows it: owner, quota and usage in bytes, policy,
+    metadata, and how many objects (the newest version of each name) it records."""
+
+    name: str
+    owner: str
+    quota_bytes: int | None
+    used_bytes: int
+    max_object_bytes: int | None
+    encrypt_by_default: bool
+    metadata: dict[str, str]
+    created_at: str
+    objects: int
 
 
-def list_namespaces(context: Context) -> list[dict[str, Any]]:
-    return [describe(ns, count) for ns, count in rows.list_all(context.ledger.conn)]
+@dataclass(frozen=True)
+class AclEntry:
+    """A role granted on a namespace (``role``: read, write or admin)."""
+
+    user: str
+    role: str
+    granted_by: str
+    granted_at: str
 
 
-def show(context: Context, name: str, user: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class NamespaceDetail(NamespaceView):
+    """`ns show`: a namespace, its ACL, and the acting user's role in it."""
+
+    acl: list[AclEntry] = field(default_factory=list)
+    your_role: str | None = None
+
+
+@dataclass(frozen=True)
+class NamespaceList:
+    """`ns ls`: every namespace, by name."""
+
+    namespaces: list[NamespaceView]
+
+
+@dataclass(frozen=True)
+class ObjectView:
+    """A stored object as every command shows it: its 0G root, size, SHA-256 and version
+    (``fee_neuron``: what its upload paid, in neuron, as a decimal string)."""
+
+    id: int
+    namespace: str
+    name: str
+    root: str
+    tx_seq: int | None
+    size: int
+    sha256: str
+    network: str
+    encrypted: bool
+    uploader: str | None
+    fee_neuron: str
+    created_at: str
+    version: int
+
+
+@dataclass(frozen=True)
+class ObjectList:
+    """`ns objects`: a namespace's objects by name, one page (--limit, --offset)."""
+
+    objects: list[ObjectView]
+
+
+@dataclass(frozen=True)
+class Granted:
+    """`ns grant`: who may now do what in which namespace."""
+
+    namespace: str
+    user: str
+    role: Role
+    granted_by: str
+
+
+@dataclass(frozen=True)
+class Revoked:
+    """`ns revoke`: the user no longer has a role in the namespace."""
+
+    namespace: str
+    user: str
+    revoked: bool
+
+
+@dataclass(frozen=True)
+class NamespaceRemoved:
+    """`ns rm`: the rows removed per table, and the ledger backup written first (if any)."""
+
+    namespace: str
+    removed: dict[str, int]
+    backup: str | None
+
+
+def describe(namespace: Namespace, object_count: int) -> NamespaceView:
+    return NamespaceView(
+        name=namespace.name,
+        owner=namespace.owner,
+        quota_bytes=namespace.quota_bytes,
+        used_bytes=namespace.used_bytes,
+        max_object_bytes=namespace.max_object_bytes,
+        encrypt_by_default=namespace.encrypt_by_default,
+        metadata=dict(namespace.metadata),
+        created_at=namespace.created_at,
+        objects=object_count,
+    )
+
+
+def object_view(stored: objects.StoredObject) -> ObjectView:
+    return ObjectView(**{**stored.__dict__, "fee_neuron": str(stored.fee_neuron)})
+
+
+def list_namespaces(context: Context) -> NamespaceList:
+    return NamespaceList([describe(ns, count) for ns, count in rows.list_all(context.ledger.conn)])
+
+
+def show(context: Context, name: str, user: str) -> NamespaceDetail:
     namespace = require(context, name, user, "read")
-    data = describe(
+    view = describe(
         namespace, objects.count_in_namespace(context.ledger.conn, name, newest_only=True)
     )
-    data["acl"] = rows.acl(context.ledger.conn, name)
-    data["your_role"] = rows.role_of(context.ledger.conn, namespace, user)
-    return data
+    return NamespaceDetail(
+        **view.__dict__,
+        acl=[AclEntry(**row) for row in rows.acl(context.ledger.conn, name)],
+        your_role=rows.role_of(context.ledger.conn, namespace, user),
+    )
 
 
 def list_objects(
@@ -173,41 +277,41 @@ def list_objects(
     versions: bool = False,
     limit: int | None = None,
     offset: int = 0,
-) -> list[dict[str, Any]]:
+) -> ObjectList:
     """The newest version of each name by name; with ``versions`` every version, oldest
     first; ``limit`` of them from ``offset``."""
     page = Page(limit, offset)
     require(context, name, user, "read")
     stored = objects.in_namespace(context.ledger.conn, name, versions=versions, page=page)
-    return [obj.to_json() for obj in stored]
+    return ObjectList([object_view(obj) for obj in stored])
 
 
-def grant(context: Context, name: str, grantee: str, role: Role, user: str) -> dict[str, Any]:
+def grant(context: Context, name: str, grantee: str, role: Role, user: str) -> Granted:
     namespace = require(context, name, user, "manage")
     with context.ledger.transaction() as conn:
         quotas.require_known_user(conn, grantee)
         if grantee == namespace.owner:
             raise UsageError(f"{grantee} owns {name!r} already")
         rows.grant(conn, name, grantee, role, user)
-    return {"namespace": name, "user": grantee, "role": role, "granted_by": user}
+    return Granted(namespace=name, user=grantee, role=role, granted_by=user)
 
 
-def revoke(context: Context, name: str, grantee: str, user: str) -> dict[str, Any]:
+def revoke(context: Context, name: str, grantee: str, user: str) -> Revoked:
     require(context, name, user, "manage")
     with context.ledger.transaction() as conn:
         if not rows.revoke(conn, name, grantee):
             raise NotFound(f"{grantee} has no role in namespace {name!r}")
-    return {"namespace": name, "user": grantee, "revoked": True}
+    return Revoked(namespace=name, user=grantee, revoked=True)
 
 
-def remove(context: Context, name: str, user: str, *, force: bool) -> dict[str, Any]:
+def remove(context: Context, name: str, user: str, *, force: bool) -> NamespaceRemoved:
     """Delete the namespace's records. The data on 0G is immutable and stays there.
 
     Dropping object records (``force``) first writes a `ledger backup` into
     ``ledger-backups/``: without its record, an object is only a root nobody can find.
     """
     require(context, name, user, "manage")
-    saved: dict[str, Any] | None = None
+    saved: LedgerCopy | None = None
     count = objects.count_in_namespace(context.ledger.conn, name)
     if count and not force:
         raise UsageError(
@@ -219,8 +323,8 @@ def remove(context: Context, name: str, user: str, *, force: bool) -> dict[str, 
         saved = admin.safety_backup(context.ledger, f"ns-rm-{name}")
     with context.ledger.transaction() as conn:
         removed = rows.delete(conn, name)
-    return {
-        "namespace": name,
-        "removed": removed,
-        "backup": None if saved is None else saved["destination"],
-    }
+    return NamespaceRemoved(
+        namespace=name,
+        removed=dict(removed),
+        backup=None if saved is None else saved.destination,
+    )

@@ -364,7 +364,86 @@ def _threshold_alerts(
     return outcome
 
 
-def _status_of(context: Context, row: QuotaRow, held: Reserved) -> dict[str, Any]:
+@dataclass(frozen=True)
+class LimitUsage:
+    """One limit this month: used, reserved by runs in flight, the limit (None: unlimited),
+    whether the user's own value overrides the tier's, and used / limit."""
+
+    used: int
+    reserved: int
+    limit: int | None
+    overridden: bool
+    ratio: float | None
+
+
+@dataclass(frozen=True)
+class QuotaStatus:
+    """A user's usage against limits (``limits``: storage in bytes, tokens, monthly_usd
+    in micro-USD) for the month ``period``."""
+
+    user: str
+    tier: str
+    period: str
+    limits: dict[str, LimitUsage]
+
+
+@dataclass(frozen=True)
+class QuotaStatusList:
+    """`quota show --all`: every user, by name, one page (--limit, --offset)."""
+
+    users: list[QuotaStatus]
+
+
+@dataclass(frozen=True)
+class UsageReset:
+    """`quota reset`: how many users' usage was zeroed."""
+
+    reset: int
+
+
+@dataclass(frozen=True)
+class CostGroup:
+    """Costs of one group of a month (``key``: the user, namespace, service… it groups by;
+    ``usd_micro`` in micro-USD, ``neuron`` as a decimal string)."""
+
+    key: str
+    operations: int
+    bytes: int
+    tokens: int
+    usd_micro: int
+    neuron: str
+
+
+@dataclass(frozen=True)
+class CostReport:
+    """`quota report`: a month's costs grouped ``by`` user, ns, service, backend, model or
+    provider."""
+
+    period: str
+    by: CostGrouping
+    groups: list[CostGroup]
+    total_usd_micro: int
+
+
+@dataclass(frozen=True)
+class TierView:
+    """A tier's monthly limits (None: unlimited) and whether new users get it."""
+
+    tier: str
+    storage_bytes: int | None
+    tokens: int | None
+    monthly_usd_micro: int | None
+    default: bool
+
+
+@dataclass(frozen=True)
+class TierList:
+    """`quota tiers`: the tiers the config defines."""
+
+    tiers: list[TierView]
+
+
+def _status_of(context: Context, row: QuotaRow, held: Reserved) -> QuotaStatus:
     limits = effective_limits(row, _tier_for(context.settings, row))
     usage = {
         "storage": (
@@ -381,21 +460,21 @@ def _status_of(context: Context, row: QuotaRow, held: Reserved) -> dict[str, Any
             row.monthly_usd_limit_micro,
         ),
     }
-    return {
-        "user": row.user,
-        "tier": row.tier,
-        "period": row.period,
-        "limits": {
-            name: {
-                "used": used,
-                "reserved": reserved,
-                "limit": limit,
-                "overridden": override is not None,
-                "ratio": None if not limit else round(used / limit, 4),
-            }
+    return QuotaStatus(
+        user=row.user,
+        tier=row.tier,
+        period=row.period,
+        limits={
+            name: LimitUsage(
+                used=used,
+                reserved=reserved,
+                limit=limit,
+                overridden=override is not None,
+                ratio=None if not limit else round(used / limit, 4),
+            )
             for name, (used, reserved, limit, override) in usage.items()
         },
-    }
+    )
 
 
 def show(
@@ -405,7 +484,7 @@ def show(
     everyone: bool = False,
     limit: int | None = None,
     offset: int = 0,
-) -> list[dict[str, Any]]:
+) -> list[QuotaStatus]:
     """Quota status of one known user, of the acting user (registered on first use), or of all
     (by name, ``limit`` of them from ``offset``).
 
@@ -436,7 +515,7 @@ def show(
         return [_status_of(context, row, quota_rows.reserved_by_user(conn, row.user))]
 
 
-def preview(context: Context, user: str) -> dict[str, Any]:
+def preview(context: Context, user: str) -> QuotaStatus:
     """Status of ``user`` without writing anything (a new user shows the default tier)."""
     conn = context.ledger.conn
     period = current_period(context)
@@ -465,7 +544,7 @@ def set_quota(
     *,
     tier: str | None,
     limits: dict[str, int | None],
-) -> dict[str, Any]:
+) -> QuotaStatus:
     """Change a user's tier and/or explicit limits; creates the user when new."""
     if tier is not None:
         context.settings.tier(tier)
@@ -477,48 +556,50 @@ def set_quota(
         return _status_of(context, row, quota_rows.reserved_by_user(conn, user))
 
 
-def reset(context: Context, user: str | None) -> int:
+def reset(context: Context, user: str | None) -> UsageReset:
     """Zero usage of ``user`` (None: everyone). NotFound for an unknown user."""
     with context.ledger.transaction() as conn:
         if user is not None and not quota_rows.exists(conn, user):
             raise NotFound(f"no quota record for user {user!r}")
-        return quota_rows.reset_usage(conn, user)
+        return UsageReset(quota_rows.reset_usage(conn, user))
 
 
-def report(context: Context, month: str | None, by: CostGrouping) -> dict[str, Any]:
+def report(context: Context, month: str | None, by: CostGrouping) -> CostReport:
     period = month or current_period(context)
     groups = list(costs.report(context.ledger.conn, period, by))
     total_usd = sum(g.usd_micro for g in groups)
-    return {
-        "period": period,
-        "by": by,
-        "groups": [
-            {
-                by: g.key,
-                "operations": g.operations,
-                "bytes": g.bytes,
-                "tokens": g.tokens,
-                "usd_micro": g.usd_micro,
-                "neuron": str(g.neuron),
-            }
+    return CostReport(
+        period=period,
+        by=by,
+        groups=[
+            CostGroup(
+                key=g.key,
+                operations=g.operations,
+                bytes=g.bytes,
+                tokens=g.tokens,
+                usd_micro=g.usd_micro,
+                neuron=str(g.neuron),
+            )
             for g in groups
         ],
-        "total_usd_micro": total_usd,
-    }
+        total_usd_micro=total_usd,
+    )
 
 
-def tiers(context: Context) -> list[dict[str, Any]]:
+def tiers(context: Context) -> TierList:
     default = context.settings.default_tier
-    return [
-        {
-            "tier": tier.name,
-            "storage_bytes": tier.storage_bytes,
-            "tokens": tier.tokens,
-            "monthly_usd_micro": tier.monthly_usd_micro,
-            "default": tier.name == default,
-        }
-        for tier in context.settings.tiers.values()
-    ]
+    return TierList(
+        [
+            TierView(
+                tier=tier.name,
+                storage_bytes=tier.storage_bytes,
+                tokens=tier.tokens,
+                monthly_usd_micro=tier.monthly_usd_micro,
+                default=tier.name == default,
+            )
+            for tier in context.settings.tiers.values()
+        ]
+    )
 
 
 def ensure_user(conn: sqlite3.Connection, context: Context, user: str) -> QuotaRow:

@@ -47,6 +47,7 @@ from zerog_cli.ledger import catalog as catalog_rows
 from zerog_cli.ledger import costs, objects
 from zerog_cli.ledger import namespaces as namespace_rows
 from zerog_cli.ledger import quotas as quota_rows
+from zerog_cli.ledger.copy import LedgerCopied
 from zerog_cli.ledger.db import describe, format_time
 from zerog_cli.services import quotas
 from zerog_cli.services.catalog import CatalogSecret, catalog_secret
@@ -161,13 +162,57 @@ def prepare_home() -> None:
     ensure_private_dir(zerog_home())
 
 
+@dataclass(frozen=True)
+class SnapshotFound:
+    """The newest ledger snapshot found on the chain: its tx, root, block, and the block
+    height it was taken at."""
+
+    tx_seq: int
+    root: str
+    block: int
+    taken_at_height: int
+
+
+@dataclass
+class RebuildReport:
+    """`ledger rebuild --from-chain`: what the scan found (``scanned_blocks``: from and to)
+    and, unless ``dry_run``, what was written (the counts are None in a dry run), where
+    the previous ledger was saved, and what could not be rebuilt."""
+
+    target: str
+    chain_id: int
+    flow_address: str
+    wallet: str
+    scanned_blocks: dict[str, int]
+    ranges: int
+    range_shrunk: int
+    resumed: bool
+    submissions: int
+    snapshot: SnapshotFound | None
+    skipped: dict[str, int]
+    namespaces: list[str]
+    warnings: list[str]
+    dry_run: bool = False
+    objects: int | None = None
+    backups: int | None = None
+    fragments: int | None = None
+    costs: int | None = None
+    incomplete_fragmented_objects: int | None = None
+    namespaces_created: list[str] | None = None
+    folder_members: dict[str, int] | None = None
+    acl_note: str | None = None
+    replaced: str | None = None
+    copied: LedgerCopied | None = None
+    """On PostgreSQL: the rebuilt rows loaded into the database (`ledger copy`'s figures)."""
+
+
 def rebuild(
     context: Context,
     request: RebuildRequest,
     *,
     progress: Progress | None = None,
     confirm: Callable[[str], None] | None = None,
-) -> dict[str, Any]:
+) -> RebuildReport:
     """Scan, then write (or with ``dry_run`` only report) the rebuilt ledger.
 
     ``confirm(what)`` is called before an existing ledger with records is
@@ -216,17 +261,23 @@ def rebuild(
     _scan(evm, state, secret, checkpoint=None if request.dry_run else checkpoint, progress=progress)
     report = _summary(state, target, resumed)
     if request.dry_run:
-        report["dry_run"] = True
+        report.dry_run = True
         return report
     with tempfile.TemporaryDirectory(prefix="zerog-rebuild-", dir=checkpoint.parent) as folder:
         building = Path(folder) / "ledger.db"
         written = _write_ledger(context, state, secret, building)
-        report.update(written)
+        report.objects = written["objects"]
+        report.backups = written["backups"]
+        report.fragments = written["fragments"]
+        report.costs = written["costs"]
+        report.incomplete_fragmented_objects = written["incomplete_fragmented_objects"]
+        report.namespaces_created = list(written["namespaces_created"])
+        report.folder_members = dict(written["folder_members"])
+        report.acl_note = written["acl_note"]
         if isinstance(target, Path):
-            report["replaced"] = _install(building, target)
-            report["copied"] = None
+            report.replaced = _install(building, target)
         else:
-            report["replaced"], report["copied"] = _load_into_postgres(building, target)
+            report.replaced, report.copied = _load_into_postgres(building, target)
     checkpoint.unlink(missing_ok=True)
     return report
 
@@ -382,7 +433,7 @@ def _note_snapshot(state: ScanState, found: Found) -> None:
         state.low = max(state.low, record.ledger_snapshot_height + 1)
 
 
-def _summary(state: ScanState, target: Path | PostgresTarget, resumed: bool) -> dict[str, Any]:
+def _summary(state: ScanState, target: Path | PostgresTarget, resumed: bool) -> RebuildReport:
     snapshot = next((f for f in state.found if f.tx_seq == state.snapshot_tx_seq), None)
     warnings = []
     if state.pointed_snapshot is not None and snapshot is None:
@@ -400,28 +451,28 @@ def _summary(state: ScanState, target: Path | PostgresTarget, resumed: bool) -> 
             f" newest one found is tx {snapshot.tx_seq}"
         )
     replay = [f for f in state.found if f.tx_seq != state.snapshot_tx_seq]
-    return {
-        "target": describe(target),
-        "chain_id": state.chain_id,
-        "flow_address": state.flow,
-        "wallet": state.wallet,
-        "scanned_blocks": {"from": state.next_high + 1, "to": state.head},
-        "ranges": state.ranges,
-        "range_shrunk": state.shrunk,
-        "resumed": resumed,
-        "submissions": len(replay),
-        "snapshot": None
+    return RebuildReport(
+        target=describe(target),
+        chain_id=state.chain_id,
+        flow_address=state.flow,
+        wallet=state.wallet,
+        scanned_blocks={"from": state.next_high + 1, "to": state.head},
+        ranges=state.ranges,
+        range_shrunk=state.shrunk,
+        resumed=resumed,
+        submissions=len(replay),
+        snapshot=None
         if snapshot is None
-        else {
-            "tx_seq": snapshot.tx_seq,
-            "root": snapshot.root,
-            "block": snapshot.block,
-            "taken_at_height": snapshot.record["ledger_snapshot_height"],
-        },
-        "skipped": dict(state.skipped),
-        "namespaces": sorted({f.record["namespace"] for f in replay}),
-        "warnings": warnings,
-    }
+        else SnapshotFound(
+            tx_seq=snapshot.tx_seq,
+            root=snapshot.root,
+            block=snapshot.block,
+            taken_at_height=int(snapshot.record["ledger_snapshot_height"]),
+        ),
+        skipped=dict(state.skipped),
+        namespaces=sorted({f.record["namespace"] for f in replay}),
+        warnings=warnings,
+    )
 
 
 # -- writing ---------------------------------------------------------------------
@@ -462,7 +513,7 @@ def _install(building: Path, target: Path) -> str | None:
     try:
         saved = None
         if catalog_rows.has_records(destination.conn):
-            saved = admin.safety_backup(destination, "rebuild")["destination"]
+            saved = admin.safety_backup(destination, "rebuild").destination
         source = sqlite3.connect(building)
         try:
             source.backup(destination.conn)
@@ -474,9 +525,7 @@ def _install(building: Path, target: Path) -> str | None:
     return saved
 
 
-def _load_into_postgres(
-    building: Path, target: PostgresTarget
-) -> tuple[str | None, dict[str, Any]]:
+def _load_into_postgres(building: Path, target: PostgresTarget) -> tuple[str | None, LedgerCopied]:
     """Replace the PostgreSQL ledger's rows with the built ledger's, as `zerog ledger copy`
     copies (counts and sums verified before the one transaction commits).
 
@@ -489,7 +538,7 @@ def _load_into_postgres(
     try:
         saved = None
         if catalog_rows.has_records(destination.conn):
-            saved = admin.safety_backup(destination, "rebuild")["destination"]
+            saved = admin.safety_backup(destination, "rebuild").destination
     finally:
         destination.close()
     source = open_ledger(building)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 from zerog_cli.errors import ConfigError
 from zerog_cli.infra.config import config_path, read_config_file, write_config_file, zerog_home
@@ -11,7 +11,22 @@ from zerog_cli.infra.signing import wallet_key
 from zerog_cli.services.context import Context
 
 
-def initialise(context: Context, *, profile: str, user: str | None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Initialised:
+    """`zerog init`: the profile, the files made, the acting user, the wallet found (or why
+    it is missing) and what to do next."""
+
+    profile: str
+    home: str
+    config_file: str
+    ledger: str
+    schema_version: int
+    user: str
+    wallet: str
+    next_steps: list[str]
+
+
+def initialise(context: Context, *, profile: str, user: str | None) -> Initialised:
     """Write the profile (and user) to the config file, create the ledger, check the wallet."""
     ensure_private_dir(zerog_home())
     data = read_config_file()
@@ -35,13 +50,13 @@ def initialise(context: Context, *, profile: str, user: str | None) -> dict[str,
             "zerog status",
         ]
     )
-    return {
-        "profile": profile,
-        "home": str(zerog_home()),
-        "config_file": str(config_path()),
-        "ledger": str(ledger.path),
-        "schema_version": ledger.schema_version(),
-        "user": settings.acting_user,
-        "wallet": wallet,
-        "next_steps": next_steps,
-    }
+    return Initialised(
+        profile=profile,
+        home=str(zerog_home()),
+        config_file=str(config_path()),
+        ledger=str(ledger.path),
+        schema_version=ledger.schema_version(),
+        user=settings.acting_user,
+        wallet=wallet,
+        next_steps=next_steps,
+    )

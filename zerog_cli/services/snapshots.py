@@ -46,6 +46,7 @@ from zerog_cli.ledger import backups as rows
 from zerog_cli.ledger import objects, snapshots
 from zerog_cli.ledger.db import format_time
 from zerog_cli.services import namespaces
+from zerog_cli.services.backups import BackupCreated, IndexObject, backup_created
 from zerog_cli.services.context import Context
 from zerog_cli.zerog.segments import Progress
 
@@ -80,7 +81,7 @@ def create(
     encrypt: bool | None,
     progress: Progress | None,
     name: str,
-) -> dict[str, Any]:
+) -> BackupCreated:
     """Snapshot ``folder`` as ``<label>/<time>-<folder>.tar`` plus its index; record both.
 
     The tar stream goes through the upload's spool (`services.spool`): a
@@ -122,7 +123,7 @@ def upload_snapshot(
     encrypt: bool | None,
     progress: Progress | None,
     name: str,
-) -> dict[str, Any]:
+) -> BackupCreated:
     """Upload an archive, record a folder backup with ``index()``'s members, upload the index.
 
     ``index`` is called once the archive is spooled (a streamed tar's index is
@@ -136,7 +137,9 @@ def upload_snapshot(
     moment = context.now()
     document: dict[str, Any] = {}
 
-    def record_backup(tx: sqlite3.Connection, stored: dict[str, Any]) -> dict[str, Any]:
+    recorded: list[int] = []
+
+    def record_backup(tx: sqlite3.Connection, stored: dict[str, Any]) -> None:
         document.update(index())
         backup_id = rows.insert(
             tx,
@@ -155,7 +158,7 @@ def upload_snapshot(
         snapshots.record(
             tx, backup_id, document["members"], index_object_id=None, skipped=document["skipped"]
         )
-        return {"backup_id": backup_id}
+        recorded.append(backup_id)
 
     report = upload(
         context,
@@ -177,7 +180,7 @@ def upload_snapshot(
             context,
             UploadRequest(
                 path=index_file,
-                namespace=report["namespace"],
+                namespace=report.namespace,
                 name=name + INDEX_SUFFIX,
                 encrypt=encrypt,
                 operation="backup",
@@ -185,17 +188,15 @@ def upload_snapshot(
             progress,
         )
     with context.ledger.transaction() as conn:
-        snapshots.set_index(conn, int(report["backup_id"]), int(index_report["object_id"]))
+        snapshots.set_index(conn, recorded[0], int(index_report.object_id or 0))
     members = document["members"]
-    return {
-        "label": label,
-        **report,
-        "kind": "folder",
-        "members": len(members),
-        "files": sum(1 for m in members if m["kind"] == "file"),
-        "skipped": document["skipped"],
-        "index": {"name": index_report["name"], "root": index_report["root"]},
-    }
+    created = backup_created(report, recorded[0], label)
+    created.kind = "folder"
+    created.members = len(members)
+    created.files = sum(1 for m in members if m["kind"] == "file")
+    created.skipped = dict(document["skipped"])
+    created.index = IndexObject(name=index_report.name, root=index_report.root)
+    return created
 
 
 def folder_members(context: Context, backup_id: int) -> list[Member]:
@@ -206,18 +207,83 @@ def folder_members(context: Context, backup_id: int) -> list[Member]:
     return [Member.from_json(row) for row in snapshots.members(context.ledger.conn, backup_id)]
 
 
-def files(context: Context, backup_id: int) -> dict[str, Any]:
+@dataclass(frozen=True)
+class FolderListing:
+    """`backup show --files`: a folder snapshot's members, and what the snapshot skipped
+    (counts by kind: sockets, devices…)."""
+
+    backup_id: int
+    members: list[Member]
+    skipped: dict[str, int]
+
+
+@dataclass(frozen=True)
+class TreeRestored:
+    """`backup restore --to`: a folder backup (``format``: snapshot or 0g-dir) restored
+    into ``to``."""
+
+    backup_id: int
+    to: str
+    format: str
+    members: int
+    files: int
+    size: int
+    sha256: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class MemberRestored:
+    """`backup restore --path`: one member of a folder backup, and the bytes fetched for it
+    (``roots``: the member's own objects in a 0g-dir backup, else None)."""
+
+    backup_id: int
+    path: str
+    output: str
+    size: int
+    sha256: str | None
+    bytes_fetched: int
+    seconds: float
+    roots: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class SnapshotDownloaded:
+    """`download ARCHIVE --index INDEX --dir OUT`: a folder snapshot restored from the
+    network alone into ``to``, every tar member held to the index."""
+
+    ref: str
+    index: str
+    to: str
+    members: int
+    files: int
+    sha256: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class SnapshotMemberDownloaded:
+    """`download ARCHIVE --index INDEX --path MEMBER`: one member, from the segments
+    covering it."""
+
+    ref: str
+    index: str
+    path: str
+    output: str
+    size: int
+    sha256: str | None
+    bytes_fetched: int
+    seconds: float
+
+
+def files(context: Context, backup_id: int) -> FolderListing:
     from zerog_cli.services.backups import get
 
     backup = get(context, backup_id)
     namespaces.require(context, backup.namespace, context.acting_user, "read")
     members = folder_members(context, backup_id)
     _, _, skipped = snapshots.kind(context.ledger.conn, backup_id)
-    return {
-        "backup_id": backup_id,
-        "members": [member.to_json() for member in members],
-        "skipped": skipped,
-    }
+    return FolderListing(backup_id=backup_id, members=members, skipped=dict(skipped))
 
 
 def _record(context: Context, backup_id: int) -> objects.StoredObject:
@@ -238,7 +304,7 @@ def _record(context: Context, backup_id: int) -> objects.StoredObject:
 
 def restore_tree(
     context: Context, backup_id: int, destination: Path, *, progress: Progress | None = None
-) -> dict[str, Any]:
+) -> TreeRestored:
     """Restore a folder snapshot into ``destination`` (absent or empty), all or nothing.
 
     The index is checked before anything is downloaded, the archive (its proofs
@@ -257,20 +323,30 @@ def restore_tree(
         tree = directories.read_tree(
             context, target_for(context, record), destination, members=members, progress=progress
         )
-        return {"backup_id": backup_id, **tree, "sha256": record.sha256}
+        return TreeRestored(
+            backup_id=backup_id,
+            to=tree.to,
+            format=tree.format,
+            members=tree.members,
+            files=tree.files,
+            size=tree.size,
+            sha256=record.sha256,
+            seconds=tree.seconds,
+        )
     check_index(members, record.size)
     written, _ = _extract_archive(
         context, target_for(context, record), members, destination, progress=progress
     )
-    return {
-        "backup_id": backup_id,
-        "to": str(destination),
-        "members": len(members),
-        "files": written,
-        "size": record.size,
-        "sha256": record.sha256,
-        "seconds": round(time.monotonic() - started, 3),
-    }
+    return TreeRestored(
+        backup_id=backup_id,
+        to=str(destination),
+        format="snapshot",
+        members=len(members),
+        files=written,
+        size=record.size,
+        sha256=record.sha256,
+        seconds=round(time.monotonic() - started, 3),
+    )
 
 
 def _extract_archive(
@@ -428,7 +504,7 @@ def write_member(context: Context, archive: StoredArchive, member: Member, sink:
 
 def restore_member(
     context: Context, backup_id: int, path: str, output: str | None, *, force: bool = False
-) -> dict[str, Any]:
+) -> MemberRestored:
     """Write one member to ``output`` (a file, a folder, ``-``; default its name here).
 
     For ``-`` the member is verified into a private spool file first: no
@@ -441,15 +517,15 @@ def restore_member(
     destination, fetched = _member_to(
         context, _stored_archive(context, record), member, output, force=force
     )
-    return {
-        "backup_id": backup_id,
-        "path": member.path,
-        "output": destination,
-        "size": member.size,
-        "sha256": member.sha256,
-        "bytes_fetched": fetched,
-        "seconds": round(time.monotonic() - started, 3),
-    }
+    return MemberRestored(
+        backup_id=backup_id,
+        path=member.path,
+        output=destination,
+        size=member.size,
+        sha256=member.sha256,
+        bytes_fetched=fetched,
+        seconds=round(time.monotonic() - started, 3),
+    )
 
 
 def _member_to(
@@ -512,7 +588,7 @@ def download_tree(
     *,
     decrypt: bool = False,
     progress: Progress | None = None,
-) -> dict[str, Any]:
+) -> SnapshotDownloaded:
     """`download ARCHIVE --index INDEX --dir OUT`: a snapshot restored with no ledger
     record, as `restore_tree` restores one (every tar member held to the index)."""
     from zerog_cli.services.download import resolve
@@ -523,15 +599,15 @@ def download_tree(
     written, sha256 = _extract_archive(
         context, archive, members, destination, progress=progress, decrypt=decrypt
     )
-    return {
-        "ref": archive_ref,
-        "index": index_ref,
-        "to": str(destination),
-        "members": len(members),
-        "files": written,
-        "sha256": sha256,
-        "seconds": round(time.monotonic() - started, 3),
-    }
+    return SnapshotDownloaded(
+        ref=archive_ref,
+        index=index_ref,
+        to=str(destination),
+        members=len(members),
+        files=written,
+        sha256=sha256,
+        seconds=round(time.monotonic() - started, 3),
+    )
 
 
 def download_member(
@@ -543,7 +619,7 @@ def download_member(
     *,
     decrypt: bool = False,
     force: bool = False,
-) -> dict[str, Any]:
+) -> SnapshotMemberDownloaded:
     """`download ARCHIVE --index INDEX --path MEMBER`: one member from the segments
     covering it, as `restore_member` reads it, with no ledger record."""
     from zerog_cli.services.download import resolve
@@ -575,16 +651,16 @@ def download_member(
         archive = StoredArchive(pieces, decrypt)
     check_member(member, archive.size)
     destination, fetched = _member_to(context, archive, member, output, force=force)
-    return {
-        "ref": archive_ref,
-        "index": index_ref,
-        "path": member.path,
-        "output": destination,
-        "size": member.size,
-        "sha256": member.sha256,
-        "bytes_fetched": fetched,
-        "seconds": round(time.monotonic() - started, 3),
-    }
+    return SnapshotMemberDownloaded(
+        ref=archive_ref,
+        index=index_ref,
+        path=member.path,
+        output=destination,
+        size=member.size,
+        sha256=member.sha256,
+        bytes_fetched=fetched,
+        seconds=round(time.monotonic() - started, 3),
+    )
 
 
 def _is_directory_format(context: Context, backup_id: int) -> bool:
@@ -594,7 +670,7 @@ def _is_directory_format(context: Context, backup_id: int) -> bool:
 
 def _restore_directory_member(
     context: Context, backup_id: int, path: str, output: str | None, force: bool
-) -> dict[str, Any]:
+) -> MemberRestored:
     """``--path`` of a 0g-dir backup: the metadata object, then that file's own objects."""
     from zerog_cli.services import directories
     from zerog_cli.services.download import target_for
@@ -607,4 +683,13 @@ def _restore_directory_member(
     report = directories.read_member(
         context, target_for(context, record), path, output, force=force, member=member
     )
-    return {"backup_id": backup_id, **report}
+    return MemberRestored(
+        backup_id=backup_id,
+        path=report.path,
+        output=report.output,
+        size=report.size,
+        sha256=report.sha256,
+        bytes_fetched=report.bytes_fetched,
+        seconds=report.seconds,
+        roots=report.roots,
+    )

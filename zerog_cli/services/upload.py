@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager, ExitStack
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,7 +48,71 @@ if TYPE_CHECKING:
     from zerog_cli.zerog.upload import UploadResult
     from zerog_cli.zerog.upload_plan import UploadPlan
 
-Recorder = Callable[[sqlite3.Connection, dict[str, Any]], dict[str, Any]]
+Recorder = Callable[[sqlite3.Connection, dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class QuotaAfter:
+    """A quota limit after a dry run's upload: usage, the limit (None: none), whether it fits."""
+
+    used: int
+    limit: int | None
+    fits: bool
+
+
+@dataclass(frozen=True)
+class Fragment:
+    """One fragment of an upload split at ``fragment_size``: its own root and payment."""
+
+    root: str
+    tx_seq: int
+    tx_hash: str | None
+    size: int
+    fee_neuron: str
+    deduped: bool
+    recovered_payment: str | None
+
+
+@dataclass
+class UploadReport:
+    """What an upload stored (or, with --dry-run, would store) and what it cost.
+
+    Amounts: ``fee_neuron`` in neuron (a decimal string), ``usd_micro`` in
+    micro-USD. Fields from ``object_id`` on are None in a dry run;
+    ``fragment_size``, ``roots`` and ``fragments`` are None unless the file was
+    split into fragments.
+    """
+
+    namespace: str
+    name: str
+    path: str
+    size: int
+    stored_size: int
+    sha256: str
+    root: str
+    encrypted: bool
+    fee_neuron: str
+    usd_micro: int
+    already_on_network: bool
+    flow_address: str
+    dry_run: bool = False
+    quota_after: dict[str, QuotaAfter] | None = None
+    fragment_size: int | None = None
+    roots: list[str] | None = None
+    object_id: int | None = None
+    version: int | None = None
+    tx_seq: int | None = None
+    tx_hash: str | None = None
+    deduped: bool | None = None
+    recovered_payment: str | None = None
+    reused_tx: bool | None = None
+    finalized: bool | None = None
+    wait: UploadWait | None = None
+    nodes: list[str] = field(default_factory=list)
+    replaced_nodes: dict[str, str] = field(default_factory=dict)
+    seconds: float | None = None
+    warnings: list[str] = field(default_factory=list)
+    fragments: list[Fragment] | None = None
 
 
 @dataclass(frozen=True)
@@ -87,7 +151,7 @@ class UploadRequest:
     also_record: Recorder | None = None
     """Writes more rows (a backup record, say) in the transaction that records the
     object, so a crash can never leave one without the other. It gets the open
-    connection and the object's fields, and returns fields to add to the report."""
+    connection and the object's fields."""
 
 
 def _check_file(path: Path, limit: int | None) -> int:
@@ -198,7 +262,7 @@ def _resolve_namespace(
 
 def upload(
     context: Context, request: UploadRequest, progress: Progress | None = None
-) -> dict[str, Any]:
+) -> UploadReport:
     """Upload one file and record it; returns the report the CLI prints.
 
     An error (or Ctrl-C, SIGTERM) after the payment was journaled and before
@@ -221,7 +285,7 @@ def _upload(
     progress: Progress | None,
     unrecorded: list[str],
     cleanup: ExitStack,
-) -> dict[str, Any]:
+) -> UploadReport:
     from zerog_cli.zerog.segments import SourceWindow
     from zerog_cli.zerog.upload import UploadOptions
     from zerog_cli.zerog.upload import upload as send
@@ -281,26 +345,26 @@ def _upload(
     usd = quotas.storage_usd_micro(paying_bytes, settings) if paying_bytes else 0
     charged = Reserved(storage_bytes=paying_bytes, usd_micro=usd)
     roots = [part.tree.root_hex for part in parts]
-    report: dict[str, Any] = {
-        "namespace": ns_name,
-        "name": name,
-        "path": "-" if request.stream is not None else str(request.path),
-        "size": plain_size,
-        "stored_size": stored_size,
-        "sha256": sha256,
-        "root": roots[0],
-        "encrypted": key is not None,
-        "fee_neuron": str(sum(plan.fee_neuron for plan in plans)),
-        "usd_micro": usd,
-        "already_on_network": paying_bytes == 0,
-        "flow_address": plans[0].flow_address,
-    }
+    report = UploadReport(
+        namespace=ns_name,
+        name=name,
+        path="-" if request.stream is not None else str(request.path),
+        size=plain_size,
+        stored_size=stored_size,
+        sha256=sha256,
+        root=roots[0],
+        encrypted=key is not None,
+        fee_neuron=str(sum(plan.fee_neuron for plan in plans)),
+        usd_micro=usd,
+        already_on_network=paying_bytes == 0,
+        flow_address=plans[0].flow_address,
+    )
     if len(parts) > 1:
-        report["fragment_size"] = fragment_size
-        report["roots"] = roots
+        report.fragment_size = fragment_size
+        report.roots = roots
     if signer is None:
-        report["dry_run"] = True
-        report["quota_after"] = _quota_after(context, user, charged)
+        report.dry_run = True
+        report.quota_after = _quota_after(context, user, charged)
         return report
 
     adopted = settle_abandoned_for(context, network.evm, adopt_roots=roots, user=user)
@@ -460,7 +524,8 @@ def _upload(
                 "network": network_name,
                 "version": version,
             }
-            extra = request.also_record(conn, recorded) if request.also_record else {}
+            if request.also_record is not None:
+                request.also_record(conn, recorded)
     unrecorded.clear()
     metrics.storage_operations.labels(request.operation, "ok").inc()
     metrics.storage_bytes.labels("upload").inc(sum(result.bytes_sent for result in results))
@@ -469,39 +534,34 @@ def _upload(
     for limit_name, ratio in outcome.ratios.items():
         metrics.quota_usage.labels(user, limit_name).set(ratio)
     recovered_tx = next(iter(adopted.values()))["tx_hash"] if adopted else None
-    report.update(
-        {
-            "object_id": object_id,
-            "version": version,
-            "tx_seq": first.tx_seq,
-            "tx_hash": first.tx_hash or recovered_tx,
-            "fee_neuron": str(fee_neuron),
-            "usd_micro": spent.usd_micro,
-            "deduped": all(result.deduped for result in results),
-            "recovered_payment": recovered_tx,
-            "reused_tx": first.reused_tx,
-            "finalized": all(result.finalized for result in results),
-            "wait": request.wait,
-            "nodes": sorted({node for result in results for node in result.nodes}),
-            "replaced_nodes": {
-                node: why for result in results for node, why in result.failed_nodes.items()
-            },
-            "seconds": round(time.monotonic() - started, 3),
-            "warnings": outcome.warnings,
-            **extra,
-        }
-    )
+    report.object_id = object_id
+    report.version = version
+    report.tx_seq = first.tx_seq
+    report.tx_hash = first.tx_hash or recovered_tx
+    report.fee_neuron = str(fee_neuron)
+    report.usd_micro = spent.usd_micro
+    report.deduped = all(result.deduped for result in results)
+    report.recovered_payment = recovered_tx
+    report.reused_tx = first.reused_tx
+    report.finalized = all(result.finalized for result in results)
+    report.wait = request.wait
+    report.nodes = sorted({node for result in results for node in result.nodes})
+    report.replaced_nodes = {
+        node: why for result in results for node, why in result.failed_nodes.items()
+    }
+    report.seconds = round(time.monotonic() - started, 3)
+    report.warnings = list(outcome.warnings)
     if len(parts) > 1:
-        report["fragments"] = [
-            {
-                "root": result.root,
-                "tx_seq": result.tx_seq,
-                "tx_hash": result.tx_hash,
-                "size": part.tree.size,
-                "fee_neuron": str(result.fee_neuron),
-                "deduped": result.deduped,
-                "recovered_payment": (adopted.get(result.root) or {}).get("tx_hash"),
-            }
+        report.fragments = [
+            Fragment(
+                root=result.root,
+                tx_seq=result.tx_seq,
+                tx_hash=result.tx_hash,
+                size=part.tree.size,
+                fee_neuron=str(result.fee_neuron),
+                deduped=result.deduped,
+                recovered_payment=(adopted.get(result.root) or {}).get("tx_hash"),
+            )
             for part, result in zip(parts, results, strict=True)
         ]
     return report
@@ -569,19 +629,17 @@ def _journal(
     return journal
 
 
-def _quota_after(context: Context, user: str, charged: Reserved) -> dict[str, Any]:
+def _quota_after(context: Context, user: str, charged: Reserved) -> dict[str, QuotaAfter]:
     statuses = quotas.preview(context, user)
-    after = {}
-    for limit_name, entry in statuses["limits"].items():
+    after: dict[str, QuotaAfter] = {}
+    for limit_name, entry in statuses.limits.items():
         extra = {
             "storage": charged.storage_bytes,
             "tokens": charged.tokens,
             "monthly_usd": charged.usd_micro,
         }[limit_name]
-        used = entry["used"] + entry["reserved"] + extra
-        after[limit_name] = {
-            "used": used,
-            "limit": entry["limit"],
-            "fits": entry["limit"] is None or used <= entry["limit"],
-        }
+        used = entry.used + entry.reserved + extra
+        after[limit_name] = QuotaAfter(
+            used=used, limit=entry.limit, fits=entry.limit is None or used <= entry.limit
+        )
     return after

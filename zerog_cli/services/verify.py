@@ -31,7 +31,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from typing import Any
 
@@ -112,10 +112,59 @@ class ItemResult:
             text += f" (sampled {self.segments_checked} of {self.segments_total} segments)"
         return f"{text}: {self.error}" if self.error else text
 
-    def to_json(self) -> dict[str, Any]:
-        data = dict(self.__dict__)
-        del data["exit_code"]
-        return data
+    def checked(self) -> CheckedBackup:
+        return CheckedBackup(
+            **{item.name: getattr(self, item.name) for item in fields(CheckedBackup)}
+        )
+
+
+@dataclass(frozen=True)
+class CheckedBackup:
+    """One backup a verify run checked (``status``: ok, mismatch, missing or error;
+    ``kind``: full or sampled, with the segments read of those in the file)."""
+
+    backup_id: int
+    namespace: str
+    name: str | None
+    root: str
+    status: str
+    duration_ms: int
+    bytes_checked: int
+    error: str | None
+    checked_at: str
+    kind: str
+    segments_checked: int | None
+    segments_total: int | None
+
+
+@dataclass(frozen=True)
+class VerifyCounts:
+    """Backups checked per status."""
+
+    ok: int
+    mismatch: int
+    missing: int
+    error: int
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """`zerog verify`: what one run selected and checked, and the exit code it implies
+    (``not_checked``: ids selected but left for the next run, and ``stopped`` says why)."""
+
+    run_id: str
+    started_at: str
+    in_scope: int
+    selected: int
+    checked: int
+    counts: VerifyCounts
+    bytes_checked: int
+    seconds: float
+    bytes_per_second: int | None
+    stopped: str | None
+    not_checked: list[int]
+    exit_code: int
+    items: list[CheckedBackup]
 
 
 @dataclass
@@ -173,24 +222,24 @@ class VerifyReport:
             text += f"; {len(self.not_checked)} not checked ({self.stopped})"
         return text
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "started_at": self.started_at,
-            "in_scope": self.in_scope,
-            "selected": self.selected,
-            "checked": len(self.items),
-            "counts": self.counts(),
-            "bytes_checked": self.bytes_checked,
-            "seconds": round(self.seconds, 3),
-            "bytes_per_second": (
+    def result(self) -> VerifyResult:
+        return VerifyResult(
+            run_id=self.run_id,
+            started_at=self.started_at,
+            in_scope=self.in_scope,
+            selected=self.selected,
+            checked=len(self.items),
+            counts=VerifyCounts(**self.counts()),
+            bytes_checked=self.bytes_checked,
+            seconds=round(self.seconds, 3),
+            bytes_per_second=(
                 round(self.bytes_checked / self.seconds) if self.seconds > 0 else None
             ),
-            "stopped": self.stopped,
-            "not_checked": self.not_checked,
-            "exit_code": self.exit_code,
-            "items": [item.to_json() for item in self.items],
-        }
+            stopped=self.stopped,
+            not_checked=list(self.not_checked),
+            exit_code=self.exit_code,
+            items=[item.checked() for item in self.items],
+        )
 
 
 def in_scope(context: Context, selection: Selection) -> int:
