@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import fcntl
 import json
 import os
@@ -38,6 +39,8 @@ class Script:
         self.queue: list[tuple[int, dict[str, str], bytes]] = []
         self.hits = 0
         self.delay = 0.0
+        self.seen: list[tuple[str, str | None]] = []
+        """Request target (absolute through a proxy) and Authorization of each request."""
         self.lock = threading.Lock()
 
     def next(self) -> tuple[int, dict[str, str], bytes]:
@@ -60,6 +63,7 @@ def server() -> Iterator[tuple[str, Script]]:
             length = int(self.headers.get("Content-Length") or 0)
             if length:
                 self.rfile.read(length)
+            script.seen.append((self.path, self.headers.get("Authorization")))
             status, headers, body = script.next()
             if script.delay:
                 time.sleep(script.delay)
@@ -266,6 +270,87 @@ def test_parallel_calls_to_one_endpoint_are_not_serialised(server: tuple[str, Sc
     for thread in threads:
         thread.join()
     assert time.monotonic() - started < 1.2
+
+
+ENVIRONMENT_NAMES = (
+    *(f"{scheme}_proxy" for scheme in ("http", "https", "all", "no")),
+    *(f"{scheme}_PROXY" for scheme in ("HTTP", "HTTPS", "ALL", "NO")),
+    "NETRC",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+)
+
+
+def only_environment(monkeypatch: pytest.MonkeyPatch, **values: str) -> None:
+    """Clear what requests reads from the environment, then set ``values``."""
+    for name in ENVIRONMENT_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+
+
+def test_environment_proxy_is_used_unless_no_proxy_names_the_host(
+    server: tuple[str, Script], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The environment is read once per session, with the same outcome as on every request."""
+    url, script = server
+    target = f"{url}/status"
+    only_environment(monkeypatch, http_proxy=url)
+    through_proxy = HttpClient(retry=NO_RETRY)
+    assert through_proxy.request("GET", target).ok
+    assert through_proxy.request("GET", target).ok
+    only_environment(monkeypatch, http_proxy=url, NO_PROXY="127.0.0.1")
+    assert HttpClient(retry=NO_RETRY).request("GET", target).ok
+    assert [path for path, _ in script.seen] == [target, target, "/status"]
+
+
+def test_netrc_credentials_are_sent(
+    server: tuple[str, Script], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    url, script = server
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login alice password s3cret\n")
+    only_environment(monkeypatch, NETRC=str(netrc), NO_PROXY="127.0.0.1")
+    client = HttpClient(retry=NO_RETRY)
+    assert client.request("GET", url).ok
+    assert client.request("GET", url).ok
+    basic = "Basic " + base64.b64encode(b"alice:s3cret").decode()
+    assert [authorization for _, authorization in script.seen] == [basic, basic]
+
+
+def test_calls_start_no_thread_of_their_own(
+    server: tuple[str, Script], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every call has a deadline; one shared watcher serves them all."""
+    url, _ = server
+    client = HttpClient(retry=NO_RETRY)
+    assert client.request("GET", url).ok
+    caller = threading.current_thread()
+    started: list[str] = []
+    start = threading.Thread.start
+
+    def counted_start(thread: threading.Thread) -> None:
+        if threading.current_thread() is caller:
+            started.append(thread.name)
+        start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", counted_start)
+    for _ in range(20):
+        assert client.request("GET", url).ok
+    with client.stream("GET", url) as response:
+        assert response.read() == b'{"ok": true}'
+    assert started == []
+
+
+def test_a_short_deadline_is_kept_while_a_longer_one_runs(server: tuple[str, Script]) -> None:
+    url, script = server
+    client = HttpClient(retry=NO_RETRY)
+    with client.stream("GET", url, timeout=Timeouts(deadline=60)) as held:
+        script.delay = 2
+        short = Timeouts(connect=5, read=30, deadline=0.5)
+        with pytest.raises(NetworkUnavailable, match=r"within the 0\.5 s deadline"):
+            client.request("GET", url, timeout=short)
+        assert held.read() == b'{"ok": true}'
 
 
 def test_streaming_lines(server: tuple[str, Script]) -> None:

@@ -12,7 +12,8 @@ Layers, outermost first, for one logical call:
    server that sends one byte a second never trips it; when the deadline
    passes, the call's sockets are shut down and the call fails with
    ``NetworkUnavailable``, never retried. For a stream the deadline runs until
-   the caller closes it.
+   the caller closes it. One watcher thread serves every deadline of the
+   process (`_Watcher`), so a call starts no thread of its own.
 
 A breaker failure is one logical call that ended in ``NetworkUnavailable``
 after its retries, not each attempt. Answers the server did give (2xx, other
@@ -45,7 +46,10 @@ it for a POST that must not run twice, such as paid inference.
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
 import logging
+import os
 import socket
 import threading
 import time
@@ -85,7 +89,8 @@ class _Deadline:
     A socket blocked in ``recv`` wakes up on ``shutdown`` (not on ``close``),
     so the request fails at once; the caller sees ``expired`` and says why.
     Sockets are registered by the connection classes of `_watched_adapter`,
-    for the deadline the current thread runs under (`_Deadline.running`).
+    for the deadline the current thread runs under (`_Deadline.running`); the
+    first one puts the deadline in the shared `_Watcher`.
     """
 
     _current = threading.local()
@@ -96,7 +101,7 @@ class _Deadline:
         self.expired = False
         self._lock = threading.Lock()
         self._sockets: list[socket.socket] = []
-        self._timer: threading.Timer | None = None
+        self._watched = False
 
     @classmethod
     def current(cls) -> _Deadline | None:
@@ -122,17 +127,17 @@ class _Deadline:
         with self._lock:
             if not self.expired:
                 self._sockets.append(sock)
-                if self._timer is None:
-                    self._timer = threading.Timer(
-                        max(0.0, self.ends - time.monotonic()), self._expire
-                    )
-                    self._timer.daemon = True
-                    self._timer.start()
+                if not self._watched:
+                    self._watched = True
+                    _WATCHER.add(self)
                 return
         _shut(sock)
 
-    def _expire(self) -> None:
+    def expire(self) -> None:
+        """Called by the watcher once ``ends`` has passed; a cancelled deadline stays quiet."""
         with self._lock:
+            if not self._watched:
+                return
             self.expired = True
             sockets, self._sockets = self._sockets, []
         for sock in sockets:
@@ -140,16 +145,59 @@ class _Deadline:
 
     def cancel(self) -> None:
         with self._lock:
-            timer, self._timer = self._timer, None
+            self._watched = False
             self._sockets = []
-        if timer is not None:
-            timer.cancel()
 
     def error(self, endpoint: str) -> NetworkUnavailable:
         return NetworkUnavailable(
             f"{endpoint}: no complete answer within the {self.seconds:g} s deadline",
             hint="a slow or stalling server; raise http_deadline if the network is just slow",
         )
+
+
+class _Watcher:
+    """One daemon thread that expires the process's deadlines, earliest first.
+
+    A thread per call (``threading.Timer``) cost a thread start and GIL
+    hand-offs on every request of a parallel download. A cancelled deadline
+    is not taken out of the queue: it is dropped, without effect, when its
+    time comes, so the queue holds at most the calls of one deadline span.
+    """
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._queue: list[tuple[float, int, _Deadline]] = []
+        self._order = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def add(self, deadline: _Deadline) -> None:
+        with self._changed:
+            heapq.heappush(self._queue, (deadline.ends, next(self._order), deadline))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="zerog-http-deadlines", daemon=True
+                )
+                self._thread.start()
+            elif self._queue[0][2] is deadline:
+                self._changed.notify()
+
+    def _run(self) -> None:
+        while True:
+            due: list[_Deadline] = []
+            with self._changed:
+                while not due:
+                    now = time.monotonic()
+                    while self._queue and self._queue[0][0] <= now:
+                        due.append(heapq.heappop(self._queue)[2])
+                    if not due:
+                        self._changed.wait(self._queue[0][0] - now if self._queue else None)
+            # Outside the queue's lock: expire() takes the deadline's lock, and
+            # watch() holds that one while it calls add().
+            for deadline in due:
+                deadline.expire()
+
+
+_WATCHER = _Watcher()
 
 
 def _shut(sock: socket.socket) -> None:
@@ -196,6 +244,67 @@ def _watched_adapter(pool_size: int) -> Any:
             return manager
 
     return WatchedAdapter(pool_connections=pool_size, pool_maxsize=pool_size)
+
+
+def _environment_once_session() -> requests.Session:
+    """A requests session that consults the environment once per URL, not per request.
+
+    With ``trust_env`` requests looks for a ``.netrc`` file and scans every
+    environment variable for proxies on each request: about a third of the
+    HTTP overhead of a parallel download. This session turns ``trust_env``
+    off and does the same lookups with requests' own helpers, remembered per
+    URL for the session's life: ``.netrc`` credentials, the proxies (NO_PROXY
+    honoured per host), and the CA bundle (REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE).
+    """
+    import requests
+    from requests.utils import get_environ_proxies, get_netrc_auth
+
+    class EnvironmentOnceSession(requests.Session):
+        def __init__(self) -> None:
+            super().__init__()
+            self.trust_env = False
+            self.ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get(
+                "CURL_CA_BUNDLE"
+            )
+            self.netrc_auth = _PerUrl(get_netrc_auth)
+            self.environ_proxies = _PerUrl(get_environ_proxies)
+
+        def prepare_request(self, request: requests.Request) -> requests.PreparedRequest:
+            if not request.auth and not self.auth:
+                request.auth = self.netrc_auth(request.url)
+            return super().prepare_request(request)
+
+        def merge_environment_settings(
+            self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
+        ) -> Any:
+            if proxies is not None:
+                for scheme, proxy in self.environ_proxies(url).items():
+                    proxies.setdefault(scheme, proxy)
+            if verify is True or verify is None:
+                verify = self.ca_bundle or verify
+            return super().merge_environment_settings(url, proxies, stream, verify, cert)
+
+    return EnvironmentOnceSession()
+
+
+class _PerUrl:
+    """``lookup(url)`` remembered per URL string (at most ``limit`` URLs at a time)."""
+
+    def __init__(self, lookup: Callable[[Any], Any], limit: int = 256) -> None:
+        self._lookup = lookup
+        self._limit = limit
+        self._found: dict[Any, Any] = {}
+
+    def __call__(self, url: Any) -> Any:
+        try:
+            return self._found[url]
+        except KeyError:
+            pass
+        found = self._lookup(url)
+        if len(self._found) >= self._limit:
+            self._found.clear()
+        self._found[url] = found
+        return found
 
 
 @dataclass(frozen=True)
@@ -534,9 +643,7 @@ class HttpClient:
     def _session_for_use(self) -> requests.Session:
         with self._lock:
             if self._session is None:
-                import requests
-
-                session = requests.Session()
+                session = _environment_once_session()
                 session.headers["User-Agent"] = self._user_agent
                 adapter = _watched_adapter(self._pool_size)
                 session.mount("http://", adapter)
