@@ -10,7 +10,7 @@ therefore win: to ask the literal prompt "log", write ``zerog infer ask log``.
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -28,10 +28,19 @@ from zerog_cli.cli.common import (
 from zerog_cli.errors import UsageError
 from zerog_cli.infra import redaction
 from zerog_cli.infra.choices import InferBackend, RouterSort
-from zerog_cli.infra.output import Column, terminal_safe, to_document
+from zerog_cli.infra.output import Column, terminal_safe
 from zerog_cli.infra.stdin import is_terminal, standard_input
 from zerog_cli.infra.units import format_usd
 from zerog_cli.services.infer_results import AskEstimate
+
+if TYPE_CHECKING:
+    from zerog_cli.infra.units import Amount
+    from zerog_cli.services.infer_results import (
+        AccountReport,
+        AskAnswer,
+        FundingReport,
+        RouterAccount,
+    )
 
 DEFAULT_COMMAND = "ask"
 
@@ -98,27 +107,32 @@ def _short(address: str) -> str:
     return f"{address[:6]}…{address[-4:]}" if len(address) > 12 else address
 
 
-def _print_estimate(report: dict[str, Any]) -> None:
+def _og(amount: Amount | None) -> str:
+    """An amount in 0G, or "-" where a report has none."""
+    return "-" if amount is None else amount.og
+
+
+def _print_estimate(report: AskEstimate) -> None:
     out = state().output
-    bound = report["cost_upper_bound"]
-    spendable = report["spendable"]
+    bound = report.cost_upper_bound
+    spendable = report.spendable
     out.fields(
         [
-            ("backend", report["backend"]),
-            ("provider", report["provider"] or "the Router's choice"),
-            ("model", report["model"]),
-            ("prompt tokens", f"~{report['prompt_tokens']} (4 bytes per token)"),
-            ("max tokens", report["max_tokens"]),
-            ("upper bound", f"{bound['0g']} 0G, {format_usd(bound['usd_micro'])}"),
+            ("backend", report.backend),
+            ("provider", report.provider or "the Router's choice"),
+            ("model", report.model),
+            ("prompt tokens", f"~{report.prompt_tokens} (4 bytes per token)"),
+            ("max tokens", report.max_tokens),
+            ("upper bound", f"{bound.og} 0G, {format_usd(bound.usd_micro)}"),
             (
                 "spendable",
-                ("see `zerog infer account`" if report["backend"] == "router" else "no sub-account")
+                ("see `zerog infer account`" if report.backend == "router" else "no sub-account")
                 if spendable is None
-                else f"{spendable['0g']} 0G",
+                else f"{spendable.og} 0G",
             ),
-            ("verify", "yes" if report["verify"] else "no"),
-            ("balance", "fits" if report["fits_balance"] else report["balance_problem"]),
-            ("budget", "fits" if report["fits_budget"] else report["budget_problem"]),
+            ("verify", "yes" if report.verify else "no"),
+            ("balance", "fits" if report.fits_balance else report.balance_problem),
+            ("budget", "fits" if report.fits_budget else report.budget_problem),
         ]
     )
     out.info("estimate only: nothing was sent or recorded")
@@ -133,28 +147,28 @@ _BINDING_WORDS = {
 """Short words for what a signature bound (zerog_cli.zerog.compute.BINDING_MEANING)."""
 
 
-def _summary(report: dict[str, Any]) -> str:
-    usage = report["usage"]
+def _summary(report: AskAnswer) -> str:
+    usage = report.usage
     tokens = (
         "usage unknown"
         if usage is None
-        else f"{usage['prompt_tokens']}+{usage['completion_tokens']} tokens"
+        else f"{usage.prompt_tokens}+{usage.completion_tokens} tokens"
     )
-    cost = report["cost"]
-    verification = report["verification"]
+    cost = report.cost
+    verification = report.verification
     if verification is None:
         verified = "signature not checked"
-    elif report.get("backend") == "router":
+    elif report.backend == "router":
         verified = f"Router verify_tee: {verification['status']}"
     elif verification["status"] == "verified":
         verified = f"signature verified ({_BINDING_WORDS[verification['binding']]})"
     else:
         verified = "signature unavailable"
-    via = "Router → " if report.get("backend") == "router" else ""
-    served = _short(report["provider"] or "?")
+    via = "Router → " if report.backend == "router" else ""
+    served = _short(report.provider or "?")
     return (
-        f"{report['model']} via {via}{served} · {tokens} · {cost['0g']} 0G · "
-        f"{format_usd(cost['usd_micro'])} · {verified} · log #{report['log_id']}"
+        f"{report.model} via {via}{served} · {tokens} · {cost.og} 0G · "
+        f"{format_usd(cost.usd_micro)} · {verified} · log #{report.log_id}"
     )
 
 
@@ -304,14 +318,14 @@ def ask(
         if printed:
             out.echo("")
     if isinstance(report, AskEstimate):
-        out.result(report, lambda: _print_estimate(to_document(report)))
+        out.result(report, lambda: _print_estimate(report))
         return
     for warning in report.warnings:
         out.warn(warning)
     if not printed and not out.json_mode:
         out.echo(report.answer)
     out.result(report, None)
-    out.info(_summary(to_document(report)))
+    out.info(_summary(report))
 
 
 @command(
@@ -360,42 +374,42 @@ def providers(
     )
 
 
-def _print_router_account(router: dict[str, Any]) -> None:
+def _print_router_account(router: RouterAccount) -> None:
     out = state().output
-    funds = router["funds"]
-    owed = router["owed_to_router"]
+    funds = router.funds
+    owed = router.owed_to_router
     pairs: list[tuple[str, Any]] = [
-        ("router", router["router_url"]),
-        ("router account", router["address"] or "-"),
-        ("router ledger", f"{router['ledger']['0g']} 0G ({router['ledger']['neuron']} neuron)"),
+        ("router", router.router_url),
+        ("router account", router.address or "-"),
+        ("router ledger", f"{router.ledger.og} 0G ({router.ledger.neuron} neuron)"),
     ]
-    if router["vault"] is not None:
-        pairs.append(("payment layer vault", f"{router['vault']['0g']} 0G"))
-    if router["pending_charge"] is not None:
-        pairs.append(("pending charge", f"{router['pending_charge']['0g']} 0G"))
+    if router.vault is not None:
+        pairs.append(("payment layer vault", f"{router.vault.og} 0G"))
+    if router.pending_charge is not None:
+        pairs.append(("pending charge", f"{router.pending_charge.og} 0G"))
     if owed is not None:
-        pairs.append(("funds", f"owed to Router: {owed['0g']} 0G"))
+        pairs.append(("funds", f"owed to Router: {owed.og} 0G"))
     elif funds is not None:
-        pairs.append(("funds", f"{funds['0g']} 0G"))
-    pairs.append(("payment layer", router["payment_layer_address"] or "-"))
-    pairs.append(("deposit", router["deposit_how"]))
+        pairs.append(("funds", f"{funds.og} 0G"))
+    pairs.append(("payment layer", router.payment_layer_address or "-"))
+    pairs.append(("deposit", router.deposit_how))
     out.fields(pairs)
 
 
-def _print_account(report: dict[str, Any]) -> None:
+def _print_account(report: AccountReport) -> None:
     out = state().output
-    router = report.get("router")
+    router = report.router
     if router is not None:
         _print_router_account(router)
-    if report["wallet"] is None:
-        out.info(f"direct sub-accounts not shown: {report['direct_problem']}")
+    if report.wallet is None:
+        out.info(f"direct sub-accounts not shown: {report.direct_problem}")
         return
-    ledger = report["ledger"]
+    ledger = report.ledger
     out.fields(
         [
-            ("wallet", report["wallet"]),
-            ("network", f"{report['network']} (chain {report['chain_id']})"),
-            ("wallet balance", f"{report['wallet_balance']['0g']} 0G"),
+            ("wallet", report.wallet),
+            ("network", f"{report.network} (chain {report.chain_id})"),
+            ("wallet balance", f"{_og(report.wallet_balance)} 0G"),
         ]
         + (
             [("ledger", "none (run `zerog infer fund deposit 3`)")]
@@ -403,10 +417,10 @@ def _print_account(report: dict[str, Any]) -> None:
             else [
                 (
                     "ledger total",
-                    f"{ledger['total']['0g']} 0G ({ledger['total']['neuron']} neuron)",
+                    f"{ledger.total.og} 0G ({ledger.total.neuron} neuron)",
                 ),
-                ("available", f"{ledger['available']['0g']} 0G"),
-                ("locked", f"{ledger['locked']['0g']} 0G (in provider sub-accounts)"),
+                ("available", f"{ledger.available.og} 0G"),
+                ("locked", f"{ledger.locked.og} 0G (in provider sub-accounts)"),
             ]
         )
     )
@@ -414,29 +428,29 @@ def _print_account(report: dict[str, Any]) -> None:
         return
     rows = [
         {
-            "provider": sub["provider"],
-            "model": sub["model"] or "",
-            "balance": f"{sub['balance']['0g']} 0G",
-            "neuron": sub["balance"]["neuron"],
-            "pending_refund": f"{sub['pending_refund']['0g']} 0G",
-            "unsettled": "?" if sub["unsettled"] is None else f"{sub['unsettled']['0g']} 0G",
-            "spendable": f"{sub['spendable']['0g']} 0G",
-            "acknowledged": "yes" if sub["acknowledged"] else "no",
+            "provider": sub.provider,
+            "model": sub.model or "",
+            "balance": f"{sub.balance.og} 0G",
+            "neuron": sub.balance.neuron,
+            "pending_refund": f"{sub.pending_refund.og} 0G",
+            "unsettled": "?" if sub.unsettled is None else f"{sub.unsettled.og} 0G",
+            "spendable": f"{sub.spendable.og} 0G",
+            "acknowledged": "yes" if sub.acknowledged else "no",
         }
-        for sub in report["sub_accounts"]
+        for sub in report.sub_accounts
     ]
     refunds = [
         {
-            "provider": sub["provider"],
-            "amount": f"{refund['amount']['0g']} 0G",
-            "requested_at": refund["requested_at"],
-            "unlocks_at": refund["unlocks_at"],
+            "provider": sub.provider,
+            "amount": f"{refund.amount.og} 0G",
+            "requested_at": refund.requested_at,
+            "unlocks_at": refund.unlocks_at,
             "state": "unlocked: run `zerog infer fund retrieve PROVIDER`"
-            if refund["unlocked"]
-            else f"locked, {_wait(refund['seconds_left'])} left",
+            if refund.unlocked
+            else f"locked, {_wait(refund.seconds_left)} left",
         }
-        for sub in report["sub_accounts"]
-        for refund in sub["refunds"]
+        for sub in report.sub_accounts
+        for refund in sub.refunds
     ]
     out.table(
         rows,
@@ -491,7 +505,7 @@ def account() -> None:
 
     current = state()
     report = account_with_router(current.context)
-    current.output.result(report, lambda: _print_account(to_document(report)))
+    current.output.result(report, lambda: _print_account(report))
 
 
 @command(
@@ -537,23 +551,21 @@ def _confirmer(yes: bool) -> Any:
     return confirm
 
 
-def _print_funding(report: dict[str, Any]) -> None:
+def _print_funding(report: FundingReport) -> None:
     out = state().output
-    if report.get("already"):
-        out.echo(f"provider {report['provider']} is already acknowledged; nothing was sent")
+    if report.already:
+        out.echo(f"provider {report.provider} is already acknowledged; nothing was sent")
         return
-    pairs: list[tuple[str, Any]] = [("transaction", report["tx_hash"]), ("block", report["block"])]
-    if report["amount"] is not None:
-        pairs.insert(0, (report["action"], f"{report['amount']['0g']} 0G"))
-    ledger = report.get("ledger")
+    pairs: list[tuple[str, Any]] = [("transaction", report.tx_hash), ("block", report.block)]
+    if report.amount is not None:
+        pairs.insert(0, (report.action, f"{_og(report.amount)} 0G"))
+    ledger = report.ledger
     if ledger is not None:
-        pairs.append(
-            ("ledger", f"{ledger['total']['0g']} 0G, {ledger['available']['0g']} 0G available")
-        )
-    sub = report.get("sub_account")
+        pairs.append(("ledger", f"{ledger.total.og} 0G, {ledger.available.og} 0G available"))
+    sub = report.sub_account
     if sub is not None:
-        acknowledged = "acknowledged" if sub["acknowledged"] else "not acknowledged"
-        pairs.append(("sub-account", f"{sub['balance']['0g']} 0G ({acknowledged})"))
+        acknowledged = "acknowledged" if sub.acknowledged else "not acknowledged"
+        pairs.append(("sub-account", f"{sub.balance.og} 0G ({acknowledged})"))
     out.fields(pairs)
 
 
@@ -578,7 +590,7 @@ def fund_deposit(
     current = state()
     current.context.override(gas_price=gas_price, gas_limit=gas_limit)
     report = deposit(current.context, amount, _confirmer(yes))
-    current.output.result(report, lambda: _print_funding(to_document(report)))
+    current.output.result(report, lambda: _print_funding(report))
 
 
 @command(
@@ -608,7 +620,7 @@ def fund_transfer(
     current = state()
     current.context.override(gas_price=gas_price, gas_limit=gas_limit)
     report = transfer(current.context, provider, amount, _confirmer(yes))
-    current.output.result(report, lambda: _print_funding(to_document(report)))
+    current.output.result(report, lambda: _print_funding(report))
 
 
 @command(
@@ -631,31 +643,31 @@ def fund_acknowledge(
     current = state()
     current.context.override(gas_price=gas_price, gas_limit=gas_limit)
     report = acknowledge(current.context, provider, _confirmer(yes))
-    current.output.result(report, lambda: _print_funding(to_document(report)))
+    current.output.result(report, lambda: _print_funding(report))
 
 
-def _print_retrieve(report: dict[str, Any]) -> None:
+def _print_retrieve(report: FundingReport) -> None:
     out = state().output
-    if not report["sent"]:
+    if not report.sent:
         out.echo(
-            f"nothing to retrieve from {report['provider']}: every 0G there is already "
+            f"nothing to retrieve from {report.provider}: every 0G there is already "
             "requested and still locked; nothing was sent"
         )
     else:
         out.fields(
             [
-                ("returned to ledger", f"{report['returned']['0g']} 0G"),
-                ("requested back", f"{report['requested']['0g']} 0G"),
-                ("transaction", report["tx_hash"]),
-                ("block", report["block"]),
+                ("returned to ledger", f"{_og(report.returned)} 0G"),
+                ("requested back", f"{_og(report.requested)} 0G"),
+                ("transaction", report.tx_hash),
+                ("block", report.block),
             ]
         )
-    for refund in report["refunds"]:
-        state_text = "unlocked" if refund["unlocked"] else f"unlocks {refund['unlocks_at']}"
-        out.echo(f"pending refund {refund['amount']['0g']} 0G: {state_text}")
-    ledger = report["ledger"]
+    for refund in report.refunds or []:
+        state_text = "unlocked" if refund.unlocked else f"unlocks {refund.unlocks_at}"
+        out.echo(f"pending refund {refund.amount.og} 0G: {state_text}")
+    ledger = report.ledger
     if ledger is not None:
-        out.echo(f"ledger: {ledger['available']['0g']} 0G available of {ledger['total']['0g']} 0G")
+        out.echo(f"ledger: {ledger.available.og} 0G available of {ledger.total.og} 0G")
 
 
 @command(
@@ -685,7 +697,7 @@ def fund_retrieve(
     current = state()
     current.context.override(gas_price=gas_price, gas_limit=gas_limit)
     report = retrieve(current.context, provider, _confirmer(yes))
-    current.output.result(report, lambda: _print_retrieve(to_document(report)))
+    current.output.result(report, lambda: _print_retrieve(report))
 
 
 @command(
@@ -716,23 +728,23 @@ def fund_refund(
     current = state()
     current.context.override(gas_price=gas_price, gas_limit=gas_limit)
     result = refund(current.context, amount.neuron, _confirmer(yes))
-    report = to_document(result)
+    report = result
 
     def human() -> None:
         out = current.output
-        ledger = report["ledger"]
+        ledger = report.ledger
         out.fields(
             [
-                ("refund", f"{report['amount']['0g']} 0G"),
-                ("transaction", report["tx_hash"]),
-                ("block", report["block"]),
+                ("refund", f"{_og(report.amount)} 0G"),
+                ("transaction", report.tx_hash),
+                ("block", report.block),
                 (
                     "ledger",
                     "deleted (emptied)"
                     if ledger is None
-                    else f"{ledger['total']['0g']} 0G, {ledger['available']['0g']} 0G available",
+                    else f"{ledger.total.og} 0G, {ledger.available.og} 0G available",
                 ),
-                ("wallet balance", f"{report['wallet_balance']['0g']} 0G"),
+                ("wallet balance", f"{_og(report.wallet_balance)} 0G"),
             ]
         )
 
