@@ -134,13 +134,16 @@ def _read_first_line(process: subprocess.Popen[bytes], deadline: float) -> bytes
     """The devnet's first stdout line, read from the raw pipe with a deadline."""
     assert process.stdout is not None
     fd = process.stdout.fileno()
+    # poll, not select: select() refuses a descriptor numbered 1024 or more, which a
+    # long pytest session that has started many devnets can reach.
+    waiter = select.poll()
+    waiter.register(fd, select.POLLIN)
     line = b""
     while b"\n" not in line:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise DevnetStartError("the devnet did not print its URLs in time")
-        ready, _, _ = select.select([fd], [], [], min(remaining, 0.2))
-        if ready:
+        if waiter.poll(int(min(remaining, 0.2) * 1000)):
             piece = os.read(fd, 65536)
             if not piece:
                 raise DevnetStartError("the devnet exited before it was ready")

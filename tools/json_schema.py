@@ -17,6 +17,7 @@ import json
 import sys
 import types
 import typing
+from collections import abc
 from collections.abc import Iterator
 from decimal import Decimal
 from enum import Enum
@@ -53,7 +54,7 @@ class _Builder:
             return {"anyOf": choices}
         if origin is typing.Literal:
             return {"enum": list(arguments)}
-        if origin in (list, tuple, frozenset, set, typing.Sequence):
+        if origin in (list, tuple, frozenset, set, typing.Sequence, abc.Iterable, abc.Iterator):
             if origin is tuple and arguments and arguments[-1] is not Ellipsis:
                 return {
                     "type": "array",

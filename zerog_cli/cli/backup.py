@@ -309,7 +309,6 @@ def list_command(
         limit=limit,
         offset=offset,
     )
-    table_rows = [{**to_document(row), "last_check": _last_check(row)} for row in listing.backups]
     columns = [
         Column("id", "id", justify="right"),
         Column("namespace", "ns"),
@@ -319,7 +318,12 @@ def list_command(
         Column("last_check", "last check"),
         Column("last_ok_at", "last ok", lambda v: v or "never"),
     ]
-    state().output.result(listing, lambda: state().output.table(table_rows, columns))
+
+    def table() -> None:
+        rows = [{**to_document(row), "last_check": _last_check(row)} for row in listing.backups]
+        state().output.table(rows, columns)
+
+    state().output.result(listing, table)
 
 
 @command(
@@ -673,9 +677,8 @@ def unverified(
     out = state().output
 
     def render(report: UnverifiedReport) -> None:
-        stale = report.unverified
-
         def human() -> None:
+            stale = list(report.unverified)
             if not stale:
                 out.detail(f"all {report.live_backups} live backup(s) verified within {max_age}")
                 return

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -162,8 +162,9 @@ def select(
     id_modulo: tuple[int, int] | None = None,
     rotation: bool = False,
     page: Page = EVERYTHING,
-) -> list[Backup]:
-    """Backups on ``network`` matching every filter given, oldest first (by time, then id).
+) -> Iterator[Backup]:
+    """Backups on ``network`` matching every filter given, oldest first (by time, then id),
+    read from the cursor as they are consumed (a listing streams to its output).
 
     ``never_ok``: only backups with no OK verification. ``ok_before`` /
     ``full_ok_before``: only those whose last OK verification (full one), or their
@@ -193,7 +194,35 @@ def select(
     # Ordered outside: PostgreSQL sorts by an output column only when named bare, and the
     # rotation order is made of expressions over them (SQLite flattens this to one query).
     sql = f"SELECT * FROM ({_SELECT} WHERE {where}) AS b ORDER BY {order}{window}"
-    return [_backup(row) for row in conn.execute(sql, (*params, *window_params))]
+    return (_backup(row) for row in conn.execute(sql, (*params, *window_params)))
+
+
+def count(
+    conn: sqlite3.Connection,
+    *,
+    network: str,
+    namespaces: Sequence[str] | None = None,
+    ok_before: str | None = None,
+    full_ok_before: str | None = None,
+) -> int:
+    """How many live backups `select` would return for these filters."""
+    where, params = _filters(
+        network=network,
+        namespaces=namespaces,
+        ok_before=ok_before,
+        full_ok_before=full_ok_before,
+    )
+    sql = f"SELECT COUNT(*) FROM storage_backups b WHERE {where}"
+    return int(conn.execute(sql, params).fetchone()[0])
+
+
+def namespaces_with_backups(conn: sqlite3.Connection, *, network: str) -> list[str]:
+    """The namespaces holding a backup on ``network`` (retired ones included), by name."""
+    rows = conn.execute(
+        "SELECT DISTINCT namespace FROM storage_backups WHERE network = ? ORDER BY namespace",
+        (network,),
+    )
+    return [str(row[0]) for row in rows]
 
 
 def select_ids(

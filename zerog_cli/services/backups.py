@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -84,9 +84,10 @@ class BackupDetail(BackupView):
 
 @dataclass(frozen=True)
 class BackupList:
-    """`backup ls`: backups oldest first, one page (--limit, --offset)."""
+    """`backup ls`: backups oldest first, one page (--limit, --offset), streamed from the
+    ledger to the output (iterate it once)."""
 
-    backups: list[BackupView]
+    backups: Iterable[BackupView]
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,7 @@ class RestoreReport(DownloadReport):
 
 
 def age_seconds(context: Context, stamp: str) -> int:
-    return max(0, int((context.now() - parse_time(stamp)).total_seconds()))
+    return _age(context.now(), stamp)
 
 
 def validate_label(label: str) -> str:
@@ -302,16 +303,21 @@ def _namespaces_for(
     if namespace is not None:
         namespaces.require(context, namespace, user, action)
         return [namespace], []
-    every = rows.select(context.ledger.conn, network=context.settings.profile, include_retired=True)
-    known = sorted({b.namespace for b in every})
+    known = rows.namespaces_with_backups(context.ledger.conn, network=context.settings.profile)
     allowed = _permitted(context, known, user, action)
     return allowed, [name for name in known if name not in allowed]
 
 
-def describe(context: Context, backup: Backup) -> BackupView:
+def describe(context: Context, backup: Backup, now: datetime | None = None) -> BackupView:
+    """``backup`` as commands show it; ``now`` once for a whole listing (the clock is slow
+    next to the rest of a row)."""
     fields_of = {item.name: getattr(backup, item.name) for item in dataclasses.fields(backup)}
-    age = None if backup.last_ok_at is None else age_seconds(context, backup.last_ok_at)
+    age = None if backup.last_ok_at is None else _age(now or context.now(), backup.last_ok_at)
     return BackupView(**fields_of, verification_age_seconds=age)
+
+
+def _age(now: datetime, stamp: str) -> int:
+    return max(0, int((now - parse_time(stamp)).total_seconds()))
 
 
 def list_backups(
@@ -336,7 +342,8 @@ def list_backups(
         never_ok=unverified,
         page=Page(limit, offset),
     )
-    return BackupList([describe(context, b) for b in found])
+    now = context.now()
+    return BackupList(describe(context, b, now) for b in found)
 
 
 def _select(
@@ -348,7 +355,7 @@ def _select(
     *,
     never_ok: bool = False,
     page: Page = EVERYTHING,
-) -> list[Backup]:
+) -> Iterator[Backup]:
     """Backups the acting user may read, matching every filter, oldest first (in SQL)."""
     allowed, _ = _namespaces_for(context, namespace, "read")
     return rows.select(
@@ -371,14 +378,18 @@ def latest(
     before: datetime | None = None,
 ) -> Backup:
     """The newest live backup the acting user may read that matches; NotFound (exit 7) if none."""
-    found = _select(context, namespace, label, False, before)
-    if not found:
+    newest = max(
+        _select(context, namespace, label, False, before),
+        key=lambda b: (b.created_at, b.id),
+        default=None,
+    )
+    if newest is None:
         scope = [f"namespace {namespace}" if namespace else "", f"label {label}" if label else ""]
         if before is not None:
             scope.append(f"created before {format_time(before)}")
         where = ", ".join(part for part in scope if part)
         raise NotFound(f"no live backup{' with ' + where if where else ''}")
-    return max(found, key=lambda b: (b.created_at, b.id))
+    return newest
 
 
 def latest_description(
@@ -689,7 +700,8 @@ class UnverifiedReport:
     max_age_full_seconds: int | None
     checked_at: str
     live_backups: int
-    unverified: list[UnverifiedBackup]
+    unverified: Iterable[UnverifiedBackup]
+    """Streamed from the ledger to the output: iterate it once."""
 
 
 def unverified(
@@ -725,15 +737,15 @@ def unverified(
     )
     conn = context.ledger.conn
     scope = None if namespace is None else [namespace]
-    found = rows.select(
-        conn,
-        network=context.settings.profile,
-        namespaces=scope,
-        ok_before=cutoff,
-        full_ok_before=cutoff_full,
-    )
-    stale = []
-    for backup in found:
+    filters: dict[str, Any] = {
+        "network": context.settings.profile,
+        "namespaces": scope,
+        "ok_before": cutoff,
+        "full_ok_before": cutoff_full,
+    }
+    stale_count = rows.count(conn, **filters)
+
+    def entry(backup: Backup) -> UnverifiedBackup:
         reference = backup.last_ok_at or backup.created_at
         full_reference = backup.last_full_ok_at or backup.created_at
         reasons = []
@@ -741,28 +753,27 @@ def unverified(
             reasons.append("max-age")
         if cutoff_full is not None and full_reference < cutoff_full:
             reasons.append("max-age-full")
-        view = describe(context, backup)
-        stale.append(
-            UnverifiedBackup(
-                **{item.name: getattr(view, item.name) for item in dataclasses.fields(view)},
-                never_verified=backup.last_ok_at is None,
-                never_fully_verified=backup.last_full_ok_at is None,
-                age_seconds=age_seconds(context, reference),
-                full_age_seconds=age_seconds(context, full_reference),
-                reasons=reasons,
-            )
+        view = describe(context, backup, now)
+        return UnverifiedBackup(
+            **{item.name: getattr(view, item.name) for item in dataclasses.fields(view)},
+            never_verified=backup.last_ok_at is None,
+            never_fully_verified=backup.last_full_ok_at is None,
+            age_seconds=_age(now, reference),
+            full_age_seconds=_age(now, full_reference),
+            reasons=reasons,
         )
+
     report = UnverifiedReport(
         max_age_seconds=max_age_seconds,
         max_age_full_seconds=max_age_full_seconds,
         checked_at=format_time(now),
         live_backups=rows.count_live(conn, network=context.settings.profile, namespaces=scope),
-        unverified=stale,
+        unverified=(entry(backup) for backup in rows.select(conn, **filters)),
     )
-    if stale:
+    if stale_count:
         within = max_age if max_age_full is None else f"{max_age} (full read: {max_age_full})"
         raise IntegrityError(
-            f"{len(stale)} of {report.live_backups} live backup(s) not verified within {within}",
+            f"{stale_count} of {report.live_backups} live backup(s) not verified within {within}",
             report=report,
         )
     return report

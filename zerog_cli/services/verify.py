@@ -306,13 +306,13 @@ def due(context: Context, selection: Selection, rng: random.Random | None = None
         n, t = selection.subset
         filters["id_modulo"] = (t, n - 1)
     if selection.sample_percent is None:
-        return rows.select(conn, rotation=True, **filters)
+        return list(rows.select(conn, rotation=True, **filters))
     ids = rows.select_ids(conn, **filters)
     if not ids:
         return []
     count = math.ceil(len(ids) * selection.sample_percent / 100)
     sample = (rng or random.Random()).sample(ids, count)
-    return rows.select(conn, network=network, ids=sample, rotation=True)
+    return list(rows.select(conn, network=network, ids=sample, rotation=True))
 
 
 class _HashingSink:
