@@ -311,9 +311,8 @@ def _namespaces_for(
 def describe(context: Context, backup: Backup, now: datetime | None = None) -> BackupView:
     """``backup`` as commands show it; ``now`` once for a whole listing (the clock is slow
     next to the rest of a row)."""
-    fields_of = {item.name: getattr(backup, item.name) for item in dataclasses.fields(backup)}
     age = None if backup.last_ok_at is None else _age(now or context.now(), backup.last_ok_at)
-    return BackupView(**fields_of, verification_age_seconds=age)
+    return BackupView(**vars(backup), verification_age_seconds=age)
 
 
 def _age(now: datetime, stamp: str) -> int:
@@ -755,7 +754,7 @@ def unverified(
             reasons.append("max-age-full")
         view = describe(context, backup, now)
         return UnverifiedBackup(
-            **{item.name: getattr(view, item.name) for item in dataclasses.fields(view)},
+            **vars(view),
             never_verified=backup.last_ok_at is None,
             never_fully_verified=backup.last_full_ok_at is None,
             age_seconds=_age(now, reference),
