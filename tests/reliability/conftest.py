@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -261,7 +261,12 @@ def ledger_rows(db: Path | str, sql: str, params: Sequence[Any] = ()) -> list[di
         conn.close()
 
 
-def ledger_problems(db: Path | str, *, dead_reservations_allowed: bool = False) -> list[str]:
+def ledger_problems(
+    db: Path | str,
+    *,
+    dead_reservations_allowed: bool = False,
+    paid_without_object: Collection[str] = (),
+) -> list[str]:
     """Everything that would make the ledger wrong; empty when it is consistent.
 
     - ``PRAGMA integrity_check`` and ``foreign_key_check`` are clean (SQLite; PostgreSQL
@@ -274,6 +279,10 @@ def ledger_problems(db: Path | str, *, dead_reservations_allowed: bool = False) 
     - each backup row points at an object with the same root, size and SHA-256;
     - no quota reservation of a dead process remains (unless allowed: right
       after a kill, before the next command).
+
+    ``paid_without_object``: roots of uploads that failed after paying; a cost row
+    for one of them with no object is the payment recorded later by another process
+    (`payments.settle_abandoned_for`), not a fault, and its bytes are no object's.
     """
     problems: list[str] = []
     if isinstance(db, Path):
@@ -294,6 +303,10 @@ def ledger_problems(db: Path | str, *, dead_reservations_allowed: bool = False) 
     )
     if objects - storage_costs:
         problems.append(f"objects without a cost row: {sorted(objects - storage_costs)[:5]}")
+    settled = Counter(
+        {key: n for key, n in (storage_costs - objects).items() if key[1] in paid_without_object}
+    )
+    storage_costs -= settled
     if storage_costs - objects:
         problems.append(f"storage costs without an object: {sorted(storage_costs - objects)[:5]}")
 
@@ -340,6 +353,16 @@ def ledger_problems(db: Path | str, *, dead_reservations_allowed: bool = False) 
             " WHERE service = 'storage' AND namespace = ?",
             (ns["name"],),
         )[0]["bytes"]
+        stored -= sum(
+            int(r["quantity"])
+            for r in ledger_rows(
+                db,
+                "SELECT quantity, reference, neuron, network FROM cost_tracking"
+                " WHERE service = 'storage' AND namespace = ?",
+                (ns["name"],),
+            )
+            if (ns["name"], r["reference"], r["network"], str(r["neuron"])) in settled
+        )
         if ns["used_bytes"] != stored:
             problems.append(f"namespace {ns['name']} uses {ns['used_bytes']} != {stored} recorded")
 

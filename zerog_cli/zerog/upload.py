@@ -492,18 +492,25 @@ def _read_back(network: StorageNetwork, tree: FileTree, holders_: Sequence[Holde
 
     Only nodes whose shard holds the file's first segment are asked, each
     under the tx it holds the file by. A read that fails its proof is tried
-    once more, then on the next holder: one bad read (a bit flipped in
-    transit, one node's bad copy) must not fail an upload that is paid for
+    once more, then on the next holder, and a holder that cannot be reached is
+    passed over for the next: one bad read (a bit flipped in transit, one
+    node's bad copy, one node down) must not fail an upload that is paid for
     and stored. IntegrityError only when every read of every holder came back
     corrupt.
     """
     corrupt: list[str] = []
+    unreachable: list[str] = []
     for holder in holders_:
         if not holder.node.config.holds(holder.first_segment):
             continue
         url = holder.node.url
         for _ in range(READ_BACK_TRIES):
-            segment = network.node(url).download_segment_with_proof_by_tx_seq(holder.tx_seq, 0)
+            try:
+                segment = network.node(url).download_segment_with_proof_by_tx_seq(holder.tx_seq, 0)
+            except NetworkUnavailable as error:
+                unreachable.append(str(error))
+                log.warning("segment 0 could not be read back from %s: %s", url, error)
+                break
             if segment is None:
                 break
             try:
@@ -520,4 +527,5 @@ def _read_back(network: StorageNetwork, tree: FileTree, holders_: Sequence[Holde
         )
     raise NetworkUnavailable(
         f"no storage node served segment 0 of {tree.root_hex} back after the upload"
+        + (f" (first: {unreachable[0]})" if unreachable else "")
     )
