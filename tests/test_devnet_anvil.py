@@ -68,8 +68,8 @@ def anvil_devnet(
 def test_upload_download_infer_round_trip_over_anvil(
     zerog: Any, anvil_devnet: dict[str, Any], tmp_path: Path
 ) -> None:
-    anvil_url = anvil_devnet["anvil_url"]
-    assert anvil_devnet["chain"] == "anvil"
+    anvil_url = anvil_devnet["devnet"]["anvil_url"]
+    assert anvil_devnet["devnet"]["chain"] == "anvil"
     assert anvil_url.startswith("http://127.0.0.1:")
     status = zerog("devnet", "status", "--json")
     assert status.exit_code == 0, status
