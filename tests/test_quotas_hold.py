@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from zerog_cli.errors import QuotaExceeded
+from zerog_cli.infra.choices import CostGrouping
 from zerog_cli.ledger.costs import CostEntry
 from zerog_cli.ledger.quotas import Reserved
 from zerog_cli.services import quotas
@@ -31,11 +32,11 @@ def held_rows(context: Context) -> int:
 
 
 def tokens_used(context: Context) -> int:
-    return int(quotas.show(context, USER)[0]["limits"]["tokens"]["used"])
+    return quotas.show(context, USER)[0].limits["tokens"].used
 
 
 def cost_rows(context: Context) -> int:
-    return sum(g["operations"] for g in quotas.report(context, None, "user")["groups"])
+    return sum(g.operations for g in quotas.report(context, None, CostGrouping.USER).groups)
 
 
 def cost(context: Context, tokens: int) -> CostEntry:
