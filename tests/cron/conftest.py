@@ -13,6 +13,7 @@ would see: the exit code, the one-line message and what was left on disk.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -75,7 +76,13 @@ def run_as_cron(
 
 
 def start_as_cron(args: list[str], home: Path, cwd: Path, **env: str) -> subprocess.Popen[str]:
-    """Start ``python -m zerog_cli ARGS`` as `run_as_cron` runs it, its output piped as text."""
+    """Start ``python -m zerog_cli ARGS`` as `run_as_cron` runs it, its output piped as text.
+
+    SIGINT is reset to its default in the child: a test run started in the background
+    by a shell (`make test &`) inherits SIGINT ignored, and Python then never turns a
+    Ctrl-C into KeyboardInterrupt, so the signal tests would see a command that cannot
+    be interrupted.
+    """
     return subprocess.Popen(
         [sys.executable, "-m", "zerog_cli", *args],
         stdin=subprocess.DEVNULL,
@@ -84,7 +91,12 @@ def start_as_cron(args: list[str], home: Path, cwd: Path, **env: str) -> subproc
         text=True,
         env=cron_environment(cwd, home, **env),
         cwd=cwd,
+        preexec_fn=_default_sigint,
     )
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @pytest.fixture
