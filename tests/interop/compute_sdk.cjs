@@ -161,7 +161,11 @@ async function run(broker, step) {
 
 async function main() {
   const config = JSON.parse(process.argv[2]);
-  const provider = new ethers.JsonRpcProvider(config.rpc);
+  // cacheTimeout -1: ethers answers a request identical to one made in the last 250 ms
+  // from its cache, and on the devnet, which mines at once, the SDK's next transaction
+  // follows the last within that window: its eth_getTransactionCount came back stale
+  // and the transfer was refused as a used nonce.
+  const provider = new ethers.JsonRpcProvider(config.rpc, undefined, { cacheTimeout: -1 });
   provider.pollingInterval = 100;
   const wallet = new ethers.Wallet(config.key, provider);
   const steps = [];
