@@ -143,6 +143,8 @@ def test_call_and_null_result(peer: tuple[str, Peer]) -> None:
         (b"[1,2]", 200, "batch"),
         (b'"hello"', 200, "other than a JSON-RPC object"),
         (b'{"jsonrpc":"2.0","id":1,"result":NaN}', 200, "malformed"),
+        (b'{"jsonrpc":"2.0","id":1,"result":[1e999]}', 200, "malformed"),
+        (b'{"jsonrpc":"2.0","id":1,"result":-1E400}', 200, "malformed"),
         (b"", 200, "empty answer"),
         (b"[" * 100000, 200, "malformed"),
         (b'{"a":' * 50000 + b"1" + b"}" * 50000, 200, "malformed"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import random
 import re
 import threading
@@ -74,7 +75,7 @@ def classify(message: str, data: object = None, code: int | None = None) -> str:
 
 
 def loads_untrusted(content: bytes) -> Any:
-    """``json.loads`` for a peer's bytes: no NaN/Infinity, nesting at most 64 deep.
+    """``json.loads`` for a peer's bytes: only finite numbers, nesting at most 64 deep.
 
     The depth check runs first because a deeply nested document can exhaust
     the C stack inside the json module before any RecursionError is raised.
@@ -88,7 +89,7 @@ def loads_untrusted(content: bytes) -> Any:
             if depth > MAX_JSON_DEPTH:
                 raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     try:
-        return json.loads(content, parse_constant=_reject_constant)
+        return json.loads(content, parse_constant=_reject_constant, parse_float=_finite_float)
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
 
@@ -273,6 +274,14 @@ class JsonRpcClient:
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"JSON constant {name} is not allowed")
+
+
+def _finite_float(text: str) -> float:
+    """A JSON number too large for a float (``1e999``) would otherwise parse as infinity."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"JSON number {one_line(text, 40)} is out of range")
+    return value
 
 
 class Reader:
