@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Result, run_cli_process
+from tests.ledger_backends import LedgerBackend
 from tests.test_backups_ledger import ledger_at, seed_backup
 from zerog_cli.ledger import backups
 
@@ -232,3 +233,13 @@ def test_a_damaged_ledger_completes_nothing_silently(zerog_home: Path) -> None:
     result = complete("zerog ns show ")
 
     assert (result.exit_code, result.stdout, result.stderr) == (0, "", "")
+
+
+def test_a_postgresql_ledger_completes_too(ledger_backend: LedgerBackend) -> None:
+    """With ``ledger_url`` naming PostgreSQL, the values come from that database (the
+    SQLite file in ZEROG_HOME does not exist), read with the DATABASE_PASSWORD secret."""
+    ledger = ledger_backend.open()
+    backup_id = seed_backup(ledger, created_at="2026-03-01T01:00:00Z", namespace="pg-data")
+    ledger.close()
+    assert answers("zerog ns show ") == ["pg-data"]
+    assert answers("zerog backup restore ") == [str(backup_id)]

@@ -1,16 +1,19 @@
 """What the shell completes from the ledger: namespace names and live backup ids.
 
 Read when the shell asks (a TAB press), never otherwise, and without
-changing anything: the ledger is opened read-only (no file created, no
-migration run). Any problem (no home or ledger yet, a config that does not
-parse, a locked, damaged or older ledger) gives no values at all, because
-completion must never print an error into the user's command line.
+changing anything: the ledger ``ledger_url`` names (the SQLite file or a
+PostgreSQL database) is opened read-only (no file created, no migration
+run). Any problem (no home or ledger yet, a config that does not parse, an
+unreachable server, a locked, damaged or older ledger) gives no values at
+all, because completion must never print an error into the user's command
+line.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 from zerog_cli.errors import ZerogError
@@ -33,14 +36,15 @@ def live_backups(profile: str | None) -> list[tuple[int, str]]:
 
 
 def _read_ledger(profile: str | None, query: Callable[[sqlite3.Connection], list[T]]) -> list[T]:
-    from zerog_cli.infra.config import load_settings
+    """``query``'s rows from the ledger ``ledger_url`` names (SQLite or PostgreSQL), read-only."""
     from zerog_cli.ledger.db import connect
+    from zerog_cli.services.context import Context
 
     try:
-        path = load_settings({"profile": profile}).ledger_file
-        if not path.is_file():
+        target = Context({"profile": profile}).ledger_target
+        if isinstance(target, Path) and not target.is_file():
             return []
-        conn = connect(path, read_only=True)
+        conn = connect(target, read_only=True)
         try:
             return query(conn)
         finally:
