@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -24,7 +23,7 @@ from zerog_cli.infra.output import Column
 from zerog_cli.infra.units import format_size
 
 if TYPE_CHECKING:
-    from zerog_cli.ledger.admin import LedgerCopy, LedgerStatus
+    from zerog_cli.ledger.admin import LedgerStatus
 
 app = new_app(
     "Inspect and maintain the ledger (a SQLite file, or PostgreSQL through ledger_url).",
@@ -33,52 +32,18 @@ app = new_app(
 )
 
 
-@dataclass(frozen=True)
-class LedgerPath:
-    """`ledger path`: where the ledger file is (it may not exist yet), or its URL
-    without password on PostgreSQL."""
-
-    path: str
-
-
-@dataclass(frozen=True)
-class MigrationStep:
-    """One migration applied (``direction``: up or down)."""
-
-    direction: str
-    version: int
-    name: str
-
-
-@dataclass(frozen=True)
-class Migrated:
-    """`ledger migrate`: the version reached, the steps taken, and the ledger backup
-    written before a step down (None: none was needed)."""
-
-    version: int
-    steps: list[MigrationStep]
-    backup: str | None
-
-
-@dataclass(frozen=True)
-class QueryRows:
-    """`ledger sql`: the rows the query returned, each a column → value object."""
-
-    rows: list[dict[str, Any]]
-
-
 @command(
     app,
     "path",
-    result=results("zerog_cli.cli.ledger_cmd.LedgerPath"),
+    result=results("ledger_admin.LedgerPath"),
     epilog=examples("zerog ledger path", 'sqlite3 "$(zerog ledger path)" .tables'),
 )
 def path() -> None:
     """Print the ledger's file path (its URL, without password, on PostgreSQL)."""
-    from zerog_cli.ledger.db import describe
+    from zerog_cli.services.ledger_admin import ledger_path
 
-    location = describe(state().context.ledger_target)
-    state().output.result(LedgerPath(location), location)
+    location = ledger_path(state().context)
+    state().output.result(location, location.path)
 
 
 @command(
@@ -123,7 +88,7 @@ def status() -> None:
 @command(
     app,
     "migrate",
-    result=results("zerog_cli.cli.ledger_cmd.Migrated"),
+    result=results("ledger_admin.Migrated"),
     epilog=examples("zerog ledger migrate", "zerog ledger migrate --to 4 --yes"),
 )
 def migrate(
@@ -142,38 +107,18 @@ def migrate(
     the inference log, with their rows): it needs --yes (or a yes at a terminal)
     and first writes a `ledger backup` into ledger-backups/ beside the ledger.
     """
-    from zerog_cli.ledger import admin
-    from zerog_cli.ledger.db import open_ledger
-    from zerog_cli.ledger.migrations import current_version, validate_target
-    from zerog_cli.ledger.migrations import migrate as run_migrations
+    from zerog_cli.services import ledger_admin
 
     current = state()
-    ledger = open_ledger(current.context.ledger_target, migrate=False)
-    saved: LedgerCopy | None = None
-    try:
-        target = validate_target(to)
-        version = current_version(ledger)
-        if target < version:
-            confirm_destructive(
-                yes,
-                f"migrating the ledger down from version {version} to {target} drops the "
-                "tables and rows later versions added",
-            )
-            saved = admin.safety_backup(ledger, f"migrate-to-{target}")
-            current.output.info(f"ledger backed up to {saved.destination}")
-        steps = run_migrations(ledger, target)
-        version = ledger.schema_version()
-    finally:
-        ledger.close()
-    document = Migrated(
-        version=version,
-        steps=[MigrationStep(d, v, n) for d, v, n in steps],
-        backup=None if saved is None else saved.destination,
+    report = ledger_admin.migrate(
+        current.context, to, confirm=lambda what: confirm_destructive(yes, what)
     )
-    lines = [f"{d} {v}: {n}" for d, v, n in steps] or [f"already at version {version}"]
-    if saved is not None:
-        lines.insert(0, f"backup: {saved.destination}")
-    current.output.result(document, "\n".join(lines))
+    lines = [f"{step.direction} {step.version}: {step.name}" for step in report.steps]
+    if not lines:
+        lines = [f"already at version {report.version}"]
+    if report.backup is not None:
+        lines.insert(0, f"backup: {report.backup}")
+    current.output.result(report, "\n".join(lines))
 
 
 @command(
@@ -351,7 +296,7 @@ def rebuild(
 @command(
     app,
     "sql",
-    result=results("zerog_cli.cli.ledger_cmd.QueryRows"),
+    result=results("ledger_admin.QueryRows"),
     epilog=examples(
         'zerog ledger sql "SELECT name, owner FROM namespaces"',
         'zerog ledger sql "SELECT service, SUM(usd_micro) FROM cost_tracking GROUP BY 1" --json',
@@ -359,13 +304,13 @@ def rebuild(
 )
 def sql(statement: Annotated[str, typer.Argument(help="One read-only SQL statement.")]) -> None:
     """Run a read-only query against the ledger (writes are refused)."""
-    from zerog_cli.ledger import admin
+    from zerog_cli.services.ledger_admin import query
 
     current = state()
-    rows = admin.run_readonly_sql(current.context.ledger.target, statement)
-    columns = [Column(key, key) for key in (rows[0] if rows else {})]
+    report = query(current.context, statement)
+    columns = [Column(key, key) for key in (report.rows[0] if report.rows else {})]
     current.output.result(
-        QueryRows(rows), lambda: current.output.table(rows, columns, empty="(no rows)")
+        report, lambda: current.output.table(report.rows, columns, empty="(no rows)")
     )
 
 
