@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -20,100 +19,38 @@ app = new_app(
 INIT_EXAMPLES = examples("zerog init", "zerog init --profile testnet --user alice")
 
 
-@dataclass(frozen=True)
-class SettingValue:
-    """A setting's value in force (secrets never: they are not settings) and where it
-    came from: flag, env, file, profile or default."""
-
-    value: Any
-    source: str
-
-
-@dataclass(frozen=True)
-class TierLimits:
-    """A tier's monthly limits (None: unlimited)."""
-
-    storage_bytes: int | None
-    tokens: int | None
-    monthly_usd_micro: int | None
-
-
-@dataclass(frozen=True)
-class ConfigShown:
-    """`config show`: every setting of the profile in force, and the tiers."""
-
-    profile: str
-    config_file: str
-    settings: dict[str, SettingValue]
-    tiers: dict[str, TierLimits]
-
-
-@dataclass(frozen=True)
-class ConfigValue:
-    """`config get`: one setting's value in force and its source."""
-
-    key: str
-    value: Any
-    source: str
-
-
-@dataclass(frozen=True)
-class ConfigStored:
-    """`config set`: the value stored, for which profile (None: every one), in which file."""
-
-    key: str
-    value: Any
-    profile: str | None
-    file: str
-
-
 @command(
     app,
     "show",
-    result=results("zerog_cli.cli.config_cmd.ConfigShown"),
+    result=results("config.ConfigShown"),
     epilog=examples("zerog config show", "zerog --profile mainnet config show --json"),
 )
 def show() -> None:
     """Show every setting, its value and where the value came from."""
-    from zerog_cli.infra.config import KEYS, config_path
+    from zerog_cli.infra.config import KEYS
+    from zerog_cli.services import config
 
     current = state()
-    settings = current.context.settings
-    rows = [
-        {
-            "key": key,
-            "value": KEYS[key].public(settings.value(key)),
-            "shown": KEYS[key].display(settings.value(key)),
-            "source": settings.sources[key],
-            "help": KEYS[key].help,
-        }
-        for key in KEYS
-    ]
-    tiers = {
-        name: TierLimits(tier.storage_bytes, tier.tokens, tier.monthly_usd_micro)
-        for name, tier in settings.tiers.items()
-    }
-    document = ConfigShown(
-        profile=settings.profile,
-        config_file=str(config_path()),
-        settings={row["key"]: SettingValue(row["value"], row["source"]) for row in rows},
-        tiers=tiers,
-    )
+    shown = config.show(current.context.settings)
 
     def human() -> None:
-        current.output.echo(f"profile {settings.profile} · config file {config_path()}")
+        current.output.echo(f"profile {shown.profile} · config file {shown.config_file}")
+        rows = [
+            {"key": key, "value": KEYS[key].display(setting.value), "source": setting.source}
+            for key, setting in shown.settings.items()
+        ]
         current.output.table(
             rows,
-            [Column("key", "key"), Column("shown", "value"), Column("source", "source")],
+            [Column("key", "key"), Column("value", "value"), Column("source", "source")],
         )
 
-    current.output.result(document, human)
+    current.output.result(shown, human)
 
 
 @command(
     app,
     "get",
-    result=results("zerog_cli.cli.config_cmd.ConfigValue"),
+    result=results("config.ConfigValue"),
     epilog=examples(
         "zerog config get http_max_tries",
         "zerog config get tiers.free.storage",
@@ -131,18 +68,17 @@ def get_value(
     durations in seconds, money in dollars); an unset value or an unlimited
     tier limit prints an empty line.
     """
-    from zerog_cli.infra.config import effective_value, exact_text, public_value
+    from zerog_cli.infra.config import exact_text
+    from zerog_cli.services import config
 
-    settings = state().context.settings
-    value, source = effective_value(settings, key)
-    document = ConfigValue(key=key, value=public_value(key, value), source=source)
-    state().output.result(document, exact_text(key, value))
+    found = config.get(state().context.settings, key)
+    state().output.result(found, exact_text(found.key, found.value))
 
 
 @command(
     app,
     "set",
-    result=results("zerog_cli.cli.config_cmd.ConfigStored"),
+    result=results("config.ConfigStored"),
     epilog=examples(
         "zerog config set user alice",
         "zerog config set max_upload_size 50MB",
@@ -171,12 +107,11 @@ def set_value(
     1s, …) is exit 2 and nothing is written. Setting one limit of a tier keeps
     its other limits; an empty value makes a tier limit unlimited.
     """
-    from zerog_cli.infra.config import config_path, set_config_value
+    from zerog_cli.services import config
 
-    stored = set_config_value(key, value, profile=profile)
-    document = ConfigStored(key=key, value=stored, profile=profile, file=str(config_path()))
+    stored = config.store(key, value, profile=profile)
     where = f" for profile {profile}" if profile else ""
-    state().output.result(document, f"{key} = {value}{where} ({config_path()})")
+    state().output.result(stored, f"{key} = {value}{where} ({stored.file})")
 
 
 def register(app: typer.Typer) -> None:
