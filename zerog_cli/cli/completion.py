@@ -11,13 +11,13 @@ this is imported for any other command, so `zerog --help` does not pay for it.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from zerog_cli.cli.common import command, examples, results, state
+from zerog_cli.services.completion import SETUP, CompletionScript
 
 if TYPE_CHECKING:
     from collections.abc import MutableMapping
@@ -27,12 +27,6 @@ if TYPE_CHECKING:
 PROG_NAME = "zerog"
 COMPLETE_VAR = "_ZEROG_COMPLETE"
 
-SETUP = {
-    "bash": "echo 'eval \"$(zerog completion bash)\"' >> ~/.bashrc",
-    "zsh": "echo 'eval \"$(zerog completion zsh)\"' >> ~/.zshrc",
-    "fish": "zerog completion fish > ~/.config/fish/completions/zerog.fish",
-}
-
 
 class Shell(StrEnum):
     bash = "bash"
@@ -40,20 +34,11 @@ class Shell(StrEnum):
     fish = "fish"
 
 
-@dataclass(frozen=True)
-class CompletionScript:
-    """`zerog completion`: the script for ``shell`` and the line that loads it."""
-
-    shell: str
-    setup: str
-    script: str
-
-
 def register(app: typer.Typer) -> None:
     command(
         app,
         "completion",
-        result=results("zerog_cli.cli.completion.CompletionScript"),
+        result=results("completion.CompletionScript"),
         epilog=examples(*SETUP.values(), "zerog completion bash > /etc/bash_completion.d/zerog"),
     )(completion)
 
@@ -72,7 +57,7 @@ def completion(
     script = get_completion_script(
         prog_name=PROG_NAME, complete_var=COMPLETE_VAR, shell=shell.value
     )
-    state().output.result(CompletionScript(shell.value, SETUP[shell.value], script), script)
+    state().output.result(CompletionScript.of(shell.value, script), script)
 
 
 def answer(root: ClickCommand, ctx_args: MutableMapping[str, Any], instruction: str) -> None:

@@ -1,4 +1,5 @@
-"""What the shell completes from the ledger: namespace names and live backup ids.
+"""`zerog completion`: the script a shell loads, and what it completes from the ledger
+(namespace names and live backup ids).
 
 Read when the shell asks (a TAB press), never otherwise, and without
 changing anything: the ledger ``ledger_url`` names (the SQLite file or a
@@ -13,12 +14,33 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 from zerog_cli.errors import ZerogError
 
 T = TypeVar("T")
+
+SETUP = {
+    "bash": "echo 'eval \"$(zerog completion bash)\"' >> ~/.bashrc",
+    "zsh": "echo 'eval \"$(zerog completion zsh)\"' >> ~/.zshrc",
+    "fish": "zerog completion fish > ~/.config/fish/completions/zerog.fish",
+}
+"""How each shell loads the script: the line for its start-up file."""
+
+
+@dataclass(frozen=True)
+class CompletionScript:
+    """`zerog completion`: the script for ``shell`` and the line that loads it."""
+
+    shell: str
+    setup: str
+    script: str
+
+    @classmethod
+    def of(cls, shell: str, script: str) -> CompletionScript:
+        return cls(shell, SETUP[shell], script)
 
 
 def namespace_names(profile: str | None) -> list[str]:
