@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -19,7 +18,7 @@ from zerog_cli.cli.common import (
 from zerog_cli.infra.choices import DevnetChainKind, DevnetIndexer
 
 if TYPE_CHECKING:
-    from zerog_cli.devnet.control import DevnetInfo
+    from zerog_cli.services.devnet import DevnetStarted, DevnetState, DevnetView
 
 app = new_app(
     "A local 0G network (chain, storage nodes, indexer, compute provider) on 127.0.0.1.",
@@ -28,105 +27,25 @@ app = new_app(
 )
 
 
-def _chain_text(info: DevnetInfo) -> str:
-    if info.chain == "anvil":
-        return f"anvil, the official 0G contracts ({info.anvil_url})"
-    return "builtin (in-process)"
-
-
-@dataclass(frozen=True)
-class DevnetView:
-    """A running devnet as every command shows it: its process, URLs, chain id, data folder,
-    which chain (builtin, or anvil with its own URL) and the dev account (the public
-    Hardhat #0 account)."""
-
-    pid: int
-    url: str
-    rpc_url: str
-    indexer_url: str
-    node_urls: list[str]
-    provider_url: str
-    chain_id: int
-    data_dir: str
-    chain: str
-    anvil_url: str | None
-    dev_account_address: str
-
-    @classmethod
-    def of(cls, info: DevnetInfo) -> DevnetView:
-        return cls(
-            pid=info.pid,
-            url=info.url,
-            rpc_url=info.rpc_url,
-            indexer_url=info.indexer_url,
-            node_urls=list(info.node_urls),
-            provider_url=info.provider_url,
-            chain_id=info.chain_id,
-            data_dir=info.data_dir,
-            chain=info.chain,
-            anvil_url=info.anvil_url,
-            dev_account_address=info.dev_account_address,
-        )
-
-
-@dataclass(frozen=True)
-class DevnetStarted:
-    """`devnet up`: the devnet, and the dev account's (public, devnet-only) key."""
-
-    devnet: DevnetView
-    dev_account_key: str
-
-
-@dataclass(frozen=True)
-class DevnetState:
-    """`devnet status`: whether a devnet runs in ``data_dir`` (exit 6 if not), the devnet,
-    its health answer, and what is wrong when it does not run."""
-
-    running: bool
-    data_dir: str
-    devnet: DevnetView | None
-    health: dict[str, Any] | None
-    problem: str | None
-
-
-@dataclass(frozen=True)
-class DevnetStopped:
-    """`devnet down`: whether a process was stopped, which one, and what happened."""
-
-    stopped: bool
-    pid: int | None
-    message: str
-
-
-@dataclass(frozen=True)
-class RouterKey:
-    """`devnet router-key`: a new key (shown once) for ``address``, or the key revoked."""
-
-    id: str
-    key: str | None
-    address: str | None
-    revoked: bool
-
-
-def _started(info: DevnetInfo) -> DevnetStarted:
-    return DevnetStarted(DevnetView.of(info), info.dev_account_key)
-
-
-def _print_info(info: DevnetInfo) -> None:
+def _print_devnet(devnet: DevnetView, dev_account_key: str) -> None:
     out = state().output
+    if devnet.chain == "anvil":
+        chain = f"anvil, the official 0G contracts ({devnet.anvil_url})"
+    else:
+        chain = "builtin (in-process)"
     out.fields(
         [
-            ("url", info.url),
-            ("evm rpc", info.rpc_url),
-            ("indexer", info.indexer_url),
-            ("nodes", ", ".join(info.node_urls)),
-            ("provider", info.provider_url),
-            ("chain", _chain_text(info)),
-            ("chain id", info.chain_id),
-            ("data", info.data_dir),
-            ("pid", info.pid),
-            ("dev account", info.dev_account_address),
-            ("dev key", f"{info.dev_account_key} (public Hardhat #0 key: devnet only)"),
+            ("url", devnet.url),
+            ("evm rpc", devnet.rpc_url),
+            ("indexer", devnet.indexer_url),
+            ("nodes", ", ".join(devnet.node_urls)),
+            ("provider", devnet.provider_url),
+            ("chain", chain),
+            ("chain id", devnet.chain_id),
+            ("data", devnet.data_dir),
+            ("pid", devnet.pid),
+            ("dev account", devnet.dev_account_address),
+            ("dev key", f"{dev_account_key} (public Hardhat #0 key: devnet only)"),
         ]
     )
     out.info("the devnet profile now uses it: `zerog upload FILE` works with no other set-up")
@@ -135,7 +54,7 @@ def _print_info(info: DevnetInfo) -> None:
 @command(
     app,
     "up",
-    result=results("zerog_cli.cli.devnet.DevnetStarted"),
+    result=results("devnet.DevnetStarted"),
     epilog=examples(
         "zerog devnet up --detach",
         "zerog devnet up --port 0 --nodes 3 --data-dir /tmp/devnet",
@@ -214,50 +133,37 @@ def up(
     each start); the devnet's RPC URL passes requests on to it. No binary or
     package found is exit 8, with where to get it.
     """
-    from zerog_cli.devnet import control
-    from zerog_cli.devnet.faults import FaultConfigError, FaultSettings
-    from zerog_cli.devnet.network import DevnetConfig
-    from zerog_cli.errors import UsageError
+    from zerog_cli.services import devnet
 
-    try:
-        faults = FaultSettings().updated(
-            {
-                "fail_rate": fail_rate,
-                "latency_ms": latency_ms,
-                "corrupt_rate": corrupt_rate,
-                "drop_rate": drop_rate,
-            }
-        )
-    except FaultConfigError as exc:
-        raise UsageError(str(exc)) from None
-    config = DevnetConfig(
+    output = state().output
+
+    def ready(started: DevnetStarted) -> None:
+        output.result(started, lambda: _print_devnet(started.devnet, started.dev_account_key))
+        if not detach:
+            output.info("running in the foreground; Ctrl-C stops it")
+
+    devnet.up(
+        detach=detach,
+        on_ready=ready,
         host=host,
         port=port,
         data_dir=data_dir,
         nodes=nodes,
-        faults=faults,
+        fail_rate=fail_rate,
+        latency_ms=latency_ms,
+        corrupt_rate=corrupt_rate,
+        drop_rate=drop_rate,
         indexer=indexer,
         storage_client=storage_client,
         chain=chain,
         packages=packages,
     )
-    output = state().output
-    if detach:
-        info = control.start_detached(config)
-        output.result(_started(info), lambda: _print_info(info))
-        return
-
-    def ready(info: DevnetInfo) -> None:
-        output.result(_started(info), lambda: _print_info(info))
-        output.info("running in the foreground; Ctrl-C stops it")
-
-    control.run_foreground(config, on_ready=ready, record=True)
 
 
 @command(
     app,
     "faults",
-    result=results("zerog_cli.devnet.faults.FaultSettings"),
+    result=results("devnet.FaultSettings"),
     epilog=examples(
         "zerog devnet faults --fail-rate 0.2 --latency-ms 50",
         "zerog devnet faults --corrupt-node 0",
@@ -376,28 +282,9 @@ def faults(
     ] = None,
 ) -> None:
     """Inject faults into the running devnet (rehearse incidents, test resilience)."""
-    from zerog_cli.devnet import control
+    from zerog_cli.services import devnet
 
-    changes: dict[str, Any] = {}
-    if clear:
-        changes = {
-            "fail_rate": 0,
-            "latency_ms": 0,
-            "corrupt_rate": 0,
-            "drop_rate": 0,
-            "corrupt_nodes": [],
-            "fail_nodes": [],
-            "min_gas_price": 0,
-            "underpriced_next": 0,
-            "hold_next": 0,
-            "lag_nodes": [],
-            "lag_ms": 0,
-            "logs_max_range": 0,
-            "logs_max_results": 0,
-            "stall_nodes": [],
-            "stall_ms": 0,
-        }
-    given = {
+    requested = {
         "fail_rate": fail_rate,
         "latency_ms": latency_ms,
         "corrupt_rate": corrupt_rate,
@@ -414,20 +301,15 @@ def faults(
         "stall_nodes": stall_node,
         "stall_ms": stall_ms,
     }
-    changes.update({key: value for key, value in given.items() if value is not None})
-    from zerog_cli.devnet.faults import FaultSettings
-
-    settings = FaultSettings(**control.set_faults(data_dir, changes))
-    active = {
-        k: v for k, v in settings.to_json().items() if v not in (0, 0.0, [], None) and k in given
-    }
+    settings = devnet.set_faults(data_dir, requested, clear=clear)
+    active = devnet.active_faults(settings, requested)
     state().output.result(settings, f"devnet faults: {active or 'none'}")
 
 
 @command(
     app,
     "status",
-    result=results("zerog_cli.cli.devnet.DevnetState"),
+    result=results("devnet.DevnetState"),
     epilog=examples("zerog devnet status", "zerog devnet status --json"),
 )
 def status(
@@ -437,35 +319,28 @@ def status(
     ] = None,
 ) -> None:
     """Is the devnet running, where, and how is it doing? Exit 6 when it is not running."""
-    from zerog_cli.devnet import control
+    from zerog_cli.services import devnet
 
-    def render(result: control.DevnetStatus) -> None:
+    def render(report: DevnetState) -> None:
         def human() -> None:
-            if result.running and result.info is not None:
-                _print_info(result.info)
+            if report.running and report.devnet is not None:
+                _print_devnet(report.devnet, devnet.DEV_ACCOUNT_KEY)
             else:
                 state().output.echo(
-                    f"devnet not running ({result.problem or 'no devnet in ' + result.data_dir})"
+                    f"devnet not running ({report.problem or 'no devnet in ' + report.data_dir})"
                 )
 
-        document = DevnetState(
-            running=result.running,
-            data_dir=result.data_dir,
-            devnet=None if result.info is None else DevnetView.of(result.info),
-            health=result.health,
-            problem=result.problem,
-        )
-        state().output.result(document, human)
+        state().output.result(report, human)
 
     with printing_failed_report(render):
-        result = control.require_running(data_dir)
-    render(result)
+        report = devnet.status(data_dir)
+    render(report)
 
 
 @command(
     app,
     "down",
-    result=results("zerog_cli.cli.devnet.DevnetStopped"),
+    result=results("devnet.DevnetStopped"),
     epilog=examples("zerog devnet down", "zerog devnet down --data-dir /tmp/devnet"),
 )
 def down(
@@ -475,16 +350,16 @@ def down(
     ] = None,
 ) -> None:
     """Stop the devnet started with --detach (exactly the process in its pid file)."""
-    from zerog_cli.devnet import control
+    from zerog_cli.services import devnet
 
-    result = control.stop(data_dir)
-    state().output.result(DevnetStopped(result.stopped, result.pid, result.message), result.message)
+    stopped = devnet.down(data_dir)
+    state().output.result(stopped, stopped.message)
 
 
 @command(
     app,
     "router-key",
-    result=results("zerog_cli.cli.devnet.RouterKey"),
+    result=results("devnet.RouterKey"),
     epilog=examples(
         "zerog devnet router-key",
         "zerog devnet router-key --json",
@@ -508,15 +383,9 @@ def router_key(
     funded when the devnet first starts. ``--revoke ID`` revokes a key: the
     Router then answers 401 ``api_key_revoked``.
     """
-    from zerog_cli.devnet import control
+    from zerog_cli.services import devnet
 
-    body = control.router_key(data_dir, revoke=revoke)
-    result = RouterKey(
-        id=str(body["id"]),
-        key=body.get("key"),
-        address=body.get("address"),
-        revoked=bool(body.get("revoked", False)),
-    )
+    result = devnet.router_key(data_dir, revoke=revoke)
     if revoke:
         state().output.result(result, f"revoked Router key {result.id}")
         return

@@ -32,7 +32,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -73,8 +73,10 @@ def forget_data_dir(data_dir: Path) -> None:
 
 
 @dataclass
-class DevnetInfo:
-    """What a started devnet tells its caller (and what ``devnet.json`` holds)."""
+class DevnetView:
+    """A running devnet as every command shows it: its process, URLs, chain id, data folder,
+    which chain (builtin, or anvil with its own URL) and the dev account (the public
+    Hardhat #0 account)."""
 
     pid: int
     url: str
@@ -89,7 +91,18 @@ class DevnetInfo:
     anvil_url: str | None = None
     """anvil's own JSON-RPC with ``--chain anvil`` (``rpc_url`` passes requests on to it)."""
     dev_account_address: str = DEV_ACCOUNT_ADDRESS
+
+
+@dataclass
+class DevnetInfo(DevnetView):
+    """What a started devnet tells its caller (and what ``devnet.json`` holds): its view
+    and the dev account's key."""
+
     dev_account_key: str = field(default=DEV_ACCOUNT_KEY, repr=False)
+
+    def view(self) -> DevnetView:
+        """This devnet without the key, as `devnet status` and `devnet up` show it."""
+        return DevnetView(**{item.name: getattr(self, item.name) for item in fields(DevnetView)})
 
     def to_json(self, *, with_key: bool = False) -> dict[str, Any]:
         """JSON form; the (public, well-known) dev key only when asked."""
@@ -494,14 +507,6 @@ def status(data_dir: Path | str | None = None) -> DevnetStatus:
             problem=f"pid {pid} alive but {info.url} does not answer as that devnet",
         )
     return DevnetStatus(running=True, data_dir=str(folder), info=info, health=health)
-
-
-def require_running(data_dir: Path | str | None = None) -> DevnetStatus:
-    """The `status` of a running devnet; `NetworkUnavailable` carrying it when none runs."""
-    result = status(data_dir)
-    if not result.running:
-        raise NetworkUnavailable(f"no devnet is running in {result.data_dir}", report=result)
-    return result
 
 
 def _is_devnet_process(pid: int, data_dir: Path) -> bool:
