@@ -34,7 +34,11 @@ from zerog_cli.infra.units import format_usd
 from zerog_cli.services.infer_results import AskEstimate
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from zerog_cli.infra.units import Amount
+    from zerog_cli.services.context import Context
+    from zerog_cli.services.infer_funding import Confirm
     from zerog_cli.services.infer_results import (
         AccountReport,
         AskAnswer,
@@ -536,7 +540,7 @@ def models() -> None:
     )
 
 
-def _confirmer(yes: bool) -> Any:
+def _confirmer(yes: bool) -> Confirm:
     def confirm(question: str) -> None:
         if yes:
             return
@@ -549,6 +553,22 @@ def _confirmer(yes: bool) -> Any:
             raise UsageError("not confirmed; nothing was sent")
 
     return confirm
+
+
+def _fund(
+    send: Callable[[Context, Confirm], FundingReport],
+    render: Callable[[FundingReport], None],
+    *,
+    yes: bool,
+    gas_price: int | None,
+    gas_limit: int | None,
+) -> None:
+    """One `infer fund` transaction: the gas options in force, a confirmation (or --yes)
+    before it is sent, then its report."""
+    current = state()
+    current.context.override(gas_price=gas_price, gas_limit=gas_limit)
+    report = send(current.context, _confirmer(yes))
+    current.output.result(report, lambda: render(report))
 
 
 def _print_funding(report: FundingReport) -> None:
@@ -587,10 +607,13 @@ def fund_deposit(
     """Deposit 0G from the wallet into its compute ledger (the first deposit is ≥ 3 0G)."""
     from zerog_cli.services.infer_funding import deposit
 
-    current = state()
-    current.context.override(gas_price=gas_price, gas_limit=gas_limit)
-    report = deposit(current.context, amount, _confirmer(yes))
-    current.output.result(report, lambda: _print_funding(report))
+    _fund(
+        lambda context, confirm: deposit(context, amount, confirm),
+        _print_funding,
+        yes=yes,
+        gas_price=gas_price,
+        gas_limit=gas_limit,
+    )
 
 
 @command(
@@ -617,10 +640,13 @@ def fund_transfer(
     """Move 0G from the compute ledger to a provider's sub-account (first: ≥ 1 0G, acknowledges)."""
     from zerog_cli.services.infer_funding import transfer
 
-    current = state()
-    current.context.override(gas_price=gas_price, gas_limit=gas_limit)
-    report = transfer(current.context, provider, amount, _confirmer(yes))
-    current.output.result(report, lambda: _print_funding(report))
+    _fund(
+        lambda context, confirm: transfer(context, provider, amount, confirm),
+        _print_funding,
+        yes=yes,
+        gas_price=gas_price,
+        gas_limit=gas_limit,
+    )
 
 
 @command(
@@ -640,10 +666,13 @@ def fund_acknowledge(
     """Acknowledge a provider whose sub-account exists but is not acknowledged."""
     from zerog_cli.services.infer_funding import acknowledge
 
-    current = state()
-    current.context.override(gas_price=gas_price, gas_limit=gas_limit)
-    report = acknowledge(current.context, provider, _confirmer(yes))
-    current.output.result(report, lambda: _print_funding(report))
+    _fund(
+        lambda context, confirm: acknowledge(context, provider, confirm),
+        _print_funding,
+        yes=yes,
+        gas_price=gas_price,
+        gas_limit=gas_limit,
+    )
 
 
 def _print_retrieve(report: FundingReport) -> None:
@@ -694,10 +723,31 @@ def fund_retrieve(
     """
     from zerog_cli.services.infer_funding import retrieve
 
-    current = state()
-    current.context.override(gas_price=gas_price, gas_limit=gas_limit)
-    report = retrieve(current.context, provider, _confirmer(yes))
-    current.output.result(report, lambda: _print_retrieve(report))
+    _fund(
+        lambda context, confirm: retrieve(context, provider, confirm),
+        _print_retrieve,
+        yes=yes,
+        gas_price=gas_price,
+        gas_limit=gas_limit,
+    )
+
+
+def _print_refund(report: FundingReport) -> None:
+    ledger = report.ledger
+    state().output.fields(
+        [
+            ("refund", f"{_og(report.amount)} 0G"),
+            ("transaction", report.tx_hash),
+            ("block", report.block),
+            (
+                "ledger",
+                "deleted (emptied)"
+                if ledger is None
+                else f"{ledger.total.og} 0G, {ledger.available.og} 0G available",
+            ),
+            ("wallet balance", f"{_og(report.wallet_balance)} 0G"),
+        ]
+    )
 
 
 @command(
@@ -725,30 +775,13 @@ def fund_refund(
     """
     from zerog_cli.services.infer_funding import refund
 
-    current = state()
-    current.context.override(gas_price=gas_price, gas_limit=gas_limit)
-    result = refund(current.context, amount.neuron, _confirmer(yes))
-    report = result
-
-    def human() -> None:
-        out = current.output
-        ledger = report.ledger
-        out.fields(
-            [
-                ("refund", f"{_og(report.amount)} 0G"),
-                ("transaction", report.tx_hash),
-                ("block", report.block),
-                (
-                    "ledger",
-                    "deleted (emptied)"
-                    if ledger is None
-                    else f"{ledger.total.og} 0G, {ledger.available.og} 0G available",
-                ),
-                ("wallet balance", f"{_og(report.wallet_balance)} 0G"),
-            ]
-        )
-
-    current.output.result(result, human)
+    _fund(
+        lambda context, confirm: refund(context, amount.neuron, confirm),
+        _print_refund,
+        yes=yes,
+        gas_price=gas_price,
+        gas_limit=gas_limit,
+    )
 
 
 def _one_line(text: str | None, width: int) -> str:
