@@ -9,11 +9,13 @@ validate against its schema.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
 import subprocess
 import sys
+import typing
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -87,6 +89,34 @@ def test_every_command_that_takes_json_declares_its_result_and_has_a_schema() ->
     assert undeclared == [], "commands that take --json but declare no result type"
     for path in declared:
         assert schema_file(schema_id(path.split())).exists(), f"{path} has no schema in docs/json/"
+
+
+def _types_within(declared: Any) -> set[type]:
+    """The dataclasses a declared result is built from: itself (or each of a union),
+    and every dataclass its fields hold, at any depth."""
+    found: set[type] = set()
+    waiting = list(typing.get_args(declared) or (declared,))
+    while waiting:
+        hint = waiting.pop()
+        if dataclasses.is_dataclass(hint) and isinstance(hint, type):
+            if hint not in found:
+                found.add(hint)
+                waiting += typing.get_type_hints(hint).values()
+        else:
+            waiting += typing.get_args(hint)
+    return found
+
+
+def test_result_types_live_below_the_cli() -> None:
+    """A command parses, calls a service and renders: the types of its --json document
+    come from the layers below (services, ledger, devnet), never from cli/."""
+    in_cli = sorted(
+        f"{path}: {kind.__module__}.{kind.__qualname__}"
+        for path, declared in _declared().items()
+        for kind in _types_within(declared)
+        if kind.__module__.startswith("zerog_cli.cli.")
+    )
+    assert in_cli == [], "move these result types into services/"
 
 
 def test_the_error_document_matches_its_schema(zerog: Callable[..., Result]) -> None:
