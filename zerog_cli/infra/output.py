@@ -25,13 +25,14 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import Enum
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from zerog_cli.infra import redaction
 
 if TYPE_CHECKING:
     from rich.console import Console
 
+_Result = TypeVar("_Result")
 
 # C0 controls but tab and line feed, DEL, C1 controls, and the Unicode marks that
 # reorder or break lines on display (bidi overrides and isolates, line/paragraph separators).
@@ -107,6 +108,17 @@ _PLAIN = frozenset({str, int, float, bool, type(None)})
 
 
 _FIELD_KEYS: dict[type, tuple[tuple[str, str], ...]] = {}
+
+
+def copied_fields(kind: type[_Result], source: object, **values: Any) -> _Result:
+    """A ``kind`` dataclass holding ``source``'s attributes of the same names as its
+    fields, then ``values``: one result type made from another that shares its fields."""
+    shared = {
+        item.name: getattr(source, item.name)
+        for item in dataclasses.fields(kind)  # type: ignore[arg-type]
+        if hasattr(source, item.name)
+    }
+    return kind(**{**shared, **values})
 
 
 def _field_keys(kind: type) -> tuple[tuple[str, str], ...]:

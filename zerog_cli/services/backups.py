@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from zerog_cli.errors import ConfigError, IntegrityError, NotFound, PermissionDenied, UsageError
 from zerog_cli.infra.choices import FolderFormat
+from zerog_cli.infra.output import copied_fields
 from zerog_cli.infra.units import INT64_MAX, Duration
 from zerog_cli.ledger import backups as rows
 from zerog_cli.ledger import objects, verifications
@@ -114,10 +115,39 @@ class BackupCreated(UploadReport):
     files_uploaded: int | None = None
 
 
-def backup_created(report: UploadReport, backup_id: int, label: str) -> BackupCreated:
-    """The upload ``report`` of backup ``backup_id``, as `backup create` reports it."""
-    fields_of = {item.name: getattr(report, item.name) for item in dataclasses.fields(report)}
-    return BackupCreated(**fields_of, backup_id=backup_id, label=label)
+@dataclass
+class BackupRecord:
+    """The ``also_record`` of a backup's upload: inserts the ``storage_backups`` row in the
+    upload's own transaction (then ``more`` rows for it, a folder's members), keeps its id."""
+
+    label: str
+    source_path: str
+    network: str
+    moment: datetime
+    more: Callable[[sqlite3.Connection, int], None] | None = None
+    backup_id: int = 0
+
+    def __call__(self, tx: sqlite3.Connection, stored: dict[str, Any]) -> None:
+        self.backup_id = rows.insert(
+            tx,
+            namespace=stored["namespace"],
+            label=self.label,
+            source_path=self.source_path,
+            object_id=int(stored["object_id"]),
+            root=stored["root"],
+            tx_seq=stored["tx_seq"],
+            size=int(stored["size"]),
+            sha256=stored["sha256"],
+            encrypted=bool(stored["encrypted"]),
+            network=self.network,
+            created_at=format_time(self.moment),
+        )
+        if self.more is not None:
+            self.more(tx, self.backup_id)
+
+    def created(self, report: UploadReport) -> BackupCreated:
+        """The upload ``report`` of this backup, as `backup create` reports it."""
+        return copied_fields(BackupCreated, report, backup_id=self.backup_id, label=self.label)
 
 
 @dataclass(frozen=True)
@@ -240,26 +270,7 @@ def create(
             name=name_for(f"{base_name}.tar"),
         )
     name = name_for(base_name)
-
-    recorded: list[int] = []
-
-    def record_backup(tx: sqlite3.Connection, stored: dict[str, Any]) -> None:
-        backup_id = rows.insert(
-            tx,
-            namespace=stored["namespace"],
-            label=effective_label,
-            source_path=source_path,
-            object_id=int(stored["object_id"]),
-            root=stored["root"],
-            tx_seq=stored["tx_seq"],
-            size=int(stored["size"]),
-            sha256=stored["sha256"],
-            encrypted=bool(stored["encrypted"]),
-            network=network,
-            created_at=format_time(moment),
-        )
-        recorded.append(backup_id)
-
+    record = BackupRecord(effective_label, source_path, network, moment)
     report = upload(
         context,
         UploadRequest(
@@ -269,12 +280,12 @@ def create(
             encrypt=encrypt,
             operation="backup",
             catalog=CatalogFacts(backup_label=effective_label, backup_time=moment),
-            also_record=record_backup,
+            also_record=record,
             stream=stream,
         ),
         progress,
     )
-    return backup_created(report, recorded[0], effective_label)
+    return record.created(report)
 
 
 def require_namespace(context: Context, name: str) -> None:

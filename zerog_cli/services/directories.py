@@ -30,12 +30,10 @@ from typing import TYPE_CHECKING, Any
 from zerog_cli.errors import IntegrityError, NotFound, UsageError
 from zerog_cli.infra.archive import Member, check_member, skipped_kind, walk_folder
 from zerog_cli.infra.files import created_file_mode, current_umask
-from zerog_cli.ledger import backups as rows
 from zerog_cli.ledger import snapshots
-from zerog_cli.ledger.db import format_time
 from zerog_cli.services import namespaces
 from zerog_cli.services.context import Context
-from zerog_cli.services.download import Target, fetch_verified, resolve
+from zerog_cli.services.download import DiscardingSink, Target, fetch_verified, resolve
 from zerog_cli.zerog.directory import Entry, decode, encode
 from zerog_cli.zerog.segments import Progress
 
@@ -81,7 +79,7 @@ def create(
     name: str,
 ) -> BackupCreated:
     """Upload every file of ``folder`` as ``<name>/<path>``, then its metadata as ``name``."""
-    from zerog_cli.services.backups import backup_created
+    from zerog_cli.services.backups import BackupRecord
     from zerog_cli.services.snapshots import spool_file
     from zerog_cli.services.upload import CatalogFacts, UploadRequest, upload
 
@@ -129,23 +127,7 @@ def create(
             kind = skipped_kind(info.st_mode)
             skipped[kind] = skipped.get(kind, 0) + 1
 
-    recorded: list[int] = []
-
-    def record_backup(tx: sqlite3.Connection, stored: dict[str, Any]) -> None:
-        backup_id = rows.insert(
-            tx,
-            namespace=stored["namespace"],
-            label=label,
-            source_path=str(folder.resolve()),
-            object_id=int(stored["object_id"]),
-            root=stored["root"],
-            tx_seq=stored["tx_seq"],
-            size=int(stored["size"]),
-            sha256=stored["sha256"],
-            encrypted=False,
-            network=context.settings.profile,
-            created_at=format_time(moment),
-        )
+    def record_members(tx: sqlite3.Connection, backup_id: int) -> None:
         snapshots.record(
             tx,
             backup_id,
@@ -154,7 +136,10 @@ def create(
             skipped=skipped,
             kind=FORMAT,
         )
-        recorded.append(backup_id)
+
+    record = BackupRecord(
+        label, str(folder.resolve()), context.settings.profile, moment, more=record_members
+    )
 
     with spool_file(context, "zerog-dir-") as metadata:
         metadata.write_bytes(encode(entries))
@@ -167,11 +152,11 @@ def create(
                 encrypt=False,
                 operation="backup",
                 catalog=CatalogFacts(backup_label=label, backup_time=moment, dir_format=True),
-                also_record=record_backup,
+                also_record=record,
             ),
             progress,
         )
-    created = backup_created(report, recorded[0], label)
+    created = record.created(report)
     created.kind = FORMAT
     created.members = len(members)
     created.files = sum(1 for member in members if member.kind == "file")
@@ -435,17 +420,6 @@ def download_member(
     return FileDownloaded(**one.__dict__, ref=ref)
 
 
-class _Discard:
-    """A sink that only counts: verification needs the proofs and hashes, not the bytes."""
-
-    def __init__(self) -> None:
-        self.size = 0
-
-    def write(self, data: bytes) -> int:
-        self.size += len(data)
-        return len(data)
-
-
 def check_files(
     context: Context,
     backup_id: int,
@@ -475,7 +449,7 @@ def check_files(
             continue
         target = _file_target(context, entry)
         if subset is None:
-            sink = _Discard()
+            sink = DiscardingSink()
             result, sha256, _ = fetch_verified(context, target, sink)  # type: ignore[arg-type]
             if sha256 != recorded[entry.path].sha256:
                 raise IntegrityError(

@@ -78,6 +78,17 @@ class _CountingSink:
         return self._handle.write(data)
 
 
+class DiscardingSink:
+    """A sink that only counts: a verification needs the proofs and hashes, not the bytes."""
+
+    def __init__(self) -> None:
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.size += len(data)
+        return len(data)
+
+
 class _DecryptingSink:
     """Feeds the stored stream of several fragments through one decryptor: the header
     sits at the start of the first fragment, the keystream runs on across the rest."""

@@ -12,19 +12,15 @@ points at it. `zerog ledger rebuild --from-chain` restores the newest snapshot
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import sqlite3
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from zerog_cli.errors import ConfigError
+from zerog_cli.infra.output import copied_fields
 from zerog_cli.ledger import admin, objects
-from zerog_cli.ledger import backups as backup_rows
 from zerog_cli.ledger import catalog as catalog_rows
-from zerog_cli.ledger.db import format_time
 from zerog_cli.services import namespaces
 from zerog_cli.services.backups import BackupCreated
 from zerog_cli.services.catalog import LEDGER_NAMESPACE, catalog_secret
@@ -45,7 +41,7 @@ class LedgerSnapshot(BackupCreated):
 
 def upload_snapshot(context: Context) -> LedgerSnapshot:
     """Copy the ledger, upload the copy encrypted, record it; returns the backup's report."""
-    from zerog_cli.services.backups import backup_created, object_name
+    from zerog_cli.services.backups import BackupRecord, object_name
     from zerog_cli.services.network import storage_network
     from zerog_cli.services.upload import CatalogFacts, UploadRequest, upload
 
@@ -70,24 +66,7 @@ def upload_snapshot(context: Context) -> LedgerSnapshot:
         lambda candidate: objects.by_name(conn, network, LEDGER_NAMESPACE, candidate) is not None,
     )
 
-    recorded: list[int] = []
-
-    def record_backup(tx: sqlite3.Connection, stored: dict[str, Any]) -> None:
-        backup_id = backup_rows.insert(
-            tx,
-            namespace=LEDGER_NAMESPACE,
-            label=LABEL,
-            source_path=str(context.ledger.path),
-            object_id=int(stored["object_id"]),
-            root=stored["root"],
-            tx_seq=stored["tx_seq"],
-            size=int(stored["size"]),
-            sha256=stored["sha256"],
-            encrypted=True,
-            network=network,
-            created_at=format_time(moment),
-        )
-        recorded.append(backup_id)
+    record = BackupRecord(LABEL, str(context.ledger.path), network, moment)
 
     with tempfile.TemporaryDirectory(prefix="zerog-ledger-snapshot-") as folder:
         copy = Path(folder) / "ledger.db"
@@ -105,13 +84,16 @@ def upload_snapshot(context: Context) -> LedgerSnapshot:
                 catalog=CatalogFacts(
                     backup_label=LABEL, backup_time=moment, ledger_snapshot_height=height
                 ),
-                also_record=record_backup,
+                also_record=record,
             ),
         )
     pointer = _record_pointer(context, report, height)
-    created = backup_created(report, recorded[0], LABEL)
-    fields_of = {item.name: getattr(created, item.name) for item in dataclasses.fields(created)}
-    return LedgerSnapshot(**fields_of, taken_at_height=height, pointer=pointer)
+    return copied_fields(
+        LedgerSnapshot,
+        record.created(report),
+        taken_at_height=height,
+        pointer=pointer,
+    )
 
 
 def _record_pointer(context: Context, report: UploadReport, height: int) -> bool:

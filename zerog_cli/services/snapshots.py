@@ -42,11 +42,10 @@ from zerog_cli.infra.archive import (
     extract,
 )
 from zerog_cli.infra.files import atomic_output
-from zerog_cli.ledger import backups as rows
+from zerog_cli.infra.output import copied_fields
 from zerog_cli.ledger import objects, snapshots
-from zerog_cli.ledger.db import format_time
 from zerog_cli.services import namespaces
-from zerog_cli.services.backups import BackupCreated, IndexObject, backup_created
+from zerog_cli.services.backups import BackupCreated, BackupRecord, IndexObject
 from zerog_cli.services.context import Context
 from zerog_cli.zerog.segments import Progress
 
@@ -137,28 +136,15 @@ def upload_snapshot(
     moment = context.now()
     document: dict[str, Any] = {}
 
-    recorded: list[int] = []
-
-    def record_backup(tx: sqlite3.Connection, stored: dict[str, Any]) -> None:
+    def record_members(tx: sqlite3.Connection, backup_id: int) -> None:
         document.update(index())
-        backup_id = rows.insert(
-            tx,
-            namespace=stored["namespace"],
-            label=label,
-            source_path=str(source.resolve()),
-            object_id=int(stored["object_id"]),
-            root=stored["root"],
-            tx_seq=stored["tx_seq"],
-            size=int(stored["size"]),
-            sha256=stored["sha256"],
-            encrypted=bool(stored["encrypted"]),
-            network=context.settings.profile,
-            created_at=format_time(moment),
-        )
         snapshots.record(
             tx, backup_id, document["members"], index_object_id=None, skipped=document["skipped"]
         )
-        recorded.append(backup_id)
+
+    record = BackupRecord(
+        label, str(source.resolve()), context.settings.profile, moment, more=record_members
+    )
 
     report = upload(
         context,
@@ -170,7 +156,7 @@ def upload_snapshot(
             encrypt=encrypt,
             operation="backup",
             catalog=CatalogFacts(backup_label=label, backup_time=moment, folder=True),
-            also_record=record_backup,
+            also_record=record,
         ),
         progress,
     )
@@ -188,9 +174,9 @@ def upload_snapshot(
             progress,
         )
     with context.ledger.transaction() as conn:
-        snapshots.set_index(conn, recorded[0], int(index_report.object_id or 0))
+        snapshots.set_index(conn, record.backup_id, int(index_report.object_id or 0))
     members = document["members"]
-    created = backup_created(report, recorded[0], label)
+    created = record.created(report)
     created.kind = "folder"
     created.members = len(members)
     created.files = sum(1 for m in members if m["kind"] == "file")
@@ -323,16 +309,7 @@ def restore_tree(
         tree = directories.read_tree(
             context, target_for(context, record), destination, members=members, progress=progress
         )
-        return TreeRestored(
-            backup_id=backup_id,
-            to=tree.to,
-            format=tree.format,
-            members=tree.members,
-            files=tree.files,
-            size=tree.size,
-            sha256=record.sha256,
-            seconds=tree.seconds,
-        )
+        return copied_fields(TreeRestored, tree, backup_id=backup_id, sha256=record.sha256)
     check_index(members, record.size)
     written, _ = _extract_archive(
         context, target_for(context, record), members, destination, progress=progress
@@ -683,13 +660,4 @@ def _restore_directory_member(
     report = directories.read_member(
         context, target_for(context, record), path, output, force=force, member=member
     )
-    return MemberRestored(
-        backup_id=backup_id,
-        path=report.path,
-        output=report.output,
-        size=report.size,
-        sha256=report.sha256,
-        bytes_fetched=report.bytes_fetched,
-        seconds=report.seconds,
-        roots=report.roots,
-    )
+    return copied_fields(MemberRestored, report, backup_id=backup_id)

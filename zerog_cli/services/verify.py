@@ -31,7 +31,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -45,6 +45,7 @@ from zerog_cli.errors import (
     error_class,
 )
 from zerog_cli.infra.locking import Holder
+from zerog_cli.infra.output import copied_fields
 from zerog_cli.ledger import backups as rows
 from zerog_cli.ledger import objects, verifications
 from zerog_cli.ledger.backups import Backup
@@ -81,8 +82,11 @@ class Selection:
             raise UsageError("--all means every live backup: drop it to use a filter")
 
 
-@dataclass
-class ItemResult:
+@dataclass(frozen=True)
+class CheckedBackup:
+    """One backup a verify run checked (``status``: ok, mismatch, missing or error;
+    ``kind``: full or sampled, with the segments read of those in the file)."""
+
     backup_id: int
     namespace: str
     name: str | None
@@ -95,6 +99,12 @@ class ItemResult:
     kind: str = "full"
     segments_checked: int | None = None
     segments_total: int | None = None
+
+
+@dataclass(frozen=True)
+class ItemResult(CheckedBackup):
+    """A checked backup and the exit code of the error it failed with (0 when it did not)."""
+
     exit_code: int = 0
 
     @property
@@ -113,28 +123,7 @@ class ItemResult:
         return f"{text}: {self.error}" if self.error else text
 
     def checked(self) -> CheckedBackup:
-        return CheckedBackup(
-            **{item.name: getattr(self, item.name) for item in fields(CheckedBackup)}
-        )
-
-
-@dataclass(frozen=True)
-class CheckedBackup:
-    """One backup a verify run checked (``status``: ok, mismatch, missing or error;
-    ``kind``: full or sampled, with the segments read of those in the file)."""
-
-    backup_id: int
-    namespace: str
-    name: str | None
-    root: str
-    status: str
-    duration_ms: int
-    bytes_checked: int
-    error: str | None
-    checked_at: str
-    kind: str
-    segments_checked: int | None
-    segments_total: int | None
+        return copied_fields(CheckedBackup, self)
 
 
 @dataclass(frozen=True)
@@ -315,17 +304,6 @@ def due(context: Context, selection: Selection, rng: random.Random | None = None
     return list(rows.select(conn, network=network, ids=sample, rotation=True))
 
 
-class _HashingSink:
-    """Counts what the verified download writes and drops it (the hash is done upstream)."""
-
-    def __init__(self) -> None:
-        self.size = 0
-
-    def write(self, data: bytes) -> int:
-        self.size += len(data)
-        return len(data)
-
-
 def record_result(context: Context, run_id: str, item: ItemResult) -> None:
     """One ``verifications`` row for ``item``, in its own transaction."""
     with context.ledger.transaction() as conn:
@@ -386,11 +364,11 @@ def check(
     """
     from zerog_cli.ledger import snapshots
     from zerog_cli.services import directories
-    from zerog_cli.services.download import fetch_verified, target_for
+    from zerog_cli.services.download import DiscardingSink, fetch_verified, target_for
 
     metrics = context.metrics
     started = time.monotonic()
-    sink = _HashingSink()
+    sink = DiscardingSink()
     status, error, exit_code = "ok", None, 0
     kind = "full" if subset is None else "sampled"
     segments: tuple[int | None, int | None] = (None, None)
