@@ -101,7 +101,7 @@ def test_select_joins_the_verification_state(zerog_home: Path) -> None:
     record_check(ledger, first, "ok", "2026-03-03T00:00:00Z")
     record_check(ledger, first, "mismatch", "2026-03-04T00:00:00Z")
     record_check(ledger, first, "error", "2026-03-05T00:00:00Z")
-    found = {b.id: b for b in rows.select(ledger.conn, network="devnet")}
+    found = {b.id: b for b in rows.select(ledger.conn, rows.BackupFilter("devnet"))}
     one = found[first]
     assert one.last_status == "error"
     assert one.last_checked_at == "2026-03-05T00:00:00Z"
@@ -111,7 +111,7 @@ def test_select_joins_the_verification_state(zerog_home: Path) -> None:
     assert one.failed
     two = found[second]
     assert (two.last_status, two.last_ok_at, two.failed) == (None, None, False)
-    assert list(rows.select(ledger.conn, network="testnet")) == []
+    assert list(rows.select(ledger.conn, rows.BackupFilter("testnet"))) == []
 
 
 def test_retire_is_once_and_hides_by_default(zerog_home: Path) -> None:
@@ -120,8 +120,8 @@ def test_retire_is_once_and_hides_by_default(zerog_home: Path) -> None:
     with ledger.transaction() as conn:
         assert rows.retire(conn, backup_id, when="2026-03-09T00:00:00Z", reason="test")
         assert not rows.retire(conn, backup_id, when="2026-03-10T00:00:00Z", reason="again")
-    assert list(rows.select(ledger.conn, network="devnet")) == []
-    retired = list(rows.select(ledger.conn, network="devnet", include_retired=True))
+    assert list(rows.select(ledger.conn, rows.BackupFilter("devnet"))) == []
+    retired = list(rows.select(ledger.conn, rows.BackupFilter("devnet", include_retired=True)))
     assert [(b.retired_at, b.retired_reason) for b in retired] == [("2026-03-09T00:00:00Z", "test")]
 
 

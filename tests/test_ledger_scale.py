@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -195,25 +196,28 @@ def test_listings_and_selections_use_an_index(traced) -> None:
     list(objects.in_namespace(ledger.conn, "photos", versions=True, page=Page(10, 10)))
     inference.recent(ledger.conn, "alice", 20)
     inference.recent(ledger.conn, None, 20, 40)
-    backups.select(ledger.conn, network="devnet")
-    backups.select(ledger.conn, network="devnet", namespaces=["photos"], label="nightly")
-    backups.select(ledger.conn, network="devnet", never_ok=True, page=Page(10, 20))
-    backups.select(ledger.conn, network="devnet", ok_before="2026-11-01T00:00:00Z")
+    devnet = backups.BackupFilter("devnet")
+    backups.select(ledger.conn, devnet)
+    backups.select(ledger.conn, replace(devnet, namespaces=["photos"], label="nightly"))
+    backups.select(ledger.conn, replace(devnet, never_ok=True), page=Page(10, 20))
+    backups.select(ledger.conn, replace(devnet, ok_before="2026-11-01T00:00:00Z"))
     backups.select(
         ledger.conn,
-        network="devnet",
-        created_before="2026-11-01T00:00:00Z",
-        ok_before="2026-11-01T00:00:00Z",
-        full_ok_before="2026-10-01T00:00:00Z",
+        replace(
+            devnet,
+            created_before="2026-11-01T00:00:00Z",
+            ok_before="2026-11-01T00:00:00Z",
+            full_ok_before="2026-10-01T00:00:00Z",
+        ),
     )
-    backups.count_live(ledger.conn, network="devnet", namespaces=["photos"])
-    backups.count_live(ledger.conn, network="devnet", namespaces=["photos"], label="nightly")
-    backups.select(ledger.conn, network="devnet", rotation=True, id_modulo=(7, 2))
-    backups.count(ledger.conn, network="devnet", ok_before="2026-11-01T00:00:00Z")
+    backups.count(ledger.conn, replace(devnet, namespaces=["photos"]))
+    backups.count(ledger.conn, replace(devnet, namespaces=["photos"], label="nightly"))
+    backups.select(ledger.conn, replace(devnet, id_modulo=(7, 2)), rotation=True)
+    backups.count(ledger.conn, replace(devnet, ok_before="2026-11-01T00:00:00Z"))
     backups.namespaces_with_backups(ledger.conn, network="devnet")
-    backups.select(ledger.conn, network="devnet", ids=[3, 1, 2], rotation=True)
+    backups.select(ledger.conn, replace(devnet, ids=[3, 1, 2]), rotation=True)
     backups.select_ids(
-        ledger.conn, network="devnet", last_ok_before="2026-11-01T00:00:00Z", id_modulo=(3, 0)
+        ledger.conn, replace(devnet, last_ok_before="2026-11-01T00:00:00Z", id_modulo=(3, 0))
     )
     admin.last_good_verification_by_namespace(ledger)
     assert _full_scans(ledger, statements) == {}
@@ -380,7 +384,7 @@ def test_a_selection_by_more_ids_than_sqlite_binds_at_once(tmp_path: Path) -> No
     ledger = open_ledger(tmp_path / "ledger.db")
     try:
         wanted = list(range(1, 40_001))
-        assert list(backups.select(ledger.conn, network="devnet", ids=wanted)) == []
+        assert list(backups.select(ledger.conn, backups.BackupFilter("devnet", ids=wanted))) == []
     finally:
         ledger.close()
 

@@ -146,49 +146,93 @@ def live_summaries(conn: sqlite3.Connection) -> list[tuple[int, str]]:
     ]
 
 
-def select(
-    conn: sqlite3.Connection,
-    *,
-    network: str,
-    namespaces: Sequence[str] | None = None,
-    label: str | None = None,
-    ids: Sequence[int] | None = None,
-    include_retired: bool = False,
-    never_ok: bool = False,
-    created_before: str | None = None,
-    ok_before: str | None = None,
-    full_ok_before: str | None = None,
-    last_ok_before: str | None = None,
-    id_modulo: tuple[int, int] | None = None,
-    rotation: bool = False,
-    page: Page = EVERYTHING,
-) -> Iterator[Backup]:
-    """Backups on ``network`` matching every filter given, oldest first (by time, then id),
-    read from the cursor as they are consumed (a listing streams to its output).
+@dataclass(frozen=True)
+class BackupFilter:
+    """Which backups on ``network`` `select`, `select_ids` and `count` read: those
+    matching every filter given.
 
     ``never_ok``: only backups with no OK verification. ``ok_before`` /
     ``full_ok_before``: only those whose last OK verification (full one), or their
     creation if there is none, is older than either time given. ``last_ok_before``:
     only those never verified OK or last verified OK before that time (verify's
-    ``--older-than``). ``id_modulo=(t, r)``:
-    only ids that leave remainder ``r`` divided by ``t`` (verify's ``--subset``).
+    ``--older-than``). ``id_modulo=(t, r)``: only ids that leave remainder ``r``
+    divided by ``t`` (verify's ``--subset``).
+    """
+
+    network: str
+    namespaces: Sequence[str] | None = None
+    label: str | None = None
+    ids: Sequence[int] | None = None
+    include_retired: bool = False
+    never_ok: bool = False
+    created_before: str | None = None
+    ok_before: str | None = None
+    full_ok_before: str | None = None
+    last_ok_before: str | None = None
+    id_modulo: tuple[int, int] | None = None
+
+    def where(self) -> tuple[str, list[Any]]:
+        """The WHERE clause over ``storage_backups b``, with its parameters."""
+        where = ["b.network = ?"]
+        params: list[Any] = [self.network]
+        if self.namespaces is not None:
+            where.append(f"b.namespace IN ({', '.join('?' for _ in self.namespaces)})")
+            params.extend(self.namespaces)
+        if self.label is not None:
+            where.append("b.label = ?")
+            params.append(self.label)
+        if self.ids is not None:
+            # One JSON parameter, not one per id: a sample of a large ledger can hold more
+            # ids than SQLite binds in one statement.
+            where.append("b.id IN (SELECT value FROM json_each(?))")
+            params.append(json.dumps([int(i) for i in self.ids]))
+        if not self.include_retired:
+            where.append("b.retired_at IS NULL")
+        if self.never_ok:
+            where.append(
+                "NOT EXISTS (SELECT 1 FROM verifications v"
+                " WHERE v.backup_id = b.id AND v.status = 'ok')"
+            )
+        if self.created_before is not None:
+            where.append("b.created_at < ?")
+            params.append(self.created_before)
+        stale = []
+        for before, kind in ((self.ok_before, ""), (self.full_ok_before, " AND v.kind = 'full'")):
+            if before is not None:
+                stale.append(
+                    "COALESCE((SELECT MAX(v.checked_at) FROM verifications v"
+                    f" WHERE v.backup_id = b.id AND v.status = 'ok'{kind}), b.created_at) < ?"
+                )
+                params.append(before)
+        if stale:
+            where.append(f"({' OR '.join(stale)})")
+        if self.last_ok_before is not None:
+            where.append(
+                "COALESCE((SELECT MAX(v.checked_at) FROM verifications v"
+                " WHERE v.backup_id = b.id AND v.status = 'ok'), '') < ?"
+            )
+            params.append(self.last_ok_before)
+        if self.id_modulo is not None:
+            where.append("b.id % ? = ?")
+            params.extend(self.id_modulo)
+        return " AND ".join(where), params
+
+
+def select(
+    conn: sqlite3.Connection,
+    match: BackupFilter,
+    *,
+    rotation: bool = False,
+    page: Page = EVERYTHING,
+) -> Iterator[Backup]:
+    """Backups that ``match``, oldest first (by time, then id), read from the cursor as
+    they are consumed (a listing streams to its output).
+
     ``rotation``: in verify's order instead, never conclusively checked first, then
     the longest ago (in the order the checks were recorded, as timestamps have
     one-second resolution), then by id.
     """
-    where, params = _filters(
-        network=network,
-        namespaces=namespaces,
-        label=label,
-        ids=ids,
-        include_retired=include_retired,
-        never_ok=never_ok,
-        created_before=created_before,
-        ok_before=ok_before,
-        full_ok_before=full_ok_before,
-        last_ok_before=last_ok_before,
-        id_modulo=id_modulo,
-    )
+    where, params = match.where()
     order = _ROTATION if rotation else "b.created_at, b.id"
     window, window_params = page.sql()
     # Ordered outside: PostgreSQL sorts by an output column only when named bare, and the
@@ -197,21 +241,9 @@ def select(
     return (_backup(row) for row in conn.execute(sql, (*params, *window_params)))
 
 
-def count(
-    conn: sqlite3.Connection,
-    *,
-    network: str,
-    namespaces: Sequence[str] | None = None,
-    ok_before: str | None = None,
-    full_ok_before: str | None = None,
-) -> int:
-    """How many live backups `select` would return for these filters."""
-    where, params = _filters(
-        network=network,
-        namespaces=namespaces,
-        ok_before=ok_before,
-        full_ok_before=full_ok_before,
-    )
+def count(conn: sqlite3.Connection, match: BackupFilter) -> int:
+    """How many backups `select` would return for ``match``."""
+    where, params = match.where()
     sql = f"SELECT COUNT(*) FROM storage_backups b WHERE {where}"
     return int(conn.execute(sql, params).fetchone()[0])
 
@@ -225,24 +257,10 @@ def namespaces_with_backups(conn: sqlite3.Connection, *, network: str) -> list[s
     return [str(row[0]) for row in rows]
 
 
-def select_ids(
-    conn: sqlite3.Connection,
-    *,
-    network: str,
-    namespaces: Sequence[str] | None = None,
-    label: str | None = None,
-    last_ok_before: str | None = None,
-    id_modulo: tuple[int, int] | None = None,
-) -> list[int]:
-    """The ids `select` would return for these filters, by id: a sample is drawn from
+def select_ids(conn: sqlite3.Connection, match: BackupFilter) -> list[int]:
+    """The ids `select` would return for ``match``, by id: a sample is drawn from
     these, so only the rows sampled are read in full."""
-    where, params = _filters(
-        network=network,
-        namespaces=namespaces,
-        label=label,
-        last_ok_before=last_ok_before,
-        id_modulo=id_modulo,
-    )
+    where, params = match.where()
     sql = f"SELECT b.id FROM storage_backups b WHERE {where} ORDER BY b.id"
     return [int(row[0]) for row in conn.execute(sql, params)]
 
@@ -251,80 +269,6 @@ _ROTATION = (
     "last_conclusive_at IS NOT NULL, COALESCE(last_conclusive_at, ''),"
     " COALESCE(last_conclusive_id, 0), b.id"
 )
-
-
-def _filters(
-    *,
-    network: str,
-    namespaces: Sequence[str] | None = None,
-    label: str | None = None,
-    ids: Sequence[int] | None = None,
-    include_retired: bool = False,
-    never_ok: bool = False,
-    created_before: str | None = None,
-    ok_before: str | None = None,
-    full_ok_before: str | None = None,
-    last_ok_before: str | None = None,
-    id_modulo: tuple[int, int] | None = None,
-) -> tuple[str, list[Any]]:
-    """The WHERE clause over ``storage_backups b`` for `select`'s filters, with its parameters."""
-    where = ["b.network = ?"]
-    params: list[Any] = [network]
-    if namespaces is not None:
-        where.append(f"b.namespace IN ({', '.join('?' for _ in namespaces)})")
-        params.extend(namespaces)
-    if label is not None:
-        where.append("b.label = ?")
-        params.append(label)
-    if ids is not None:
-        # One JSON parameter, not one per id: a sample of a large ledger can hold more
-        # ids than SQLite binds in one statement.
-        where.append("b.id IN (SELECT value FROM json_each(?))")
-        params.append(json.dumps([int(i) for i in ids]))
-    if not include_retired:
-        where.append("b.retired_at IS NULL")
-    if never_ok:
-        where.append(
-            "NOT EXISTS (SELECT 1 FROM verifications v"
-            " WHERE v.backup_id = b.id AND v.status = 'ok')"
-        )
-    if created_before is not None:
-        where.append("b.created_at < ?")
-        params.append(created_before)
-    stale = []
-    for before, kind in ((ok_before, ""), (full_ok_before, " AND v.kind = 'full'")):
-        if before is not None:
-            stale.append(
-                "COALESCE((SELECT MAX(v.checked_at) FROM verifications v"
-                f" WHERE v.backup_id = b.id AND v.status = 'ok'{kind}), b.created_at) < ?"
-            )
-            params.append(before)
-    if stale:
-        where.append(f"({' OR '.join(stale)})")
-    if last_ok_before is not None:
-        where.append(
-            "COALESCE((SELECT MAX(v.checked_at) FROM verifications v"
-            " WHERE v.backup_id = b.id AND v.status = 'ok'), '') < ?"
-        )
-        params.append(last_ok_before)
-    if id_modulo is not None:
-        where.append("b.id % ? = ?")
-        params.extend(id_modulo)
-    return " AND ".join(where), params
-
-
-def count_live(
-    conn: sqlite3.Connection,
-    *,
-    network: str,
-    namespaces: Sequence[str] | None = None,
-    label: str | None = None,
-) -> int:
-    """How many live backups ``network`` holds (in ``namespaces``, with ``label``, when given)."""
-    where, params = _filters(network=network, namespaces=namespaces, label=label)
-    return int(
-        conn.execute(f"SELECT COUNT(*) FROM storage_backups b WHERE {where}", params).fetchone()[0]
-    )
 
 
 def retire(conn: sqlite3.Connection, backup_id: int, *, when: str, reason: str) -> bool:

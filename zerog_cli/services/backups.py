@@ -33,7 +33,7 @@ from zerog_cli.infra.output import copied_fields
 from zerog_cli.infra.units import INT64_MAX, Duration
 from zerog_cli.ledger import backups as rows
 from zerog_cli.ledger import objects, verifications
-from zerog_cli.ledger.backups import Backup
+from zerog_cli.ledger.backups import Backup, BackupFilter
 from zerog_cli.ledger.db import EVERYTHING, Page, format_time, parse_time
 from zerog_cli.services import namespaces
 from zerog_cli.services.context import Context
@@ -368,16 +368,15 @@ def _select(
 ) -> Iterator[Backup]:
     """Backups the acting user may read, matching every filter, oldest first (in SQL)."""
     allowed, _ = _namespaces_for(context, namespace, "read")
-    return rows.select(
-        context.ledger.conn,
-        network=context.settings.profile,
+    match = BackupFilter(
+        context.settings.profile,
         namespaces=allowed,
         label=label,
         include_retired=include_retired,
         never_ok=never_ok,
         created_before=None if before is None else format_time(before),
-        page=page,
     )
+    return rows.select(context.ledger.conn, match, page=page)
 
 
 def latest(
@@ -650,10 +649,7 @@ def prune(
         validate_label(label)
     allowed, skipped = _namespaces_for(context, namespace, "write")
     live = rows.select(
-        context.ledger.conn,
-        network=context.settings.profile,
-        namespaces=allowed,
-        label=label,
+        context.ledger.conn, BackupFilter(context.settings.profile, namespaces=allowed, label=label)
     )
     groups: dict[tuple[str, str], list[Backup]] = {}
     for backup in live:
@@ -747,13 +743,10 @@ def unverified(
     )
     conn = context.ledger.conn
     scope = None if namespace is None else [namespace]
-    filters: dict[str, Any] = {
-        "network": context.settings.profile,
-        "namespaces": scope,
-        "ok_before": cutoff,
-        "full_ok_before": cutoff_full,
-    }
-    stale_count = rows.count(conn, **filters)
+    stale = BackupFilter(
+        context.settings.profile, namespaces=scope, ok_before=cutoff, full_ok_before=cutoff_full
+    )
+    stale_count = rows.count(conn, stale)
 
     def entry(backup: Backup) -> UnverifiedBackup:
         reference = backup.last_ok_at or backup.created_at
@@ -777,8 +770,8 @@ def unverified(
         max_age_seconds=max_age_seconds,
         max_age_full_seconds=max_age_full_seconds,
         checked_at=format_time(now),
-        live_backups=rows.count_live(conn, network=context.settings.profile, namespaces=scope),
-        unverified=(entry(backup) for backup in rows.select(conn, **filters)),
+        live_backups=rows.count(conn, BackupFilter(context.settings.profile, namespaces=scope)),
+        unverified=(entry(backup) for backup in rows.select(conn, stale)),
     )
     if stale_count:
         within = max_age if max_age_full is None else f"{max_age} (full read: {max_age_full})"

@@ -245,7 +245,9 @@ class LedgerCollector:
     def _backups(self, add: Callable[[str, list[str], float], None]) -> None:
         context = self.context
         now = context.now()
-        live = backup_rows.select(context.ledger.conn, network=context.settings.profile)
+        live = backup_rows.select(
+            context.ledger.conn, backup_rows.BackupFilter(context.settings.profile)
+        )
         by_namespace: dict[str, list[backup_rows.Backup]] = {}
         for backup in live:
             by_namespace.setdefault(backup.namespace, []).append(backup)

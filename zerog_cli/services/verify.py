@@ -33,7 +33,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
 
 from zerog_cli.errors import (
     ExitCode,
@@ -48,7 +47,7 @@ from zerog_cli.infra.locking import Holder
 from zerog_cli.infra.output import copied_fields
 from zerog_cli.ledger import backups as rows
 from zerog_cli.ledger import objects, verifications
-from zerog_cli.ledger.backups import Backup
+from zerog_cli.ledger.backups import Backup, BackupFilter
 from zerog_cli.ledger.db import format_time
 from zerog_cli.services.backups import require_namespace
 from zerog_cli.services.context import Context
@@ -241,15 +240,15 @@ def in_scope(context: Context, selection: Selection) -> int:
     network = context.settings.profile
     if selection.ids:
         wanted = list(dict.fromkeys(selection.ids))
-        found = {b.id for b in rows.select(conn, network=network, ids=wanted, include_retired=True)}
+        found = {b.id for b in rows.select(conn, _by_ids(network, wanted))}
         unknown = [str(i) for i in wanted if i not in found]
         if unknown:
             raise NotFound(f"no backup {', '.join(unknown)} on {network}")
         return len(wanted)
     if selection.namespace is not None:
         require_namespace(context, selection.namespace)
-    count = rows.count_live(
-        conn, network=network, namespaces=_namespaces(selection), label=selection.label
+    count = rows.count(
+        conn, BackupFilter(network, namespaces=_namespaces(selection), label=selection.label)
     )
     if not count:
         where = "".join(
@@ -267,6 +266,11 @@ def in_scope(context: Context, selection: Selection) -> int:
     return count
 
 
+def _by_ids(network: str, ids: list[int]) -> BackupFilter:
+    """The backups named by id, retired ones too (verify checks what it is told to)."""
+    return BackupFilter(network, ids=ids, include_retired=True)
+
+
 def _namespaces(selection: Selection) -> list[str] | None:
     return None if selection.namespace is None else [selection.namespace]
 
@@ -278,30 +282,30 @@ def due(context: Context, selection: Selection, rng: random.Random | None = None
     network = context.settings.profile
     if selection.ids:
         wanted = list(dict.fromkeys(selection.ids))
-        found = {
-            b.id: b for b in rows.select(conn, network=network, ids=wanted, include_retired=True)
-        }
+        found = {b.id: b for b in rows.select(conn, _by_ids(network, wanted))}
         return [found[i] for i in wanted]
-    filters: dict[str, Any] = {
-        "network": network,
-        "namespaces": _namespaces(selection),
-        "label": selection.label,
-    }
+    last_ok_before = None
     if selection.older_than is not None:
-        filters["last_ok_before"] = format_time(
-            context.now() - timedelta(seconds=selection.older_than)
-        )
+        last_ok_before = format_time(context.now() - timedelta(seconds=selection.older_than))
+    id_modulo = None
     if selection.subset is not None:
         n, t = selection.subset
-        filters["id_modulo"] = (t, n - 1)
+        id_modulo = (t, n - 1)
+    match = BackupFilter(
+        network,
+        namespaces=_namespaces(selection),
+        label=selection.label,
+        last_ok_before=last_ok_before,
+        id_modulo=id_modulo,
+    )
     if selection.sample_percent is None:
-        return list(rows.select(conn, rotation=True, **filters))
-    ids = rows.select_ids(conn, **filters)
+        return list(rows.select(conn, match, rotation=True))
+    ids = rows.select_ids(conn, match)
     if not ids:
         return []
     count = math.ceil(len(ids) * selection.sample_percent / 100)
     sample = (rng or random.Random()).sample(ids, count)
-    return list(rows.select(conn, network=network, ids=sample, rotation=True))
+    return list(rows.select(conn, BackupFilter(network, ids=sample), rotation=True))
 
 
 def record_result(context: Context, run_id: str, item: ItemResult) -> None:
