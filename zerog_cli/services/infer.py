@@ -38,7 +38,6 @@ Funding is never a side effect: ``zerog infer fund …`` sends transactions,
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -47,7 +46,6 @@ from zerog_cli.errors import (
     NotFound,
     QuotaExceeded,
     UsageError,
-    ZerogError,
 )
 from zerog_cli.infra.choices import InferBackend, RouterSort
 from zerog_cli.infra.units import Amount, Cost, format_0g, format_usd
@@ -64,11 +62,11 @@ from zerog_cli.services.infer_exchange import DeltaSink, Exchange, Verification,
 from zerog_cli.services.infer_results import AskAnswer, AskEstimate, Prices
 from zerog_cli.services.infer_settle import (
     Answered,
+    Sending,
     Spent,
     UsageClaim,
     inference_hold,
     quota_warnings,
-    record_and_settle,
 )
 
 if TYPE_CHECKING:
@@ -411,20 +409,8 @@ def _spent(context: Context, plan: _Plan, exchange: Exchange) -> Spent:
     )
 
 
-def _record(
-    context: Context,
-    plan: _Plan,
-    request: AskRequest,
-    held: quotas.Hold,
-    exchange: Exchange,
-    *,
-    status: str,
-    spent: Spent | None,
-    verification: Verification | None,
-    error: str | None,
-    duration_ms: int,
-) -> tuple[int, quotas.SettleOutcome | None]:
-    answered = Answered(
+def _answered(plan: _Plan, verification: Verification | None) -> Answered:
+    return Answered(
         backend="direct",
         wallet=plan.link.address,
         provider=plan.service.provider,
@@ -432,17 +418,6 @@ def _record(
         verified=None if verification is None else verification.verified,
         verification=None if verification is None else verification.reason,
         binding=None if verification is None else verification.binding,
-    )
-    return record_and_settle(
-        context,
-        request,
-        held,
-        exchange,
-        answered,
-        status=status,
-        spent=spent,
-        error=error,
-        duration_ms=duration_ms,
     )
 
 
@@ -503,7 +478,7 @@ def ask(
         )
         assert plan.account is not None  # _funding_problem refused a missing one
         generation = plan.account.generation
-        started = time.monotonic()
+        sending = Sending(context, request, held, exchange)
         try:
             send(
                 plan.link,
@@ -514,25 +489,13 @@ def ask(
                 on_delta=on_delta,
             )
         except BaseException as failure:
-            seconds = time.monotonic() - started
+            seconds = sending.stop()
             # A provider that started answering has billed: charge the upper bound then.
             spent = _spent(context, plan, exchange) if exchange.answered else None
-            message = str(failure) if isinstance(failure, ZerogError) else type(failure).__name__
-            _record(
-                context,
-                plan,
-                request,
-                held,
-                exchange,
-                status="error",
-                spent=spent,
-                verification=None,
-                error=message,
-                duration_ms=int(seconds * 1000),
-            )
+            sending.record_failure(_answered(plan, None), spent, failure)
             _count(context, plan, "error", seconds, spent)
             raise
-        seconds = time.monotonic() - started
+        seconds = sending.stop()
         verification = (
             verify(plan.link, plan.service, plan.model, exchange) if plan.verify else None
         )
@@ -548,17 +511,12 @@ def ask(
         warnings = (
             [] if spent.usage_known else ["the provider sent no usage: charged the upper bound"]
         )
-        log_id, outcome = _record(
-            context,
-            plan,
-            request,
-            held,
-            exchange,
+        answered = _answered(plan, verification)
+        log_id, outcome = sending.record(
+            answered,
             status=status,
             spent=spent,
-            verification=verification,
             error=None if verification is None or status == "ok" else verification.reason,
-            duration_ms=int(seconds * 1000),
         )
     _count(context, plan, status, seconds, spent)
     warnings += quota_warnings(context, user, outcome)
@@ -581,22 +539,12 @@ def ask(
                 hint="raise signature_wait, or verify later with the chat id",
             )
         warnings.append(f"{verification.reason}: the answer is not verified")
-    return AskAnswer(
-        answer=exchange.text,
-        reasoning=exchange.reasoning or None,
-        backend="direct",
-        model=plan.model,
+    return sending.answer(
+        answered,
+        spent,
+        log_id,
+        warnings,
         provider=plan.service.provider,
         request_id=None,
-        user=user,
-        usage=spent.usage(),
-        cost=spent.cost(),
-        chat_id=exchange.chat_id,
-        verified=None if verification is None else verification.verified,
         verification=None if verification is None else verification.to_json(),
-        stream=request.stream,
-        finish_reason=exchange.finish_reason,
-        duration_ms=int(seconds * 1000),
-        log_id=log_id,
-        warnings=warnings,
     )

@@ -45,10 +45,10 @@ from zerog_cli.services.infer_results import (
 )
 from zerog_cli.services.infer_settle import (
     Answered,
+    Sending,
     Spent,
     inference_hold,
     quota_warnings,
-    record_and_settle,
 )
 from zerog_cli.zerog.router import API_KEY_SECRET, RouterModel, Routing, parse_trace
 
@@ -252,21 +252,10 @@ def _spent(context: Context, plan: _RoutedPlan, request: AskRequest, exchange: E
     )
 
 
-def _record(
-    context: Context,
-    plan: _RoutedPlan,
-    request: AskRequest,
-    held: quotas.Hold,
-    exchange: Exchange,
-    *,
-    status: str,
-    spent: Spent | None,
-    error: str | None,
-    duration_ms: int,
-) -> tuple[int, quotas.SettleOutcome | None]:
+def _answered(plan: _RoutedPlan, request: AskRequest, exchange: Exchange) -> Answered:
     trace = parse_trace(exchange.trace)
     verified = trace.tee_verified if request.verify_tee else None
-    answered = Answered(
+    return Answered(
         backend="router",
         wallet="",
         provider=trace.provider or "",
@@ -275,17 +264,6 @@ def _record(
         verification=None
         if verified is None
         else ("router verify_tee: " + ("verified" if verified else "signature did not verify")),
-    )
-    return record_and_settle(
-        context,
-        request,
-        held,
-        exchange,
-        answered,
-        status=status,
-        spent=spent,
-        error=error,
-        duration_ms=duration_ms,
     )
 
 
@@ -357,42 +335,27 @@ def ask(
         if request.verify_tee:
             body = go_json_bytes({**loads_untrusted(body), "verify_tee": True})
         exchange = Exchange(body)
-        started = time.monotonic()
+        sending = Sending(context, request, held, exchange)
         try:
             send_routed(context, url, headers, exchange, stream=request.stream, on_delta=on_delta)
         except BaseException as failure:
-            seconds = time.monotonic() - started
+            sending.stop()
             spent = _spent(context, plan, request, exchange) if exchange.answered else None
-            message = str(failure) if isinstance(failure, ZerogError) else type(failure).__name__
-            _record(
-                context,
-                plan,
-                request,
-                held,
-                exchange,
-                status="error",
-                spent=spent,
-                error=message,
-                duration_ms=int(seconds * 1000),
-            )
+            sending.record_failure(_answered(plan, request, exchange), spent, failure)
             context.metrics.compute_requests.labels(plan.model.id, "error").inc()
             raise
-        seconds = time.monotonic() - started
+        seconds = sending.stop()
         trace = parse_trace(exchange.trace)
         spent = _spent(context, plan, request, exchange)
         status = "ok"
         if request.verify_tee and trace.tee_verified is not True:
             status = "mismatch" if trace.tee_verified is False else "unverified"
-        log_id, outcome = _record(
-            context,
-            plan,
-            request,
-            held,
-            exchange,
+        answered = _answered(plan, request, exchange)
+        log_id, outcome = sending.record(
+            answered,
             status=status,
             spent=spent,
             error=None if status == "ok" else f"verify_tee: tee_verified={trace.tee_verified}",
-            duration_ms=int(seconds * 1000),
         )
     metrics = context.metrics
     metrics.compute_requests.labels(plan.model.id, status).inc()
@@ -407,24 +370,14 @@ def ask(
         )
     if status == "unverified":
         warnings.append("verify_tee was asked but the Router reported no result")
-    return AskAnswer(
-        answer=exchange.text,
-        reasoning=exchange.reasoning or None,
-        backend="router",
-        model=plan.model.id,
+    return sending.answer(
+        answered,
+        spent,
+        log_id,
+        warnings,
         provider=trace.provider,
         request_id=trace.request_id,
-        user=user,
-        usage=spent.usage(),
-        cost=spent.cost(),
-        chat_id=exchange.chat_id,
-        verified=trace.tee_verified if request.verify_tee else None,
         verification=None
         if not request.verify_tee
         else {"status": status, "tee_verified": trace.tee_verified, "by": "router"},
-        stream=request.stream,
-        finish_reason=exchange.finish_reason,
-        duration_ms=int(seconds * 1000),
-        log_id=log_id,
-        warnings=warnings,
     )

@@ -8,10 +8,12 @@ reservation released (nothing was charged) or the quota usage and the
 
 from __future__ import annotations
 
+import time
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
+from zerog_cli.errors import ZerogError
 from zerog_cli.infra.units import Cost
 from zerog_cli.ledger import alerts
 from zerog_cli.ledger import inference as inference_rows
@@ -20,7 +22,7 @@ from zerog_cli.ledger.quotas import Reserved
 from zerog_cli.services import quotas
 from zerog_cli.services.context import Context
 from zerog_cli.services.infer_info import USAGE_CLAIM_ALERT
-from zerog_cli.services.infer_results import Usage
+from zerog_cli.services.infer_results import AskAnswer, Usage
 
 if TYPE_CHECKING:
     from zerog_cli.services.infer import AskRequest
@@ -184,3 +186,76 @@ def quota_warnings(context: Context, user: str, outcome: quotas.SettleOutcome | 
     for limit_name, ratio in outcome.ratios.items():
         context.metrics.quota_usage.labels(user, limit_name).set(ratio)
     return list(outcome.warnings)
+
+
+@dataclass
+class Sending:
+    """One request sent under a quota hold, the same for both backends: its time, its
+    log row and settlement (`record_and_settle`), and the answer ``ask`` reports."""
+
+    context: Context
+    request: AskRequest
+    held: quotas.Hold
+    exchange: Exchange
+    started: float = field(default_factory=time.monotonic)
+    seconds: float = 0.0
+
+    def stop(self) -> float:
+        """Seconds from the start until now, kept for the log row and the answer."""
+        self.seconds = time.monotonic() - self.started
+        return self.seconds
+
+    def record(
+        self, answered: Answered, *, status: str, spent: Spent | None, error: str | None
+    ) -> tuple[int, quotas.SettleOutcome | None]:
+        return record_and_settle(
+            self.context,
+            self.request,
+            self.held,
+            self.exchange,
+            answered,
+            status=status,
+            spent=spent,
+            error=error,
+            duration_ms=int(self.seconds * 1000),
+        )
+
+    def record_failure(
+        self, answered: Answered, spent: Spent | None, failure: BaseException
+    ) -> None:
+        """Log a send that raised ``failure``: its message, or only its type when it is
+        not ours (an interrupt, say); ``spent`` None releases the hold."""
+        message = str(failure) if isinstance(failure, ZerogError) else type(failure).__name__
+        self.record(answered, status="error", spent=spent, error=message)
+
+    def answer(
+        self,
+        answered: Answered,
+        spent: Spent,
+        log_id: int,
+        warnings: list[str],
+        *,
+        provider: str | None,
+        request_id: str | None,
+        verification: dict[str, Any] | None,
+    ) -> AskAnswer:
+        exchange = self.exchange
+        return AskAnswer(
+            answer=exchange.text,
+            reasoning=exchange.reasoning or None,
+            backend=answered.backend,
+            model=answered.model,
+            provider=provider,
+            request_id=request_id,
+            user=self.held.user,
+            usage=spent.usage(),
+            cost=spent.cost(),
+            chat_id=exchange.chat_id,
+            verified=answered.verified,
+            verification=verification,
+            stream=self.request.stream,
+            finish_reason=exchange.finish_reason,
+            duration_ms=int(self.seconds * 1000),
+            log_id=log_id,
+            warnings=warnings,
+        )
