@@ -555,22 +555,6 @@ def _confirmer(yes: bool) -> Confirm:
     return confirm
 
 
-def _fund(
-    send: Callable[[Context, Confirm], FundingReport],
-    render: Callable[[FundingReport], None],
-    *,
-    yes: bool,
-    gas_price: int | None,
-    gas_limit: int | None,
-) -> None:
-    """One `infer fund` transaction: the gas options in force, a confirmation (or --yes)
-    before it is sent, then its report."""
-    current = state()
-    current.context.override(gas_price=gas_price, gas_limit=gas_limit)
-    report = send(current.context, _confirmer(yes))
-    current.output.result(report, lambda: render(report))
-
-
 def _print_funding(report: FundingReport) -> None:
     out = state().output
     if report.already:
@@ -587,6 +571,21 @@ def _print_funding(report: FundingReport) -> None:
         acknowledged = "acknowledged" if sub.acknowledged else "not acknowledged"
         pairs.append(("sub-account", f"{sub.balance.og} 0G ({acknowledged})"))
     out.fields(pairs)
+
+
+def _fund(
+    yes: bool,
+    gas_price: int | None,
+    gas_limit: int | None,
+    send: Callable[[Context, Confirm], FundingReport],
+    render: Callable[[FundingReport], None] = _print_funding,
+) -> None:
+    """One `infer fund` transaction: the gas options in force, a confirmation (or --yes)
+    before it is sent, then its report."""
+    current = state()
+    current.context.override(gas_price=gas_price, gas_limit=gas_limit)
+    report = send(current.context, _confirmer(yes))
+    current.output.result(report, lambda: render(report))
 
 
 @command(
@@ -607,13 +606,7 @@ def fund_deposit(
     """Deposit 0G from the wallet into its compute ledger (the first deposit is ≥ 3 0G)."""
     from zerog_cli.services.infer_funding import deposit
 
-    _fund(
-        lambda context, confirm: deposit(context, amount, confirm),
-        _print_funding,
-        yes=yes,
-        gas_price=gas_price,
-        gas_limit=gas_limit,
-    )
+    _fund(yes, gas_price, gas_limit, lambda context, confirm: deposit(context, amount, confirm))
 
 
 @command(
@@ -641,11 +634,10 @@ def fund_transfer(
     from zerog_cli.services.infer_funding import transfer
 
     _fund(
+        yes,
+        gas_price,
+        gas_limit,
         lambda context, confirm: transfer(context, provider, amount, confirm),
-        _print_funding,
-        yes=yes,
-        gas_price=gas_price,
-        gas_limit=gas_limit,
     )
 
 
@@ -667,11 +659,7 @@ def fund_acknowledge(
     from zerog_cli.services.infer_funding import acknowledge
 
     _fund(
-        lambda context, confirm: acknowledge(context, provider, confirm),
-        _print_funding,
-        yes=yes,
-        gas_price=gas_price,
-        gas_limit=gas_limit,
+        yes, gas_price, gas_limit, lambda context, confirm: acknowledge(context, provider, confirm)
     )
 
 
@@ -724,11 +712,11 @@ def fund_retrieve(
     from zerog_cli.services.infer_funding import retrieve
 
     _fund(
+        yes,
+        gas_price,
+        gas_limit,
         lambda context, confirm: retrieve(context, provider, confirm),
         _print_retrieve,
-        yes=yes,
-        gas_price=gas_price,
-        gas_limit=gas_limit,
     )
 
 
@@ -776,11 +764,11 @@ def fund_refund(
     from zerog_cli.services.infer_funding import refund
 
     _fund(
+        yes,
+        gas_price,
+        gas_limit,
         lambda context, confirm: refund(context, amount.neuron, confirm),
         _print_refund,
-        yes=yes,
-        gas_price=gas_price,
-        gas_limit=gas_limit,
     )
 
 
