@@ -12,12 +12,15 @@ from zerog_cli.cli.common import (
     AsUser,
     EncryptOption,
     GasLimitOption,
+    LabelFilter,
     Limit,
+    NamespaceFilter,
     Offset,
+    StoreNamespace,
     command,
     complete_backup_id,
-    complete_namespace,
     examples,
+    namespace_option,
     new_app,
     printing_failed_report,
     progress_bar,
@@ -40,18 +43,6 @@ app = new_app(
     "zerog backup prune --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --dry-run",
 )
 
-Namespace = Annotated[
-    str | None,
-    typer.Option(
-        "--ns",
-        help="Namespace (default: all you may read).",
-        show_default=False,
-        autocompletion=complete_namespace,
-    ),
-]
-Label = Annotated[
-    str | None, typer.Option("--label", help="Only backups with this label.", show_default=False)
-]
 BackupId = Annotated[
     int,
     typer.Argument(
@@ -103,15 +94,7 @@ def create(
             show_default=False,
         ),
     ] = None,
-    ns: Annotated[
-        str | None,
-        typer.Option(
-            "--ns",
-            help="Namespace (default: 'default').",
-            show_default=False,
-            autocompletion=complete_namespace,
-        ),
-    ] = None,
+    ns: StoreNamespace = None,
     label: Annotated[
         str | None,
         typer.Option(
@@ -269,8 +252,8 @@ def create(
     ),
 )
 def list_command(
-    ns: Namespace = None,
-    label: Label = None,
+    ns: Annotated[str | None, namespace_option("Namespace (default: all you may read).")] = None,
+    label: LabelFilter = None,
     unverified: Annotated[
         bool, typer.Option("--unverified", help="Only backups never verified OK.")
     ] = False,
@@ -455,15 +438,7 @@ def restore(
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
     mode: params.FileModeOption = None,
-    ns: Annotated[
-        str | None,
-        typer.Option(
-            "--ns",
-            help="With latest: only this namespace.",
-            show_default=False,
-            autocompletion=complete_namespace,
-        ),
-    ] = None,
+    ns: Annotated[str | None, namespace_option("With latest: only this namespace.")] = None,
     label: Annotated[
         str | None,
         typer.Option("--label", help="With latest: only this label.", show_default=False),
@@ -594,16 +569,8 @@ def prune(
     keep_monthly: Annotated[
         int, typer.Option("--keep-monthly", help="Newest of each of the last N months.", min=0)
     ] = 0,
-    ns: Annotated[
-        str | None,
-        typer.Option(
-            "--ns",
-            help="Namespace (default: all you may write).",
-            show_default=False,
-            autocompletion=complete_namespace,
-        ),
-    ] = None,
-    label: Label = None,
+    ns: Annotated[str | None, namespace_option("Namespace (default: all you may write).")] = None,
+    label: LabelFilter = None,
     dry_run: Annotated[
         bool,
         typer.Option("--dry-run", help="Print what would be kept and retired; change nothing."),
@@ -655,15 +622,7 @@ def unverified(
             show_default=False,
         ),
     ] = None,
-    ns: Annotated[
-        str | None,
-        typer.Option(
-            "--ns",
-            help="Only this namespace.",
-            show_default=False,
-            autocompletion=complete_namespace,
-        ),
-    ] = None,
+    ns: NamespaceFilter = None,
 ) -> None:
     """Exit 3 when a live backup had no OK verification within --max-age, and list them.
 

@@ -55,6 +55,20 @@ def complete_backup_id(ctx: typer.Context) -> list[tuple[str, str]]:
     return [(str(backup_id), summary) for backup_id, summary in live_backups(profile)]
 
 
+def namespace_option(help: str) -> Any:
+    """``--ns NAME``, completed from the ledger's namespaces; ``help`` says what it picks."""
+    return typer.Option("--ns", help=help, show_default=False, autocompletion=complete_namespace)
+
+
+StoreNamespace = Annotated[str | None, namespace_option("Namespace (default: 'default').")]
+"""``--ns`` of the commands that store an object (upload, backup create)."""
+
+NamespaceFilter = Annotated[str | None, namespace_option("Only this namespace.")]
+LabelFilter = Annotated[
+    str | None, typer.Option("--label", help="Only backups with this label.", show_default=False)
+]
+"""``--ns`` and ``--label`` of the commands that pick backups (verify, backup ls, prune…)."""
+
 AsUser = Annotated[
     str | None,
     typer.Option(

@@ -12,8 +12,8 @@ from zerog_cli.cli.common import (
     AsUser,
     EncryptOption,
     GasLimitOption,
+    StoreNamespace,
     command,
-    complete_namespace,
     examples,
     progress_bar,
     results,
@@ -95,15 +95,7 @@ def _print_upload(report: UploadReport) -> None:
 
 def upload(
     path: Annotated[Path, typer.Argument(help="File to upload, or - for stdin (needs --name).")],
-    ns: Annotated[
-        str | None,
-        typer.Option(
-            "--ns",
-            help="Namespace (default: 'default').",
-            show_default=False,
-            autocompletion=complete_namespace,
-        ),
-    ] = None,
+    ns: StoreNamespace = None,
     name: Annotated[
         str | None,
         typer.Option(

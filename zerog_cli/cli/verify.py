@@ -8,9 +8,10 @@ import typer
 
 from zerog_cli.cli import params
 from zerog_cli.cli.common import (
+    LabelFilter,
+    NamespaceFilter,
     command,
     complete_backup_id,
-    complete_namespace,
     examples,
     printing_failed_report,
     results,
@@ -59,19 +60,8 @@ def verify(
     all_backups: Annotated[
         bool, typer.Option("--all", help="Every live backup (the default; no filters).")
     ] = False,
-    ns: Annotated[
-        str | None,
-        typer.Option(
-            "--ns",
-            help="Only this namespace.",
-            show_default=False,
-            autocompletion=complete_namespace,
-        ),
-    ] = None,
-    label: Annotated[
-        str | None,
-        typer.Option("--label", help="Only backups with this label.", show_default=False),
-    ] = None,
+    ns: NamespaceFilter = None,
+    label: LabelFilter = None,
     older_than: Annotated[
         params.Duration | None,
         typer.Option(
