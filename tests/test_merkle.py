@@ -473,6 +473,21 @@ def test_segment_pool_reports_a_dead_worker() -> None:
         pool.results()
 
 
+def test_pool_worker_imports_nothing_else_of_zerog() -> None:
+    """A worker process starts in the time of a bare interpreter plus tiny-keccak."""
+    import subprocess
+
+    script = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import zerog_cli.zerog.segment_hash; "
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith('zerog_cli'))))"
+    )
+    root = str(Path(merkle.__file__).resolve().parents[2])
+    done = subprocess.run(
+        [sys.executable, "-P", "-c", script, root], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split() == ["zerog_cli", "zerog_cli.zerog", "zerog_cli.zerog.segment_hash"]
+
+
 def test_small_regular_file_is_hashed_in_process(tmp_path: Path) -> None:
     path = tmp_path / "small.bin"
     path.write_bytes(b"abc")

@@ -20,7 +20,6 @@ import io
 import os
 import re
 import stat
-import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -31,12 +30,13 @@ from tiny_keccak import keccak256 as _keccak
 
 from zerog_cli.errors import IntegrityError, ProtocolError, UsageError
 from zerog_cli.zerog.abi import keccak256
-
-CHUNK_SIZE = 256
-SEGMENT_CHUNKS = 1024
-SEGMENT_SIZE = CHUNK_SIZE * SEGMENT_CHUNKS
-SEGMENT_HEIGHT = 10
-"""log2(SEGMENT_CHUNKS): the height of a full segment's root above its leaves."""
+from zerog_cli.zerog.segment_hash import (
+    CHUNK_SIZE,
+    SEGMENT_CHUNKS,
+    SEGMENT_HEIGHT,
+    SEGMENT_SIZE,
+    hash_full_segments,
+)
 
 DEFAULT_BLOCK_SIZE = 4 * 1024 * 1024
 """Bytes read per call when hashing a stream (a whole number of segments)."""
@@ -163,38 +163,11 @@ def _chunk_leaves(data: bytes | bytearray | memoryview) -> list[bytes]:
     return leaves
 
 
-_SEGMENT_CHUNKS = struct.Struct(f"{CHUNK_SIZE}s" * SEGMENT_CHUNKS)
-"""Cuts a segment into its 1,024 chunks, as bytes objects, in one call."""
-
-_NODE_PAIRS = [
-    struct.Struct("64s" * (SEGMENT_CHUNKS >> level)) for level in range(1, SEGMENT_HEIGHT + 1)
-]
-"""Per level above the leaves: cuts the level's joined 32-byte hashes into the pairs
-hashed into the level above (512 pairs, then 256, ... 1)."""
-
-
 def full_segment_roots(data: bytes | bytearray | memoryview) -> list[bytes]:
-    """Roots of consecutive full segments; `len(data)` must be a multiple of SEGMENT_SIZE.
-
-    This is the hot loop: 2,047 Keccak calls (3,071 permutations) per segment, on
-    256 or 64 bytes each, so the cost per call matters as well as the permutation.
-    tiny-keccak's `keccak256(bytes)` is about four times cheaper per call than
-    pysha3's hash object. Each level is cut into bytes objects by one `struct`
-    call and hashed by `map`, so no Python bytecode runs per hash: by callgrind's
-    count a segment takes 21.9 M instructions, of which the permutations are
-    20.0 M (a list comprehension per level took 23.3 M).
-    """
+    """Roots of consecutive full segments; `len(data)` must be a multiple of SEGMENT_SIZE."""
     if len(data) % SEGMENT_SIZE:
         raise UsageError(f"{len(data)} bytes is not a whole number of segments")
-    keccak = _keccak
-    view = memoryview(data).cast("B")
-    roots = []
-    for start in range(0, len(view), SEGMENT_SIZE):
-        level = list(map(keccak, _SEGMENT_CHUNKS.unpack_from(view, start)))
-        for pairs in _NODE_PAIRS:
-            level = list(map(keccak, pairs.unpack(b"".join(level))))
-        roots.append(level[0])
-    return roots
+    return hash_full_segments(memoryview(data).cast("B"))
 
 
 def segment_root(data: bytes | bytearray | memoryview, padded_leaves: int) -> bytes:

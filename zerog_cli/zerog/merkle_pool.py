@@ -12,9 +12,10 @@ session, so a terminal's Ctrl-C reaches only the caller, which kills and reaps
 them; if the caller dies, their stdin closes and they exit. The coordinator is
 single-threaded: it waits on the workers' stdout pipes with a selector.
 
-Workers import this module too, so the modules only the coordinator needs
-(subprocess, selectors, tempfile) are imported inside the functions that use
-them: a worker starts in the time of a bare interpreter plus `merkle`.
+Workers run `segment_hash.worker_main` and import nothing else of zerog, so
+they start in the time of a bare interpreter plus tiny-keccak; the modules only
+this coordinator needs (subprocess, selectors, tempfile) are imported inside the
+functions that use them.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import mmap
 import os
-import struct
 import sys
 import threading
 from collections import deque
@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from zerog_cli.errors import UsageError, ZerogError
-from zerog_cli.zerog.merkle import SEGMENT_SIZE, full_segment_roots
+from zerog_cli.zerog.segment_hash import JOB, READY, ROOT_SIZE, SEGMENT_SIZE
 
 if TYPE_CHECKING:
     import subprocess
@@ -39,16 +39,13 @@ if TYPE_CHECKING:
 
     from zerog_cli.zerog.merkle import TreeBuilder
 
-_JOB = struct.Struct(">QI")
-_ROOT_SIZE = 32
-_READY = b"R"
 _DEPTH = 2
 """Jobs queued per worker: one being hashed and the next one ready."""
 _START_TIMEOUT = 60.0
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 _BOOT = (
     "import sys; sys.path.insert(0, sys.argv[1]); "
-    "from zerog_cli.zerog.merkle_pool import worker_main; worker_main(sys.argv[2:])"
+    "from zerog_cli.zerog.segment_hash import worker_main; worker_main(sys.argv[2:])"
 )
 
 
@@ -156,7 +153,7 @@ class SegmentPool:
             self._collect()
             worker = min(range(self._workers), key=lambda i: len(self._jobs[i]))
         try:
-            _write_all(_stdin(self._procs[worker]), _JOB.pack(slot * self._block_size, length))
+            _write_all(_stdin(self._procs[worker]), JOB.pack(slot * self._block_size, length))
         except BrokenPipeError:
             code = self._procs[worker].poll()
             raise ZerogError(f"a Merkle worker process exited unexpectedly (code {code})") from None
@@ -186,11 +183,11 @@ class SegmentPool:
             received = self._received[worker]
             received += data
             jobs = self._jobs[worker]
-            while jobs and len(received) >= jobs[0][2] * _ROOT_SIZE:
+            while jobs and len(received) >= jobs[0][2] * ROOT_SIZE:
                 sequence, slot, count = jobs.popleft()
-                size = count * _ROOT_SIZE
+                size = count * ROOT_SIZE
                 self._roots[sequence] = [
-                    bytes(received[i : i + _ROOT_SIZE]) for i in range(0, size, _ROOT_SIZE)
+                    bytes(received[i : i + ROOT_SIZE]) for i in range(0, size, ROOT_SIZE)
                 ]
                 del received[:size]
                 self._free.append(slot)
@@ -279,7 +276,7 @@ class _RootWorker:
         with self.lock:
             self.owed.append(answer)
             try:
-                _write_all(_stdin(self.proc), _JOB.pack(offset, SEGMENT_SIZE))
+                _write_all(_stdin(self.proc), JOB.pack(offset, SEGMENT_SIZE))
             except (BrokenPipeError, ValueError):
                 self.owed.remove(answer)
                 raise ZerogError(
@@ -292,11 +289,11 @@ class _RootWorker:
         pending = bytearray()
         try:
             while True:
-                data = stdout.read(_ROOT_SIZE - len(pending))
+                data = stdout.read(ROOT_SIZE - len(pending))
                 if not data:
                     break
                 pending += data
-                if len(pending) < _ROOT_SIZE:
+                if len(pending) < ROOT_SIZE:
                     continue
                 with self.lock:
                     answer = self.owed.popleft() if self.owed else None
@@ -425,7 +422,7 @@ def _await_ready(procs: list[subprocess.Popen[bytes]]) -> None:
             if not events:
                 raise PoolUnavailable("worker processes did not start in time")
             for key, _ in events:
-                if os.read(key.fd, 1) != _READY:
+                if os.read(key.fd, 1) != READY:
                     raise PoolUnavailable("a worker process failed to start")
                 waiting.discard(key.data)
                 selector.unregister(key.fileobj)
@@ -457,34 +454,3 @@ def hash_rest_pooled(
         builder._extend_roots(pool.results())
     if tail:
         builder.update(tail)
-
-
-def _read_exact(fd: int, buffer: memoryview) -> bool:
-    """Fill `buffer` from `fd`; False on a clean end of input before any byte."""
-    filled = 0
-    while filled < len(buffer):
-        got = os.readv(fd, [buffer[filled:]])
-        if not got:
-            if filled:
-                raise EOFError("input ended inside a job")
-            return False
-        filled += got
-    return True
-
-
-def worker_main(argv: list[str]) -> None:
-    """Entry point of a worker process: `argv` = [shared memory fd, its size]."""
-    fd, size = int(argv[0]), int(argv[1])
-    memory = mmap.mmap(fd, size)
-    os.close(fd)
-    shared = memoryview(memory)
-    header = memoryview(bytearray(_JOB.size))
-    try:
-        os.write(1, _READY)
-        while _read_exact(0, header):
-            offset, length = _JOB.unpack(header)
-            answer = memoryview(b"".join(full_segment_roots(shared[offset : offset + length])))
-            while answer:
-                answer = answer[os.write(1, answer) :]
-    except BrokenPipeError:
-        return
