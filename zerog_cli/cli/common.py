@@ -301,10 +301,13 @@ class ZerogGroup(TyperGroup):
                 formatter.write_dl(rows)
 
 
-def new_app(help_text: str, *example_lines: str) -> typer.Typer:
-    """A command group with zerog's defaults (no locals in tracebacks, no completion)."""
+def new_app(
+    help_text: str, *example_lines: str, group: type[ZerogGroup] = ZerogGroup
+) -> typer.Typer:
+    """A command group with zerog's defaults (no locals in tracebacks, no completion);
+    ``group`` is a `ZerogGroup` that parses its arguments its own way (`infer`)."""
     return typer.Typer(
-        cls=ZerogGroup,
+        cls=group,
         help=help_text,
         epilog=examples(*example_lines) if example_lines else None,
         no_args_is_help=True,

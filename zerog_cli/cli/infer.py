@@ -22,6 +22,7 @@ from zerog_cli.cli.common import (
     ZerogGroup,
     command,
     examples,
+    new_app,
     results,
     state,
 )
@@ -58,41 +59,24 @@ class _DefaultAskGroup(ZerogGroup):
         return super().parse_args(ctx, args)
 
 
-app = typer.Typer(
-    cls=_DefaultAskGroup,
-    help=(
-        "Paid chat inference on the 0G compute network, budgeted and logged. "
-        "`zerog infer PROMPT` is short for `zerog infer ask PROMPT`."
-    ),
-    epilog=examples(
-        'zerog infer "Summarise RFC 9110 in one line"',
-        "git diff | zerog infer - --system 'Review this patch' --max-tokens 400",
-        "zerog infer providers --json",
-        "zerog infer account",
-        "zerog infer models",
-        "zerog infer log -n 5",
-    ),
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_show_locals=False,
-    rich_markup_mode=None,
+app = new_app(
+    "Paid chat inference on the 0G compute network, budgeted and logged. "
+    "`zerog infer PROMPT` is short for `zerog infer ask PROMPT`.",
+    'zerog infer "Summarise RFC 9110 in one line"',
+    "git diff | zerog infer - --system 'Review this patch' --max-tokens 400",
+    "zerog infer providers --json",
+    "zerog infer account",
+    "zerog infer models",
+    "zerog infer log -n 5",
+    group=_DefaultAskGroup,
 )
-fund_app = typer.Typer(
-    cls=ZerogGroup,
-    help=(
-        "Fund 0G compute: deposit into the ledger, transfer to a provider, acknowledge it; "
-        "retrieve from a provider and refund to the wallet to get 0G back."
-    ),
-    epilog=examples(
-        "zerog infer fund deposit 5",
-        "zerog infer fund transfer 0x70997970C51812dc3A010C7d01b50e0d17dc79C8 2 --yes",
-        "zerog infer fund retrieve 0x70997970C51812dc3A010C7d01b50e0d17dc79C8 --yes",
-        "zerog infer fund refund all --yes",
-    ),
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_show_locals=False,
-    rich_markup_mode=None,
+fund_app = new_app(
+    "Fund 0G compute: deposit into the ledger, transfer to a provider, acknowledge it; "
+    "retrieve from a provider and refund to the wallet to get 0G back.",
+    "zerog infer fund deposit 5",
+    "zerog infer fund transfer 0x70997970C51812dc3A010C7d01b50e0d17dc79C8 2 --yes",
+    "zerog infer fund retrieve 0x70997970C51812dc3A010C7d01b50e0d17dc79C8 --yes",
+    "zerog infer fund refund all --yes",
 )
 app.add_typer(fund_app, name="fund")
 
