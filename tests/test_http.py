@@ -6,6 +6,7 @@ import base64
 import fcntl
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -41,6 +42,11 @@ class Script:
         self.delay = 0.0
         self.seen: list[tuple[str, str | None]] = []
         """Request target (absolute through a proxy) and Authorization of each request."""
+        self.clients: list[tuple[str, int]] = []
+        """The (address, port) each request came from: one port per connection."""
+        self.close_after_answer = False
+        """Close the connection after the next answer, without a ``Connection: close``."""
+        self.closed = threading.Event()
         self.lock = threading.Lock()
 
     def next(self) -> tuple[int, dict[str, str], bytes]:
@@ -56,6 +62,8 @@ def server() -> Iterator[tuple[str, Script]]:
     script = Script()
 
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as a storage node answers
+
         def log_message(self, *args: object) -> None:
             pass
 
@@ -64,6 +72,10 @@ def server() -> Iterator[tuple[str, Script]]:
             if length:
                 self.rfile.read(length)
             script.seen.append((self.path, self.headers.get("Authorization")))
+            script.clients.append(self.client_address)
+            # Read before answering: once the answer is out, the test may set it for the next.
+            close_after = script.close_after_answer
+            script.close_after_answer = False
             status, headers, body = script.next()
             if script.delay:
                 time.sleep(script.delay)
@@ -78,6 +90,11 @@ def server() -> Iterator[tuple[str, Script]]:
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
+            if close_after:
+                self.wfile.flush()
+                self.connection.shutdown(socket.SHUT_WR)
+                self.close_connection = True
+                script.closed.set()
 
         do_GET = _answer
         do_POST = _answer
@@ -110,56 +127,62 @@ class Recorder:
         self.rejected += 1
 
 
-def test_fails_then_succeeds(server: tuple[str, Script]) -> None:
+@pytest.mark.parametrize("direct", [False, True], ids=["requests", "direct"])
+def test_fails_then_succeeds(server: tuple[str, Script], direct: bool) -> None:
     url, script = server
     script.queue = [(503, {}, b"busy"), (502, {}, b""), (500, {}, b"")]
     observer = Recorder()
     client = HttpClient(retry=FAST, observer=observer)
-    response = client.request("GET", url + "/x")
+    response = client.request("GET", url + "/x", direct=direct)
     assert response.status == 200 and response.content == b'{"ok": true}'
     assert script.hits == 4
     assert len(observer.retries) == 3
     assert [d[2] for d in observer.done] == [503, 502, 500, 200]
 
 
-def test_400_is_not_retried_and_returned(server: tuple[str, Script]) -> None:
+@pytest.mark.parametrize("direct", [False, True], ids=["requests", "direct"])
+def test_400_is_not_retried_and_returned(server: tuple[str, Script], direct: bool) -> None:
     url, script = server
     script.queue = [(400, {}, b"bad request")]
     client = HttpClient(retry=FAST)
-    response = client.request("POST", url, json={"a": 1})
+    response = client.request("POST", url, json={"a": 1}, direct=direct)
     assert response.status == 400 and response.text == "bad request"
     assert script.hits == 1
 
 
-def test_retries_exhausted_names_endpoint_and_error(server: tuple[str, Script]) -> None:
+@pytest.mark.parametrize("direct", [False, True], ids=["requests", "direct"])
+def test_retries_exhausted_names_endpoint_and_error(
+    server: tuple[str, Script], direct: bool
+) -> None:
     url, script = server
     script.queue = [(503, {}, b"")] * 4
     client = HttpClient(retry=FAST)
     with pytest.raises(NetworkUnavailable) as info:
-        client.request("GET", url)
+        client.request("GET", url, direct=direct)
     message = str(info.value)
     assert endpoint_of(url) in message and "4 attempts" in message and "503" in message
     assert script.hits == 4
 
 
-def test_connection_refused_is_retried_then_network_unavailable() -> None:
-    import socket
+@pytest.mark.parametrize("direct", [False, True], ids=["requests", "direct"])
+def test_connection_refused_is_retried_then_network_unavailable(direct: bool) -> None:
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     client = HttpClient(retry=FAST)
     with pytest.raises(NetworkUnavailable) as info:
-        client.request("GET", f"http://127.0.0.1:{port}/")
+        client.request("GET", f"http://127.0.0.1:{port}/", direct=direct)
     assert "refused" in str(info.value).lower()
 
 
-def test_retry_after_seconds_is_honoured(server: tuple[str, Script]) -> None:
+@pytest.mark.parametrize("direct", [False, True], ids=["requests", "direct"])
+def test_retry_after_seconds_is_honoured(server: tuple[str, Script], direct: bool) -> None:
     url, script = server
     script.queue = [(429, {"Retry-After": "1"}, b"")]
     client = HttpClient(retry=FAST)
     started = time.monotonic()
-    assert client.request("GET", url).status == 200
+    assert client.request("GET", url, direct=direct).status == 200
     assert time.monotonic() - started >= 0.95
 
 
@@ -173,35 +196,42 @@ def test_retry_after_http_date_is_capped(server: tuple[str, Script]) -> None:
     assert 0.25 <= time.monotonic() - started < 5
 
 
-def test_unsent_only_does_not_retry_a_500_or_a_dropped_answer(server: tuple[str, Script]) -> None:
+@pytest.mark.parametrize("direct", [False, True], ids=["requests", "direct"])
+def test_unsent_only_does_not_retry_a_500_or_a_dropped_answer(
+    server: tuple[str, Script], direct: bool
+) -> None:
     url, script = server
     script.queue = [(500, {}, b"")]
     client = HttpClient(retry=UNSENT_ONLY)
     with pytest.raises(NetworkUnavailable):
-        client.request("POST", url, json={})
+        client.request("POST", url, json={}, direct=direct)
     assert script.hits == 1
     script.queue = [(0, {}, b"")]
     with pytest.raises(NetworkUnavailable):
-        client.request("POST", url, json={})
+        client.request("POST", url, json={}, direct=direct)
     assert script.hits == 2
 
 
-def test_read_timeout_is_retried_for_idempotent_calls(server: tuple[str, Script]) -> None:
+@pytest.mark.parametrize("direct", [False, True], ids=["requests", "direct"])
+def test_read_timeout_is_retried_for_idempotent_calls(
+    server: tuple[str, Script], direct: bool
+) -> None:
     url, script = server
     script.delay = 0.5
     client = HttpClient(retry=FAST, timeouts=Timeouts(connect=1, read=0.1))
     with pytest.raises(NetworkUnavailable) as info:
-        client.request("GET", url)
+        client.request("GET", url, direct=direct)
     assert "read timeout" in str(info.value)
     assert script.hits == 4
 
 
-def test_response_size_limit(server: tuple[str, Script]) -> None:
+@pytest.mark.parametrize("direct", [False, True], ids=["requests", "direct"])
+def test_response_size_limit(server: tuple[str, Script], direct: bool) -> None:
     url, script = server
     script.queue = [(200, {}, b"x" * 5000)]
     client = HttpClient(retry=FAST)
     with pytest.raises(ProtocolError):
-        client.request("GET", url, max_bytes=1000)
+        client.request("GET", url, max_bytes=1000, direct=direct)
 
 
 def test_bad_url_is_a_config_error() -> None:
@@ -214,7 +244,8 @@ def test_endpoint_drops_credentials_path_and_query() -> None:
     assert endpoint_of("http://127.0.0.1/", "/v1/proxy/") == "http://127.0.0.1:80/v1/proxy"
 
 
-def test_breaker_opens_fails_fast_and_half_opens(server: tuple[str, Script]) -> None:
+@pytest.mark.parametrize("direct", [False, True], ids=["requests", "direct"])
+def test_breaker_opens_fails_fast_and_half_opens(server: tuple[str, Script], direct: bool) -> None:
     url, script = server
     observer = Recorder()
     client = HttpClient(
@@ -225,17 +256,17 @@ def test_breaker_opens_fails_fast_and_half_opens(server: tuple[str, Script]) -> 
     script.queue = [(503, {}, b"")] * 3
     for _ in range(3):
         with pytest.raises(NetworkUnavailable):
-            client.request("GET", url)
+            client.request("GET", url, direct=direct)
     assert script.hits == 3
     assert observer.changes == [("closed", "open")]
     with pytest.raises(NetworkUnavailable) as info:
-        client.request("GET", url)
+        client.request("GET", url, direct=direct)
     assert script.hits == 3, "an open breaker must not reach the server"
     assert "circuit breaker open" in str(info.value) and "half-opens at" in str(info.value)
     assert endpoint_of(url) in str(info.value)
     assert observer.rejected == 1
     time.sleep(0.6)
-    assert client.request("GET", url).status == 200
+    assert client.request("GET", url, direct=direct).status == 200
     assert observer.changes[-2:] == [("open", "half-open"), ("half-open", "closed")]
     assert client.breaker_status(endpoint_of(url)).state == "closed"
 
@@ -316,6 +347,62 @@ def test_netrc_credentials_are_sent(
     assert client.request("GET", url).ok
     basic = "Basic " + base64.b64encode(b"alice:s3cret").decode()
     assert [authorization for _, authorization in script.seen] == [basic, basic]
+
+
+def test_direct_calls_still_go_through_a_proxy_the_environment_names(
+    server: tuple[str, Script], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``direct`` skips requests only where requests would add nothing: a proxy still applies."""
+    url, script = server
+    target = f"{url}/status"
+    only_environment(monkeypatch, http_proxy=url)
+    assert HttpClient(retry=NO_RETRY).request("GET", target, direct=True).ok
+    only_environment(monkeypatch, http_proxy=url, NO_PROXY="127.0.0.1")
+    assert HttpClient(retry=NO_RETRY).request("GET", target, direct=True).ok
+    assert [path for path, _ in script.seen] == [target, "/status"]
+
+
+def test_direct_calls_still_send_netrc_credentials(
+    server: tuple[str, Script], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    url, script = server
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login alice password s3cret\n")
+    only_environment(monkeypatch, NETRC=str(netrc), NO_PROXY="127.0.0.1")
+    assert HttpClient(retry=NO_RETRY).request("GET", url, direct=True).ok
+    basic = "Basic " + base64.b64encode(b"alice:s3cret").decode()
+    assert [authorization for _, authorization in script.seen] == [basic]
+
+
+def test_direct_calls_keep_one_connection_alive_and_replace_a_closed_one(
+    server: tuple[str, Script],
+) -> None:
+    """Consecutive calls of a thread share one connection; after the server closed it
+    while idle, the next call opens a new one instead of failing on the dead socket."""
+    url, script = server
+    client = HttpClient(retry=NO_RETRY)
+    for _ in range(5):
+        assert client.request("POST", url, json={"n": 1}, direct=True).ok
+    assert len(set(script.clients)) == 1
+    script.queue = [(200, {"Connection": "close"}, b"{}")]
+    assert client.request("GET", url, direct=True).ok
+    assert client.request("GET", url, direct=True).ok
+    assert len(set(script.clients)) == 2
+    script.close_after_answer = True
+    assert client.request("GET", url, direct=True).ok
+    assert script.closed.wait(5)
+    assert client.request("GET", url, direct=True).ok
+    assert len(set(script.clients)) == 3
+    assert script.hits == 9
+
+
+def test_direct_call_is_cut_at_its_deadline(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.delay = 2
+    client = HttpClient(retry=NO_RETRY)
+    short = Timeouts(connect=5, read=30, deadline=0.5)
+    with pytest.raises(NetworkUnavailable, match=r"within the 0\.5 s deadline"):
+        client.request("GET", url, timeout=short, direct=True)
 
 
 def test_calls_start_no_thread_of_their_own(

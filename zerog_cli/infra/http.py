@@ -7,6 +7,10 @@ Layers, outermost first, for one logical call:
 2. ``backoff`` retries (exponential, full jitter) on connection errors,
    timeouts, HTTP 429 and 5xx only, honouring ``Retry-After``;
 3. one ``requests.Session`` (connection pooling) with connect/read timeouts;
+   or, for a call marked ``direct`` (storage nodes, the indexer) to a plain
+   ``http://`` URL that no proxy, URL credentials or ``.netrc`` entry applies
+   to, a keep-alive ``http.client`` connection of the calling thread: the same
+   timeouts, without requests' per-call work (and without importing it);
 4. an overall deadline (``Timeouts.deadline``, the ``http_deadline`` setting)
    over the whole call, retries included. A read timeout is per ``recv``, so a
    server that sends one byte a second never trips it; when the deadline
@@ -535,6 +539,8 @@ class HttpClient:
         self._session: requests.Session | None = None
         self._breakers: dict[str, pybreaker.CircuitBreaker] = {}
         self._lock = threading.Lock()
+        self._direct_routes = _DirectRoutes()
+        self._direct = _DirectConnections()
 
     # -- public API -----------------------------------------------------
 
@@ -551,8 +557,16 @@ class HttpClient:
         timeout: Timeouts | None = None,
         retry: RetryPolicy | None = None,
         max_bytes: int = 64 << 20,
+        direct: bool = False,
     ) -> HttpResponse:
         """Send one logical request and return the read answer.
+
+        ``direct`` sends it over this thread's keep-alive ``http.client``
+        connection when the URL is plain HTTP and no proxy, URL credentials or
+        ``.netrc`` entry applies to it (`_DirectRoutes`): the same breaker,
+        retries, timeouts and deadline, a fraction of requests' work per call.
+        For hot paths such as segment downloads; anything else goes through
+        requests.
 
         Raises ``NetworkUnavailable`` (breaker open, retries exhausted, or a
         non-retried transport failure) and ``ProtocolError`` (answer larger
@@ -560,6 +574,19 @@ class HttpClient:
         """
         name = endpoint or endpoint_of(url)
         deadline = _Deadline((timeout or self.timeouts).deadline)
+        if direct and self._direct_routes.applies(url):
+            limits = timeout or self.timeouts
+
+            def direct_attempt() -> HttpResponse:
+                return self._send_direct(
+                    method, url, name, json, data, params, headers, limits, max_bytes
+                )
+
+            try:
+                with deadline.running():
+                    return self._guarded(name, method, retry or self.retry, direct_attempt)
+            finally:
+                deadline.cancel()
 
         def attempt() -> HttpResponse:
             response = self._send(method, url, name, json, data, params, headers, timeout)
@@ -637,6 +664,7 @@ class HttpClient:
         if self._session is not None:
             self._session.close()
             self._session = None
+        self._direct.close()
 
     # -- internals ------------------------------------------------------
 
@@ -796,6 +824,209 @@ class HttpClient:
     def _report(self, endpoint: str, method: str, status: int | None, started: float) -> None:
         if self.observer is not None:
             self.observer.request_done(endpoint, method, status, time.monotonic() - started)
+
+    def _send_direct(
+        self,
+        method: str,
+        url: str,
+        endpoint: str,
+        json: Any,
+        data: bytes | None,
+        params: Mapping[str, str] | None,
+        headers: Mapping[str, str] | None,
+        limits: Timeouts,
+        max_bytes: int,
+    ) -> HttpResponse:
+        """One attempt over this thread's keep-alive connection to the URL's host.
+
+        Failures are told apart as `_send` does: a connection that could not be
+        made is ``unsent`` (safe to resend), one that broke after the request
+        went out is not; a retryable status raises ``_StatusFailed``.
+        """
+        import http.client
+        import json as json_module
+        from urllib.parse import urlencode
+
+        deadline = _Deadline.current()
+        if deadline is not None and deadline.passed():
+            raise deadline.error(endpoint)
+        parts = urlsplit(url)
+        target = parts.path or "/"
+        query = "&".join(part for part in (parts.query, urlencode(params or {})) if part)
+        if query:
+            target = f"{target}?{query}"
+        sent_headers = {"User-Agent": self._user_agent, "Accept-Encoding": "identity"}
+        body = data
+        if json is not None:
+            body = json_module.dumps(json, allow_nan=False).encode()
+            sent_headers["Content-Type"] = "application/json"
+        sent_headers.update(headers or {})
+        started = time.monotonic()
+        try:
+            connection = self._direct.get(parts.hostname or "", parts.port or 80, limits)
+        except OSError as error:
+            self._report(endpoint, method, None, started)
+            if deadline is not None and deadline.expired:
+                raise deadline.error(endpoint) from None
+            kind = "connect timeout" if isinstance(error, TimeoutError) else "connection failed"
+            raise _AttemptFailed(_os_reason(kind, error), unsent=True) from None
+        try:
+            if deadline is not None:
+                deadline.watch(connection.sock)
+            connection.request(method, target, body, sent_headers)
+            response = connection.getresponse()
+            status = response.status
+            if status in RETRYABLE_STATUSES:
+                retry_after = _parse_retry_after(response.getheader("Retry-After"))
+                reason = (response.reason or "").strip()
+                response.read(1 << 16)
+                self._direct.drop(connection)
+                self._report(endpoint, method, status, started)
+                raise _StatusFailed(
+                    f"HTTP {status}{' ' + reason if reason else ''}",
+                    status=status,
+                    retry_after=retry_after,
+                )
+            content = _read_direct(response, max_bytes, endpoint)
+        except (OSError, http.client.HTTPException) as error:
+            self._direct.drop(connection)
+            self._report(endpoint, method, None, started)
+            if deadline is not None and deadline.expired:
+                raise deadline.error(endpoint) from None
+            if isinstance(error, TimeoutError):
+                raise _AttemptFailed(_os_reason("read timeout", error), unsent=False) from None
+            if isinstance(error, http.client.IncompleteRead):
+                raise _AttemptFailed("connection broken mid-answer", unsent=False) from None
+            raise _AttemptFailed(_os_reason("connection failed", error), unsent=False) from None
+        except ProtocolError:
+            self._direct.drop(connection)
+            raise
+        if response.will_close:
+            self._direct.drop(connection)
+        self._report(endpoint, method, status, started)
+        if deadline is not None and deadline.expired:
+            raise deadline.error(endpoint)
+        return HttpResponse(status, response.headers, content, endpoint)
+
+
+class _DirectRoutes:
+    """Which URLs `HttpClient.request(direct=True)` may send without requests.
+
+    Plain ``http://`` URLs with no user info, no proxy from the environment
+    (``http_proxy``/``all_proxy``, unless ``no_proxy`` bypasses the host) and no
+    ``.netrc`` entry for the host: exactly the requests requests would send
+    straight to the host with nothing added. Everything else keeps the requests
+    path, which applies proxies and credentials. Remembered per URL.
+    """
+
+    def __init__(self) -> None:
+        self._known = _PerUrl(_direct_route_applies)
+
+    def applies(self, url: str) -> bool:
+        return bool(self._known(url))
+
+
+def _direct_route_applies(url: str) -> bool:
+    import urllib.request
+
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname or parts.username or parts.password:
+        return False
+    proxies = urllib.request.getproxies_environment()
+    if (proxies.get("http") or proxies.get("all")) and not urllib.request.proxy_bypass(
+        parts.hostname
+    ):
+        return False
+    return not _netrc_names(parts.hostname)
+
+
+def _netrc_names(host: str) -> bool:
+    """Whether a ``.netrc`` file (``$NETRC``, ``~/.netrc``, ``~/_netrc``) may hold
+    credentials for ``host`` (an unreadable or malformed file counts as yes)."""
+    import netrc
+
+    chosen = os.environ.get("NETRC")
+    candidates = [chosen] if chosen else ["~/.netrc", "~/_netrc"]
+    for candidate in candidates:
+        path = os.path.expanduser(candidate)
+        if not os.path.exists(path):
+            continue
+        try:
+            return netrc.netrc(path).authenticators(host) is not None
+        except (OSError, netrc.NetrcParseError):
+            return True
+    return False
+
+
+class _DirectConnections:
+    """Keep-alive ``http.client`` connections, one per host and port per thread.
+
+    A connection the server closed while idle (readable before a request: its
+    end of file) is replaced before use, as urllib3 does, so a request never
+    goes out on a dead socket.
+    """
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def _table(self) -> dict[tuple[str, int], Any]:
+        table: dict[tuple[str, int], Any] | None = getattr(self._local, "table", None)
+        if table is None:
+            table = self._local.table = {}
+        return table
+
+    def get(self, host: str, port: int, limits: Timeouts) -> Any:
+        """An open connection to ``host:port`` with the read timeout set; OSError when none
+        can be made within the connect timeout."""
+        import http.client
+        import select
+
+        table = self._table()
+        connection = table.get((host, port))
+        if connection is not None and connection.sock is not None:
+            readable, _, _ = select.select([connection.sock], [], [], 0)
+            if readable:
+                self.drop(connection)
+                connection = None
+        if connection is None or connection.sock is None:
+            connection = http.client.HTTPConnection(host, port, timeout=limits.connect)
+            connection.connect()
+            table[(host, port)] = connection
+        connection.sock.settimeout(limits.read)
+        return connection
+
+    def drop(self, connection: Any) -> None:
+        table = self._table()
+        for key, known in list(table.items()):
+            if known is connection:
+                del table[key]
+        connection.close()
+
+    def close(self) -> None:
+        """Close the calling thread's connections (other threads' close when they end)."""
+        table = self._table()
+        for connection in table.values():
+            connection.close()
+        table.clear()
+
+
+def _read_direct(response: Any, max_bytes: int, endpoint: str) -> bytes:
+    declared = response.length
+    if declared is not None and declared > max_bytes:
+        raise ProtocolError(f"{endpoint} answered {declared} bytes, more than {max_bytes} allowed")
+    if declared is not None:
+        return bytes(response.read())
+    content = response.read(max_bytes + 1)
+    if len(content) > max_bytes:
+        raise ProtocolError(f"{endpoint} answered more than {max_bytes} bytes")
+    return bytes(content)
+
+
+def _os_reason(kind: str, error: BaseException) -> str:
+    """``kind (reason)`` for a socket-level failure, as `_describe` words requests' ones."""
+    detail = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+    detail = detail.split(": ", 1)[-1][:120]
+    return f"{kind} ({detail})" if detail else kind
 
 
 class _AttemptFailed(_Retryable):

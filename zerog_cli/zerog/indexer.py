@@ -76,7 +76,9 @@ class IndexerClient:
 
         self.http = http
         self.url = url.rstrip("/")
-        self.rpc = JsonRpcClient(http, url, endpoint=endpoint_with_path(url), timeout=timeout)
+        self.rpc = JsonRpcClient(
+            http, url, endpoint=endpoint_with_path(url), timeout=timeout, direct=True
+        )
         self.endpoint = self.rpc.endpoint
         self.timeout = timeout
 

@@ -81,8 +81,11 @@ def loads_untrusted(content: bytes) -> Any:
     the C stack inside the json module before any RecursionError is raised.
     Raises ``ValueError``.
     """
-    brackets = content.translate(None, _NOT_BRACKETS)
-    if len(brackets) > MAX_JSON_DEPTH:
+    # Counting is a fast scan; the bytes are filtered only when there could be
+    # enough brackets for the depth to exceed the limit (not in a segment answer).
+    openers = content.count(b"[") + content.count(b"{")
+    if openers > MAX_JSON_DEPTH:
+        brackets = content.translate(None, _NOT_BRACKETS)
         depth = 0
         for byte in brackets:
             depth += 1 if byte in b"[{" else -1
@@ -101,7 +104,12 @@ def one_line(text: str, limit: int = 240) -> str:
 
 
 class JsonRpcClient:
-    """Calls one JSON-RPC URL through :class:`HttpClient` (positional params)."""
+    """Calls one JSON-RPC URL through :class:`HttpClient` (positional params).
+
+    ``direct`` lets the HTTP helper send without requests where nothing needs
+    it (`HttpClient.request`): for the storage nodes and the indexer, whose
+    calls a transfer makes by the hundred.
+    """
 
     def __init__(
         self,
@@ -111,10 +119,12 @@ class JsonRpcClient:
         endpoint: str | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         timeout: Timeouts | None = None,
+        direct: bool = False,
     ) -> None:
         from zerog_cli.infra.http import endpoint_of
 
         self.http = http
+        self.direct = direct
         self.url = url
         self.endpoint = endpoint or endpoint_of(url)
         self.max_response_bytes = max_response_bytes
@@ -218,6 +228,7 @@ class JsonRpcClient:
             retry=retry,
             timeout=timeout or self.timeout,
             max_bytes=max_bytes or self.max_response_bytes,
+            direct=self.direct,
         )
 
     def _decode(self, response: HttpResponse, method: str) -> Any:

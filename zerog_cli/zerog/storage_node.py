@@ -200,6 +200,7 @@ class StorageNodeClient:
             endpoint=endpoint_with_path(url),
             timeout=timeout,
             max_response_bytes=max_response_bytes,
+            direct=True,
         )
         self.endpoint = self.rpc.endpoint
 
