@@ -153,8 +153,11 @@ def test_restore_path_fetches_only_the_covering_segments(
     assert int(out.stat().st_mtime) == 1_600_000_000
     assert segment_requests(net) == len(wanted)
     assert one.json["bytes_fetched"] <= member["size"] + 2 * SEGMENT
+    lookups = {name: n for name, n in net.stats()["methods"].items() if "FileInfo" in name}
 
-    # One segment per batch: the member is assembled across batches, same bytes, same requests.
+    # One segment per batch: the member is assembled across batches, same bytes, same requests,
+    # and where the archive is held is asked once for the restore, not once per batch.
+    assert len(wanted) > 1
     monkeypatch.setattr("zerog_cli.services.snapshots.MEMBER_BATCH_SEGMENTS", 1)
     net.reset_stats()
     out_batched = tmp_path / "batched.sql"
@@ -164,6 +167,9 @@ def test_restore_path_fetches_only_the_covering_segments(
     assert batched.exit_code == 0, batched
     assert out_batched.read_bytes() == out.read_bytes()
     assert segment_requests(net) == len(wanted)
+    methods = net.stats()["methods"]
+    assert methods.get("indexer:indexer_getFileLocations") == 1, methods
+    assert {name: n for name, n in methods.items() if "FileInfo" in name} == lookups
 
     missing = cli("backup", "restore", str(made["backup_id"]), "--path", "db/nope.sql")
     assert missing.exit_code == 7, missing

@@ -77,3 +77,40 @@ def test_every_segment_is_counted_once(cli, tmp_path: Path) -> None:
     assert sum(node["segments"] for node in nodes.values()) == 12
     assert result.json["healed_segments"] == 0
     assert all(node["corrupt"] == node["failed"] == node["stalled"] == 0 for node in nodes.values())
+
+
+def test_verify_and_restore_report_each_node(
+    cli, net: DevnetProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`verify` (whole and sampled) and `backup restore` run the same engine as `download`:
+    with node 0 corrupt, node 1 serves every segment, and `-v` and `--json` say so."""
+    monkeypatch.setenv("ZEROG_REPLICAS", "2")
+    source = tmp_path / "db.dump"
+    source.write_bytes(os.urandom(6 * SEGMENT - 1000))
+    created = cli("backup", "create", str(source), "--label", "nodes", "--json")
+    assert created.exit_code == 0, created
+    backup_id = str(created.json["backup_id"])
+    net.set_faults(corrupt_nodes=[0])
+    node_0, node_1 = f"node {net.base_url}/node/0: 0 segments", f"node {net.base_url}/node/1: "
+
+    whole = cli("verify", backup_id, "-v", "--json")
+    assert whole.exit_code == 0, whole
+    nodes = _by_node(whole.json["items"][0])
+    assert nodes["0"]["corrupt"] >= 1 and nodes["0"]["segments"] == 0
+    assert nodes["1"]["segments"] == 6
+    assert node_0 in whole.stderr and f"{node_1}6 segments" in whole.stderr
+
+    sampled = cli("verify", backup_id, "--read-data-subset", "50%", "-v", "--json")
+    assert sampled.exit_code == 0, sampled
+    item = sampled.json["items"][0]
+    nodes = _by_node(item)
+    assert nodes["1"]["segments"] == item["segments_checked"] and nodes["0"]["segments"] == 0
+    assert f"{node_1}{item['segments_checked']} segments" in sampled.stderr
+
+    out = tmp_path / "restored.dump"
+    restored = cli("backup", "restore", backup_id, "-o", str(out), "-v", "--json")
+    assert restored.exit_code == 0, restored
+    assert out.read_bytes() == source.read_bytes()
+    nodes = _by_node(restored.json)
+    assert nodes["1"]["segments"] == 6 and nodes["0"]["corrupt"] >= 1
+    assert node_0 in restored.stderr and f"{node_1}6 segments" in restored.stderr

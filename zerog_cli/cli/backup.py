@@ -22,6 +22,7 @@ from zerog_cli.cli.common import (
     examples,
     namespace_option,
     new_app,
+    print_node_stats,
     printing_failed_report,
     progress_bar,
     results,
@@ -500,6 +501,7 @@ def restore(
         report = backups.restore(
             current.context, backup_id, output, force=force, progress=progress, mode=mode
         )
+    print_node_stats(report.node_stats)
     if output == "-":
         current.output.info(f"backup {backup_id}: {report.size} bytes verified")
         return

@@ -15,7 +15,7 @@ import inspect
 import operator
 import sys
 import typing
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from zerog_cli.services.context import Context
+    from zerog_cli.services.download import NodeFetch
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -144,6 +145,19 @@ _current = State()
 def state() -> State:
     """The state of this invocation (set up by the root callback)."""
     return _current
+
+
+def print_node_stats(nodes: Sequence[NodeFetch], prefix: str = "") -> None:
+    """With -v: what each storage node served of a fetch, its speed and its faults."""
+    from zerog_cli.infra.units import format_size
+
+    out = state().output
+    for node in nodes:
+        out.detail(
+            f"{prefix}node {node.url}: {node.segments} segments, {format_size(node.bytes)}, "
+            f"{node.mb_per_s:.1f} MB/s ({node.corrupt} corrupt, {node.failed} failed, "
+            f"{node.stalled} stalled)"
+        )
 
 
 def reset_state(new: State) -> None:

@@ -15,6 +15,7 @@ from zerog_cli.cli.common import (
     StoreNamespace,
     command,
     examples,
+    print_node_stats,
     progress_bar,
     results,
     state,
@@ -264,12 +265,7 @@ def download(
             size=size,
             mode=mode,
         )
-    for node in report.node_stats:
-        current.output.detail(
-            f"node {node.url}: {node.segments} segments, {format_size(node.bytes)}, "
-            f"{node.mb_per_s:.1f} MB/s ({node.corrupt} corrupt, {node.failed} failed, "
-            f"{node.stalled} stalled)"
-        )
+    print_node_stats(report.node_stats)
     if output == "-":
         current.output.info(f"{report.size} bytes verified ({report.root})")
         return

@@ -13,6 +13,7 @@ from zerog_cli.cli.common import (
     command,
     complete_backup_id,
     examples,
+    print_node_stats,
     printing_failed_report,
     results,
     state,
@@ -158,6 +159,7 @@ def verify(
     def item_done(item: ItemResult) -> None:
         if item.status != "ok" or out.verbose:
             out.echo(item.line())
+        print_node_stats(item.node_stats, prefix="  ")
 
     def render(report: VerifyReport) -> None:
         out.result(report.result())

@@ -245,7 +245,7 @@ def _fetch_fragments(
 ) -> DownloadResult:
     """Each fragment downloaded in order, every segment proven against its own root and
     each fragment's size pinned to the recorded one; the caller checks the whole SHA-256."""
-    from zerog_cli.zerog.download import DownloadResult, download
+    from zerog_cli.zerog.download import DownloadResult, download, merged_node_stats
     from zerog_cli.zerog.encryption import StreamDecryptor
 
     network = storage_network(context)
@@ -275,25 +275,9 @@ def _fetch_fragments(
         nodes=sorted({node for result in results for node in result.nodes}),
         healed_segments=sum(result.healed_segments for result in results),
         encrypted=key is not None,
-        node_stats=_merged_stats(results),
+        node_stats=merged_node_stats([result.node_stats for result in results]),
         fetch_seconds=sum(result.fetch_seconds for result in results),
     )
-
-
-def _merged_stats(results: list[DownloadResult]) -> list[NodeStats]:
-    """Each node's counters summed over the fragments it served."""
-    from zerog_cli.zerog.segment_fetch import NodeStats
-
-    merged: dict[str, NodeStats] = {}
-    for result in results:
-        for stats in result.node_stats:
-            total = merged.setdefault(stats.url, NodeStats(stats.url))
-            total.segments += stats.segments
-            total.bytes += stats.bytes
-            total.corrupt += stats.corrupt
-            total.failed += stats.failed
-            total.stalled += stats.stalled
-    return list(merged.values())
 
 
 def decrypts(target: Target, decrypt: bool) -> bool:
@@ -330,6 +314,11 @@ class NodeFetch:
     def of(cls, stats: dict[str, Any]) -> NodeFetch:
         """From the engine's per-node figures (`NodeStats.to_json`)."""
         return cls(**stats)
+
+
+def node_fetches(stats: list[NodeStats], seconds: float) -> list[NodeFetch]:
+    """The engine's per-node figures of a fetch that took ``seconds``, as reported."""
+    return [NodeFetch.of(node.to_json(seconds)) for node in stats]
 
 
 @dataclass(frozen=True)
@@ -414,9 +403,7 @@ def download_to(
         segments=result.segments,
         healed_segments=result.healed_segments,
         nodes=list(result.nodes),
-        node_stats=[
-            NodeFetch.of(stats.to_json(result.fetch_seconds)) for stats in result.node_stats
-        ],
+        node_stats=node_fetches(result.node_stats, result.fetch_seconds),
         seconds=round(time.monotonic() - started, 3),
     )
 

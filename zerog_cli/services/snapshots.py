@@ -418,11 +418,12 @@ def write_member(context: Context, archive: StoredArchive, member: Member, sink:
     Each segment is checked with its Merkle proof against the archive's root, or
     its fragment's root when the archive was split at ``fragment_size``,
     then the member's SHA-256 against the index (IntegrityError; the caller
-    discards what was written). Segments come in batches, so memory stays flat.
+    discards what was written). Segments come in batches, so memory stays flat; where
+    each piece is held is looked up once, not once per batch.
     """
     from zerog_cli.services.network import download_options, storage_network
     from zerog_cli.services.upload import encryption_key
-    from zerog_cli.zerog.download import read_segments
+    from zerog_cli.zerog.download import Located, SegmentsRead, locate, read_segments
     from zerog_cli.zerog.encryption import HEADER_SIZE_V1, CtrStream, parse_header
     from zerog_cli.zerog.segments import SEGMENT_SIZE
 
@@ -437,13 +438,19 @@ def write_member(context: Context, archive: StoredArchive, member: Member, sink:
     network = storage_network(context)
     options = download_options(context.settings)
     pieces = archive.pieces
+    located: dict[str, Located] = {}
+
+    def read(root: str, indices: list[int], size: int) -> SegmentsRead:
+        where = located.get(root)
+        if where is None:
+            where = located[root] = locate(network, root, expected_size=size, options=options)
+        return read_segments(network, root, indices, options=options, located=where)
+
     if encrypted and pieces[0][1] + pieces[0][2] <= start:
         # The header sits in the first fragment, which holds none of the member.
-        read = read_segments(
-            network, pieces[0][0], [0], expected_size=pieces[0][2], options=options
-        )
-        fetched += read.bytes_read
-        nonce = parse_header(read.data[0][:header]).nonce
+        read_header = read(pieces[0][0], [0], pieces[0][2])
+        fetched += read_header.bytes_read
+        nonce = parse_header(read_header.data[0][:header]).nonce
         cipher = CtrStream(encryption_key(context), nonce, member.offset)
     for root, piece_offset, piece_size in pieces:
         low, high = max(start, piece_offset), min(end, piece_offset + piece_size)
@@ -454,15 +461,13 @@ def write_member(context: Context, archive: StoredArchive, member: Member, sink:
         for batch_start in range(0, len(covering), MEMBER_BATCH_SEGMENTS):
             batch = covering[batch_start : batch_start + MEMBER_BATCH_SEGMENTS]
             extra = [0] if encrypted and cipher is None else []
-            read = read_segments(
-                network, root, batch + extra, expected_size=piece_size, options=options
-            )
-            fetched += read.bytes_read
+            got = read(root, batch + extra, piece_size)
+            fetched += got.bytes_read
             if encrypted and cipher is None:
-                nonce = parse_header(read.data[0][:header]).nonce
+                nonce = parse_header(got.data[0][:header]).nonce
                 cipher = CtrStream(encryption_key(context), nonce, member.offset)
             base = batch[0] * SEGMENT_SIZE
-            joined = b"".join(read.data[index] for index in batch)
+            joined = b"".join(got.data[index] for index in batch)
             piece = joined[
                 max(local_start, base) - base : min(local_end, base + len(joined)) - base
             ]

@@ -51,6 +51,7 @@ from zerog_cli.ledger.backups import Backup, BackupFilter
 from zerog_cli.ledger.db import format_time
 from zerog_cli.services.backups import require_namespace
 from zerog_cli.services.context import Context
+from zerog_cli.services.download import NodeFetch, node_fetches
 from zerog_cli.services.sampling import DataSubset
 
 LOCK_NAME = "verify"
@@ -98,6 +99,9 @@ class CheckedBackup:
     kind: str = "full"
     segments_checked: int | None = None
     segments_total: int | None = None
+    node_stats: list[NodeFetch] = field(default_factory=list)
+    """What each storage node served of the check: segments, bytes, MB/s, and the
+    segments it served corrupt, failed or stalled on."""
 
 
 @dataclass(frozen=True)
@@ -328,14 +332,15 @@ def record_result(context: Context, run_id: str, item: ItemResult) -> None:
 
 def _read_sample(
     context: Context, backup: Backup, subset: DataSubset, rng: random.Random
-) -> tuple[int, int, int]:
-    """Read the sampled segments of ``backup`` with their proofs: (bytes, read, total).
+) -> tuple[int, int, int, list[NodeFetch]]:
+    """Read the sampled segments of ``backup`` with their proofs: (bytes, read, total,
+    what each node served).
 
     A file split into fragments is sampled fragment by fragment, each with its own
     first and last segment, each segment proven against its fragment's root.
     """
     from zerog_cli.services.network import download_options, storage_network
-    from zerog_cli.zerog.download import read_segments
+    from zerog_cli.zerog.download import merged_node_stats, read_segments
     from zerog_cli.zerog.encryption import HEADER_SIZE_V1
     from zerog_cli.zerog.segments import SEGMENT_SIZE
 
@@ -345,6 +350,8 @@ def _read_sample(
     network = storage_network(context)
     options = download_options(context.settings)
     bytes_read = checked = total = 0
+    seconds = 0.0
+    reads = []
     for root, size in parts:
         count = -(-size // SEGMENT_SIZE)
         indices = subset.indices(count, rng)
@@ -352,7 +359,9 @@ def _read_sample(
         bytes_read += read.bytes_read
         checked += len(indices)
         total += count
-    return bytes_read, checked, total
+        seconds += read.fetch_seconds
+        reads.append(read.node_stats)
+    return bytes_read, checked, total, node_fetches(merged_node_stats(reads), seconds)
 
 
 def check(
@@ -376,6 +385,7 @@ def check(
     status, error, exit_code = "ok", None, 0
     kind = "full" if subset is None else "sampled"
     segments: tuple[int | None, int | None] = (None, None)
+    nodes: list[NodeFetch] = []
     try:
         record = objects.by_id(context.ledger.conn, backup.object_id or 0)
         if record is None:
@@ -387,8 +397,11 @@ def check(
         if subset is None:
             result, _, _ = fetch_verified(context, target_for(context, record), sink)  # type: ignore[arg-type]
             segments = (result.segments, result.segments)
+            nodes = node_fetches(result.node_stats, result.fetch_seconds)
         else:
-            sink.size, read, total = _read_sample(context, backup, subset, rng or random.Random())
+            sink.size, read, total, nodes = _read_sample(
+                context, backup, subset, rng or random.Random()
+            )
             segments = (read, total)
         if snapshots.kind(context.ledger.conn, backup.id)[0] == directories.FORMAT:
             more, read, total = directories.check_files(
@@ -416,6 +429,7 @@ def check(
         kind=kind,
         segments_checked=segments[0],
         segments_total=segments[1],
+        node_stats=nodes,
         exit_code=exit_code,
     )
     record_result(context, run_id, item)

@@ -367,6 +367,31 @@ def _agreed_size(
     return sizes.pop()
 
 
+@dataclass(frozen=True)
+class Located:
+    """Where a file is: the nodes holding it (with the tx each holds it under) and its size.
+
+    Found once (`locate`) and passed to every `read_segments` of the same file, so a
+    read in batches asks the indexer and the nodes once, not once per batch."""
+
+    root: str
+    holders: list[Holder]
+    size: int
+
+
+def locate(
+    network: StorageNetwork,
+    root: str,
+    *,
+    expected_size: int | None = None,
+    options: DownloadOptions | None = None,
+) -> Located:
+    """The nodes serving ``root`` and its size (see `download` for the errors)."""
+    root = root.lower()
+    holders_, size = _locate(network, root, expected_size, options or DownloadOptions())
+    return Located(root, holders_, size)
+
+
 @dataclass
 class SegmentsRead:
     """Segments fetched on their own, each checked against the root with its proof."""
@@ -378,6 +403,9 @@ class SegmentsRead:
     """Segment index -> its bytes (cut to the file's size)."""
     nodes: list[str]
     healed_segments: int
+    node_stats: list[NodeStats] = field(default_factory=list)
+    """What each node served, its corrupt answers, failures and stalls."""
+    fetch_seconds: float = 0.0
 
     @property
     def bytes_read(self) -> int:
@@ -391,18 +419,24 @@ def read_segments(
     *,
     expected_size: int | None = None,
     options: DownloadOptions | None = None,
+    located: Located | None = None,
 ) -> SegmentsRead:
     """Fetch only the segments ``indices`` of ``root``, each with its Merkle proof checked.
 
     A proof ties a segment to the root on its own, so a sample of segments, or
     the segments covering one byte range, can be checked without the rest of
     the file. The root is not rebuilt and the file's SHA-256 cannot be checked:
-    the caller decides what the partial read proves.
+    the caller decides what the partial read proves. ``located`` (from `locate`,
+    for the same root) saves asking where the file is again.
     """
     root = root.lower()
     root_bytes = _root_bytes(root)
     opts = options or DownloadOptions()
-    holders_, size = _locate(network, root, expected_size, opts)
+    if located is None:
+        located = locate(network, root, expected_size=expected_size, options=opts)
+    elif located.root != root:
+        raise UsageError(f"the nodes located are those of {located.root}, not {root}")
+    holders_, size = located.holders, located.size
     total = -(-size // SEGMENT_SIZE)
     wanted = sorted(set(indices))
     if any(index < 0 or index >= total for index in wanted):
@@ -415,4 +449,18 @@ def read_segments(
     with _Hashing(opts) as hashing:
         report = _fetch(network, holders_, root_bytes, size, wanted, deliver, opts, hashing)
     used = sorted(stats.url for stats in report.nodes if stats.segments)
-    return SegmentsRead(root, size, total, data, used, report.healed)
+    return SegmentsRead(root, size, total, data, used, report.healed, report.nodes, report.seconds)
+
+
+def merged_node_stats(runs: Sequence[Sequence[NodeStats]]) -> list[NodeStats]:
+    """Each node's counters summed over several fetches (fragments, batches, samples)."""
+    merged: dict[str, NodeStats] = {}
+    for run in runs:
+        for stats in run:
+            total = merged.setdefault(stats.url, NodeStats(stats.url))
+            total.segments += stats.segments
+            total.bytes += stats.bytes
+            total.corrupt += stats.corrupt
+            total.failed += stats.failed
+            total.stalled += stats.stalled
+    return list(merged.values())
