@@ -377,11 +377,12 @@ def progress_bar(description: str) -> Iterator[Callable[[str, int, int], None] |
         yield update
 
 
-def confirm_destructive(yes: bool, what: str) -> None:
-    """Go on with ``--yes``; ask when someone is at a terminal; else exit 2 saying ``pass --yes``.
+def confirm_unless_yes(yes: bool, question: str, *, unattended: str, declined: str) -> None:
+    """Go on with ``--yes``; ask ``question`` when someone is at a terminal; else exit 2.
 
     Cron and scripts have no terminal: they never hang on a prompt, and never
-    destroy anything without the flag. ``what`` says what would be lost.
+    go on without the flag. ``unattended`` is the refusal without a terminal (its
+    hint: ``pass --yes``), ``declined`` the one when the answer is no.
     """
     from zerog_cli.errors import UsageError
     from zerog_cli.infra.stdin import is_terminal
@@ -389,9 +390,19 @@ def confirm_destructive(yes: bool, what: str) -> None:
     if yes:
         return
     if not is_terminal():
-        raise UsageError(f"{what}; nothing was changed", hint="pass --yes")
-    if not typer.confirm(f"{what}. Go on?", default=False, err=True):
-        raise UsageError("not confirmed; nothing was changed")
+        raise UsageError(unattended, hint="pass --yes")
+    if not typer.confirm(question, default=False, err=True):
+        raise UsageError(declined)
+
+
+def confirm_destructive(yes: bool, what: str) -> None:
+    """`confirm_unless_yes` before destroying something; ``what`` says what would be lost."""
+    confirm_unless_yes(
+        yes,
+        f"{what}. Go on?",
+        unattended=f"{what}; nothing was changed",
+        declined="not confirmed; nothing was changed",
+    )
 
 
 @contextlib.contextmanager

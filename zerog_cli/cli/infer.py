@@ -21,6 +21,7 @@ from zerog_cli.cli.common import (
     Offset,
     ZerogGroup,
     command,
+    confirm_unless_yes,
     examples,
     new_app,
     results,
@@ -526,15 +527,12 @@ def models() -> None:
 
 def _confirmer(yes: bool) -> Confirm:
     def confirm(question: str) -> None:
-        if yes:
-            return
-        if not is_terminal():
-            raise UsageError(
-                "this sends a transaction and stdin is not a terminal to confirm it",
-                hint="pass --yes",
-            )
-        if not typer.confirm(question, default=False, err=True):
-            raise UsageError("not confirmed; nothing was sent")
+        confirm_unless_yes(
+            yes,
+            question,
+            unattended="this sends a transaction and stdin is not a terminal to confirm it",
+            declined="not confirmed; nothing was sent",
+        )
 
     return confirm
 
