@@ -78,52 +78,6 @@ def has_records(conn: sqlite3.Connection) -> bool:
     return False
 
 
-def insert_rebuilt_object(
-    conn: sqlite3.Connection,
-    *,
-    namespace: str,
-    name: str,
-    version: int,
-    root: str,
-    tx_seq: int,
-    size: int,
-    sha256: str,
-    network: str,
-    encrypted: bool,
-    uploader: str,
-    fee_neuron: int,
-    created_at: str,
-) -> int | None:
-    """Record an object as the chain's catalog record says, marked rebuilt; None when that
-    version of the name is recorded already (a snapshot held it)."""
-    taken = conn.execute(
-        "SELECT 1 FROM objects WHERE network = ? AND namespace = ? AND name = ? AND version = ?",
-        (network, namespace, name, version),
-    ).fetchone()
-    if taken is not None:
-        return None
-    cursor = conn.execute(
-        "INSERT INTO objects (namespace, name, root, tx_seq, size, sha256, network, encrypted,"
-        " uploader, fee_neuron, created_at, version, rebuilt)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
-        (
-            namespace,
-            name,
-            root,
-            tx_seq,
-            size,
-            sha256,
-            network,
-            int(encrypted),
-            uploader,
-            str(fee_neuron),
-            created_at,
-            version,
-        ),
-    )
-    return int(cursor.lastrowid or 0)
-
-
 def set_backup_kind_folder(conn: sqlite3.Connection, backup_id: int) -> None:
     """A rebuilt folder backup whose index was not found: a folder, members unknown."""
     conn.execute("UPDATE storage_backups SET kind = 'folder' WHERE id = ?", (backup_id,))

@@ -63,18 +63,25 @@ def insert(
     encrypted: bool,
     uploader: str,
     fee_neuron: int,
+    version: int | None = None,
+    created_at: str | None = None,
+    rebuilt: bool = False,
 ) -> int:
-    """Record an object as the next version of its name (1 for a new name); returns its id."""
-    version = 1 + int(
-        conn.execute(
-            "SELECT COALESCE(MAX(version), 0) FROM objects"
-            " WHERE network = ? AND namespace = ? AND name = ?",
-            (network, namespace, name),
-        ).fetchone()[0]
-    )
+    """Record an object as ``version`` of its name (default: the next one, 1 for a new
+    name), created now unless ``created_at`` says when; ``rebuilt``: read back from the
+    chain's catalog, not uploaded from here. Returns its id."""
+    if version is None:
+        version = 1 + int(
+            conn.execute(
+                "SELECT COALESCE(MAX(version), 0) FROM objects"
+                " WHERE network = ? AND namespace = ? AND name = ?",
+                (network, namespace, name),
+            ).fetchone()[0]
+        )
     cursor = conn.execute(
         "INSERT INTO objects (namespace, name, root, tx_seq, size, sha256, network, encrypted,"
-        " uploader, fee_neuron, created_at, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " uploader, fee_neuron, created_at, version, rebuilt)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             namespace,
             name,
@@ -86,8 +93,9 @@ def insert(
             int(encrypted),
             uploader,
             str(fee_neuron),
-            utc_now(),
+            created_at or utc_now(),
             version,
+            int(rebuilt),
         ),
     )
     return int(cursor.lastrowid or 0)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from zerog_cli.errors import NotFound, PermissionDenied, UsageError
 from zerog_cli.infra.choices import Role
-from zerog_cli.infra.output import control_characters
+from zerog_cli.infra.output import control_characters, copied_fields
 from zerog_cli.ledger import namespaces as rows
 from zerog_cli.ledger import objects
 from zerog_cli.ledger.db import Page, utc_now
@@ -140,18 +140,10 @@ def ensure_default(context: Context, user: str) -> Namespace:
 
 
 @dataclass(frozen=True)
-class NamespaceView:
+class NamespaceView(Namespace):
     """A namespace as every command shows it: owner, quota and usage in bytes, policy,
     metadata, and how many objects (the newest version of each name) it records."""
 
-    name: str
-    owner: str
-    quota_bytes: int | None
-    used_bytes: int
-    max_object_bytes: int | None
-    encrypt_by_default: bool
-    metadata: dict[str, str]
-    created_at: str
     objects: int
 
 
@@ -236,16 +228,8 @@ class NamespaceRemoved:
 
 
 def describe(namespace: Namespace, object_count: int) -> NamespaceView:
-    return NamespaceView(
-        name=namespace.name,
-        owner=namespace.owner,
-        quota_bytes=namespace.quota_bytes,
-        used_bytes=namespace.used_bytes,
-        max_object_bytes=namespace.max_object_bytes,
-        encrypt_by_default=namespace.encrypt_by_default,
-        metadata=dict(namespace.metadata),
-        created_at=namespace.created_at,
-        objects=object_count,
+    return copied_fields(
+        NamespaceView, namespace, metadata=dict(namespace.metadata), objects=object_count
     )
 
 

@@ -676,7 +676,9 @@ def _replay(
         fee = sum(part.fee for part in parts)
         stored = sum(part.stored_size for part in parts)
         moment = format_time(datetime.fromtimestamp(first.time, UTC))
-        object_id = catalog_rows.insert_rebuilt_object(
+        if objects.by_name(conn, network, record.namespace, record.name, record.version):
+            continue  # a snapshot held that version of the name already
+        object_id = objects.insert(
             conn,
             namespace=record.namespace,
             name=record.name,
@@ -690,9 +692,8 @@ def _replay(
             uploader=user,
             fee_neuron=fee,
             created_at=moment,
+            rebuilt=True,
         )
-        if object_id is None:
-            continue
         counts["objects"] += 1
         if len(parts) > 1:
             offsets = [sum(p.stored_size for p in parts[:i]) for i in range(len(parts))]
