@@ -60,6 +60,27 @@ def read_holder(path: Path) -> Holder | None:
         return None
 
 
+def poll_lock(
+    try_lock: Callable[[], bool],
+    holder: Callable[[], Holder | None],
+    held_message: Callable[[Holder | None], str],
+    *,
+    wait: bool,
+    on_wait: Callable[[Holder | None], None] | None,
+) -> None:
+    """Take a lock with ``try_lock``: when it is held, `LockHeld` at once unless ``wait``;
+    else try again every `POLL_SECONDS`, telling ``on_wait`` the holder the first time."""
+    announced = False
+    while not try_lock():
+        found = holder()
+        if not wait:
+            raise LockHeld(held_message(found), hint="or pass --wait-lock")
+        if not announced and on_wait is not None:
+            on_wait(found)
+            announced = True
+        time.sleep(POLL_SECONDS)
+
+
 class RunLock:
     """An exclusive, non-reentrant lock on ``path`` for the duration of a run.
 
@@ -92,15 +113,13 @@ class RunLock:
         ensure_private_dir(self.path.parent)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
-            announced = False
-            while not self._try_lock(fd):
-                holder = self.holder()
-                if not wait:
-                    raise LockHeld(self._held_message(holder), hint="or pass --wait-lock")
-                if not announced and on_wait is not None:
-                    on_wait(holder)
-                    announced = True
-                time.sleep(POLL_SECONDS)
+            poll_lock(
+                lambda: self._try_lock(fd),
+                self.holder,
+                self._held_message,
+                wait=wait,
+                on_wait=on_wait,
+            )
         except BaseException:
             os.close(fd)
             raise

@@ -10,13 +10,11 @@ server frees it when the holder's connection ends, however the process died.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from datetime import UTC
 from typing import Any
 
-from zerog_cli.errors import LockHeld
-from zerog_cli.infra.locking import POLL_SECONDS, Holder
+from zerog_cli.infra.locking import Holder, poll_lock
 from zerog_cli.ledger.db import TIME_FORMAT
 from zerog_cli.ledger.postgres import PgConnection, PostgresTarget, lock_key
 
@@ -46,15 +44,13 @@ class LedgerRunLock:
             raise RuntimeError(f"the {self.name} lock is already held by this LedgerRunLock")
         conn = self.target.connect()
         try:
-            announced = False
-            while not self._try_lock(conn):
-                holder = self.holder(conn)
-                if not wait:
-                    raise LockHeld(self._held_message(holder), hint="or pass --wait-lock")
-                if not announced and on_wait is not None:
-                    on_wait(holder)
-                    announced = True
-                time.sleep(POLL_SECONDS)
+            poll_lock(
+                lambda: self._try_lock(conn),
+                lambda: self.holder(conn),
+                self._held_message,
+                wait=wait,
+                on_wait=on_wait,
+            )
         except BaseException:
             conn.close()
             raise
