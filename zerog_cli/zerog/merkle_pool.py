@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     import subprocess
     from collections.abc import Callable
     from types import TracebackType
+    from typing import Self
 
     from zerog_cli.zerog.merkle import TreeBuilder
 
@@ -66,7 +67,72 @@ def _shared_file(size: int) -> int:
     return fd
 
 
-class SegmentPool:
+class _WorkerPool:
+    """What both pools share: worker processes over one shared memory file, started on
+    entry (`_start`) and stopped on exit, killed when the block raised (`_stop`)."""
+
+    _memory: mmap.mmap | None
+
+    def __enter__(self) -> Self:
+        try:
+            self._start()
+        except BaseException:
+            self._close(abort=True)
+            raise
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self._close(abort=kind is not None)
+
+    def _start(self) -> None:
+        raise NotImplementedError
+
+    def _stop(self, *, abort: bool) -> None:
+        raise NotImplementedError
+
+    def _close(self, *, abort: bool) -> None:
+        self._stop(abort=abort)
+        if self._memory is not None:
+            with contextlib.suppress(BufferError):
+                self._memory.close()
+            self._memory = None
+
+
+def _start_workers(count: int, size: int) -> tuple[mmap.mmap, list[subprocess.Popen[bytes]]]:
+    """``count`` workers sharing ``size`` bytes of memory, each ready; PoolUnavailable, and
+    none left running, when they cannot start."""
+    if not sys.executable:
+        raise PoolUnavailable("no Python executable to start workers with")
+    try:
+        fd = _shared_file(size)
+    except OSError as error:
+        raise PoolUnavailable(f"no shared memory: {error}") from error
+    memory: mmap.mmap | None = None
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        try:
+            memory = mmap.mmap(fd, size)
+            for _ in range(count):
+                procs.append(_spawn_worker(fd, size))
+        except (OSError, ValueError) as error:
+            raise PoolUnavailable(f"cannot start worker processes: {error}") from error
+        finally:
+            os.close(fd)
+        _await_ready(procs)
+    except BaseException:
+        _stop_workers(procs, abort=True)
+        if memory is not None:
+            memory.close()
+        raise
+    return memory, procs
+
+
+class SegmentPool(_WorkerPool):
     """Hash blocks of full segments in `workers` processes; roots come back in order.
 
     Use as a context manager: `buffer()` gives the next free block to fill,
@@ -85,7 +151,7 @@ class SegmentPool:
         slots = workers * _DEPTH + 1
         self._free: deque[int] = deque(range(slots))
         self._filling: int | None = None
-        self._memory: mmap.mmap | None = None
+        self._memory = None
         self._size = slots * block_size
         self._procs: list[subprocess.Popen[bytes]] = []
         self._jobs: list[deque[tuple[int, int, int]]] = []
@@ -93,40 +159,10 @@ class SegmentPool:
         self._roots: list[list[bytes] | None] = []
         self._selector = selectors.DefaultSelector()
 
-    def __enter__(self) -> SegmentPool:
-        try:
-            self._start()
-        except BaseException:
-            self._close(abort=True)
-            raise
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        self._close(abort=kind is not None)
-
     def _start(self) -> None:
         import selectors
 
-        if not sys.executable:
-            raise PoolUnavailable("no Python executable to start workers with")
-        try:
-            fd = _shared_file(self._size)
-        except OSError as error:
-            raise PoolUnavailable(f"no shared memory: {error}") from error
-        try:
-            self._memory = mmap.mmap(fd, self._size)
-            for _ in range(self._workers):
-                self._procs.append(_spawn_worker(fd, self._size))
-        except (OSError, ValueError) as error:
-            raise PoolUnavailable(f"cannot start worker processes: {error}") from error
-        finally:
-            os.close(fd)
-        _await_ready(self._procs)
+        self._memory, self._procs = _start_workers(self._workers, self._size)
         for index, proc in enumerate(self._procs):
             self._selector.register(_stdout(proc), selectors.EVENT_READ, index)
             self._jobs.append(deque())
@@ -194,14 +230,10 @@ class SegmentPool:
             if not jobs and received:
                 raise ZerogError("a Merkle worker sent more data than asked")
 
-    def _close(self, *, abort: bool) -> None:
+    def _stop(self, *, abort: bool) -> None:
         _stop_workers(self._procs, abort=abort)
         self._procs = []
         self._selector.close()
-        if self._memory is not None:
-            with contextlib.suppress(BufferError):
-                self._memory.close()
-            self._memory = None
 
 
 def _spawn_worker(fd: int, size: int) -> subprocess.Popen[bytes]:
@@ -310,7 +342,7 @@ class _RootWorker:
             answer.done.set()
 
 
-class RootPool:
+class RootPool(_WorkerPool):
     """Roots of single full segments hashed in worker processes, for many threads at once.
 
     The download engine's fetching threads call `segment_root(data)`: the segment
@@ -328,45 +360,13 @@ class RootPool:
         self._free: deque[int] = deque(range(slots))
         self._slots = threading.Semaphore(slots)
         self._lock = threading.Lock()
-        self._memory: mmap.mmap | None = None
+        self._memory = None
         self._workers: list[_RootWorker] = []
         self._turn = 0
 
-    def __enter__(self) -> RootPool:
-        try:
-            self._start()
-        except BaseException:
-            self._close(abort=True)
-            raise
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        self._close(abort=kind is not None)
-
     def _start(self) -> None:
-        if not sys.executable:
-            raise PoolUnavailable("no Python executable to start workers with")
-        try:
-            fd = _shared_file(self._size)
-        except OSError as error:
-            raise PoolUnavailable(f"no shared memory: {error}") from error
-        procs: list[subprocess.Popen[bytes]] = []
-        try:
-            self._memory = mmap.mmap(fd, self._size)
-            for _ in range(self._count):
-                procs.append(_spawn_worker(fd, self._size))
-        except (OSError, ValueError) as error:
-            _stop_workers(procs, abort=True)
-            raise PoolUnavailable(f"cannot start worker processes: {error}") from error
-        finally:
-            os.close(fd)
+        self._memory, procs = _start_workers(self._count, self._size)
         self._workers = [_RootWorker(proc) for proc in procs]
-        _await_ready(procs)
         for worker in self._workers:
             worker.reader.start()
 
@@ -397,16 +397,12 @@ class RootPool:
             raise ZerogError(f"a Merkle worker process exited unexpectedly (code {code})")
         return answer.root
 
-    def _close(self, *, abort: bool) -> None:
+    def _stop(self, *, abort: bool) -> None:
         _stop_workers([worker.proc for worker in self._workers], abort=abort)
         for worker in self._workers:
             if worker.reader.is_alive():
                 worker.reader.join(timeout=10)
         self._workers = []
-        if self._memory is not None:
-            with contextlib.suppress(BufferError):
-                self._memory.close()
-            self._memory = None
 
 
 def _await_ready(procs: list[subprocess.Popen[bytes]]) -> None:
