@@ -35,7 +35,6 @@ import json
 import logging
 import os
 import re
-import socket
 import subprocess
 import threading
 import time
@@ -44,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zerog_cli.devnet import compute
+from zerog_cli.devnet import children, compute
 from zerog_cli.devnet.chain import ChainError
 from zerog_cli.devnet.chains import BlockListener
 from zerog_cli.devnet.constants import (
@@ -122,15 +121,6 @@ class AnvilError(ChainError):
 # -- the packages -------------------------------------------------------------------
 
 
-def _checkout_cache_folders() -> list[Path]:
-    folders = []
-    configured = os.environ.get("ZEROG_NPM_CACHE")
-    if configured:
-        folders.append(Path(configured).expanduser())
-    folders.append(Path(__file__).resolve().parents[2] / ".cache" / "npm-interop")
-    return folders
-
-
 def _complete(node_modules: Path) -> bool:
     return (node_modules / ANVIL_BINARY).is_file() and all(
         (node_modules / factory).is_file() for factory in FACTORIES.values()
@@ -163,7 +153,7 @@ def find_packages(explicit: Path | str | None = None) -> Path:
             )
         return folder.resolve()
     digest = _pinned_digest()
-    for cache in _checkout_cache_folders():
+    for cache in children.npm_cache_folders():
         candidates = sorted(cache.glob("*/node_modules"))
         candidates.sort(key=lambda folder: folder.parent.name != digest)
         for candidate in candidates:
@@ -293,12 +283,6 @@ def _result(answer: dict[str, Any]) -> Any:
 # -- anvil itself ----------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((LOOPBACK_HOST, 0))
-        return int(probe.getsockname()[1])
-
-
 PR_SET_PDEATHSIG = 1
 
 
@@ -327,7 +311,7 @@ class AnvilNode:
         return f"http://{LOOPBACK_HOST}:{self.port}"
 
     def start(self) -> AnvilRpc:
-        self.port = _free_port()
+        self.port = children.free_port()
         args = [
             str(self.binary),
             "--host",
@@ -356,30 +340,26 @@ class AnvilNode:
         return rpc
 
     def _wait_ready(self, rpc: AnvilRpc) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        assert self.process is not None
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                code = self.process.returncode
-                raise NetworkUnavailable(
-                    f"anvil exited at start-up (code {code}); see {self.log_path}"
-                )
+        def answers() -> bool:
             with contextlib.suppress(NetworkUnavailable, ValueError):
                 rpc("eth_chainId")
-                return
-            time.sleep(0.1)
-        raise NetworkUnavailable(f"anvil did not answer within {START_TIMEOUT:.0f} s")
+                return True
+            return False
+
+        assert self.process is not None
+        children.wait_ready(
+            self.process,
+            answers,
+            name="anvil",
+            log_path=self.log_path,
+            timeout=START_TIMEOUT,
+            late=f"anvil did not answer within {START_TIMEOUT:.0f} s",
+        )
 
     def stop(self) -> None:
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process is not None and process.poll() is None:
+            children.stop(process, STOP_TIMEOUT)
 
 
 # -- the official contracts, set up as the devnet's ---------------------------------------

@@ -36,6 +36,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from zerog_cli.devnet import children
 from zerog_cli.devnet.anvil import find_packages
 from zerog_cli.devnet.constants import DEV_ACCOUNT_ADDRESS, DEV_ACCOUNT_KEY
 from zerog_cli.devnet.network import Devnet, DevnetConfig, check_chain, check_host, check_indexer
@@ -376,12 +377,7 @@ def start_detached(config: DevnetConfig, *, timeout: float = 30.0) -> DevnetInfo
             record_data_dir(data_dir)
             return info
         time.sleep(0.1)
-    process.terminate()
-    try:
-        process.wait(5)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    children.stop(process, 5)
     raise NetworkUnavailable(f"the devnet did not come up within {timeout:.0f} s")
 
 

@@ -27,13 +27,12 @@ import json
 import logging
 import os
 import shutil
-import socket
 import subprocess
-import time
 from pathlib import Path
 
+from zerog_cli.devnet import children
 from zerog_cli.devnet.constants import LOOPBACK_HOST
-from zerog_cli.errors import ConfigError, NetworkUnavailable
+from zerog_cli.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -48,15 +47,6 @@ HOW_TO_GET_IT = (
     f" binary/{BINARY_NAME}: set {BINARY_ENV} (or --storage-client) to that file;"
     " in a zerog checkout `make test-tools` puts it in $ZEROG_NPM_CACHE"
 )
-
-
-def _cache_folders() -> list[Path]:
-    folders = []
-    configured = os.environ.get("ZEROG_NPM_CACHE")
-    if configured:
-        folders.append(Path(configured).expanduser())
-    folders.append(Path(__file__).resolve().parents[2] / ".cache" / "npm-interop")
-    return folders
 
 
 def _usable(path: Path) -> bool:
@@ -77,7 +67,7 @@ def find_storage_client(explicit: Path | str | None = None) -> Path:
     on_path = shutil.which(BINARY_NAME)
     if on_path:
         return Path(on_path)
-    for folder in _cache_folders():
+    for folder in children.npm_cache_folders():
         for candidate in sorted(folder.glob("*/" + PACKAGE_BINARY)):
             if _usable(candidate):
                 return candidate
@@ -85,12 +75,6 @@ def find_storage_client(explicit: Path | str | None = None) -> Path:
         f"the official indexer needs the {BINARY_NAME} binary, and none was found",
         hint=HOW_TO_GET_IT,
     )
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((LOOPBACK_HOST, 0))
-        return int(probe.getsockname()[1])
 
 
 class OfficialIndexer:
@@ -127,7 +111,7 @@ class OfficialIndexer:
     def start(self) -> str:
         """Start the process and return its URL once it serves every node."""
         self.work_dir.mkdir(parents=True, exist_ok=True)
-        self.port = _free_port()
+        self.port = children.free_port()
         args = [
             str(self.binary),
             "indexer",
@@ -165,34 +149,28 @@ class OfficialIndexer:
         import requests
 
         body = {"jsonrpc": "2.0", "id": 1, "method": "indexer_getShardedNodes"}
-        deadline = time.monotonic() + START_TIMEOUT
-        assert self.process is not None
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise NetworkUnavailable(
-                    f"the official indexer exited at start-up (code {self.process.returncode});"
-                    f" see {self.log_path}"
-                )
+
+        def serves_every_node() -> bool:
             with contextlib.suppress(requests.RequestException, ValueError, TypeError):
                 answer = requests.post(
                     self.url + "/", json=body, timeout=2, proxies={"http": "", "https": ""}
                 )
                 trusted = answer.json()["result"]["trusted"] or []
-                if len(trusted) == len(self.node_urls):
-                    return
-            time.sleep(0.1)
-        raise NetworkUnavailable(
-            f"the official indexer did not serve the devnet's nodes within {START_TIMEOUT:.0f} s;"
-            f" see {self.log_path}"
+                return len(trusted) == len(self.node_urls)
+            return False
+
+        assert self.process is not None
+        children.wait_ready(
+            self.process,
+            serves_every_node,
+            name="the official indexer",
+            log_path=self.log_path,
+            timeout=START_TIMEOUT,
+            late=f"the official indexer did not serve the devnet's nodes within"
+            f" {START_TIMEOUT:.0f} s; see {self.log_path}",
         )
 
     def stop(self) -> None:
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process is not None and process.poll() is None:
+            children.stop(process, STOP_TIMEOUT)
