@@ -116,7 +116,7 @@ from zerog_cli.zerog.compute_abi import (
     encode_get_account,
     encode_get_service,
 )
-from zerog_cli.zerog.compute_auth import check_authorization
+from zerog_cli.zerog.compute_auth import SessionToken, check_authorization
 from zerog_cli.zerog.compute_fees import MIN_LOCKED_BALANCE, NEURON_PER_0G
 from zerog_cli.zerog.compute_provider import (
     RESPONSE_KEY_HEADER,
@@ -411,15 +411,9 @@ class DevnetProvider:
         failure = self._injected_failure()
         if failure is not None:
             return failure
-        try:
-            token = check_authorization(
-                request.headers.get("Authorization"),
-                provider=self.address,
-                now_s=_now(),
-                account_for=self._sub_account,
-            )
-        except PermissionDenied as denied:
-            return _error(str(denied))
+        token = self._session(request)
+        if isinstance(token, Response):
+            return token
         try:
             body = request.json()
         except ValueError:
@@ -693,8 +687,15 @@ class DevnetProvider:
         return Response.json({"object": "list", "data": entries})
 
     def _unsettled_fee(self, request: Request, user: str) -> Response:
+        session = self._session(request)
+        if isinstance(session, Response):
+            return session
+        return Response.json({"unsettledFee": str(self.unsettled(user))})
+
+    def _session(self, request: Request) -> SessionToken | Response:
+        """The request's session token, as a provider broker checks it; else the refusal."""
         try:
-            check_authorization(
+            return check_authorization(
                 request.headers.get("Authorization"),
                 provider=self.address,
                 now_s=_now(),
@@ -702,7 +703,6 @@ class DevnetProvider:
             )
         except PermissionDenied as denied:
             return _error(str(denied))
-        return Response.json({"unsettledFee": str(self.unsettled(user))})
 
     # -- devnet control ----------------------------------------------------------------
 
