@@ -341,17 +341,13 @@ def copy(
     use; the destination is written in one transaction that commits only when
     every table's row count and integer sums match. Then point ledger_url at it.
     """
-    from zerog_cli.ledger.copy import copy_ledger
-    from zerog_cli.ledger.db import resolve_target
+    from zerog_cli.services import ledger_admin
 
-    current = state()
     if not to.startswith(("sqlite://", "postgresql://", "postgres://")):
         raise UsageError("--to takes postgresql://USER@HOST:PORT/DB or sqlite:///PATH")
-    context = current.context
-    target = resolve_target(to, lambda: context.secrets.get("DATABASE_PASSWORD"))
-    report = copy_ledger(context.ledger, target)
-    current.output.result(
-        report.document(),
+    report = ledger_admin.copy(state().context, to)
+    state().output.result(
+        report,
         f"copied {report.rows} rows in {len(report.tables)} tables to {report.destination};"
         " row counts and sums verified",
     )

@@ -1,4 +1,5 @@
-"""`zerog ledger path|migrate|sql`: where the ledger is, its schema version, read-only queries."""
+"""`zerog ledger path|migrate|sql|copy`: where the ledger is, its schema version, read-only
+queries, and a verified copy into another ledger."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from zerog_cli.services.context import Context
 
 if TYPE_CHECKING:
     from zerog_cli.ledger.admin import LedgerCopy
+    from zerog_cli.ledger.copy import LedgerCopied
 
 
 @dataclass(frozen=True)
@@ -92,3 +94,13 @@ def query(context: Context, statement: str) -> QueryRows:
     from zerog_cli.ledger import admin
 
     return QueryRows(admin.run_readonly_sql(context.ledger.target, statement))
+
+
+def copy(context: Context, url: str) -> LedgerCopied:
+    """Copy every row into the empty ledger at ``url`` (sqlite:///PATH or postgresql://…,
+    whose password is the DATABASE_PASSWORD secret); counts and sums verified."""
+    from zerog_cli.ledger.copy import copy_ledger
+    from zerog_cli.ledger.db import resolve_target
+
+    target = resolve_target(url, lambda: context.secrets.get("DATABASE_PASSWORD"))
+    return copy_ledger(context.ledger, target).document()
