@@ -5,7 +5,8 @@ the official TS SDK, ...) is installed by `tools/test_tools.py ensure` before
 pytest starts, so no test depends on what an earlier run left on the machine.
 
 pytest's exit code 5 ("no tests ran") is reported as a failure explicitly, so a
-broken collection can never pass silently.
+broken collection can never pass silently. pytest lists the 25 slowest test phases
+at the end (``--durations=25``), so every CI log shows where the time goes.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def main() -> None:
     run("ruff format", str(BIN / "ruff"), "format", "--check", *sources)
     run("mypy", str(BIN / "mypy"))
     run("test tools", sys.executable, "tools/test_tools.py", "ensure")
-    run("pytest", str(BIN / "pytest"), "-q", *sys.argv[1:])
+    run("pytest", str(BIN / "pytest"), "-q", "--durations=25", *sys.argv[1:])
 
 
 if __name__ == "__main__":

@@ -158,6 +158,7 @@ def test_make_test_installs_the_tools_after_lint_and_before_pytest(
     assert [step for step, _ in steps] == ["ruff", "ruff format", "mypy", "test tools", "pytest"]
     assert steps[3][1][1:] == ("tools/test_tools.py", "ensure")
     assert steps[4][1][-1] == "tests/test_docs.py"
+    assert "--durations=25" in steps[4][1], "every CI log lists the slowest tests"
 
 
 def test_make_test_fails_when_pytest_collects_nothing() -> None:
