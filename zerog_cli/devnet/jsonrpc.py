@@ -33,6 +33,19 @@ INJECTED_FAULT_MESSAGE = "devnet injected fault: service temporarily unavailable
 Method = Callable[[list[Any]], Any]
 
 
+class RawJson:
+    """A method's result already encoded as JSON text, spliced into the answer as is.
+
+    For the storage nodes' segment answers: their base64 text needs no escaping, and
+    having ``json.dumps`` scan a third of a megabyte for it again was the largest CPU
+    cost of serving a segment."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: bytes) -> None:
+        self.text = text
+
+
 class RpcError(Exception):
     """Raised by a method to answer with a JSON-RPC error object."""
 
@@ -167,4 +180,12 @@ def _error_response(request_id: Any, error: RpcError) -> dict[str, Any]:
 
 
 def _dump(value: Any) -> bytes:
+    """An answer (or a batch of answers) as compact JSON, with `RawJson` results spliced in."""
+    if isinstance(value, list):
+        return b"[" + b",".join(_dump(item) for item in value) + b"]"
+    result = value.get("result") if isinstance(value, dict) else None
+    if isinstance(result, RawJson):
+        head = {key: item for key, item in value.items() if key != "result"}
+        encoded = json.dumps(head, separators=(",", ":")).encode()
+        return encoded[:-1] + b',"result":' + result.text + b"}"
     return json.dumps(value, separators=(",", ":")).encode()

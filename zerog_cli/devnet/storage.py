@@ -42,6 +42,7 @@ from zerog_cli.devnet.jsonrpc import (
     INTERNAL_ERROR,
     SERVER_ERROR,
     JsonRpcService,
+    RawJson,
     RpcError,
     hash_param,
     int_param,
@@ -600,13 +601,14 @@ class StorageNode:
             raise invalid_params(f"exceeds maximum chunks {SEGMENT_CHUNKS}", "end_index")
         return start, end
 
-    def _encode_download(self, data: bytes | None) -> str | None:
+    def _encode_download(self, data: bytes | None) -> RawJson | None:
+        """``data`` as the JSON string of its base64 (faults applied: a stall, a flipped byte)."""
         stall = self.faults.node_stall(self.index)
         if stall:
             time.sleep(stall)
         if data is None:
             return None
-        return base64.b64encode(self.faults.corrupt(self.index, data)).decode()
+        return RawJson(b'"' + base64.b64encode(self.faults.corrupt(self.index, data)) + b'"')
 
     def _download_segment(self, params: list[Any]) -> Any:
         root = hash_param(param(params, 0, "data_root"), "data_root")
@@ -631,8 +633,11 @@ class StorageNode:
         segment = self.read_segment_with_proof(tx, index)
         if segment is None:
             return None
-        segment["data"] = self._encode_download(segment["data"])
-        return segment
+        data = self._encode_download(segment.pop("data"))
+        assert data is not None
+        # The other fields as JSON, the data's base64 spliced in after them.
+        rest = json.dumps(segment, separators=(",", ":")).encode()
+        return RawJson(rest[:-1] + b',"data":' + data.text + b"}")
 
     def _download_segment_with_proof(self, params: list[Any]) -> Any:
         root = hash_param(param(params, 0, "data_root"), "data_root")
