@@ -205,17 +205,33 @@ class Results:
 
     names: tuple[str, ...]
 
-    def resolve(self) -> Any:
-        """The type, or the union of the types when a command has several."""
-        import importlib
-
-        found = []
+    def _places(self) -> Iterator[tuple[str, str]]:
+        """(module, attribute) of each declared type."""
         for name in self.names:
             module, _, attribute = name.rpartition(".")
             if not module.startswith("zerog_cli."):
                 module = f"zerog_cli.services.{module}"
-            found.append(getattr(importlib.import_module(module), attribute))
+            yield module, attribute
+
+    def resolve(self) -> Any:
+        """The type, or the union of the types when a command has several."""
+        import importlib
+
+        found = [
+            getattr(importlib.import_module(module), attribute)
+            for module, attribute in self._places()
+        ]
         return functools.reduce(operator.or_, found)
+
+    def declares(self, value: object) -> bool:
+        """Whether ``value`` is an instance of a declared type, importing nothing: no
+        instance of a type whose module is not imported yet can exist, and importing
+        every module of a union (download's five) cost each run's start-up."""
+        for module, attribute in self._places():
+            loaded = sys.modules.get(module)
+            if loaded is not None and isinstance(value, getattr(loaded, attribute)):
+                return True
+        return False
 
 
 def results(*names: str) -> Results:
@@ -264,7 +280,7 @@ def command(
             output.json_mode = output.json_mode or json_
             output.verbose = output.verbose or verbose_
             output.quiet = output.quiet or quiet_
-            output.result_type = None if result is None else result.resolve()
+            output.declares = None if result is None else result.declares
             click_context = current_click_context()
             if click_context is not None:
                 output.schema = schema_id(click_context.command_path.split()[1:])

@@ -238,9 +238,9 @@ class Output:
     stderr: IO[str] = field(default_factory=lambda: sys.stderr)
     schema: str | None = None
     """The running command's document schema (``zerog.backup.ls/1``), set as it starts."""
-    result_type: Any = None
-    """The result type (or union of types) the running command declares; `result` takes
-    nothing else."""
+    declares: Callable[[object], bool] | None = None
+    """Whether a value is of the result type (or union) the running command declares;
+    `result` takes nothing else."""
     _json_emitted: bool = False
 
     @property
@@ -271,8 +271,8 @@ class Output:
         ``data`` is the command's declared result type; its document is
         ``{"schema": "zerog.<command>/1", ...its fields}``.
         """
-        if self.result_type is not None and not isinstance(data, self.result_type):
-            raise TypeError(f"{self.schema} declares {self.result_type}, not {type(data).__name__}")
+        if self.declares is not None and not self.declares(data):
+            raise TypeError(f"{self.schema} does not declare {type(data).__name__} as its result")
         if self.json_mode:
             if self._json_emitted:
                 raise RuntimeError("a command emitted two JSON documents")
