@@ -435,8 +435,7 @@ def check_files(
     """
     from zerog_cli.services.download import target_for
     from zerog_cli.services.network import download_options, storage_network
-    from zerog_cli.zerog.download import read_segments, stored_size
-    from zerog_cli.zerog.segments import SEGMENT_SIZE
+    from zerog_cli.services.sampling import read_sample
 
     members = [Member.from_json(row) for row in snapshots.members(context.ledger.conn, backup_id)]
     entries = read_entries(context, target_for(context, record))
@@ -460,13 +459,10 @@ def check_files(
             checked += result.segments
             total += result.segments
             continue
-        pieces = [(f.root, f.size) for f in target.fragments] or [(target.root, entry.size)]
-        for root, known in pieces:
-            size = known or stored_size(network, root)
-            count = -(-size // SEGMENT_SIZE)
-            indices = subset.indices(count, rng)
-            read = read_segments(network, root, indices, expected_size=size, options=options)
-            bytes_read += read.bytes_read
-            checked += len(indices)
-            total += count
+        # A fragment of public data has size 0: unknown until the network is asked.
+        pieces = [(f.root, f.size or None) for f in target.fragments]
+        sample = read_sample(network, options, pieces or [(target.root, entry.size)], subset, rng)
+        bytes_read += sample.bytes_read
+        checked += sample.checked
+        total += sample.total
     return bytes_read, checked, total

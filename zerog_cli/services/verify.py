@@ -340,28 +340,23 @@ def _read_sample(
     first and last segment, each segment proven against its fragment's root.
     """
     from zerog_cli.services.network import download_options, storage_network
-    from zerog_cli.zerog.download import merged_node_stats, read_segments
+    from zerog_cli.services.sampling import read_sample
+    from zerog_cli.zerog.download import merged_node_stats
     from zerog_cli.zerog.encryption import HEADER_SIZE_V1
-    from zerog_cli.zerog.segments import SEGMENT_SIZE
 
     stored_size = backup.size + (HEADER_SIZE_V1 if backup.encrypted else 0)
     fragments = objects.fragments_of(context.ledger.conn, backup.object_id or 0)
-    parts = [(f.root, f.size) for f in fragments] or [(backup.root, stored_size)]
-    network = storage_network(context)
-    options = download_options(context.settings)
-    bytes_read = checked = total = 0
-    seconds = 0.0
-    reads = []
-    for root, size in parts:
-        count = -(-size // SEGMENT_SIZE)
-        indices = subset.indices(count, rng)
-        read = read_segments(network, root, indices, expected_size=size, options=options)
-        bytes_read += read.bytes_read
-        checked += len(indices)
-        total += count
-        seconds += read.fetch_seconds
-        reads.append(read.node_stats)
-    return bytes_read, checked, total, node_fetches(merged_node_stats(reads), seconds)
+    parts: list[tuple[str, int | None]] = [(f.root, f.size) for f in fragments]
+    sample = read_sample(
+        storage_network(context),
+        download_options(context.settings),
+        parts or [(backup.root, stored_size)],
+        subset,
+        rng,
+    )
+    nodes = merged_node_stats([read.node_stats for read in sample.reads])
+    seconds = sum(read.fetch_seconds for read in sample.reads)
+    return sample.bytes_read, sample.checked, sample.total, node_fetches(nodes, seconds)
 
 
 def check(
