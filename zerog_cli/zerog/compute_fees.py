@@ -103,6 +103,26 @@ def _write_multiplier(numerator: object, denominator: object) -> Fraction | None
     return Fraction(top, bottom) if top > 0 and bottom > 0 else None
 
 
+def _price_tiers(
+    raw: object, max_tokens: str, input_keys: tuple[str, str], output_keys: tuple[str, str]
+) -> tuple[PriceTier, ...]:
+    """Price tiers from a list of tier objects, under the key names of their source (the
+    Router's models list and a service's additionalInfo spell them differently; each
+    multiplier is a numerator and a denominator key); an entry that is not an object
+    is passed over."""
+    tiers = []
+    for tier in raw if isinstance(raw, list) else []:
+        if isinstance(tier, Mapping):
+            tiers.append(
+                PriceTier(
+                    max_input_tokens=usage_count(tier.get(max_tokens)),
+                    input_multiplier=_fraction(tier.get(input_keys[0]), tier.get(input_keys[1])),
+                    output_multiplier=_fraction(tier.get(output_keys[0]), tier.get(output_keys[1])),
+                )
+            )
+    return tuple(tiers)
+
+
 @dataclass(frozen=True)
 class Pricing:
     """Prices of one service or model, in neuron per unit.
@@ -138,22 +158,12 @@ class Pricing:
             return None
         if input_price < 0 or output_price < 0:
             return None
-        tiers = []
-        raw_tiers = pricing.get("tiered_pricing")
-        for tier in raw_tiers if isinstance(raw_tiers, list) else []:
-            if isinstance(tier, Mapping):
-                tiers.append(
-                    PriceTier(
-                        max_input_tokens=usage_count(tier.get("max_input_tokens")),
-                        input_multiplier=_fraction(
-                            tier.get("input_multiplier"), tier.get("input_multiplier_denominator")
-                        ),
-                        output_multiplier=_fraction(
-                            tier.get("output_multiplier"),
-                            tier.get("output_multiplier_denominator"),
-                        ),
-                    )
-                )
+        tiers = _price_tiers(
+            pricing.get("tiered_pricing"),
+            "max_input_tokens",
+            ("input_multiplier", "input_multiplier_denominator"),
+            ("output_multiplier", "output_multiplier_denominator"),
+        )
         cache = pricing.get("cache_token_billing")
         cache = cache if isinstance(cache, Mapping) else {}
         write = _write_multiplier(
@@ -167,7 +177,7 @@ class Pricing:
             input_price=input_price,
             output_price=output_price,
             cache_divisor=usage_count(cache.get("divisor")) or None,
-            tiers=tuple(tiers),
+            tiers=tiers,
             cache_write=write,
             cache_write_1h=write_1h or write,
             source="models",
@@ -185,30 +195,20 @@ class Pricing:
     def from_service(cls, service: Service) -> Pricing:
         """On-chain prices plus the ``tieredPricing`` / ``cacheTokenBilling`` of additionalInfo."""
         info = service.info
-        tiers: list[PriceTier] = []
         tiered = info.get("tieredPricing")
-        raw_tiers = tiered.get("tiers") if isinstance(tiered, dict) else None
-        for tier in raw_tiers if isinstance(raw_tiers, list) else []:
-            if not isinstance(tier, dict):
-                continue
-            tiers.append(
-                PriceTier(
-                    max_input_tokens=usage_count(tier.get("maxInputTokens")),
-                    input_multiplier=_fraction(
-                        tier.get("inputMultiplier"), tier.get("inputMultiplierDenominator")
-                    ),
-                    output_multiplier=_fraction(
-                        tier.get("outputMultiplier"), tier.get("outputMultiplierDenominator")
-                    ),
-                )
-            )
+        tiers = _price_tiers(
+            tiered.get("tiers") if isinstance(tiered, dict) else None,
+            "maxInputTokens",
+            ("inputMultiplier", "inputMultiplierDenominator"),
+            ("outputMultiplier", "outputMultiplierDenominator"),
+        )
         cache = info.get("cacheTokenBilling")
         divisor = usage_count(cache.get("divisor")) if isinstance(cache, dict) else 0
         return cls(
             input_price=service.input_price,
             output_price=service.output_price,
             cache_divisor=divisor or None,
-            tiers=tuple(tiers),
+            tiers=tiers,
         )
 
     def prices_for(self, input_tokens: int) -> tuple[int, int]:
