@@ -39,8 +39,9 @@ import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from zerog_cli.devnet.anvil import find_packages
 from zerog_cli.devnet.chain import Chain, ChainConfig, ChainError
@@ -94,22 +95,23 @@ def check_host(host: str) -> str:
     return LOOPBACK_HOST
 
 
-def check_indexer(kind: str) -> DevnetIndexer:
+_Kind = TypeVar("_Kind", bound=StrEnum)
+
+
+def _choice(kinds: type[_Kind], kind: str, what: str) -> _Kind:
     """``kind`` as the enum, for a config not built by the CLI (the harness, devnet.json)."""
     try:
-        return DevnetIndexer(kind)
+        return kinds(kind)
     except ValueError:
-        kinds = ", ".join(DevnetIndexer)
-        raise UsageError(f"unknown indexer {kind!r}; pick one of {kinds}") from None
+        raise UsageError(f"unknown {what} {kind!r}; pick one of {', '.join(kinds)}") from None
+
+
+def check_indexer(kind: str) -> DevnetIndexer:
+    return _choice(DevnetIndexer, kind, "indexer")
 
 
 def check_chain(kind: str) -> DevnetChainKind:
-    """``kind`` as the enum, for a config not built by the CLI (the harness, devnet.json)."""
-    try:
-        return DevnetChainKind(kind)
-    except ValueError:
-        kinds = ", ".join(DevnetChainKind)
-        raise UsageError(f"unknown chain {kind!r}; pick one of {kinds}") from None
+    return _choice(DevnetChainKind, kind, "chain")
 
 
 CHAIN_FAULTS = ("min_gas_price", "underpriced_next", "hold_next")
