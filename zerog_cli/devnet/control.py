@@ -32,7 +32,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ from zerog_cli.errors import NetworkUnavailable, UsageError
 from zerog_cli.infra.choices import DevnetChainKind, DevnetIndexer
 from zerog_cli.infra.config import DEVNET_POINTER, DEVNET_STATE_FILE, devnet_data_dir, zerog_home
 from zerog_cli.infra.files import atomic_write_text, ensure_private_dir
+from zerog_cli.infra.output import copied_fields
 from zerog_cli.infra.processes import pid_alive
 
 logger = logging.getLogger("zerog_cli.devnet")
@@ -103,7 +104,7 @@ class DevnetInfo(DevnetView):
 
     def view(self) -> DevnetView:
         """This devnet without the key, as `devnet status` and `devnet up` show it."""
-        return DevnetView(**{item.name: getattr(self, item.name) for item in fields(DevnetView)})
+        return copied_fields(DevnetView, self)
 
     def to_json(self, *, with_key: bool = False) -> dict[str, Any]:
         """JSON form; the (public, well-known) dev key only when asked."""

@@ -17,7 +17,6 @@ paths, so one series can never push another out.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -424,9 +423,8 @@ def show(context: Context, backup_id: int) -> BackupDetail:
     namespaces.require(context, backup.namespace, context.acting_user, "read")
     view = describe(context, backup)
     history = verifications.history(context.ledger.conn, backup_id)
-    return BackupDetail(
-        **{item.name: getattr(view, item.name) for item in dataclasses.fields(view)},
-        verifications=[VerificationRecord(**row) for row in history],
+    return copied_fields(
+        BackupDetail, view, verifications=[VerificationRecord(**row) for row in history]
     )
 
 
@@ -441,6 +439,20 @@ def original_file_name(backup: Backup) -> str:
     assert backup.name is not None
     stamped = backup.name.rsplit("/", 1)[-1]
     return stamped.split("-", 1)[1] if "-" in stamped else stamped
+
+
+def stored_object(context: Context, backup: Backup) -> objects.StoredObject:
+    """The object ``backup`` was uploaded as, to restore from: NotFound when the ledger no
+    longer has it, IntegrityError when the two records disagree on root, size or SHA-256."""
+    record = objects.by_id(context.ledger.conn, backup.object_id or 0)
+    if record is None:
+        raise NotFound(f"backup {backup.id} has no object record (was its namespace removed?)")
+    if (record.root, record.size, record.sha256) != (backup.root, backup.size, backup.sha256):
+        raise IntegrityError(
+            f"backup {backup.id}: the backup record and object {record.id} disagree on "
+            "root, size or SHA-256"
+        )
+    return record
 
 
 def restore(
@@ -461,14 +473,7 @@ def restore(
     from zerog_cli.services.download import download_to
 
     backup = get(context, backup_id)
-    record = objects.by_id(context.ledger.conn, backup.object_id or 0)
-    if record is None or backup.name is None:
-        raise NotFound(f"backup {backup_id} has no object record (was its namespace removed?)")
-    if (record.root, record.size, record.sha256) != (backup.root, backup.size, backup.sha256):
-        raise IntegrityError(
-            f"backup {backup_id}: the backup record and object {record.id} disagree on "
-            "root, size or SHA-256"
-        )
+    stored_object(context, backup)
     if backup.kind == "0g-dir":
         raise UsageError(
             f"backup {backup_id} is a folder in the 0G directory format: its object is "
@@ -493,8 +498,7 @@ def restore(
         operation="restore",
         mode=mode,
     )
-    fields_of = {item.name: getattr(report, item.name) for item in dataclasses.fields(report)}
-    return RestoreReport(**fields_of, backup_id=backup_id)
+    return copied_fields(RestoreReport, report, backup_id=backup_id)
 
 
 # -- pruning -----------------------------------------------------------------------------

@@ -273,19 +273,11 @@ def files(context: Context, backup_id: int) -> FolderListing:
 
 
 def _record(context: Context, backup_id: int) -> objects.StoredObject:
-    from zerog_cli.services.backups import get
+    from zerog_cli.services.backups import get, stored_object
 
     backup = get(context, backup_id)
     namespaces.require(context, backup.namespace, context.acting_user, "read")
-    record = objects.by_id(context.ledger.conn, backup.object_id or 0)
-    if record is None:
-        raise NotFound(f"backup {backup_id} has no object record (was its namespace removed?)")
-    if (record.root, record.size, record.sha256) != (backup.root, backup.size, backup.sha256):
-        raise IntegrityError(
-            f"backup {backup_id}: the backup record and object {record.id} disagree on "
-            "root, size or SHA-256"
-        )
-    return record
+    return stored_object(context, backup)
 
 
 def restore_tree(
