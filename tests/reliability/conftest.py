@@ -27,6 +27,8 @@ from typing import Any
 
 import pytest
 
+from tests.devnet_harness import DevnetProcess
+
 SOAK = os.environ.get("ZEROG_SOAK", "") not in ("", "0")
 
 # Exit codes a command may end with besides 0 (zerog_cli.errors.ExitCode); 1 is a bug.
@@ -55,6 +57,14 @@ def error_line_problem(args: Sequence[str], exit_code: int | None, stderr: str) 
 def scale(default: int, soak: int) -> int:
     """``soak`` under `make soak` (ZEROG_SOAK=1), else ``default``."""
     return soak if SOAK else default
+
+
+@pytest.fixture
+def own_devnet(devnet: DevnetProcess, monkeypatch: pytest.MonkeyPatch) -> DevnetProcess:
+    """The test's own devnet (`devnet`, sized by its marker), with ZEROG_DEVNET_URL
+    pointing every zerog the test runs, in process or spawned, at it."""
+    monkeypatch.setenv("ZEROG_DEVNET_URL", devnet.base_url)
+    return devnet
 
 
 # -- figures ---------------------------------------------------------------------------

@@ -65,15 +65,13 @@ def breaker_of(db: Path, endpoint: str) -> dict[str, Any]:
 
 
 def test_breaker_is_shared_fails_fast_half_opens_and_shows(
-    devnet: DevnetProcess,
+    own_devnet: DevnetProcess,
     zerog: Callable[..., Result],
     tmp_path: Path,
     zerog_home: Path,
-    monkeypatch: pytest.MonkeyPatch,
     figures: dict[str, Any],
 ) -> None:
-    net = devnet
-    monkeypatch.setenv("ZEROG_DEVNET_URL", net.base_url)
+    net = own_devnet
     db = zerog_home / "ledger.db"
     for key, setting in (
         ("breaker_reset_timeout", "60"),

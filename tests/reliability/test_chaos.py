@@ -308,17 +308,16 @@ def test_fault_counters_count_every_injected_fault() -> None:
 
 
 def test_chaos_mixed_operations(
-    devnet: DevnetProcess,
+    own_devnet: DevnetProcess,
     zerog: Callable[..., Result],
     tmp_path: Path,
     zerog_home: Path,
     monkeypatch: pytest.MonkeyPatch,
     figures: dict[str, Any],
 ) -> None:
-    net = devnet
+    net = own_devnet
     seed = int(os.environ.get("ZEROG_CHAOS_SEED") or random.SystemRandom().randrange(1 << 32))
     figures["seed (ZEROG_CHAOS_SEED)"] = seed
-    monkeypatch.setenv("ZEROG_DEVNET_URL", net.base_url)
     monkeypatch.setenv("ZEROG_REPLICAS", "2")
     monkeypatch.setenv("ZEROG_WAIT_TIMEOUT", "60")
     monkeypatch.setenv("ZEROG_HTTP_READ_TIMEOUT", "10")
@@ -408,18 +407,16 @@ def test_chaos_mixed_operations(
 
 
 def test_a_corrupt_read_back_does_not_fail_a_stored_upload(
-    devnet: DevnetProcess,
+    own_devnet: DevnetProcess,
     zerog: Callable[..., Result],
     tmp_path: Path,
     zerog_home: Path,
-    monkeypatch: pytest.MonkeyPatch,
     figures: dict[str, Any],
 ) -> None:
     """Node 0 corrupts every segment it serves: the upload's read-back of segment 0
     moves on to node 1 (both hold it) instead of calling a paid, stored upload an
     integrity failure. With both nodes corrupt it is exit 3 and nothing is recorded."""
-    net = devnet
-    monkeypatch.setenv("ZEROG_DEVNET_URL", net.base_url)
+    net = own_devnet
     rng = random.Random(5)
     net.set_faults(corrupt_nodes=[0])
     one = random_file(tmp_path / "one.bin", 300_000, rng)

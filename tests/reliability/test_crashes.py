@@ -117,19 +117,17 @@ def wait_for_event(
 
 
 def test_kill_9_at_random_points(
-    devnet: DevnetProcess,
+    own_devnet: DevnetProcess,
     zerog: Callable[..., Result],
     tmp_path: Path,
     zerog_home: Path,
-    monkeypatch: pytest.MonkeyPatch,
     figures: dict[str, Any],
     ledger_backend: LedgerBackend,
 ) -> None:
-    net = devnet
+    net = own_devnet
     seed = int(os.environ.get("ZEROG_CRASH_SEED") or random.SystemRandom().randrange(1 << 32))
     figures["seed (ZEROG_CRASH_SEED)"] = seed
     rng = random.Random(seed)
-    monkeypatch.setenv("ZEROG_DEVNET_URL", net.base_url)
     db = ledger_backend.db
     runs = POSTGRES_RUNS if ledger_backend.is_postgres else RUNS
     work = tmp_path / "work"

@@ -51,7 +51,7 @@ TIMEOUT = 240.0
 
 
 def test_two_hosts_spend_one_tenant_quota(
-    devnet: DevnetProcess,
+    own_devnet: DevnetProcess,
     zerog: Callable[..., Result],
     tmp_path: Path,
     zerog_home: Path,
@@ -59,8 +59,7 @@ def test_two_hosts_spend_one_tenant_quota(
     figures: dict[str, Any],
     ledger_backend: LedgerBackend,
 ) -> None:
-    net = devnet
-    monkeypatch.setenv("ZEROG_DEVNET_URL", net.base_url)
+    net = own_devnet
     monkeypatch.setenv("ZEROG_USER", TENANT)
     assert zerog("quota", "set", TENANT, "--storage", str(STORAGE_LIMIT)).exit_code == 0
     assert zerog("ns", "create", "shared").exit_code == 0
@@ -110,7 +109,7 @@ def test_two_hosts_spend_one_tenant_quota(
 
 
 def test_a_postgres_restart_mid_upload_is_exit_6_and_the_rerun_records_it_once(
-    devnet: DevnetProcess,
+    own_devnet: DevnetProcess,
     zerog: Callable[..., Result],
     tmp_path: Path,
     zerog_home: Path,
@@ -118,9 +117,8 @@ def test_a_postgres_restart_mid_upload_is_exit_6_and_the_rerun_records_it_once(
     postgres_cluster: postgres_harness.Cluster,
     figures: dict[str, Any],
 ) -> None:
-    net = devnet
+    net = own_devnet
     backend = use_postgres(postgres_cluster, zerog_home, monkeypatch)
-    monkeypatch.setenv("ZEROG_DEVNET_URL", net.base_url)
     source = random_file(tmp_path / "paid.bin", 3 * 262_144, random.Random(3))
     assert zerog("ledger", "status").exit_code == 0
     transactions = net.stats()["transactions"]

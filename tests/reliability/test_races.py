@@ -53,16 +53,14 @@ TIMEOUT = 180.0
 
 
 def test_eight_processes_spend_one_quota(
-    devnet: DevnetProcess,
+    own_devnet: DevnetProcess,
     zerog: Callable[..., Result],
     tmp_path: Path,
     zerog_home: Path,
-    monkeypatch: pytest.MonkeyPatch,
     figures: dict[str, Any],
     ledger_backend: LedgerBackend,
 ) -> None:
-    net = devnet
-    monkeypatch.setenv("ZEROG_DEVNET_URL", net.base_url)
+    net = own_devnet
     db = ledger_backend.db
     rounds = POSTGRES_ROUNDS if ledger_backend.is_postgres else ROUNDS
     rng = random.Random(int(os.environ.get("ZEROG_RACE_SEED") or 1))
