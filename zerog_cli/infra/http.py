@@ -573,20 +573,13 @@ class HttpClient:
         than ``max_bytes``).
         """
         name = endpoint or endpoint_of(url)
-        deadline = _Deadline((timeout or self.timeouts).deadline)
-        if direct and self._direct_routes.applies(url):
-            limits = timeout or self.timeouts
+        limits = timeout or self.timeouts
+        deadline = _Deadline(limits.deadline)
 
-            def direct_attempt() -> HttpResponse:
-                return self._send_direct(
-                    method, url, name, json, data, params, headers, limits, max_bytes
-                )
-
-            try:
-                with deadline.running():
-                    return self._guarded(name, method, retry or self.retry, direct_attempt)
-            finally:
-                deadline.cancel()
+        def direct_attempt() -> HttpResponse:
+            return self._send_direct(
+                method, url, name, json, data, params, headers, limits, max_bytes
+            )
 
         def attempt() -> HttpResponse:
             response = self._send(method, url, name, json, data, params, headers, timeout)
@@ -604,9 +597,10 @@ class HttpClient:
                 raise deadline.error(name)
             return HttpResponse(response.status_code, response.headers, body, name)
 
+        send = direct_attempt if direct and self._direct_routes.applies(url) else attempt
         try:
             with deadline.running():
-                return self._guarded(name, method, retry or self.retry, attempt)
+                return self._guarded(name, method, retry or self.retry, send)
         finally:
             deadline.cancel()
 
