@@ -4,8 +4,11 @@ Fills a fresh ledger (in a temporary ZEROG_HOME) in SQL, not through the CLI:
 ROWS cost rows of one month (default 1,000,000 and 10,000,000, one ledger
 each), plus --others backups, objects, verifications and inference log rows
 (default 100,000). Then times each covered command as a whole process
-(`python -m zerog_cli …`) and prints its peak RSS, next to the bare start-up
-of `zerog ledger path` measured in the same run (the anchor) and the ratio.
+(`python -m zerog_cli … --json`) and prints its peak RSS and how many rows its
+document lists, next to the bare start-up of `zerog ledger path` measured in the
+same run (the anchor) and the ratio. The commands act as a user granted read on
+every namespace, so `backup ls` lists every backup; half the objects and backups
+are in ns1, the namespace `ns objects` lists.
 
 Goals (issue 19): `quota report --by user|ns|service` over 1,000,000 rows
 < 0.5 s (at most 4x `ledger path`) and < 60 MB; over 10,000,000 rows < 3 s.
@@ -47,31 +50,47 @@ PERIOD = "2026-11"
 USERS = 1_000
 NAMESPACES = 100
 SERVICES = ("storage", "compute")
+# Half the objects and backups are in ns1, so `ns objects ns1` lists 50 % of --others;
+# the other half spreads over the even-numbered namespaces.
+HOME_NAMESPACE = f"'ns' || CASE i % 2 WHEN 0 THEN 1 ELSE i % {NAMESPACES} + 1 END"
 
 # The measured command runs under a tiny Python parent: a child's peak RSS as the
 # kernel reports it includes the memory of the process that spawned it, so this
-# bench's own memory must not be that parent (as in bench/transfer.py).
+# bench's own memory must not be that parent (as in bench/transfer.py). The parent
+# times the command itself, then counts the rows of the list named by its first
+# argument in the command's JSON document ("-": none).
 _MEASURE = (
-    "import resource, subprocess, sys\n"
-    "done = subprocess.run(sys.argv[1:], capture_output=True)\n"
+    "import json, resource, subprocess, sys, time\n"
+    "started = time.perf_counter()\n"
+    "done = subprocess.run(sys.argv[2:], capture_output=True)\n"
+    "elapsed = time.perf_counter() - started\n"
+    "peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
     "sys.stderr.buffer.write(done.stderr[-800:])\n"
-    "print(done.returncode)\n"
-    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+    "key = sys.argv[1]\n"
+    "listed = len(json.loads(done.stdout)[key]) if key != '-' and done.stdout else -1\n"
+    "print(done.returncode, peak, elapsed, listed)\n"
 )
 
-# Each covered command; exit codes other than 0 that the command documents for
-# what it found (verify: 3 or 6 with no devnet running; unverified: 3) are expected.
-COMMANDS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("quota report --by user", ("quota", "report", "--by", "user", "--month", PERIOD)),
-    ("quota report --by ns", ("quota", "report", "--by", "ns", "--month", PERIOD)),
-    ("quota report --by service", ("quota", "report", "--by", "service", "--month", PERIOD)),
-    ("quota show --all", ("quota", "show", "--all")),
-    ("backup ls", ("backup", "ls", "--json")),
-    ("ns objects", ("ns", "objects", "ns1", "--json")),
-    ("infer log", ("infer", "log", "--json")),
-    ("backup unverified", ("backup", "unverified", "--max-age", "1d", "--json")),
-    ("status", ("status", "--json")),
+# Each covered command and the key of the rows its JSON document lists (None: a report
+# with no listing); exit codes other than 0 that the command documents for what it
+# found (unverified: 3) are expected. Every command acts as READER, who may read every
+# namespace, so a listing is the whole ledger's, not only what one owner may see.
+COMMANDS: tuple[tuple[str, tuple[str, ...], str | None], ...] = (
+    ("quota report --by user", ("quota", "report", "--by", "user", "--month", PERIOD), "groups"),
+    ("quota report --by ns", ("quota", "report", "--by", "ns", "--month", PERIOD), "groups"),
+    (
+        "quota report --by service",
+        ("quota", "report", "--by", "service", "--month", PERIOD),
+        "groups",
+    ),
+    ("quota show --all", ("quota", "show", "--all"), "users"),
+    ("backup ls", ("backup", "ls"), "backups"),
+    ("ns objects ns1", ("ns", "objects", "ns1"), "objects"),
+    ("infer log --all", ("infer", "log", "--all", "-n", "{others}"), "entries"),
+    ("backup unverified", ("backup", "unverified", "--max-age", "1d"), "unverified"),
+    ("status", ("status",), None),
 )
+READER = "auditor"
 
 
 def _numbers(count: int) -> str:
@@ -95,6 +114,10 @@ def fill(path: Path, rows: int, others: int) -> None:
         f" SELECT 'ns' || i, 'user' || i, '{stamp}' FROM n"
     )
     conn.execute(
+        f"{_numbers(NAMESPACES)} INSERT INTO namespace_acl (namespace, user, role, granted_by,"
+        f" granted_at) SELECT 'ns' || i, '{READER}', 'read', 'user' || i, '{stamp}' FROM n"
+    )
+    conn.execute(
         f"{_numbers(rows)} INSERT INTO cost_tracking (created_at, period, user, namespace,"
         " service, operation, quantity, unit, usd_micro, neuron, reference, network)"
         f" SELECT '{stamp}', '{PERIOD}', 'user' || (i % {USERS}), 'ns' || (i % {NAMESPACES}),"
@@ -106,13 +129,13 @@ def fill(path: Path, rows: int, others: int) -> None:
     conn.execute(
         f"{_numbers(others)} INSERT INTO objects (id, namespace, name, root, tx_seq, size,"
         " sha256, network, encrypted, uploader, fee_neuron, created_at)"
-        f" SELECT i, 'ns' || (i % {NAMESPACES} + 1), 'object-' || i, printf('0x%064x', i), i,"
+        f" SELECT i, {HOME_NAMESPACE}, 'object-' || i, printf('0x%064x', i), i,"
         f" 4096, printf('%064x', i), 'devnet', 0, 'user1', '0', '{stamp}' FROM n"
     )
     conn.execute(
         f"{_numbers(others)} INSERT INTO storage_backups (id, namespace, label, source_path,"
         " object_id, root, tx_seq, size, sha256, encrypted, network, created_at)"
-        f" SELECT i, 'ns' || (i % {NAMESPACES} + 1), 'nightly', '/srv/data/' || i, i,"
+        f" SELECT i, {HOME_NAMESPACE}, 'nightly', '/srv/data/' || i, i,"
         " printf('0x%064x', i), i, 4096, printf('%064x', i), 0, 'devnet',"
         f" '{PERIOD}-01T00:00:00Z' FROM n"
     )
@@ -161,6 +184,11 @@ def fill_postgres(url: str, rows: int, others: int) -> None:
             f" '{stamp}' " + series.format(count=NAMESPACES)
         )
         conn.execute(
+            "INSERT INTO namespace_acl (namespace, user, role, granted_by, granted_at)"
+            f" SELECT 'ns' || i, '{READER}', 'read', 'user' || i, '{stamp}' "
+            + series.format(count=NAMESPACES)
+        )
+        conn.execute(
             "INSERT INTO cost_tracking (created_at, period, user, namespace,"
             " service, operation, quantity, unit, usd_micro, neuron, reference, network)"
             f" SELECT '{stamp}', '{PERIOD}', 'user' || (i % {USERS}), 'ns' || (i % {NAMESPACES}),"
@@ -174,14 +202,14 @@ def fill_postgres(url: str, rows: int, others: int) -> None:
         conn.execute(
             "INSERT INTO objects (id, namespace, name, root, tx_seq, size,"
             " sha256, network, encrypted, uploader, fee_neuron, created_at)"
-            f" SELECT i, 'ns' || (i % {NAMESPACES} + 1), 'object-' || i, {hex64}, i,"
+            f" SELECT i, {HOME_NAMESPACE}, 'object-' || i, {hex64}, i,"
             f" 4096, lpad(to_hex(i), 64, '0'), 'devnet', 0, 'user1', '0', '{stamp}' "
             + series.format(count=others)
         )
         conn.execute(
             "INSERT INTO storage_backups (id, namespace, label, source_path,"
             " object_id, root, tx_seq, size, sha256, encrypted, network, created_at)"
-            f" SELECT i, 'ns' || (i % {NAMESPACES} + 1), 'nightly', '/srv/data/' || i, i,"
+            f" SELECT i, {HOME_NAMESPACE}, 'nightly', '/srv/data/' || i, i,"
             f" {hex64}, i, 4096, lpad(to_hex(i), 64, '0'), 0, 'devnet',"
             f" '{PERIOD}-01T00:00:00Z' " + series.format(count=others)
         )
@@ -208,24 +236,28 @@ def fill_postgres(url: str, rows: int, others: int) -> None:
     ledger.close()
 
 
-def run_once(argv: list[str], env: dict[str, str]) -> tuple[float, int, int]:
-    """Wall seconds, peak RSS (KiB) and exit code of one command."""
-    started = time.perf_counter()
+def run_once(argv: list[str], env: dict[str, str], key: str | None) -> tuple[float, int, int]:
+    """Wall seconds, peak RSS (KiB) and rows listed (-1: not a listing) of one command."""
     done = subprocess.run(
-        [sys.executable, "-S", "-c", _MEASURE, *argv], env=env, capture_output=True, check=False
+        [sys.executable, "-S", "-c", _MEASURE, key or "-", *argv],
+        env=env,
+        capture_output=True,
+        check=False,
     )
-    elapsed = time.perf_counter() - started
-    code, peak = done.stdout.decode().split()
-    if int(code) in (1, 2, 8, 10):
+    code, peak, elapsed, listed = done.stdout.decode().split()
+    if int(code) in (1, 2, 5, 7, 8, 10):
         raise SystemExit(f"{' '.join(argv[2:])} failed ({code}): {done.stderr.decode()}")
-    return elapsed, int(peak), int(code)
+    return float(elapsed), int(peak), int(listed)
 
 
-def measure(args: tuple[str, ...], env: dict[str, str], runs: int) -> tuple[float, int]:
-    """Median wall seconds and the highest peak RSS (KiB) over ``runs`` runs."""
+def measure(
+    args: tuple[str, ...], env: dict[str, str], runs: int, key: str | None = None
+) -> tuple[float, int, int]:
+    """Median wall seconds, the highest peak RSS (KiB) over ``runs`` runs, and the rows
+    the last run listed."""
     argv = [sys.executable, "-m", "zerog_cli", *args]
-    results = [run_once(argv, env) for _ in range(runs)]
-    return statistics.median(r[0] for r in results), max(r[1] for r in results)
+    results = [run_once(argv, env, key) for _ in range(runs)]
+    return statistics.median(r[0] for r in results), max(r[1] for r in results), results[-1][2]
 
 
 # One reserving process: reserve and release quota for one user ``count`` times,
@@ -282,7 +314,7 @@ def ledgers(
         environments: dict[str, dict[str, str]] = {}
         for backend in ("sqlite", "postgresql") if postgres_url else ("sqlite",):
             home = Path(folder) / backend
-            env = {**os.environ, "ZEROG_HOME": str(home), "NO_COLOR": "1"}
+            env = {**os.environ, "ZEROG_HOME": str(home), "NO_COLOR": "1", "ZEROG_USER": READER}
             for name in ("ZEROG_LEDGER_PATH", "ZEROG_LEDGER_URL", "DATABASE_PASSWORD"):
                 env.pop(name, None)
             if backend == "postgresql" and postgres_url:
@@ -330,17 +362,21 @@ def bench(
     print()
     with ledgers(rows, others, postgres_url) as environments:
         backends = list(environments)
-        print(f"  {'':32} " + "".join(f"{name + ' (ms, MB, x anchor)':>30}" for name in backends))
-        commands = (("zerog ledger path (anchor)", ("ledger", "path")), *COMMANDS)
+        header = " (ms, MB, x anchor, rows)"
+        print(f"  {'':32} " + "".join(f"{name + header:>40}" for name in backends))
+        anchor = ("zerog ledger path (anchor)", ("ledger", "path"), None)
         anchors: dict[str, float] = {}
-        for name, args in commands:
+        with_json = [(name, (*args, "--json"), key) for name, args, key in COMMANDS]
+        for name, args, key in (anchor, *with_json):
+            argv = tuple(arg.format(others=others) for arg in args)
             cells = []
             for backend in backends:
-                seconds, peak = measure(args, environments[backend], runs)
+                seconds, peak, listed = measure(argv, environments[backend], runs, key)
                 anchors.setdefault(backend, seconds)
                 ratio = seconds / anchors[backend]
-                cells.append(f"{seconds * 1000:9.0f} {peak / 1024:7.1f} {ratio:8.2f}x")
-            print(f"  {name:32} " + "".join(f"{cell:>30}" for cell in cells))
+                shown = "-" if listed < 0 else f"{listed:,}"
+                cells.append(f"{seconds * 1000:9.0f} {peak / 1024:7.1f} {ratio:8.2f}x {shown:>9}")
+            print(f"  {name:32} " + "".join(f"{cell:>40}" for cell in cells))
         rates = [
             f"{reservations_per_second(environments[backend], workers, count):9.0f}/s"
             for backend in backends
