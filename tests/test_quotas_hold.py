@@ -32,7 +32,7 @@ def held_rows(context: Context) -> int:
 
 
 def tokens_used(context: Context) -> int:
-    return quotas.show(context, USER)[0].limits["tokens"].used
+    return quotas.show(context, USER).limits["tokens"].used
 
 
 def cost_rows(context: Context) -> int:

@@ -304,7 +304,7 @@ def list_command(
     ]
 
     def table() -> None:
-        rows = [{**to_document(row), "last_check": _last_check(row)} for row in listing.backups]
+        rows = ({**to_document(row), "last_check": _last_check(row)} for row in listing.backups)
         state().output.table(rows, columns)
 
     state().output.result(listing, table)
@@ -639,11 +639,9 @@ def unverified(
 
     def render(report: UnverifiedReport) -> None:
         def human() -> None:
-            stale = list(report.unverified)
-            if not stale:
-                out.detail(f"all {report.live_backups} live backup(s) verified within {max_age}")
-                return
-            for row in stale:
+            listed = 0
+            for row in report.unverified:
+                listed += 1
                 if "max-age" in row.reasons:
                     since = "never verified" if row.never_verified else f"last ok {row.last_ok_at}"
                     age = row.age_seconds
@@ -657,6 +655,8 @@ def unverified(
                 out.echo(
                     f"{row.id} {row.namespace}/{row.name}: {since} ({format_duration(age)} ago)"
                 )
+            if not listed:
+                out.detail(f"all {report.live_backups} live backup(s) verified within {max_age}")
 
         out.result(report, human)
 

@@ -789,7 +789,7 @@ def log(
 
     current = state()
     listing = read_log(current.context, user=as_user, limit=count, everyone=everyone, offset=offset)
-    table_rows = [
+    table_rows = (
         {
             **row,
             "tokens": ""
@@ -802,7 +802,7 @@ def log(
             "provider_short": _short(row["provider"]),
         }
         for row in listing.entries
-    ]
+    )
     current.output.result(
         listing,
         lambda: current.output.table(

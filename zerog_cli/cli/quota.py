@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -47,7 +47,7 @@ def _limit_rows(status: QuotaStatus) -> list[dict[str, Any]]:
     return rows
 
 
-def _print_status(statuses: list[QuotaStatus]) -> None:
+def _print_status(statuses: Iterable[QuotaStatus]) -> None:
     out = state().output
     for status in statuses:
         out.echo(f"{status.user} · tier {status.tier} · period {status.period}")
@@ -88,9 +88,12 @@ def show(
 
     if (limit is not None or offset) and not everyone:
         raise UsageError("--limit and --offset page `quota show --all`")
-    statuses = quotas.show(state().context, user, everyone=everyone, limit=limit, offset=offset)
-    document = quotas.QuotaStatusList(statuses) if everyone else statuses[0]
-    state().output.result(document, lambda: _print_status(statuses))
+    if everyone:
+        listing = quotas.show_all(state().context, limit=limit, offset=offset)
+        state().output.result(listing, lambda: _print_status(listing.users))
+        return
+    status = quotas.show(state().context, user)
+    state().output.result(status, lambda: _print_status([status]))
 
 
 @command(

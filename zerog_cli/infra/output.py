@@ -16,6 +16,7 @@ escapes the same characters as ``\\uXXXX``.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import os
 import re
@@ -229,6 +230,18 @@ class Column:
         return "" if value is None else str(value)
 
 
+_TABLE_BLOCK = 500
+"""Rows of a table aligned and written together (see `Output.table`)."""
+
+
+def _table_line(values: Sequence[str], widths: Sequence[int], columns: Sequence[Column]) -> str:
+    parts = [
+        value.rjust(width) if column.justify == "right" else value.ljust(width)
+        for value, width, column in zip(values, widths, columns, strict=True)
+    ]
+    return "  ".join(parts).rstrip()
+
+
 @dataclass
 class Output:
     json_mode: bool = False
@@ -326,43 +339,44 @@ class Output:
 
     def table(
         self,
-        rows: Sequence[Any],
+        rows: Iterable[Any],
         columns: Iterable[Column],
         *,
         title: str | None = None,
         empty: str = "(none)",
     ) -> None:
-        """An aligned plain-text table on stdout (human mode only; JSON goes via `result`)."""
+        """An aligned plain-text table on stdout (human mode only; JSON goes via `result`).
+
+        ``rows`` may be a generator: the table is printed ``_TABLE_BLOCK`` rows at a
+        time, so a listing streams from the ledger to the terminal with flat memory.
+        A column is as wide as the widest cell printed so far: it widens for a later
+        block that needs it and never narrows (a table of one block is aligned exactly).
+        """
         if self.json_mode:
             return
         columns = list(columns)
-        if not rows:
-            self.echo(empty if not title else f"{title}: {empty}")
-            return
-        cells = [
-            [
-                terminal_safe(redaction.scrub(column.render(row)), one_line=True)
-                for column in columns
-            ]
-            for row in rows
-        ]
         headers = [column.header for column in columns]
-        widths = [
-            max(len(headers[i]), *(len(line[i]) for line in cells)) for i in range(len(columns))
-        ]
-
-        def line(values: Sequence[str]) -> str:
-            parts = [
-                value.rjust(width) if column.justify == "right" else value.ljust(width)
-                for value, width, column in zip(values, widths, columns, strict=True)
+        widths = [len(header) for header in headers]
+        remaining = iter(rows)
+        printed_header = False
+        while block := list(itertools.islice(remaining, _TABLE_BLOCK)):
+            cells = [
+                [
+                    terminal_safe(redaction.scrub(column.render(row)), one_line=True)
+                    for column in columns
+                ]
+                for row in block
             ]
-            return "  ".join(parts).rstrip()
-
-        if title:
-            self.echo(title)
-        self._write(self.stdout, line(headers), bold=self.color and self.stdout.isatty())
-        for values in cells:
-            self.echo(line(values))
+            widths = [max(widths[i], *(len(line[i]) for line in cells)) for i in range(len(widths))]
+            if not printed_header:
+                if title:
+                    self.echo(title)
+                header_line = _table_line(headers, widths, columns)
+                self._write(self.stdout, header_line, bold=self.color and self.stdout.isatty())
+                printed_header = True
+            self._write(self.stdout, "\n".join(_table_line(v, widths, columns) for v in cells))
+        if not printed_header:
+            self.echo(empty if not title else f"{title}: {empty}")
 
     def fields(self, pairs: Sequence[tuple[str, Any]]) -> None:
         """Aligned ``key: value`` lines on stdout (human mode only)."""

@@ -11,10 +11,11 @@ failed request, or a stream without ``usage``).
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from zerog_cli.ledger.db import dict_rows, utc_now
+from zerog_cli.ledger.db import utc_now
 
 STATUSES = ("ok", "mismatch", "unverified", "error", "overclaimed")
 """``ok``: answered (and verified when checked); ``mismatch``: answered but the
@@ -106,20 +107,20 @@ def _row(row: dict[str, Any]) -> dict[str, Any]:
 
 def recent(
     conn: sqlite3.Connection, user: str | None, limit: int, offset: int = 0
-) -> list[dict[str, Any]]:
-    """The newest ``limit`` rows of ``user`` (None: everyone) after the ``offset`` newest."""
+) -> Iterator[dict[str, Any]]:
+    """The newest ``limit`` rows of ``user`` (None: everyone) after the ``offset`` newest,
+    as SQLite yields them."""
     if user is None:
-        rows = dict_rows(
-            conn,
+        cursor = conn.execute(
             f"SELECT id, created_at, {_COLUMNS} FROM inference_log ORDER BY id DESC"
             " LIMIT ? OFFSET ?",
             (limit, offset),
         )
     else:
-        rows = dict_rows(
-            conn,
+        cursor = conn.execute(
             f"SELECT id, created_at, {_COLUMNS} FROM inference_log WHERE user = ?"
             " ORDER BY id DESC LIMIT ? OFFSET ?",
             (user, limit, offset),
         )
-    return [_row(row) for row in rows]
+    columns = [c[0] for c in cursor.description or ()]
+    return (_row(dict(zip(columns, row, strict=True))) for row in cursor)

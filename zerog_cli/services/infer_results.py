@@ -6,6 +6,7 @@ micro-USD), the same everywhere a report names money.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -229,6 +230,7 @@ class FundingReport:
 
 @dataclass(frozen=True)
 class LogEntries:
-    """`infer log`: requests newest first, each as the ledger's inference log holds it."""
+    """`infer log`: requests newest first, each as the ledger's inference log holds it,
+    streamed from the ledger to the output (iterate it once)."""
 
-    entries: list[dict[str, Any]]
+    entries: Iterable[dict[str, Any]]

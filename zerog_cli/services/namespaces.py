@@ -8,6 +8,7 @@ Anyone else is refused with PermissionDenied (exit 5).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -194,9 +195,10 @@ class ObjectView:
 
 @dataclass(frozen=True)
 class ObjectList:
-    """`ns objects`: a namespace's objects by name, one page (--limit, --offset)."""
+    """`ns objects`: a namespace's objects by name, one page (--limit, --offset), streamed
+    from the ledger to the output (iterate it once)."""
 
-    objects: list[ObjectView]
+    objects: Iterable[ObjectView]
 
 
 @dataclass(frozen=True)
@@ -267,7 +269,7 @@ def list_objects(
     page = Page(limit, offset)
     require(context, name, user, "read")
     stored = objects.in_namespace(context.ledger.conn, name, versions=versions, page=page)
-    return ObjectList([object_view(obj) for obj in stored])
+    return ObjectList(object_view(obj) for obj in stored)
 
 
 def grant(context: Context, name: str, grantee: str, role: Role, user: str) -> Granted:

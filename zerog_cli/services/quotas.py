@@ -18,7 +18,7 @@ import contextlib
 import os
 import socket
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -389,9 +389,10 @@ class QuotaStatus:
 
 @dataclass(frozen=True)
 class QuotaStatusList:
-    """`quota show --all`: every user, by name, one page (--limit, --offset)."""
+    """`quota show --all`: every user, by name, one page (--limit, --offset), streamed from
+    the ledger to the output (iterate it once)."""
 
-    users: list[QuotaStatus]
+    users: Iterable[QuotaStatus]
 
 
 @dataclass(frozen=True)
@@ -477,42 +478,47 @@ def _status_of(context: Context, row: QuotaRow, held: Reserved) -> QuotaStatus:
     )
 
 
-def show(
-    context: Context,
-    user: str | None,
-    *,
-    everyone: bool = False,
-    limit: int | None = None,
-    offset: int = 0,
-) -> list[QuotaStatus]:
-    """Quota status of one known user, of the acting user (registered on first use), or of all
-    (by name, ``limit`` of them from ``offset``).
+def show(context: Context, user: str | None) -> QuotaStatus:
+    """Quota status of one known user, or of the acting user (registered on first use).
 
     On a read-only ledger nothing is registered or rolled over: the same
     figures come from `preview`.
     """
     ledger = context.ledger
-    page = Page(limit, offset)
     if ledger.read_only:
-        if everyone:
-            return [preview(context, row.user) for row in quota_rows.all_rows(ledger.conn, page)]
         if user is not None:
             require_known_user(ledger.conn, user)
-        return [preview(context, user or context.acting_user)]
+        return preview(context, user or context.acting_user)
     with ledger.transaction() as conn:
-        if everyone:
-            quota_rows.roll_all_periods(conn, current_period(context))
-            held = quota_rows.reserved_by_users(conn)
-            return [
-                _status_of(context, row, held.get(row.user, Reserved()))
-                for row in quota_rows.all_rows(conn, page)
-            ]
         if user is None:
             row = _ensure_current(conn, context, context.acting_user)
         else:
             require_known_user(conn, user)
             row = _ensure_current(conn, context, user)
-        return [_status_of(context, row, quota_rows.reserved_by_user(conn, row.user))]
+        return _status_of(context, row, quota_rows.reserved_by_user(conn, row.user))
+
+
+def show_all(context: Context, *, limit: int | None = None, offset: int = 0) -> QuotaStatusList:
+    """Quota status of every user by name, ``limit`` of them from ``offset``, streamed.
+
+    Every row is rolled over to the current month first, in one transaction;
+    the statuses are then read one by one as the output asks for them, with no
+    transaction held open while they print. On a read-only ledger nothing is
+    rolled over: the same figures come from `preview`.
+    """
+    ledger = context.ledger
+    page = Page(limit, offset)
+    if ledger.read_only:
+        return QuotaStatusList(
+            preview(context, row.user) for row in quota_rows.all_rows(ledger.conn, page)
+        )
+    with ledger.transaction() as conn:
+        quota_rows.roll_all_periods(conn, current_period(context))
+        held = quota_rows.reserved_by_users(conn)
+    return QuotaStatusList(
+        _status_of(context, row, held.get(row.user, Reserved()))
+        for row in quota_rows.all_rows(ledger.conn, page)
+    )
 
 
 def preview(context: Context, user: str) -> QuotaStatus:
