@@ -470,3 +470,56 @@ def test_a_long_table_prints_a_block_at_a_time_and_never_narrows() -> None:
     assert {len(line) for line in first_block} == {len("name  size")}
     assert {len(line) for line in later} == {30 + 2 + len("size")}
     assert [int(line.split()[-1]) for line in lines[1:]] == taken
+
+
+def test_status_reads_each_backups_last_ok_check_however_many_checks_it_has(
+    zerog, ledger_backend: LedgerBackend
+) -> None:
+    """`status` per namespace: live backups, the oldest, and the newest OK check of any of
+    them; a failed check after an OK one, and a retired backup's checks, do not count."""
+    assert zerog("ledger", "migrate").exit_code == 0
+    stamp = "2026-11-02T00:00:00Z"
+    ledger_backend.execute(
+        "INSERT INTO namespaces (name, owner, created_at) VALUES ('photos', 'alice', ?)", (stamp,)
+    )
+    # id: (created, retired, [(status, checked)])
+    backups_by_hand = {
+        1: (
+            "2026-11-03T00:00:00Z",
+            None,
+            [("ok", "2026-11-05T00:00:00Z"), ("mismatch", "2026-11-09T00:00:00Z")],
+        ),
+        2: (
+            "2026-11-04T00:00:00Z",
+            None,
+            [("ok", "2026-11-06T00:00:00Z"), ("ok", "2026-11-04T00:00:00Z")],
+        ),
+        3: ("2026-11-01T00:00:00Z", "2026-11-02T00:00:00Z", [("ok", "2026-11-08T00:00:00Z")]),
+    }
+    for backup_id, (created, retired, checks) in backups_by_hand.items():
+        ledger_backend.execute(
+            "INSERT INTO objects (id, namespace, name, root, tx_seq, size, sha256, network,"
+            " encrypted, uploader, fee_neuron, created_at)"
+            " VALUES (?, 'photos', ?, '0xr', 1, 10, 's', 'devnet', 0, 'alice', '0', ?)",
+            (backup_id, f"o{backup_id}", created),
+        )
+        ledger_backend.execute(
+            "INSERT INTO storage_backups (id, namespace, label, source_path, object_id, root,"
+            " tx_seq, size, sha256, encrypted, network, created_at, retired_at)"
+            " VALUES (?, 'photos', 'db', '/srv', ?, '0xr', 1, 10, 's', 0, 'devnet', ?, ?)",
+            (backup_id, backup_id, created, retired),
+        )
+        for status, checked in checks:
+            ledger_backend.execute(
+                "INSERT INTO verifications (backup_id, run_id, status, checked_at)"
+                " VALUES (?, 'run', ?, ?)",
+                (backup_id, status, checked),
+            )
+    result = zerog("status", "--no-probe", "--json")
+    assert result.json is not None, result
+    [photos] = result.json["verifications"]
+    assert (photos["namespace"], photos["backups"]) == ("photos", 2)
+    assert (photos["oldest_backup_at"], photos["last_ok"]) == (
+        "2026-11-03T00:00:00Z",
+        "2026-11-06T00:00:00Z",
+    )
