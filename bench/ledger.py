@@ -4,7 +4,7 @@ Fills a fresh ledger (in a temporary ZEROG_HOME) in SQL, not through the CLI:
 ROWS cost rows of one month (default 1,000,000 and 10,000,000, one ledger
 each), plus --others backups, objects, verifications and inference log rows
 (default 100,000). Then times each covered command as a whole process
-(`python -m zerog_cli … --json`) and prints its peak RSS and how many rows its
+(`python -m zerog_cli … --json`) and prints its CPU time, peak RSS and how many rows its
 document lists, next to the bare start-up of `zerog ledger path` measured in the
 same run (the anchor) and the ratio. The commands act as a user granted read on
 every namespace, so `backup ls` lists every backup; half the objects and backups
@@ -57,18 +57,20 @@ HOME_NAMESPACE = f"'ns' || CASE i % 2 WHEN 0 THEN 1 ELSE i % {NAMESPACES} + 1 EN
 # The measured command runs under a tiny Python parent: a child's peak RSS as the
 # kernel reports it includes the memory of the process that spawned it, so this
 # bench's own memory must not be that parent (as in bench/transfer.py). The parent
-# times the command itself, then counts the rows of the list named by its first
+# times the command itself (wall clock, and the CPU seconds it used: on a loaded
+# machine the steadier figure), then counts the rows of the list named by its first
 # argument in the command's JSON document ("-": none).
 _MEASURE = (
     "import json, resource, subprocess, sys, time\n"
     "started = time.perf_counter()\n"
     "done = subprocess.run(sys.argv[2:], capture_output=True)\n"
     "elapsed = time.perf_counter() - started\n"
-    "peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
+    "usage = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
     "sys.stderr.buffer.write(done.stderr[-800:])\n"
     "key = sys.argv[1]\n"
     "listed = len(json.loads(done.stdout)[key]) if key != '-' and done.stdout else -1\n"
-    "print(done.returncode, peak, elapsed, listed)\n"
+    "cpu = usage.ru_utime + usage.ru_stime\n"
+    "print(done.returncode, usage.ru_maxrss, elapsed, cpu, listed)\n"
 )
 
 # Each covered command and the key of the rows its JSON document lists (None: a report
@@ -236,28 +238,36 @@ def fill_postgres(url: str, rows: int, others: int) -> None:
     ledger.close()
 
 
-def run_once(argv: list[str], env: dict[str, str], key: str | None) -> tuple[float, int, int]:
-    """Wall seconds, peak RSS (KiB) and rows listed (-1: not a listing) of one command."""
+def run_once(
+    argv: list[str], env: dict[str, str], key: str | None
+) -> tuple[float, float, int, int]:
+    """Wall and CPU seconds, peak RSS (KiB) and rows listed (-1: not a listing) of one
+    command."""
     done = subprocess.run(
         [sys.executable, "-S", "-c", _MEASURE, key or "-", *argv],
         env=env,
         capture_output=True,
         check=False,
     )
-    code, peak, elapsed, listed = done.stdout.decode().split()
+    code, peak, elapsed, cpu, listed = done.stdout.decode().split()
     if int(code) in (1, 2, 5, 7, 8, 10):
         raise SystemExit(f"{' '.join(argv[2:])} failed ({code}): {done.stderr.decode()}")
-    return float(elapsed), int(peak), int(listed)
+    return float(elapsed), float(cpu), int(peak), int(listed)
 
 
 def measure(
     args: tuple[str, ...], env: dict[str, str], runs: int, key: str | None = None
-) -> tuple[float, int, int]:
-    """Median wall seconds, the highest peak RSS (KiB) over ``runs`` runs, and the rows
-    the last run listed."""
+) -> tuple[float, float, int, int]:
+    """Median wall and CPU seconds, the highest peak RSS (KiB) over ``runs`` runs, and the
+    rows the last run listed."""
     argv = [sys.executable, "-m", "zerog_cli", *args]
     results = [run_once(argv, env, key) for _ in range(runs)]
-    return statistics.median(r[0] for r in results), max(r[1] for r in results), results[-1][2]
+    return (
+        statistics.median(r[0] for r in results),
+        statistics.median(r[1] for r in results),
+        max(r[2] for r in results),
+        results[-1][3],
+    )
 
 
 # One reserving process: reserve and release quota for one user ``count`` times,
@@ -362,8 +372,8 @@ def bench(
     print()
     with ledgers(rows, others, postgres_url) as environments:
         backends = list(environments)
-        header = " (ms, MB, x anchor, rows)"
-        print(f"  {'':32} " + "".join(f"{name + header:>40}" for name in backends))
+        header = " (ms, cpu ms, MB, x anchor, rows)"
+        print(f"  {'':32} " + "".join(f"{name + header:>48}" for name in backends))
         anchor = ("zerog ledger path (anchor)", ("ledger", "path"), None)
         anchors: dict[str, float] = {}
         with_json = [(name, (*args, "--json"), key) for name, args, key in COMMANDS]
@@ -371,12 +381,15 @@ def bench(
             argv = tuple(arg.format(others=others) for arg in args)
             cells = []
             for backend in backends:
-                seconds, peak, listed = measure(argv, environments[backend], runs, key)
+                seconds, cpu, peak, listed = measure(argv, environments[backend], runs, key)
                 anchors.setdefault(backend, seconds)
                 ratio = seconds / anchors[backend]
                 shown = "-" if listed < 0 else f"{listed:,}"
-                cells.append(f"{seconds * 1000:9.0f} {peak / 1024:7.1f} {ratio:8.2f}x {shown:>9}")
-            print(f"  {name:32} " + "".join(f"{cell:>40}" for cell in cells))
+                cells.append(
+                    f"{seconds * 1000:9.0f} {cpu * 1000:7.0f} {peak / 1024:7.1f}"
+                    f" {ratio:8.2f}x {shown:>9}"
+                )
+            print(f"  {name:32} " + "".join(f"{cell:>48}" for cell in cells))
         rates = [
             f"{reservations_per_second(environments[backend], workers, count):9.0f}/s"
             for backend in backends
