@@ -52,7 +52,8 @@ SEGMENT_PERMUTATIONS = 1024 * 2 + 1023
 FLAT_PERMUTATIONS = (256 * 1024) // 136 + 1
 """Keccak-f permutations per 256 KiB segment: in the tree, and in one flat hash (rate 136)."""
 GOAL_MB_PER_S = 250
-"""Issue 19's goal for the pooled root of 1 GiB on 2 cores."""
+GOAL_SIZE = 1 << 30
+"""Issue 19's goal: the pooled root of 1 GiB at 250 MB/s or more on 2 cores."""
 
 
 def parse_size(text: str) -> int:
@@ -259,7 +260,8 @@ def main() -> int:
         "pooled_worker_time": pooled["worker_time"],
         "goal": {
             "zerog_pooled_mb_per_s": GOAL_MB_PER_S,
-            "met": rate["zerog_pooled"] >= GOAL_MB_PER_S,
+            "size_bytes": GOAL_SIZE,
+            "met": rate["zerog_pooled"] >= GOAL_MB_PER_S if size == GOAL_SIZE else None,
         },
         "ratios": {
             "zerog_pooled/ts_sdk": rate["zerog_pooled"] / rate["ts_sdk"] if ts else None,
@@ -335,8 +337,11 @@ def print_table(result: dict[str, Any]) -> None:
         if value is not None:
             print(f"  {name:36} {value:6.2f}")
     goal = result["goal"]
-    met = "met" if goal["met"] else "not met"
-    print(f"  goal: pooled >= {goal['zerog_pooled_mb_per_s']} MB/s: {met}")
+    outcome = {True: "met", False: "not met", None: "not measured at this size"}[goal["met"]]
+    print(
+        f"  goal: pooled >= {goal['zerog_pooled_mb_per_s']} MB/s for 1 GiB: {outcome} "
+        f"(load average {load['after']:.1f})"
+    )
     verdict = "agree" if result["roots_agree"] else "DISAGREE"
     print(f"  roots {verdict}: " + ", ".join(f"{k}={v}" for k, v in result["roots"].items()))
 
