@@ -154,17 +154,7 @@ def new_session_token(
     """
     if not 0 < duration_ms <= EPHEMERAL_MAX_DURATION_MS:
         raise UsageError("an ephemeral token lasts more than 0 and at most 24 hours")
-    now = _now_ms() if now_ms is None else now_ms
-    token = SessionToken(
-        address=address_of(private_key),
-        provider=provider,
-        timestamp=now,
-        expires_at=now + duration_ms,
-        nonce=random_nonce() if nonce is None else nonce,
-        generation=generation,
-        token_id=EPHEMERAL_TOKEN_ID,
-    )
-    return sign_session_token(private_key, token)
+    return _issue(private_key, provider, EPHEMERAL_TOKEN_ID, duration_ms, generation, now_ms, nonce)
 
 
 def pick_token_id(revoked_bitmap: int, requested: int | None = None) -> int:
@@ -195,15 +185,29 @@ def new_api_key(
     """A persistent API key (tokenId 0-254); ``expires_in_ms`` 0 means it never expires."""
     if expires_in_ms < 0:
         raise UsageError("API key lifetime must not be negative")
+    chosen = pick_token_id(revoked_bitmap, token_id)
+    return _issue(private_key, provider, chosen, expires_in_ms, generation, now_ms, nonce)
+
+
+def _issue(
+    private_key: str | bytes,
+    provider: str,
+    token_id: int,
+    lifetime_ms: int,
+    generation: int,
+    now_ms: int | None,
+    nonce: str | None,
+) -> SignedToken:
+    """A token issued now (or at ``now_ms``) and signed; ``lifetime_ms`` 0: no expiry."""
     now = _now_ms() if now_ms is None else now_ms
     token = SessionToken(
         address=address_of(private_key),
         provider=provider,
         timestamp=now,
-        expires_at=now + expires_in_ms if expires_in_ms else 0,
+        expires_at=now + lifetime_ms if lifetime_ms else 0,
         nonce=random_nonce() if nonce is None else nonce,
         generation=generation,
-        token_id=pick_token_id(revoked_bitmap, token_id),
+        token_id=token_id,
     )
     return sign_session_token(private_key, token)
 
