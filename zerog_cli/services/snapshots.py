@@ -488,24 +488,26 @@ def restore_member(
     if _is_directory_format(context, backup_id):
         return _restore_directory_member(context, backup_id, path, output, force)
     record, member = find_member(context, backup_id, path)
-    destination, fetched = _member_to(
-        context, _stored_archive(context, record), member, output, force=force
-    )
-    return MemberRestored(
-        backup_id=backup_id,
-        path=member.path,
-        output=destination,
-        size=member.size,
-        sha256=member.sha256,
-        bytes_fetched=fetched,
-        seconds=round(time.monotonic() - started, 3),
-    )
+    written = _member_to(context, _stored_archive(context, record), member, output, force=force)
+    seconds = round(time.monotonic() - started, 3)
+    return copied_fields(MemberRestored, written, backup_id=backup_id, seconds=seconds)
+
+
+@dataclass(frozen=True)
+class _MemberWritten:
+    """A member written to ``output`` (``-``: stdout), and the archive bytes fetched for it."""
+
+    path: str
+    output: str
+    size: int
+    sha256: str | None
+    bytes_fetched: int
 
 
 def _member_to(
     context: Context, archive: StoredArchive, member: Member, output: str | None, *, force: bool
-) -> tuple[str, int]:
-    """Write ``member`` to ``output`` (default: its name here); (where, bytes fetched)."""
+) -> _MemberWritten:
+    """Write ``member`` to ``output`` (default: its name here)."""
     if output == "-":
         with spool_file(context, "zerog-member-") as spooled:
             with spooled.open("wb") as handle:
@@ -513,7 +515,7 @@ def _member_to(
             with spooled.open("rb") as handle:
                 shutil.copyfileobj(handle, sys.stdout.buffer, 1 << 20)
             sys.stdout.buffer.flush()
-        return "-", fetched
+        return _MemberWritten(member.path, "-", member.size, member.sha256, fetched)
     target = Path(output) if output else Path(Path(member.path).name)
     if target.is_dir():
         target = target / Path(member.path).name
@@ -522,7 +524,7 @@ def _member_to(
     with atomic_output(target, mode=member.mode & 0o777) as handle:
         fetched = write_member(context, archive, member, handle)
     os.utime(target, (member.mtime, member.mtime))
-    return str(target), fetched
+    return _MemberWritten(member.path, str(target), member.size, member.sha256, fetched)
 
 
 # -- from the network alone: the archive's root(s) and its index object's root ----------
@@ -624,16 +626,10 @@ def download_member(
             offset += size
         archive = StoredArchive(pieces, decrypt)
     check_member(member, archive.size)
-    destination, fetched = _member_to(context, archive, member, output, force=force)
-    return SnapshotMemberDownloaded(
-        ref=archive_ref,
-        index=index_ref,
-        path=member.path,
-        output=destination,
-        size=member.size,
-        sha256=member.sha256,
-        bytes_fetched=fetched,
-        seconds=round(time.monotonic() - started, 3),
+    written = _member_to(context, archive, member, output, force=force)
+    seconds = round(time.monotonic() - started, 3)
+    return copied_fields(
+        SnapshotMemberDownloaded, written, ref=archive_ref, index=index_ref, seconds=seconds
     )
 
 
