@@ -124,13 +124,14 @@ _PLAIN = frozenset({str, int, float, bool, type(None)})
 _FIELD_KEYS: dict[type, tuple[tuple[tuple[str, str], ...], tuple[str, ...]]] = {}
 
 
-def copied_fields(kind: type[_Result], source: object, **values: Any) -> _Result:
-    """A ``kind`` dataclass holding ``source``'s attributes of the same names as its
-    fields, then ``values``: one result type made from another that shares its fields."""
+def copied_fields(kind: type[_Result], source: Any, **values: Any) -> _Result:
+    """A ``kind`` dataclass holding the fields it shares by name with the dataclass
+    ``source``, then ``values``: one result type made from another."""
+    wanted = {item.name for item in dataclasses.fields(kind)}  # type: ignore[arg-type]
     shared = {
         item.name: getattr(source, item.name)
-        for item in dataclasses.fields(kind)  # type: ignore[arg-type]
-        if hasattr(source, item.name)
+        for item in dataclasses.fields(source)
+        if item.name in wanted
     }
     return kind(**{**shared, **values})
 
