@@ -323,3 +323,33 @@ def test_root_pool_matches_in_process_roots() -> None:
         with pytest.raises(UsageError):
             pool.segment_root(b"short")
     assert got == expected
+
+
+_PAGE_FAULTS = """
+import base64, json, resource, sys
+if sys.argv[1] == "kept":
+    from zerog_cli.infra.memory import keep_large_blocks
+    keep_large_blocks()
+answer = json.dumps({"data": base64.b64encode(bytes(262144)).decode()}).encode()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(100):
+    json.loads(answer)  # the parse of a segment's answer: two blocks of 350 KB, freed
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+def test_a_transfer_reuses_freed_segment_sized_blocks() -> None:
+    """Freed third-of-a-megabyte blocks stay with malloc for the next segment instead of
+    being page-faulted in afresh each time (what the engine sets up before fetching)."""
+    import subprocess
+    import sys
+
+    def faults(mode: str) -> int:
+        done = subprocess.run(
+            [sys.executable, "-c", _PAGE_FAULTS, mode], capture_output=True, text=True, check=True
+        )
+        return int(done.stdout)
+
+    pages_per_parse = 350_000 // 4096
+    assert faults("default") > 50 * pages_per_parse
+    assert faults("kept") < 5 * pages_per_parse

@@ -217,8 +217,11 @@ def run_foreground(
     ``record``, the home's pointer to the folder), calls ``on_ready(info)``,
     and removes them when it stops.
     """
+    from zerog_cli.infra.memory import keep_large_blocks
+
     data_dir = _resolve_new(config.data_dir)
     check_host(config.host)
+    keep_large_blocks()  # its segment answers are a third of a megabyte each, as a client's
     with _exclusive_lock(data_dir):
         devnet = Devnet(replace(config, data_dir=data_dir))
         stop = stop_event or threading.Event()

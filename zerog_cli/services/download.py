@@ -23,11 +23,9 @@ from zerog_cli.infra.output import control_characters
 from zerog_cli.ledger import objects
 from zerog_cli.ledger.objects import Fragment, StoredObject
 from zerog_cli.services import namespaces
-from zerog_cli.services.catalog import object_key
 from zerog_cli.services.context import Context
 from zerog_cli.services.network import download_options, storage_network
 from zerog_cli.services.spool import spool_folder
-from zerog_cli.services.upload import encryption_key
 from zerog_cli.zerog.roots import looks_like_root, parse_root
 from zerog_cli.zerog.segments import Progress
 
@@ -203,15 +201,21 @@ def fetch_verified(
     bytes do not match the ledger's size or SHA-256.
     """
     from zerog_cli.zerog.download import download
-    from zerog_cli.zerog.encryption import HEADER_SIZE_V1
 
     record = target.record
     key = None
+    header = 0
     if decrypts(target, decrypt):
+        # Imported here: a plain download needs neither keys nor the encryption code.
+        from zerog_cli.services.catalog import object_key
+        from zerog_cli.services.upload import encryption_key
+        from zerog_cli.zerog.encryption import HEADER_SIZE_V1
+
         key = encryption_key(context) if record is None else object_key(context, record.namespace)
+        header = HEADER_SIZE_V1
     expected = target.expected_size
     # What the network stores: the file as written, plus the header when zerog encrypted it.
-    stored_size = None if expected is None else expected + (HEADER_SIZE_V1 if key else 0)
+    stored_size = None if expected is None else expected + header
     counting = _CountingSink(sink)
     if target.fragments:
         result = _fetch_fragments(context, target.fragments, counting, key, progress)

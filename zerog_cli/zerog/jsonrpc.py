@@ -81,11 +81,8 @@ def loads_untrusted(content: bytes) -> Any:
     the C stack inside the json module before any RecursionError is raised.
     Raises ``ValueError``.
     """
-    # Counting is a fast scan; the bytes are filtered only when there could be
-    # enough brackets for the depth to exceed the limit (not in a segment answer).
-    openers = content.count(b"[") + content.count(b"{")
-    if openers > MAX_JSON_DEPTH:
-        brackets = content.translate(None, _NOT_BRACKETS)
+    brackets = content.translate(None, _NOT_BRACKETS)
+    if len(brackets) > MAX_JSON_DEPTH:
         depth = 0
         for byte in brackets:
             depth += 1 if byte in b"[{" else -1

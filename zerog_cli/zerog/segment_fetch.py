@@ -352,8 +352,11 @@ def fetch_segments(
     ``NetworkUnavailable`` when none could serve it, and whatever ``deliver``
     raises; the fetching threads stop either way.
     """
+    from zerog_cli.infra.memory import keep_large_blocks
+
     opts = options or FetchOptions()
     opts.check()
+    keep_large_blocks()
     wanted = list(indices)
     if any(later <= earlier for earlier, later in pairwise(wanted)):
         raise UsageError("segments must be asked for in ascending order, each once")
