@@ -303,3 +303,35 @@ def test_selection_reads_only_the_backups_it_chooses(
     report = run(clock, verify.Selection(sample_percent=5), rng=random.Random(3))
     assert len(report.items) == 3  # ceil(60 * 5 %)
     assert sorted(built) == sorted(checked(report))
+
+
+def test_a_backup_whose_object_record_differs_or_is_gone_is_caught_before_any_read(
+    zerog: Callable[..., Result], zerog_home: Path
+) -> None:
+    """verify and backup restore hold a backup to its object record the same way: a
+    disagreement is a mismatch (exit 3); a lost record is an error of the check for
+    verify (the data on 0G may be fine) and exit 7 for restore. No network is asked."""
+    ids = seeded(zerog_home, 2)
+    ledger = ledger_at(zerog_home)
+    with ledger.transaction() as conn:
+        conn.execute(
+            "UPDATE objects SET sha256 = ? WHERE id = "
+            "(SELECT object_id FROM storage_backups WHERE id = ?)",
+            ("0" * 64, ids[0]),
+        )
+        conn.execute("UPDATE storage_backups SET object_id = NULL WHERE id = ?", (ids[1],))
+    ledger.close()
+
+    differs = zerog("verify", "--json", str(ids[0]))
+    assert differs.exit_code == 3
+    item = differs.json["items"][0]
+    assert item["status"] == "mismatch"
+    assert "disagree on root, size or SHA-256" in item["error"]
+    restore = zerog("backup", "restore", str(ids[0]), "-o", str(zerog_home / "out"))
+    assert restore.exit_code == 3
+    assert "disagree on root, size or SHA-256" in restore.stderr
+
+    gone = zerog("verify", "--json", str(ids[1]))
+    assert gone.json["items"][0]["status"] == "error"
+    assert "has no object record" in gone.json["items"][0]["error"]
+    assert zerog("backup", "restore", str(ids[1]), "-o", str(zerog_home / "out")).exit_code == 7

@@ -49,7 +49,7 @@ from zerog_cli.ledger import backups as rows
 from zerog_cli.ledger import objects, verifications
 from zerog_cli.ledger.backups import Backup, BackupFilter
 from zerog_cli.ledger.db import format_time
-from zerog_cli.services.backups import require_namespace
+from zerog_cli.services.backups import require_namespace, stored_object
 from zerog_cli.services.context import Context
 from zerog_cli.services.download import NodeFetch, node_fetches
 from zerog_cli.services.sampling import DataSubset
@@ -382,13 +382,12 @@ def check(
     segments: tuple[int | None, int | None] = (None, None)
     nodes: list[NodeFetch] = []
     try:
-        record = objects.by_id(context.ledger.conn, backup.object_id or 0)
-        if record is None:
-            raise ZerogError(f"backup {backup.id} has no object record")
-        if (record.root, record.size, record.sha256) != (backup.root, backup.size, backup.sha256):
-            raise IntegrityError(
-                f"the backup record and object {record.id} disagree on root, size or SHA-256"
-            )
+        try:
+            record = stored_object(context, backup)
+        except NotFound as gone:
+            # The ledger lost the record, which says nothing of the data on 0G: an error
+            # of this check, not a missing backup.
+            raise ZerogError(str(gone)) from None
         if subset is None:
             result, _, _ = fetch_verified(context, target_for(context, record), sink)  # type: ignore[arg-type]
             segments = (result.segments, result.segments)
