@@ -147,7 +147,7 @@ def test_underpriced_is_raised_with_the_same_nonce_and_paid_once(
     assert int(tx["gasPrice"], 16) == price * 15 // 10
     assert net.stats()["transactions"] == txs + 1
     receipt = rpc(net.rpc_url, "eth_getTransactionReceipt", [uploaded.json["tx_hash"]])
-    fee = int(uploaded.json["fee_neuron"])
+    fee = int(uploaded.json["cost"]["neuron"])
     gas_paid = int(receipt["gasUsed"], 16) * int(receipt["effectiveGasPrice"], 16)
     assert balance - _balance(net) == fee + gas_paid
     costs = cli("ledger", "sql", "SELECT neuron FROM cost_tracking", "--json").json["rows"]
@@ -182,7 +182,7 @@ def test_a_stuck_tx_is_re_sent_higher_with_the_same_nonce_and_paid_once(
     assert net.stats()["faults"]["held"] == 1
     receipt = rpc(net.rpc_url, "eth_getTransactionReceipt", [uploaded.json["tx_hash"]])
     gas_paid = int(receipt["gasUsed"], 16) * int(receipt["effectiveGasPrice"], 16)
-    assert balance - _balance(net) == int(uploaded.json["fee_neuron"]) + gas_paid
+    assert balance - _balance(net) == int(uploaded.json["cost"]["neuron"]) + gas_paid
 
 
 def test_gas_raises_are_bounded_and_nothing_is_paid(cli, net: DevnetProcess, tmp_path: Path):
@@ -273,7 +273,7 @@ def test_timeout_after_payment_then_rerun_pays_nothing(
         "rows"
     ]
     assert [row["reference"] for row in costs].count(rerun.json["root"]) == 1
-    assert int(rerun.json["fee_neuron"]) > 0
+    assert int(rerun.json["cost"]["neuron"]) > 0
 
 
 # -- item 8: dedupe on sharded nodes -----------------------------------------------
@@ -305,7 +305,7 @@ def test_a_file_on_sharded_nodes_is_recognised_as_stored(zerog, sharded, tmp_pat
     again = zerog("upload", str(source), "--name", "two-again.bin", "--json")
     assert again.exit_code == 0, again
     assert again.json["deduped"] is True
-    assert again.json["fee_neuron"] == "0"
+    assert again.json["cost"]["neuron"] == "0"
     assert again.json["tx_seq"] == first.json["tx_seq"]
     assert sorted(again.json["nodes"]) == sorted(sharded.node_urls)
     assert sharded.stats()["transactions"] == txs

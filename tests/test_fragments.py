@@ -58,9 +58,10 @@ def test_a_file_past_the_fragment_size_is_stored_as_fragments_and_read_back(
     assert report["root"] == report["roots"][0]
     assert report["sha256"] == hashlib.sha256(data).hexdigest()
     assert net.stats()["transactions"] == transactions + 4, "one Flow submission per fragment"
-    assert report["fee_neuron"] == str(sum(int(f["fee_neuron"]) for f in report["fragments"]))
+    paid = sum(int(fragment["cost"]["neuron"]) for fragment in report["fragments"])
+    assert report["cost"]["neuron"] == str(paid)
     # Priced once for the whole at the default 100,000 micro-USD per GB, not per fragment.
-    assert report["usd_micro"] == -(-len(data) * 100_000 // 1_000_000_000) == 158
+    assert report["cost"]["usd_micro"] == -(-len(data) * 100_000 // 1_000_000_000) == 158
     stored = _rows(
         zerog_home, "SELECT position, root, offset, size FROM object_fragments ORDER BY position"
     )
@@ -69,7 +70,7 @@ def test_a_file_past_the_fragment_size_is_stored_as_fragments_and_read_back(
         (index, report["roots"][index], index * FRAGMENT, sizes[index]) for index in range(4)
     ]
     costs = _rows(zerog_home, "SELECT quantity, neuron, reference FROM cost_tracking")
-    assert costs == [(len(data), report["fee_neuron"], report["roots"][0])]
+    assert costs == [(len(data), report["cost"]["neuron"], report["roots"][0])]
     assert _rows(zerog_home, "SELECT storage_used_bytes FROM user_quotas") == [(len(data),)]
     assert _rows(zerog_home, "SELECT COUNT(*) FROM pending_payments") == [(0,)]
 
@@ -87,7 +88,7 @@ def test_a_file_past_the_fragment_size_is_stored_as_fragments_and_read_back(
     again = cli("upload", str(source), "--name", "dump-again.bin", "--json")
     assert again.exit_code == 0, again
     assert again.json["roots"] == report["roots"]
-    assert again.json["fee_neuron"] == "0", "every fragment is already on the network"
+    assert again.json["cost"]["neuron"] == "0", "every fragment is already on the network"
     assert net.stats()["transactions"] == transactions + 4
 
 
@@ -191,7 +192,7 @@ def test_killed_between_fragments_the_rerun_pays_only_the_missing_ones(
     fragments = rerun.json["fragments"]
     assert fragments[0]["root"] == journaled[0][0]
     assert fragments[0]["recovered_payment"] is not None
-    assert sum(1 for f in fragments if f["fee_neuron"] != "0") == 4 - paid_before
+    assert sum(1 for f in fragments if f["cost"]["neuron"] != "0") == 4 - paid_before
     assert _rows(zerog_home, "SELECT COUNT(*) FROM pending_payments") == [(0,)]
     assert _rows(zerog_home, "SELECT COUNT(*) FROM object_fragments") == [(4,)]
     costs = _rows(zerog_home, "SELECT quantity FROM cost_tracking")

@@ -187,7 +187,7 @@ def test_zerog_upload_of_a_root_the_go_client_put_on_another_node_pays_nothing(
     before = transactions(net)
     uploaded = zerog_on("upload", str(source), "--json")
     assert uploaded.exit_code == 0, uploaded
-    assert uploaded.json["deduped"] is True and int(uploaded.json["fee_neuron"]) == 0
+    assert uploaded.json["deduped"] is True and int(uploaded.json["cost"]["neuron"]) == 0
     assert uploaded.json["nodes"] == [net.node_urls[1]]
     assert transactions(net) == before
 

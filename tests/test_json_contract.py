@@ -147,16 +147,22 @@ def test_every_json_document_matches_its_schema(
     check("ns rm", "scratch")
     check("upload", str(data), "--ns", "backups", "--name", "data.bin", "--dry-run")
     uploaded = check("upload", str(data), "--ns", "backups", "--name", "data.bin")
+    assert set(uploaded["cost"]) == {"neuron", "0g", "usd_micro"}
+    assert int(uploaded["cost"]["neuron"]) > 0 and uploaded["cost"]["usd_micro"] > 0
     check("download", "backups/data.bin", "-o", str(tmp_path / "data.out"))
     check("download", uploaded["root"], "-o", str(tmp_path / "by-root.out"))
     check("status")
     shown = check("ns show", "backups")
     assert shown["objects"] == 1 and shown["your_role"] == "owner"
-    check("ns objects", "backups")
+    listed_objects = check("ns objects", "backups")
+    assert [o["fee"] for o in listed_objects["objects"]] == [
+        {"neuron": uploaded["cost"]["neuron"], "0g": uploaded["cost"]["0g"]}
+    ]
     check("quota show")
     check("quota show", "--all")
     report = check("quota report", "--by", "service")
     assert [group["key"] for group in report["groups"]] == ["storage"]
+    assert report["groups"][0]["cost"] == report["total"] == uploaded["cost"]
     check("quota reset", "bob")
     made = check("backup create", str(data), "--ns", "backups", "--label", "db")
     snapshot = check("backup create", str(folder), "--ns", "backups", "--label", "config")
@@ -206,6 +212,14 @@ def _check_inference(check: Checker, net: DevnetProcess, monkeypatch: pytest.Mon
     check("infer providers", "--model", DEVNET_MODEL)
     check("infer models")
     check("infer account")
+    verified = check("infer ask", "Is this signed?", "--max-tokens", "32", "--verify-response")
+    assert verified["verification"]["by"] == "direct"
+    assert verified["verification"]["status"] == "verified"
+    router_key = check("devnet router-key")
+    monkeypatch.setenv("ZEROG_ROUTER_API_KEY", router_key["key"])
+    routed = check("infer ask", "Hello", "--via", "router", "--verify-tee", "--max-tokens", "32")
+    assert routed["verification"] == {"by": "router", "status": "ok", "tee_verified": True}
+    assert set(routed["cost"]) == {"neuron", "0g", "usd_micro"}
     check("infer log", "-n", "5")
     key = "0x" + compute.keccak256(b"zerog json contract wallet").hex()
     assert send_transaction(net.rpc_url, to=compute.address_of(key), value=20 * ZG)["status"]

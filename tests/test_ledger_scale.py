@@ -21,6 +21,7 @@ import pytest
 
 from tests.conftest import Result
 from tests.ledger_backends import LedgerBackend
+from zerog_cli.infra.units import format_0g
 from zerog_cli.ledger import admin, backups, costs, inference, objects, quotas
 from zerog_cli.ledger.db import Ledger, Page, open_ledger
 from zerog_cli.ledger.migrations import LATEST_VERSION, MIGRATIONS, migrate
@@ -71,7 +72,17 @@ def _expected(rows: list[tuple[object, ...]], by: str) -> list[dict[str, object]
         group["usd_micro"] += int(str(usd_micro))
         group["neuron"] += int(str(neuron))
     return [
-        {"key": key, **totals, "neuron": str(totals["neuron"])}
+        {
+            "key": key,
+            "operations": totals["operations"],
+            "bytes": totals["bytes"],
+            "tokens": totals["tokens"],
+            "cost": {
+                "neuron": str(totals["neuron"]),
+                "0g": format_0g(totals["neuron"]),
+                "usd_micro": totals["usd_micro"],
+            },
+        }
         for key, totals in sorted(groups.items())
     ]
 
@@ -97,7 +108,8 @@ def test_report_counts_rows_inserted_with_plain_sql(
     result = zerog("quota", "report", "--by", by, "--month", PERIOD, "--json")
     assert result.exit_code == 0, result
     assert result.json["groups"] == _expected(list(ROWS), by)
-    assert result.json["total_usd_micro"] == sum(int(str(row[5])) for row in ROWS)
+    assert result.json["total"]["usd_micro"] == sum(int(str(row[5])) for row in ROWS)
+    assert result.json["total"]["neuron"] == str(sum(int(str(row[6])) for row in ROWS))
 
 
 def test_report_follows_rows_changed_and_deleted_with_plain_sql(

@@ -43,7 +43,7 @@ def test_killed_after_paying_then_rerun_records_the_payment_once(
     assert rerun.exit_code == 0, rerun
     assert net.stats()["transactions"] == transactions + 1, "the rerun must not pay again"
     fee = journaled[0][1]
-    assert rerun.json["fee_neuron"] == fee
+    assert rerun.json["cost"]["neuron"] == fee
     assert rerun.json["recovered_payment"].startswith("0x")
     costs = _rows(ledger, "SELECT neuron, reference FROM cost_tracking ORDER BY id")
     assert costs == [(fee, rerun.json["root"])]
@@ -67,13 +67,13 @@ def test_a_dead_process_payment_for_another_file_is_recorded_on_its_own(
         " size, fee_neuron, usd_micro, network, pid, host, created_at)"
         " VALUES ('orphan', ?, 'upload', 'someone', 'default', ?, 4000, ?, 1, 'devnet', ?, ?,"
         " '2026-01-01T00:00:00Z')",
-        (paid["tx_hash"], paid["root"], paid["fee_neuron"], _dead_pid(), os.uname().nodename),
+        (paid["tx_hash"], paid["root"], paid["cost"]["neuron"], _dead_pid(), os.uname().nodename),
     )
     second = tmp_path / "second.bin"
     second.write_bytes(os.urandom(4000))
     assert cli("upload", str(second)).exit_code == 0
     recorded = _rows(ledger, "SELECT user, neuron FROM cost_tracking WHERE user = 'someone'")
-    assert recorded == [("someone", paid["fee_neuron"])]
+    assert recorded == [("someone", paid["cost"]["neuron"])]
     assert _rows(ledger, "SELECT COUNT(*) FROM pending_payments") == [(0,)]
 
 

@@ -78,13 +78,13 @@ def test_dedupe_does_not_pay_twice(cli, net: DevnetProcess, tmp_path: Path) -> N
     source = _file(tmp_path, "dup.bin", 50_000)
     first = cli("upload", str(source), "--json")
     assert first.exit_code == 0, first
-    assert int(first.json["fee_neuron"]) > 0
+    assert int(first.json["cost"]["neuron"]) > 0
     txs = net.stats()["transactions"]
     second = cli("upload", str(source), "--name", "dup-again.bin", "--json")
     assert second.exit_code == 0, second
     assert second.json["deduped"] is True
-    assert second.json["fee_neuron"] == "0"
-    assert second.json["usd_micro"] == 0
+    assert second.json["cost"]["neuron"] == "0"
+    assert second.json["cost"]["usd_micro"] == 0
     assert net.stats()["transactions"] == txs
     rows = cli(
         "ledger", "sql", "SELECT neuron, usd_micro FROM cost_tracking ORDER BY id", "--json"
@@ -120,8 +120,8 @@ def test_dry_run_touches_nothing(cli, net: DevnetProcess, tmp_path: Path, zerog_
     assert result.exit_code == 0, result
     report = result.json
     assert report["dry_run"] is True
-    assert int(report["fee_neuron"]) > 0
-    assert report["usd_micro"] == 1
+    assert int(report["cost"]["neuron"]) > 0
+    assert report["cost"]["usd_micro"] == 1
     assert report["quota_after"]["storage"]["fits"] is True
     assert net.stats()["transactions"] == txs
     assert _tables(zerog_home / "ledger.db") == before

@@ -293,4 +293,4 @@ def _fee(run: Any) -> int:
         return 0
     if report.get("recovered_payment"):
         return 0
-    return int(report.get("fee_neuron", 0))
+    return int(report["cost"]["neuron"]) if "cost" in report else 0

@@ -146,7 +146,7 @@ def test_a_postgres_restart_mid_upload_is_exit_6_and_the_rerun_records_it_once(
     figures["rerun exit"] = rerun.exit_code
     assert rerun.exit_code == 0, rerun
     assert net.stats()["transactions"] == transactions + 1, "the rerun must not pay again"
-    assert rerun.json["fee_neuron"] == journaled[0]["fee_neuron"]
+    assert rerun.json["cost"]["neuron"] == journaled[0]["fee_neuron"]
     assert backend.rows("SELECT COUNT(*) AS n FROM pending_payments") == [{"n": 0}]
     assert backend.rows("SELECT COUNT(*) AS n FROM cost_tracking") == [{"n": 1}]
     problems = ledger_problems(backend.db)

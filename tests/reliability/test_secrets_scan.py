@@ -219,7 +219,7 @@ def test_a_whole_session_never_writes_a_secret(
     zg("config", "show", "--json")
     zg("ns", "create", "vault", "--encrypt-by-default")
     assert zg("upload", str(vaulted), "--ns", "vault", "--json", "-v").json["encrypted"] is True
-    assert int(zg("upload", str(plain), "--json", "-v").json["fee_neuron"]) > 0
+    assert int(zg("upload", str(plain), "--json", "-v").json["cost"]["neuron"]) > 0
     zg("download", "vault/vault.tar", "-o", str(tmp_path / "out" / "vault.tar"), "-v")
     assert (tmp_path / "out" / "vault.tar").read_bytes() == vaulted.read_bytes()
     zg("download", "default/report.pdf", "-o", str(tmp_path / "out" / "report.pdf"))

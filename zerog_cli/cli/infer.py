@@ -147,10 +147,10 @@ def _summary(report: AskAnswer) -> str:
     verification = report.verification
     if verification is None:
         verified = "signature not checked"
-    elif report.backend == "router":
-        verified = f"Router verify_tee: {verification['status']}"
-    elif verification["status"] == "verified":
-        verified = f"signature verified ({_BINDING_WORDS[verification['binding']]})"
+    elif verification.by == "router":
+        verified = f"Router verify_tee: {verification.status}"
+    elif verification.status == "verified" and verification.binding is not None:
+        verified = f"signature verified ({_BINDING_WORDS[verification.binding]})"
     else:
         verified = "signature unavailable"
     via = "Router → " if report.backend == "router" else ""

@@ -12,7 +12,7 @@ from zerog_cli.cli.common import Limit, Offset, command, examples, new_app, resu
 from zerog_cli.errors import UsageError
 from zerog_cli.infra.choices import CostGrouping
 from zerog_cli.infra.output import Column
-from zerog_cli.infra.units import format_0g, format_size, format_usd
+from zerog_cli.infra.units import format_size, format_usd
 
 if TYPE_CHECKING:
     from zerog_cli.services.quotas import QuotaStatus
@@ -207,7 +207,7 @@ def report(
 
     def human() -> None:
         out = state().output
-        out.echo(f"costs for {data.period} by {by}: total {format_usd(data.total_usd_micro)}")
+        out.echo(f"costs for {data.period} by {by}: total {format_usd(data.total.usd_micro)}")
         out.table(
             data.groups,
             [
@@ -215,8 +215,8 @@ def report(
                 Column("operations", "ops", justify="right"),
                 Column("bytes", "bytes", format_size, justify="right"),
                 Column("tokens", "tokens", justify="right"),
-                Column("usd_micro", "USD", format_usd, justify="right"),
-                Column("neuron", "0G", lambda v: format_0g(int(v)), justify="right"),
+                Column("cost", "USD", lambda cost: format_usd(cost.usd_micro), justify="right"),
+                Column("cost", "0G", lambda cost: cost.og, justify="right"),
             ],
             empty="(no costs recorded)",
         )

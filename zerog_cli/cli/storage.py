@@ -22,7 +22,7 @@ from zerog_cli.cli.common import (
 )
 from zerog_cli.errors import UsageError
 from zerog_cli.infra.choices import UploadWait
-from zerog_cli.infra.units import format_0g, format_size, format_usd
+from zerog_cli.infra.units import format_size, format_usd
 
 if TYPE_CHECKING:
     from zerog_cli.services.directories import FileDownloaded, TreeDownloaded
@@ -81,8 +81,8 @@ def _print_upload(report: UploadReport) -> None:
             ("size", format_size(report.size)),
             ("sha256", report.sha256),
             ("encrypted", "yes" if report.encrypted else "no"),
-            ("fee", f"{format_0g(int(report.fee_neuron))} 0G"),
-            ("cost", format_usd(report.usd_micro)),
+            ("fee", f"{report.cost.og} 0G"),
+            ("cost", format_usd(report.cost.usd_micro)),
         ]
         + ([("tx seq", report.tx_seq)] if report.tx_seq is not None else [])
         + ([("roots", ",".join(report.roots))] if report.roots is not None else [])

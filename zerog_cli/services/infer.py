@@ -546,5 +546,5 @@ def ask(
         warnings,
         provider=plan.service.provider,
         request_id=None,
-        verification=None if verification is None else verification.to_json(),
+        verification=None if verification is None else verification.view(),
     )

@@ -19,10 +19,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from zerog_cli.errors import NetworkUnavailable, ProtocolError
 from zerog_cli.services.infer_chain import ComputeLink, route_endpoint
+from zerog_cli.services.infer_results import DirectVerification
 from zerog_cli.zerog.jsonrpc import loads_untrusted
 
 if TYPE_CHECKING:
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from zerog_cli.infra.http import RetryPolicy, StreamingResponse, Timeouts
     from zerog_cli.services.context import Context
     from zerog_cli.zerog.compute import ChatStream, ProviderFailure, Service
+    from zerog_cli.zerog.compute_provider import Binding, SignedFamily
 
 CHAT_ROUTE = "v1/proxy/chat/completions"
 SIGNATURE_ROUTE = "v1/proxy/signature"
@@ -326,14 +328,13 @@ SIGNATURE_MAX_PAUSE = 2.0
 
 @dataclass(frozen=True)
 class Verification:
-    status: str
-    """verified, mismatch or unavailable."""
+    status: Literal["verified", "mismatch", "unavailable"]
     reason: str
     expected_signer: str | None = None
     recovered_signer: str | None = None
-    family: str | None = None
+    family: SignedFamily | None = None
     """The signed text's family: A, B, image, e2ee or unknown."""
-    binding: str | None = None
+    binding: Binding | None = None
     """request_and_response, response_only (request rewritten) or signer_only."""
     routing: dict[str, str] | None = None
     attempts: int = 0
@@ -342,24 +343,26 @@ class Verification:
     def verified(self) -> bool:
         return self.status == "verified"
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "status": self.status,
-            "reason": self.reason,
-            "expected_signer": self.expected_signer,
-            "recovered_signer": self.recovered_signer,
-            "family": self.family,
-            "binding": self.binding,
-            "bound_to_bytes": self.binding == "request_and_response",
-            "routing": self.routing,
-            "attempts": self.attempts,
-        }
+    def view(self) -> DirectVerification:
+        """The check as `infer --json` reports it."""
+        return DirectVerification(
+            by="direct",
+            status=self.status,
+            reason=self.reason,
+            expected_signer=self.expected_signer,
+            recovered_signer=self.recovered_signer,
+            family=self.family,
+            binding=self.binding,
+            bound_to_bytes=self.binding == "request_and_response",
+            routing=self.routing,
+            attempts=self.attempts,
+        )
 
 
 @dataclass(frozen=True)
 class _Fetched:
     body: dict[str, Any] | None
-    failure: str | None
+    failure: Literal["mismatch", "unavailable"] | None
     """None, or why there is no body: "mismatch" (junk answer) or "unavailable"."""
     reason: str
     attempts: int

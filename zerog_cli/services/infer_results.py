@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from zerog_cli.infra.units import Amount, Cost
+from zerog_cli.zerog.compute_provider import Binding, SignedFamily
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,36 @@ class Usage:
 
 
 @dataclass(frozen=True)
+class DirectVerification:
+    """Direct's own check of the provider's TEE signature (``by`` direct): ``status``
+    verified, mismatch or unavailable; the signed text's ``family`` (A, B, image, e2ee or
+    unknown) and what it binds (``binding``: request_and_response, response_only or
+    signer_only); ``routing``: the provider's routing headers; ``attempts``: signature
+    fetches."""
+
+    by: Literal["direct"]
+    status: Literal["verified", "mismatch", "unavailable"]
+    reason: str
+    expected_signer: str | None
+    recovered_signer: str | None
+    family: SignedFamily | None
+    binding: Binding | None
+    bound_to_bytes: bool
+    routing: dict[str, str] | None
+    attempts: int
+
+
+@dataclass(frozen=True)
+class RouterVerification:
+    """The Router's ``verify_tee`` result (``by`` router): ``status`` ok, mismatch (the
+    signature did not verify) or unverified (no result), and the trace's ``tee_verified``."""
+
+    by: Literal["router"]
+    status: Literal["ok", "mismatch", "unverified"]
+    tee_verified: bool | None
+
+
+@dataclass(frozen=True)
 class AskAnswer:
     """`infer`: the answer, who served it (``request_id``: the Router's), what it used and
     cost, the signature check (``verification``: Direct's or the Router's verify_tee)
@@ -73,7 +104,7 @@ class AskAnswer:
     cost: Cost
     chat_id: str | None
     verified: bool | None
-    verification: dict[str, Any] | None
+    verification: DirectVerification | RouterVerification | None
     stream: bool
     finish_reason: str | None
     duration_ms: int

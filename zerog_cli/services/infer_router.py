@@ -27,7 +27,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from zerog_cli.errors import IntegrityError, NotFound, UsageError, ZerogError
 from zerog_cli.infra.choices import InferBackend
@@ -42,6 +42,7 @@ from zerog_cli.services.infer_results import (
     ModelView,
     Prices,
     RouterAccount,
+    RouterVerification,
 )
 from zerog_cli.services.infer_settle import (
     Answered,
@@ -347,7 +348,7 @@ def ask(
         seconds = sending.stop()
         trace = parse_trace(exchange.trace)
         spent = _spent(context, plan, request, exchange)
-        status = "ok"
+        status: Literal["ok", "mismatch", "unverified"] = "ok"
         if request.verify_tee and trace.tee_verified is not True:
             status = "mismatch" if trace.tee_verified is False else "unverified"
         answered = _answered(plan, request, exchange)
@@ -379,5 +380,5 @@ def ask(
         request_id=trace.request_id,
         verification=None
         if not request.verify_tee
-        else {"status": status, "tee_verified": trace.tee_verified, "by": "router"},
+        else RouterVerification(by="router", status=status, tee_verified=trace.tee_verified),
     )

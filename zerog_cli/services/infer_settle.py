@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from zerog_cli.errors import ZerogError
 from zerog_cli.infra.units import Cost
@@ -22,7 +22,12 @@ from zerog_cli.ledger.quotas import Reserved
 from zerog_cli.services import quotas
 from zerog_cli.services.context import Context
 from zerog_cli.services.infer_info import USAGE_CLAIM_ALERT
-from zerog_cli.services.infer_results import AskAnswer, Usage
+from zerog_cli.services.infer_results import (
+    AskAnswer,
+    DirectVerification,
+    RouterVerification,
+    Usage,
+)
 
 if TYPE_CHECKING:
     from zerog_cli.services.infer import AskRequest
@@ -237,7 +242,7 @@ class Sending:
         *,
         provider: str | None,
         request_id: str | None,
-        verification: dict[str, Any] | None,
+        verification: DirectVerification | RouterVerification | None,
     ) -> AskAnswer:
         exchange = self.exchange
         return AskAnswer(

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from zerog_cli.errors import NotFound, PermissionDenied, UsageError
 from zerog_cli.infra.choices import Role
 from zerog_cli.infra.output import control_characters, copied_fields
+from zerog_cli.infra.units import Amount
 from zerog_cli.ledger import namespaces as rows
 from zerog_cli.ledger import objects
 from zerog_cli.ledger.db import Page, utc_now
@@ -176,7 +177,8 @@ class NamespaceList:
 @dataclass(frozen=True)
 class ObjectView:
     """A stored object as every command shows it: its 0G root, size, SHA-256 and version
-    (``fee_neuron``: what its upload paid, in neuron, as a decimal string)."""
+    (``fee``: the Flow fee its upload paid; the ledger keeps an object's micro-USD in its
+    upload's cost row, `quota report`)."""
 
     id: int
     namespace: str
@@ -188,7 +190,7 @@ class ObjectView:
     network: str
     encrypted: bool
     uploader: str | None
-    fee_neuron: str
+    fee: Amount
     created_at: str
     version: int
 
@@ -236,7 +238,7 @@ def describe(namespace: Namespace, object_count: int) -> NamespaceView:
 
 
 def object_view(stored: objects.StoredObject) -> ObjectView:
-    return ObjectView(**{**stored.__dict__, "fee_neuron": str(stored.fee_neuron)})
+    return copied_fields(ObjectView, stored, fee=Amount.of(stored.fee_neuron))
 
 
 def list_namespaces(context: Context) -> NamespaceList:

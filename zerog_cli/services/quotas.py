@@ -29,7 +29,7 @@ from zerog_cli.infra.choices import CostGrouping
 from zerog_cli.infra.config import Settings, Tier
 from zerog_cli.infra.output import control_characters
 from zerog_cli.infra.processes import pid_alive
-from zerog_cli.infra.units import format_size, format_usd
+from zerog_cli.infra.units import Cost, format_size, format_usd
 from zerog_cli.ledger import alerts, costs, objects
 from zerog_cli.ledger import namespaces as namespace_rows
 from zerog_cli.ledger import quotas as quota_rows
@@ -404,15 +404,13 @@ class UsageReset:
 
 @dataclass(frozen=True)
 class CostGroup:
-    """Costs of one group of a month (``key``: the user, namespace, service… it groups by;
-    ``usd_micro`` in micro-USD, ``neuron`` as a decimal string)."""
+    """Costs of one group of a month (``key``: the user, namespace, service… it groups by)."""
 
     key: str
     operations: int
     bytes: int
     tokens: int
-    usd_micro: int
-    neuron: str
+    cost: Cost
 
 
 @dataclass(frozen=True)
@@ -423,7 +421,7 @@ class CostReport:
     period: str
     by: CostGrouping
     groups: list[CostGroup]
-    total_usd_micro: int
+    total: Cost
 
 
 @dataclass(frozen=True)
@@ -573,7 +571,6 @@ def reset(context: Context, user: str | None) -> UsageReset:
 def report(context: Context, month: str | None, by: CostGrouping) -> CostReport:
     period = month or current_period(context)
     groups = list(costs.report(context.ledger.conn, period, by))
-    total_usd = sum(g.usd_micro for g in groups)
     return CostReport(
         period=period,
         by=by,
@@ -583,12 +580,11 @@ def report(context: Context, month: str | None, by: CostGrouping) -> CostReport:
                 operations=g.operations,
                 bytes=g.bytes,
                 tokens=g.tokens,
-                usd_micro=g.usd_micro,
-                neuron=str(g.neuron),
+                cost=Cost.of_both(g.neuron, g.usd_micro),
             )
             for g in groups
         ],
-        total_usd_micro=total_usd,
+        total=Cost.of_both(sum(g.neuron for g in groups), sum(g.usd_micro for g in groups)),
     )
 
 

@@ -25,7 +25,7 @@ from zerog_cli.errors import UsageError, ZerogError, note_unrecorded_payment
 from zerog_cli.infra.choices import UploadWait
 from zerog_cli.infra.secrets import ENCRYPTION_KEY
 from zerog_cli.infra.signing import wallet_key, warm_up
-from zerog_cli.infra.units import format_size
+from zerog_cli.infra.units import Cost, format_size
 from zerog_cli.ledger import costs, objects, payments
 from zerog_cli.ledger.payments import PendingPayment
 from zerog_cli.ledger.quotas import Reserved
@@ -43,6 +43,7 @@ from zerog_cli.services.spool import SealingReader, StreamInput, spool, spool_fo
 from zerog_cli.zerog.segments import Progress
 
 if TYPE_CHECKING:
+    from zerog_cli.infra.config import Settings
     from zerog_cli.zerog.merkle import FileTree
     from zerog_cli.zerog.segments import SegmentSource
     from zerog_cli.zerog.upload import UploadResult
@@ -62,13 +63,15 @@ class QuotaAfter:
 
 @dataclass(frozen=True)
 class Fragment:
-    """One fragment of an upload split at ``fragment_size``: its own root and payment."""
+    """One fragment of an upload split at ``fragment_size``: its own root and what this run
+    paid for it (``cost``: its fee and its bytes at the storage price; zero when it was on
+    the network already or an earlier run's payment was recovered, ``recovered_payment``)."""
 
     root: str
     tx_seq: int
     tx_hash: str | None
     size: int
-    fee_neuron: str
+    cost: Cost
     deduped: bool
     recovered_payment: str | None
 
@@ -77,8 +80,8 @@ class Fragment:
 class UploadReport:
     """What an upload stored (or, with --dry-run, would store) and what it cost.
 
-    Amounts: ``fee_neuron`` in neuron (a decimal string), ``usd_micro`` in
-    micro-USD. Fields from ``object_id`` on are None in a dry run;
+    ``cost``: the Flow fee (neuron and 0G) and the bytes paid for at the storage
+    price (micro-USD), as every cost is given. Fields from ``object_id`` on are None in a dry run;
     ``fragment_size``, ``roots`` and ``fragments`` are None unless the file was
     split into fragments.
     """
@@ -91,8 +94,7 @@ class UploadReport:
     sha256: str
     root: str
     encrypted: bool
-    fee_neuron: str
-    usd_micro: int
+    cost: Cost
     already_on_network: bool
     flow_address: str
     dry_run: bool = False
@@ -354,8 +356,7 @@ def _upload(
         sha256=sha256,
         root=roots[0],
         encrypted=key is not None,
-        fee_neuron=str(sum(plan.fee_neuron for plan in plans)),
-        usd_micro=usd,
+        cost=Cost.of_both(sum(plan.fee_neuron for plan in plans), usd),
         already_on_network=paying_bytes == 0,
         flow_address=plans[0].flow_address,
     )
@@ -538,8 +539,7 @@ def _upload(
     report.version = version
     report.tx_seq = first.tx_seq
     report.tx_hash = first.tx_hash or recovered_tx
-    report.fee_neuron = str(fee_neuron)
-    report.usd_micro = spent.usd_micro
+    report.cost = Cost.of_both(fee_neuron, spent.usd_micro)
     report.deduped = all(result.deduped for result in results)
     report.recovered_payment = recovered_tx
     report.reused_tx = first.reused_tx
@@ -558,13 +558,20 @@ def _upload(
                 tx_seq=result.tx_seq,
                 tx_hash=result.tx_hash,
                 size=part.tree.size,
-                fee_neuron=str(result.fee_neuron),
+                cost=_paid_now(result.fee_neuron, part.tree.size, settings),
                 deduped=result.deduped,
                 recovered_payment=(adopted.get(result.root) or {}).get("tx_hash"),
             )
             for part, result in zip(parts, results, strict=True)
         ]
     return report
+
+
+def _paid_now(fee_neuron: int, size: int, settings: Settings) -> Cost:
+    """The cost of one fragment this run paid ``fee_neuron`` for (nothing paid: zero)."""
+    if fee_neuron == 0:
+        return Cost.of_both(0, 0)
+    return Cost.of_both(fee_neuron, quotas.storage_usd_micro(size, settings))
 
 
 def _catalog_tags(
