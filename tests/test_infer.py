@@ -564,13 +564,13 @@ def test_log_filters_by_user_and_count(cli) -> None:
     gus = cli("infer", "log", "--as", "gus", "--json").json["entries"]
     assert [row["prompt"] for row in gus] == ["for gus 2", "for gus 1"]
     assert gus[0]["response"] == "You said: for gus 2"
+    assert set(gus[0]["cost"]) == {"neuron", "0g", "usd_micro"}
     assert {
         "model",
         "provider",
         "prompt_tokens",
         "completion_tokens",
-        "cost_neuron",
-        "usd_micro",
+        "cost",
         "chat_id",
         "duration_ms",
         "status",

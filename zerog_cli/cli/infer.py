@@ -149,7 +149,7 @@ def _summary(report: AskAnswer) -> str:
         verified = "signature not checked"
     elif verification.by == "router":
         verified = f"Router verify_tee: {verification.status}"
-    elif verification.status == "verified" and verification.binding is not None:
+    elif verification.status == "verified":
         verified = f"signature verified ({_BINDING_WORDS[verification.binding]})"
     else:
         verified = "signature unavailable"
@@ -791,17 +791,23 @@ def log(
     listing = read_log(current.context, user=as_user, limit=count, everyone=everyone, offset=offset)
     table_rows = (
         {
-            **row,
+            "id": entry.id,
+            "created_at": entry.created_at,
+            "user": entry.user,
+            "backend": entry.backend,
+            "model": entry.model,
+            "duration_ms": entry.duration_ms,
+            "status": entry.status,
             "tokens": ""
-            if row["prompt_tokens"] is None
-            else f"{row['prompt_tokens']}+{row['completion_tokens']}",
-            "usd": "" if row["usd_micro"] is None else format_usd(row["usd_micro"]),
-            "checked": {None: "-", True: "yes", False: "NO"}[row["verified"]],
-            "bound": _BINDING_WORDS.get(row["binding"], row["binding"]),
-            "prompt_line": _one_line(row["prompt"], 40),
-            "provider_short": _short(row["provider"]),
+            if entry.prompt_tokens is None
+            else f"{entry.prompt_tokens}+{entry.completion_tokens}",
+            "usd": "" if entry.cost is None else format_usd(entry.cost.usd_micro),
+            "checked": {None: "-", True: "yes", False: "NO"}[entry.verified],
+            "bound": _BINDING_WORDS.get(entry.binding, entry.binding),
+            "prompt_line": _one_line(entry.prompt, 40),
+            "provider_short": _short(entry.provider),
         }
-        for row in listing.entries
+        for entry in listing.entries
     )
     current.output.result(
         listing,

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from zerog_cli.errors import NotFound, UsageError
-from zerog_cli.infra.units import INT64_MAX, Amount
+from zerog_cli.infra.units import INT64_MAX, Amount, Cost
 from zerog_cli.ledger import alerts
 from zerog_cli.ledger import inference as inference_rows
 from zerog_cli.ledger.db import Page
@@ -16,6 +16,7 @@ from zerog_cli.services.infer_results import (
     AccountReport,
     LedgerFunds,
     LogEntries,
+    LogEntry,
     ProviderList,
     ServiceView,
     SubAccountView,
@@ -151,4 +152,35 @@ def log(
         raise UsageError(f"-n must be between 1 and {INT64_MAX}, got {limit}")
     page = Page(limit, offset)
     who = None if everyone else (user or context.acting_user)
-    return LogEntries(inference_rows.recent(context.ledger.conn, who, limit, page.offset))
+    rows = inference_rows.recent(context.ledger.conn, who, limit, page.offset)
+    return LogEntries(_log_entry(row) for row in rows)
+
+
+def _log_entry(row: dict[str, Any]) -> LogEntry:
+    neuron = row["cost_neuron"]
+    return LogEntry(
+        id=row["id"],
+        created_at=row["created_at"],
+        user=row["user"],
+        network=row["network"],
+        wallet=row["wallet"],
+        provider=row["provider"],
+        model=row["model"],
+        system=row["system"],
+        prompt=row["prompt"],
+        response=row["response"],
+        prompt_tokens=row["prompt_tokens"],
+        completion_tokens=row["completion_tokens"],
+        cost=None if neuron is None else Cost.of_both(int(neuron), row["usd_micro"] or 0),
+        chat_id=row["chat_id"],
+        duration_ms=row["duration_ms"],
+        status=row["status"],
+        verified=row["verified"],
+        verification=row["verification"],
+        error=row["error"],
+        stream=row["stream"],
+        max_tokens=row["max_tokens"],
+        finish_reason=row["finish_reason"],
+        binding=row["binding"],
+        backend=row["backend"],
+    )

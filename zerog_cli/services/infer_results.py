@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 from zerog_cli.infra.units import Amount, Cost
 from zerog_cli.zerog.compute_provider import Binding, SignedFamily
@@ -260,8 +260,40 @@ class FundingReport:
 
 
 @dataclass(frozen=True)
+class LogEntry:
+    """One logged request (``cost``: None when the provider never said what it billed;
+    ``verified``: None when the signature was not checked, ``verification`` why;
+    ``binding``: what a verified signature bound; ``backend``: direct or router)."""
+
+    id: int
+    created_at: str
+    user: str
+    network: str
+    wallet: str
+    provider: str
+    model: str
+    system: str | None
+    prompt: str
+    response: str | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    cost: Cost | None
+    chat_id: str | None
+    duration_ms: int
+    status: Literal["ok", "mismatch", "unverified", "error", "overclaimed"]
+    verified: bool | None
+    verification: str | None
+    error: str | None
+    stream: bool
+    max_tokens: int
+    finish_reason: str | None
+    binding: Binding | None
+    backend: str
+
+
+@dataclass(frozen=True)
 class LogEntries:
     """`infer log`: requests newest first, each as the ledger's inference log holds it,
     streamed from the ledger to the output (iterate it once)."""
 
-    entries: Iterable[dict[str, Any]]
+    entries: Iterable[LogEntry]
