@@ -74,7 +74,7 @@ def test_upload_download_infer_round_trip_over_anvil(
     status = zerog("devnet", "status", "--json")
     assert status.exit_code == 0, status
     assert status.json["devnet"]["chain"] == "anvil"
-    assert status.json["health"]["chain"] == "anvil"
+    assert status.json["health"]["pid"] == status.json["devnet"]["pid"]
     assert "chain:       anvil, the official 0G contracts" in zerog("devnet", "status").stdout
     # The official Flow's runtime code is what runs at the devnet's Flow address.
     assert len(rpc(anvil_url, "eth_getCode", [FLOW_ADDRESS, "latest"])) > 2 * 1000

@@ -192,8 +192,10 @@ def test_every_json_document_matches_its_schema(
     check("ledger migrate")
     check("ledger backup", str(tmp_path / "ledger-copy.db"))
     check("ledger copy", "--to", f"sqlite://{tmp_path / 'ledger-moved.db'}")
-    rows = check("ledger sql", "SELECT name FROM namespaces ORDER BY name")
-    assert rows["rows"] == [{"name": "backups"}]
+    rows = check(
+        "ledger sql", "SELECT name, X'00ff' AS blob, 0.5 AS ratio, NULL AS missing FROM namespaces"
+    )
+    assert rows["rows"] == [{"name": "backups", "blob": "0x00ff", "ratio": 0.5, "missing": None}]
 
     check.document("metrics serve", _first_document("metrics", "serve", "--port", "0", "--json"))
     _check_inference(check, net, monkeypatch)
@@ -236,9 +238,15 @@ def _check_inference(check: Checker, net: DevnetProcess, monkeypatch: pytest.Mon
 def _check_the_rest(check: Checker, tmp_path: Path) -> None:
     """Configuration, secrets, signatures, hashing, metrics, completion and the devnet."""
     check("init")
-    check("config show")
-    check("config get", "http_max_tries")
-    check("config set", "http_max_tries", "4")
+    shown = check("config show")
+    assert {type(setting["value"]) for setting in shown["settings"].values()} == {
+        str,
+        int,
+        bool,
+        type(None),
+    }
+    assert check("config get", "http_max_tries")["value"] == 4
+    assert check("config set", "http_max_tries", "6")["value"] == 6
     check("secrets set", "JWT_SECRET", "--stdin", stdin="not-a-real-secret\n")
     check("secrets ls")
     check("secrets doctor")
@@ -250,6 +258,12 @@ def _check_the_rest(check: Checker, tmp_path: Path) -> None:
     typed = tmp_path / "order.json"
     typed.write_text(json.dumps(TYPED_ORDER))
     typed_signed = check("auth sign-typed", str(typed), "--allow-chain-id", "1")
+    assert typed_signed["domain"] == {
+        "name": "zerog-test",
+        "version": None,
+        "chainId": 1,
+        "verifyingContract": None,
+    }
     check("auth verify-typed", str(typed), typed_signed["signature"], "--scope", "orders")
     check("hash", str(tmp_path / "db.dump"))
     check("metrics show")
@@ -259,6 +273,8 @@ def _check_the_rest(check: Checker, tmp_path: Path) -> None:
     try:
         shown = check("devnet status", "--data-dir", str(data_dir))
         assert shown["devnet"] == started["devnet"]
+        assert shown["health"]["pid"] == started["devnet"]["pid"]
+        assert shown["health"]["nodes"] == len(started["devnet"]["node_urls"])
         check("devnet faults", "--latency-ms", "1", "--data-dir", str(data_dir))
         created = check("devnet router-key", "--data-dir", str(data_dir))
         check("devnet router-key", "--revoke", created["id"], "--data-dir", str(data_dir))

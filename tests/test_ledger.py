@@ -5,13 +5,16 @@ Tests taking ``ledger_backend`` run twice: on the SQLite file and on PostgreSQL.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import stat
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from tests.ledger_backends import LedgerBackend
+from tools.json_schema import REPO
 from zerog_cli.errors import ConfigError
 from zerog_cli.ledger.db import open_ledger
 from zerog_cli.ledger.migrations import INITIAL_TABLES, LATEST_VERSION, migrate
@@ -134,6 +137,39 @@ def test_ledger_sql_reads_and_refuses_writes(zerog, ledger_backend: LedgerBacken
         assert "read-only" in result.stderr
     assert zerog("ledger", "sql", "SELECT 1; SELECT 2").exit_code == 2
     assert zerog("ledger", "sql", "SELECT * FROM no_such_table").exit_code == 2
+
+
+CELLS_ON_SQLITE = (
+    "SELECT '2026-01-02T03:04:05' AS at, 1 AS yes, X'00ff' AS blob, 1.5 AS ratio,"
+    " NULL AS missing, '{\"a\": 1}' AS doc"
+)
+CELLS_ON_POSTGRES = (
+    "SELECT TIMESTAMP '2026-01-02 03:04:05' AS at, true AS yes, '\\x00ff'::bytea AS blob,"
+    " 1.5::float8 AS ratio, NULL AS missing, '{\"a\": 1}'::json AS doc"
+)
+
+
+def test_ledger_sql_cells_are_what_its_schema_says_on_both_backends(
+    zerog, ledger_backend: LedgerBackend
+) -> None:
+    """A time, a boolean and JSON from PostgreSQL come as SQLite would hold them, so the
+    same query prints the same document on both (a time was exit 1 on PostgreSQL)."""
+    zerog("ledger", "status")
+    query = CELLS_ON_POSTGRES if ledger_backend.is_postgres else CELLS_ON_SQLITE
+    result = zerog("ledger", "sql", query, "--json")
+    assert result.exit_code == 0, result
+    assert result.json["rows"] == [
+        {
+            "at": "2026-01-02T03:04:05",
+            "yes": 1,
+            "blob": "0x00ff",
+            "ratio": 1.5,
+            "missing": None,
+            "doc": '{"a": 1}',
+        }
+    ]
+    schema = json.loads((REPO / "docs/json/zerog.ledger.sql.v1.json").read_text())
+    jsonschema.validate(result.json, schema)
 
 
 def test_alert_values_past_int64_and_float_are_stored(ledger_backend: LedgerBackend) -> None:

@@ -4,10 +4,10 @@ One JSON Schema (draft 2020-12) per command that takes ``--json``, derived
 from the dataclass it declares (`command(..., result=...)`), plus the error
 document. A field's schema follows its type: ``str``, ``int``, ``float``,
 ``bool``, ``None`` and their unions, ``list``/``tuple``, ``dict[str, ...]``,
-``Literal``, enums, and nested dataclasses (under ``$defs``). Every field is
-always present (``None`` when it has no value), so every field is required and
-no other key is allowed. `make test` runs the check, so the published contract
-can never fall behind the code.
+``Literal``, enums, ``bytes`` (printed as 0x and hex), and nested dataclasses
+(under ``$defs``). Every field is always present (``None`` when it has no
+value), so every field is required and no other key is allowed. `make test`
+runs the check, so the published contract can never fall behind the code.
 """
 
 from __future__ import annotations
@@ -80,6 +80,8 @@ class _Builder:
             return {"type": "number"}
         if hint in (str, Path, Decimal):
             return {"type": "string"}
+        if hint is bytes:
+            return {"type": "string", "pattern": "^0x([0-9a-f]{2})*$"}
         if issubclass(hint, Enum):
             return {"enum": [member.value for member in hint]}
         if dataclasses.is_dataclass(hint):

@@ -206,7 +206,8 @@ def typed_nonce(typed_data: dict[str, Any]) -> str | None:
 
 
 def typed_domain(typed_data: dict[str, Any]) -> dict[str, Any]:
-    """The domain's name, version, chainId (an int, or None) and verifyingContract."""
+    """The domain's name, version, chainId (an int, or None) and verifyingContract (text,
+    or None)."""
     domain = typed_data["domain"] if isinstance(typed_data["domain"], dict) else {}
     chain_id = domain.get("chainId")
     if chain_id is not None:
@@ -217,11 +218,16 @@ def typed_domain(typed_data: dict[str, Any]) -> dict[str, Any]:
                 f"the EIP-712 domain's chainId is not a number: {chain_id!r}"
             ) from None
     return {
-        "name": domain.get("name"),
-        "version": domain.get("version"),
+        "name": _text(domain.get("name")),
+        "version": _text(domain.get("version")),
         "chainId": chain_id,
-        "verifyingContract": domain.get("verifyingContract"),
+        "verifyingContract": _text(domain.get("verifyingContract")),
     }
+
+
+def _text(value: Any) -> str | None:
+    """A domain field EIP-712 types as text (string, address), as text; None when absent."""
+    return None if value is None else str(value)
 
 
 def load_typed_data(path: Path) -> dict[str, Any]:

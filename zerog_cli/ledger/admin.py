@@ -381,9 +381,14 @@ def _snapshot(ledger: Ledger, target_path: Path, destination: Path) -> None:
         target.close()
 
 
+SqlCell = str | int | float | bytes | None
+"""What a cell of `ledger sql` holds: SQLite's own value types (a BLOB as bytes).
+PostgreSQL's other types come as the nearest of them (`postgres.run_readonly_sql`)."""
+
+
 def run_readonly_sql(
     target: Path | PostgresTarget, sql: str, params: tuple[Any, ...] = ()
-) -> list[dict[str, Any]]:
+) -> list[dict[str, SqlCell]]:
     """Run one reading statement on a read-only connection; SQLite's authorizer refuses the rest."""
     if not sql.strip():
         raise UsageError("no SQL statement given")

@@ -35,6 +35,7 @@ SQLite ledger never load it.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import re
 import socket
@@ -42,6 +43,8 @@ import sqlite3
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import date, datetime
+from datetime import time as dt_time
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -50,6 +53,8 @@ from zerog_cli.errors import ConfigError, NetworkUnavailable
 
 if TYPE_CHECKING:
     import psycopg
+
+    from zerog_cli.ledger.admin import SqlCell
 
 SCHEMES = ("postgresql", "postgres")
 CONNECT_TIMEOUT_SECONDS = 10
@@ -491,7 +496,7 @@ _FIRST_WORD = re.compile(r"\s*(?:--[^\n]*\n\s*|/\*.*?\*/\s*)*\(*\s*([A-Za-z]+)",
 
 def run_readonly_sql(
     target: PostgresTarget, sql: str, params: Sequence[Any] = ()
-) -> list[dict[str, Any]]:
+) -> list[dict[str, SqlCell]]:
     """`ledger sql` on PostgreSQL: one reading statement, in a READ ONLY transaction
     that is rolled back whatever it did.
 
@@ -499,7 +504,8 @@ def run_readonly_sql(
     word must also be a reading one (SELECT, WITH, VALUES, TABLE, SHOW), which
     keeps out what a read-only transaction still allows (SET, LOCK, LISTEN,
     CREATE TEMP TABLE, advisory locks through a DO block). The statement goes
-    through the extended protocol, which takes exactly one statement.
+    through the extended protocol, which takes exactly one statement. Each cell is
+    one of SQLite's value types (`_cell`), so a row reads the same on both backends.
     """
     from zerog_cli.errors import UsageError
 
@@ -523,9 +529,29 @@ def run_readonly_sql(
                 ) from None
             raise UsageError(f"SQL error: {message}") from None
         columns = [c[0] for c in cursor.description or ()]
-        return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+        return [
+            dict(zip(columns, (_cell(value) for value in row), strict=True))
+            for row in cursor.fetchall()
+        ]
     finally:
         conn.close()
+
+
+def _cell(value: Any) -> SqlCell:
+    """A PostgreSQL value as SQLite would hold it: a boolean as 0 or 1, bytea as bytes, a
+    date or time as ISO 8601 text, json and arrays as JSON text, anything else (uuid,
+    interval, inet) as its text."""
+    if isinstance(value, bool):
+        return int(value)
+    if value is None or isinstance(value, str | int | float | bytes):
+        return value
+    if isinstance(value, memoryview | bytearray):
+        return bytes(value)
+    if isinstance(value, datetime | date | dt_time):
+        return value.isoformat()
+    if isinstance(value, dict | list):
+        return json.dumps(value, default=str)
+    return str(value)
 
 
 def reset_identities(conn: PgConnection, tables: Iterable[str]) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from zerog_cli.errors import PermissionDenied, UsageError
 from zerog_cli.infra import signing
@@ -33,12 +32,13 @@ class Signed:
 
 @dataclass(frozen=True)
 class TypedDomain:
-    """An EIP-712 domain as signed: name, version, chainId and verifyingContract."""
+    """An EIP-712 domain as signed: name, version, chainId and verifyingContract (null:
+    not in the domain)."""
 
-    name: Any
-    version: Any
+    name: str | None
+    version: str | None
     chainId: int | None
-    verifyingContract: Any
+    verifyingContract: str | None
 
 
 @dataclass(frozen=True)

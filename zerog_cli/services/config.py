@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from zerog_cli.infra.config import (
     KEYS,
@@ -17,10 +16,11 @@ from zerog_cli.infra.config import (
 
 @dataclass(frozen=True)
 class SettingValue:
-    """A setting's value in force (secrets never: they are not settings) and where it
-    came from: flag, env, file, profile or default."""
+    """A setting's value in force (secrets never: they are not settings; a setting holds
+    text, a whole number or a boolean, or null when unset) and where it came from: flag,
+    env, file, profile or default."""
 
-    value: Any
+    value: str | int | bool | None
     source: str
 
 
@@ -45,10 +45,11 @@ class ConfigShown:
 
 @dataclass(frozen=True)
 class ConfigValue:
-    """`config get`: one setting's value in force and its source."""
+    """`config get`: one setting's value in force (null: unset, or an unlimited tier
+    limit) and its source."""
 
     key: str
-    value: Any
+    value: str | int | bool | None
     source: str
 
 
@@ -57,7 +58,7 @@ class ConfigStored:
     """`config set`: the value stored, for which profile (None: every one), in which file."""
 
     key: str
-    value: Any
+    value: str | int | bool | None
     profile: str | None
     file: str
 

@@ -32,6 +32,29 @@ class DevnetStarted:
 
 
 @dataclass(frozen=True)
+class DevnetHealth:
+    """What a running devnet's health check tells beyond its recorded URLs and chain: the
+    process that answered, the chain's height and transaction count, and its storage nodes."""
+
+    status: str
+    pid: int
+    block_number: int
+    transactions: int
+    nodes: int
+
+    @classmethod
+    def of(cls, answer: dict[str, Any]) -> DevnetHealth:
+        """From the devnet's ``/admin/health`` answer."""
+        return cls(
+            status=str(answer["status"]),
+            pid=int(answer["pid"]),
+            block_number=int(answer["blockNumber"]),
+            transactions=int(answer["transactions"]),
+            nodes=int(answer["nodes"]),
+        )
+
+
+@dataclass(frozen=True)
 class DevnetState:
     """`devnet status`: whether a devnet runs in ``data_dir`` (exit 6 if not), the devnet,
     its health answer, and what is wrong when it does not run."""
@@ -39,7 +62,7 @@ class DevnetState:
     running: bool
     data_dir: str
     devnet: DevnetView | None
-    health: dict[str, Any] | None
+    health: DevnetHealth | None
     problem: str | None
 
 
@@ -133,7 +156,7 @@ def status(data_dir: Path | None) -> DevnetState:
         running=found.running,
         data_dir=found.data_dir,
         devnet=None if found.info is None else found.info.view(),
-        health=found.health,
+        health=None if found.health is None else DevnetHealth.of(found.health),
         problem=found.problem,
     )
     if not found.running:

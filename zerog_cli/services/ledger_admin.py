@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from zerog_cli.services.context import Context
 
@@ -43,9 +43,10 @@ class Migrated:
 
 @dataclass(frozen=True)
 class QueryRows:
-    """`ledger sql`: the rows the query returned, each a column → value object."""
+    """`ledger sql`: the rows the query returned, each a column → value object (a cell is
+    text, a number, null, or a BLOB as 0x and hex: `ledger.admin.SqlCell`)."""
 
-    rows: list[dict[str, Any]]
+    rows: list[dict[str, str | int | float | bytes | None]]
 
 
 def ledger_path(context: Context) -> LedgerPath:
