@@ -535,3 +535,48 @@ def test_status_reads_each_backups_last_ok_check_however_many_checks_it_has(
         "2026-11-03T00:00:00Z",
         "2026-11-06T00:00:00Z",
     )
+
+
+def test_streamed_listings_read_the_same_on_both_backends(
+    zerog, ledger_backend: LedgerBackend
+) -> None:
+    """The listings that stream from the cursor (`infer log`, `quota show --all`, `ns
+    objects`) list the same rows, in the same order, on SQLite and PostgreSQL."""
+    assert zerog("ledger", "migrate").exit_code == 0
+    stamp = "2026-11-02T00:00:00Z"
+    ledger_backend.execute(
+        "INSERT INTO namespaces (name, owner, created_at) VALUES ('photos', 'alice', ?)", (stamp,)
+    )
+    for i in (1, 2, 3):
+        ledger_backend.execute(
+            "INSERT INTO user_quotas (user, tier, period, created_at, updated_at)"
+            " VALUES (?, 'free', '2026-10', ?, ?)",
+            (f"user{i}", stamp, stamp),
+        )
+        ledger_backend.execute(
+            "INSERT INTO objects (namespace, name, root, tx_seq, size, sha256, network,"
+            " encrypted, uploader, fee_neuron, created_at)"
+            " VALUES ('photos', ?, '0xr', 1, 10, 's', 'devnet', 0, 'alice', '0', ?)",
+            (f"object-{4 - i}", stamp),
+        )
+        ledger_backend.execute(
+            "INSERT INTO inference_log (created_at, user, network, wallet, provider, model,"
+            " prompt, duration_ms, status, stream, max_tokens)"
+            " VALUES (?, 'alice', 'devnet', '0xw', '0xp', 'm', ?, 1, 'ok', 0, 10)",
+            (stamp, f"prompt {i}"),
+        )
+    log = zerog("infer", "log", "--all", "--json")
+    assert [e["prompt"] for e in log.json["entries"]] == ["prompt 3", "prompt 2", "prompt 1"]
+    assert [e["stream"] for e in log.json["entries"]] == [False] * 3
+    users = zerog("quota", "show", "--all", "--json").json["users"]
+    assert [u["user"] for u in users] == ["user1", "user2", "user3"]
+    assert {u["period"] for u in users} == {users[0]["period"]} != {"2026-10"}
+    listed = zerog("ns", "objects", "photos", "--as", "alice", "--json").json["objects"]
+    assert [o["name"] for o in listed] == ["object-1", "object-2", "object-3"]
+    table = zerog("quota", "show", "--all")
+    assert table.exit_code == 0, table
+    assert [line.split()[0] for line in table.stdout.splitlines() if "· tier" in line] == [
+        "user1",
+        "user2",
+        "user3",
+    ]
