@@ -473,8 +473,8 @@ def test_providers_pages_past_fifty(cli, net: DevnetProcess) -> None:
     assert len({row["provider"] for row in listed}) == len(listed)
     echo = cli("infer", "providers", "--model", DEVNET_MODEL, "--json").json["providers"]
     assert [row["provider"] for row in echo] == [PROVIDER_ADDRESS]
-    assert echo[0]["input_price"] == str(INPUT_PRICE)
-    assert echo[0]["output_price"] == str(OUTPUT_PRICE)
+    assert echo[0]["prices"]["input"] == str(INPUT_PRICE)
+    assert echo[0]["prices"]["output"] == str(OUTPUT_PRICE)
     table = cli("infer", "providers", "--model", DEVNET_MODEL)
     assert PROVIDER_ADDRESS in table.stdout
     # Auto-selection still picks the cheapest service, not a synthetic one.

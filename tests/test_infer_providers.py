@@ -32,6 +32,7 @@ from zerog_cli.devnet.provider_kinds import (
     UPSTREAM_CERT_FINGERPRINT,
     UPSTREAM_IDENTITY,
 )
+from zerog_cli.infra.units import format_0g
 from zerog_cli.zerog import compute
 
 pytestmark = pytest.mark.devnet(nodes=1)
@@ -66,7 +67,7 @@ def test_every_kind_is_listed(cli) -> None:
     listed = {row["provider"]: row for row in cli("infer", "providers", "--json").json["providers"]}
     for kind in (FORMAT_A, *EXTRA_KINDS):
         assert listed[kind.address]["model"] == kind.model
-        assert listed[kind.address]["input_price"] == str(kind.input_price)
+        assert listed[kind.address]["prices"]["input"] == str(kind.input_price)
 
 
 @pytest.mark.parametrize("stream", ["--no-stream", "--stream"])
@@ -201,6 +202,8 @@ def test_multi_model_estimate_uses_the_models_price(cli) -> None:
     assert estimate["prices"] == {
         "input": str(small.input_price),
         "output": str(small.output_price),
+        "input_0g_per_million": format_0g(small.input_price * 1_000_000),
+        "output_0g_per_million": format_0g(small.output_price * 1_000_000),
         "source": "models",
         "cache_divisor": None,
     }

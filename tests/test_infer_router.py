@@ -249,8 +249,8 @@ def test_verify_tee_records_the_routers_verdict(
 def test_account_and_models(cli: Callable[..., Result], net: DevnetProcess) -> None:
     models = cli("infer", "models", "--json").json["models"]
     echo = next(model for model in models if model["id"] == "devnet-echo-1")
-    assert echo["prompt_price"] == str(DELAYED.input_price)
-    assert echo["prompt_0g_per_million"] == "0.055"
+    assert echo["prices"]["input"] == str(DELAYED.input_price)
+    assert echo["prices"]["input_0g_per_million"] == "0.055"
     assert echo["context_length"] == 32_768
     account = cli("infer", "account", "--json").json
     assert account["router"]["vault"]["neuron"] == str(VAULT)

@@ -210,9 +210,13 @@ def _check_inference(check: Checker, net: DevnetProcess, monkeypatch: pytest.Mon
     """Paid inference, Direct and through the Router, then a fresh wallet's funding steps."""
     answered = check("infer ask", "What is 0G?", "--max-tokens", "64")
     assert answered["backend"] == "direct" and answered["cost"]["0g"]
-    check("infer ask", "How much would this cost?", "--estimate")
-    check("infer providers", "--model", DEVNET_MODEL)
-    check("infer models")
+    estimate = check("infer ask", "How much would this cost?", "--estimate")
+    providers = check("infer providers", "--model", DEVNET_MODEL)
+    models = check("infer models")
+    token_prices = {"input", "output", "input_0g_per_million", "output_0g_per_million"}
+    assert set(providers["providers"][0]["prices"]) == set(models["models"][0]["prices"])
+    assert set(estimate["prices"]) == token_prices | {"source", "cache_divisor"}
+    assert set(models["models"][0]["prices"]) == token_prices
     check("infer account")
     verified = check("infer ask", "Is this signed?", "--max-tokens", "32", "--verify-response")
     assert verified["verification"]["by"] == "direct"

@@ -344,11 +344,11 @@ def _estimate_report(context: Context, plan: _Plan) -> AskEstimate:
         max_tokens=plan.max_tokens,
         tokens_upper_bound=plan.tokens_bound,
         cost_upper_bound=Cost.of_both(plan.fee_bound, plan.usd_bound),
-        prices=Prices(
-            input=str(plan.pricing.input_price),
-            output=str(plan.pricing.output_price),
-            source=plan.pricing.source,
-            cache_divisor=plan.pricing.cache_divisor,
+        prices=Prices.bounding(
+            plan.pricing.input_price,
+            plan.pricing.output_price,
+            plan.pricing.source,
+            plan.pricing.cache_divisor,
         ),
         spendable=None
         if account is None

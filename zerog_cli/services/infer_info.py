@@ -20,6 +20,7 @@ from zerog_cli.services.infer_results import (
     ProviderList,
     ServiceView,
     SubAccountView,
+    TokenPrices,
 )
 
 if TYPE_CHECKING:
@@ -36,8 +37,7 @@ def _service_row(service: Service, usage_claims: int) -> ServiceView:
         type=service.service_type,
         model=service.model,
         url=service.url,
-        input_price=str(service.input_price),
-        output_price=str(service.output_price),
+        prices=TokenPrices.of(service.input_price, service.output_price),
         verifiability=service.verifiability,
         tee_signer=service.tee_signer_address,
         acknowledged=service.tee_signer_acknowledged,

@@ -10,18 +10,51 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from zerog_cli.infra.units import Amount, Cost
+from zerog_cli.infra.units import Amount, Cost, format_0g
 from zerog_cli.zerog.compute_provider import Binding, SignedFamily
 
 
 @dataclass(frozen=True)
-class Prices:
-    """Neuron per input and output token, where they came from, and the cache divisor."""
+class TokenPrices:
+    """What a token costs, as every report gives it: neuron per input (prompt) and per output
+    (completion) token as decimal text, and the same in 0G per million tokens."""
 
     input: str
     output: str
+    input_0g_per_million: str
+    output_0g_per_million: str
+
+    @classmethod
+    def of(cls, input_neuron: int, output_neuron: int) -> TokenPrices:
+        return cls(
+            str(input_neuron),
+            str(output_neuron),
+            format_0g(input_neuron * 1_000_000),
+            format_0g(output_neuron * 1_000_000),
+        )
+
+
+@dataclass(frozen=True)
+class Prices(TokenPrices):
+    """The token prices a request is bounded with, where they came from, and the cache
+    divisor."""
+
     source: str
     cache_divisor: int | None
+
+    @classmethod
+    def bounding(
+        cls, input_neuron: int, output_neuron: int, source: str, cache_divisor: int | None
+    ) -> Prices:
+        token = TokenPrices.of(input_neuron, output_neuron)
+        return cls(
+            token.input,
+            token.output,
+            token.input_0g_per_million,
+            token.output_0g_per_million,
+            source,
+            cache_divisor,
+        )
 
 
 @dataclass(frozen=True)
@@ -121,8 +154,7 @@ class ServiceView:
     type: str
     model: str
     url: str
-    input_price: str
-    output_price: str
+    prices: TokenPrices
     verifiability: str
     tee_signer: str | None
     acknowledged: bool
@@ -139,15 +171,12 @@ class ProviderList:
 
 @dataclass(frozen=True)
 class ModelView:
-    """A Router model: prices in neuron per token and in 0G per million tokens."""
+    """A Router model: its prices, context length and how many providers serve it."""
 
     id: str
-    prompt_price: str
-    completion_price: str
+    prices: TokenPrices
     context_length: int | None
     provider_count: int | None
-    prompt_0g_per_million: str
-    completion_0g_per_million: str
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from zerog_cli.errors import IntegrityError, NotFound, UsageError, ZerogError
 from zerog_cli.infra.choices import InferBackend
-from zerog_cli.infra.units import Amount, Cost, format_0g
+from zerog_cli.infra.units import Amount, Cost
 from zerog_cli.services import quotas
 from zerog_cli.services.context import Context
 from zerog_cli.services.infer_exchange import DeltaSink, Exchange, send_routed
@@ -43,6 +43,7 @@ from zerog_cli.services.infer_results import (
     Prices,
     RouterAccount,
     RouterVerification,
+    TokenPrices,
 )
 from zerog_cli.services.infer_settle import (
     Answered,
@@ -128,12 +129,9 @@ def models_report(context: Context) -> ModelList:
         rows.append(
             ModelView(
                 id=model.id,
-                prompt_price=str(model.prompt_price),
-                completion_price=str(model.completion_price),
+                prices=TokenPrices.of(model.prompt_price, model.completion_price),
                 context_length=model.context_length,
                 provider_count=model.provider_count,
-                prompt_0g_per_million=format_0g(model.prompt_price * 1_000_000),
-                completion_0g_per_million=format_0g(model.completion_price * 1_000_000),
             )
         )
     return ModelList(rows)
@@ -283,11 +281,8 @@ def _estimate_report(context: Context, plan: _RoutedPlan, request: AskRequest) -
         max_tokens=request.max_tokens,
         tokens_upper_bound=plan.tokens_bound,
         cost_upper_bound=Cost.of_both(plan.fee_bound, plan.usd_bound),
-        prices=Prices(
-            input=str(plan.model.prompt_price),
-            output=str(plan.model.completion_price),
-            source="router",
-            cache_divisor=None,
+        prices=Prices.bounding(
+            plan.model.prompt_price, plan.model.completion_price, "router", None
         ),
         spendable=None,
         unsettled=None,
