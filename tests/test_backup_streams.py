@@ -18,6 +18,7 @@ import pytest
 
 from tests.conftest import Result
 from tests.devnet_harness import DevnetProcess, slow_upload
+from zerog_cli.zerog.merkle import DEFAULT_BLOCK_SIZE
 
 pytestmark = pytest.mark.devnet
 
@@ -176,6 +177,10 @@ def test_failed_producer_is_never_a_backup(
 def test_sigterm_while_spooling_removes_the_spool_file(
     cli: Callable[..., Result], net: DevnetProcess, spool_dir: Path
 ) -> None:
+    # zerog reads the producer a block at a time: more than one block reaches the spool
+    # file while the producer is still running (a shorter output would sit in the pipe
+    # until the producer ended, 60 s later).
+    produced = DEFAULT_BLOCK_SIZE + 100_000
     txs = net.stats()["transactions"]
     process = subprocess.Popen(
         [
@@ -190,7 +195,7 @@ def test_sigterm_while_spooling_removes_the_spool_file(
             "--",
             "sh",
             "-c",
-            "head -c 100000 /dev/urandom; exec sleep 60",
+            f"head -c {produced} /dev/urandom; exec sleep 60",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
