@@ -361,7 +361,7 @@ def _snapshot(ledger: Ledger, target_path: Path, destination: Path) -> None:
     A full disk is exit 10 naming ``destination`` (where the operator sees the copy go).
     A PostgreSQL ledger is exported into a new SQLite ledger from one snapshot.
     """
-    if ledger.path is None:
+    if not isinstance(ledger.conn, sqlite3.Connection):
         from zerog_cli.ledger.copy import copy_ledger
 
         copy_ledger(ledger, target_path)

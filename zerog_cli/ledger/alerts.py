@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import math
-import sqlite3
 from typing import Any
 
-from zerog_cli.ledger.db import dict_rows, utc_now
+from zerog_cli.ledger.db import LedgerConnection, dict_rows, utc_now
 
 
 def record(
-    conn: sqlite3.Connection,
+    conn: LedgerConnection,
     *,
     level: str,
     kind: str,
@@ -44,7 +43,7 @@ def _real(number: float | None) -> float | None:
 
 
 def recent(
-    conn: sqlite3.Connection, limit: int = 50, kind: str | None = None
+    conn: LedgerConnection, limit: int = 50, kind: str | None = None
 ) -> list[dict[str, Any]]:
     if kind is None:
         return dict_rows(conn, "SELECT * FROM alerts ORDER BY id DESC LIMIT ?", (limit,))
@@ -53,7 +52,7 @@ def recent(
     )
 
 
-def count_by_subject(conn: sqlite3.Connection, kind: str) -> dict[str, int]:
+def count_by_subject(conn: LedgerConnection, kind: str) -> dict[str, int]:
     """How many alerts of ``kind`` each subject has, subjects lower-cased."""
     rows = dict_rows(
         conn,

@@ -10,12 +10,11 @@ sort and compare as text.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from zerog_cli.ledger.db import EVERYTHING, Page
+from zerog_cli.ledger.db import EVERYTHING, LedgerConnection, Page
 
 CONCLUSIVE = ("ok", "mismatch", "missing")
 """Verification statuses that say something about the backup; ``error`` says the
@@ -94,7 +93,7 @@ def _backup(row: tuple[Any, ...]) -> Backup:
 
 
 def insert(
-    conn: sqlite3.Connection,
+    conn: LedgerConnection,
     *,
     namespace: str,
     label: str | None,
@@ -128,12 +127,12 @@ def insert(
     return int(cursor.lastrowid or 0)
 
 
-def get(conn: sqlite3.Connection, backup_id: int) -> Backup | None:
+def get(conn: LedgerConnection, backup_id: int) -> Backup | None:
     row = conn.execute(f"{_SELECT} WHERE b.id = ?", (backup_id,)).fetchone()
     return None if row is None else _backup(row)
 
 
-def live_summaries(conn: sqlite3.Connection) -> list[tuple[int, str]]:
+def live_summaries(conn: LedgerConnection) -> list[tuple[int, str]]:
     """``(id, "namespace/name label")`` of every live backup, by id (for shell completion)."""
     rows = conn.execute(
         "SELECT b.id, b.namespace, o.name, b.label"
@@ -219,7 +218,7 @@ class BackupFilter:
 
 
 def select(
-    conn: sqlite3.Connection,
+    conn: LedgerConnection,
     match: BackupFilter,
     *,
     rotation: bool = False,
@@ -241,14 +240,14 @@ def select(
     return (_backup(row) for row in conn.execute(sql, (*params, *window_params)))
 
 
-def count(conn: sqlite3.Connection, match: BackupFilter) -> int:
+def count(conn: LedgerConnection, match: BackupFilter) -> int:
     """How many backups `select` would return for ``match``."""
     where, params = match.where()
     sql = f"SELECT COUNT(*) FROM storage_backups b WHERE {where}"
     return int(conn.execute(sql, params).fetchone()[0])
 
 
-def namespaces_with_backups(conn: sqlite3.Connection, *, network: str) -> list[str]:
+def namespaces_with_backups(conn: LedgerConnection, *, network: str) -> list[str]:
     """The namespaces holding a backup on ``network`` (retired ones included), by name."""
     rows = conn.execute(
         "SELECT DISTINCT namespace FROM storage_backups WHERE network = ? ORDER BY namespace",
@@ -257,7 +256,7 @@ def namespaces_with_backups(conn: sqlite3.Connection, *, network: str) -> list[s
     return [str(row[0]) for row in rows]
 
 
-def select_ids(conn: sqlite3.Connection, match: BackupFilter) -> list[int]:
+def select_ids(conn: LedgerConnection, match: BackupFilter) -> list[int]:
     """The ids `select` would return for ``match``, by id: a sample is drawn from
     these, so only the rows sampled are read in full."""
     where, params = match.where()
@@ -271,7 +270,7 @@ _ROTATION = (
 )
 
 
-def retire(conn: sqlite3.Connection, backup_id: int, *, when: str, reason: str) -> bool:
+def retire(conn: LedgerConnection, backup_id: int, *, when: str, reason: str) -> bool:
     """Mark a live backup retired; False when it was retired already."""
     cursor = conn.execute(
         "UPDATE storage_backups SET retired_at = ?, retired_reason = ?"

@@ -13,7 +13,6 @@ a worker thread can never join or commit someone else's transaction.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import pybreaker
 
-from zerog_cli.ledger.db import connect, format_time, utc_now
+from zerog_cli.ledger.db import LedgerConnection, connect, format_time, utc_now
 
 if TYPE_CHECKING:
     from zerog_cli.ledger.postgres import PostgresTarget
@@ -36,9 +35,9 @@ class BreakerTable:
         self.target = target
         self.read_only = read_only
         self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
+        self._conn: LedgerConnection | None = None
 
-    def _connection(self) -> sqlite3.Connection:
+    def _connection(self) -> LedgerConnection:
         if self._conn is None:
             self._conn = connect(self.target, read_only=self.read_only)
         return self._conn

@@ -3,10 +3,9 @@ later submission's catalog record; and the ``rebuilt`` marks of `zerog ledger re
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 
-from zerog_cli.ledger.db import utc_now
+from zerog_cli.ledger.db import LedgerConnection, utc_now
 
 
 @dataclass(frozen=True)
@@ -20,7 +19,7 @@ class LedgerSnapshot:
 
 
 def add_snapshot(
-    conn: sqlite3.Connection,
+    conn: LedgerConnection,
     *,
     tx_seq: int,
     network: str,
@@ -36,7 +35,7 @@ def add_snapshot(
     )
 
 
-def latest_snapshot(conn: sqlite3.Connection, network: str) -> LedgerSnapshot | None:
+def latest_snapshot(conn: LedgerConnection, network: str) -> LedgerSnapshot | None:
     row = conn.execute(
         "SELECT tx_seq, network, root, block, taken_at_height, created_at"
         " FROM catalog_snapshots WHERE network = ? ORDER BY tx_seq DESC LIMIT 1",
@@ -45,7 +44,7 @@ def latest_snapshot(conn: sqlite3.Connection, network: str) -> LedgerSnapshot | 
     return None if row is None else LedgerSnapshot(*row)
 
 
-def known_tx_seqs(conn: sqlite3.Connection, network: str) -> set[int]:
+def known_tx_seqs(conn: LedgerConnection, network: str) -> set[int]:
     """Tx seqs the ledger already records (objects and their fragments) on ``network``."""
     rows = conn.execute(
         "SELECT tx_seq FROM objects WHERE network = ? AND tx_seq IS NOT NULL"
@@ -64,13 +63,13 @@ _REBUILT_KEYS = {
 }
 
 
-def mark_rebuilt(conn: sqlite3.Connection, table: str, key: int | str) -> None:
+def mark_rebuilt(conn: LedgerConnection, table: str, key: int | str) -> None:
     """Say the row was written by `zerog ledger rebuild` from the chain, not by its command."""
     column = _REBUILT_KEYS[table]
     conn.execute(f"UPDATE {table} SET rebuilt = 1 WHERE {column} = ?", (key,))
 
 
-def has_records(conn: sqlite3.Connection) -> bool:
+def has_records(conn: LedgerConnection) -> bool:
     """Whether the ledger holds anything a rebuild would replace (namespaces, objects, costs)."""
     for table in ("namespaces", "objects", "cost_tracking"):
         if conn.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() is not None:
@@ -78,13 +77,13 @@ def has_records(conn: sqlite3.Connection) -> bool:
     return False
 
 
-def set_backup_kind_folder(conn: sqlite3.Connection, backup_id: int) -> None:
+def set_backup_kind_folder(conn: LedgerConnection, backup_id: int) -> None:
     """A rebuilt folder backup whose index was not found: a folder, members unknown."""
     conn.execute("UPDATE storage_backups SET kind = 'folder' WHERE id = ?", (backup_id,))
 
 
 def backup_by_object_name(
-    conn: sqlite3.Connection, network: str, namespace: str, name: str
+    conn: LedgerConnection, network: str, namespace: str, name: str
 ) -> int | None:
     """The backup whose object is ``namespace/name`` (newest version), if any."""
     row = conn.execute(

@@ -14,11 +14,12 @@ difference rolls the whole copy back.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from zerog_cli.errors import IntegrityError, UsageError
 from zerog_cli.ledger.db import Ledger, describe, open_ledger
@@ -55,30 +56,6 @@ class LedgerCopied:
     rows: int
     verified: bool
     seconds: float
-
-
-@dataclass
-class CopyReport:
-    source: str
-    destination: str
-    schema_version: int
-    tables: dict[str, int]
-    seconds: float
-
-    @property
-    def rows(self) -> int:
-        return sum(self.tables.values())
-
-    def document(self) -> LedgerCopied:
-        return LedgerCopied(
-            source=self.source,
-            destination=self.destination,
-            schema_version=self.schema_version,
-            tables=dict(self.tables),
-            rows=self.rows,
-            verified=True,
-            seconds=round(self.seconds, 3),
-        )
 
 
 def fill_order(ledger: Ledger, tables: Iterable[str]) -> list[str]:
@@ -136,7 +113,7 @@ def _require_empty(destination: Ledger) -> None:
 
 def copy_ledger(
     source: Ledger, target: Path | PostgresTarget, *, replace: bool = False
-) -> CopyReport:
+) -> LedgerCopied:
     """Copy every row of ``source`` into the empty ledger ``target`` and verify it.
 
     With ``replace`` the rows ``target`` holds are deleted first, in the same
@@ -161,13 +138,13 @@ def copy_ledger(
             if table not in NOT_COPIED and not table.startswith("sqlite_")
         ]
         counts: dict[str, int] = {}
-        postgres = destination.dialect == "postgresql"
+        postgres = None if isinstance(destination.conn, sqlite3.Connection) else destination.conn
         with source.snapshot() as reading, destination.transaction() as writing:
             with_ids: list[str] = []
-            if postgres:
-                from zerog_cli.ledger.postgres import PgConnection, set_row_triggers
+            if postgres is not None:
+                from zerog_cli.ledger.postgres import set_row_triggers
 
-                set_row_triggers(cast(PgConnection, writing), "cost_tracking", enabled=False)
+                set_row_triggers(postgres, "cost_tracking", enabled=False)
             order = fill_order(source, tables)
             if replace:
                 for table in reversed(order):
@@ -199,23 +176,25 @@ def copy_ledger(
                         f" {copied.rows} written (sums {figures.sums} against {copied.sums})"
                     )
                 counts[table] = figures.rows
-            if postgres:
+            if postgres is not None:
                 from zerog_cli.ledger.migrations import rollup_fill_sql
                 from zerog_cli.ledger.postgres import reset_identities
 
                 writing.execute(rollup_fill_sql(postgres=True))
-                set_row_triggers(cast(PgConnection, writing), "cost_tracking", enabled=True)
-                reset_identities(cast(PgConnection, writing), with_ids)
+                set_row_triggers(postgres, "cost_tracking", enabled=True)
+                reset_identities(postgres, with_ids)
             if _rollup(destination) != _rollup(source):
                 raise IntegrityError(
                     "cost totals (cost_rollup) differ after the copy: nothing was written"
                 )
-        report = CopyReport(
-            source.location,
-            destination.location,
-            destination.schema_version(),
-            counts,
-            time.monotonic() - started,
+        report = LedgerCopied(
+            source=source.location,
+            destination=destination.location,
+            schema_version=destination.schema_version(),
+            tables=counts,
+            rows=sum(counts.values()),
+            verified=True,
+            seconds=round(time.monotonic() - started, 3),
         )
     finally:
         destination.close()
@@ -226,8 +205,6 @@ def copy_ledger(
 
 def _self_contained(path: Path) -> None:
     """A copied SQLite file leaves WAL mode, so the one file is the whole ledger."""
-    import sqlite3
-
     from zerog_cli.ledger.db import sqlite_uri
 
     conn = sqlite3.connect(sqlite_uri(path), uri=True)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from zerog_cli.ledger.db import utc_now
+from zerog_cli.ledger.db import LedgerConnection, utc_now
 
 GROUP_COLUMNS = {
     "user": "user",
@@ -38,7 +37,7 @@ class CostEntry:
     provider: str | None = None
 
 
-def record(conn: sqlite3.Connection, entry: CostEntry) -> int:
+def record(conn: LedgerConnection, entry: CostEntry) -> int:
     """Insert one cost row; neuron is stored as decimal text (it can exceed 64 bits)."""
     cursor = conn.execute(
         "INSERT INTO cost_tracking (created_at, period, user, namespace, service, operation,"
@@ -75,7 +74,7 @@ class CostGroup:
     neuron: int = 0
 
 
-def report(conn: sqlite3.Connection, period: str, group_by: str) -> Iterator[CostGroup]:
+def report(conn: LedgerConnection, period: str, group_by: str) -> Iterator[CostGroup]:
     """Totals for one period grouped by ``group_by`` (a key of GROUP_COLUMNS), in key order.
 
     Read from ``cost_rollup``, which triggers on ``cost_tracking`` keep (migration 9),
@@ -102,7 +101,7 @@ def report(conn: sqlite3.Connection, period: str, group_by: str) -> Iterator[Cos
         )
 
 
-def monthly_usd_by_service(conn: sqlite3.Connection, period: str) -> dict[str, int]:
+def monthly_usd_by_service(conn: LedgerConnection, period: str) -> dict[str, int]:
     rows = conn.execute(
         "SELECT service, SUM(usd_micro) FROM cost_rollup WHERE period = ? GROUP BY service",
         (period,),

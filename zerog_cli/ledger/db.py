@@ -27,11 +27,11 @@ import contextlib
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, overload
 from urllib.parse import quote
 
 from zerog_cli.errors import (
@@ -49,9 +49,46 @@ if TYPE_CHECKING:
 
     import sqlite_utils
 
-    from zerog_cli.ledger.postgres import PgDatabase, PostgresTarget
+    from zerog_cli.ledger.postgres import PgConnection, PgDatabase, PostgresTarget
 
 BUSY_TIMEOUT_MS = 30_000
+
+
+class LedgerCursor(Protocol):
+    """What the ledger reads from the result of a statement: a ``sqlite3.Cursor`` or a
+    `PgCursor`. Rows are tuples (no row factory is ever set); ``fetchone`` is None past
+    the last row."""
+
+    @property
+    def description(self) -> Sequence[tuple[Any, ...]] | None: ...
+
+    @property
+    def rowcount(self) -> int: ...
+
+    @property
+    def lastrowid(self) -> int | None: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class LedgerConnection(Protocol):
+    """What every ledger function may call on its connection, whichever backend runs it:
+    a ``sqlite3.Connection`` or a `PgConnection` (which raises the ``sqlite3`` error
+    classes). Transactions are statements (``BEGIN`` … ``COMMIT``) on both, so there is no
+    ``commit``; anything SQLite-only (the backup API, pragmas through sqlite-utils) needs
+    the ``sqlite3.Connection`` itself, from `Ledger.conn` after an ``isinstance`` check."""
+
+    def execute(
+        self, sql: str, parameters: Sequence[Any] | dict[str, Any] = ..., /
+    ) -> LedgerCursor: ...
+
+    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> LedgerCursor: ...
+
+    def close(self) -> None: ...
 
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
@@ -99,7 +136,7 @@ EVERYTHING = Page()
 
 
 def dict_rows(
-    conn: sqlite3.Connection, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()
+    conn: LedgerConnection, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()
 ) -> list[dict[str, Any]]:
     """The rows ``sql`` returns, each a dict by column name."""
     cursor = conn.execute(sql, params)
@@ -126,7 +163,8 @@ def resolve_target(
 
 
 class Ledger:
-    """A migrated ledger: ``conn`` is the raw connection every query uses.
+    """A migrated ledger: ``conn`` is the raw connection every query uses (its type says
+    which backend runs: code that needs one backend's own calls branches on it).
 
     ``db`` wraps the same connection in a sqlite-utils Database for schema work
     (migrations create and drop tables through it). It is built on first use:
@@ -138,7 +176,11 @@ class Ledger:
     """
 
     def __init__(
-        self, target: Path | PostgresTarget, conn: sqlite3.Connection, *, read_only: bool = False
+        self,
+        target: Path | PostgresTarget,
+        conn: sqlite3.Connection | PgConnection,
+        *,
+        read_only: bool = False,
     ) -> None:
         self.target = target
         self.path: Path | None = target if isinstance(target, Path) else None
@@ -154,28 +196,28 @@ class Ledger:
     @property
     def db(self) -> sqlite_utils.Database | PgDatabase:
         if self._db is None:
-            if self.dialect == "postgresql":
-                from zerog_cli.ledger.postgres import PgConnection, PgDatabase
-
-                self._db = PgDatabase(cast(PgConnection, self.conn))
-            else:
+            if isinstance(self.conn, sqlite3.Connection):
                 import sqlite_utils
 
                 self._db = sqlite_utils.Database(self.conn)
+            else:
+                from zerog_cli.ledger.postgres import PgDatabase
+
+                self._db = PgDatabase(self.conn)
         return self._db
 
     def table_names(self) -> list[str]:
-        if self.dialect == "postgresql":
-            from zerog_cli.ledger.postgres import PgConnection, table_names
+        if not isinstance(self.conn, sqlite3.Connection):
+            from zerog_cli.ledger.postgres import table_names
 
-            return table_names(cast(PgConnection, self.conn))
+            return table_names(self.conn)
         rows = self.conn.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
         ).fetchall()
         return [str(row[0]) for row in rows]
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[LedgerConnection]:
         """``BEGIN IMMEDIATE`` … ``COMMIT``; rolls back on any exception.
 
         On PostgreSQL: ``BEGIN`` and the ledger's advisory write lock, held to
@@ -203,7 +245,7 @@ class Ledger:
         self.conn.execute("COMMIT")
 
     @contextlib.contextmanager
-    def snapshot(self) -> Iterator[sqlite3.Connection]:
+    def snapshot(self) -> Iterator[LedgerConnection]:
         """A read-only transaction that sees one consistent state of the whole ledger
         (SQLite: a deferred read transaction on WAL; PostgreSQL: REPEATABLE READ)."""
         if self.dialect == "postgresql":
@@ -291,11 +333,27 @@ def _unflushed_wal(path: Path) -> bool:
         return False
 
 
-def connect(target: Path | PostgresTarget, *, read_only: bool = False) -> sqlite3.Connection:
+@overload
+def connect(target: Path, *, read_only: bool = False) -> sqlite3.Connection: ...
+
+
+@overload
+def connect(target: PostgresTarget, *, read_only: bool = False) -> PgConnection: ...
+
+
+@overload
+def connect(
+    target: Path | PostgresTarget, *, read_only: bool = False
+) -> sqlite3.Connection | PgConnection: ...
+
+
+def connect(
+    target: Path | PostgresTarget, *, read_only: bool = False
+) -> sqlite3.Connection | PgConnection:
     """A raw connection with zerog's pragmas; creates the file 0600 when missing.
 
-    On PostgreSQL, a `PgConnection`: it answers the calls the ledger makes
-    of a ``sqlite3.Connection`` (see `ledger.postgres`), so it is typed as one.
+    On PostgreSQL, a `PgConnection`: a `LedgerConnection` as the SQLite one is
+    (see `ledger.postgres`).
 
     The file is only ever opened through SQLite. Opening and closing it any
     other way (say, to read its header) would drop every POSIX lock this
@@ -309,7 +367,7 @@ def connect(target: Path | PostgresTarget, *, read_only: bool = False) -> sqlite
     WAL is opened as immutable: nothing can change it through this folder.
     """
     if not isinstance(target, Path):
-        return cast(sqlite3.Connection, target.connect(read_only=read_only))
+        return target.connect(read_only=read_only)
     path = target
     if not path.exists() and read_only:
         raise ConfigError(

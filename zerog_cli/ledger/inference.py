@@ -10,12 +10,11 @@ failed request, or a stream without ``usage``).
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from zerog_cli.ledger.db import utc_now
+from zerog_cli.ledger.db import LedgerConnection, utc_now
 
 STATUSES = ("ok", "mismatch", "unverified", "error", "overclaimed")
 """``ok``: answered (and verified when checked); ``mismatch``: answered but the
@@ -61,7 +60,7 @@ _COLUMNS = (
 )
 
 
-def insert(conn: sqlite3.Connection, record: InferenceRecord) -> int:
+def insert(conn: LedgerConnection, record: InferenceRecord) -> int:
     """Write one row in the caller's transaction; neuron as decimal text (may exceed 64 bits)."""
     if record.status not in STATUSES:
         raise ValueError(f"unknown inference status {record.status!r}")
@@ -106,7 +105,7 @@ def _row(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def recent(
-    conn: sqlite3.Connection, user: str | None, limit: int, offset: int = 0
+    conn: LedgerConnection, user: str | None, limit: int, offset: int = 0
 ) -> Iterator[dict[str, Any]]:
     """The newest ``limit`` rows of ``user`` (None: everyone) after the ``offset`` newest,
     as SQLite yields them."""

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from zerog_cli.ledger.db import utc_now
+from zerog_cli.ledger.db import LedgerConnection, utc_now
 
 
 @dataclass(frozen=True)
@@ -35,12 +34,12 @@ def _namespace(row: tuple[Any, ...]) -> Namespace:
     )
 
 
-def get(conn: sqlite3.Connection, name: str) -> Namespace | None:
+def get(conn: LedgerConnection, name: str) -> Namespace | None:
     row = conn.execute(f"SELECT {_COLUMNS} FROM namespaces WHERE name = ?", (name,)).fetchone()
     return None if row is None else _namespace(row)
 
 
-def insert(conn: sqlite3.Connection, namespace: Namespace) -> None:
+def insert(conn: LedgerConnection, namespace: Namespace) -> None:
     conn.execute(
         f"INSERT INTO namespaces ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (
@@ -56,7 +55,7 @@ def insert(conn: sqlite3.Connection, namespace: Namespace) -> None:
     )
 
 
-def list_all(conn: sqlite3.Connection) -> list[tuple[Namespace, int]]:
+def list_all(conn: LedgerConnection) -> list[tuple[Namespace, int]]:
     """Every namespace with its object count."""
     rows = conn.execute(
         f"SELECT {', '.join('n.' + c.strip() for c in _COLUMNS.split(','))},"
@@ -66,12 +65,12 @@ def list_all(conn: sqlite3.Connection) -> list[tuple[Namespace, int]]:
     return [(_namespace(row[:-1]), int(row[-1])) for row in rows]
 
 
-def names(conn: sqlite3.Connection) -> list[str]:
+def names(conn: LedgerConnection) -> list[str]:
     """Every namespace's name, sorted (for shell completion)."""
     return [str(row[0]) for row in conn.execute("SELECT name FROM namespaces ORDER BY name")]
 
 
-def role_of(conn: sqlite3.Connection, namespace: Namespace, user: str) -> str | None:
+def role_of(conn: LedgerConnection, namespace: Namespace, user: str) -> str | None:
     """'owner', the granted role ('admin', 'write', 'read'), or None."""
     if namespace.owner == user:
         return "owner"
@@ -81,7 +80,7 @@ def role_of(conn: sqlite3.Connection, namespace: Namespace, user: str) -> str | 
     return None if row is None else str(row[0])
 
 
-def acl(conn: sqlite3.Connection, name: str) -> list[dict[str, Any]]:
+def acl(conn: LedgerConnection, name: str) -> list[dict[str, Any]]:
     rows = conn.execute(
         "SELECT user, role, granted_by, granted_at FROM namespace_acl"
         " WHERE namespace = ? ORDER BY user",
@@ -92,7 +91,7 @@ def acl(conn: sqlite3.Connection, name: str) -> list[dict[str, Any]]:
     ]
 
 
-def grant(conn: sqlite3.Connection, name: str, user: str, role: str, by: str) -> None:
+def grant(conn: LedgerConnection, name: str, user: str, role: str, by: str) -> None:
     conn.execute(
         "INSERT INTO namespace_acl (namespace, user, role, granted_by, granted_at)"
         " VALUES (?, ?, ?, ?, ?)"
@@ -102,18 +101,18 @@ def grant(conn: sqlite3.Connection, name: str, user: str, role: str, by: str) ->
     )
 
 
-def revoke(conn: sqlite3.Connection, name: str, user: str) -> bool:
+def revoke(conn: LedgerConnection, name: str, user: str) -> bool:
     cursor = conn.execute(
         "DELETE FROM namespace_acl WHERE namespace = ? AND user = ?", (name, user)
     )
     return cursor.rowcount > 0
 
 
-def add_used_bytes(conn: sqlite3.Connection, name: str, delta: int) -> None:
+def add_used_bytes(conn: LedgerConnection, name: str, delta: int) -> None:
     conn.execute("UPDATE namespaces SET used_bytes = used_bytes + ? WHERE name = ?", (delta, name))
 
 
-def delete(conn: sqlite3.Connection, name: str) -> dict[str, int]:
+def delete(conn: LedgerConnection, name: str) -> dict[str, int]:
     """Remove the namespace and every record in it; returns how many rows of each went."""
     backups = conn.execute("SELECT id FROM storage_backups WHERE namespace = ?", (name,)).fetchall()
     backup_ids = [(row[0],) for row in backups]

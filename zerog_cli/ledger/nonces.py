@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 from zerog_cli.errors import PermissionDenied
-from zerog_cli.ledger.db import utc_now
+from zerog_cli.ledger.db import LedgerConnection, utc_now
 
 
-def consume(conn: sqlite3.Connection, scope: str, nonce: str, address: str) -> str:
+def consume(conn: LedgerConnection, scope: str, nonce: str, address: str) -> str:
     """Inside the caller's transaction: record the nonce, or PermissionDenied if this scope
     has seen it before. Returns seen_at."""
     seen_at = utc_now()

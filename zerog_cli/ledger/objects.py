@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from zerog_cli.ledger.db import EVERYTHING, Page, utc_now
+from zerog_cli.ledger.db import EVERYTHING, LedgerConnection, Page, utc_now
 
 
 @dataclass(frozen=True)
@@ -51,7 +50,7 @@ def _object(row: tuple[Any, ...]) -> StoredObject:
 
 
 def insert(
-    conn: sqlite3.Connection,
+    conn: LedgerConnection,
     *,
     namespace: str,
     name: str,
@@ -116,7 +115,7 @@ class Fragment:
         return dict(self.__dict__)
 
 
-def add_fragments(conn: sqlite3.Connection, object_id: int, fragments: list[Fragment]) -> None:
+def add_fragments(conn: LedgerConnection, object_id: int, fragments: list[Fragment]) -> None:
     conn.executemany(
         'INSERT INTO object_fragments (object_id, position, root, tx_seq, "offset", size)'
         " VALUES (?, ?, ?, ?, ?, ?)",
@@ -124,7 +123,7 @@ def add_fragments(conn: sqlite3.Connection, object_id: int, fragments: list[Frag
     )
 
 
-def fragments_of(conn: sqlite3.Connection, object_id: int) -> list[Fragment]:
+def fragments_of(conn: LedgerConnection, object_id: int) -> list[Fragment]:
     """The object's fragments in order; empty for an object stored as one submission."""
     rows = conn.execute(
         'SELECT position, root, tx_seq, "offset", size FROM object_fragments'
@@ -135,7 +134,7 @@ def fragments_of(conn: sqlite3.Connection, object_id: int) -> list[Fragment]:
 
 
 def by_name(
-    conn: sqlite3.Connection, network: str, namespace: str, name: str, version: int | None = None
+    conn: LedgerConnection, network: str, namespace: str, name: str, version: int | None = None
 ) -> StoredObject | None:
     """The current (newest) version of a name, or ``version`` of it."""
     if version is None:
@@ -153,12 +152,12 @@ def by_name(
     return None if row is None else _object(row)
 
 
-def by_id(conn: sqlite3.Connection, object_id: int) -> StoredObject | None:
+def by_id(conn: LedgerConnection, object_id: int) -> StoredObject | None:
     row = conn.execute(f"SELECT {_COLUMNS} FROM objects WHERE id = ?", (object_id,)).fetchone()
     return None if row is None else _object(row)
 
 
-def by_root(conn: sqlite3.Connection, network: str, root: str) -> list[StoredObject]:
+def by_root(conn: LedgerConnection, network: str, root: str) -> list[StoredObject]:
     rows = conn.execute(
         f"SELECT {_COLUMNS} FROM objects WHERE network = ? AND root = ? ORDER BY id",
         (network, root),
@@ -167,7 +166,7 @@ def by_root(conn: sqlite3.Connection, network: str, root: str) -> list[StoredObj
 
 
 def in_namespace(
-    conn: sqlite3.Connection, namespace: str, *, versions: bool = False, page: Page = EVERYTHING
+    conn: LedgerConnection, namespace: str, *, versions: bool = False, page: Page = EVERYTHING
 ) -> Iterator[StoredObject]:
     """The current version of each name by name; every version (oldest first) with
     ``versions``; ``page`` of them, as SQLite yields them."""
@@ -181,9 +180,7 @@ def in_namespace(
     return (_object(row) for row in rows)
 
 
-def count_in_namespace(
-    conn: sqlite3.Connection, namespace: str, *, newest_only: bool = False
-) -> int:
+def count_in_namespace(conn: LedgerConnection, namespace: str, *, newest_only: bool = False) -> int:
     """Objects recorded in ``namespace``: every version, or one per name with ``newest_only``."""
     newest = f" AND {_NEWEST}" if newest_only else ""
     sql = f"SELECT COUNT(*) FROM objects WHERE namespace = ?{newest}"

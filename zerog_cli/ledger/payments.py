@@ -9,11 +9,10 @@ from the chain on a later run, so no payment goes unrecorded.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from zerog_cli.ledger.db import dict_rows, utc_now
+from zerog_cli.ledger.db import LedgerConnection, dict_rows, utc_now
 
 
 @dataclass(frozen=True)
@@ -30,7 +29,7 @@ class PendingPayment:
 
 
 def add(
-    conn: sqlite3.Connection, payment: PendingPayment, tx_hash: str, *, pid: int, host: str
+    conn: LedgerConnection, payment: PendingPayment, tx_hash: str, *, pid: int, host: str
 ) -> None:
     conn.execute(
         "INSERT INTO pending_payments (intent, tx_hash, operation, user, namespace, root, size,"
@@ -54,11 +53,11 @@ def add(
     )
 
 
-def clear(conn: sqlite3.Connection, intent: str) -> None:
+def clear(conn: LedgerConnection, intent: str) -> None:
     conn.execute("DELETE FROM pending_payments WHERE intent = ?", (intent,))
 
 
-def all_pending(conn: sqlite3.Connection, network: str) -> list[dict[str, Any]]:
+def all_pending(conn: LedgerConnection, network: str) -> list[dict[str, Any]]:
     return dict_rows(
         conn, "SELECT * FROM pending_payments WHERE network = ? ORDER BY id", (network,)
     )

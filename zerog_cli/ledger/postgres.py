@@ -1,10 +1,11 @@
 """The PostgreSQL dialect of the ledger: every difference from SQLite lives here.
 
 The ledger's queries are written once, in the SQL both engines understand,
-with SQLite's ``?`` placeholders. On PostgreSQL, `PgConnection` stands in for
-``sqlite3.Connection`` (``execute``, ``executemany`` and cursors with
-``fetchone``/``fetchall``/iteration, ``rowcount``, ``lastrowid``,
-``description``) and rewrites each statement once (`translate`):
+with SQLite's ``?`` placeholders. On PostgreSQL, `PgConnection` is the
+`ledger.db.LedgerConnection` the SQLite connection also is (``execute``,
+``executemany`` and cursors with ``fetchone``/``fetchall``/iteration,
+``rowcount``, ``lastrowid``, ``description``) and rewrites each statement once
+(`translate`):
 
 - ``?`` becomes ``%s`` (and a literal ``%`` is doubled for psycopg);
 - the column ``user``, a reserved word there, is quoted;
@@ -231,7 +232,7 @@ def _row(row: Sequence[Any]) -> tuple[Any, ...]:
 
 
 class PgCursor:
-    """The part of ``sqlite3.Cursor`` the ledger reads."""
+    """A `ledger.db.LedgerCursor`: the part of ``sqlite3.Cursor`` the ledger reads."""
 
     def __init__(self, connection: PgConnection, cursor: psycopg.Cursor[Any]) -> None:
         self._connection = connection

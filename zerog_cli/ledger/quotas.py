@@ -10,12 +10,11 @@ that records the outcome. Reservations of processes that died are expired.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from zerog_cli.ledger.db import EVERYTHING, Page, utc_now
+from zerog_cli.ledger.db import EVERYTHING, LedgerConnection, Page, utc_now
 
 LIMIT_COLUMNS = {
     "storage": "storage_limit_bytes",
@@ -54,13 +53,13 @@ def _row(values: tuple[Any, ...] | None) -> QuotaRow | None:
     return None if values is None else QuotaRow(*values)
 
 
-def get(conn: sqlite3.Connection, user: str) -> QuotaRow | None:
+def get(conn: LedgerConnection, user: str) -> QuotaRow | None:
     return _row(
         conn.execute(f"SELECT {_ROW_COLUMNS} FROM user_quotas WHERE user = ?", (user,)).fetchone()
     )
 
 
-def all_rows(conn: sqlite3.Connection, page: Page = EVERYTHING) -> Iterator[QuotaRow]:
+def all_rows(conn: LedgerConnection, page: Page = EVERYTHING) -> Iterator[QuotaRow]:
     """Every user's row by name (``page`` of them), as SQLite yields them."""
     window, window_params = page.sql()
     rows = conn.execute(
@@ -69,11 +68,11 @@ def all_rows(conn: sqlite3.Connection, page: Page = EVERYTHING) -> Iterator[Quot
     return (QuotaRow(*row) for row in rows)
 
 
-def exists(conn: sqlite3.Connection, user: str) -> bool:
+def exists(conn: LedgerConnection, user: str) -> bool:
     return conn.execute("SELECT 1 FROM user_quotas WHERE user = ?", (user,)).fetchone() is not None
 
 
-def ensure(conn: sqlite3.Connection, user: str, tier: str, period: str) -> QuotaRow:
+def ensure(conn: LedgerConnection, user: str, tier: str, period: str) -> QuotaRow:
     """The user's row, created with ``tier`` and the current period when missing."""
     now = utc_now()
     conn.execute(
@@ -86,7 +85,7 @@ def ensure(conn: sqlite3.Connection, user: str, tier: str, period: str) -> Quota
     return row
 
 
-def roll_period(conn: sqlite3.Connection, row: QuotaRow, period: str) -> QuotaRow:
+def roll_period(conn: LedgerConnection, row: QuotaRow, period: str) -> QuotaRow:
     """Start a new monthly period: usage back to zero. No-op within the same period."""
     if row.period == period:
         return row
@@ -100,7 +99,7 @@ def roll_period(conn: sqlite3.Connection, row: QuotaRow, period: str) -> QuotaRo
     return updated
 
 
-def roll_all_periods(conn: sqlite3.Connection, period: str) -> int:
+def roll_all_periods(conn: LedgerConnection, period: str) -> int:
     """`roll_period` for every user whose row is of another period; returns rows changed."""
     return conn.execute(
         "UPDATE user_quotas SET storage_used_bytes = 0, tokens_used = 0,"
@@ -110,7 +109,7 @@ def roll_all_periods(conn: sqlite3.Connection, period: str) -> int:
 
 
 def set_limits(
-    conn: sqlite3.Connection,
+    conn: LedgerConnection,
     user: str,
     *,
     tier: str | None,
@@ -128,7 +127,7 @@ def set_limits(
     conn.execute(f"UPDATE user_quotas SET {', '.join(assignments)} WHERE user = ?", (*params, user))
 
 
-def reset_usage(conn: sqlite3.Connection, user: str | None) -> int:
+def reset_usage(conn: LedgerConnection, user: str | None) -> int:
     """Zero the usage of one user (or everyone); returns rows changed."""
     sql = (
         "UPDATE user_quotas SET storage_used_bytes = 0, tokens_used = 0,"
@@ -140,7 +139,7 @@ def reset_usage(conn: sqlite3.Connection, user: str | None) -> int:
 
 
 def add_usage(
-    conn: sqlite3.Connection,
+    conn: LedgerConnection,
     user: str,
     *,
     storage_bytes: int = 0,
@@ -155,7 +154,7 @@ def add_usage(
     )
 
 
-def reserved_by_user(conn: sqlite3.Connection, user: str) -> Reserved:
+def reserved_by_user(conn: LedgerConnection, user: str) -> Reserved:
     row = conn.execute(
         "SELECT COALESCE(SUM(storage_bytes), 0), COALESCE(SUM(tokens), 0),"
         " COALESCE(SUM(usd_micro), 0) FROM quota_reservations WHERE user = ?",
@@ -164,7 +163,7 @@ def reserved_by_user(conn: sqlite3.Connection, user: str) -> Reserved:
     return Reserved(int(row[0]), int(row[1]), int(row[2]))
 
 
-def reserved_by_users(conn: sqlite3.Connection) -> dict[str, Reserved]:
+def reserved_by_users(conn: LedgerConnection) -> dict[str, Reserved]:
     """What running commands hold, per user that holds anything."""
     rows = conn.execute(
         "SELECT user, SUM(storage_bytes), SUM(tokens), SUM(usd_micro)"
@@ -175,7 +174,7 @@ def reserved_by_users(conn: sqlite3.Connection) -> dict[str, Reserved]:
     }
 
 
-def reserved_in_namespace(conn: sqlite3.Connection, namespace: str) -> int:
+def reserved_in_namespace(conn: LedgerConnection, namespace: str) -> int:
     row = conn.execute(
         "SELECT COALESCE(SUM(namespace_bytes), 0) FROM quota_reservations WHERE namespace = ?",
         (namespace,),
@@ -184,7 +183,7 @@ def reserved_in_namespace(conn: sqlite3.Connection, namespace: str) -> int:
 
 
 def insert_reservation(
-    conn: sqlite3.Connection,
+    conn: LedgerConnection,
     user: str,
     namespace: str | None,
     amounts: Reserved,
@@ -220,7 +219,7 @@ def insert_reservation(
 
 
 def name_holder(
-    conn: sqlite3.Connection, network: str, namespace: str, name: str
+    conn: LedgerConnection, network: str, namespace: str, name: str
 ) -> dict[str, Any] | None:
     """The reservation (user, pid, host, purpose) that holds an object name, if any."""
     row = conn.execute(
@@ -233,15 +232,15 @@ def name_holder(
     return {"user": row[0], "pid": row[1], "host": row[2], "purpose": row[3]}
 
 
-def delete_reservation(conn: sqlite3.Connection, reservation_id: int) -> None:
+def delete_reservation(conn: LedgerConnection, reservation_id: int) -> None:
     conn.execute("DELETE FROM quota_reservations WHERE id = ?", (reservation_id,))
 
 
-def reservation_owners(conn: sqlite3.Connection) -> list[tuple[int, int, str, str]]:
+def reservation_owners(conn: LedgerConnection) -> list[tuple[int, int, str, str]]:
     """Every reservation's id, and the pid, host and time of the run that made it."""
     rows = conn.execute("SELECT id, pid, host, created_at FROM quota_reservations").fetchall()
     return [(int(rid), int(pid), str(host), str(created)) for rid, pid, host, created in rows]
 
 
-def expire_reservations(conn: sqlite3.Connection, ids: list[int]) -> None:
+def expire_reservations(conn: LedgerConnection, ids: list[int]) -> None:
     conn.executemany("DELETE FROM quota_reservations WHERE id = ?", [(i,) for i in ids])

@@ -12,15 +12,16 @@ offsets (each file's roots are in the metadata object).
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
 from typing import Any
+
+from zerog_cli.ledger.db import LedgerConnection
 
 COLUMNS = ("path", "kind", "size", "mode", "mtime", "sha256", "offset", "link")
 
 
 def record(
-    conn: sqlite3.Connection,
+    conn: LedgerConnection,
     backup_id: int,
     members: Sequence[dict[str, Any]],
     *,
@@ -44,13 +45,13 @@ def record(
     )
 
 
-def set_index(conn: sqlite3.Connection, backup_id: int, index_object_id: int) -> None:
+def set_index(conn: LedgerConnection, backup_id: int, index_object_id: int) -> None:
     conn.execute(
         "UPDATE storage_backups SET index_object_id = ? WHERE id = ?", (index_object_id, backup_id)
     )
 
 
-def kind(conn: sqlite3.Connection, backup_id: int) -> tuple[str, int | None, dict[str, int]]:
+def kind(conn: LedgerConnection, backup_id: int) -> tuple[str, int | None, dict[str, int]]:
     """(kind, index object id, skipped counts by kind) of one backup."""
     row = conn.execute(
         "SELECT kind, index_object_id, skipped FROM storage_backups WHERE id = ?", (backup_id,)
@@ -60,7 +61,7 @@ def kind(conn: sqlite3.Connection, backup_id: int) -> tuple[str, int | None, dic
     return str(row[0]), row[1], json.loads(row[2] or "{}")
 
 
-def members(conn: sqlite3.Connection, backup_id: int) -> list[dict[str, Any]]:
+def members(conn: LedgerConnection, backup_id: int) -> list[dict[str, Any]]:
     cursor = conn.execute(
         'SELECT path, kind, size, mode, mtime, sha256, "offset", link FROM backup_members'
         " WHERE backup_id = ? ORDER BY position",
@@ -69,7 +70,7 @@ def members(conn: sqlite3.Connection, backup_id: int) -> list[dict[str, Any]]:
     return [dict(zip(COLUMNS, row, strict=True)) for row in cursor.fetchall()]
 
 
-def member(conn: sqlite3.Connection, backup_id: int, path: str) -> dict[str, Any] | None:
+def member(conn: LedgerConnection, backup_id: int, path: str) -> dict[str, Any] | None:
     row = conn.execute(
         'SELECT path, kind, size, mode, mtime, sha256, "offset", link FROM backup_members'
         " WHERE backup_id = ? AND path = ?",

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
+
+from zerog_cli.ledger.db import LedgerConnection
 
 STATUSES = ("ok", "mismatch", "missing", "error")
 KINDS = ("full", "sampled")
@@ -12,7 +13,7 @@ some segments read, each checked against the root with its Merkle proof."""
 
 
 def record(
-    conn: sqlite3.Connection,
+    conn: LedgerConnection,
     *,
     backup_id: int,
     run_id: str,
@@ -49,7 +50,7 @@ def record(
     return int(cursor.lastrowid or 0)
 
 
-def history(conn: sqlite3.Connection, backup_id: int, limit: int = 20) -> list[dict[str, Any]]:
+def history(conn: LedgerConnection, backup_id: int, limit: int = 20) -> list[dict[str, Any]]:
     """The most recent checks of one backup, newest first."""
     cursor = conn.execute(
         "SELECT id, run_id, status, kind, segments_checked, segments_total, duration_ms,"
@@ -57,5 +58,5 @@ def history(conn: sqlite3.Connection, backup_id: int, limit: int = 20) -> list[d
         " FROM verifications WHERE backup_id = ? ORDER BY checked_at DESC, id DESC LIMIT ?",
         (backup_id, limit),
     )
-    columns = [c[0] for c in cursor.description]
+    columns = [c[0] for c in cursor.description or ()]
     return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]

@@ -18,7 +18,6 @@ paths, so one series can never push another out.
 from __future__ import annotations
 
 import re
-import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -33,7 +32,7 @@ from zerog_cli.infra.units import INT64_MAX, Duration
 from zerog_cli.ledger import backups as rows
 from zerog_cli.ledger import objects, verifications
 from zerog_cli.ledger.backups import Backup, BackupFilter
-from zerog_cli.ledger.db import EVERYTHING, Page, format_time, parse_time
+from zerog_cli.ledger.db import EVERYTHING, LedgerConnection, Page, format_time, parse_time
 from zerog_cli.services import namespaces
 from zerog_cli.services.context import Context
 from zerog_cli.services.download import DownloadReport
@@ -123,10 +122,10 @@ class BackupRecord:
     source_path: str
     network: str
     moment: datetime
-    more: Callable[[sqlite3.Connection, int], None] | None = None
+    more: Callable[[LedgerConnection, int], None] | None = None
     backup_id: int = 0
 
-    def __call__(self, tx: sqlite3.Connection, stored: dict[str, Any]) -> None:
+    def __call__(self, tx: LedgerConnection, stored: dict[str, Any]) -> None:
         self.backup_id = rows.insert(
             tx,
             namespace=stored["namespace"],

@@ -16,9 +16,12 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from zerog_cli.errors import ZerogError
+
+if TYPE_CHECKING:
+    from zerog_cli.ledger.db import LedgerConnection
 
 T = TypeVar("T")
 
@@ -57,7 +60,7 @@ def live_backups(profile: str | None) -> list[tuple[int, str]]:
     return _read_ledger(profile, backups.live_summaries)
 
 
-def _read_ledger(profile: str | None, query: Callable[[sqlite3.Connection], list[T]]) -> list[T]:
+def _read_ledger(profile: str | None, query: Callable[[LedgerConnection], list[T]]) -> list[T]:
     """``query``'s rows from the ledger ``ledger_url`` names (SQLite or PostgreSQL), read-only."""
     from zerog_cli.ledger.db import connect
     from zerog_cli.services.context import Context

@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import sqlite3
 import stat
 import sys
 import tempfile
@@ -31,6 +30,7 @@ from zerog_cli.errors import IntegrityError, NotFound, UsageError
 from zerog_cli.infra.archive import Member, check_member, skipped_kind, walk_folder
 from zerog_cli.infra.files import created_file_mode, current_umask
 from zerog_cli.ledger import snapshots
+from zerog_cli.ledger.db import LedgerConnection
 from zerog_cli.services import namespaces
 from zerog_cli.services.context import Context
 from zerog_cli.services.download import DiscardingSink, Target, fetch_verified, resolve
@@ -127,7 +127,7 @@ def create(
             kind = skipped_kind(info.st_mode)
             skipped[kind] = skipped.get(kind, 0) + 1
 
-    def record_members(tx: sqlite3.Connection, backup_id: int) -> None:
+    def record_members(tx: LedgerConnection, backup_id: int) -> None:
         snapshots.record(
             tx,
             backup_id,

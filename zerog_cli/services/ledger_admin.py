@@ -104,4 +104,4 @@ def copy(context: Context, url: str) -> LedgerCopied:
     from zerog_cli.ledger.db import resolve_target
 
     target = resolve_target(url, lambda: context.secrets.get("DATABASE_PASSWORD"))
-    return copy_ledger(context.ledger, target).document()
+    return copy_ledger(context.ledger, target)

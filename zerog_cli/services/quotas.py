@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,7 +32,7 @@ from zerog_cli.infra.units import Cost, format_size, format_usd
 from zerog_cli.ledger import alerts, costs, objects
 from zerog_cli.ledger import namespaces as namespace_rows
 from zerog_cli.ledger import quotas as quota_rows
-from zerog_cli.ledger.db import Page, parse_time
+from zerog_cli.ledger.db import LedgerConnection, Page, parse_time
 from zerog_cli.ledger.quotas import QuotaRow, Reserved
 from zerog_cli.services.context import Context
 
@@ -118,13 +117,13 @@ def validate_user_name(user: str) -> str:
     return user
 
 
-def _ensure_current(conn: sqlite3.Connection, context: Context, user: str) -> QuotaRow:
+def _ensure_current(conn: LedgerConnection, context: Context, user: str) -> QuotaRow:
     validate_user_name(user)
     row = quota_rows.ensure(conn, user, context.settings.default_tier, current_period(context))
     return quota_rows.roll_period(conn, row, current_period(context))
 
 
-def _expire_dead_reservations(conn: sqlite3.Connection, context: Context) -> None:
+def _expire_dead_reservations(conn: LedgerConnection, context: Context) -> None:
     host = socket.gethostname()
     now = context.now().timestamp()
     stale: list[int] = []
@@ -160,7 +159,7 @@ class Hold:
 
     def settle(
         self,
-        conn: sqlite3.Connection,
+        conn: LedgerConnection,
         spent: Reserved,
         cost: costs.CostEntry | None,
         *,
@@ -186,7 +185,7 @@ class Hold:
         assert after is not None
         return _threshold_alerts(conn, self.context, before, after)
 
-    def release(self, conn: sqlite3.Connection) -> None:
+    def release(self, conn: LedgerConnection) -> None:
         """Inside the caller's transaction: give the hold back (nothing was charged)."""
         self.closed = True
         quota_rows.delete_reservation(conn, self.reservation.id)
@@ -250,7 +249,7 @@ def hold(
 
 
 def _refuse_past_limits(
-    conn: sqlite3.Connection,
+    conn: LedgerConnection,
     context: Context,
     user: str,
     namespace: str | None,
@@ -316,7 +315,7 @@ def name_taken(namespace: str, name: str) -> UsageError:
 
 
 def _claim_name(
-    conn: sqlite3.Connection, namespace: str | None, object_name: tuple[str, str], replace: bool
+    conn: LedgerConnection, namespace: str | None, object_name: tuple[str, str], replace: bool
 ) -> None:
     network, name = object_name
     if namespace is None:
@@ -342,7 +341,7 @@ def _ratios(row: QuotaRow, limits: Limits) -> dict[str, float]:
 
 
 def _threshold_alerts(
-    conn: sqlite3.Connection, context: Context, before: QuotaRow, after: QuotaRow
+    conn: LedgerConnection, context: Context, before: QuotaRow, after: QuotaRow
 ) -> SettleOutcome:
     limits = effective_limits(after, _tier_for(context.settings, after))
     old, new = _ratios(before, limits), _ratios(after, limits)
@@ -604,12 +603,12 @@ def tiers(context: Context) -> TierList:
     )
 
 
-def ensure_user(conn: sqlite3.Connection, context: Context, user: str) -> QuotaRow:
+def ensure_user(conn: LedgerConnection, context: Context, user: str) -> QuotaRow:
     """Register ``user`` (default tier) if new, inside the caller's transaction."""
     return _ensure_current(conn, context, user)
 
 
-def require_known_user(conn: sqlite3.Connection, user: str) -> None:
+def require_known_user(conn: LedgerConnection, user: str) -> None:
     """NotFound (exit 7) unless ``user`` has a quota record (acted before, or was set up)."""
     if not quota_rows.exists(conn, user):
         raise NotFound(

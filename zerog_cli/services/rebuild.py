@@ -48,15 +48,13 @@ from zerog_cli.ledger import costs, objects
 from zerog_cli.ledger import namespaces as namespace_rows
 from zerog_cli.ledger import quotas as quota_rows
 from zerog_cli.ledger.copy import LedgerCopied
-from zerog_cli.ledger.db import describe, format_time
+from zerog_cli.ledger.db import LedgerConnection, describe, format_time
 from zerog_cli.services import quotas
 from zerog_cli.services.catalog import CatalogSecret, catalog_secret
 from zerog_cli.services.context import Context
 from zerog_cli.zerog.segments import Progress
 
 if TYPE_CHECKING:
-    import sqlite3
-
     from zerog_cli.ledger.db import Ledger
     from zerog_cli.ledger.postgres import PostgresTarget
     from zerog_cli.zerog.catalog import CatalogRecord
@@ -514,6 +512,7 @@ def _install(building: Path, target: Path) -> str | None:
         saved = None
         if catalog_rows.has_records(destination.conn):
             saved = admin.safety_backup(destination, "rebuild").destination
+        assert isinstance(destination.conn, sqlite3.Connection), "target is a SQLite file"
         source = sqlite3.connect(building)
         try:
             source.backup(destination.conn)
@@ -546,7 +545,7 @@ def _load_into_postgres(building: Path, target: PostgresTarget) -> tuple[str | N
         copied = copy_ledger(source, target, replace=True)
     finally:
         source.close()
-    return saved, copied.document()
+    return saved, copied
 
 
 def _write_ledger(
@@ -625,7 +624,7 @@ def _period(context: Context, seconds: int) -> str:
 
 
 def _replay(
-    context: Context, conn: sqlite3.Connection, network: str, replay: list[Found]
+    context: Context, conn: LedgerConnection, network: str, replay: list[Found]
 ) -> dict[str, Any]:
     """Write ``replay`` (oldest first) as namespaces, objects, fragments, backups, costs."""
     user = context.acting_user

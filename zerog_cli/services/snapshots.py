@@ -23,7 +23,6 @@ import hashlib
 import json
 import os
 import shutil
-import sqlite3
 import sys
 import tempfile
 import time
@@ -44,6 +43,7 @@ from zerog_cli.infra.archive import (
 from zerog_cli.infra.files import atomic_output
 from zerog_cli.infra.output import copied_fields
 from zerog_cli.ledger import objects, snapshots
+from zerog_cli.ledger.db import LedgerConnection
 from zerog_cli.services import namespaces
 from zerog_cli.services.backups import BackupCreated, BackupRecord, IndexObject
 from zerog_cli.services.context import Context
@@ -136,7 +136,7 @@ def upload_snapshot(
     moment = context.now()
     document: dict[str, Any] = {}
 
-    def record_members(tx: sqlite3.Connection, backup_id: int) -> None:
+    def record_members(tx: LedgerConnection, backup_id: int) -> None:
         document.update(index())
         snapshots.record(
             tx, backup_id, document["members"], index_object_id=None, skipped=document["skipped"]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import socket
-import sqlite3
 import time
 import uuid
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from zerog_cli.infra.secrets import ENCRYPTION_KEY
 from zerog_cli.infra.signing import wallet_key, warm_up
 from zerog_cli.infra.units import Cost, format_size
 from zerog_cli.ledger import costs, objects, payments
+from zerog_cli.ledger.db import LedgerConnection
 from zerog_cli.ledger.payments import PendingPayment
 from zerog_cli.ledger.quotas import Reserved
 from zerog_cli.services import namespaces, quotas
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from zerog_cli.zerog.upload import UploadResult
     from zerog_cli.zerog.upload_plan import UploadPlan
 
-Recorder = Callable[[sqlite3.Connection, dict[str, Any]], None]
+Recorder = Callable[[LedgerConnection, dict[str, Any]], None]
 
 
 @dataclass(frozen=True)
