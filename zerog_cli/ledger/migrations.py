@@ -17,6 +17,7 @@ INTEGER; sizes are integer bytes; timestamps ISO 8601 UTC text.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -41,7 +42,7 @@ class Migration:
 
 
 def _postgres(db: SchemaDatabase) -> bool:
-    return getattr(db, "dialect", "sqlite") == "postgresql"
+    return not isinstance(db.conn, sqlite3.Connection)
 
 
 def _initial_up(db: SchemaDatabase) -> None:

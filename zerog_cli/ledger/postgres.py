@@ -434,8 +434,6 @@ def _literal(value: Any) -> str:
 class PgDatabase:
     """The schema-changing half of sqlite-utils' ``Database``, on PostgreSQL."""
 
-    dialect = "postgresql"
-
     def __init__(self, conn: PgConnection) -> None:
         self.conn = conn
 
