@@ -5,6 +5,8 @@ command as a typed value."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from zerog_cli.cli import params
@@ -44,6 +46,9 @@ BAD_VALUES = [
     (("devnet", "up", "--indexer", "mine"), "--indexer", "is not one of"),
     (("devnet", "up", "--chain", "geth"), "--chain", "is not one of"),
     (("backup", "create", "/etc", "--format", "zip"), "--format", "is not one of"),
+    (("init", "--profile", "nope"), "--profile", "is not one of"),
+    (("--profile", "nope", "config", "show"), "--profile", "is not one of"),
+    (("config", "set", "user", "bob", "--profile", "nope"), "--profile", "is not one of"),
 ]
 
 
@@ -55,7 +60,7 @@ def test_a_bad_value_is_exit_2_with_one_line_naming_the_option(
     assert result.exit_code == 2, result
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result
-    assert lines[0].startswith(f"error: Invalid value for '{option}': "), result
+    assert lines[0].startswith(f"error: Invalid value for '{option}'"), result
     assert why in lines[0], result
     assert "Traceback" not in result.stderr
 
@@ -72,6 +77,15 @@ def test_a_refused_value_changes_nothing(zerog) -> None:
     result = zerog("quota", "set", "bob", "--storage", "lots")
     assert result.exit_code == 2, result
     assert zerog("quota", "show", "bob").exit_code == 7, "the refused command created bob"
+
+
+def test_init_with_an_unknown_profile_writes_no_config(zerog, zerog_home: Path) -> None:
+    """It wrote ``profile = "nope"`` and exited 8, and every later command failed on it."""
+    result = zerog("init", "--profile", "nope")
+    assert result.exit_code == 2, result
+    assert not (zerog_home / "config.toml").exists()
+    assert zerog("init", "--profile", "testnet").exit_code == 0
+    assert zerog("config", "get", "profile").stdout.strip() == "testnet"
 
 
 def test_typed_values_reach_the_command(zerog) -> None:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from zerog_cli import __version__
-from zerog_cli.cli.common import State, complete_profile, examples, reset_state, state
+from zerog_cli.cli.common import State, examples, reset_state, state
 from zerog_cli.cli.lazy import ENTRIES, LazyGroup
 from zerog_cli.errors import (
     EXIT_CODE_MEANINGS,
@@ -38,6 +38,7 @@ from zerog_cli.errors import (
     unrecorded_payment,
 )
 from zerog_cli.infra import redaction
+from zerog_cli.infra.choices import Profile
 from zerog_cli.infra.output import Output, terminal_safe
 
 if TYPE_CHECKING:
@@ -99,14 +100,8 @@ def _version(value: bool) -> None:
 @app.callback()
 def root(
     profile: Annotated[
-        str | None,
-        typer.Option(
-            "--profile",
-            "-p",
-            help="devnet, testnet or mainnet.",
-            show_default=False,
-            autocompletion=complete_profile,
-        ),
+        Profile | None,
+        typer.Option("--profile", "-p", help="Network profile for this run.", show_default=False),
     ] = None,
     json_output: Annotated[
         bool, typer.Option("--json", help="One JSON document on stdout.")
@@ -121,7 +116,7 @@ def root(
 ) -> None:
     """Operate a service on 0G Storage and 0G Compute: store, verify, back up, infer."""
     output = Output(json_mode=json_output, verbose=verbose, quiet=quiet)
-    reset_state(State(output=output, flags={"profile": profile} if profile else {}))
+    reset_state(State(output=output, flags={"profile": profile.value} if profile else {}))
 
 
 def _print_error(message: str) -> None:

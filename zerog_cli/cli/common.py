@@ -34,13 +34,6 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def complete_profile() -> list[str]:
-    """Profile names, for ``--profile`` (shell completion)."""
-    from zerog_cli.infra.config import PROFILES
-
-    return list(PROFILES)
-
-
 def complete_namespace(ctx: typer.Context) -> list[str]:
     """Namespace names from the ledger, for shell completion (none when there is no ledger)."""
     from zerog_cli.services.completion import namespace_names

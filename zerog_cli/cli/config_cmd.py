@@ -6,7 +6,8 @@ from typing import Annotated
 
 import typer
 
-from zerog_cli.cli.common import command, complete_profile, examples, new_app, results, state
+from zerog_cli.cli.common import command, examples, new_app, results, state
+from zerog_cli.infra.choices import Profile
 from zerog_cli.infra.output import Column
 
 app = new_app(
@@ -92,12 +93,11 @@ def set_value(
     ],
     value: Annotated[str, typer.Argument(help="New value (sizes like 10MB, durations like 60s).")],
     profile: Annotated[
-        str | None,
+        Profile | None,
         typer.Option(
             "--profile",
             help="Store it for one profile only ([profiles.NAME]).",
             show_default=False,
-            autocompletion=complete_profile,
         ),
     ] = None,
 ) -> None:
@@ -120,11 +120,8 @@ def register(app: typer.Typer) -> None:
 
 def init(
     profile: Annotated[
-        str,
-        typer.Option(
-            "--profile", "-p", help="devnet, testnet or mainnet.", autocompletion=complete_profile
-        ),
-    ] = "devnet",
+        Profile, typer.Option("--profile", "-p", help="Network profile to set up.")
+    ] = Profile.DEVNET,
     user: Annotated[
         str | None, typer.Option("--user", help="Default acting user.", show_default=False)
     ] = None,
@@ -133,7 +130,7 @@ def init(
     from zerog_cli.services.setup import initialise
 
     current = state()
-    current.context.override(profile=profile)
+    current.context.override(profile=profile.value)
     report = initialise(current.context, profile=profile, user=user)
 
     def human() -> None:

@@ -11,6 +11,14 @@ from __future__ import annotations
 from enum import StrEnum
 
 
+class Profile(StrEnum):
+    """Which network `--profile` names (`zerog init`, `config set`, the global option)."""
+
+    DEVNET = "devnet"
+    TESTNET = "testnet"
+    MAINNET = "mainnet"
+
+
 class UploadWait(StrEnum):
     """How long `zerog upload --wait` waits."""
 

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from zerog_cli.errors import ConfigError, NetworkUnavailable, UsageError, ZerogError
 from zerog_cli.infra import redaction
+from zerog_cli.infra.choices import Profile
 from zerog_cli.infra.files import atomic_write_text, ensure_private_dir
 from zerog_cli.infra.processes import pid_alive
 from zerog_cli.infra.units import (
@@ -32,8 +33,8 @@ from zerog_cli.infra.units import (
     parse_usd,
 )
 
-PROFILES = ("devnet", "testnet", "mainnet")
-DEFAULT_PROFILE = "devnet"
+PROFILES = tuple(profile.value for profile in Profile)
+DEFAULT_PROFILE = Profile.DEVNET.value
 DEVNET_STATE_FILE = "devnet.json"
 DEVNET_POINTER = "devnet.current"
 """In ZEROG_HOME: the data folder of the devnet `zerog devnet up` started last."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from zerog_cli.infra.choices import Profile
 from zerog_cli.infra.config import (
     KEYS,
     Settings,
@@ -85,7 +86,8 @@ def get(settings: Settings, key: str) -> ConfigValue:
     return ConfigValue(key=key, value=public_value(key, value), source=source)
 
 
-def store(key: str, value: str, *, profile: str | None) -> ConfigStored:
+def store(key: str, value: str, *, profile: Profile | None) -> ConfigStored:
     """Validate ``value`` and write it to the config file, for ``profile`` only when given."""
-    stored = set_config_value(key, value, profile=profile)
-    return ConfigStored(key=key, value=stored, profile=profile, file=str(config_path()))
+    name = None if profile is None else profile.value
+    stored = set_config_value(key, value, profile=name)
+    return ConfigStored(key=key, value=stored, profile=name, file=str(config_path()))

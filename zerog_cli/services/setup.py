@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from zerog_cli.errors import ConfigError
+from zerog_cli.infra.choices import Profile
 from zerog_cli.infra.config import config_path, read_config_file, write_config_file, zerog_home
 from zerog_cli.infra.files import ensure_private_dir
 from zerog_cli.infra.signing import wallet_key
@@ -26,15 +27,15 @@ class Initialised:
     next_steps: list[str]
 
 
-def initialise(context: Context, *, profile: str, user: str | None) -> Initialised:
+def initialise(context: Context, *, profile: Profile, user: str | None) -> Initialised:
     """Write the profile (and user) to the config file, create the ledger, check the wallet."""
     ensure_private_dir(zerog_home())
     data = read_config_file()
-    data["profile"] = profile
+    data["profile"] = profile.value
     if user:
         data["user"] = user
     write_config_file(data)
-    context.override(profile=profile)
+    context.override(profile=profile.value)
     settings = context.settings
     ledger = context.ledger
     try:
@@ -51,7 +52,7 @@ def initialise(context: Context, *, profile: str, user: str | None) -> Initialis
         ]
     )
     return Initialised(
-        profile=profile,
+        profile=profile.value,
         home=str(zerog_home()),
         config_file=str(config_path()),
         ledger=str(ledger.path),
