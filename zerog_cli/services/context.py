@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from zerog_cli.infra.config import Settings, load_settings, require_home
 from zerog_cli.infra.secrets import SecretStore
@@ -108,11 +108,21 @@ class Context:
 
     @property
     def metrics(self) -> Metrics:
-        """This run's metrics registry (created on first use; written out by `finish`)."""
-        if self._metrics is None:
-            from zerog_cli.infra.metrics import Metrics
+        """This run's metrics registry (created on first use; written out by `finish`).
 
-            self._metrics = Metrics()
+        A run with no metrics file and no Pushgateway gets an `UnexportedMetrics`,
+        which takes every update and keeps none, without importing prometheus_client.
+        """
+        if self._metrics is None:
+            settings = self.settings
+            if settings.metrics_file or settings.pushgateway:
+                from zerog_cli.infra.metrics import Metrics
+
+                self._metrics = Metrics()
+            else:
+                from zerog_cli.infra.unexported_metrics import UnexportedMetrics
+
+                self._metrics = cast("Metrics", UnexportedMetrics())
         return self._metrics
 
     @property
@@ -136,9 +146,13 @@ class Context:
         """The resilient HTTP client: timeouts, retries, breakers shared through the ledger."""
         if self._http is None:
             from zerog_cli.infra.http import BreakerSettings, HttpClient, RetryPolicy, Timeouts
-            from zerog_cli.infra.metrics import MetricsObserver
 
             settings = self.settings
+            observer = None
+            if settings.metrics_file or settings.pushgateway:
+                from zerog_cli.infra.metrics import MetricsObserver
+
+                observer = MetricsObserver(self.metrics)
             self._http = HttpClient(
                 timeouts=Timeouts(
                     connect=settings.http_connect_timeout,
@@ -152,7 +166,7 @@ class Context:
                 ),
                 # A read-only home keeps this run's breakers in memory.
                 breaker_storage=None if self.ledger.read_only else self.breaker_table.storage,
-                observer=MetricsObserver(self.metrics),
+                observer=observer,
             )
         return self._http
 
@@ -188,6 +202,10 @@ class Context:
     def override(self, **flags: Any) -> None:
         """Apply command-level flags (e.g. ``user`` from ``--as``) on top of the global ones."""
         given = {key: value for key, value in flags.items() if value is not None}
+        exporting = "metrics_file" in given or "pushgateway" in given
+        if exporting and (self._metrics is not None or self._http is not None):
+            # The run's metrics (and the HTTP client's observer) were made for no export.
+            raise RuntimeError("metrics destinations must be set before the metrics are used")
         if given:
             self.flags.update(given)
             self._settings = None
