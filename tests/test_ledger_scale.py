@@ -580,3 +580,27 @@ def test_streamed_listings_read_the_same_on_both_backends(
         "user2",
         "user3",
     ]
+
+
+def test_a_streamed_table_masks_a_secret_in_every_block(
+    zerog, zerog_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The table looks the secrets up once per block of rows, not once per cell: a secret
+    of the environment quoted in a prompt is masked on every row, past the first block."""
+    secret = "Zq7-s3cret-value-91"
+    monkeypatch.setenv("ENCRYPTION_KEY", secret)
+    assert zerog("ledger", "migrate").exit_code == 0
+    with sqlite3.connect(zerog_home / "ledger.db") as conn:
+        conn.executemany(
+            "INSERT INTO inference_log (created_at, user, network, wallet, provider, model,"
+            " prompt, duration_ms, status, stream, max_tokens)"
+            " VALUES ('2026-11-02T00:00:00Z', 'alice', 'devnet', '0xw', '0xp', 'm', ?, 1, 'ok',"
+            " 0, 10)",
+            [(f"k {secret} {i}",) for i in range(1200)],
+        )
+    result = zerog("infer", "log", "--all", "-n", "1200")
+    assert result.exit_code == 0, result
+    rows = result.stdout.splitlines()[1:]
+    assert len(rows) == 1200
+    assert secret not in result.stdout
+    assert all("k *** " in row for row in rows)

@@ -376,11 +376,9 @@ class Output:
         remaining = iter(rows)
         printed_header = False
         while block := list(itertools.islice(remaining, _TABLE_BLOCK)):
+            scrub = redaction.scrubber()
             cells = [
-                [
-                    terminal_safe(redaction.scrub(column.render(row)), one_line=True)
-                    for column in columns
-                ]
+                [terminal_safe(scrub(column.render(row)), one_line=True) for column in columns]
                 for row in block
             ]
             widths = [max(widths[i], *(len(line[i]) for line in cells)) for i in range(len(widths))]
