@@ -17,6 +17,10 @@ from tools import test_tools
 REPO = Path(__file__).resolve().parent.parent
 DOCUMENTS = [REPO / "README.md", *sorted((REPO / "runbooks").glob("*.md"))]
 BLOCK_TIMEOUT = 300
+DOCUMENT_TIMEOUT = 900
+"""README.md runs about 80 command lines, each zerog its own process: 213 s on this
+2-core machine at load 5, and past pytest's default 300 s (cut off mid-document) at
+load 12, when other suites share it."""
 
 
 def free_port() -> int:
@@ -45,6 +49,7 @@ def postgres_admin_env(cluster: postgres_harness.Cluster) -> dict[str, str]:
     }
 
 
+@pytest.mark.timeout(DOCUMENT_TIMEOUT)
 @pytest.mark.parametrize("document", DOCUMENTS, ids=lambda p: p.name)
 def test_document_runs_as_written(
     document: Path, tmp_path: Path, request: pytest.FixtureRequest
