@@ -47,6 +47,7 @@ BAD_VALUES = [
     (("devnet", "up", "--chain", "geth"), "--chain", "is not one of"),
     (("backup", "create", "/etc", "--format", "zip"), "--format", "is not one of"),
     (("init", "--profile", "nope"), "--profile", "is not one of"),
+    (("auth", "address", "--key", "bogus"), "--key", "is not one of"),
     (("--profile", "nope", "config", "show"), "--profile", "is not one of"),
     (("config", "set", "user", "bob", "--profile", "nope"), "--profile", "is not one of"),
 ]

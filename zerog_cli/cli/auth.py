@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from zerog_cli.cli.common import command, examples, new_app, results, state
+from zerog_cli.infra.choices import KeyPurpose
 
 app = new_app(
     "Show the wallet address, sign and verify messages (EIP-191, EIP-712).",
@@ -16,7 +17,7 @@ app = new_app(
 )
 
 Purpose = Annotated[
-    str,
+    KeyPurpose,
     typer.Option(
         "--key",
         help="Which wallet key: storage, compute or signing (ZEROG_SIGNING_PRIVATE_KEY).",
@@ -51,7 +52,7 @@ Signature = Annotated[str, typer.Argument(help="0x-hex 65-byte signature (low s,
     result=results("auth.WalletAddress"),
     epilog=examples("zerog auth address", "zerog auth address --key compute --json"),
 )
-def address(key: Purpose = "storage") -> None:
+def address(key: Purpose = KeyPurpose.STORAGE) -> None:
     """Print the address of the wallet key (never the key)."""
     from zerog_cli.services import auth
 
@@ -72,7 +73,7 @@ def sign(
     message: Annotated[
         str, typer.Argument(help="Text to sign; a `Nonce: N` line makes it single-use.")
     ],
-    key: Purpose = "storage",
+    key: Purpose = KeyPurpose.STORAGE,
 ) -> None:
     """Sign a message with EIP-191 personal_sign; prints the signature.
 
@@ -127,7 +128,7 @@ def sign_typed(
     path: Annotated[
         Path, typer.Argument(help="EIP-712 JSON: types, primaryType, domain, message.")
     ],
-    key: Purpose = "signing",
+    key: Purpose = KeyPurpose.SIGNING,
     allow_chain_id: Annotated[
         list[int] | None,
         typer.Option(

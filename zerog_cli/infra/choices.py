@@ -19,6 +19,15 @@ class Profile(StrEnum):
     MAINNET = "mainnet"
 
 
+class KeyPurpose(StrEnum):
+    """Which wallet key signs (`zerog auth --key`): storage's, compute's, or the key kept for
+    signing documents (each falls back as `infra.signing.KEY_CHAINS` says)."""
+
+    STORAGE = "storage"
+    COMPUTE = "compute"
+    SIGNING = "signing"
+
+
 class UploadWait(StrEnum):
     """How long `zerog upload --wait` waits."""
 

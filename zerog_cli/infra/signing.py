@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from zerog_cli.errors import ConfigError, PermissionDenied, UsageError
 from zerog_cli.infra import redaction
+from zerog_cli.infra.choices import KeyPurpose
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -28,10 +29,10 @@ SIGNING_KEY = "ZEROG_SIGNING_PRIVATE_KEY"
 # (permits, orders) is signed with a key of its own, so that a signature
 # asked for by a document never spends from the wallet that pays for storage
 # unless the operator chose that.
-KEY_CHAINS: dict[str, tuple[str, ...]] = {
-    "storage": (STORAGE_KEY,),
-    "compute": (COMPUTE_KEY, STORAGE_KEY),
-    "signing": (SIGNING_KEY, STORAGE_KEY),
+KEY_CHAINS: dict[KeyPurpose, tuple[str, ...]] = {
+    KeyPurpose.STORAGE: (STORAGE_KEY,),
+    KeyPurpose.COMPUTE: (COMPUTE_KEY, STORAGE_KEY),
+    KeyPurpose.SIGNING: (SIGNING_KEY, STORAGE_KEY),
 }
 
 # The order of the secp256k1 group. EIP-2: a signature's s must be at most n/2,
@@ -100,11 +101,11 @@ def load_account(private_key: str, secret_name: str) -> LocalAccount:
         raise ConfigError(f"secret {secret_name} is not a valid secp256k1 private key") from None
 
 
-def wallet_key(secrets: SecretStore, *, devnet: bool, purpose: str = "storage") -> WalletKey:
-    """The key for ``purpose`` ("storage", "compute" or "signing") from the secret chain."""
-    names = KEY_CHAINS.get(purpose)
-    if names is None:
-        raise UsageError(f"--key must be one of {', '.join(KEY_CHAINS)}, not {purpose!r}")
+def wallet_key(
+    secrets: SecretStore, *, devnet: bool, purpose: KeyPurpose = KeyPurpose.STORAGE
+) -> WalletKey:
+    """The key for ``purpose`` from the secret chain."""
+    names = KEY_CHAINS[purpose]
     for name in names:
         found = secrets.lookup(name)
         if found.value is not None:

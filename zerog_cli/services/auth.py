@@ -8,6 +8,7 @@ from pathlib import Path
 
 from zerog_cli.errors import PermissionDenied, UsageError
 from zerog_cli.infra import signing
+from zerog_cli.infra.choices import KeyPurpose
 from zerog_cli.services.context import Context
 
 
@@ -77,16 +78,16 @@ class TypedVerified(Verified):
     domain: TypedDomain | None = None
 
 
-def _key(context: Context, purpose: str) -> signing.WalletKey:
+def _key(context: Context, purpose: KeyPurpose) -> signing.WalletKey:
     return signing.wallet_key(context.secrets, devnet=context.settings.is_devnet, purpose=purpose)
 
 
-def address(context: Context, purpose: str = "storage") -> WalletAddress:
+def address(context: Context, purpose: KeyPurpose = KeyPurpose.STORAGE) -> WalletAddress:
     key = _key(context, purpose)
     return WalletAddress(address=key.address, secret=key.secret_name, source=key.source)
 
 
-def sign(context: Context, message: str, purpose: str = "storage") -> Signed:
+def sign(context: Context, message: str, purpose: KeyPurpose = KeyPurpose.STORAGE) -> Signed:
     key = _key(context, purpose)
     account = key.account()
     return Signed(
@@ -180,7 +181,7 @@ def _accept(
 def sign_typed(
     context: Context,
     path: Path,
-    purpose: str = "signing",
+    purpose: KeyPurpose = KeyPurpose.SIGNING,
     allowed_chain_ids: Sequence[int] = (),
 ) -> TypedSigned:
     """Sign EIP-712 typed data, only for the profile's chain unless another chain is allowed.
@@ -207,7 +208,7 @@ def sign_typed(
         )
     key = _key(context, purpose)
     warnings = []
-    if purpose == "signing" and key.secret_name != signing.SIGNING_KEY:
+    if purpose is KeyPurpose.SIGNING and key.secret_name != signing.SIGNING_KEY:
         warnings.append(
             f"{signing.SIGNING_KEY} is not set: signing with {key.secret_name} "
             f"({key.source}), the wallet that pays for storage"

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from zerog_cli.errors import ConfigError, UsageError, ZerogError
+from zerog_cli.infra.choices import KeyPurpose
 from zerog_cli.infra.signing import WalletKey, wallet_key
 from zerog_cli.services.context import Context
 from zerog_cli.services.infer_tokens import TokenCache
@@ -121,7 +122,7 @@ def connect(context: Context) -> ComputeLink:
     from zerog_cli.zerog.compute import address_of
 
     settings = context.settings
-    key = wallet_key(context.secrets, devnet=settings.is_devnet, purpose="compute")
+    key = wallet_key(context.secrets, devnet=settings.is_devnet, purpose=KeyPurpose.COMPUTE)
     chain = open_chain(context)
     return ComputeLink(chain=chain, key=key, address=address_of(key.private_key))
 
