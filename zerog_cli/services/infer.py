@@ -336,7 +336,7 @@ def _estimate_report(context: Context, plan: _Plan) -> AskEstimate:
     account = plan.account
     return AskEstimate(
         estimate=True,
-        backend="direct",
+        backend=InferBackend.DIRECT,
         user=user,
         provider=plan.service.provider,
         model=plan.model,
@@ -411,7 +411,7 @@ def _spent(context: Context, plan: _Plan, exchange: Exchange) -> Spent:
 
 def _answered(plan: _Plan, verification: Verification | None) -> Answered:
     return Answered(
-        backend="direct",
+        backend=InferBackend.DIRECT,
         wallet=plan.link.address,
         provider=plan.service.provider,
         model=plan.model,

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from zerog_cli.infra.choices import InferBackend
 from zerog_cli.infra.units import Amount, Cost, format_0g
 from zerog_cli.zerog.compute_provider import Binding, SignedFamily
 
@@ -63,7 +64,7 @@ class AskEstimate:
     allow it; nothing is sent or recorded (``spendable``: Direct's sub-account)."""
 
     estimate: bool
-    backend: str
+    backend: InferBackend
     user: str
     provider: str | None
     model: str
@@ -128,7 +129,7 @@ class AskAnswer:
 
     answer: str
     reasoning: str | None
-    backend: str
+    backend: InferBackend
     model: str
     provider: str | None
     request_id: str | None
@@ -317,7 +318,7 @@ class LogEntry:
     max_tokens: int
     finish_reason: str | None
     binding: Binding | None
-    backend: str
+    backend: InferBackend
 
 
 @dataclass(frozen=True)

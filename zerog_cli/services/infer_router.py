@@ -255,7 +255,7 @@ def _answered(plan: _RoutedPlan, request: AskRequest, exchange: Exchange) -> Ans
     trace = parse_trace(exchange.trace)
     verified = trace.tee_verified if request.verify_tee else None
     return Answered(
-        backend="router",
+        backend=InferBackend.ROUTER,
         wallet="",
         provider=trace.provider or "",
         model=plan.model.id,
@@ -273,7 +273,7 @@ def _estimate_report(context: Context, plan: _RoutedPlan, request: AskRequest) -
     budget = _budget_problem(context, user, plan.tokens_bound, plan.usd_bound)
     return AskEstimate(
         estimate=True,
-        backend="router",
+        backend=InferBackend.ROUTER,
         user=user,
         provider=request.provider,
         model=plan.model.id,

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from zerog_cli.errors import ZerogError
+from zerog_cli.infra.choices import InferBackend
 from zerog_cli.infra.units import Cost
 from zerog_cli.ledger import alerts
 from zerog_cli.ledger import inference as inference_rows
@@ -84,7 +85,7 @@ class Spent:
 class Answered:
     """Who answered and what was checked: the fields of the log row a backend decides."""
 
-    backend: str
+    backend: InferBackend
     wallet: str
     provider: str
     model: str

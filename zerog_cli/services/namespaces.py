@@ -151,10 +151,10 @@ class NamespaceView(Namespace):
 
 @dataclass(frozen=True)
 class AclEntry:
-    """A role granted on a namespace (``role``: read, write or admin)."""
+    """A role granted on a namespace."""
 
     user: str
-    role: str
+    role: Role
     granted_by: str
     granted_at: str
 
