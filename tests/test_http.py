@@ -27,6 +27,7 @@ from zerog_cli.infra.http import (
     HttpClient,
     RetryPolicy,
     Timeouts,
+    _proxy_may_apply,
     endpoint_of,
 )
 
@@ -360,6 +361,30 @@ def test_direct_calls_still_go_through_a_proxy_the_environment_names(
     only_environment(monkeypatch, http_proxy=url, NO_PROXY="127.0.0.1")
     assert HttpClient(retry=NO_RETRY).request("GET", target, direct=True).ok
     assert [path for path, _ in script.seen] == [target, "/status"]
+
+
+@pytest.mark.parametrize(
+    ("environment", "proxied"),
+    [
+        ({}, False),
+        ({"http_proxy": "http://127.0.0.1:9"}, True),
+        ({"ALL_PROXY": "http://127.0.0.1:9"}, True),
+        ({"HTTPS_PROXY": "http://127.0.0.1:9"}, False),
+        ({"http_proxy": "http://127.0.0.1:9", "no_proxy": "*"}, False),
+        ({"http_proxy": "http://127.0.0.1:9", "NO_PROXY": "localhost, 127.0.0.1"}, False),
+        ({"http_proxy": "http://127.0.0.1:9", "no_proxy": "127.0.0.1:8080"}, False),
+        ({"http_proxy": "http://127.0.0.1:9", "no_proxy": "127.0.0.1:8081"}, True),
+        ({"http_proxy": "http://127.0.0.1:9", "no_proxy": "127.0.0.10"}, True),
+        ({"http_proxy": "http://127.0.0.1:9", "no_proxy": "10.0.0.0/8"}, True),
+    ],
+)
+def test_direct_calls_are_made_only_where_no_proxy_can_apply(
+    monkeypatch: pytest.MonkeyPatch, environment: dict[str, str], proxied: bool
+) -> None:
+    """What the environment says for http://127.0.0.1:8080: when in doubt (a CIDR range,
+    another port, another host), a proxy is assumed and requests decides."""
+    only_environment(monkeypatch, **environment)
+    assert _proxy_may_apply("127.0.0.1", 8080) is proxied
 
 
 def test_direct_calls_still_send_netrc_credentials(

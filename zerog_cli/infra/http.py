@@ -921,17 +921,35 @@ class _DirectRoutes:
 
 
 def _direct_route_applies(url: str) -> bool:
-    import urllib.request
-
     parts = urlsplit(url)
     if parts.scheme != "http" or not parts.hostname or parts.username or parts.password:
         return False
-    proxies = urllib.request.getproxies_environment()
-    if (proxies.get("http") or proxies.get("all")) and not urllib.request.proxy_bypass(
-        parts.hostname
-    ):
+    if _proxy_may_apply(parts.hostname, parts.port or 80):
         return False
     return not _netrc_names(parts.hostname)
+
+
+def _proxy_may_apply(host: str, port: int) -> bool:
+    """Whether the environment names an HTTP proxy that may be used for ``host``.
+
+    Read conservatively (urllib.request, which would do it exactly, costs more to
+    import than the rest of a download's HTTP): a proxy is assumed unless none is
+    set or ``no_proxy`` plainly bypasses the host (``*``, the host, ``host:port`` or
+    a domain it is in), cases where requests bypasses it too. When in doubt, the
+    call goes through requests, which applies its own rules.
+    """
+    names = ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY")
+    if not any(os.environ.get(name) for name in names):
+        return False
+    bypass = os.environ.get("no_proxy") or os.environ.get("NO_PROXY") or ""
+    host = host.lower()
+    for entry in bypass.replace(" ", "").lower().split(","):
+        domain = entry.lstrip(".")
+        if entry == "*" or entry == f"{host}:{port}":
+            return False
+        if domain and (host == domain or host.endswith("." + domain)):
+            return False
+    return True
 
 
 def _netrc_names(host: str) -> bool:
