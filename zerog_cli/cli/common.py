@@ -439,6 +439,14 @@ def steps_progress(description: str) -> Iterator[Callable[[int, int, str], None]
         task = bar.add_task(description, total=None)
 
         def update(done: int, total: int, current: str) -> None:
-            bar.update(task, description=f"{description} {current}", completed=done, total=total)
+            # Drawn at once, not at the next 10 Hz tick: an item checked faster than that
+            # was never shown at all.
+            bar.update(
+                task,
+                description=f"{description} {current}",
+                completed=done,
+                total=total,
+                refresh=True,
+            )
 
         yield update
