@@ -55,6 +55,7 @@ LEDGER_ROWS ?= 1000000,10000000
 bench: install
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/merkle.py
+	$(BIN)/python bench/merkle.py --size 1GiB --skip-ts
 	$(BIN)/python bench/transfer.py
 	$(BIN)/python bench/infer.py
 	$(BIN)/python bench/backup.py
