@@ -799,10 +799,9 @@ class HttpClient:
         except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema) as exc:
             raise ConfigError(f"bad URL for {endpoint}: {type(exc).__name__}") from None
         except requests.RequestException as exc:
-            self._report(endpoint, method, None, started)
-            if deadline is not None and deadline.expired:
-                raise deadline.error(endpoint) from None
-            raise _AttemptFailed(_describe(exc), unsent=_never_reached_server(exc)) from None
+            raise self._failed(
+                endpoint, method, started, deadline, _describe(exc), _never_reached_server(exc)
+            ) from None
         self._report(endpoint, method, response.status_code, started)
         if response.status_code in RETRYABLE_STATUSES:
             retry_after = _parse_retry_after(response.headers.get("Retry-After"))
@@ -818,6 +817,22 @@ class HttpClient:
     def _report(self, endpoint: str, method: str, status: int | None, started: float) -> None:
         if self.observer is not None:
             self.observer.request_done(endpoint, method, status, time.monotonic() - started)
+
+    def _failed(
+        self,
+        endpoint: str,
+        method: str,
+        started: float,
+        deadline: _Deadline | None,
+        reason: str,
+        unsent: bool,
+    ) -> Exception:
+        """What an attempt that got no answer raises, reported first: the deadline's
+        error when the deadline cut it, else a failed attempt (resent only if ``unsent``)."""
+        self._report(endpoint, method, None, started)
+        if deadline is not None and deadline.expired:
+            return deadline.error(endpoint)
+        return _AttemptFailed(reason, unsent=unsent)
 
     def _send_direct(
         self,
@@ -859,11 +874,10 @@ class HttpClient:
         try:
             connection = self._direct.get(parts.hostname or "", parts.port or 80, limits)
         except OSError as error:
-            self._report(endpoint, method, None, started)
-            if deadline is not None and deadline.expired:
-                raise deadline.error(endpoint) from None
             kind = "connect timeout" if isinstance(error, TimeoutError) else "connection failed"
-            raise _AttemptFailed(_os_reason(kind, error), unsent=True) from None
+            raise self._failed(
+                endpoint, method, started, deadline, _os_reason(kind, error), unsent=True
+            ) from None
         try:
             if deadline is not None:
                 deadline.watch(connection.sock)
@@ -884,14 +898,13 @@ class HttpClient:
             content = _read_direct(response, max_bytes, endpoint)
         except (OSError, http.client.HTTPException) as error:
             self._direct.drop(connection)
-            self._report(endpoint, method, None, started)
-            if deadline is not None and deadline.expired:
-                raise deadline.error(endpoint) from None
             if isinstance(error, TimeoutError):
-                raise _AttemptFailed(_os_reason("read timeout", error), unsent=False) from None
-            if isinstance(error, http.client.IncompleteRead):
-                raise _AttemptFailed("connection broken mid-answer", unsent=False) from None
-            raise _AttemptFailed(_os_reason("connection failed", error), unsent=False) from None
+                reason = _os_reason("read timeout", error)
+            elif isinstance(error, http.client.IncompleteRead):
+                reason = "connection broken mid-answer"
+            else:
+                reason = _os_reason("connection failed", error)
+            raise self._failed(endpoint, method, started, deadline, reason, unsent=False) from None
         except ProtocolError:
             self._direct.drop(connection)
             raise
