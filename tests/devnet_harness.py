@@ -484,6 +484,17 @@ def download_file(node_url: str, tx_seq: int, size: int) -> bytes:
     return b"".join(pieces)[:size]
 
 
+class BytesSource:
+    """An upload source (``zerog.segments.SegmentSource``) over bytes in memory."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self.size = len(data)
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        return self._data[offset : offset + length]
+
+
 def pattern(size: int, seed: int = 0) -> bytes:
     """Deterministic non-repeating test bytes."""
     import hashlib

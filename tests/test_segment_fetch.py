@@ -16,6 +16,7 @@ from dataclasses import replace
 
 import pytest
 
+from tests.devnet_harness import BytesSource
 from zerog_cli.errors import IntegrityError, NetworkUnavailable, UsageError
 from zerog_cli.zerog.merkle import FileTree, tree_from_bytes
 from zerog_cli.zerog.merkle_pool import RootPool
@@ -26,15 +27,6 @@ from zerog_cli.zerog.storage_node import SegmentWithProof
 SIZE = 9 * SEGMENT_SIZE + 1000
 """Nine full segments and a short tenth."""
 QUICK_STALL = FetchOptions(per_node=2, window=4, stall_after=0.2)
-
-
-class _Bytes:
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-        self.size = len(data)
-
-    def read_at(self, offset: int, length: int) -> bytes:
-        return self._data[offset : offset + length]
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +66,7 @@ class FakeNode:
             time.sleep(delay)
         if self._fail(index):
             raise NetworkUnavailable(f"{self.url}: connection refused")
-        segment = wire_segment(_Bytes(self._data), self._tree, index)
+        segment = wire_segment(BytesSource(self._data), self._tree, index)
         if self._corrupt(index):
             flipped = bytearray(segment.data)
             flipped[len(flipped) // 2] ^= 0xFF

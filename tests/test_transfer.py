@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.devnet_harness import (
+    BytesSource,
     DevnetProcess,
     pattern,
     start_devnet,
@@ -297,16 +298,10 @@ def run_one_task(errors: list[Exception]) -> tuple[int, FakeNode, dict[str, str]
     data = pattern(1000, seed=3)
     tree = tree_from_bytes(data)
 
-    class Source:
-        size = len(data)
-
-        def read_at(self, offset: int, length: int) -> bytes:
-            return data[offset : offset + length]
-
     fake = FakeNode(errors)
     job = _UploadJob(
         FakeNetwork(fake),  # type: ignore[arg-type]
-        Source(),
+        BytesSource(data),
         tree,
         replace(QUICK, busy_retries=3, busy_pause=0.01),
         tx_seq=1,

@@ -11,20 +11,12 @@ from types import SimpleNamespace
 
 import pytest
 
+from tests.devnet_harness import BytesSource
 from zerog_cli.errors import NetworkUnavailable
 from zerog_cli.zerog.merkle import tree_from_bytes
 from zerog_cli.zerog.segments import wire_segment
 from zerog_cli.zerog.storage_node import SegmentWithProof
 from zerog_cli.zerog.upload import _read_back
-
-
-class _Bytes:
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-        self.size = len(data)
-
-    def read_at(self, offset: int, length: int) -> bytes:
-        return self._data[offset : offset + length]
 
 
 class _Node:
@@ -52,7 +44,7 @@ def test_a_holder_that_cannot_be_reached_is_passed_over() -> None:
     tree = tree_from_bytes(data)
     nodes = {
         "http://127.0.0.1:1/down": _Node(NetworkUnavailable("connection refused")),
-        "http://127.0.0.1:1/up": _Node(wire_segment(_Bytes(data), tree, 0)),
+        "http://127.0.0.1:1/up": _Node(wire_segment(BytesSource(data), tree, 0)),
     }
     network = SimpleNamespace(node=lambda url: nodes[url])
     _read_back(network, tree, _holders(list(nodes)))  # type: ignore[arg-type]
