@@ -215,17 +215,29 @@ def test_failed_node_is_replaced_and_all_failing_is_network(
 def test_stalled_node_segments_are_reassigned(
     file: tuple[bytes, FileTree], released: list[FakeNode]
 ) -> None:
-    """Node a never answers segments 2 and 5; b serves them once a's requests are stale."""
+    """Node a takes one request per thread and never answers; b serves those segments
+    once a's requests are stale, and each counts as one stall of a.
+
+    b offers nothing until both of a's threads hold a request, so a is always asked
+    (its requests are the first) and b's own requests are never judged stale by a,
+    however slowly a loaded machine runs b: the count is exact on every run.
+    """
     data, tree = file
-    stalled = FakeNode("a", file, delay=lambda index: float("inf") if index in (2, 5) else 0.0)
+    stalled = FakeNode("a", file, delay=lambda index: float("inf"))
     released.append(stalled)
-    slow = FakeNode("b", file, delay=lambda index: 0.05)
+    slow = FakeNode(
+        "b",
+        file,
+        delay=lambda index: 0.05,
+        holds=lambda index: len(stalled.asked) == QUICK_STALL.per_node,
+    )
     got, order, report = run(tree, [stalled, slow], options=QUICK_STALL)
     assert b"".join(got[i] for i in order) == data
     stats = {s.url: s for s in report.nodes}
-    stuck = {2, 5} & set(stalled.asked)
-    assert stuck, "the stalling node was never asked a stalling segment"
+    stuck = set(stalled.asked)
+    assert len(stuck) == QUICK_STALL.per_node, stalled.asked
     assert stats[stalled.url].stalled == len(stuck)
+    assert stats[stalled.url].segments == 0
     assert stuck <= set(slow.asked)
 
 
@@ -262,13 +274,20 @@ def test_a_subset_of_segments(file: tuple[bytes, FileTree]) -> None:
 
 
 def test_the_window_bounds_what_is_fetched_ahead(file: tuple[bytes, FileTree]) -> None:
-    """While the caller sits on segment 0, no node is asked past the window."""
+    """While the caller sits on segment 0, no node is asked past the window.
+
+    The caller waits until the window's last segment (3) was asked, however long a
+    loaded machine takes, then gives the fetching threads time to overreach.
+    """
     _, tree = file
     node = FakeNode("a", file)
     seen_ahead: list[int] = []
 
     def deliver(index: int, data: bytes, seg_root: bytes) -> None:
         if index == 0:
+            deadline = time.monotonic() + 60
+            while 3 not in node.asked and time.monotonic() < deadline:
+                time.sleep(0.01)
             time.sleep(0.2)
             seen_ahead.append(max(node.asked))
 
