@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -74,15 +75,24 @@ def test_8_config(zerog) -> None:
 
 
 def test_9_lock_held(cli, net: DevnetProcess, tmp_path: Path, zerog_home: Path) -> None:
+    """The first run is stopped (SIGSTOP) while it holds the lock, so the second one,
+    however slowly it starts, finds the lock held; the slow network keeps the first
+    from finishing between taking the lock and being stopped."""
     cli("backup", "create", str(_file(tmp_path, "e", 300_000)))
-    net.set_faults(latency_ms=300)
+    net.set_faults(latency_ms=2000)
     env = {**os.environ, "ZEROG_HOME": str(zerog_home), "ZEROG_DEVNET_URL": net.base_url}
     first = subprocess.Popen([sys.executable, "-m", "zerog_cli", "verify", "--all"], env=env)
     try:
         lock = lock_path(zerog_home, "verify")
-        deadline = time.monotonic() + 30
-        while read_holder(lock) is None and time.monotonic() < deadline:
-            time.sleep(0.05)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            holder = read_holder(lock)
+            if holder is not None and holder.pid == first.pid:
+                break
+            assert first.poll() is None, "the first verify ended before it took the lock"
+            time.sleep(0.02)
+        first.send_signal(signal.SIGSTOP)
+        assert first.poll() is None and read_holder(lock) == holder
         second = subprocess.run(
             [sys.executable, "-m", "zerog_cli", "verify", "--all"],
             env=env,
@@ -91,5 +101,9 @@ def test_9_lock_held(cli, net: DevnetProcess, tmp_path: Path, zerog_home: Path) 
             check=False,
         )
         assert second.returncode == ExitCode.LOCKED, second.stderr
+        assert f"pid {first.pid}" in second.stderr
     finally:
+        first.send_signal(signal.SIGCONT)
+        net.clear_faults()
         first.wait(60)
+    assert first.returncode == ExitCode.OK
