@@ -121,10 +121,18 @@ def test_a_0g_dir_backup_restores_whole_and_one_file_with_modes_and_mtimes(
 
     one = tmp_path / "file.sql"
     member = cli(
-        "backup", "restore", str(report["backup_id"]), "--path", "db/file.sql", "-o", str(one)
+        "backup",
+        "restore",
+        str(report["backup_id"]),
+        "--path",
+        "db/file.sql",
+        "-o",
+        str(one),
+        "--json",
     )
     assert member.exit_code == 0, member
     assert one.read_bytes() == (source / "db" / "file.sql").read_bytes()
+    assert sum(node["bytes"] for node in member.json["node_stats"]) == member.json["size"]
     assert int(one.stat().st_mtime) == 1_600_000_000
 
     plain = cli("backup", "restore", str(report["backup_id"]), "-o", str(tmp_path / "meta"))

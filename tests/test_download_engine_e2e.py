@@ -114,3 +114,41 @@ def test_verify_and_restore_report_each_node(
     nodes = _by_node(restored.json)
     assert nodes["1"]["segments"] == 6 and nodes["0"]["corrupt"] >= 1
     assert node_0 in restored.stderr and f"{node_1}6 segments" in restored.stderr
+
+
+def test_restore_path_reports_each_node_over_every_range(
+    cli, net: DevnetProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`backup restore --path` fetches a member's segments range by range (two segments per
+    range here) with node 0 corrupt: node 1 serves them all, and `-v` and `--json` report
+    each node once, summed over the ranges."""
+    monkeypatch.setenv("ZEROG_REPLICAS", "2")
+    monkeypatch.setattr("zerog_cli.services.snapshots.MEMBER_BATCH_SEGMENTS", 2)
+    folder = tmp_path / "tree"
+    folder.mkdir()
+    (folder / "head.bin").write_bytes(os.urandom(SEGMENT // 2))
+    (folder / "member.bin").write_bytes(os.urandom(5 * SEGMENT + 321))
+    created = cli("backup", "create", str(folder), "--label", "tree", "--json")
+    assert created.exit_code == 0, created
+    backup_id = str(created.json["backup_id"])
+    members = cli("backup", "show", backup_id, "--files", "--json").json["members"]
+    member = next(m for m in members if m["path"] == "member.bin")
+    covering = (member["offset"] + member["size"] - 1) // SEGMENT - member["offset"] // SEGMENT + 1
+    assert covering > 2
+    net.set_faults(corrupt_nodes=[0])
+
+    out = tmp_path / "member.bin"
+    restored = cli(
+        "backup", "restore", backup_id, "--path", "member.bin", "-o", str(out), "-v", "--json"
+    )
+    assert restored.exit_code == 0, restored
+    assert out.read_bytes() == (folder / "member.bin").read_bytes()
+    assert len(restored.json["node_stats"]) == 2
+    nodes = _by_node(restored.json)
+    assert nodes["0"]["corrupt"] >= 1 and nodes["0"]["segments"] == 0
+    assert nodes["1"]["segments"] == covering
+    assert nodes["1"]["bytes"] == restored.json["bytes_fetched"]
+    lines = [line for line in restored.stderr.splitlines() if line.startswith("node ")]
+    assert len(lines) == 2, restored.stderr
+    assert f"node {net.base_url}/node/0: 0 segments" in restored.stderr
+    assert f"node {net.base_url}/node/1: {covering} segments" in restored.stderr

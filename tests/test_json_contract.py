@@ -172,9 +172,11 @@ def test_every_json_document_matches_its_schema(
     check("backup ls", "--latest", "--label", "db")
     check("backup show", str(made["backup_id"]))
     check("backup show", str(snapshot["backup_id"]), "--files")
-    check("backup restore", str(made["backup_id"]), "-o", str(tmp_path / "restored.dump"))
+    restored = check(
+        "backup restore", str(made["backup_id"]), "-o", str(tmp_path / "restored.dump")
+    )
     check("backup restore", str(snapshot["backup_id"]), "--to", str(tmp_path / "tree"))
-    check(
+    member = check(
         "backup restore",
         str(snapshot["backup_id"]),
         "--path",
@@ -182,6 +184,21 @@ def test_every_json_document_matches_its_schema(
         "-o",
         str(tmp_path / "notes.txt"),
     )
+    node_keys = {"url", "segments", "bytes", "mb_per_s", "corrupt", "failed", "stalled"}
+    assert {key for node in restored["node_stats"] for key in node} == node_keys
+    assert {key for node in member["node_stats"] for key in node} == node_keys
+    assert sum(node["bytes"] for node in member["node_stats"]) == member["bytes_fetched"]
+    by_index = check(
+        "download",
+        snapshot["root"],
+        "--index",
+        snapshot["index"]["root"],
+        "--path",
+        "app.toml",
+        "-o",
+        str(tmp_path / "app.toml"),
+    )
+    assert sum(node["bytes"] for node in by_index["node_stats"]) == by_index["bytes_fetched"]
     check("verify", "--all")
     check("backup prune", "--keep-last", "1", "--dry-run")
     check("backup unverified", "--max-age", "24h")

@@ -488,6 +488,7 @@ def restore(
         if mode is not None:
             raise UsageError("--path restores the member with its recorded mode: drop --mode")
         one = snapshots.restore_member(current.context, backup_id, member, output, force=force)
+        print_node_stats(one.node_stats)
         if output == "-":
             current.output.info(f"backup {backup_id} {one.path}: {one.size} bytes verified")
             return

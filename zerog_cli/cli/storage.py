@@ -319,6 +319,7 @@ def _download_folder(
         one = snapshots.download_member(
             context, ref, index, member, output, decrypt=decrypt, force=force
         )
+    print_node_stats(one.node_stats)
     if output == "-":
         current.output.info(f"{one.path}: {one.size} bytes verified")
         return

@@ -33,7 +33,14 @@ from zerog_cli.ledger import snapshots
 from zerog_cli.ledger.db import LedgerConnection
 from zerog_cli.services import namespaces
 from zerog_cli.services.context import Context
-from zerog_cli.services.download import DiscardingSink, Target, fetch_verified, resolve
+from zerog_cli.services.download import (
+    DiscardingSink,
+    NodeFetch,
+    Target,
+    fetch_verified,
+    node_fetches,
+    resolve,
+)
 from zerog_cli.zerog.directory import Entry, decode, encode
 from zerog_cli.zerog.segments import Progress
 
@@ -218,7 +225,8 @@ class DirectoryTree:
 @dataclass(frozen=True)
 class DirectoryFile:
     """One file of a directory in the official format, written to ``output`` (``-``:
-    stdout), with the objects (``roots``) it was read from."""
+    stdout), with the objects (``roots``) it was read from and what each storage node
+    served of them."""
 
     root: str
     path: str
@@ -227,6 +235,7 @@ class DirectoryFile:
     sha256: str
     bytes_fetched: int
     roots: list[str]
+    node_stats: list[NodeFetch]
     seconds: float
 
 
@@ -359,21 +368,21 @@ def read_member(
     if member is not None and (member.kind, member.size) != (entry.kind, entry.size):
         raise IntegrityError(f"{entry.path!r}: the metadata and the ledger's member differ")
 
-    def fetch(handle: Any) -> str:
+    def fetch(handle: Any) -> tuple[str, list[NodeFetch]]:
         if not entry.size:
-            return EMPTY_SHA256
-        _, sha256, _ = fetch_verified(context, _file_target(context, entry), handle)
+            return EMPTY_SHA256, []
+        result, sha256, _ = fetch_verified(context, _file_target(context, entry), handle)
         if member is not None and sha256 != member.sha256:
             raise IntegrityError(
                 f"{entry.path!r}: SHA-256 {sha256} differs from the ledger's {member.sha256}"
             )
-        return sha256
+        return sha256, node_fetches(result.node_stats, result.fetch_seconds)
 
     file_name = entry.path.rsplit("/", 1)[-1]
     if output == "-":
         with spool_file(context, "zerog-member-") as spooled:
             with spooled.open("wb") as sink:
-                sha256 = fetch(sink)
+                sha256, nodes = fetch(sink)
             with spooled.open("rb") as source:
                 shutil.copyfileobj(source, sys.stdout.buffer, 1 << 20)
             sys.stdout.buffer.flush()
@@ -386,7 +395,7 @@ def read_member(
             raise UsageError(f"{chosen} exists; pass --force to overwrite it")
         mode = member.mode & 0o777 if member is not None else created_file_mode()
         with atomic_output(chosen, mode=mode) as out:
-            sha256 = fetch(out)
+            sha256, nodes = fetch(out)
         if member is not None:
             os.utime(chosen, (member.mtime, member.mtime))
         destination = str(chosen)
@@ -398,6 +407,7 @@ def read_member(
         sha256=sha256,
         bytes_fetched=entry.size,
         roots=list(entry.roots),
+        node_stats=nodes,
         seconds=round(time.monotonic() - started, 3),
     )
 

@@ -47,11 +47,13 @@ from zerog_cli.ledger.db import LedgerConnection
 from zerog_cli.services import namespaces
 from zerog_cli.services.backups import BackupCreated, BackupRecord, IndexObject
 from zerog_cli.services.context import Context
+from zerog_cli.services.download import NodeFetch
 from zerog_cli.zerog.segments import Progress
 
 if TYPE_CHECKING:
     from zerog_cli.services.download import Target
     from zerog_cli.services.spool import StreamInput
+    from zerog_cli.zerog.segment_fetch import NodeStats
 
 INDEX_SUFFIX = ".index.json"
 DIRECTORY_FORMAT = "0g-dir"
@@ -220,8 +222,9 @@ class TreeRestored:
 
 @dataclass(frozen=True)
 class MemberRestored:
-    """`backup restore --path`: one member of a folder backup, and the bytes fetched for it
-    (``roots``: the member's own objects in a 0g-dir backup, else None)."""
+    """`backup restore --path`: one member of a folder backup, the bytes fetched for it and
+    what each storage node served of them (``roots``: the member's own objects in a 0g-dir
+    backup, else None)."""
 
     backup_id: int
     path: str
@@ -229,6 +232,7 @@ class MemberRestored:
     size: int
     sha256: str | None
     bytes_fetched: int
+    node_stats: list[NodeFetch]
     seconds: float
     roots: list[str] | None = None
 
@@ -259,6 +263,7 @@ class SnapshotMemberDownloaded:
     size: int
     sha256: str | None
     bytes_fetched: int
+    node_stats: list[NodeFetch]
     seconds: float
 
 
@@ -404,8 +409,19 @@ def _stored_archive(context: Context, record: objects.StoredObject) -> StoredArc
     return StoredArchive(pieces, record.encrypted)
 
 
-def write_member(context: Context, archive: StoredArchive, member: Member, sink: IO[bytes]) -> int:
-    """Write ``member`` into ``sink`` from the segments covering it only; the bytes fetched.
+@dataclass(frozen=True)
+class MemberFetched:
+    """The archive bytes fetched for a member, and each node's share summed over every
+    range of segments read (one entry per node)."""
+
+    bytes_fetched: int
+    node_stats: list[NodeFetch]
+
+
+def write_member(
+    context: Context, archive: StoredArchive, member: Member, sink: IO[bytes]
+) -> MemberFetched:
+    """Write ``member`` into ``sink`` from the segments covering it only; what was fetched.
 
     Each segment is checked with its Merkle proof against the archive's root, or
     its fragment's root when the archive was split at ``fragment_size``,
@@ -413,9 +429,16 @@ def write_member(context: Context, archive: StoredArchive, member: Member, sink:
     discards what was written). Segments come in batches, so memory stays flat; where
     each piece is held is looked up once, not once per batch.
     """
+    from zerog_cli.services.download import node_fetches
     from zerog_cli.services.network import download_options, storage_network
     from zerog_cli.services.upload import encryption_key
-    from zerog_cli.zerog.download import Located, SegmentsRead, locate, read_segments
+    from zerog_cli.zerog.download import (
+        Located,
+        SegmentsRead,
+        locate,
+        merged_node_stats,
+        read_segments,
+    )
     from zerog_cli.zerog.encryption import HEADER_SIZE_V1, CtrStream, parse_header
     from zerog_cli.zerog.segments import SEGMENT_SIZE
 
@@ -431,12 +454,18 @@ def write_member(context: Context, archive: StoredArchive, member: Member, sink:
     options = download_options(context.settings)
     pieces = archive.pieces
     located: dict[str, Located] = {}
+    node_runs: list[list[NodeStats]] = []
+    fetch_seconds = 0.0
 
     def read(root: str, indices: list[int], size: int) -> SegmentsRead:
+        nonlocal fetch_seconds
         where = located.get(root)
         if where is None:
             where = located[root] = locate(network, root, expected_size=size, options=options)
-        return read_segments(network, root, indices, options=options, located=where)
+        got = read_segments(network, root, indices, options=options, located=where)
+        node_runs.append(got.node_stats)
+        fetch_seconds += got.fetch_seconds
+        return got
 
     if encrypted and pieces[0][1] + pieces[0][2] <= start:
         # The header sits in the first fragment, which holds none of the member.
@@ -473,7 +502,7 @@ def write_member(context: Context, archive: StoredArchive, member: Member, sink:
             f"member {member.path!r}: {written} bytes with SHA-256 {digest.hexdigest()}, the "
             f"index says {member.size} bytes with {member.sha256}"
         )
-    return fetched
+    return MemberFetched(fetched, node_fetches(merged_node_stats(node_runs), fetch_seconds))
 
 
 def restore_member(
@@ -495,13 +524,15 @@ def restore_member(
 
 @dataclass(frozen=True)
 class _MemberWritten:
-    """A member written to ``output`` (``-``: stdout), and the archive bytes fetched for it."""
+    """A member written to ``output`` (``-``: stdout), the archive bytes fetched for it and
+    each node's share of them."""
 
     path: str
     output: str
     size: int
     sha256: str | None
     bytes_fetched: int
+    node_stats: list[NodeFetch]
 
 
 def _member_to(
@@ -515,7 +546,9 @@ def _member_to(
             with spooled.open("rb") as handle:
                 shutil.copyfileobj(handle, sys.stdout.buffer, 1 << 20)
             sys.stdout.buffer.flush()
-        return _MemberWritten(member.path, "-", member.size, member.sha256, fetched)
+        return _MemberWritten(
+            member.path, "-", member.size, member.sha256, fetched.bytes_fetched, fetched.node_stats
+        )
     target = Path(output) if output else Path(Path(member.path).name)
     if target.is_dir():
         target = target / Path(member.path).name
@@ -524,7 +557,14 @@ def _member_to(
     with atomic_output(target, mode=member.mode & 0o777) as handle:
         fetched = write_member(context, archive, member, handle)
     os.utime(target, (member.mtime, member.mtime))
-    return _MemberWritten(member.path, str(target), member.size, member.sha256, fetched)
+    return _MemberWritten(
+        member.path,
+        str(target),
+        member.size,
+        member.sha256,
+        fetched.bytes_fetched,
+        fetched.node_stats,
+    )
 
 
 # -- from the network alone: the archive's root(s) and its index object's root ----------
