@@ -241,6 +241,18 @@ def start_devnet(
 
 
 @contextlib.contextmanager
+def paused(process: subprocess.Popen[bytes]) -> Iterator[None]:
+    """``process`` stopped (SIGSTOP) for the block and continued after: a run caught
+    holding something (a lock, a payment in flight) still holds it, however
+    long a loaded machine takes to run the block."""
+    process.send_signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        process.send_signal(signal.SIGCONT)
+
+
+@contextlib.contextmanager
 def slow_upload(
     net: DevnetProcess, *args: str, env: dict[str, str] | None = None
 ) -> Iterator[subprocess.Popen[bytes]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.devnet_harness import DevnetProcess
+from tests.devnet_harness import DevnetProcess, paused
 from zerog_cli.errors import ExitCode
 from zerog_cli.infra.locking import lock_path, read_holder
 
@@ -91,19 +90,18 @@ def test_9_lock_held(cli, net: DevnetProcess, tmp_path: Path, zerog_home: Path) 
                 break
             assert first.poll() is None, "the first verify ended before it took the lock"
             time.sleep(0.02)
-        first.send_signal(signal.SIGSTOP)
-        assert first.poll() is None and read_holder(lock) == holder
-        second = subprocess.run(
-            [sys.executable, "-m", "zerog_cli", "verify", "--all"],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        with paused(first):
+            assert first.poll() is None and read_holder(lock) == holder
+            second = subprocess.run(
+                [sys.executable, "-m", "zerog_cli", "verify", "--all"],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
         assert second.returncode == ExitCode.LOCKED, second.stderr
         assert f"pid {first.pid}" in second.stderr
     finally:
-        first.send_signal(signal.SIGCONT)
         net.clear_faults()
         first.wait(60)
     assert first.returncode == ExitCode.OK

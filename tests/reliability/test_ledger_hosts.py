@@ -27,7 +27,7 @@ import pytest
 
 from tests import postgres_harness
 from tests.conftest import Result
-from tests.devnet_harness import DevnetProcess
+from tests.devnet_harness import DevnetProcess, paused
 from tests.ledger_backends import LedgerBackend, use_postgres
 from tests.reliability.conftest import (
     collect,
@@ -122,7 +122,7 @@ def test_a_postgres_restart_mid_upload_is_exit_6_and_the_rerun_records_it_once(
     source = random_file(tmp_path / "paid.bin", 3 * 262_144, random.Random(3))
     assert zerog("ledger", "status").exit_code == 0
     transactions = net.stats()["transactions"]
-    net.set_faults(latency_ms=400, targets=["node"])
+    net.set_faults(latency_ms=1000, targets=["node"])
     args = ("upload", str(source), "--json")
     started = time.monotonic()
     upload = spawn(*args)
@@ -132,7 +132,10 @@ def test_a_postgres_restart_mid_upload_is_exit_6_and_the_rerun_records_it_once(
         journaled = backend.rows("SELECT fee_neuron FROM pending_payments")
         time.sleep(0.05)
     assert journaled, "the payment was never journaled"
-    postgres_cluster.restart()
+    # Paused while the server restarts, so the restart is certainly mid-upload: a run
+    # left going could record everything first on a loaded machine.
+    with paused(upload):
+        postgres_cluster.restart()
     net.clear_faults()
     first = collect(upload, args, started, TIMEOUT)
 
