@@ -121,8 +121,10 @@ def test_restore_path_reports_each_node_over_every_range(
 ) -> None:
     """`backup restore --path` fetches a member's segments range by range (two segments per
     range here) with node 0 corrupt: node 1 serves them all, and `-v` and `--json` report
-    each node once, summed over the ranges."""
+    each node once, summed over the ranges. One request per node at a time: whichever node
+    is listed first, the other is asked the range's second segment, so node 0 is asked."""
     monkeypatch.setenv("ZEROG_REPLICAS", "2")
+    monkeypatch.setenv("ZEROG_DOWNLOAD_NODE_CONCURRENCY", "1")
     monkeypatch.setattr("zerog_cli.services.snapshots.MEMBER_BATCH_SEGMENTS", 2)
     folder = tmp_path / "tree"
     folder.mkdir()
