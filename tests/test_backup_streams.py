@@ -354,9 +354,10 @@ def test_object_versions_migration_keeps_old_rows_readable(tmp_path: Path) -> No
             ("0x" + "11" * 32, "00" * 32, "2026-11-01T00:00:00Z"),
         )
     migrate(ledger, 10)
+    assert ledger.conn.execute("SELECT name, version FROM objects").fetchall() == [("a.txt", 1)]
+    migrate(ledger)  # today's objects.py reads and writes today's columns (fee_usd_micro: 15)
     old = objects.by_name(ledger.conn, "devnet", "docs", "a.txt")
     assert old is not None and old.version == 1
-    migrate(ledger)  # objects.insert writes today's columns (rebuilt: migration 13)
     with ledger.transaction() as conn:
         objects.insert(
             conn,
@@ -370,6 +371,7 @@ def test_object_versions_migration_keeps_old_rows_readable(tmp_path: Path) -> No
             encrypted=False,
             uploader="ops",
             fee_neuron=1,
+            fee_usd_micro=0,
         )
     newest = objects.by_name(ledger.conn, "devnet", "docs", "a.txt")
     assert newest is not None and (newest.version, newest.size) == (2, 11)

@@ -63,6 +63,7 @@ def seed_backup(
             encrypted=False,
             uploader=owner,
             fee_neuron=0,
+            fee_usd_micro=0,
         )
         return rows.insert(
             conn,

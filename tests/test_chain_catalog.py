@@ -175,6 +175,11 @@ def test_rebuild_from_the_chain_in_an_empty_home(
     assert ledger_rows(
         zerog_home / "ledger.db", "SELECT COUNT(*) FROM objects WHERE rebuilt = 0"
     ) == [(0,)]
+    fees = "SELECT COUNT(fee_usd_micro), SUM(fee_usd_micro) FROM objects"
+    costs = "SELECT COUNT(*), SUM(usd_micro) FROM cost_tracking WHERE service = 'storage'"
+    assert ledger_rows(zerog_home / "ledger.db", fees) == ledger_rows(
+        zerog_home / "ledger.db", costs
+    )
     after = cli("backup", "ls", "--json").json["backups"]
     keys = ("namespace", "name", "label", "root", "size", "sha256", "encrypted", "kind")
     assert [{k: b[k] for k in keys} for b in after] == [{k: b[k] for k in keys} for b in before]

@@ -155,9 +155,7 @@ def test_every_json_document_matches_its_schema(
     shown = check("ns show", "backups")
     assert shown["objects"] == 1 and shown["your_role"] == "owner"
     listed_objects = check("ns objects", "backups")
-    assert [o["fee"] for o in listed_objects["objects"]] == [
-        {"neuron": uploaded["cost"]["neuron"], "0g": uploaded["cost"]["0g"]}
-    ]
+    assert [o["fee"] for o in listed_objects["objects"]] == [uploaded["cost"]]
     check("quota show")
     check("quota show", "--all")
     report = check("quota report", "--by", "service")

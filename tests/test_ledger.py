@@ -13,7 +13,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from tests.ledger_backends import LedgerBackend
+from tests.ledger_backends import LedgerBackend, ledger_rows
 from tools.json_schema import REPO
 from zerog_cli.errors import ConfigError
 from zerog_cli.ledger.db import open_ledger
@@ -170,6 +170,64 @@ def test_ledger_sql_cells_are_what_its_schema_says_on_both_backends(
     ]
     schema = json.loads((REPO / "docs/json/zerog.ledger.sql.v1.json").read_text())
     jsonschema.validate(result.json, schema)
+
+
+OBJECT_BY_HAND = (
+    "INSERT INTO objects (namespace, name, root, tx_seq, size, sha256, network, encrypted,"
+    " uploader, fee_neuron, created_at)"
+    " VALUES ('photos', ?, ?, 1, 10, 's', 'devnet', 0, 'alice', ?, '2026-11-02T00:00:00Z')"
+)
+COST_BY_HAND = (
+    "INSERT INTO cost_tracking (created_at, period, user, namespace, service, operation,"
+    " quantity, unit, usd_micro, neuron, reference, network)"
+    " VALUES ('2026-11-02T00:00:00Z', '2026-11', 'alice', 'photos', ?, 'upload', 10, 'bytes',"
+    " ?, ?, ?, 'devnet')"
+)
+
+
+def test_an_objects_fee_has_the_micro_usd_of_its_uploads_cost_row(
+    zerog, tmp_path: Path, ledger_backend: LedgerBackend
+) -> None:
+    """`ns objects` gives each fee as every cost is given. Rows written before migration 15
+    take the micro-USD of their upload's storage cost row (two paid uploads of the same
+    bytes each their own); a row no cost row prices, or one written by plain SQL since,
+    has null; `ledger copy` keeps what each row holds."""
+    fee = 5 * 10**12
+    assert zerog("ledger", "migrate", "--to", "14").exit_code == 0
+    older = open_ledger(ledger_backend.target, migrate=False)
+    with older.transaction() as conn:
+        conn.execute(
+            "INSERT INTO namespaces (name, owner, created_at) VALUES ('photos', 'alice', 't')"
+        )
+        for name, root in (("a.bin", "0xaa"), ("b.bin", "0xaa"), ("c.bin", "0xcc")):
+            conn.execute(OBJECT_BY_HAND, (name, root, str(fee)))
+        for service, usd_micro, root in (
+            ("storage", 700, "0xaa"),
+            ("storage", 900, "0xaa"),
+            ("compute", 5, "0xcc"),
+        ):
+            conn.execute(COST_BY_HAND, (service, usd_micro, str(fee), root))
+    older.close()
+    assert zerog("ledger", "migrate").exit_code == 0
+    ledger_backend.execute(OBJECT_BY_HAND, ("d.bin", "0xdd", "0"))
+
+    listed = zerog("ns", "objects", "photos", "--as", "alice", "--json")
+    assert listed.exit_code == 0, listed
+    paid = {"neuron": str(fee), "0g": "0.000005"}
+    assert {o["name"]: o["fee"] for o in listed.json["objects"]} == {
+        "a.bin": {**paid, "usd_micro": 700},
+        "b.bin": {**paid, "usd_micro": 900},
+        "c.bin": {**paid, "usd_micro": None},
+        "d.bin": {"neuron": "0", "0g": "0", "usd_micro": None},
+    }
+    copy = tmp_path / "copy.db"
+    assert zerog("ledger", "copy", "--to", f"sqlite://{copy}").exit_code == 0
+    assert ledger_rows(copy, "SELECT name, fee_usd_micro FROM objects ORDER BY name") == [
+        {"name": "a.bin", "fee_usd_micro": 700},
+        {"name": "b.bin", "fee_usd_micro": 900},
+        {"name": "c.bin", "fee_usd_micro": None},
+        {"name": "d.bin", "fee_usd_micro": None},
+    ]
 
 
 def test_alert_values_past_int64_and_float_are_stored(ledger_backend: LedgerBackend) -> None:

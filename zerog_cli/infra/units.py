@@ -183,6 +183,19 @@ class Cost(Amount):
         return cls(str(neuron), format_0g(neuron), usd_micro)
 
 
+@dataclass(frozen=True)
+class RecordedCost(Amount):
+    """What the ledger recorded something cost, with the keys of every cost: neuron, 0G and
+    micro-USD. ``usd_micro`` is null when the ledger holds no price for it (a row written
+    without one, by plain SQL or another tool)."""
+
+    usd_micro: int | None = None
+
+    @classmethod
+    def of_both(cls, neuron: int, usd_micro: int | None) -> RecordedCost:
+        return cls(str(neuron), format_0g(neuron), usd_micro)
+
+
 GWEI = 10**9
 MAX_GAS_PRICE = 10**6 * GWEI
 """A million gwei per gas: far above any real price; a typo guard."""

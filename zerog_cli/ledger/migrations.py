@@ -650,6 +650,33 @@ def _chain_catalog_down(db: SchemaDatabase) -> None:
         db.conn.execute(f"ALTER TABLE {table} DROP COLUMN rebuilt")
 
 
+# An object's micro-USD is in its upload's storage cost row: the one of the same network,
+# namespace, user, first root and neuron. The n-th object of such a key (by id) pairs with
+# its n-th cost row, so two paid uploads of the same bytes each keep their own price.
+_OBJECT_FEES_FROM_COSTS = (
+    "WITH ranked_objects AS (SELECT id, network, namespace, uploader, root, fee_neuron,"
+    " ROW_NUMBER() OVER (PARTITION BY network, namespace, uploader, root, fee_neuron"
+    " ORDER BY id) AS n FROM objects),"
+    " ranked_costs AS (SELECT usd_micro, network, namespace, user, reference, neuron,"
+    " ROW_NUMBER() OVER (PARTITION BY network, namespace, user, reference, neuron"
+    " ORDER BY id) AS n FROM cost_tracking WHERE service = 'storage')"
+    " UPDATE objects SET fee_usd_micro = paired.usd_micro FROM ("
+    "SELECT o.id, c.usd_micro FROM ranked_objects o JOIN ranked_costs c"
+    " ON c.network = o.network AND c.namespace = o.namespace AND c.user = o.uploader"
+    " AND c.reference = o.root AND c.neuron = o.fee_neuron AND c.n = o.n) AS paired"
+    " WHERE paired.id = objects.id"
+)
+
+
+def _object_fee_usd_up(db: SchemaDatabase) -> None:
+    db.conn.execute("ALTER TABLE objects ADD COLUMN fee_usd_micro INTEGER")
+    db.conn.execute(_OBJECT_FEES_FROM_COSTS)
+
+
+def _object_fee_usd_down(db: SchemaDatabase) -> None:
+    db.conn.execute("ALTER TABLE objects DROP COLUMN fee_usd_micro")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial_up, _initial_down),
     Migration(
@@ -732,6 +759,13 @@ MIGRATIONS: tuple[Migration, ...] = (
         " trusts a recent pass instead of reading every page each time",
         _integrity_checks_up,
         _integrity_checks_down,
+    ),
+    Migration(
+        15,
+        "an object keeps the micro-USD its upload paid beside its fee, filled from the upload's"
+        " cost row, so every listing shows an object's fee as every cost is shown",
+        _object_fee_usd_up,
+        _object_fee_usd_down,
     ),
 )
 

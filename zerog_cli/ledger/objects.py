@@ -25,6 +25,9 @@ class StoredObject:
     created_at: str
     version: int = 1
     """1 for the first upload of a name; each `upload --replace` adds the next one."""
+    fee_usd_micro: int | None = None
+    """The micro-USD its upload paid (its cost row's); None when the ledger holds no price
+    for it (a row written without one, by plain SQL or another tool)."""
 
     def to_json(self) -> dict[str, Any]:
         return {**self.__dict__, "fee_neuron": str(self.fee_neuron)}
@@ -32,7 +35,7 @@ class StoredObject:
 
 _COLUMNS = (
     "id, namespace, name, root, tx_seq, size, sha256, network, encrypted, uploader,"
-    " fee_neuron, created_at, version"
+    " fee_neuron, created_at, version, fee_usd_micro"
 )
 _NEWEST = (
     "version = (SELECT MAX(newer.version) FROM objects AS newer"
@@ -62,13 +65,15 @@ def insert(
     encrypted: bool,
     uploader: str,
     fee_neuron: int,
+    fee_usd_micro: int,
     version: int | None = None,
     created_at: str | None = None,
     rebuilt: bool = False,
 ) -> int:
     """Record an object as ``version`` of its name (default: the next one, 1 for a new
-    name), created now unless ``created_at`` says when; ``rebuilt``: read back from the
-    chain's catalog, not uploaded from here. Returns its id."""
+    name), created now unless ``created_at`` says when; ``fee_usd_micro``: the micro-USD of
+    the cost row its upload records; ``rebuilt``: read back from the chain's catalog, not
+    uploaded from here. Returns its id."""
     if version is None:
         version = 1 + int(
             conn.execute(
@@ -79,8 +84,8 @@ def insert(
         )
     cursor = conn.execute(
         "INSERT INTO objects (namespace, name, root, tx_seq, size, sha256, network, encrypted,"
-        " uploader, fee_neuron, created_at, version, rebuilt)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " uploader, fee_neuron, fee_usd_micro, created_at, version, rebuilt)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             namespace,
             name,
@@ -92,6 +97,7 @@ def insert(
             int(encrypted),
             uploader,
             str(fee_neuron),
+            fee_usd_micro,
             created_at or utc_now(),
             version,
             int(rebuilt),

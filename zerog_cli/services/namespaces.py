@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from zerog_cli.errors import NotFound, PermissionDenied, UsageError
 from zerog_cli.infra.choices import Role
 from zerog_cli.infra.output import control_characters, copied_fields
-from zerog_cli.infra.units import Amount
+from zerog_cli.infra.units import RecordedCost
 from zerog_cli.ledger import namespaces as rows
 from zerog_cli.ledger import objects
 from zerog_cli.ledger.db import Page, utc_now
@@ -177,8 +177,8 @@ class NamespaceList:
 @dataclass(frozen=True)
 class ObjectView:
     """A stored object as every command shows it: its 0G root, size, SHA-256 and version
-    (``fee``: the Flow fee its upload paid; the ledger keeps an object's micro-USD in its
-    upload's cost row, `quota report`)."""
+    (``fee``: what its upload paid, the Flow fee and the micro-USD of its cost row, as every
+    cost is given; ``fee.usd_micro`` is null when the ledger holds no price for it)."""
 
     id: int
     namespace: str
@@ -190,7 +190,7 @@ class ObjectView:
     network: str
     encrypted: bool
     uploader: str | None
-    fee: Amount
+    fee: RecordedCost
     created_at: str
     version: int
 
@@ -238,7 +238,9 @@ def describe(namespace: Namespace, object_count: int) -> NamespaceView:
 
 
 def object_view(stored: objects.StoredObject) -> ObjectView:
-    return copied_fields(ObjectView, stored, fee=Amount.of(stored.fee_neuron))
+    return copied_fields(
+        ObjectView, stored, fee=RecordedCost.of_both(stored.fee_neuron, stored.fee_usd_micro)
+    )
 
 
 def list_namespaces(context: Context) -> NamespaceList:

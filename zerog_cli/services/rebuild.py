@@ -677,6 +677,7 @@ def _replay(
         moment = format_time(datetime.fromtimestamp(first.time, UTC))
         if objects.by_name(conn, network, record.namespace, record.name, record.version):
             continue  # a snapshot held that version of the name already
+        usd = quotas.storage_usd_micro(stored, context.settings)
         object_id = objects.insert(
             conn,
             namespace=record.namespace,
@@ -690,6 +691,7 @@ def _replay(
             encrypted=record.encrypted,
             uploader=user,
             fee_neuron=fee,
+            fee_usd_micro=usd,
             created_at=moment,
             rebuilt=True,
         )
@@ -730,7 +732,6 @@ def _replay(
                 folders.append((backup_id, record.namespace, record.name, record.encrypted))
             elif record.dir_format:
                 directories.append((backup_id, first.root, record.size, record.backup_time or 0))
-        usd = quotas.storage_usd_micro(stored, context.settings)
         period = _period(context, first.time)
         cost_id = costs.record(
             conn,

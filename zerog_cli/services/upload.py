@@ -481,6 +481,7 @@ def _upload(
                 encrypted=key is not None,
                 uploader=user,
                 fee_neuron=fee_neuron,
+                fee_usd_micro=spent.usd_micro,
             )
             stored = objects.by_id(conn, object_id)
             version = stored.version if stored is not None else 1
