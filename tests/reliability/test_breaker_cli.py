@@ -74,7 +74,6 @@ def test_breaker_is_shared_fails_fast_half_opens_and_shows(
     net = own_devnet
     db = zerog_home / "ledger.db"
     for key, setting in (
-        ("breaker_reset_timeout", "60"),
         ("breaker_fail_max", str(FAIL_MAX)),
         ("http_max_tries", "2"),
     ):
@@ -92,6 +91,9 @@ def test_breaker_is_shared_fails_fast_half_opens_and_shows(
     requests_while_open = 0
 
     for cycle in range(CYCLES):
+        # Steps 1 and 2 run several processes while the breaker must stay open: a long
+        # reset timeout, also after step 3 of the cycle before set it to RESET_TIMEOUT.
+        assert zerog("config", "set", "breaker_reset_timeout", "60").exit_code == 0
         net.set_faults(fail_nodes=[0])
         # 1. Consecutive processes count failures in the shared ledger row until it opens.
         opened_by = None
