@@ -49,9 +49,19 @@ def ensure_prometheus_tools() -> PrometheusTools:
 
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free loopback ports: all are held while they are picked, so the
+    kernel cannot hand out a port just released by the previous pick."""
+    with contextlib.ExitStack() as held:
+        ports = []
+        for _ in range(count):
+            sock = held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            sock.bind(("127.0.0.1", 0))
+            ports.append(int(sock.getsockname()[1]))
+        return ports
 
 
 @dataclass
@@ -85,7 +95,7 @@ def run_server(
         )
     server = Server(process, f"http://127.0.0.1:{port}", log_path)
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # a liveness bound: start-up at load 10+ is slow
         while True:
             if process.poll() is not None:
                 raise RuntimeError(f"{argv[0]} exited early: {server.log()[-2000:]}")

@@ -26,6 +26,7 @@ from tests.prometheus_tools import (
     PrometheusTools,
     ensure_prometheus_tools,
     free_port,
+    free_ports,
     node_exporter_argv,
     prometheus_argv,
     pushgateway_argv,
@@ -344,7 +345,7 @@ def test_a_dead_pushgateway_is_a_warning_not_a_failed_verify(
 
 
 def _wait_for_alert(
-    server: Any, name: str, sources: set[str], timeout: float = 60
+    server: Any, name: str, sources: set[str], timeout: float = 180
 ) -> list[dict[str, Any]]:
     """The firing alerts called ``name`` once they cover every source in ``sources``.
 
@@ -374,7 +375,7 @@ def test_prometheus_scrapes_zerog_and_the_failed_backup_alert_fires(
     ran = cli("verify", "--metrics-file", str(textfiles / "zerog.prom"))
     assert ran.exit_code == 3
 
-    exporter_port, serve_port, prometheus_port = free_port(), free_port(), free_port()
+    exporter_port, serve_port, prometheus_port = free_ports(3)
     config = tmp_path / "prometheus.yml"
     config.write_text(
         json.dumps(
