@@ -585,6 +585,19 @@ def test_log_filters_by_user_and_count(cli) -> None:
     assert "for hal" in human.stdout and "ok" in human.stdout
 
 
+def test_log_shows_a_row_without_a_price_as_null_micro_usd_not_zero(cli, zerog_home) -> None:
+    priced = cli("infer", "priced", "--json").json["cost"]
+    assert priced["usd_micro"] > 0
+    ledger = sqlite3.connect(zerog_home / "ledger.db")
+    with ledger:
+        ledger.execute("UPDATE inference_log SET usd_micro = NULL")
+    ledger.close()
+    (entry,) = cli("infer", "log", "--json").json["entries"]
+    assert entry["cost"] == {"neuron": priced["neuron"], "0g": priced["0g"], "usd_micro": None}
+    human = cli("infer", "log")
+    assert "priced" in human.stdout and "$" not in human.stdout
+
+
 def test_help_has_examples_for_every_infer_command(zerog) -> None:
     for args in (
         ["infer"],

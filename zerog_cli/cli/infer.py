@@ -811,7 +811,9 @@ def log(
             "tokens": ""
             if entry.prompt_tokens is None
             else f"{entry.prompt_tokens}+{entry.completion_tokens}",
-            "usd": "" if entry.cost is None else format_usd(entry.cost.usd_micro),
+            "usd": ""
+            if entry.cost is None or entry.cost.usd_micro is None
+            else format_usd(entry.cost.usd_micro),
             "checked": {None: "-", True: "yes", False: "NO"}[entry.verified],
             "bound": _BINDING_WORDS.get(entry.binding, entry.binding),
             "prompt_line": _one_line(entry.prompt, 40),

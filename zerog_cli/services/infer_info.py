@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from zerog_cli.errors import NotFound, UsageError
-from zerog_cli.infra.units import INT64_MAX, Amount, Cost
+from zerog_cli.infra.units import INT64_MAX, Amount, RecordedCost
 from zerog_cli.ledger import alerts
 from zerog_cli.ledger import inference as inference_rows
 from zerog_cli.ledger.db import Page
@@ -171,7 +171,7 @@ def _log_entry(row: dict[str, Any]) -> LogEntry:
         response=row["response"],
         prompt_tokens=row["prompt_tokens"],
         completion_tokens=row["completion_tokens"],
-        cost=None if neuron is None else Cost.of_both(int(neuron), row["usd_micro"] or 0),
+        cost=None if neuron is None else RecordedCost.of_both(int(neuron), row["usd_micro"]),
         chat_id=row["chat_id"],
         duration_ms=row["duration_ms"],
         status=row["status"],

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from zerog_cli.infra.choices import InferBackend
-from zerog_cli.infra.units import Amount, Cost, format_0g
+from zerog_cli.infra.units import Amount, Cost, RecordedCost, format_0g
 from zerog_cli.zerog.compute_provider import Binding, SignedFamily
 
 
@@ -291,7 +291,8 @@ class FundingReport:
 
 @dataclass(frozen=True)
 class LogEntry:
-    """One logged request (``cost``: None when the provider never said what it billed;
+    """One logged request (``cost``: None when the provider never said what it billed, its
+    ``usd_micro`` None when the row holds no price;
     ``verified``: None when the signature was not checked, ``verification`` why;
     ``binding``: what a verified signature bound; ``backend``: direct or router)."""
 
@@ -307,7 +308,7 @@ class LogEntry:
     response: str | None
     prompt_tokens: int | None
     completion_tokens: int | None
-    cost: Cost | None
+    cost: RecordedCost | None
     chat_id: str | None
     duration_ms: int
     status: Literal["ok", "mismatch", "unverified", "error", "overclaimed"]
