@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 pytest_plugins = ["tests.devnet_harness", "tests.ledger_backends"]
 
@@ -21,6 +22,17 @@ REPO = Path(__file__).resolve().parent.parent
 # in tests/reliability can prove that this value is never written anywhere.
 TEST_PRIVATE_KEY = "0xa0ac914a2b37a6a6c604ac4362218d5692109c13aea88ac6cece7e8f175520a5"
 TEST_ADDRESS = "0x9C6b7c376CC2204EeDAB4480Ccf280a7d76154ac"
+
+settings.register_profile(
+    "zerog",
+    # The same examples on every `make test` run, so a property test passes or fails the
+    # same way each time; `make soak` (ZEROG_SOAK=1) draws fresh ones. No timing checks:
+    # a loaded machine generates examples slowly, which is no finding.
+    derandomize=os.environ.get("ZEROG_SOAK", "") in ("", "0"),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile("zerog")
 
 ISOLATED_ENV_PREFIXES = ("ZEROG_",)
 # Test-harness settings, not zerog configuration: kept when the environment is cleared.
