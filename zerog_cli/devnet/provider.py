@@ -273,8 +273,8 @@ class _Signed:
     text: str
     signature: str
     created: int
-    ready_at: float
-    """Monotonic time from which the signature is served (a delayed broker's)."""
+    misses: int
+    """Requests still to answer "not signed yet" before the signature is served."""
     routing: dict[str, str] | None = None
 
 
@@ -619,7 +619,7 @@ class DevnetProvider:
             text,
             sign_response_text(self.kind.tee_key, text),
             _now(),
-            time.monotonic() + self.kind.signature_delay,
+            self.kind.signature_misses,
             routing,
         )
         with self._lock:
@@ -632,9 +632,11 @@ class DevnetProvider:
         with self._lock:
             signed = self._signatures.get(chat_id)
             tamper = self.settings.tamper_signatures
+            if signed is not None and signed.misses:
+                self._signatures[chat_id] = replace(signed, misses=signed.misses - 1)
         if signed is None or signed.created < _now() - SIGNATURE_TTL_S:
             return _error("Chat id not found or expired, chat_id_not_found", 404)
-        if time.monotonic() < signed.ready_at:
+        if signed.misses:
             # Not signed yet: older brokers signed after flushing the body and
             # answered a miss with their default 400 (signature_race_test.go).
             return _error(

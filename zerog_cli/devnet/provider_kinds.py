@@ -68,8 +68,9 @@ class ProviderKind:
     max_completion_tokens: int | None = None
     """``enforceMaxCompletionTokens``: cap or inject ``max_tokens`` before forwarding."""
     context_length: int = 32_768
-    signature_delay: float = 0.0
-    """Seconds after the answer before the signature exists (answered 400 until then)."""
+    signature_misses: int = 0
+    """Requests for an answer's signature answered 400 (not signed yet) before it is
+    served: a count, not a time, so what a client sees does not depend on the load."""
     models: tuple[ModelPrice, ...] = ()
     """Multi-model services: every model served, with its own prices."""
 
@@ -146,7 +147,7 @@ DELAYED = ProviderKind(
     input_price=55_000_000_000,
     output_price=110_000_000_000,
     additional_info=SERVICE_ADDITIONAL_INFO,
-    signature_delay=1.0,
+    signature_misses=1,
 )
 MULTI_SMALL = ModelPrice("devnet-multi-small", 20_000_000_000, 40_000_000_000)
 MULTI_LARGE = ModelPrice("devnet-multi-large", 200_000_000_000, 400_000_000_000, cache_divisor=4)
