@@ -446,4 +446,3 @@ def test_64_mib_upload_through_json_rpc(devnet: DevnetProcess) -> None:
     elapsed = time.monotonic() - started
     assert rpc(devnet.node_urls[0], "zgs_checkFileFinalized", [event.tx_seq]) is True
     print(f"64 MiB: {tree.num_data_segments} segments uploaded in {elapsed:.1f} s")
-    assert elapsed < 120
