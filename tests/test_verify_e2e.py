@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Result
-from tests.devnet_harness import DevnetProcess, start_devnet
+from tests.devnet_harness import DevnetProcess, paused, start_devnet
 from tests.prometheus_tools import free_port
 from zerog_cli.infra.locking import lock_path, read_holder
 
@@ -199,11 +199,12 @@ def test_wait_lock_waits_for_the_running_verify(
     first = _slow_verify(net)
     try:
         pid = _wait_for_holder(zerog_home, first)
-        second = _slow_verify(net, "--wait-lock")
-        assert second.stderr is not None
-        # Once the second run says it waits, the slowness has done its job: both runs
-        # then finish at the devnet's normal speed.
-        waiting = second.stderr.readline()
+        # The first run is paused until the second says it waits, so it still holds the
+        # lock however long the second takes to start; then both finish at normal speed.
+        with paused(first):
+            second = _slow_verify(net, "--wait-lock")
+            assert second.stderr is not None
+            waiting = second.stderr.readline()
     finally:
         net.clear_faults()
     _, rest = second.communicate(timeout=120)
