@@ -256,10 +256,11 @@ def paused(process: subprocess.Popen[bytes]) -> Iterator[None]:
 def slow_upload(
     net: DevnetProcess, *args: str, env: dict[str, str] | None = None
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """``zerog upload ARGS`` in a child process while every storage node call takes 400 ms,
-    so a test can act on a run in flight. On exit a child still running is killed and
-    the faults are cleared."""
-    net.set_faults(latency_ms=400, targets=["node"])
+    """``zerog upload ARGS`` in a child process while every storage node call takes 1 s,
+    so a test can act on a run in flight (a reserved name, a journaled payment) before it
+    ends, even on a loaded machine. On exit a child still running is killed and the
+    faults are cleared."""
+    net.set_faults(latency_ms=1000, targets=["node"])
     child = subprocess.Popen(
         [sys.executable, "-m", "zerog_cli", "upload", *args],
         stdout=subprocess.PIPE,
