@@ -170,14 +170,12 @@ def test_retries_exhausted_names_endpoint_and_error(
 
 
 @pytest.mark.parametrize("direct", [False, True], ids=["requests", "direct"])
-def test_connection_refused_is_retried_then_network_unavailable(direct: bool) -> None:
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+def test_connection_refused_is_retried_then_network_unavailable(
+    direct: bool, refused_port: int
+) -> None:
     client = HttpClient(retry=FAST)
     with pytest.raises(NetworkUnavailable) as info:
-        client.request("GET", f"http://127.0.0.1:{port}/", direct=direct)
+        client.request("GET", f"http://127.0.0.1:{refused_port}/", direct=direct)
     assert "refused" in str(info.value).lower()
 
 

@@ -179,10 +179,9 @@ def test_a_password_in_the_url_is_refused_and_secrets_are_never_printed(
 
 
 def test_an_unreachable_database_is_exit_6(
-    zerog: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
+    zerog: Callable[..., Result], monkeypatch: pytest.MonkeyPatch, refused_port: int
 ) -> None:
-    port = postgres_harness.free_port()
-    monkeypatch.setenv("ZEROG_LEDGER_URL", f"postgresql://zerog@127.0.0.1:{port}/ledger")
+    monkeypatch.setenv("ZEROG_LEDGER_URL", f"postgresql://zerog@127.0.0.1:{refused_port}/ledger")
     result = zerog("quota", "show", "alice")
     assert result.exit_code == 6, result
     assert result.stderr.count("error:") == 1

@@ -335,11 +335,11 @@ def test_a_pushgateway_receives_the_push_and_serves_it(
 
 
 def test_a_dead_pushgateway_is_a_warning_not_a_failed_verify(
-    cli: Callable[..., Result], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    cli: Callable[..., Result], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, refused_port: int
 ) -> None:
     _backup(cli, tmp_path, "c.bin")
     monkeypatch.setenv("ZEROG_HTTP_MAX_TRIES", "1")
-    ran = cli("verify", "--pushgateway", f"http://127.0.0.1:{free_port()}")
+    ran = cli("verify", "--pushgateway", f"http://127.0.0.1:{refused_port}")
     assert ran.exit_code == 0
     assert "warning: metrics push failed" in ran.stderr
 

@@ -23,7 +23,6 @@ import pytest
 
 from tests.conftest import Result
 from tests.devnet_harness import DevnetProcess, paused, start_devnet
-from tests.prometheus_tools import free_port
 from zerog_cli.infra.locking import lock_path, read_holder
 
 pytestmark = pytest.mark.devnet
@@ -117,10 +116,14 @@ def test_backups_unknown_to_the_network_are_missing(
 
 
 def test_an_unreachable_network_is_exit_6_and_stops_early(
-    cli: Callable[..., Result], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, zerog_home: Path
+    cli: Callable[..., Result],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    zerog_home: Path,
+    refused_port: int,
 ) -> None:
     made = make_backups(cli, tmp_path, 4, size=3000)
-    monkeypatch.setenv("ZEROG_DEVNET_URL", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("ZEROG_DEVNET_URL", f"http://127.0.0.1:{refused_port}")
     monkeypatch.setenv("ZEROG_HTTP_MAX_TRIES", "1")
     result = cli("verify", "--json")
     assert result.exit_code == 6, result
