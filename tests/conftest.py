@@ -36,13 +36,16 @@ settings.register_profile(
 settings.load_profile("zerog")
 
 ISOLATED_ENV_PREFIXES = ("ZEROG_",)
-# Test-harness settings, not zerog configuration: kept when the environment is cleared.
+# Test-harness settings, not zerog configuration: kept when the environment is cleared (the
+# chain and indexer switches are read when a test's own devnet starts, after the clearing).
 HARNESS_ENV_NAMES = (
     "ZEROG_CONFORMANCE_DIR",
     "ZEROG_NPM_CACHE",
     "ZEROG_SOAK",
     "ZEROG_CHAOS_SEED",
     "ZEROG_CRASH_SEED",
+    "ZEROG_TEST_CHAIN",
+    "ZEROG_TEST_INDEXER",
 )
 ISOLATED_ENV_NAMES = (
     "CIRCLE_API_KEY",
@@ -78,15 +81,20 @@ class Result:
         return f"Result(exit={self.exit_code}, stdout={tail_out!r}, stderr={tail_err!r})"
 
 
-@pytest.fixture(autouse=True)
-def zerog_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Point ZEROG_HOME at a temp folder and clear every zerog variable and secret."""
+def clear_zerog_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Remove every zerog variable and secret from the environment, harness switches aside."""
     for name in list(os.environ):
         if name.startswith(ISOLATED_ENV_PREFIXES) and name not in HARNESS_ENV_NAMES:
             monkeypatch.delenv(name, raising=False)
     for name in ISOLATED_ENV_NAMES:
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(f"{name}_FILE", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def zerog_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point ZEROG_HOME at a temp folder and clear every zerog variable and secret."""
+    clear_zerog_environment(monkeypatch)
     home = tmp_path / "zerog-home"
     monkeypatch.setenv("ZEROG_HOME", str(home))
     monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.null.Keyring")

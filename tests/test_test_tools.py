@@ -12,6 +12,7 @@ packages.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +20,8 @@ from pathlib import Path
 import pytest
 
 from tests import run_suite
-from tests.conftest import REPO
+from tests.conftest import REPO, clear_zerog_environment
+from tests.devnet_harness import CHAIN_SWITCH, INDEXER_SWITCH
 
 PROMETHEUS_COMMANDS = (
     "promtool",
@@ -166,3 +168,14 @@ def test_make_test_fails_when_pytest_collects_nothing() -> None:
         run_suite.run("pytest", sys.executable, "-c", "raise SystemExit(5)")
 
     assert stopped.value.code == "pytest collected no tests: failing on purpose"
+
+
+def test_the_devnet_switches_survive_the_cleared_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(CHAIN_SWITCH, "anvil")
+    monkeypatch.setenv(INDEXER_SWITCH, "official")
+    monkeypatch.setenv("ZEROG_RPC_URL", "http://127.0.0.1:1")
+    clear_zerog_environment(monkeypatch)
+    assert os.environ[CHAIN_SWITCH] == "anvil" and os.environ[INDEXER_SWITCH] == "official"
+    assert "ZEROG_RPC_URL" not in os.environ
