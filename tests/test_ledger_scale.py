@@ -12,7 +12,7 @@ same totals with trigger functions of its own.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -347,6 +347,35 @@ def test_a_bad_page_is_a_usage_error(
     assert "Traceback" not in result.stderr
 
 
+BackupsByHand = dict[int, tuple[str, str | None, list[tuple[str, str]]]]
+"""Backup id: (created, retired, [(check status, checked)])."""
+
+
+def _insert_backups_by_hand(
+    execute: Callable[[str, Sequence[Any]], object], backups_by_hand: BackupsByHand
+) -> None:
+    """Backups in namespace photos, each with its object and its checks, written by plain SQL."""
+    for backup_id, (created, retired, checks) in backups_by_hand.items():
+        execute(
+            "INSERT INTO objects (id, namespace, name, root, tx_seq, size, sha256, network,"
+            " encrypted, uploader, fee_neuron, created_at)"
+            " VALUES (?, 'photos', ?, '0xr', 1, 10, 's', 'devnet', 0, 'alice', '0', ?)",
+            (backup_id, f"o{backup_id}", created),
+        )
+        execute(
+            "INSERT INTO storage_backups (id, namespace, label, source_path, object_id, root,"
+            " tx_seq, size, sha256, encrypted, network, created_at, retired_at)"
+            " VALUES (?, 'photos', 'db', '/srv', ?, '0xr', 1, 10, 's', 0, 'devnet', ?, ?)",
+            (backup_id, backup_id, created, retired),
+        )
+        for status, checked in checks:
+            execute(
+                "INSERT INTO verifications (backup_id, run_id, status, checked_at)"
+                " VALUES (?, 'run', ?, ?)",
+                (backup_id, status, checked),
+            )
+
+
 def test_backup_unverified_selects_in_sql_and_counts_rows_written_by_hand(
     zerog, zerog_home: Path
 ) -> None:
@@ -357,8 +386,7 @@ def test_backup_unverified_selects_in_sql_and_counts_rows_written_by_hand(
 
     assert zerog("ledger", "migrate").exit_code == 0
     _fill_listings(zerog_home / "ledger.db", 0)
-    # id: (created, retired, [(status, checked)])
-    backups_by_hand = {
+    backups_by_hand: BackupsByHand = {
         1: (ago(days=10), None, [("ok", ago(days=1))]),
         2: (ago(days=10), None, [("ok", ago(days=5)), ("mismatch", ago(hours=1))]),
         3: (ago(days=2), None, []),
@@ -366,24 +394,7 @@ def test_backup_unverified_selects_in_sql_and_counts_rows_written_by_hand(
         5: (ago(days=30), ago(days=20), []),
     }
     with sqlite3.connect(zerog_home / "ledger.db") as conn:
-        for backup_id, (created, retired, checks) in backups_by_hand.items():
-            conn.execute(
-                "INSERT INTO objects (id, namespace, name, root, tx_seq, size, sha256, network,"
-                " encrypted, uploader, fee_neuron, created_at)"
-                " VALUES (?, 'photos', ?, '0xr', 1, 10, 's', 'devnet', 0, 'alice', '0', ?)",
-                (backup_id, f"o{backup_id}", created),
-            )
-            conn.execute(
-                "INSERT INTO storage_backups (id, namespace, label, source_path, object_id, root,"
-                " tx_seq, size, sha256, encrypted, network, created_at, retired_at)"
-                " VALUES (?, 'photos', 'db', '/srv', ?, '0xr', 1, 10, 's', 0, 'devnet', ?, ?)",
-                (backup_id, backup_id, created, retired),
-            )
-            conn.executemany(
-                "INSERT INTO verifications (backup_id, run_id, status, checked_at)"
-                " VALUES (?, 'run', ?, ?)",
-                [(backup_id, status, checked) for status, checked in checks],
-            )
+        _insert_backups_by_hand(conn.execute, backups_by_hand)
     result = zerog("backup", "unverified", "--max-age", "3d", "--json")
     assert result.exit_code == 3, result
     assert result.json["live_backups"] == 4
@@ -494,8 +505,7 @@ def test_status_reads_each_backups_last_ok_check_however_many_checks_it_has(
     ledger_backend.execute(
         "INSERT INTO namespaces (name, owner, created_at) VALUES ('photos', 'alice', ?)", (stamp,)
     )
-    # id: (created, retired, [(status, checked)])
-    backups_by_hand = {
+    backups_by_hand: BackupsByHand = {
         1: (
             "2026-11-03T00:00:00Z",
             None,
@@ -508,25 +518,7 @@ def test_status_reads_each_backups_last_ok_check_however_many_checks_it_has(
         ),
         3: ("2026-11-01T00:00:00Z", "2026-11-02T00:00:00Z", [("ok", "2026-11-08T00:00:00Z")]),
     }
-    for backup_id, (created, retired, checks) in backups_by_hand.items():
-        ledger_backend.execute(
-            "INSERT INTO objects (id, namespace, name, root, tx_seq, size, sha256, network,"
-            " encrypted, uploader, fee_neuron, created_at)"
-            " VALUES (?, 'photos', ?, '0xr', 1, 10, 's', 'devnet', 0, 'alice', '0', ?)",
-            (backup_id, f"o{backup_id}", created),
-        )
-        ledger_backend.execute(
-            "INSERT INTO storage_backups (id, namespace, label, source_path, object_id, root,"
-            " tx_seq, size, sha256, encrypted, network, created_at, retired_at)"
-            " VALUES (?, 'photos', 'db', '/srv', ?, '0xr', 1, 10, 's', 0, 'devnet', ?, ?)",
-            (backup_id, backup_id, created, retired),
-        )
-        for status, checked in checks:
-            ledger_backend.execute(
-                "INSERT INTO verifications (backup_id, run_id, status, checked_at)"
-                " VALUES (?, 'run', ?, ?)",
-                (backup_id, status, checked),
-            )
+    _insert_backups_by_hand(ledger_backend.execute, backups_by_hand)
     result = zerog("status", "--no-probe", "--json")
     assert result.json is not None, result
     [photos] = result.json["verifications"]
